@@ -1,0 +1,225 @@
+//! RabbitMQ through lapin.
+
+use std::time::Duration;
+
+use futures::{FutureExt, StreamExt};
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions,
+    QueueDeclareOptions,
+};
+use lapin::Confirmation;
+use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, Consumer};
+
+use super::{Delivery, Handle, Queue};
+use crate::{Error, Result};
+
+/// Where the broker is and which queues are ours.
+#[derive(Debug, Clone)]
+pub struct AmqpConfig {
+    pub url: String,
+    pub prefix: String,
+}
+
+impl AmqpConfig {
+    /// The URL with any password replaced, for logs and errors.
+    pub fn redacted_url(&self) -> String {
+        match url::Url::parse(&self.url) {
+            Ok(mut u) if u.password().is_some() => {
+                let _ = u.set_password(Some("***"));
+                u.to_string()
+            }
+            _ => self.url.clone(),
+        }
+    }
+}
+
+pub struct AmqpEndpoint {
+    config: AmqpConfig,
+    _connection: Connection,
+    channel: Channel,
+    consumer: Option<Consumer>,
+}
+
+/// The arguments every declaration of a role queue uses; RabbitMQ refuses a redeclaration
+/// with different ones, so there is exactly one place that says what they are.
+fn role_queue_arguments(prefix: &str) -> FieldTable {
+    let mut args = FieldTable::default();
+    args.insert("x-single-active-consumer".into(), AMQPValue::Boolean(true));
+    args.insert("x-dead-letter-exchange".into(), AMQPValue::LongString(LongString::from("")));
+    args.insert(
+        "x-dead-letter-routing-key".into(),
+        AMQPValue::LongString(LongString::from(Queue::DeadLetter.name(prefix))),
+    );
+    args
+}
+
+impl AmqpEndpoint {
+    /// Connects, enables confirms, declares the queues and (when `consume` is given) starts
+    /// consuming with `prefetch` unacknowledged jobs at most.
+    pub async fn connect(config: &AmqpConfig, consume: Option<Queue>, prefetch: u16) -> Result<AmqpEndpoint> {
+        let redacted = config.redacted_url();
+        let connection = Connection::connect(&config.url, ConnectionProperties::default())
+            .await
+            .map_err(Error::broker(format!("cannot connect to {redacted}")))?;
+        let channel = connection
+            .create_channel()
+            .await
+            .map_err(Error::broker("cannot open a channel"))?;
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await
+            .map_err(Error::broker("cannot enable publisher confirms"))?;
+        declare(&channel, &config.prefix).await?;
+        let consumer = match consume {
+            Some(queue) => {
+                channel
+                    .basic_qos(prefetch, BasicQosOptions::default())
+                    .await
+                    .map_err(Error::broker("cannot set prefetch"))?;
+                let name = queue.name(&config.prefix);
+                Some(
+                    channel
+                        .basic_consume(
+                            ShortString::from(name.as_str()),
+                            ShortString::from(format!("{name}.{}", std::process::id())),
+                            BasicConsumeOptions::default(),
+                            FieldTable::default(),
+                        )
+                        .await
+                        .map_err(Error::broker(format!("cannot consume {name}")))?,
+                )
+            }
+            None => None,
+        };
+        Ok(AmqpEndpoint {
+            config: config.clone(),
+            _connection: connection,
+            channel,
+            consumer,
+        })
+    }
+
+    pub(super) async fn next_batch(&mut self, max: usize) -> Result<Vec<Delivery>> {
+        let consumer = self.consumer.as_mut().expect("a consuming endpoint");
+        let mut batch = Vec::new();
+        let first = consumer
+            .next()
+            .await
+            .ok_or_else(|| Error::BrokerRefused("the broker cancelled our consumer".into()))?
+            .map_err(Error::broker("delivery failed"))?;
+        batch.push(to_delivery(first));
+        // Take what is already here; give a burst in flight a moment to land, so that a
+        // batch coalesces what the publisher sent together.
+        while batch.len() < max {
+            match consumer.next().now_or_never() {
+                Some(Some(d)) => batch.push(to_delivery(d.map_err(Error::broker("delivery failed"))?)),
+                Some(None) => break,
+                None => match tokio::time::timeout(Duration::from_millis(2), consumer.next()).await {
+                    Ok(Some(d)) => batch.push(to_delivery(d.map_err(Error::broker("delivery failed"))?)),
+                    _ => break,
+                },
+            }
+        }
+        Ok(batch)
+    }
+
+    pub(super) async fn publish(&self, queue: Queue, body: &[u8], reason: Option<&str>) -> Result<()> {
+        let name = queue.name(&self.config.prefix);
+        let mut properties = BasicProperties::default()
+            .with_delivery_mode(2)
+            .with_content_type(ShortString::from("application/json"));
+        if let Some(reason) = reason {
+            let mut headers = FieldTable::default();
+            headers.insert("x-rejection-reason".into(), AMQPValue::LongString(LongString::from(reason)));
+            properties = properties.with_headers(headers);
+        }
+        let confirm = self
+            .channel
+            .basic_publish(
+                ShortString::from(""),
+                ShortString::from(name.as_str()),
+                BasicPublishOptions {
+                    mandatory: true,
+                    ..Default::default()
+                },
+                body,
+                properties,
+            )
+            .await
+            .map_err(Error::broker(format!("cannot publish to {name}")))?
+            .await
+            .map_err(Error::broker(format!("no confirm from {name}")))?;
+        match confirm {
+            Confirmation::Ack(None) => Ok(()),
+            Confirmation::Ack(Some(_)) => Err(Error::BrokerRefused(format!(
+                "{name} does not exist, so the job was returned unrouted; start the signers once \
+                 (they declare their queues) or load the broker definitions"
+            ))),
+            Confirmation::Nack(_) => Err(Error::BrokerRefused(format!("the broker refused to store a job for {name}"))),
+            Confirmation::NotRequested => Err(Error::BrokerRefused("publisher confirms are off".into())),
+        }
+    }
+
+    pub(super) async fn ack(&self, batch: &[Delivery]) -> Result<()> {
+        if let Some(Delivery {
+            handle: Handle::Amqp(acker),
+            ..
+        }) = batch.last()
+        {
+            acker
+                .ack(BasicAckOptions { multiple: true })
+                .await
+                .map_err(Error::broker("cannot acknowledge"))?;
+        }
+        Ok(())
+    }
+
+    /// Messages waiting in a queue (for status and tests).
+    pub async fn depth(&self, queue: Queue) -> Result<u32> {
+        let name = queue.name(&self.config.prefix);
+        let q = self
+            .channel
+            .queue_declare(
+                ShortString::from(name.as_str()),
+                QueueDeclareOptions {
+                    passive: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .map_err(Error::broker(format!("cannot inspect {name}")))?;
+        Ok(q.message_count())
+    }
+}
+
+fn to_delivery(d: lapin::message::Delivery) -> Delivery {
+    Delivery {
+        body: d.data,
+        redelivered: d.redelivered,
+        handle: Handle::Amqp(d.acker),
+    }
+}
+
+async fn declare(channel: &Channel, prefix: &str) -> Result<()> {
+    let durable = QueueDeclareOptions {
+        durable: true,
+        ..Default::default()
+    };
+    let dlq = Queue::DeadLetter.name(prefix);
+    channel
+        .queue_declare(ShortString::from(dlq.as_str()), durable, FieldTable::default())
+        .await
+        .map_err(Error::broker(format!("cannot declare {dlq}")))?;
+    for queue in [Queue::Targets, Queue::Snapshot, Queue::Timestamp] {
+        let name = queue.name(prefix);
+        channel
+            .queue_declare(ShortString::from(name.as_str()), durable, role_queue_arguments(prefix))
+            .await
+            .map_err(Error::broker(format!(
+                "cannot declare {name} (if it exists with other arguments, delete it or use another --queue-prefix)"
+            )))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,87 @@
+//! How jobs travel between the roles.
+//!
+//! Over RabbitMQ ([`amqp`]) every role has one durable queue with single-active-consumer
+//! (a second replica is a hot standby), persistent messages, publisher confirms and manual
+//! acks. Without a broker ([`memory`]) the three roles run in one process and pass jobs over
+//! in-process channels, fed from an inbox folder so that submissions survive a restart.
+
+pub mod amqp;
+pub mod memory;
+
+use crate::Result;
+
+/// The queues of one deployment. A prefix keeps several deployments (or tests) apart on
+/// one broker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Queue {
+    Targets,
+    Snapshot,
+    Timestamp,
+    DeadLetter,
+}
+
+impl Queue {
+    pub fn name(self, prefix: &str) -> String {
+        let base = match self {
+            Queue::Targets => "tuf.targets",
+            Queue::Snapshot => "tuf.snapshot",
+            Queue::Timestamp => "tuf.timestamp",
+            Queue::DeadLetter => "tuf.dead-letter",
+        };
+        format!("{prefix}{base}")
+    }
+}
+
+/// A received job, to acknowledge once its effects are durable.
+#[derive(Debug)]
+pub struct Delivery {
+    pub body: Vec<u8>,
+    pub redelivered: bool,
+    handle: Handle,
+}
+
+#[derive(Debug)]
+enum Handle {
+    Amqp(lapin::Acker),
+    Memory(Option<std::path::PathBuf>),
+}
+
+/// A connection for one role: consumes its queue, publishes downstream.
+pub enum Endpoint {
+    Amqp(amqp::AmqpEndpoint),
+    Memory(memory::MemoryEndpoint),
+}
+
+impl Endpoint {
+    /// Waits for at least one job, then takes whatever else is already waiting, up to `max`.
+    pub async fn next_batch(&mut self, max: usize) -> Result<Vec<Delivery>> {
+        match self {
+            Endpoint::Amqp(e) => e.next_batch(max).await,
+            Endpoint::Memory(e) => e.next_batch(max).await,
+        }
+    }
+
+    /// Publishes persistently and returns once the broker has confirmed it.
+    pub async fn publish(&self, queue: Queue, body: &[u8]) -> Result<()> {
+        match self {
+            Endpoint::Amqp(e) => e.publish(queue, body, None).await,
+            Endpoint::Memory(e) => e.publish(queue, body),
+        }
+    }
+
+    /// Moves a job that cannot be processed to the dead-letter queue, with the reason.
+    pub async fn dead_letter(&self, delivery: &Delivery, reason: &str) -> Result<()> {
+        match self {
+            Endpoint::Amqp(e) => e.publish(Queue::DeadLetter, &delivery.body, Some(reason)).await,
+            Endpoint::Memory(e) => e.dead_letter(delivery, reason),
+        }
+    }
+
+    /// Acknowledges a whole batch.
+    pub async fn ack(&self, batch: &[Delivery]) -> Result<()> {
+        match self {
+            Endpoint::Amqp(e) => e.ack(batch).await,
+            Endpoint::Memory(e) => e.ack(batch),
+        }
+    }
+}

@@ -1,0 +1,69 @@
+//! One error type for the whole crate. Every variant says what failed and, where it helps,
+//! what to do next, because these messages are what an operator reads at 3 a.m.
+
+use std::path::PathBuf;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{context}: {path}: {source}")]
+    Io {
+        context: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+
+    #[error("{path}: not valid {what} metadata: {source}")]
+    Parse {
+        what: &'static str,
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+
+    #[error("cannot encode {what} as canonical JSON: {reason}")]
+    Canonical { what: String, reason: String },
+
+    #[error("key {path}: {reason}")]
+    Key { path: PathBuf, reason: String },
+
+    #[error("repository {path}: {reason}")]
+    Repository { path: PathBuf, reason: String },
+
+    #[error("invalid job: {0}")]
+    InvalidJob(String),
+
+    #[error("broker: {context}: {source}")]
+    Broker {
+        context: String,
+        source: lapin::Error,
+    },
+
+    #[error("broker: {0}")]
+    BrokerRefused(String),
+
+    #[error("verification failed: {0}")]
+    Verify(String),
+
+    #[error("download {url}: {reason}")]
+    Download { url: String, reason: String },
+
+    #[error("{0}")]
+    Usage(String),
+}
+
+impl Error {
+    pub fn io(context: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Error {
+        let path = path.into();
+        move |source| Error::Io {
+            context,
+            path,
+            source,
+        }
+    }
+
+    pub fn broker(context: impl Into<String>) -> impl FnOnce(lapin::Error) -> Error {
+        let context = context.into();
+        move |source| Error::Broker { context, source }
+    }
+}

@@ -1,0 +1,215 @@
+//! The messages between the roles, and the checks that decide what goes to the dead-letter
+//! queue. A job says what changed, and carries what the next role needs to sign (versions,
+//! lengths, hashes of the files written), so no role reads another role's key or state.
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+use crate::repository::MetaEntry;
+use crate::{Error, Result};
+
+/// Longest target name we sign, in bytes.
+pub const MAX_NAME_LEN: usize = 1024;
+/// Largest target we sign (1 TiB): a bigger length is a mistake, not a release.
+pub const MAX_TARGET_LENGTH: u64 = 1 << 40;
+
+/// Something a queue carries.
+pub trait Job: DeserializeOwned + Serialize + Send + 'static {
+    /// How many items the job holds, for the batch log line.
+    fn items(&self) -> usize;
+}
+
+/// To the targets signer: releases to add and names to remove.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetsJob {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub add: Vec<NewTarget>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub remove: Vec<String>,
+}
+
+/// One release (or Composer metadata file) to sign.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewTarget {
+    pub name: String,
+    pub length: u64,
+    pub hashes: TargetHashes,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetHashes {
+    pub sha256: String,
+    pub sha512: String,
+}
+
+/// To the snapshot signer: the new versions of targets files, `"bin-000-001.json" -> meta`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SnapshotJob {
+    pub meta: BTreeMap<String, MetaEntry>,
+}
+
+/// To the timestamp signer: the snapshot it should point at.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TimestampJob {
+    pub snapshot: MetaEntry,
+}
+
+impl Job for TargetsJob {
+    fn items(&self) -> usize {
+        self.add.len() + self.remove.len()
+    }
+}
+
+impl Job for SnapshotJob {
+    fn items(&self) -> usize {
+        self.meta.len()
+    }
+}
+
+impl Job for TimestampJob {
+    fn items(&self) -> usize {
+        1
+    }
+}
+
+impl TargetsJob {
+    /// Every check a targets job must pass before it may touch a bin.
+    pub fn check(&self) -> Result<()> {
+        if self.add.is_empty() && self.remove.is_empty() {
+            return Err(Error::InvalidJob("the job adds and removes nothing".into()));
+        }
+        for t in &self.add {
+            check_target_name(&t.name)?;
+            if t.length > MAX_TARGET_LENGTH {
+                return Err(Error::InvalidJob(format!(
+                    "{}: length {} is larger than any release can be ({MAX_TARGET_LENGTH} bytes)",
+                    t.name, t.length
+                )));
+            }
+            check_hex(&t.name, "sha256", &t.hashes.sha256, 64)?;
+            check_hex(&t.name, "sha512", &t.hashes.sha512, 128)?;
+        }
+        for name in &self.remove {
+            check_target_name(name)?;
+        }
+        Ok(())
+    }
+}
+
+/// A checked meta entry: a real version, a plausible length, a SHA-256.
+pub fn check_meta(name: &str, meta: &MetaEntry) -> Result<()> {
+    if meta.version == 0 {
+        return Err(Error::InvalidJob(format!("{name}: version 0 is not a TUF version")));
+    }
+    if meta.length == 0 || meta.length > MAX_TARGET_LENGTH {
+        return Err(Error::InvalidJob(format!("{name}: length {} cannot be a metadata file's", meta.length)));
+    }
+    check_hex(name, "sha256", &meta.sha256, 64)
+}
+
+/// Target names are paths relative to the targets folder: `drupal/token/1.9.0.0`,
+/// `p2/drupal/token.json`. We refuse what could escape that folder or confuse a client:
+/// `..` and `.` segments, absolute paths, empty segments, backslashes, control characters
+/// (NUL included), and names over [`MAX_NAME_LEN`] bytes. Other Unicode and spaces are fine:
+/// our canonical JSON matches python-tuf's for them.
+pub fn check_target_name(name: &str) -> Result<()> {
+    let bad = |why: &str| Err(Error::InvalidJob(format!("target name {name:?}: {why}")));
+    if name.is_empty() {
+        return bad("is empty");
+    }
+    if name.len() > MAX_NAME_LEN {
+        return bad(&format!("is {} bytes long; the limit is {MAX_NAME_LEN}", name.len()));
+    }
+    if name.chars().any(|c| c.is_control()) {
+        return bad("contains a control character (NUL, newline, …)");
+    }
+    if name.starts_with('/') {
+        return bad("is absolute; give the path relative to the targets folder");
+    }
+    if name.contains('\\') {
+        return bad("contains a backslash; use / between folders");
+    }
+    for segment in name.split('/') {
+        match segment {
+            "" => return bad("has an empty path segment (// or a trailing /)"),
+            "." | ".." => return bad("has a . or .. segment"),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn check_hex(name: &str, algorithm: &str, value: &str, len: usize) -> Result<()> {
+    if value.len() != len || !value.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        return Err(Error::InvalidJob(format!(
+            "{name}: {algorithm} must be {len} lowercase hex digits, got {value:?}"
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target(name: &str) -> NewTarget {
+        NewTarget {
+            name: name.into(),
+            length: 3,
+            hashes: TargetHashes {
+                sha256: "a".repeat(64),
+                sha512: "b".repeat(128),
+            },
+        }
+    }
+
+    #[test]
+    fn good_names_pass() {
+        for name in ["drupal/token/1.9.0.0", "p2/drupal/token.json", "pkgs/foo bar", "caf\u{e9}/x"] {
+            check_target_name(name).unwrap();
+        }
+    }
+
+    #[test]
+    fn bad_names_say_why() {
+        for (name, why) in [
+            ("", "empty"),
+            ("../etc/passwd", ".."),
+            ("a/../b", ".."),
+            ("/abs", "absolute"),
+            ("a\0b", "control"),
+            ("a//b", "empty path segment"),
+            ("a/", "empty path segment"),
+            ("a\\b", "backslash"),
+        ] {
+            let err = check_target_name(name).unwrap_err().to_string();
+            assert!(err.contains(why), "{name:?}: {err}");
+        }
+        let long = "a".repeat(MAX_NAME_LEN + 1);
+        assert!(check_target_name(&long).unwrap_err().to_string().contains("limit"));
+    }
+
+    #[test]
+    fn impossible_lengths_and_hashes_are_refused() {
+        let mut t = target("a/b");
+        t.length = MAX_TARGET_LENGTH + 1;
+        let job = TargetsJob { add: vec![t], remove: vec![] };
+        assert!(job.check().unwrap_err().to_string().contains("larger"));
+        let mut t = target("a/b");
+        t.hashes.sha256 = "XYZ".into();
+        let job = TargetsJob { add: vec![t], remove: vec![] };
+        assert!(job.check().unwrap_err().to_string().contains("sha256"));
+        assert!(TargetsJob::default().check().is_err());
+    }
+
+    #[test]
+    fn unknown_fields_do_not_parse() {
+        assert!(serde_json::from_str::<TargetsJob>(r#"{"add":[],"frobnicate":1}"#).is_err());
+    }
+}

@@ -1,0 +1,25 @@
+//! package-signing: signs a Composer package repository with The Update Framework (TUF).
+//!
+//! The pieces, each in its own module:
+//! - [`canonical`]: canonical JSON, byte for byte what python-tuf (securesystemslib) signs.
+//! - [`keys`]: ed25519 signing keys (one file per role) and signature checks.
+//! - [`repository`]: the files on disk: names, durable writes, hashed bins, `init`.
+//! - [`jobs`]: the messages that flow between the roles, and the checks on them.
+//! - [`roles`]: what each online role does with a batch of jobs (targets, snapshot, timestamp).
+//! - [`broker`]: how jobs travel: RabbitMQ, or an in-process queue for the embedded mode.
+//! - [`worker`]: the loop every signer runs: take a batch, sign, write, hand on, acknowledge.
+//! - [`client`]: the packaging-pipeline side: submit releases, wait, status, and the verifying
+//!   TUF client that Composer's plugin stands for.
+
+pub mod broker;
+pub mod canonical;
+pub mod client;
+pub mod error;
+pub mod jobs;
+pub mod keys;
+pub mod logging;
+pub mod repository;
+pub mod roles;
+pub mod worker;
+
+pub use error::{Error, Result};

@@ -1,0 +1,116 @@
+//! Hashed bins: which bin role holds a target, by the SHA-256 of its name.
+//!
+//! With `2^k` bins we use the shortest hex prefix that gives at least that many values, and
+//! each bin takes a contiguous run of prefixes: 2048 bins → 3 hex digits, 2 prefixes a bin,
+//! named `bin-000-001`, `bin-002-003`, … This is the python-tuf `hashed_bin_delegation`
+//! scheme with plain `path_hash_prefixes`, which php-tuf also reads (it refuses TAP-15
+//! succinct roles).
+
+use aws_lc_rs::digest::{digest, SHA256};
+
+use crate::{Error, Result};
+
+pub const MAX_BINS: u32 = 16384;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HashBins {
+    count: u32,
+    prefix_len: usize,
+    per_bin: u32,
+}
+
+impl HashBins {
+    pub fn new(count: u32) -> Result<HashBins> {
+        if count == 0 || count > MAX_BINS || !count.is_power_of_two() {
+            return Err(Error::Usage(format!(
+                "--bins {count}: the number of bins must be a power of two from 1 to {MAX_BINS} \
+                 (e.g. 256, 2048, 16384)"
+            )));
+        }
+        let bits = count.trailing_zeros() as usize;
+        let prefix_len = bits.div_ceil(4).max(1);
+        let per_bin = (16u32.pow(prefix_len as u32)) / count;
+        Ok(HashBins {
+            count,
+            prefix_len,
+            per_bin,
+        })
+    }
+
+    pub fn count(&self) -> u32 {
+        self.count
+    }
+
+    /// The bin number a target name falls in.
+    pub fn index_of(&self, target: &str) -> u32 {
+        let hash = digest(&SHA256, target.as_bytes());
+        let bytes = hash.as_ref();
+        // The first `prefix_len` hex digits as a number (at most 4 digits = 2 bytes).
+        let first = u32::from(bytes[0]) << 8 | u32::from(bytes[1]);
+        let prefix = first >> (16 - 4 * self.prefix_len);
+        prefix / self.per_bin
+    }
+
+    /// The role name of bin `index`.
+    pub fn name(&self, index: u32) -> String {
+        let first = index * self.per_bin;
+        let last = first + self.per_bin - 1;
+        if first == last {
+            format!("bin-{}", self.hex(first))
+        } else {
+            format!("bin-{}-{}", self.hex(first), self.hex(last))
+        }
+    }
+
+    /// The `path_hash_prefixes` of bin `index`.
+    pub fn prefixes(&self, index: u32) -> Vec<String> {
+        let first = index * self.per_bin;
+        (first..first + self.per_bin).map(|p| self.hex(p)).collect()
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = String> + '_ {
+        (0..self.count).map(|i| self.name(i))
+    }
+
+    fn hex(&self, value: u32) -> String {
+        format!("{value:0width$x}", width = self.prefix_len)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shapes_for_common_counts() {
+        let b = HashBins::new(2048).unwrap();
+        assert_eq!(b.name(0), "bin-000-001");
+        assert_eq!(b.name(2047), "bin-ffe-fff");
+        assert_eq!(b.prefixes(1), vec!["002", "003"]);
+        let b = HashBins::new(16).unwrap();
+        assert_eq!(b.name(15), "bin-f");
+        let b = HashBins::new(1).unwrap();
+        assert_eq!(b.name(0), "bin-0-f");
+        assert_eq!(b.prefixes(0).len(), 16);
+        let b = HashBins::new(16384).unwrap();
+        assert_eq!(b.name(16383), "bin-fffc-ffff");
+        assert!(HashBins::new(3000).is_err());
+        assert!(HashBins::new(32768).is_err());
+    }
+
+    #[test]
+    fn a_target_lands_in_the_bin_whose_prefix_matches_its_hash() {
+        for count in [1, 2, 16, 256, 2048, 4096, 16384] {
+            let bins = HashBins::new(count).unwrap();
+            for name in ["drupal/token/1.9.0.0", "p2/drupal/token.json", "a", "x y"] {
+                let hash = hex::encode(digest(&SHA256, name.as_bytes()));
+                let i = bins.index_of(name);
+                assert!(
+                    bins.prefixes(i).iter().any(|p| hash.starts_with(p.as_str())),
+                    "{count} bins: {name} in {}",
+                    bins.name(i)
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,81 @@
+//! How long each role's metadata stays valid, in whole seconds (python-tuf refuses fractions).
+
+use std::time::Duration;
+
+use crate::{Error, Result};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Expiries {
+    pub root: Duration,
+    pub targets: Duration,
+    pub bins: Duration,
+    pub snapshot: Duration,
+    pub timestamp: Duration,
+}
+
+const DAY: u64 = 86_400;
+
+impl Default for Expiries {
+    fn default() -> Self {
+        Expiries {
+            root: Duration::from_secs(365 * DAY),
+            targets: Duration::from_secs(365 * DAY),
+            bins: Duration::from_secs(365 * DAY),
+            snapshot: Duration::from_secs(7 * DAY),
+            timestamp: Duration::from_secs(DAY),
+        }
+    }
+}
+
+/// `now + d`, truncated to whole seconds.
+pub fn expires_in(d: Duration) -> jiff::Timestamp {
+    let now = jiff::Timestamp::now().as_second();
+    jiff::Timestamp::from_second(now + d.as_secs() as i64).expect("expiry within jiff's range")
+}
+
+/// Parses `365d`, `12h`, `30m`, `90s` or a plain number of seconds.
+pub fn parse_duration(text: &str) -> Result<Duration> {
+    let text = text.trim();
+    let (number, unit) = match text.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((i, _)) => text.split_at(i),
+        None => (text, "s"),
+    };
+    let n: u64 = number.parse().map_err(|_| bad_duration(text))?;
+    let secs = match unit {
+        "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * DAY,
+        _ => return Err(bad_duration(text)),
+    };
+    if secs == 0 {
+        return Err(bad_duration(text));
+    }
+    Ok(Duration::from_secs(secs))
+}
+
+fn bad_duration(text: &str) -> Error {
+    Error::Usage(format!(
+        "{text:?} is not a duration; write a positive whole number with s, m, h or d (e.g. 7d, 12h)"
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_units() {
+        assert_eq!(parse_duration("7d").unwrap().as_secs(), 7 * DAY);
+        assert_eq!(parse_duration("12h").unwrap().as_secs(), 43_200);
+        assert_eq!(parse_duration("90").unwrap().as_secs(), 90);
+        assert!(parse_duration("1.5d").is_err());
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("3w").is_err());
+    }
+
+    #[test]
+    fn expiry_has_no_fraction() {
+        assert_eq!(expires_in(Duration::from_secs(5)).subsec_nanosecond(), 0);
+    }
+}

@@ -1,0 +1,171 @@
+//! `tuf-signer init`: the keys and the first signed version of every role.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use tough::schema::{
+    DelegatedRole, Delegations, PathHashPrefix, PathSet, Role, RoleKeys, RoleType, Root, Snapshot,
+    Targets, Timestamp,
+};
+
+use super::expiry::expires_in;
+use super::layout::{create_dir, write_durably};
+use super::signed::{hex_decoded, non_zero, sign, SignedFile};
+use super::MetaEntry;
+use super::{Expiries, HashBins, Layout, SPEC_VERSION};
+use crate::keys::SigningKey;
+use crate::{Error, Result};
+
+/// The online roles, each with its own key file `KEYS/<role>.pem`. Root's key is written to
+/// `KEYS/root.pem` and belongs offline: move it away once init is done.
+pub const KEY_ROLES: [&str; 4] = ["root", "targets", "snapshot", "timestamp"];
+
+pub struct InitOptions {
+    pub repo: PathBuf,
+    pub keys: PathBuf,
+    pub bins: u32,
+    pub expiries: Expiries,
+}
+
+/// What init made, for the summary it prints.
+#[derive(Debug)]
+pub struct InitReport {
+    pub key_ids: Vec<(String, String)>,
+    pub files_written: usize,
+}
+
+pub fn key_path(keys_dir: &Path, role: &str) -> PathBuf {
+    keys_dir.join(format!("{role}.pem"))
+}
+
+pub fn init(opts: &InitOptions, mut progress: impl FnMut(usize, usize)) -> Result<InitReport> {
+    let bins = HashBins::new(opts.bins)?;
+    let layout = Layout::new(&opts.repo);
+    if layout.metadata_dir().join("1.root.json").exists() {
+        return Err(Error::Repository {
+            path: opts.repo.clone(),
+            reason: "already initialised (metadata/1.root.json exists); init never overwrites a \
+                     repository: choose an empty folder"
+                .into(),
+        });
+    }
+    for role in KEY_ROLES {
+        let path = key_path(&opts.keys, role);
+        if path.exists() {
+            return Err(Error::Key {
+                path,
+                reason: "already exists; init never overwrites a key: choose an empty --keys folder"
+                    .into(),
+            });
+        }
+    }
+    create_dir(&opts.keys)?;
+    create_dir(&layout.metadata_dir())?;
+    create_dir(&layout.targets_dir())?;
+
+    let mut keys = HashMap::new();
+    let mut key_ids = Vec::new();
+    for role in KEY_ROLES {
+        let (key, pem) = SigningKey::generate()?;
+        SigningKey::save_pem(&pem, &key_path(&opts.keys, role))?;
+        key_ids.push((role.to_string(), key.key_id().to_string()));
+        keys.insert(role, key);
+    }
+
+    let root = build_root(&keys, opts.expiries)?;
+    let root_file = sign(&root, 1, &[&keys["root"]], "root")?;
+    write_durably(&layout.versioned("root", 1), &root_file.bytes)?;
+    write_durably(&layout.metadata_dir().join("root.json"), &root_file.bytes)?;
+
+    let targets_key = &keys["targets"];
+    let mut snapshot = Snapshot::new(SPEC_VERSION.into(), non_zero(1)?, expires_in(opts.expiries.snapshot));
+    let total = bins.count() as usize;
+    for (i, name) in bins.names().enumerate() {
+        let bin = Targets::new(SPEC_VERSION.into(), non_zero(1)?, expires_in(opts.expiries.bins));
+        let file = sign(&bin, 1, &[targets_key], &name)?;
+        write_durably(&layout.versioned(&name, 1), &file.bytes)?;
+        snapshot.meta.insert(format!("{name}.json"), file.meta.to_metafile()?);
+        if (i + 1) % 256 == 0 || i + 1 == total {
+            progress(i + 1, total);
+        }
+    }
+
+    let top = build_top_targets(bins, targets_key, 1, opts.expiries)?;
+    let top_file = sign(&top, 1, &[targets_key], "targets")?;
+    write_durably(&layout.versioned("targets", 1), &top_file.bytes)?;
+    snapshot.meta.insert("targets.json".into(), top_file.meta.to_metafile()?);
+
+    let snapshot_file = sign(&snapshot, 1, &[&keys["snapshot"]], "snapshot")?;
+    write_durably(&layout.versioned("snapshot", 1), &snapshot_file.bytes)?;
+    let timestamp_file = timestamp_for(&snapshot_file.meta, 1, &keys["timestamp"], opts.expiries)?;
+    write_durably(&layout.timestamp(), &timestamp_file.bytes)?;
+
+    Ok(InitReport {
+        key_ids,
+        files_written: total + 5,
+    })
+}
+
+fn build_root(keys: &HashMap<&str, SigningKey>, expiries: Expiries) -> Result<Root> {
+    let mut root = Root {
+        spec_version: SPEC_VERSION.into(),
+        consistent_snapshot: true,
+        version: non_zero(1)?,
+        expires: expires_in(expiries.root),
+        keys: HashMap::new(),
+        roles: HashMap::new(),
+        _extra: HashMap::new(),
+    };
+    for (role, kind) in [
+        ("root", RoleType::Root),
+        ("targets", RoleType::Targets),
+        ("snapshot", RoleType::Snapshot),
+        ("timestamp", RoleType::Timestamp),
+    ] {
+        let key = &keys[role];
+        let id = hex_decoded(key.key_id())?;
+        root.keys.insert(id.clone(), key.public().clone());
+        root.roles.insert(
+            kind,
+            RoleKeys {
+                keyids: vec![id],
+                threshold: non_zero(1)?,
+                _extra: HashMap::new(),
+            },
+        );
+    }
+    Ok(root)
+}
+
+/// Top-level targets: no targets of its own, every bin delegated by hash prefix, terminating.
+pub fn build_top_targets(bins: HashBins, key: &SigningKey, version: u64, expiries: Expiries) -> Result<Targets> {
+    let id = hex_decoded(key.key_id())?;
+    let mut delegations = Delegations::new();
+    delegations.keys.insert(id.clone(), key.public().clone());
+    for i in 0..bins.count() {
+        let prefixes = bins
+            .prefixes(i)
+            .into_iter()
+            .map(|p| PathHashPrefix::new(p).map_err(|e| Error::Usage(e.to_string())))
+            .collect::<Result<Vec<_>>>()?;
+        delegations.roles.push(DelegatedRole {
+            name: bins.name(i),
+            keyids: vec![id.clone()],
+            threshold: non_zero(1)?,
+            paths: PathSet::PathHashPrefixes(prefixes),
+            terminating: true,
+            targets: None,
+        });
+    }
+    let mut top = Targets::new(SPEC_VERSION.into(), non_zero(version)?, expires_in(expiries.targets));
+    top.delegations = Some(delegations);
+    Ok(top)
+}
+
+/// A timestamp that points at `snapshot`.
+pub fn timestamp_for(snapshot: &MetaEntry, version: u64, key: &SigningKey, expiries: Expiries) -> Result<SignedFile> {
+    let mut timestamp = Timestamp::new(SPEC_VERSION.into(), non_zero(version)?, expires_in(expiries.timestamp));
+    timestamp.meta.insert("snapshot.json".into(), snapshot.to_metafile()?);
+    debug_assert_eq!(timestamp.version().get(), version);
+    sign(&timestamp, version, &[key], "timestamp")
+}

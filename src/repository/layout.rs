@@ -1,0 +1,175 @@
+//! File names and durable writes.
+//!
+//! Every metadata write goes temp file → fsync → rename → fsync of the directory, so a crash
+//! leaves either the old file or the new one, never half of one; a signer acknowledges a job
+//! only after this returns.
+
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::{Error, Result};
+
+/// Where a repository's files live.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    pub root: PathBuf,
+}
+
+impl Layout {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Layout { root: root.into() }
+    }
+
+    pub fn metadata_dir(&self) -> PathBuf {
+        self.root.join("metadata")
+    }
+
+    pub fn targets_dir(&self) -> PathBuf {
+        self.root.join("targets")
+    }
+
+    /// `N.ROLE.json`, the consistent-snapshot name of a role's version.
+    pub fn versioned(&self, role: &str, version: u64) -> PathBuf {
+        self.metadata_dir().join(format!("{version}.{role}.json"))
+    }
+
+    pub fn timestamp(&self) -> PathBuf {
+        self.metadata_dir().join("timestamp.json")
+    }
+
+    /// Fails with advice when the repository was never initialised.
+    pub fn require_initialised(&self) -> Result<()> {
+        if self.metadata_dir().join("1.root.json").is_file() {
+            Ok(())
+        } else {
+            Err(Error::Repository {
+                path: self.root.clone(),
+                reason: "no metadata/1.root.json here; create the repository first with \
+                         `tuf-signer init --repo DIR --keys DIR`"
+                    .into(),
+            })
+        }
+    }
+
+    /// Every version on disk of each role: `role -> sorted versions`, from one directory scan.
+    pub fn scan_versions(&self) -> Result<HashMap<String, Vec<u64>>> {
+        let dir = self.metadata_dir();
+        let mut found: HashMap<String, Vec<u64>> = HashMap::new();
+        for entry in fs::read_dir(&dir).map_err(Error::io("cannot list metadata", &dir))? {
+            let entry = entry.map_err(Error::io("cannot list metadata", &dir))?;
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            if let Some((version, role)) = parse_versioned(name) {
+                found.entry(role.to_string()).or_default().push(version);
+            }
+        }
+        for versions in found.values_mut() {
+            versions.sort_unstable();
+        }
+        Ok(found)
+    }
+}
+
+/// `"12.bin-000-001.json"` → `(12, "bin-000-001")`.
+pub fn parse_versioned(file_name: &str) -> Option<(u64, &str)> {
+    let stem = file_name.strip_suffix(".json")?;
+    let (version, role) = stem.split_once('.')?;
+    if role.is_empty() || version.starts_with('0') {
+        return None;
+    }
+    Some((version.parse().ok()?, role))
+}
+
+/// Writes `bytes` to `path` so that a crash leaves either the old or the new content.
+pub fn write_durably(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let file_name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("file");
+    let tmp = dir.join(format!(".{file_name}.tmp-{}", std::process::id()));
+    let mut file = File::create(&tmp).map_err(Error::io("cannot create", &tmp))?;
+    file.write_all(bytes).map_err(Error::io("cannot write", &tmp))?;
+    file.sync_all().map_err(Error::io("cannot fsync", &tmp))?;
+    drop(file);
+    fs::rename(&tmp, path).map_err(Error::io("cannot rename into place", path))?;
+    sync_dir(dir)
+}
+
+/// Writes several files in one directory with one flush for all of them: temp files first,
+/// one `syncfs`, then the renames and one directory fsync. A crash leaves each file old or
+/// new, never torn, at the cost of a single journal commit instead of one per file.
+pub fn write_all_durably(dir: &Path, files: &[(PathBuf, &[u8])]) -> Result<()> {
+    if files.len() <= 1 {
+        return files.iter().try_for_each(|(path, bytes)| write_durably(path, bytes));
+    }
+    let mut temps = Vec::with_capacity(files.len());
+    for (path, bytes) in files {
+        let file_name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+        let tmp = dir.join(format!(".{file_name}.tmp-{}", std::process::id()));
+        let mut file = File::create(&tmp).map_err(Error::io("cannot create", &tmp))?;
+        file.write_all(bytes).map_err(Error::io("cannot write", &tmp))?;
+        temps.push((tmp, file));
+    }
+    if !syncfs(dir) {
+        for (tmp, file) in &temps {
+            file.sync_all().map_err(Error::io("cannot fsync", tmp))?;
+        }
+    }
+    for ((tmp, _), (path, _)) in temps.iter().zip(files) {
+        fs::rename(tmp, path).map_err(Error::io("cannot rename into place", path))?;
+    }
+    sync_dir(dir)
+}
+
+/// Flushes the whole filesystem holding `dir`; false where that is not available.
+fn syncfs(dir: &Path) -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        if let Ok(d) = File::open(dir) {
+            // SAFETY: syncfs only reads the descriptor, which `d` keeps open for the call.
+            return unsafe { libc::syncfs(d.as_raw_fd()) } == 0;
+        }
+    }
+    let _ = dir;
+    false
+}
+
+/// Makes renames in `dir` durable.
+pub fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(Error::io("cannot fsync directory", dir))
+}
+
+/// Creates a directory and its parents.
+pub fn create_dir(dir: &Path) -> Result<()> {
+    fs::create_dir_all(dir).map_err(Error::io("cannot create directory", dir))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_versioned_names_only() {
+        assert_eq!(parse_versioned("12.bin-000-001.json"), Some((12, "bin-000-001")));
+        assert_eq!(parse_versioned("1.root.json"), Some((1, "root")));
+        assert_eq!(parse_versioned("timestamp.json"), None);
+        assert_eq!(parse_versioned("01.root.json"), None);
+        assert_eq!(parse_versioned(".1.root.json.tmp-3"), None);
+    }
+
+    #[test]
+    fn durable_write_replaces_content() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.json");
+        write_durably(&path, b"one").unwrap();
+        write_durably(&path, b"two").unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"two");
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1, "no temp file left behind");
+    }
+}

@@ -1,0 +1,25 @@
+//! The TUF repository on disk.
+//!
+//! ```text
+//! REPO/metadata/1.root.json, root.json       root (offline key)
+//! REPO/metadata/N.targets.json               top-level targets: delegates to the bins
+//! REPO/metadata/N.bin-000-001.json           hashed bins (path_hash_prefixes)
+//! REPO/metadata/N.snapshot.json              snapshot
+//! REPO/metadata/timestamp.json               timestamp (the one unversioned file)
+//! REPO/targets/drupal/token/HASH.1.9.0.0     target files, consistent-snapshot names
+//! ```
+
+pub mod bins;
+pub mod expiry;
+pub mod init;
+pub mod layout;
+pub mod prune;
+pub mod signed;
+
+pub use bins::HashBins;
+pub use expiry::Expiries;
+pub use layout::Layout;
+pub use signed::{MetaEntry, SignedFile};
+
+/// The TUF specification version we write.
+pub const SPEC_VERSION: &str = "1.0.31";

@@ -1,0 +1,112 @@
+//! Signing a role into the bytes of its file, and what snapshot/timestamp record about a file.
+
+use std::collections::HashMap;
+use std::num::NonZeroU64;
+use std::path::Path;
+
+use aws_lc_rs::digest::{digest, SHA256};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use tough::schema::decoded::{Decoded, Hex};
+use tough::schema::{Hashes, Metafile, Signed};
+
+use crate::keys::SigningKey;
+use crate::{canonical, Error, Result};
+
+/// What snapshot lists for a targets file and timestamp for the snapshot: version, length and
+/// SHA-256. php-tuf caps downloads it has no `length` for at 100 kB, so we always send both.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetaEntry {
+    pub version: u64,
+    pub length: u64,
+    pub sha256: String,
+}
+
+impl MetaEntry {
+    pub fn of(version: u64, bytes: &[u8]) -> MetaEntry {
+        MetaEntry {
+            version,
+            length: bytes.len() as u64,
+            sha256: hex::encode(digest(&SHA256, bytes).as_ref()),
+        }
+    }
+
+    pub fn to_metafile(&self) -> Result<Metafile> {
+        Ok(Metafile {
+            length: Some(self.length),
+            hashes: Some(Hashes {
+                sha256: hex_decoded(&self.sha256)?,
+                _extra: HashMap::new(),
+            }),
+            version: non_zero(self.version)?,
+            _extra: HashMap::new(),
+        })
+    }
+
+    /// Reads back what a snapshot or timestamp recorded; a file we did not write may lack
+    /// length or hashes, and then we cannot vouch for it.
+    pub fn from_metafile(m: &Metafile) -> Option<MetaEntry> {
+        Some(MetaEntry {
+            version: m.version.get(),
+            length: m.length?,
+            sha256: hex::encode(&m.hashes.as_ref()?.sha256),
+        })
+    }
+}
+
+/// A signed role, ready to write.
+#[derive(Debug, Clone)]
+pub struct SignedFile {
+    pub bytes: Vec<u8>,
+    pub meta: MetaEntry,
+}
+
+/// Signs `role` (a tough schema type) with `keys` and returns the file's canonical bytes.
+pub fn sign<T: Serialize>(role: &T, version: u64, keys: &[&SigningKey], what: &str) -> Result<SignedFile> {
+    Ok(sign_canonical(&canonical::to_vec(role, what)?, version, keys))
+}
+
+/// Signs the canonical bytes of a role's `signed` object.
+pub fn sign_canonical(signed: &[u8], version: u64, keys: &[&SigningKey]) -> SignedFile {
+    // The file is itself canonical JSON: "signatures" sorts before "signed".
+    let mut bytes = Vec::with_capacity(signed.len() + 200 * keys.len() + 32);
+    bytes.extend_from_slice(b"{\"signatures\":[");
+    for (i, key) in keys.iter().enumerate() {
+        if i > 0 {
+            bytes.push(b',');
+        }
+        bytes.extend_from_slice(b"{\"keyid\":\"");
+        bytes.extend_from_slice(key.key_id().as_bytes());
+        bytes.extend_from_slice(b"\",\"sig\":\"");
+        bytes.extend_from_slice(hex::encode(key.sign(signed)).as_bytes());
+        bytes.extend_from_slice(b"\"}");
+    }
+    bytes.extend_from_slice(b"],\"signed\":");
+    bytes.extend_from_slice(signed);
+    bytes.push(b'}');
+    let meta = MetaEntry::of(version, &bytes);
+    SignedFile { bytes, meta }
+}
+
+/// Reads and parses a metadata file with tough's types; returns it with its own meta entry.
+pub fn load<T: DeserializeOwned + tough::schema::Role>(path: &Path, what: &'static str) -> Result<(Signed<T>, MetaEntry)> {
+    let bytes = std::fs::read(path).map_err(Error::io("cannot read metadata", path))?;
+    let signed: Signed<T> = serde_json::from_slice(&bytes).map_err(|source| Error::Parse {
+        what,
+        path: path.into(),
+        source,
+    })?;
+    let meta = MetaEntry::of(signed.signed.version().get(), &bytes);
+    Ok((signed, meta))
+}
+
+pub fn hex_decoded(text: &str) -> Result<Decoded<Hex>> {
+    hex::decode(text)
+        .map(Decoded::from)
+        .map_err(|_| Error::InvalidJob(format!("{text:?} is not hex")))
+}
+
+pub fn non_zero(version: u64) -> Result<NonZeroU64> {
+    NonZeroU64::new(version).ok_or_else(|| Error::InvalidJob("version 0 is not a TUF version".into()))
+}

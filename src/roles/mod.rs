@@ -1,0 +1,69 @@
+//! What each online role does with a batch of jobs. A role holds its state in memory, loaded
+//! from its own latest files when it becomes the active signer, and writes only its own files.
+
+pub mod snapshot;
+pub mod targets;
+pub mod timestamp;
+
+use std::time::Duration;
+
+use tough::schema::{Role, RoleType, Root, Signed};
+
+use crate::keys::SigningKey;
+use crate::repository::{signed, Expiries, Layout};
+use crate::{Error, Result};
+
+pub use snapshot::SnapshotRole;
+pub use targets::TargetsRole;
+pub use timestamp::TimestampRole;
+
+/// What every role is given at start.
+#[derive(Debug, Clone)]
+pub struct RoleSettings {
+    pub layout: Layout,
+    pub expiries: Expiries,
+    /// How long a superseded version stays on disk; `None` keeps them all.
+    pub prune_after: Option<Duration>,
+}
+
+/// The newest root on disk.
+pub fn latest_root(layout: &Layout) -> Result<Signed<Root>> {
+    layout.require_initialised()?;
+    let versions = layout.scan_versions()?;
+    let newest = versions.get("root").and_then(|v| v.last()).copied().unwrap_or(1);
+    Ok(signed::load::<Root>(&layout.versioned("root", newest), "root")?.0)
+}
+
+/// Refuses to start a signer whose key the root does not list for its role, so a wrong
+/// mount fails at once instead of producing metadata no client accepts.
+pub fn ensure_key_listed(root: &Signed<Root>, role: RoleType, key: &SigningKey, flag_hint: &str) -> Result<()> {
+    let listed = root
+        .signed
+        .roles
+        .get(&role)
+        .map(|r| r.keyids.iter().any(|id| hex::encode(id) == key.key_id()))
+        .unwrap_or(false);
+    if listed {
+        Ok(())
+    } else {
+        Err(Error::Key {
+            path: flag_hint.into(),
+            reason: format!(
+                "key {} is not a {role:?} key in root version {}; pass this role's own key \
+                 (tuf-signer init wrote it as KEYS/{}.pem)",
+                key.key_id(),
+                root.signed.version(),
+                role_file(role)
+            ),
+        })
+    }
+}
+
+fn role_file(role: RoleType) -> &'static str {
+    match role {
+        RoleType::Root => "root",
+        RoleType::Snapshot => "snapshot",
+        RoleType::Timestamp => "timestamp",
+        _ => "targets",
+    }
+}

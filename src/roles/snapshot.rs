@@ -1,0 +1,142 @@
+//! The snapshot signer: folds every waiting targets job into one new snapshot version.
+
+use std::collections::BTreeMap;
+
+use tough::schema::{RoleType, Snapshot};
+
+use super::targets::timestamp_string;
+use super::{ensure_key_listed, latest_root, RoleSettings};
+use crate::canonical::write_string;
+use crate::jobs::{check_meta, SnapshotJob, TimestampJob};
+use crate::keys::SigningKey;
+use crate::repository::layout::write_durably;
+use crate::repository::prune::Pruner;
+use crate::repository::signed::{self, sign_canonical};
+use crate::repository::{MetaEntry, SPEC_VERSION};
+use crate::{Error, Result};
+
+#[derive(Debug)]
+pub struct SnapshotRole {
+    settings: RoleSettings,
+    key: SigningKey,
+    version: u64,
+    meta: BTreeMap<String, MetaEntry>,
+    own: MetaEntry,
+    pruner: Pruner,
+}
+
+impl SnapshotRole {
+    pub fn load(settings: RoleSettings, key: SigningKey) -> Result<SnapshotRole> {
+        let layout = &settings.layout;
+        ensure_key_listed(&latest_root(layout)?, RoleType::Snapshot, &key, "--key")?;
+        let versions = layout.scan_versions()?;
+        let all = versions.get("snapshot").cloned().unwrap_or_default();
+        let version = *all.last().ok_or_else(|| Error::Repository {
+            path: layout.metadata_dir(),
+            reason: "no N.snapshot.json on disk; the repository is incomplete".into(),
+        })?;
+        let path = layout.versioned("snapshot", version);
+        let (snapshot, own) = signed::load::<Snapshot>(&path, "snapshot")?;
+        let mut meta = BTreeMap::new();
+        for (name, m) in &snapshot.signed.meta {
+            let entry = MetaEntry::from_metafile(m).ok_or_else(|| Error::Repository {
+                path: path.clone(),
+                reason: format!("{name} has no length or sha256; this signer always writes both"),
+            })?;
+            meta.insert(name.clone(), entry);
+        }
+        let mut pruner = Pruner::new(settings.prune_after);
+        for old in all.iter().filter(|v| **v < version) {
+            pruner.superseded(layout.versioned("snapshot", *old));
+        }
+        Ok(SnapshotRole {
+            settings,
+            key,
+            version,
+            meta,
+            own,
+            pruner,
+        })
+    }
+
+    /// A job may only name files this snapshot already lists, with sane entries.
+    pub fn check(&self, job: &SnapshotJob) -> Result<()> {
+        if job.meta.is_empty() {
+            return Err(Error::InvalidJob("the job names no metadata file".into()));
+        }
+        for (name, entry) in &job.meta {
+            if !self.meta.contains_key(name) {
+                return Err(Error::InvalidJob(format!(
+                    "{name}: unknown role; the snapshot lists targets.json and the bins of the \
+                     current delegations only"
+                )));
+            }
+            check_meta(name, entry)?;
+        }
+        Ok(())
+    }
+
+    pub fn resync(&self) -> TimestampJob {
+        TimestampJob {
+            snapshot: self.own.clone(),
+        }
+    }
+
+    /// Takes every newer version the jobs carry; writes one snapshot if anything moved.
+    /// Always returns the timestamp job for the current snapshot (see [`TargetsRole::apply`]).
+    ///
+    /// [`TargetsRole::apply`]: super::TargetsRole::apply
+    pub fn apply(&mut self, jobs: &[SnapshotJob]) -> Result<(bool, TimestampJob)> {
+        let mut changed = false;
+        for job in jobs {
+            for (name, entry) in &job.meta {
+                let current = self.meta.get_mut(name).expect("checked");
+                if entry.version > current.version {
+                    *current = entry.clone();
+                    changed = true;
+                } else if entry.version == current.version && entry != current {
+                    tracing::warn!(file = %name, version = entry.version,
+                        "two different files claim the same version; keeping the first");
+                }
+            }
+        }
+        if changed {
+            self.version += 1;
+            let expires = timestamp_string(crate::repository::expiry::expires_in(self.settings.expiries.snapshot));
+            let file = sign_canonical(&self.encode(&expires), self.version, &[&self.key]);
+            let layout = &self.settings.layout;
+            write_durably(&layout.versioned("snapshot", self.version), &file.bytes)?;
+            self.own = file.meta;
+            self.pruner.superseded(layout.versioned("snapshot", self.version - 1));
+            self.pruner.sweep();
+        }
+        Ok((changed, self.resync()))
+    }
+
+    /// Canonical JSON of the `signed` object, written directly (it is rewritten every batch).
+    fn encode(&self, expires: &str) -> Vec<u8> {
+        let mut out = Vec::with_capacity(64 + self.meta.len() * 160);
+        out.extend_from_slice(b"{\"_type\":\"snapshot\",\"expires\":");
+        write_string(expires, &mut out);
+        out.extend_from_slice(b",\"meta\":{");
+        for (i, (name, m)) in self.meta.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            write_string(name, &mut out);
+            out.extend_from_slice(b":{\"hashes\":{\"sha256\":\"");
+            out.extend_from_slice(m.sha256.as_bytes());
+            out.extend_from_slice(b"\"},\"length\":");
+            out.extend_from_slice(m.length.to_string().as_bytes());
+            out.extend_from_slice(b",\"version\":");
+            out.extend_from_slice(m.version.to_string().as_bytes());
+            out.push(b'}');
+        }
+        out.extend_from_slice(b"},\"spec_version\":");
+        write_string(SPEC_VERSION, &mut out);
+        out.extend_from_slice(b",\"version\":");
+        out.extend_from_slice(self.version.to_string().as_bytes());
+        out.push(b'}');
+        out
+    }
+}

@@ -1,0 +1,295 @@
+//! The targets signer: top-level targets and the hashed bins.
+//!
+//! A batch touches some bins; each touched bin is re-signed once, whatever the number of
+//! jobs, and nothing else is: the cost of an add does not grow with the number of bins.
+//! Bins are written straight to canonical JSON from a compact in-memory form (about 200
+//! bytes a target), because serialisation, not signing, is what a batch costs.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+
+use tough::schema::{PathSet, RoleType, Targets};
+
+use super::{ensure_key_listed, latest_root, RoleSettings};
+use crate::canonical::write_string;
+use crate::jobs::{NewTarget, SnapshotJob, TargetsJob};
+use crate::keys::SigningKey;
+use crate::repository::layout::write_all_durably;
+use crate::repository::prune::Pruner;
+use crate::repository::signed::{self, sign_canonical};
+use crate::repository::{HashBins, MetaEntry, SPEC_VERSION};
+use crate::{Error, Result};
+
+/// One target as a bin holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Entry {
+    length: u64,
+    sha256: [u8; 32],
+    sha512: [u8; 64],
+}
+
+#[derive(Debug)]
+struct Bin {
+    name: String,
+    version: u64,
+    expires: String,
+    targets: BTreeMap<String, Entry>,
+    meta: MetaEntry,
+}
+
+#[derive(Debug)]
+pub struct TargetsRole {
+    settings: RoleSettings,
+    key: SigningKey,
+    bins: HashBins,
+    top_meta: MetaEntry,
+    state: Vec<Bin>,
+    pruner: Pruner,
+}
+
+/// What one batch did, for the log line and the tests.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct TargetsOutcome {
+    pub changed_bins: usize,
+    pub snapshot_job: Option<SnapshotJob>,
+}
+
+impl TargetsRole {
+    pub fn load(settings: RoleSettings, key: SigningKey) -> Result<TargetsRole> {
+        let layout = &settings.layout;
+        let root = latest_root(layout)?;
+        ensure_key_listed(&root, RoleType::Targets, &key, "--key")?;
+        let versions = layout.scan_versions()?;
+        let mut pruner = Pruner::new(settings.prune_after);
+        let newest = |role: &str| -> Result<u64> {
+            versions.get(role).and_then(|v| v.last()).copied().ok_or_else(|| Error::Repository {
+                path: layout.metadata_dir(),
+                reason: format!("no version of {role}.json on disk; the repository is incomplete"),
+            })
+        };
+        let top_version = newest("targets")?;
+        let (top, top_meta) = signed::load::<Targets>(&layout.versioned("targets", top_version), "targets")?;
+        let delegations = top.signed.delegations.as_ref().ok_or_else(|| Error::Repository {
+            path: layout.versioned("targets", top_version),
+            reason: "top-level targets delegates to no bins".into(),
+        })?;
+        let bins = HashBins::new(delegations.roles.len() as u32)?;
+        for (i, role) in delegations.roles.iter().enumerate() {
+            let expected = bins.prefixes(i as u32);
+            let matches = role.name == bins.name(i as u32)
+                && matches!(&role.paths, PathSet::PathHashPrefixes(p)
+                    if p.iter().map(|x| x.value()).eq(expected.iter().map(String::as_str)));
+            if !matches {
+                return Err(Error::Repository {
+                    path: layout.versioned("targets", top_version),
+                    reason: format!("delegation {} is not the hashed bin this signer expects", role.name),
+                });
+            }
+        }
+        let mut state = Vec::with_capacity(bins.count() as usize);
+        for name in bins.names() {
+            let version = newest(&name)?;
+            let path = layout.versioned(&name, version);
+            let (bin, meta) = signed::load::<Targets>(&path, "bin")?;
+            let mut targets = BTreeMap::new();
+            for (target_name, t) in bin.signed.targets {
+                let sha512 = t.hashes._extra.get("sha512").and_then(|v| v.as_str()).unwrap_or_default();
+                targets.insert(
+                    target_name.raw().to_string(),
+                    Entry {
+                        length: t.length,
+                        sha256: t.hashes.sha256.as_ref().try_into().map_err(|_| bad_hash(&path))?,
+                        sha512: hex::decode(sha512).ok().and_then(|v| v.try_into().ok()).ok_or_else(|| bad_hash(&path))?,
+                    },
+                );
+            }
+            for old in versions[&name].iter().filter(|v| **v < version) {
+                pruner.superseded(layout.versioned(&name, *old));
+            }
+            state.push(Bin {
+                name,
+                version,
+                expires: timestamp_string(bin.signed.expires),
+                targets,
+                meta,
+            });
+        }
+        Ok(TargetsRole {
+            settings,
+            key,
+            bins,
+            top_meta,
+            state,
+            pruner,
+        })
+    }
+
+    pub fn bins(&self) -> HashBins {
+        self.bins
+    }
+
+    /// What the snapshot signer should hold now, sent once at start: after a crash between
+    /// writing bins and handing them on, this is what hands them on.
+    pub fn resync(&self) -> SnapshotJob {
+        let mut meta: BTreeMap<String, MetaEntry> = self
+            .state
+            .iter()
+            .map(|b| (format!("{}.json", b.name), b.meta.clone()))
+            .collect();
+        meta.insert("targets.json".into(), self.top_meta.clone());
+        SnapshotJob { meta }
+    }
+
+    /// Applies a batch: every touched bin gets one new version, written durably before this
+    /// returns. The snapshot job lists every bin the batch named, changed or not, so that a
+    /// redelivered batch (already signed before a crash) still reaches the snapshot.
+    pub fn apply(&mut self, jobs: &[TargetsJob]) -> Result<TargetsOutcome> {
+        let mut named = BTreeSet::new();
+        let mut changed = BTreeSet::new();
+        for job in jobs {
+            for t in &job.add {
+                let i = self.bins.index_of(&t.name) as usize;
+                named.insert(i);
+                let entry = entry_of(t)?;
+                let bin = &mut self.state[i];
+                if bin.targets.get(&t.name) != Some(&entry) {
+                    bin.targets.insert(t.name.clone(), entry);
+                    changed.insert(i);
+                }
+            }
+            for name in &job.remove {
+                let i = self.bins.index_of(name) as usize;
+                named.insert(i);
+                if self.state[i].targets.remove(name).is_some() {
+                    changed.insert(i);
+                }
+            }
+        }
+        if named.is_empty() {
+            return Ok(TargetsOutcome::default());
+        }
+
+        let expires = timestamp_string(crate::repository::expiry::expires_in(self.settings.expiries.bins));
+        let layout = &self.settings.layout;
+        let mut files = Vec::with_capacity(changed.len());
+        for &i in &changed {
+            let bin = &mut self.state[i];
+            bin.version += 1;
+            bin.expires = expires.clone();
+            let file = sign_canonical(&encode_bin(bin), bin.version, &[&self.key]);
+            bin.meta = file.meta.clone();
+            files.push((layout.versioned(&bin.name, bin.version), file.bytes));
+        }
+        let refs: Vec<(PathBuf, &[u8])> = files.iter().map(|(p, b)| (p.clone(), b.as_slice())).collect();
+        write_all_durably(&layout.metadata_dir(), &refs)?;
+        for &i in &changed {
+            let bin = &self.state[i];
+            self.pruner.superseded(layout.versioned(&bin.name, bin.version - 1));
+        }
+        self.pruner.sweep();
+
+        let meta = named
+            .iter()
+            .map(|&i| (format!("{}.json", self.state[i].name), self.state[i].meta.clone()))
+            .collect();
+        Ok(TargetsOutcome {
+            changed_bins: changed.len(),
+            snapshot_job: Some(SnapshotJob { meta }),
+        })
+    }
+
+    /// Number of targets signed, over all bins.
+    pub fn target_count(&self) -> usize {
+        self.state.iter().map(|b| b.targets.len()).sum()
+    }
+}
+
+fn entry_of(t: &NewTarget) -> Result<Entry> {
+    let decode = |s: &str| hex::decode(s).map_err(|_| Error::InvalidJob(format!("{}: bad hex", t.name)));
+    Ok(Entry {
+        length: t.length,
+        sha256: decode(&t.hashes.sha256)?.try_into().map_err(|_| Error::InvalidJob("sha256 length".into()))?,
+        sha512: decode(&t.hashes.sha512)?.try_into().map_err(|_| Error::InvalidJob("sha512 length".into()))?,
+    })
+}
+
+fn bad_hash(path: &std::path::Path) -> Error {
+    Error::Repository {
+        path: path.into(),
+        reason: "a target lacks a sha256 or sha512 hash this signer wrote; was the bin edited by hand?".into(),
+    }
+}
+
+/// `2027-11-29T12:00:00Z`: whole seconds, as python-tuf requires.
+pub fn timestamp_string(t: jiff::Timestamp) -> String {
+    format!("{:.0}", jiff::Timestamp::from_second(t.as_second()).expect("in range"))
+}
+
+/// The canonical JSON of a bin's `signed` object, written directly: keys in code-point order
+/// (`_type` < `expires` < `spec_version` < `targets` < `version`; `hashes` < `length`).
+fn encode_bin(bin: &Bin) -> Vec<u8> {
+    let mut out = Vec::with_capacity(128 + bin.targets.len() * 300);
+    out.extend_from_slice(b"{\"_type\":\"targets\",\"expires\":");
+    write_string(&bin.expires, &mut out);
+    out.extend_from_slice(b",\"spec_version\":");
+    write_string(SPEC_VERSION, &mut out);
+    out.extend_from_slice(b",\"targets\":{");
+    let mut hex256 = [0u8; 64];
+    let mut hex512 = [0u8; 128];
+    for (i, (name, e)) in bin.targets.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_string(name, &mut out);
+        out.extend_from_slice(b":{\"hashes\":{\"sha256\":\"");
+        hex::encode_to_slice(e.sha256, &mut hex256).expect("sized");
+        out.extend_from_slice(&hex256);
+        out.extend_from_slice(b"\",\"sha512\":\"");
+        hex::encode_to_slice(e.sha512, &mut hex512).expect("sized");
+        out.extend_from_slice(&hex512);
+        out.extend_from_slice(b"\"},\"length\":");
+        out.extend_from_slice(e.length.to_string().as_bytes());
+        out.push(b'}');
+    }
+    out.extend_from_slice(b"},\"version\":");
+    out.extend_from_slice(bin.version.to_string().as_bytes());
+    out.push(b'}');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::canonical;
+
+    #[test]
+    fn direct_bin_encoding_equals_generic_canonical_json() {
+        let mut targets = BTreeMap::new();
+        for name in ["pkgs/foo", "pkgs/foo bar", "caf\u{e9}/1.0.0.0", "q\"uote"] {
+            targets.insert(
+                name.to_string(),
+                Entry { length: 42, sha256: [7; 32], sha512: [9; 64] },
+            );
+        }
+        let bin = Bin {
+            name: "bin-0".into(),
+            version: 3,
+            expires: "2030-01-01T00:00:00Z".into(),
+            targets,
+            meta: MetaEntry::of(1, b""),
+        };
+        let mut value = serde_json::json!({
+            "_type": "targets", "expires": "2030-01-01T00:00:00Z", "spec_version": SPEC_VERSION,
+            "version": 3, "targets": {}
+        });
+        for name in bin.targets.keys() {
+            value["targets"][name] = serde_json::json!({
+                "length": 42,
+                "hashes": {"sha256": hex::encode([7u8; 32]), "sha512": hex::encode([9u8; 64])}
+            });
+        }
+        assert_eq!(encode_bin(&bin), canonical::value_to_vec(&value, "t").unwrap());
+        let parsed: Targets = serde_json::from_slice(&encode_bin(&bin)).expect("tough parses a bin");
+        assert_eq!(parsed.targets.len(), 4);
+    }
+}

@@ -1,0 +1,215 @@
+//! The loop every signer runs, whatever its role:
+//! take a batch → check each job (bad ones to the dead-letter queue) → sign and write
+//! durably → publish the downstream job and wait for the broker's confirm → acknowledge.
+//! A crash anywhere before the acknowledgement means the batch comes back, and applying it
+//! again changes nothing that was already written.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+
+use crate::broker::amqp::{AmqpConfig, AmqpEndpoint};
+use crate::broker::memory::MemoryBroker;
+use crate::broker::{Endpoint, Queue};
+use crate::jobs::{Job, SnapshotJob, TargetsJob, TimestampJob};
+use crate::roles::{SnapshotRole, TargetsRole, TimestampRole};
+use crate::{Error, Result};
+
+/// A role as the worker drives it.
+pub trait Stage: Send + 'static {
+    type Job: Job;
+    const NAME: &'static str;
+    const QUEUE: Queue;
+    const NEXT: Option<Queue>;
+
+    /// Refuses a job that must not be applied; the reason goes with it to the dead letters.
+    fn check(&self, job: &Self::Job) -> Result<()>;
+    /// Applies a batch durably; returns the downstream job and how many files it wrote.
+    fn apply(&mut self, jobs: &[Self::Job]) -> Result<(Option<Vec<u8>>, usize)>;
+    /// The downstream job that re-announces this role's current files, sent at start.
+    fn resync(&self) -> Option<Vec<u8>>;
+}
+
+fn encode<T: serde::Serialize>(job: &T) -> Vec<u8> {
+    serde_json::to_vec(job).expect("jobs always serialise")
+}
+
+impl Stage for TargetsRole {
+    type Job = TargetsJob;
+    const NAME: &'static str = "targets";
+    const QUEUE: Queue = Queue::Targets;
+    const NEXT: Option<Queue> = Some(Queue::Snapshot);
+
+    fn check(&self, job: &TargetsJob) -> Result<()> {
+        job.check()
+    }
+    fn apply(&mut self, jobs: &[TargetsJob]) -> Result<(Option<Vec<u8>>, usize)> {
+        let out = TargetsRole::apply(self, jobs)?;
+        Ok((out.snapshot_job.as_ref().map(encode), out.changed_bins))
+    }
+    fn resync(&self) -> Option<Vec<u8>> {
+        Some(encode(&TargetsRole::resync(self)))
+    }
+}
+
+impl Stage for SnapshotRole {
+    type Job = SnapshotJob;
+    const NAME: &'static str = "snapshot";
+    const QUEUE: Queue = Queue::Snapshot;
+    const NEXT: Option<Queue> = Some(Queue::Timestamp);
+
+    fn check(&self, job: &SnapshotJob) -> Result<()> {
+        SnapshotRole::check(self, job)
+    }
+    fn apply(&mut self, jobs: &[SnapshotJob]) -> Result<(Option<Vec<u8>>, usize)> {
+        let (changed, next) = SnapshotRole::apply(self, jobs)?;
+        Ok((Some(encode(&next)), usize::from(changed)))
+    }
+    fn resync(&self) -> Option<Vec<u8>> {
+        Some(encode(&SnapshotRole::resync(self)))
+    }
+}
+
+impl Stage for TimestampRole {
+    type Job = TimestampJob;
+    const NAME: &'static str = "timestamp";
+    const QUEUE: Queue = Queue::Timestamp;
+    const NEXT: Option<Queue> = None;
+
+    fn check(&self, job: &TimestampJob) -> Result<()> {
+        TimestampRole::check(self, job)
+    }
+    fn apply(&mut self, jobs: &[TimestampJob]) -> Result<(Option<Vec<u8>>, usize)> {
+        Ok((None, usize::from(TimestampRole::apply(self, jobs)?)))
+    }
+    fn resync(&self) -> Option<Vec<u8>> {
+        None
+    }
+}
+
+/// How a signer reaches its queues.
+#[derive(Clone)]
+pub enum Connector {
+    Amqp(AmqpConfig),
+    Memory(Arc<MemoryBroker>),
+}
+
+impl Connector {
+    pub async fn open(&self, consume: Option<Queue>, prefetch: u16) -> Result<Endpoint> {
+        match self {
+            Connector::Amqp(config) => Ok(Endpoint::Amqp(AmqpEndpoint::connect(config, consume, prefetch).await?)),
+            Connector::Memory(broker) => Ok(Endpoint::Memory(broker.endpoint(consume))),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct WorkerOptions {
+    /// Most jobs folded into one batch (also the broker prefetch).
+    pub batch_max: u16,
+}
+
+impl Default for WorkerOptions {
+    fn default() -> Self {
+        WorkerOptions { batch_max: 1000 }
+    }
+}
+
+/// Runs one signer until `shutdown` turns true. Waits for the broker rather than failing when
+/// it is down; returns an error only for what a restart cannot fix (a wrong key, a missing
+/// repository).
+pub async fn run<S: Stage>(
+    connector: Connector,
+    load: impl Fn() -> Result<S>,
+    options: WorkerOptions,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<()> {
+    let mut backoff = Duration::from_millis(500);
+    let mut stage = Some(load()?);
+    loop {
+        if *shutdown.borrow() {
+            return Ok(());
+        }
+        let endpoint = tokio::select! {
+            e = connector.open(Some(S::QUEUE), options.batch_max) => e,
+            _ = shutdown.changed() => return Ok(()),
+        };
+        let result = match endpoint {
+            Ok(mut endpoint) => {
+                backoff = Duration::from_millis(500);
+                // State is loaded when this replica starts consuming: a hot standby that takes
+                // over later must not act on what it read when it started.
+                let mut current = match stage.take() {
+                    Some(s) => s,
+                    None => load()?,
+                };
+                let r = serve(&mut endpoint, &mut current, options, &mut shutdown).await;
+                if r.is_ok() {
+                    return Ok(());
+                }
+                r
+            }
+            Err(e) => Err(e),
+        };
+        if let Err(e) = result {
+            tracing::warn!(role = S::NAME, error = %e, retry_in_ms = backoff.as_millis() as u64,
+                "signer lost its queue or could not write; reconnecting (unacknowledged jobs come back)");
+            tokio::select! {
+                _ = tokio::time::sleep(backoff) => {},
+                _ = shutdown.changed() => return Ok(()),
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(30));
+        }
+    }
+}
+
+async fn serve<S: Stage>(
+    endpoint: &mut Endpoint,
+    stage: &mut S,
+    options: WorkerOptions,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Result<()> {
+    if let (Some(next), Some(body)) = (S::NEXT, stage.resync()) {
+        endpoint.publish(next, &body).await?;
+    }
+    tracing::info!(role = S::NAME, "signer ready");
+    loop {
+        let batch = tokio::select! {
+            b = endpoint.next_batch(options.batch_max as usize) => b?,
+            _ = shutdown.changed() => return Ok(()),
+        };
+        let started = Instant::now();
+        let mut jobs = Vec::with_capacity(batch.len());
+        let mut rejected = 0;
+        for delivery in &batch {
+            let job = serde_json::from_slice::<S::Job>(&delivery.body)
+                .map_err(|e| Error::InvalidJob(format!("not a {} job: {e}", S::NAME)))
+                .and_then(|job| stage.check(&job).map(|()| job));
+            match job {
+                Ok(job) => jobs.push(job),
+                Err(e) => {
+                    rejected += 1;
+                    let reason = e.to_string();
+                    tracing::warn!(role = S::NAME, reason = %reason, "job sent to the dead-letter queue");
+                    endpoint.dead_letter(delivery, &reason).await?;
+                }
+            }
+        }
+        let items: usize = jobs.iter().map(Job::items).sum();
+        let (next, written) = tokio::task::block_in_place(|| stage.apply(&jobs))?;
+        if let (Some(queue), Some(body)) = (S::NEXT, next) {
+            endpoint.publish(queue, &body).await?;
+        }
+        endpoint.ack(&batch).await?;
+        tracing::info!(
+            role = S::NAME,
+            jobs = batch.len(),
+            items,
+            rejected,
+            files_written = written,
+            ms = started.elapsed().as_secs_f64() * 1000.0,
+            "batch done"
+        );
+    }
+}
