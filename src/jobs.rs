@@ -105,10 +105,15 @@ impl TargetsJob {
 /// A checked meta entry: a real version, a plausible length, a SHA-256.
 pub fn check_meta(name: &str, meta: &MetaEntry) -> Result<()> {
     if meta.version == 0 {
-        return Err(Error::InvalidJob(format!("{name}: version 0 is not a TUF version")));
+        return Err(Error::InvalidJob(format!(
+            "{name}: version 0 is not a TUF version"
+        )));
     }
     if meta.length == 0 || meta.length > MAX_TARGET_LENGTH {
-        return Err(Error::InvalidJob(format!("{name}: length {} cannot be a metadata file's", meta.length)));
+        return Err(Error::InvalidJob(format!(
+            "{name}: length {} cannot be a metadata file's",
+            meta.length
+        )));
     }
     check_hex(name, "sha256", &meta.sha256, 64)
 }
@@ -124,7 +129,10 @@ pub fn check_target_name(name: &str) -> Result<()> {
         return bad("is empty");
     }
     if name.len() > MAX_NAME_LEN {
-        return bad(&format!("is {} bytes long; the limit is {MAX_NAME_LEN}", name.len()));
+        return bad(&format!(
+            "is {} bytes long; the limit is {MAX_NAME_LEN}",
+            name.len()
+        ));
     }
     if name.chars().any(|c| c.is_control()) {
         return bad("contains a control character (NUL, newline, …)");
@@ -146,7 +154,11 @@ pub fn check_target_name(name: &str) -> Result<()> {
 }
 
 fn check_hex(name: &str, algorithm: &str, value: &str, len: usize) -> Result<()> {
-    if value.len() != len || !value.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+    if value.len() != len
+        || !value
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
         return Err(Error::InvalidJob(format!(
             "{name}: {algorithm} must be {len} lowercase hex digits, got {value:?}"
         )));
@@ -171,7 +183,12 @@ mod tests {
 
     #[test]
     fn good_names_pass() {
-        for name in ["drupal/token/1.9.0.0", "p2/drupal/token.json", "pkgs/foo bar", "caf\u{e9}/x"] {
+        for name in [
+            "drupal/token/1.9.0.0",
+            "p2/drupal/token.json",
+            "pkgs/foo bar",
+            "caf\u{e9}/x",
+        ] {
             check_target_name(name).unwrap();
         }
     }
@@ -192,18 +209,27 @@ mod tests {
             assert!(err.contains(why), "{name:?}: {err}");
         }
         let long = "a".repeat(MAX_NAME_LEN + 1);
-        assert!(check_target_name(&long).unwrap_err().to_string().contains("limit"));
+        assert!(check_target_name(&long)
+            .unwrap_err()
+            .to_string()
+            .contains("limit"));
     }
 
     #[test]
     fn impossible_lengths_and_hashes_are_refused() {
         let mut t = target("a/b");
         t.length = MAX_TARGET_LENGTH + 1;
-        let job = TargetsJob { add: vec![t], remove: vec![] };
+        let job = TargetsJob {
+            add: vec![t],
+            remove: vec![],
+        };
         assert!(job.check().unwrap_err().to_string().contains("larger"));
         let mut t = target("a/b");
         t.hashes.sha256 = "XYZ".into();
-        let job = TargetsJob { add: vec![t], remove: vec![] };
+        let job = TargetsJob {
+            add: vec![t],
+            remove: vec![],
+        };
         assert!(job.check().unwrap_err().to_string().contains("sha256"));
         assert!(TargetsJob::default().check().is_err());
     }

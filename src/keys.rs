@@ -166,7 +166,11 @@ mod tests {
     fn refuses_garbage_with_a_clear_reason() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("k.pem");
-        std::fs::write(&path, "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n").unwrap();
+        std::fs::write(
+            &path,
+            "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n",
+        )
+        .unwrap();
         let err = SigningKey::load(&path).unwrap_err().to_string();
         assert!(err.contains("PRIVATE KEY"), "{err}");
     }

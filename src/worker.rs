@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
-use crate::broker::amqp::{AmqpConfig, AmqpEndpoint};
+use crate::broker::amqp::AmqpConfig;
 use crate::broker::memory::MemoryBroker;
 use crate::broker::{Endpoint, Queue};
 use crate::jobs::{Job, SnapshotJob, TargetsJob, TimestampJob};
@@ -98,7 +98,7 @@ pub enum Connector {
 impl Connector {
     pub async fn open(&self, consume: Option<Queue>, prefetch: u16) -> Result<Endpoint> {
         match self {
-            Connector::Amqp(config) => Ok(Endpoint::Amqp(AmqpEndpoint::connect(config, consume, prefetch).await?)),
+            Connector::Amqp(config) => Endpoint::amqp(config, consume, prefetch).await,
             Connector::Memory(broker) => Ok(Endpoint::Memory(broker.endpoint(consume))),
         }
     }

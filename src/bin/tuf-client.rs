@@ -1,1 +1,332 @@
-fn main(){}
+//! `tuf-client`: the packaging pipeline's side of the repository.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use clap::{Args, Parser, Subcommand};
+use package_signing::broker::amqp::AmqpConfig;
+use package_signing::broker::Endpoint;
+use package_signing::client::coverage::{Coverage, Expected};
+use package_signing::client::download::{download, Outcome};
+use package_signing::client::fetch::{base_url, Fetcher};
+use package_signing::client::status;
+use package_signing::client::submit::{collect, describe, publish_file, Sink};
+use package_signing::client::trust::TrustedMetadata;
+use package_signing::jobs::{check_target_name, TargetsJob};
+use package_signing::logging::{self, LogFormat};
+use package_signing::repository::expiry::parse_duration;
+use package_signing::repository::Layout;
+use package_signing::{Error, Result};
+
+/// The packaging pipeline's side of a TUF-signed Composer repository.
+///
+/// Publisher side: `add-targets` hashes release files and submits them for signing,
+/// `remove-targets` withdraws names, `status` shows the repository.
+/// Composer side (what Composer's TUF plugin does): `init` trusts a root, `refresh` updates
+/// the trusted metadata, `download` fetches and verifies packages.
+#[derive(Parser)]
+#[command(version, propagate_version = true)]
+struct Cli {
+    /// Log lines as text (default) or JSON.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "text",
+        env = "TUF_LOG_FORMAT"
+    )]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Submit releases for signing.
+    ///
+    /// A folder gives every file under it, named by its path relative to the folder
+    /// (releases/drupal/token/1.9.0.0 → drupal/token/1.9.0.0; releases/p2/drupal/token.json →
+    /// p2/drupal/token.json). A file gives itself, named as written. --target NAME=FILE names
+    /// one explicitly.
+    ///
+    /// Example: tuf-client add-targets --amqp amqp://... --targets-dir ./repo/targets
+    ///          --wait --repo ./repo ./releases
+    AddTargets {
+        #[command(flatten)]
+        send: SendArgs,
+        /// Also copy each file into this targets folder under its consistent-snapshot name
+        /// (dir/SHA256.file), where clients download it.
+        #[arg(long)]
+        targets_dir: Option<PathBuf>,
+        /// Name a file explicitly: NAME=FILE (repeatable).
+        #[arg(long = "target", value_name = "NAME=FILE")]
+        targets: Vec<String>,
+        /// Folders or files to sign.
+        inputs: Vec<PathBuf>,
+    },
+    /// Withdraw targets by name.
+    RemoveTargets {
+        #[command(flatten)]
+        send: SendArgs,
+        /// Target names, e.g. drupal/token/1.9.0.0.
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Show each role's version, expiry and key ids, and the number of targets.
+    Status {
+        /// The repository folder.
+        #[arg(long, env = "TUF_REPO")]
+        repo: PathBuf,
+    },
+    /// Trust a root.json (the start of every client's trust; copy it from a safe source).
+    Init {
+        /// Folder where the trusted metadata is kept between runs.
+        #[arg(long)]
+        metadata_dir: PathBuf,
+        /// The root.json to trust.
+        root_json: PathBuf,
+    },
+    /// Update the trusted metadata from the repository (root chain, timestamp, snapshot,
+    /// targets); refuses rollback, freeze (expired metadata) and mix-and-match.
+    Refresh {
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+    /// Refresh, then fetch and verify targets into a folder.
+    Download {
+        #[command(flatten)]
+        remote: RemoteArgs,
+        /// Base URL (or folder) of the target files.
+        #[arg(long)]
+        targets_url: String,
+        /// Where to write the verified files (as OUT/NAME).
+        #[arg(short = 'o', long, default_value = ".")]
+        out: PathBuf,
+        /// Target names, e.g. drupal/token/1.9.0.0 or p2/drupal/token.json.
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+}
+
+#[derive(Args)]
+struct SendArgs {
+    /// RabbitMQ URL, e.g. amqp://user:password@127.0.0.1:5672/%2f.
+    #[arg(long, env = "AMQP_URL", conflicts_with = "inbox")]
+    amqp: Option<String>,
+    /// Prefix of the queue names (as given to the signers).
+    #[arg(long, env = "TUF_QUEUE_PREFIX", default_value = "")]
+    queue_prefix: String,
+    /// Without a broker: the inbox folder of `tuf-signer run --all --inbox DIR`.
+    #[arg(long, env = "TUF_INBOX")]
+    inbox: Option<PathBuf>,
+    /// Return only once a timestamp.json covering every submitted target is on disk.
+    #[arg(long, requires = "repo")]
+    wait: bool,
+    /// The repository folder to watch with --wait.
+    #[arg(long, env = "TUF_REPO")]
+    repo: Option<PathBuf>,
+    /// Give up waiting after this long (e.g. 90s, 10m).
+    #[arg(long, default_value = "10m")]
+    timeout: String,
+    /// Targets per job message.
+    #[arg(long, default_value_t = 500)]
+    batch_size: usize,
+}
+
+#[derive(Args)]
+struct RemoteArgs {
+    /// Folder of the trusted metadata (made by `tuf-client init`).
+    #[arg(long)]
+    metadata_dir: PathBuf,
+    /// Base URL (or folder) of the repository's metadata.
+    #[arg(long)]
+    metadata_url: String,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    logging::init(cli.log_format);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    match runtime.block_on(dispatch(cli.command)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tuf-client: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn dispatch(command: Command) -> Result<()> {
+    match command {
+        Command::AddTargets {
+            send,
+            targets_dir,
+            targets,
+            inputs,
+        } => {
+            if inputs.is_empty() && targets.is_empty() {
+                return Err(Error::Usage(
+                    "nothing to sign: give folders or files, or --target NAME=FILE".into(),
+                ));
+            }
+            let releases = collect(&inputs, &targets)?;
+            let started = Instant::now();
+            let mut described = Vec::with_capacity(releases.len());
+            for (i, release) in releases.iter().enumerate() {
+                let target = describe(release)?;
+                if let Some(dir) = &targets_dir {
+                    publish_file(dir, release, &target)?;
+                }
+                described.push(target);
+                if releases.len() >= 1000 && (i + 1) % 1000 == 0 {
+                    eprintln!("hashed {}/{}", i + 1, releases.len());
+                }
+            }
+            let expected: Expected = described
+                .iter()
+                .map(|t| (t.name.clone(), Some((t.length, t.hashes.sha256.clone()))))
+                .collect();
+            let jobs: Vec<TargetsJob> = described
+                .chunks(send.batch_size.max(1))
+                .map(|c| TargetsJob {
+                    add: c.to_vec(),
+                    remove: vec![],
+                })
+                .collect();
+            submit(&send, jobs, expected, started).await
+        }
+        Command::RemoveTargets { send, names } => {
+            for n in &names {
+                check_target_name(n)?;
+            }
+            let expected: Expected = names.iter().map(|n| (n.clone(), None)).collect();
+            let jobs = names
+                .chunks(send.batch_size.max(1))
+                .map(|c| TargetsJob {
+                    add: vec![],
+                    remove: c.to_vec(),
+                })
+                .collect();
+            submit(&send, jobs, expected, Instant::now()).await
+        }
+        Command::Status { repo } => {
+            print!("{}", status::read(&Layout::new(repo))?.render());
+            Ok(())
+        }
+        Command::Init {
+            metadata_dir,
+            root_json,
+        } => {
+            let bytes = std::fs::read(&root_json).map_err(Error::io("cannot read", &root_json))?;
+            TrustedMetadata::init(&metadata_dir, &bytes)?;
+            println!(
+                "trusting {} in {}",
+                root_json.display(),
+                metadata_dir.display()
+            );
+            Ok(())
+        }
+        Command::Refresh { remote } => {
+            let mut trusted = TrustedMetadata::load(&remote.metadata_dir)?;
+            trusted
+                .refresh(&Fetcher::new(), &base_url(&remote.metadata_url)?)
+                .await?;
+            println!("metadata up to date (root v{})", trusted.root().version);
+            Ok(())
+        }
+        Command::Download {
+            remote,
+            targets_url,
+            out,
+            names,
+        } => {
+            let fetcher = Fetcher::new();
+            let metadata_url = base_url(&remote.metadata_url)?;
+            let targets_url = base_url(&targets_url)?;
+            let mut trusted = TrustedMetadata::load(&remote.metadata_dir)?;
+            trusted.refresh(&fetcher, &metadata_url).await?;
+            for name in &names {
+                match download(
+                    &mut trusted,
+                    &fetcher,
+                    &metadata_url,
+                    &targets_url,
+                    name,
+                    &out,
+                )
+                .await?
+                {
+                    Outcome::Downloaded(p) => println!("verified {name} -> {}", p.display()),
+                    Outcome::AlreadyPresent(p) => {
+                        println!("verified {name} (already at {})", p.display())
+                    }
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn submit(
+    send: &SendArgs,
+    jobs: Vec<TargetsJob>,
+    mut expected: Expected,
+    started: Instant,
+) -> Result<()> {
+    let sink = match (&send.amqp, &send.inbox) {
+        (Some(url), _) => Sink::Broker(Endpoint::amqp(&AmqpConfig { url: url.clone(), prefix: send.queue_prefix.clone() }, None, 1).await?),
+        (None, Some(dir)) => Sink::Inbox(dir.clone()),
+        (None, None) => {
+            return Err(Error::Usage(
+                "where should the job go? --amqp URL (or AMQP_URL) for signers over RabbitMQ, or --inbox DIR for `tuf-signer run --all --inbox DIR`".into(),
+            ))
+        }
+    };
+    let total = expected.len();
+    for (seq, job) in jobs.iter().enumerate() {
+        sink.send(job, seq).await?;
+    }
+    eprintln!("submitted {total} target(s) in {} job(s)", jobs.len());
+    if !send.wait {
+        return Ok(());
+    }
+    let timeout = parse_duration(&send.timeout)?;
+    let mut coverage = Coverage::new(Layout::new(
+        send.repo.clone().expect("clap requires --repo"),
+    ));
+    let mut last_report = Instant::now();
+    let mut done = 0;
+    while !expected.is_empty() {
+        // A read can race with a signer's rename; the next poll sees the finished file.
+        if let Ok(p) = coverage.check(&mut expected) {
+            done += p.done;
+            if total > 1
+                && (p.done > 0 && last_report.elapsed() > Duration::from_millis(500)
+                    || expected.is_empty())
+            {
+                eprintln!("signed {done}/{total} (timestamp v{})", p.timestamp_version);
+                last_report = Instant::now();
+            }
+        }
+        if expected.is_empty() {
+            break;
+        }
+        if started.elapsed() > timeout {
+            return Err(Error::Usage(format!(
+                "timed out after {:?}: {} of {total} target(s) not yet covered by timestamp.json; are the signers running? (tuf-client status --repo ...)",
+                timeout,
+                expected.len()
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    println!(
+        "{total} target(s) covered by timestamp.json in {:.3} s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}

@@ -1,1 +1,366 @@
-fn main(){}
+//! `tuf-signer`: create a TUF repository, and run its online signers.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use package_signing::broker::amqp::AmqpConfig;
+use package_signing::broker::memory::MemoryBroker;
+use package_signing::keys::SigningKey;
+use package_signing::logging::{self, LogFormat};
+use package_signing::repository::expiry::parse_duration;
+use package_signing::repository::init::{init, key_path, InitOptions};
+use package_signing::repository::{Expiries, Layout};
+use package_signing::roles::{RoleSettings, SnapshotRole, TargetsRole, TimestampRole};
+use package_signing::worker::{self, Connector, WorkerOptions};
+use package_signing::{Error, Result};
+
+/// Signs a Composer package repository with The Update Framework (TUF).
+///
+/// Start with `init`, which writes the keys and the first signed metadata. Then run the three
+/// online signers (`run --role targets|snapshot|timestamp`, one process each, over RabbitMQ),
+/// or all three in one process with `run --all`. Submit releases with `tuf-client add-targets`.
+#[derive(Parser)]
+#[command(version, propagate_version = true)]
+struct Cli {
+    /// Log lines as text (default) or JSON.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "text",
+        env = "TUF_LOG_FORMAT"
+    )]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create the keys and the first signed version of every role.
+    ///
+    /// Writes KEYS/root.pem, targets.pem, snapshot.pem and timestamp.pem (one file per role,
+    /// so each signer mounts only its own; move root.pem offline afterwards), and
+    /// REPO/metadata/: 1.root.json, root.json, 1.targets.json delegating to the hashed
+    /// bins, every 1.bin-*.json, 1.snapshot.json and timestamp.json.
+    ///
+    /// Example: tuf-signer init --repo ./repo --keys ./keys --bins 2048
+    Init {
+        /// The repository folder to create (serve REPO/metadata and REPO/targets over HTTP).
+        #[arg(long, env = "TUF_REPO")]
+        repo: PathBuf,
+        /// The folder for the new key files.
+        #[arg(long)]
+        keys: PathBuf,
+        /// Number of hashed bins, a power of two from 1 to 16384. python-tuf's default
+        /// snapshot size limit (2 MB) holds about 8192 bins.
+        #[arg(long, default_value_t = 2048)]
+        bins: u32,
+        #[command(flatten)]
+        expiry: ExpiryArgs,
+    },
+    /// Run a signer (or all three) until stopped with Ctrl-C or SIGTERM.
+    ///
+    /// Over RabbitMQ (--amqp or AMQP_URL): one process per role, each with only its own key:
+    ///   tuf-signer run --role targets --repo ./repo --key ./keys/targets.pem --amqp amqp://...
+    /// A second process for the same role is a hot standby. The signer waits for the broker
+    /// when it is down.
+    ///
+    /// Without a broker: all three roles in one process, taking jobs from an inbox folder
+    /// that `tuf-client add-targets --inbox DIR` writes to:
+    ///   tuf-signer run --all --repo ./repo --keys ./keys --inbox ./inbox
+    Run(RunArgs),
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// The role to sign for.
+    #[arg(
+        long,
+        value_enum,
+        env = "TUF_ROLE",
+        required_unless_present = "all",
+        conflicts_with = "all"
+    )]
+    role: Option<RoleArg>,
+    /// Run all three roles in this process (keys from --keys).
+    #[arg(long)]
+    all: bool,
+    /// The repository folder made by `init`.
+    #[arg(long, env = "TUF_REPO")]
+    repo: PathBuf,
+    /// This role's private key file (with --role).
+    #[arg(long, env = "TUF_KEY", required_unless_present = "all")]
+    key: Option<PathBuf>,
+    /// The folder holding targets.pem, snapshot.pem, timestamp.pem (with --all).
+    #[arg(long, required_if_eq("all", "true"))]
+    keys: Option<PathBuf>,
+    /// RabbitMQ URL, e.g. amqp://user:password@127.0.0.1:5672/%2f. Without it (and with
+    /// --all), jobs pass in-process and come from --inbox.
+    #[arg(long, env = "AMQP_URL")]
+    amqp: Option<String>,
+    /// Prefix of the queue names, to run several repositories on one broker.
+    #[arg(long, env = "TUF_QUEUE_PREFIX", default_value = "")]
+    queue_prefix: String,
+    /// The inbox folder for the embedded mode (--all without --amqp).
+    #[arg(long, env = "TUF_INBOX")]
+    inbox: Option<PathBuf>,
+    /// Most jobs folded into one batch (also the broker prefetch).
+    #[arg(long, default_value_t = 1000)]
+    batch_max: u16,
+    /// How long a superseded metadata version stays for clients mid-update ("never" keeps all).
+    #[arg(long, default_value = "1h")]
+    prune_after: String,
+    #[command(flatten)]
+    expiry: ExpiryArgs,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum RoleArg {
+    Targets,
+    Snapshot,
+    Timestamp,
+}
+
+#[derive(Args)]
+struct ExpiryArgs {
+    /// Root metadata lifetime (e.g. 365d).
+    #[arg(long, default_value = "365d")]
+    expire_root: String,
+    /// Top-level targets lifetime.
+    #[arg(long, default_value = "365d")]
+    expire_targets: String,
+    /// Hashed-bin lifetime.
+    #[arg(long, default_value = "365d")]
+    expire_bins: String,
+    /// Snapshot lifetime.
+    #[arg(long, default_value = "7d")]
+    expire_snapshot: String,
+    /// Timestamp lifetime.
+    #[arg(long, default_value = "1d")]
+    expire_timestamp: String,
+}
+
+impl ExpiryArgs {
+    fn parse(&self) -> Result<Expiries> {
+        Ok(Expiries {
+            root: parse_duration(&self.expire_root)?,
+            targets: parse_duration(&self.expire_targets)?,
+            bins: parse_duration(&self.expire_bins)?,
+            snapshot: parse_duration(&self.expire_snapshot)?,
+            timestamp: parse_duration(&self.expire_timestamp)?,
+        })
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    logging::init(cli.log_format);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    match runtime.block_on(dispatch(cli.command)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tuf-signer: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn dispatch(command: Command) -> Result<()> {
+    match command {
+        Command::Init {
+            repo,
+            keys,
+            bins,
+            expiry,
+        } => {
+            let opts = InitOptions {
+                repo: repo.clone(),
+                keys: keys.clone(),
+                bins,
+                expiries: expiry.parse()?,
+            };
+            let report = init(&opts, |done, total| {
+                if total >= 1024 {
+                    eprint!("\rsigned {done}/{total} bins");
+                    if done == total {
+                        eprintln!();
+                    }
+                }
+            })?;
+            println!(
+                "Initialised {} ({} bins, {} metadata files).",
+                repo.display(),
+                bins,
+                report.files_written
+            );
+            for (role, id) in &report.key_ids {
+                println!("  {role:<9} key {id}  {}", key_path(&keys, role).display());
+            }
+            println!(
+                "Move {} to offline storage: no signer needs it.",
+                key_path(&keys, "root").display()
+            );
+            println!(
+                "Next: tuf-signer run --all --repo {} --keys {} --inbox ./inbox",
+                repo.display(),
+                keys.display()
+            );
+            Ok(())
+        }
+        Command::Run(args) => run(args).await,
+    }
+}
+
+async fn run(args: RunArgs) -> Result<()> {
+    let settings = RoleSettings {
+        layout: Layout::new(&args.repo),
+        expiries: args.expiry.parse()?,
+        prune_after: match args.prune_after.as_str() {
+            "never" => None,
+            text => Some(parse_duration(text)?),
+        },
+    };
+    settings.layout.require_initialised()?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        wait_for_stop_signal().await;
+        tracing::info!("stopping after the current batch");
+        let _ = stop_tx.send(true);
+    });
+    let options = WorkerOptions {
+        batch_max: args.batch_max.max(1),
+    };
+    let connector = match (&args.amqp, args.all) {
+        (Some(url), _) => Connector::Amqp(AmqpConfig { url: url.clone(), prefix: args.queue_prefix.clone() }),
+        (None, true) => {
+            let broker = MemoryBroker::new();
+            let inbox = args.inbox.clone().ok_or_else(|| {
+                Error::Usage("run --all without --amqp takes jobs from a folder: add --inbox DIR (and submit with `tuf-client add-targets --inbox DIR`)".into())
+            })?;
+            tracing::info!(inbox = %inbox.display(), "no broker configured: embedded mode, jobs from the inbox");
+            tokio::spawn(broker.clone().feed_from_inbox(inbox));
+            Connector::Memory(broker)
+        }
+        (None, false) => {
+            return Err(Error::Usage("a single-role signer needs a broker: pass --amqp URL or set AMQP_URL (or use --all for the embedded mode)".into()))
+        }
+    };
+    if args.all {
+        let keys = args.keys.clone().expect("clap requires --keys with --all");
+        let load_key = |role: &str| SigningKey::load(&key_path(&keys, role));
+        let (k1, k2, k3) = (
+            load_key("targets")?,
+            load_key("snapshot")?,
+            load_key("timestamp")?,
+        );
+        let s = &settings;
+        let t = tokio::spawn(worker::run(
+            connector.clone(),
+            make_loader(
+                s.clone(),
+                Some(k1),
+                key_path(&keys, "targets"),
+                TargetsRole::load,
+            ),
+            options,
+            stop_rx.clone(),
+        ));
+        let sn = tokio::spawn(worker::run(
+            connector.clone(),
+            make_loader(
+                s.clone(),
+                Some(k2),
+                key_path(&keys, "snapshot"),
+                SnapshotRole::load,
+            ),
+            options,
+            stop_rx.clone(),
+        ));
+        let ts = tokio::spawn(worker::run(
+            connector,
+            make_loader(
+                s.clone(),
+                Some(k3),
+                key_path(&keys, "timestamp"),
+                TimestampRole::load,
+            ),
+            options,
+            stop_rx,
+        ));
+        for handle in [t, sn, ts] {
+            handle
+                .await
+                .map_err(|e| Error::Usage(format!("a signer task panicked: {e}")))??;
+        }
+        return Ok(());
+    }
+    let key_file = args.key.clone().expect("clap requires --key with --role");
+    let key = SigningKey::load(&key_file)?;
+    tracing::info!(key_id = key.key_id(), "loaded signing key");
+    match args.role.expect("clap requires --role") {
+        RoleArg::Targets => {
+            worker::run(
+                connector,
+                make_loader(settings, Some(key), key_file, TargetsRole::load),
+                options,
+                stop_rx,
+            )
+            .await
+        }
+        RoleArg::Snapshot => {
+            worker::run(
+                connector,
+                make_loader(settings, Some(key), key_file, SnapshotRole::load),
+                options,
+                stop_rx,
+            )
+            .await
+        }
+        RoleArg::Timestamp => {
+            worker::run(
+                connector,
+                make_loader(settings, Some(key), key_file, TimestampRole::load),
+                options,
+                stop_rx,
+            )
+            .await
+        }
+    }
+}
+
+/// A loader the worker calls when it (re)starts consuming: the first call uses the key
+/// already loaded, later ones read the key file again.
+fn make_loader<S>(
+    settings: RoleSettings,
+    key: Option<SigningKey>,
+    key_file: PathBuf,
+    load: fn(RoleSettings, SigningKey) -> Result<S>,
+) -> impl Fn() -> Result<S> {
+    let first = std::sync::Mutex::new(key);
+    move || {
+        let key = match first.lock().expect("lock").take() {
+            Some(k) => k,
+            None => SigningKey::load(&key_file)?,
+        };
+        load(settings.clone(), key)
+    }
+}
+
+async fn wait_for_stop_signal() {
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}

@@ -4,11 +4,11 @@ use std::time::Duration;
 
 use futures::{FutureExt, StreamExt};
 use lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions,
-    QueueDeclareOptions,
+    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
+    ConfirmSelectOptions, QueueDeclareOptions,
 };
-use lapin::Confirmation;
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
+use lapin::Confirmation;
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, Consumer};
 
 use super::{Delivery, Handle, Queue};
@@ -46,7 +46,10 @@ pub struct AmqpEndpoint {
 fn role_queue_arguments(prefix: &str) -> FieldTable {
     let mut args = FieldTable::default();
     args.insert("x-single-active-consumer".into(), AMQPValue::Boolean(true));
-    args.insert("x-dead-letter-exchange".into(), AMQPValue::LongString(LongString::from("")));
+    args.insert(
+        "x-dead-letter-exchange".into(),
+        AMQPValue::LongString(LongString::from("")),
+    );
     args.insert(
         "x-dead-letter-routing-key".into(),
         AMQPValue::LongString(LongString::from(Queue::DeadLetter.name(prefix))),
@@ -57,7 +60,11 @@ fn role_queue_arguments(prefix: &str) -> FieldTable {
 impl AmqpEndpoint {
     /// Connects, enables confirms, declares the queues and (when `consume` is given) starts
     /// consuming with `prefetch` unacknowledged jobs at most.
-    pub async fn connect(config: &AmqpConfig, consume: Option<Queue>, prefetch: u16) -> Result<AmqpEndpoint> {
+    pub async fn connect(
+        config: &AmqpConfig,
+        consume: Option<Queue>,
+        prefetch: u16,
+    ) -> Result<AmqpEndpoint> {
         let redacted = config.redacted_url();
         let connection = Connection::connect(&config.url, ConnectionProperties::default())
             .await
@@ -113,10 +120,15 @@ impl AmqpEndpoint {
         // batch coalesces what the publisher sent together.
         while batch.len() < max {
             match consumer.next().now_or_never() {
-                Some(Some(d)) => batch.push(to_delivery(d.map_err(Error::broker("delivery failed"))?)),
+                Some(Some(d)) => {
+                    batch.push(to_delivery(d.map_err(Error::broker("delivery failed"))?))
+                }
                 Some(None) => break,
-                None => match tokio::time::timeout(Duration::from_millis(2), consumer.next()).await {
-                    Ok(Some(d)) => batch.push(to_delivery(d.map_err(Error::broker("delivery failed"))?)),
+                None => match tokio::time::timeout(Duration::from_millis(2), consumer.next()).await
+                {
+                    Ok(Some(d)) => {
+                        batch.push(to_delivery(d.map_err(Error::broker("delivery failed"))?))
+                    }
                     _ => break,
                 },
             }
@@ -124,14 +136,22 @@ impl AmqpEndpoint {
         Ok(batch)
     }
 
-    pub(super) async fn publish(&self, queue: Queue, body: &[u8], reason: Option<&str>) -> Result<()> {
+    pub(super) async fn publish(
+        &self,
+        queue: Queue,
+        body: &[u8],
+        reason: Option<&str>,
+    ) -> Result<()> {
         let name = queue.name(&self.config.prefix);
         let mut properties = BasicProperties::default()
             .with_delivery_mode(2)
             .with_content_type(ShortString::from("application/json"));
         if let Some(reason) = reason {
             let mut headers = FieldTable::default();
-            headers.insert("x-rejection-reason".into(), AMQPValue::LongString(LongString::from(reason)));
+            headers.insert(
+                "x-rejection-reason".into(),
+                AMQPValue::LongString(LongString::from(reason)),
+            );
             properties = properties.with_headers(headers);
         }
         let confirm = self
@@ -156,8 +176,12 @@ impl AmqpEndpoint {
                 "{name} does not exist, so the job was returned unrouted; start the signers once \
                  (they declare their queues) or load the broker definitions"
             ))),
-            Confirmation::Nack(_) => Err(Error::BrokerRefused(format!("the broker refused to store a job for {name}"))),
-            Confirmation::NotRequested => Err(Error::BrokerRefused("publisher confirms are off".into())),
+            Confirmation::Nack(_) => Err(Error::BrokerRefused(format!(
+                "the broker refused to store a job for {name}"
+            ))),
+            Confirmation::NotRequested => {
+                Err(Error::BrokerRefused("publisher confirms are off".into()))
+            }
         }
     }
 
@@ -209,7 +233,11 @@ async fn declare(channel: &Channel, prefix: &str) -> Result<()> {
     };
     let dlq = Queue::DeadLetter.name(prefix);
     channel
-        .queue_declare(ShortString::from(dlq.as_str()), durable, FieldTable::default())
+        .queue_declare(
+            ShortString::from(dlq.as_str()),
+            durable,
+            FieldTable::default(),
+        )
         .await
         .map_err(Error::broker(format!("cannot declare {dlq}")))?;
     for queue in [Queue::Targets, Queue::Snapshot, Queue::Timestamp] {

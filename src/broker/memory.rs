@@ -94,7 +94,10 @@ fn is_job_file(p: &Path) -> bool {
 /// Drops a job into an inbox folder (the client's side of the embedded mode).
 pub fn submit_to_inbox(inbox: &Path, body: &[u8], seq: usize) -> Result<PathBuf> {
     create_dir(inbox)?;
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
     let path = inbox.join(format!("{nanos:024}-{}-{seq:06}.json", std::process::id()));
     write_durably(&path, body)?;
     Ok(path)
@@ -129,14 +132,21 @@ impl MemoryEndpoint {
     /// Moves the inbox file to `inbox/dead-letter/`, with the reason beside it.
     pub(super) fn dead_letter(&self, delivery: &Delivery, reason: &str) -> Result<()> {
         let Handle::Memory(Some(source)) = &delivery.handle else {
-            tracing::error!(reason, "dropped an in-process job that could not be processed");
+            tracing::error!(
+                reason,
+                "dropped an in-process job that could not be processed"
+            );
             return Ok(());
         };
-        let dir = source.parent().unwrap_or(Path::new(".")).join("dead-letter");
+        let dir = source
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join("dead-letter");
         create_dir(&dir)?;
         let name = source.file_name().expect("inbox files have names");
         write_durably(&dir.join(name).with_extension("reason"), reason.as_bytes())?;
-        std::fs::rename(source, dir.join(name)).map_err(Error::io("cannot move to dead-letter", source))?;
+        std::fs::rename(source, dir.join(name))
+            .map_err(Error::io("cannot move to dead-letter", source))?;
         sync_dir(&dir)?;
         self.broker.in_flight.lock().expect("lock").remove(source);
         Ok(())

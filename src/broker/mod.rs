@@ -48,11 +48,22 @@ enum Handle {
 
 /// A connection for one role: consumes its queue, publishes downstream.
 pub enum Endpoint {
-    Amqp(amqp::AmqpEndpoint),
+    Amqp(Box<amqp::AmqpEndpoint>),
     Memory(memory::MemoryEndpoint),
 }
 
 impl Endpoint {
+    /// Connects to RabbitMQ; see [`amqp::AmqpEndpoint::connect`].
+    pub async fn amqp(
+        config: &amqp::AmqpConfig,
+        consume: Option<Queue>,
+        prefetch: u16,
+    ) -> Result<Endpoint> {
+        Ok(Endpoint::Amqp(Box::new(
+            amqp::AmqpEndpoint::connect(config, consume, prefetch).await?,
+        )))
+    }
+
     /// Waits for at least one job, then takes whatever else is already waiting, up to `max`.
     pub async fn next_batch(&mut self, max: usize) -> Result<Vec<Delivery>> {
         match self {
@@ -72,7 +83,10 @@ impl Endpoint {
     /// Moves a job that cannot be processed to the dead-letter queue, with the reason.
     pub async fn dead_letter(&self, delivery: &Delivery, reason: &str) -> Result<()> {
         match self {
-            Endpoint::Amqp(e) => e.publish(Queue::DeadLetter, &delivery.body, Some(reason)).await,
+            Endpoint::Amqp(e) => {
+                e.publish(Queue::DeadLetter, &delivery.body, Some(reason))
+                    .await
+            }
             Endpoint::Memory(e) => e.dead_letter(delivery, reason),
         }
     }

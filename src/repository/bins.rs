@@ -106,7 +106,9 @@ mod tests {
                 let hash = hex::encode(digest(&SHA256, name.as_bytes()));
                 let i = bins.index_of(name);
                 assert!(
-                    bins.prefixes(i).iter().any(|p| hash.starts_with(p.as_str())),
+                    bins.prefixes(i)
+                        .iter()
+                        .any(|p| hash.starts_with(p.as_str())),
                     "{count} bins: {name} in {}",
                     bins.name(i)
                 );

@@ -54,8 +54,9 @@ pub fn init(opts: &InitOptions, mut progress: impl FnMut(usize, usize)) -> Resul
         if path.exists() {
             return Err(Error::Key {
                 path,
-                reason: "already exists; init never overwrites a key: choose an empty --keys folder"
-                    .into(),
+                reason:
+                    "already exists; init never overwrites a key: choose an empty --keys folder"
+                        .into(),
             });
         }
     }
@@ -78,13 +79,23 @@ pub fn init(opts: &InitOptions, mut progress: impl FnMut(usize, usize)) -> Resul
     write_durably(&layout.metadata_dir().join("root.json"), &root_file.bytes)?;
 
     let targets_key = &keys["targets"];
-    let mut snapshot = Snapshot::new(SPEC_VERSION.into(), non_zero(1)?, expires_in(opts.expiries.snapshot));
+    let mut snapshot = Snapshot::new(
+        SPEC_VERSION.into(),
+        non_zero(1)?,
+        expires_in(opts.expiries.snapshot),
+    );
     let total = bins.count() as usize;
     for (i, name) in bins.names().enumerate() {
-        let bin = Targets::new(SPEC_VERSION.into(), non_zero(1)?, expires_in(opts.expiries.bins));
+        let bin = Targets::new(
+            SPEC_VERSION.into(),
+            non_zero(1)?,
+            expires_in(opts.expiries.bins),
+        );
         let file = sign(&bin, 1, &[targets_key], &name)?;
         write_durably(&layout.versioned(&name, 1), &file.bytes)?;
-        snapshot.meta.insert(format!("{name}.json"), file.meta.to_metafile()?);
+        snapshot
+            .meta
+            .insert(format!("{name}.json"), file.meta.to_metafile()?);
         if (i + 1) % 256 == 0 || i + 1 == total {
             progress(i + 1, total);
         }
@@ -93,7 +104,9 @@ pub fn init(opts: &InitOptions, mut progress: impl FnMut(usize, usize)) -> Resul
     let top = build_top_targets(bins, targets_key, 1, opts.expiries)?;
     let top_file = sign(&top, 1, &[targets_key], "targets")?;
     write_durably(&layout.versioned("targets", 1), &top_file.bytes)?;
-    snapshot.meta.insert("targets.json".into(), top_file.meta.to_metafile()?);
+    snapshot
+        .meta
+        .insert("targets.json".into(), top_file.meta.to_metafile()?);
 
     let snapshot_file = sign(&snapshot, 1, &[&keys["snapshot"]], "snapshot")?;
     write_durably(&layout.versioned("snapshot", 1), &snapshot_file.bytes)?;
@@ -138,7 +151,12 @@ fn build_root(keys: &HashMap<&str, SigningKey>, expiries: Expiries) -> Result<Ro
 }
 
 /// Top-level targets: no targets of its own, every bin delegated by hash prefix, terminating.
-pub fn build_top_targets(bins: HashBins, key: &SigningKey, version: u64, expiries: Expiries) -> Result<Targets> {
+pub fn build_top_targets(
+    bins: HashBins,
+    key: &SigningKey,
+    version: u64,
+    expiries: Expiries,
+) -> Result<Targets> {
     let id = hex_decoded(key.key_id())?;
     let mut delegations = Delegations::new();
     delegations.keys.insert(id.clone(), key.public().clone());
@@ -157,15 +175,30 @@ pub fn build_top_targets(bins: HashBins, key: &SigningKey, version: u64, expirie
             targets: None,
         });
     }
-    let mut top = Targets::new(SPEC_VERSION.into(), non_zero(version)?, expires_in(expiries.targets));
+    let mut top = Targets::new(
+        SPEC_VERSION.into(),
+        non_zero(version)?,
+        expires_in(expiries.targets),
+    );
     top.delegations = Some(delegations);
     Ok(top)
 }
 
 /// A timestamp that points at `snapshot`.
-pub fn timestamp_for(snapshot: &MetaEntry, version: u64, key: &SigningKey, expiries: Expiries) -> Result<SignedFile> {
-    let mut timestamp = Timestamp::new(SPEC_VERSION.into(), non_zero(version)?, expires_in(expiries.timestamp));
-    timestamp.meta.insert("snapshot.json".into(), snapshot.to_metafile()?);
+pub fn timestamp_for(
+    snapshot: &MetaEntry,
+    version: u64,
+    key: &SigningKey,
+    expiries: Expiries,
+) -> Result<SignedFile> {
+    let mut timestamp = Timestamp::new(
+        SPEC_VERSION.into(),
+        non_zero(version)?,
+        expires_in(expiries.timestamp),
+    );
+    timestamp
+        .meta
+        .insert("snapshot.json".into(), snapshot.to_metafile()?);
     debug_assert_eq!(timestamp.version().get(), version);
     sign(&timestamp, version, &[key], "timestamp")
 }

@@ -36,7 +36,9 @@ impl Pruner {
             match std::fs::remove_file(&path) {
                 Ok(()) => removed += 1,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => tracing::warn!(path = %path.display(), error = %e, "cannot prune old metadata"),
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "cannot prune old metadata")
+                }
             }
         }
         removed

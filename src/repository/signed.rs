@@ -63,8 +63,17 @@ pub struct SignedFile {
 }
 
 /// Signs `role` (a tough schema type) with `keys` and returns the file's canonical bytes.
-pub fn sign<T: Serialize>(role: &T, version: u64, keys: &[&SigningKey], what: &str) -> Result<SignedFile> {
-    Ok(sign_canonical(&canonical::to_vec(role, what)?, version, keys))
+pub fn sign<T: Serialize>(
+    role: &T,
+    version: u64,
+    keys: &[&SigningKey],
+    what: &str,
+) -> Result<SignedFile> {
+    Ok(sign_canonical(
+        &canonical::to_vec(role, what)?,
+        version,
+        keys,
+    ))
 }
 
 /// Signs the canonical bytes of a role's `signed` object.
@@ -90,7 +99,10 @@ pub fn sign_canonical(signed: &[u8], version: u64, keys: &[&SigningKey]) -> Sign
 }
 
 /// Reads and parses a metadata file with tough's types; returns it with its own meta entry.
-pub fn load<T: DeserializeOwned + tough::schema::Role>(path: &Path, what: &'static str) -> Result<(Signed<T>, MetaEntry)> {
+pub fn load<T: DeserializeOwned + tough::schema::Role>(
+    path: &Path,
+    what: &'static str,
+) -> Result<(Signed<T>, MetaEntry)> {
     let bytes = std::fs::read(path).map_err(Error::io("cannot read metadata", path))?;
     let signed: Signed<T> = serde_json::from_slice(&bytes).map_err(|source| Error::Parse {
         what,
@@ -108,5 +120,6 @@ pub fn hex_decoded(text: &str) -> Result<Decoded<Hex>> {
 }
 
 pub fn non_zero(version: u64) -> Result<NonZeroU64> {
-    NonZeroU64::new(version).ok_or_else(|| Error::InvalidJob("version 0 is not a TUF version".into()))
+    NonZeroU64::new(version)
+        .ok_or_else(|| Error::InvalidJob("version 0 is not a TUF version".into()))
 }

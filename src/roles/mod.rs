@@ -30,13 +30,22 @@ pub struct RoleSettings {
 pub fn latest_root(layout: &Layout) -> Result<Signed<Root>> {
     layout.require_initialised()?;
     let versions = layout.scan_versions()?;
-    let newest = versions.get("root").and_then(|v| v.last()).copied().unwrap_or(1);
+    let newest = versions
+        .get("root")
+        .and_then(|v| v.last())
+        .copied()
+        .unwrap_or(1);
     Ok(signed::load::<Root>(&layout.versioned("root", newest), "root")?.0)
 }
 
 /// Refuses to start a signer whose key the root does not list for its role, so a wrong
 /// mount fails at once instead of producing metadata no client accepts.
-pub fn ensure_key_listed(root: &Signed<Root>, role: RoleType, key: &SigningKey, flag_hint: &str) -> Result<()> {
+pub fn ensure_key_listed(
+    root: &Signed<Root>,
+    role: RoleType,
+    key: &SigningKey,
+    flag_hint: &str,
+) -> Result<()> {
     let listed = root
         .signed
         .roles

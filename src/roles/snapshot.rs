@@ -102,12 +102,15 @@ impl SnapshotRole {
         }
         if changed {
             self.version += 1;
-            let expires = timestamp_string(crate::repository::expiry::expires_in(self.settings.expiries.snapshot));
+            let expires = timestamp_string(crate::repository::expiry::expires_in(
+                self.settings.expiries.snapshot,
+            ));
             let file = sign_canonical(&self.encode(&expires), self.version, &[&self.key]);
             let layout = &self.settings.layout;
             write_durably(&layout.versioned("snapshot", self.version), &file.bytes)?;
             self.own = file.meta;
-            self.pruner.superseded(layout.versioned("snapshot", self.version - 1));
+            self.pruner
+                .superseded(layout.versioned("snapshot", self.version - 1));
             self.pruner.sweep();
         }
         Ok((changed, self.resync()))

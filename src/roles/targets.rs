@@ -62,17 +62,28 @@ impl TargetsRole {
         let versions = layout.scan_versions()?;
         let mut pruner = Pruner::new(settings.prune_after);
         let newest = |role: &str| -> Result<u64> {
-            versions.get(role).and_then(|v| v.last()).copied().ok_or_else(|| Error::Repository {
-                path: layout.metadata_dir(),
-                reason: format!("no version of {role}.json on disk; the repository is incomplete"),
-            })
+            versions
+                .get(role)
+                .and_then(|v| v.last())
+                .copied()
+                .ok_or_else(|| Error::Repository {
+                    path: layout.metadata_dir(),
+                    reason: format!(
+                        "no version of {role}.json on disk; the repository is incomplete"
+                    ),
+                })
         };
         let top_version = newest("targets")?;
-        let (top, top_meta) = signed::load::<Targets>(&layout.versioned("targets", top_version), "targets")?;
-        let delegations = top.signed.delegations.as_ref().ok_or_else(|| Error::Repository {
-            path: layout.versioned("targets", top_version),
-            reason: "top-level targets delegates to no bins".into(),
-        })?;
+        let (top, top_meta) =
+            signed::load::<Targets>(&layout.versioned("targets", top_version), "targets")?;
+        let delegations = top
+            .signed
+            .delegations
+            .as_ref()
+            .ok_or_else(|| Error::Repository {
+                path: layout.versioned("targets", top_version),
+                reason: "top-level targets delegates to no bins".into(),
+            })?;
         let bins = HashBins::new(delegations.roles.len() as u32)?;
         for (i, role) in delegations.roles.iter().enumerate() {
             let expected = bins.prefixes(i as u32);
@@ -82,7 +93,10 @@ impl TargetsRole {
             if !matches {
                 return Err(Error::Repository {
                     path: layout.versioned("targets", top_version),
-                    reason: format!("delegation {} is not the hashed bin this signer expects", role.name),
+                    reason: format!(
+                        "delegation {} is not the hashed bin this signer expects",
+                        role.name
+                    ),
                 });
             }
         }
@@ -93,13 +107,26 @@ impl TargetsRole {
             let (bin, meta) = signed::load::<Targets>(&path, "bin")?;
             let mut targets = BTreeMap::new();
             for (target_name, t) in bin.signed.targets {
-                let sha512 = t.hashes._extra.get("sha512").and_then(|v| v.as_str()).unwrap_or_default();
+                let sha512 = t
+                    .hashes
+                    ._extra
+                    .get("sha512")
+                    .and_then(|v| v.as_str())
+                    .unwrap_or_default();
                 targets.insert(
                     target_name.raw().to_string(),
                     Entry {
                         length: t.length,
-                        sha256: t.hashes.sha256.as_ref().try_into().map_err(|_| bad_hash(&path))?,
-                        sha512: hex::decode(sha512).ok().and_then(|v| v.try_into().ok()).ok_or_else(|| bad_hash(&path))?,
+                        sha256: t
+                            .hashes
+                            .sha256
+                            .as_ref()
+                            .try_into()
+                            .map_err(|_| bad_hash(&path))?,
+                        sha512: hex::decode(sha512)
+                            .ok()
+                            .and_then(|v| v.try_into().ok())
+                            .ok_or_else(|| bad_hash(&path))?,
                     },
                 );
             }
@@ -169,7 +196,9 @@ impl TargetsRole {
             return Ok(TargetsOutcome::default());
         }
 
-        let expires = timestamp_string(crate::repository::expiry::expires_in(self.settings.expiries.bins));
+        let expires = timestamp_string(crate::repository::expiry::expires_in(
+            self.settings.expiries.bins,
+        ));
         let layout = &self.settings.layout;
         let mut files = Vec::with_capacity(changed.len());
         for &i in &changed {
@@ -180,17 +209,26 @@ impl TargetsRole {
             bin.meta = file.meta.clone();
             files.push((layout.versioned(&bin.name, bin.version), file.bytes));
         }
-        let refs: Vec<(PathBuf, &[u8])> = files.iter().map(|(p, b)| (p.clone(), b.as_slice())).collect();
+        let refs: Vec<(PathBuf, &[u8])> = files
+            .iter()
+            .map(|(p, b)| (p.clone(), b.as_slice()))
+            .collect();
         write_all_durably(&layout.metadata_dir(), &refs)?;
         for &i in &changed {
             let bin = &self.state[i];
-            self.pruner.superseded(layout.versioned(&bin.name, bin.version - 1));
+            self.pruner
+                .superseded(layout.versioned(&bin.name, bin.version - 1));
         }
         self.pruner.sweep();
 
         let meta = named
             .iter()
-            .map(|&i| (format!("{}.json", self.state[i].name), self.state[i].meta.clone()))
+            .map(|&i| {
+                (
+                    format!("{}.json", self.state[i].name),
+                    self.state[i].meta.clone(),
+                )
+            })
             .collect();
         Ok(TargetsOutcome {
             changed_bins: changed.len(),
@@ -205,24 +243,34 @@ impl TargetsRole {
 }
 
 fn entry_of(t: &NewTarget) -> Result<Entry> {
-    let decode = |s: &str| hex::decode(s).map_err(|_| Error::InvalidJob(format!("{}: bad hex", t.name)));
+    let decode =
+        |s: &str| hex::decode(s).map_err(|_| Error::InvalidJob(format!("{}: bad hex", t.name)));
     Ok(Entry {
         length: t.length,
-        sha256: decode(&t.hashes.sha256)?.try_into().map_err(|_| Error::InvalidJob("sha256 length".into()))?,
-        sha512: decode(&t.hashes.sha512)?.try_into().map_err(|_| Error::InvalidJob("sha512 length".into()))?,
+        sha256: decode(&t.hashes.sha256)?
+            .try_into()
+            .map_err(|_| Error::InvalidJob("sha256 length".into()))?,
+        sha512: decode(&t.hashes.sha512)?
+            .try_into()
+            .map_err(|_| Error::InvalidJob("sha512 length".into()))?,
     })
 }
 
 fn bad_hash(path: &std::path::Path) -> Error {
     Error::Repository {
         path: path.into(),
-        reason: "a target lacks a sha256 or sha512 hash this signer wrote; was the bin edited by hand?".into(),
+        reason:
+            "a target lacks a sha256 or sha512 hash this signer wrote; was the bin edited by hand?"
+                .into(),
     }
 }
 
 /// `2027-11-29T12:00:00Z`: whole seconds, as python-tuf requires.
 pub fn timestamp_string(t: jiff::Timestamp) -> String {
-    format!("{:.0}", jiff::Timestamp::from_second(t.as_second()).expect("in range"))
+    format!(
+        "{:.0}",
+        jiff::Timestamp::from_second(t.as_second()).expect("in range")
+    )
 }
 
 /// The canonical JSON of a bin's `signed` object, written directly: keys in code-point order
@@ -268,7 +316,11 @@ mod tests {
         for name in ["pkgs/foo", "pkgs/foo bar", "caf\u{e9}/1.0.0.0", "q\"uote"] {
             targets.insert(
                 name.to_string(),
-                Entry { length: 42, sha256: [7; 32], sha512: [9; 64] },
+                Entry {
+                    length: 42,
+                    sha256: [7; 32],
+                    sha512: [9; 64],
+                },
             );
         }
         let bin = Bin {
@@ -288,8 +340,12 @@ mod tests {
                 "hashes": {"sha256": hex::encode([7u8; 32]), "sha512": hex::encode([9u8; 64])}
             });
         }
-        assert_eq!(encode_bin(&bin), canonical::value_to_vec(&value, "t").unwrap());
-        let parsed: Targets = serde_json::from_slice(&encode_bin(&bin)).expect("tough parses a bin");
+        assert_eq!(
+            encode_bin(&bin),
+            canonical::value_to_vec(&value, "t").unwrap()
+        );
+        let parsed: Targets =
+            serde_json::from_slice(&encode_bin(&bin)).expect("tough parses a bin");
         assert_eq!(parsed.targets.len(), 4);
     }
 }

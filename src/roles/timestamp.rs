@@ -30,7 +30,8 @@ impl TimestampRole {
             .and_then(MetaEntry::from_metafile)
             .ok_or_else(|| Error::Repository {
                 path: layout.timestamp(),
-                reason: "timestamp.json does not describe snapshot.json with length and sha256".into(),
+                reason: "timestamp.json does not describe snapshot.json with length and sha256"
+                    .into(),
             })?;
         Ok(TimestampRole {
             settings,
