@@ -1,0 +1,294 @@
+//! Shared by the integration tests: real binaries, the real broker, real files, python-tuf.
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use package_signing::client::coverage::{Coverage, Expected};
+use package_signing::repository::Layout;
+
+pub const SIGNER: &str = env!("CARGO_BIN_EXE_tuf-signer");
+pub const CLIENT: &str = env!("CARGO_BIN_EXE_tuf-client");
+
+pub fn amqp_url() -> String {
+    std::env::var("AMQP_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
+}
+
+/// A queue prefix no other test (or earlier run) uses.
+pub fn unique_prefix(tag: &str) -> String {
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
+    format!("test.{tag}.{}.{nanos}.", std::process::id())
+}
+
+/// A child process killed when the test ends, however it ends.
+pub struct Proc {
+    pub child: Child,
+    pub log: PathBuf,
+}
+
+impl Proc {
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+pub struct TestRepo {
+    pub dir: tempfile::TempDir,
+    pub repo: PathBuf,
+    pub keys: PathBuf,
+}
+
+impl TestRepo {
+    pub fn init(bins: u32, extra: &[&str]) -> TestRepo {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = dir.path().join("repo");
+        let keys = dir.path().join("keys");
+        let out = run(Command::new(SIGNER)
+            .args(["init", "--repo"])
+            .arg(&repo)
+            .arg("--keys")
+            .arg(&keys)
+            .args(["--bins", &bins.to_string()])
+            .args(extra));
+        assert!(out.status.success(), "init failed: {}", String::from_utf8_lossy(&out.stderr));
+        TestRepo { dir, repo, keys }
+    }
+
+    pub fn layout(&self) -> Layout {
+        Layout::new(&self.repo)
+    }
+
+    pub fn key(&self, role: &str) -> PathBuf {
+        self.keys.join(format!("{role}.pem"))
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    /// One signer process over the broker.
+    pub fn spawn_signer(&self, role: &str, prefix: &str, extra: &[&str]) -> Proc {
+        let log = self.path(&format!("{role}-{}.log", SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos()));
+        let child = Command::new(SIGNER)
+            .args(["run", "--role", role, "--repo"])
+            .arg(&self.repo)
+            .arg("--key")
+            .arg(self.key(role))
+            .args(["--amqp", &amqp_url(), "--queue-prefix", prefix])
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        Proc { child, log }
+    }
+
+    pub fn spawn_all_signers(&self, prefix: &str) -> Vec<Proc> {
+        ["targets", "snapshot", "timestamp"].iter().map(|r| self.spawn_signer(r, prefix, &[])).collect()
+    }
+
+    /// Waits until timestamp.json covers `expected` (names → Some((len, sha256)) or None).
+    pub fn wait_covered(&self, mut expected: Expected, timeout: Duration) {
+        let mut coverage = Coverage::new(self.layout());
+        let start = Instant::now();
+        while !expected.is_empty() {
+            let _ = coverage.check(&mut expected);
+            assert!(start.elapsed() < timeout, "{} target(s) never covered, e.g. {:?}", expected.len(), expected.keys().next());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+pub fn run(cmd: &mut Command) -> Output {
+    cmd.stdin(Stdio::null()).output().unwrap()
+}
+
+/// Writes `count` release files under `dir` as vendor/name/version, with distinct contents.
+pub fn make_releases(dir: &Path, count: usize, tag: &str) -> Vec<(String, PathBuf)> {
+    (0..count)
+        .map(|i| {
+            let name = format!("drupal/module{}/{}.{}.0.0", i % 97, i / 97, tag);
+            let path = dir.join(&name);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, format!("release {tag} {i} {}", "x".repeat(i % 300))).unwrap();
+            (name, path)
+        })
+        .collect()
+}
+
+/// What coverage must see for these files.
+pub fn expected_for(releases: &[(String, PathBuf)]) -> Expected {
+    releases
+        .iter()
+        .map(|(name, path)| {
+            let bytes = std::fs::read(path).unwrap();
+            let sha = hex::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &bytes));
+            (name.clone(), Some((bytes.len() as u64, sha)))
+        })
+        .collect()
+}
+
+/// `python3 -m http.server` over a folder, on a free loopback port.
+pub struct HttpServer {
+    _proc: Proc,
+    pub port: u16,
+}
+
+impl HttpServer {
+    pub fn serve(dir: &Path) -> HttpServer {
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let log = dir.parent().unwrap().join(format!("http-{port}.log"));
+        let child = Command::new("python3")
+            .args(["-m", "http.server", &port.to_string(), "--bind", "127.0.0.1", "-d"])
+            .arg(dir)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let start = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(start.elapsed() < Duration::from_secs(10), "http.server did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        HttpServer { _proc: Proc { child, log }, port }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}/{path}", self.port)
+    }
+}
+
+/// The python with python-tuf installed (`.ci/run` makes `.venv`).
+pub fn python() -> PathBuf {
+    if let Ok(p) = std::env::var("TUF_PYTHON") {
+        return p.into();
+    }
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
+    assert!(
+        venv.exists(),
+        "python-tuf is needed: run `python3 -m venv .venv && .venv/bin/pip install -r tests/python/requirements.txt` (or bash .ci/run)"
+    );
+    venv
+}
+
+/// Runs python-tuf's ngclient over HTTP against the repository: every `NAME=FILE` must verify
+/// and download with the same bytes, every `!NAME` must be absent. Returns its JSON report.
+pub fn ngclient_verify(repo: &TestRepo, items: &[String]) -> serde_json::Value {
+    let server = HttpServer::serve(&repo.repo);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/ngclient_verify.py");
+    let out = run(Command::new(python())
+        .arg(script)
+        .arg(repo.repo.join("metadata/1.root.json"))
+        .arg(server.url("metadata/"))
+        .arg(server.url("targets/"))
+        .arg(repo.path("ngclient"))
+        .args(items));
+    assert!(
+        out.status.success(),
+        "python-tuf ngclient refused the repository:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+pub fn items_for(releases: &[(String, PathBuf)]) -> Vec<String> {
+    releases.iter().map(|(n, p)| format!("{n}={}", p.display())).collect()
+}
+
+/// Deletes a test's queues so the broker does not fill up across runs.
+pub async fn delete_queues(prefix: &str) {
+    use lapin::options::QueueDeleteOptions;
+    use package_signing::broker::Queue;
+    let Ok(conn) = lapin::Connection::connect(&amqp_url(), lapin::ConnectionProperties::default()).await else {
+        return;
+    };
+    let channel = conn.create_channel().await.unwrap();
+    for q in [Queue::Targets, Queue::Snapshot, Queue::Timestamp, Queue::DeadLetter] {
+        let _ = channel
+            .queue_delete(q.name(prefix).as_str().into(), QueueDeleteOptions::default())
+            .await;
+    }
+}
+
+/// Every metadata file parses with tough's types and follows the rules php-tuf and
+/// python-tuf hold us to: spec 1.0, ed25519 keys only, no field the specification does not
+/// define, `length` and hashes in every meta entry, whole-second expiry, consistent
+/// snapshots, plain `path_hash_prefixes` delegations. Returns how many files it checked.
+pub fn assert_metadata_rules(repo: &TestRepo) -> usize {
+    use tough::schema::{key::Key, PathSet, Root, Signed, Snapshot, Targets, Timestamp};
+    let mut checked = 0;
+    for entry in std::fs::read_dir(repo.repo.join("metadata")).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_str().unwrap().to_string();
+        if name.starts_with('.') {
+            continue;
+        }
+        let bytes = std::fs::read(&path).unwrap();
+        let value: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        let signed = &value["signed"];
+        let expires = signed["expires"].as_str().unwrap();
+        assert!(!expires.contains('.') && expires.ends_with('Z'), "{name}: expires {expires}");
+        assert!(signed["spec_version"].as_str().unwrap().starts_with("1.0."), "{name}");
+        assert_eq!(value.as_object().unwrap().len(), 2, "{name}: only signed and signatures");
+        let ed25519_only = |keys: &std::collections::HashMap<_, Key>| {
+            assert!(keys.values().all(|k| matches!(k, Key::Ed25519 { _extra, .. } if _extra.is_empty())), "{name}: non-ed25519 key");
+        };
+        let meta_complete = |meta: &std::collections::HashMap<String, tough::schema::Metafile>| {
+            for (file, m) in meta {
+                assert!(m.length.is_some() && m.hashes.is_some() && m._extra.is_empty(), "{name}: {file} lacks length/hashes");
+            }
+        };
+        match signed["_type"].as_str().unwrap() {
+            "root" => {
+                let r: Signed<Root> = serde_json::from_slice(&bytes).unwrap();
+                assert!(r.signed.consistent_snapshot && r.signed._extra.is_empty(), "{name}");
+                ed25519_only(&r.signed.keys);
+            }
+            "targets" => {
+                let t: Signed<Targets> = serde_json::from_slice(&bytes).unwrap();
+                assert!(t.signed._extra.is_empty(), "{name}: unknown fields");
+                for (target, info) in &t.signed.targets {
+                    assert!(info._extra.is_empty() && info.custom.is_empty(), "{name}: {}", target.raw());
+                    assert!(info.hashes._extra.keys().all(|k| k == "sha512"), "{name}");
+                }
+                if let Some(d) = &t.signed.delegations {
+                    ed25519_only(&d.keys);
+                    for role in &d.roles {
+                        assert!(role.terminating && matches!(role.paths, PathSet::PathHashPrefixes(_)), "{name}: {}", role.name);
+                    }
+                }
+            }
+            "snapshot" => {
+                let s: Signed<Snapshot> = serde_json::from_slice(&bytes).unwrap();
+                assert!(s.signed._extra.is_empty(), "{name}");
+                meta_complete(&s.signed.meta);
+            }
+            "timestamp" => {
+                let t: Signed<Timestamp> = serde_json::from_slice(&bytes).unwrap();
+                assert!(t.signed._extra.is_empty(), "{name}");
+                meta_complete(&t.signed.meta);
+            }
+            other => panic!("{name}: unknown _type {other}"),
+        }
+        checked += 1;
+    }
+    checked
+}
