@@ -18,12 +18,28 @@ async fn thousand_releases_through_three_signer_processes_verify_with_python_tuf
         let dir = repo.path(&format!("releases{batch}"));
         let releases = make_releases(&dir, 250, &format!("b{batch}"));
         let out = run(Command::new(CLIENT)
-            .args(["add-targets", "--amqp", &amqp_url(), "--queue-prefix", &prefix, "--batch-size", "100", "--wait", "--timeout", "120s", "--repo"])
+            .args([
+                "add-targets",
+                "--amqp",
+                &amqp_url(),
+                "--queue-prefix",
+                &prefix,
+                "--batch-size",
+                "100",
+                "--wait",
+                "--timeout",
+                "120s",
+                "--repo",
+            ])
             .arg(&repo.repo)
             .arg("--targets-dir")
             .arg(repo.repo.join("targets"))
             .arg(&dir));
-        assert!(out.status.success(), "add-targets failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "add-targets failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         assert!(String::from_utf8_lossy(&out.stdout).contains("250 target(s) covered"));
         all.extend(releases);
     }
@@ -32,51 +48,117 @@ async fn thousand_releases_through_three_signer_processes_verify_with_python_tuf
     std::fs::create_dir_all(p2.parent().unwrap()).unwrap();
     std::fs::write(&p2, br#"{"packages":{}}"#).unwrap();
     let out = run(Command::new(CLIENT)
-        .args(["add-targets", "--amqp", &amqp_url(), "--queue-prefix", &prefix, "--wait", "--timeout", "60s", "--repo"])
+        .args([
+            "add-targets",
+            "--amqp",
+            &amqp_url(),
+            "--queue-prefix",
+            &prefix,
+            "--wait",
+            "--timeout",
+            "60s",
+            "--repo",
+        ])
         .arg(&repo.repo)
         .arg("--targets-dir")
         .arg(repo.repo.join("targets"))
         .arg(repo.path("p2src")));
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     all.push(("p2/drupal/module1.json".into(), p2));
 
-    let status = run(Command::new(CLIENT).args(["status", "--repo"]).arg(&repo.repo));
+    let status = run(Command::new(CLIENT)
+        .args(["status", "--repo"])
+        .arg(&repo.repo));
     let status = String::from_utf8_lossy(&status.stdout).to_string();
     assert!(status.contains("targets signed: 1001"), "{status}");
 
     // python-tuf, the reference client, over HTTP: a sample of 60 plus the Composer file.
-    let sample: Vec<_> = all.iter().step_by(17).cloned().chain(std::iter::once(all.last().unwrap().clone())).collect();
+    let sample: Vec<_> = all
+        .iter()
+        .step_by(17)
+        .cloned()
+        .chain(std::iter::once(all.last().unwrap().clone()))
+        .collect();
     let report = ngclient_verify(&repo, &items_for(&sample));
     assert_eq!(report["verified"], sample.len());
 
     // Our own verifying client, from a fresh trusted-metadata folder.
     let server = HttpServer::serve(&repo.repo);
     let trusted = repo.path("client-metadata");
-    let out = run(Command::new(CLIENT).args(["init", "--metadata-dir"]).arg(&trusted).arg(repo.repo.join("metadata/1.root.json")));
+    let out = run(Command::new(CLIENT)
+        .args(["init", "--metadata-dir"])
+        .arg(&trusted)
+        .arg(repo.repo.join("metadata/1.root.json")));
     assert!(out.status.success());
     let names: Vec<&str> = all.iter().step_by(50).map(|(n, _)| n.as_str()).collect();
     let out_dir = repo.path("downloads");
     let out = run(Command::new(CLIENT)
         .args(["download", "--metadata-dir"])
         .arg(&trusted)
-        .args(["--metadata-url", &server.url("metadata/"), "--targets-url", &server.url("targets/"), "-o"])
+        .args([
+            "--metadata-url",
+            &server.url("metadata/"),
+            "--targets-url",
+            &server.url("targets/"),
+            "-o",
+        ])
         .arg(&out_dir)
         .args(&names));
-    assert!(out.status.success(), "tuf-client download: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "tuf-client download: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     for (name, file) in all.iter().step_by(50) {
-        assert_eq!(std::fs::read(out_dir.join(name)).unwrap(), std::fs::read(file).unwrap(), "{name}");
+        assert_eq!(
+            std::fs::read(out_dir.join(name)).unwrap(),
+            std::fs::read(file).unwrap(),
+            "{name}"
+        );
     }
     // Only the bins those names need were fetched, not all 2048.
-    let fetched_bins = std::fs::read_dir(&trusted).unwrap().filter(|e| e.as_ref().unwrap().file_name().to_str().unwrap().starts_with("bin-")).count();
-    assert!(fetched_bins <= names.len(), "fetched {fetched_bins} bins for {} names", names.len());
+    let fetched_bins = std::fs::read_dir(&trusted)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_str()
+                .unwrap()
+                .starts_with("bin-")
+        })
+        .count();
+    assert!(
+        fetched_bins <= names.len(),
+        "fetched {fetched_bins} bins for {} names",
+        names.len()
+    );
 
     // Removing releases: they disappear for python-tuf too.
     let removed: Vec<&str> = all.iter().take(5).map(|(n, _)| n.as_str()).collect();
     let out = run(Command::new(CLIENT)
-        .args(["remove-targets", "--amqp", &amqp_url(), "--queue-prefix", &prefix, "--wait", "--timeout", "60s", "--repo"])
+        .args([
+            "remove-targets",
+            "--amqp",
+            &amqp_url(),
+            "--queue-prefix",
+            &prefix,
+            "--wait",
+            "--timeout",
+            "60s",
+            "--repo",
+        ])
         .arg(&repo.repo)
         .args(&removed));
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let mut items: Vec<String> = removed.iter().map(|n| format!("!{n}")).collect();
     items.extend(items_for(&all[5..8]));
     let report = ngclient_verify(&repo, &items);

@@ -18,7 +18,10 @@ pub fn amqp_url() -> String {
 
 /// A queue prefix no other test (or earlier run) uses.
 pub fn unique_prefix(tag: &str) -> String {
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
     format!("test.{tag}.{}.{nanos}.", std::process::id())
 }
 
@@ -67,7 +70,11 @@ impl TestRepo {
             .arg(&keys)
             .args(["--bins", &bins.to_string()])
             .args(extra));
-        assert!(out.status.success(), "init failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "init failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         TestRepo { dir, repo, keys }
     }
 
@@ -85,7 +92,13 @@ impl TestRepo {
 
     /// One signer process over the broker.
     pub fn spawn_signer(&self, role: &str, prefix: &str, extra: &[&str]) -> Proc {
-        let log = self.path(&format!("{role}-{}.log", SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos()));
+        let log = self.path(&format!(
+            "{role}-{}.log",
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        ));
         let child = Command::new(SIGNER)
             .args(["run", "--role", role, "--repo"])
             .arg(&self.repo)
@@ -101,7 +114,10 @@ impl TestRepo {
     }
 
     pub fn spawn_all_signers(&self, prefix: &str) -> Vec<Proc> {
-        ["targets", "snapshot", "timestamp"].iter().map(|r| self.spawn_signer(r, prefix, &[])).collect()
+        ["targets", "snapshot", "timestamp"]
+            .iter()
+            .map(|r| self.spawn_signer(r, prefix, &[]))
+            .collect()
     }
 
     /// Waits until timestamp.json covers `expected` (names → Some((len, sha256)) or None).
@@ -110,7 +126,12 @@ impl TestRepo {
         let start = Instant::now();
         while !expected.is_empty() {
             let _ = coverage.check(&mut expected);
-            assert!(start.elapsed() < timeout, "{} target(s) never covered, e.g. {:?}", expected.len(), expected.keys().next());
+            assert!(
+                start.elapsed() < timeout,
+                "{} target(s) never covered, e.g. {:?}",
+                expected.len(),
+                expected.keys().next()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -139,7 +160,10 @@ pub fn expected_for(releases: &[(String, PathBuf)]) -> Expected {
         .iter()
         .map(|(name, path)| {
             let bytes = std::fs::read(path).unwrap();
-            let sha = hex::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &bytes));
+            let sha = hex::encode(aws_lc_rs::digest::digest(
+                &aws_lc_rs::digest::SHA256,
+                &bytes,
+            ));
             (name.clone(), Some((bytes.len() as u64, sha)))
         })
         .collect()
@@ -153,10 +177,21 @@ pub struct HttpServer {
 
 impl HttpServer {
     pub fn serve(dir: &Path) -> HttpServer {
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let log = dir.parent().unwrap().join(format!("http-{port}.log"));
         let child = Command::new("python3")
-            .args(["-m", "http.server", &port.to_string(), "--bind", "127.0.0.1", "-d"])
+            .args([
+                "-m",
+                "http.server",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "-d",
+            ])
             .arg(dir)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
@@ -164,10 +199,16 @@ impl HttpServer {
             .unwrap();
         let start = Instant::now();
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(start.elapsed() < Duration::from_secs(10), "http.server did not start");
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "http.server did not start"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
-        HttpServer { _proc: Proc { child, log }, port }
+        HttpServer {
+            _proc: Proc { child, log },
+            port,
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -210,20 +251,33 @@ pub fn ngclient_verify(repo: &TestRepo, items: &[String]) -> serde_json::Value {
 }
 
 pub fn items_for(releases: &[(String, PathBuf)]) -> Vec<String> {
-    releases.iter().map(|(n, p)| format!("{n}={}", p.display())).collect()
+    releases
+        .iter()
+        .map(|(n, p)| format!("{n}={}", p.display()))
+        .collect()
 }
 
 /// Deletes a test's queues so the broker does not fill up across runs.
 pub async fn delete_queues(prefix: &str) {
     use lapin::options::QueueDeleteOptions;
     use package_signing::broker::Queue;
-    let Ok(conn) = lapin::Connection::connect(&amqp_url(), lapin::ConnectionProperties::default()).await else {
+    let Ok(conn) =
+        lapin::Connection::connect(&amqp_url(), lapin::ConnectionProperties::default()).await
+    else {
         return;
     };
     let channel = conn.create_channel().await.unwrap();
-    for q in [Queue::Targets, Queue::Snapshot, Queue::Timestamp, Queue::DeadLetter] {
+    for q in [
+        Queue::Targets,
+        Queue::Snapshot,
+        Queue::Timestamp,
+        Queue::DeadLetter,
+    ] {
         let _ = channel
-            .queue_delete(q.name(prefix).as_str().into(), QueueDeleteOptions::default())
+            .queue_delete(
+                q.name(prefix).as_str().into(),
+                QueueDeleteOptions::default(),
+            )
             .await;
     }
 }
@@ -245,34 +299,62 @@ pub fn assert_metadata_rules(repo: &TestRepo) -> usize {
         let value: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
         let signed = &value["signed"];
         let expires = signed["expires"].as_str().unwrap();
-        assert!(!expires.contains('.') && expires.ends_with('Z'), "{name}: expires {expires}");
-        assert!(signed["spec_version"].as_str().unwrap().starts_with("1.0."), "{name}");
-        assert_eq!(value.as_object().unwrap().len(), 2, "{name}: only signed and signatures");
+        assert!(
+            !expires.contains('.') && expires.ends_with('Z'),
+            "{name}: expires {expires}"
+        );
+        assert!(
+            signed["spec_version"].as_str().unwrap().starts_with("1.0."),
+            "{name}"
+        );
+        assert_eq!(
+            value.as_object().unwrap().len(),
+            2,
+            "{name}: only signed and signatures"
+        );
         let ed25519_only = |keys: &std::collections::HashMap<_, Key>| {
-            assert!(keys.values().all(|k| matches!(k, Key::Ed25519 { _extra, .. } if _extra.is_empty())), "{name}: non-ed25519 key");
+            assert!(
+                keys.values()
+                    .all(|k| matches!(k, Key::Ed25519 { _extra, .. } if _extra.is_empty())),
+                "{name}: non-ed25519 key"
+            );
         };
         let meta_complete = |meta: &std::collections::HashMap<String, tough::schema::Metafile>| {
             for (file, m) in meta {
-                assert!(m.length.is_some() && m.hashes.is_some() && m._extra.is_empty(), "{name}: {file} lacks length/hashes");
+                assert!(
+                    m.length.is_some() && m.hashes.is_some() && m._extra.is_empty(),
+                    "{name}: {file} lacks length/hashes"
+                );
             }
         };
         match signed["_type"].as_str().unwrap() {
             "root" => {
                 let r: Signed<Root> = serde_json::from_slice(&bytes).unwrap();
-                assert!(r.signed.consistent_snapshot && r.signed._extra.is_empty(), "{name}");
+                assert!(
+                    r.signed.consistent_snapshot && r.signed._extra.is_empty(),
+                    "{name}"
+                );
                 ed25519_only(&r.signed.keys);
             }
             "targets" => {
                 let t: Signed<Targets> = serde_json::from_slice(&bytes).unwrap();
                 assert!(t.signed._extra.is_empty(), "{name}: unknown fields");
                 for (target, info) in &t.signed.targets {
-                    assert!(info._extra.is_empty() && info.custom.is_empty(), "{name}: {}", target.raw());
+                    assert!(
+                        info._extra.is_empty() && info.custom.is_empty(),
+                        "{name}: {}",
+                        target.raw()
+                    );
                     assert!(info.hashes._extra.keys().all(|k| k == "sha512"), "{name}");
                 }
                 if let Some(d) = &t.signed.delegations {
                     ed25519_only(&d.keys);
                     for role in &d.roles {
-                        assert!(role.terminating && matches!(role.paths, PathSet::PathHashPrefixes(_)), "{name}: {}", role.name);
+                        assert!(
+                            role.terminating && matches!(role.paths, PathSet::PathHashPrefixes(_)),
+                            "{name}: {}",
+                            role.name
+                        );
                     }
                 }
             }
@@ -291,4 +373,99 @@ pub fn assert_metadata_rules(repo: &TestRepo) -> usize {
         checked += 1;
     }
     checked
+}
+
+/// Waits until a signer says it is consuming (its queues are then declared).
+pub fn wait_ready(proc: &mut Proc) {
+    let start = Instant::now();
+    while !proc.log_text().contains("signer ready") {
+        assert!(proc.is_running(), "signer exited:\n{}", proc.log_text());
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "signer not ready:\n{}",
+            proc.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Publishes a raw body to one of a deployment's queues and waits for the broker's confirm.
+pub async fn publish_raw(prefix: &str, queue: package_signing::broker::Queue, body: &[u8]) {
+    use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
+    let conn = lapin::Connection::connect(&amqp_url(), lapin::ConnectionProperties::default())
+        .await
+        .unwrap();
+    let channel = conn.create_channel().await.unwrap();
+    channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await
+        .unwrap();
+    let confirm = channel
+        .basic_publish(
+            "".into(),
+            queue.name(prefix).as_str().into(),
+            BasicPublishOptions {
+                mandatory: true,
+                ..Default::default()
+            },
+            body,
+            lapin::BasicProperties::default().with_delivery_mode(2),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    assert_eq!(
+        confirm,
+        lapin::Confirmation::Ack(None),
+        "unroutable: is the queue declared?"
+    );
+}
+
+/// Takes every message from the dead-letter queue: (body, x-rejection-reason).
+pub async fn drain_dead_letters(
+    prefix: &str,
+    expect: usize,
+    timeout: Duration,
+) -> Vec<(Vec<u8>, String)> {
+    use lapin::options::{BasicAckOptions, BasicGetOptions};
+    use lapin::types::AMQPValue;
+    let conn = lapin::Connection::connect(&amqp_url(), lapin::ConnectionProperties::default())
+        .await
+        .unwrap();
+    let channel = conn.create_channel().await.unwrap();
+    let queue = package_signing::broker::Queue::DeadLetter.name(prefix);
+    let mut out = Vec::new();
+    let start = Instant::now();
+    while out.len() < expect && start.elapsed() < timeout {
+        match channel
+            .basic_get(queue.as_str().into(), BasicGetOptions::default())
+            .await
+            .unwrap()
+        {
+            Some(msg) => {
+                let reason = msg
+                    .delivery
+                    .properties
+                    .headers()
+                    .as_ref()
+                    .and_then(|h| h.inner().get("x-rejection-reason").cloned())
+                    .map(|v| match v {
+                        AMQPValue::LongString(s) => {
+                            String::from_utf8_lossy(s.as_bytes()).to_string()
+                        }
+                        other => format!("{other:?}"),
+                    })
+                    .unwrap_or_default();
+                msg.delivery
+                    .acker
+                    .ack(BasicAckOptions::default())
+                    .await
+                    .unwrap();
+                out.push((msg.delivery.data.clone(), reason));
+            }
+            None => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+    out
 }

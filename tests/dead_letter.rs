@@ -1,0 +1,87 @@
+//! Bad input never crashes a signer and is never lost: each malformed job lands in the
+//! dead-letter queue with its reason in a header, and the signer carries on.
+
+mod common;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use common::*;
+use package_signing::broker::Queue;
+use serde_json::json;
+
+fn add(name: &str, length: serde_json::Value, sha256: &str) -> Vec<u8> {
+    serde_json::to_vec(&json!({"add": [{"name": name, "length": length, "hashes": {"sha256": sha256, "sha512": "b".repeat(128)}}]})).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn malformed_jobs_go_to_the_dead_letter_queue_with_their_reason() {
+    let prefix = unique_prefix("dlq");
+    let repo = TestRepo::init(16, &[]);
+    let mut signers = repo.spawn_all_signers(&prefix);
+    for s in signers.iter_mut() {
+        wait_ready(s);
+    }
+    let good_hash = "a".repeat(64);
+    let cases: Vec<(Queue, Vec<u8>, &str)> = vec![
+        (Queue::Targets, b"this is not json".to_vec(), "not a targets job"),
+        (Queue::Targets, br#"{"add":[],"frobnicate":true}"#.to_vec(), "unknown field"),
+        (Queue::Targets, b"{}".to_vec(), "adds and removes nothing"),
+        (Queue::Targets, add("../etc/passwd", json!(1), &good_hash), ". or .. segment"),
+        (Queue::Targets, add("drupal/../../x", json!(1), &good_hash), ". or .. segment"),
+        (Queue::Targets, add("/etc/passwd", json!(1), &good_hash), "absolute"),
+        (Queue::Targets, add("drupal/a\u{0}b", json!(1), &good_hash), "control character"),
+        (Queue::Targets, add("", json!(1), &good_hash), "is empty"),
+        (Queue::Targets, add(&"a".repeat(2000), json!(1), &good_hash), "the limit is 1024"),
+        (Queue::Targets, add("drupal/x/1.0.0.0", json!(1u64 << 50), &good_hash), "larger than any release"),
+        (Queue::Targets, add("drupal/x/1.0.0.0", json!(-1), &good_hash), "not a targets job"),
+        (Queue::Targets, add("drupal/x/1.0.0.0", json!(1), "zz"), "sha256 must be 64"),
+        (
+            Queue::Snapshot,
+            serde_json::to_vec(&json!({"meta": {"bin-zzz.json": {"version": 9, "length": 10, "sha256": good_hash}}})).unwrap(),
+            "unknown role",
+        ),
+        (
+            Queue::Timestamp,
+            serde_json::to_vec(&json!({"snapshot": {"version": 0, "length": 10, "sha256": good_hash}})).unwrap(),
+            "version 0",
+        ),
+    ];
+    for (queue, body, _) in &cases {
+        publish_raw(&prefix, *queue, body).await;
+    }
+    let dead = drain_dead_letters(&prefix, cases.len(), Duration::from_secs(60)).await;
+    let reasons: HashMap<Vec<u8>, String> = dead.into_iter().collect();
+    for (_, body, want) in &cases {
+        let reason = reasons
+            .get(body)
+            .unwrap_or_else(|| panic!("not dead-lettered: {}", String::from_utf8_lossy(body)));
+        assert!(
+            reason.contains(want),
+            "reason {reason:?} should mention {want:?}"
+        );
+    }
+    assert_eq!(reasons.len(), cases.len());
+
+    // Every signer is still up, logged each rejection, and signs the next good job.
+    for s in signers.iter_mut() {
+        assert!(s.is_running(), "a signer died:\n{}", s.log_text());
+    }
+    assert!(signers[0].log_text().matches("dead-letter").count() >= 12);
+    let releases = make_releases(&repo.path("rel"), 3, "ok");
+    for (name, path) in &releases {
+        let bytes = std::fs::read(path).unwrap();
+        let sha256 = hex::encode(aws_lc_rs::digest::digest(
+            &aws_lc_rs::digest::SHA256,
+            &bytes,
+        ));
+        let sha512 = hex::encode(aws_lc_rs::digest::digest(
+            &aws_lc_rs::digest::SHA512,
+            &bytes,
+        ));
+        let body = json!({"add": [{"name": name, "length": bytes.len(), "hashes": {"sha256": sha256, "sha512": sha512}}]});
+        publish_raw(&prefix, Queue::Targets, &serde_json::to_vec(&body).unwrap()).await;
+    }
+    repo.wait_covered(expected_for(&releases), Duration::from_secs(60));
+    delete_queues(&prefix).await;
+}
