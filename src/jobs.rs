@@ -121,7 +121,8 @@ pub fn check_meta(name: &str, meta: &MetaEntry) -> Result<()> {
 /// Target names are paths relative to the targets folder: `drupal/token/1.9.0.0`,
 /// `p2/drupal/token.json`. We refuse what could escape that folder or confuse a client:
 /// `..` and `.` segments, absolute paths, empty segments, backslashes, control characters
-/// (NUL included), and names over [`MAX_NAME_LEN`] bytes. Other Unicode and spaces are fine:
+/// (NUL included), `#`, `?` and `%` (reference clients put the name into the URL unescaped),
+/// and names over [`MAX_NAME_LEN`] bytes. Other Unicode and spaces are fine:
 /// our canonical JSON matches python-tuf's for them.
 pub fn check_target_name(name: &str) -> Result<()> {
     let bad = |why: &str| Err(Error::InvalidJob(format!("target name {name:?}: {why}")));
@@ -142,6 +143,13 @@ pub fn check_target_name(name: &str) -> Result<()> {
     }
     if name.contains('\\') {
         return bad("contains a backslash; use / between folders");
+    }
+    if let Some(c) = name.chars().find(|c| matches!(c, '#' | '?' | '%')) {
+        // python-tuf puts the name into the download URL unescaped: these would cut it short
+        // or be decoded by the server into another name.
+        return bad(&format!(
+            "contains {c:?}, which clients cannot put in a URL unescaped"
+        ));
     }
     for segment in name.split('/') {
         match segment {
@@ -204,6 +212,9 @@ mod tests {
             ("a//b", "empty path segment"),
             ("a/", "empty path segment"),
             ("a\\b", "backslash"),
+            ("a/b#c", "URL"),
+            ("a/b?c", "URL"),
+            ("a/b%20c", "URL"),
         ] {
             let err = check_target_name(name).unwrap_err().to_string();
             assert!(err.contains(why), "{name:?}: {err}");

@@ -1,0 +1,231 @@
+//! The verifying client refuses what the specification says it must: tampered targets,
+//! forged metadata, rollback, freeze (expired metadata) and mix-and-match.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use common::*;
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+fn client(args: &[&str], extra: &[&Path]) -> Output {
+    run(Command::new(CLIENT).args(args).args(extra))
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).to_string()
+}
+
+struct Setup {
+    repo: TestRepo,
+    inbox: std::path::PathBuf,
+    _signer: Proc,
+}
+
+fn setup(extra: &[&str]) -> Setup {
+    let repo = TestRepo::init(16, &[]);
+    let inbox = repo.path("inbox");
+    let log = repo.path("signer.log");
+    let child = Command::new(SIGNER)
+        .args(["run", "--all", "--repo"])
+        .arg(&repo.repo)
+        .arg("--keys")
+        .arg(&repo.keys)
+        .arg("--inbox")
+        .arg(&inbox)
+        .args(extra)
+        .env_remove("AMQP_URL")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    Setup {
+        repo,
+        inbox,
+        _signer: Proc { child, log },
+    }
+}
+
+fn add(s: &Setup, tag: &str) -> Vec<(String, std::path::PathBuf)> {
+    let dir = s.repo.path(&format!("rel-{tag}"));
+    let releases = make_releases(&dir, 3, tag);
+    let out = run(Command::new(CLIENT)
+        .args(["add-targets", "--inbox"])
+        .arg(&s.inbox)
+        .arg("--targets-dir")
+        .arg(s.repo.repo.join("targets"))
+        .args(["--wait", "--timeout", "60s", "--repo"])
+        .arg(&s.repo.repo)
+        .arg(&dir));
+    assert!(out.status.success(), "{}", stderr(&out));
+    releases
+}
+
+fn trust(s: &Setup, name: &str) -> std::path::PathBuf {
+    let dir = s.repo.path(name);
+    let out = client(
+        &["init", "--metadata-dir"],
+        &[&dir, &s.repo.repo.join("metadata/1.root.json")],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    dir
+}
+
+fn refresh(trusted: &Path, metadata: &Path) -> Output {
+    client(
+        &["refresh", "--metadata-dir"],
+        &[trusted, Path::new("--metadata-url"), metadata],
+    )
+}
+
+#[test]
+fn tampered_target_is_refused_and_nothing_is_written() {
+    let s = setup(&[]);
+    let releases = add(&s, "t");
+    let mirror = s.repo.path("mirror");
+    copy_dir(&s.repo.repo, &mirror);
+    // Same length, other bytes: only the hash can tell.
+    let (name, file) = &releases[0];
+    let bytes = std::fs::read(file).unwrap();
+    let sha = hex::encode(aws_lc_rs::digest::digest(
+        &aws_lc_rs::digest::SHA256,
+        &bytes,
+    ));
+    let stored = mirror
+        .join("targets")
+        .join(package_signing::client::submit::consistent_path(name, &sha));
+    let mut evil = bytes.clone();
+    evil[0] ^= 1;
+    std::fs::write(&stored, &evil).unwrap();
+
+    let trusted = trust(&s, "trusted");
+    let out_dir = s.repo.path("out");
+    let out = client(
+        &["download", "--metadata-dir"],
+        &[
+            &trusted,
+            Path::new("--metadata-url"),
+            &mirror.join("metadata"),
+            Path::new("--targets-url"),
+            &mirror.join("targets"),
+            Path::new("-o"),
+            &out_dir,
+            Path::new(name),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("sha256 does not match"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        !out_dir.join(name).exists(),
+        "an unverified file was written"
+    );
+
+    // The honest copy downloads.
+    let out = client(
+        &["download", "--metadata-dir"],
+        &[
+            &trusted,
+            Path::new("--metadata-url"),
+            &s.repo.repo.join("metadata"),
+            Path::new("--targets-url"),
+            &s.repo.repo.join("targets"),
+            Path::new("-o"),
+            &out_dir,
+            Path::new(name),
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(std::fs::read(out_dir.join(name)).unwrap(), bytes);
+}
+
+#[test]
+fn forged_rolled_back_and_mixed_metadata_are_refused() {
+    let s = setup(&[]);
+    add(&s, "a");
+    let old = s.repo.path("old");
+    copy_dir(&s.repo.repo.join("metadata"), &old);
+    add(&s, "b");
+    let metadata = s.repo.repo.join("metadata");
+
+    let trusted = trust(&s, "trusted");
+    let out = refresh(&trusted, &metadata);
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    // Rollback: a mirror serving the older timestamp.
+    let out = refresh(&trusted, &old);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("rollback"), "{}", stderr(&out));
+
+    // Forgery: the newest timestamp with its version bumped but not re-signed.
+    let forged = s.repo.path("forged");
+    copy_dir(&metadata, &forged);
+    let text = std::fs::read_to_string(forged.join("timestamp.json")).unwrap();
+    let mut value: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let v = value["signed"]["version"].as_u64().unwrap();
+    value["signed"]["version"] = (v + 1).into();
+    std::fs::write(
+        forged.join("timestamp.json"),
+        serde_json::to_vec(&value).unwrap(),
+    )
+    .unwrap();
+    let fresh = trust(&s, "trusted-fresh");
+    let out = refresh(&fresh, &forged);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("valid signature(s)"),
+        "{}",
+        stderr(&out)
+    );
+
+    // Mix-and-match: the snapshot the timestamp names replaced by another one.
+    let mixed = s.repo.path("mixed");
+    copy_dir(&metadata, &mixed);
+    let versions = s.repo.layout().scan_versions().unwrap();
+    let snaps = &versions["snapshot"];
+    let (newest, older) = (snaps[snaps.len() - 1], snaps[snaps.len() - 2]);
+    std::fs::copy(
+        old.join(format!("{older}.snapshot.json")),
+        mixed.join(format!("{newest}.snapshot.json")),
+    )
+    .unwrap();
+    let fresh = trust(&s, "trusted-mixed");
+    let out = refresh(&fresh, &mixed);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("expected") || err.contains("sha256 does not match"),
+        "{err}"
+    );
+}
+
+#[test]
+fn expired_timestamp_is_refused_as_a_freeze() {
+    let s = setup(&["--expire-timestamp", "2s"]);
+    add(&s, "f");
+    let trusted = trust(&s, "trusted");
+    let metadata = s.repo.repo.join("metadata");
+    let out = refresh(&trusted, &metadata);
+    assert!(out.status.success(), "{}", stderr(&out));
+    std::thread::sleep(Duration::from_secs(3));
+    let out = refresh(&trusted, &metadata);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("expired"), "{}", stderr(&out));
+}
