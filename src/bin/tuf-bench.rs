@@ -1,1 +1,322 @@
-fn main() {}
+//! `tuf-bench`: measures the signing pipeline through the real broker and three signer
+//! processes, and prints the figures. Not a test: it asserts nothing about time.
+//!
+//!   cargo build --release && target/release/tuf-bench --amqp amqp://guest:guest@127.0.0.1:5672/%2f
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use aws_lc_rs::digest::{digest, SHA256, SHA512};
+use clap::Parser;
+use package_signing::broker::amqp::AmqpConfig;
+use package_signing::broker::{Endpoint, Queue};
+use package_signing::client::coverage::{Coverage, Expected};
+use package_signing::jobs::{NewTarget, TargetHashes, TargetsJob};
+use package_signing::repository::Layout;
+
+/// Measures throughput, latency under load, per-add cost as the repository grows, and the
+/// signers' peak memory.
+#[derive(Parser)]
+struct Args {
+    /// RabbitMQ URL.
+    #[arg(
+        long,
+        env = "AMQP_URL",
+        default_value = "amqp://guest:guest@127.0.0.1:5672/%2f"
+    )]
+    amqp: String,
+    /// Number of hashed bins.
+    #[arg(long, default_value_t = 2048)]
+    bins: u32,
+    /// Targets in the throughput run.
+    #[arg(long, default_value_t = 10_000)]
+    bulk: usize,
+    /// Targets per job message in bulk runs.
+    #[arg(long, default_value_t = 500)]
+    job_size: usize,
+    /// Single releases per second in the latency runs.
+    #[arg(long, default_value_t = 50)]
+    rate: u32,
+    /// Seconds each latency run lasts.
+    #[arg(long, default_value_t = 10)]
+    latency_secs: u64,
+    /// Repository size for the second latency run (the first is after the bulk run).
+    #[arg(long, default_value_t = 100_000)]
+    large: usize,
+    /// Work folder (a temporary one by default; it is deleted afterwards unless given).
+    #[arg(long)]
+    work: Option<PathBuf>,
+}
+
+struct Signers(Vec<(String, Child)>);
+
+impl Drop for Signers {
+    fn drop(&mut self) {
+        for (_, c) in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Signers {
+    fn peak_rss_mib(&self) -> Vec<(String, f64)> {
+        self.0
+            .iter()
+            .map(|(role, c)| {
+                let status =
+                    std::fs::read_to_string(format!("/proc/{}/status", c.id())).unwrap_or_default();
+                let kib: f64 = status
+                    .lines()
+                    .find(|l| l.starts_with("VmHWM:"))
+                    .and_then(|l| l.split_whitespace().nth(1))
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0.0);
+                (role.clone(), kib / 1024.0)
+            })
+            .collect()
+    }
+}
+
+fn target(i: usize, tag: &str) -> NewTarget {
+    let name = format!("vendor{}/pkg{i}/1.{tag}.{i}.0", i % 5000);
+    NewTarget {
+        hashes: TargetHashes {
+            sha256: hex::encode(digest(&SHA256, name.as_bytes())),
+            sha512: hex::encode(digest(&SHA512, name.as_bytes())),
+        },
+        length: 1000 + i as u64 % 9000,
+        name,
+    }
+}
+
+fn expected(targets: &[NewTarget]) -> Expected {
+    targets
+        .iter()
+        .map(|t| (t.name.clone(), Some((t.length, t.hashes.sha256.clone()))))
+        .collect()
+}
+
+async fn wait_covered(layout: &Layout, mut pending: Expected) {
+    let mut coverage = Coverage::new(layout.clone());
+    let mut last = Vec::new();
+    while !pending.is_empty() {
+        let now = std::fs::read(layout.timestamp()).unwrap_or_default();
+        if now != last {
+            let _ = coverage.check(&mut pending);
+            last = now;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+async fn bulk(
+    endpoint: &Endpoint,
+    layout: &Layout,
+    targets: &[NewTarget],
+    job_size: usize,
+) -> Duration {
+    let start = Instant::now();
+    for chunk in targets.chunks(job_size) {
+        let job = TargetsJob {
+            add: chunk.to_vec(),
+            remove: vec![],
+        };
+        endpoint
+            .publish(Queue::Targets, &serde_json::to_vec(&job).unwrap())
+            .await
+            .unwrap();
+    }
+    wait_covered(layout, expected(targets)).await;
+    start.elapsed()
+}
+
+/// Publishes one release every 1/rate s for `secs`, and measures each one's time from
+/// publish to the first timestamp.json that covers it.
+async fn latency(
+    endpoint: &Endpoint,
+    layout: &Layout,
+    rate: u32,
+    secs: u64,
+    tag: &str,
+) -> Vec<f64> {
+    let total = (rate as u64 * secs) as usize;
+    let interval = Duration::from_secs_f64(1.0 / rate as f64);
+    let mut sent: HashMap<String, Instant> = HashMap::new();
+    let mut pending: Expected = HashMap::new();
+    let mut coverage = Coverage::new(layout.clone());
+    let mut latencies = Vec::with_capacity(total);
+    let mut next_send = Instant::now();
+    let mut i = 0;
+    let mut last_ts = Vec::new();
+    while latencies.len() < total {
+        if i < total && Instant::now() >= next_send {
+            let t = target(i, tag);
+            let job = TargetsJob {
+                add: vec![t.clone()],
+                remove: vec![],
+            };
+            sent.insert(t.name.clone(), Instant::now());
+            pending.insert(t.name.clone(), Some((t.length, t.hashes.sha256.clone())));
+            endpoint
+                .publish(Queue::Targets, &serde_json::to_vec(&job).unwrap())
+                .await
+                .unwrap();
+            next_send += interval;
+            i += 1;
+        }
+        let ts = std::fs::read(layout.timestamp()).unwrap_or_default();
+        if ts != last_ts && !pending.is_empty() {
+            let before: Vec<String> = pending.keys().cloned().collect();
+            let _ = coverage.check(&mut pending);
+            let now = Instant::now();
+            for name in before.into_iter().filter(|n| !pending.contains_key(n)) {
+                latencies.push((now - sent[&name]).as_secs_f64() * 1000.0);
+            }
+            last_ts = ts;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    latencies.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    latencies
+}
+
+fn pct(sorted: &[f64], p: f64) -> f64 {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn spawn(
+    exe_dir: &Path,
+    repo: &Path,
+    keys: &Path,
+    amqp: &str,
+    prefix: &str,
+    work: &Path,
+) -> Signers {
+    Signers(
+        ["targets", "snapshot", "timestamp"]
+            .iter()
+            .map(|role| {
+                let child = Command::new(exe_dir.join("tuf-signer"))
+                    .args(["run", "--role", role, "--repo"])
+                    .arg(repo)
+                    .arg("--key")
+                    .arg(keys.join(format!("{role}.pem")))
+                    .args(["--amqp", amqp, "--queue-prefix", prefix])
+                    .env("RUST_LOG", "warn")
+                    .stdout(Stdio::null())
+                    .stderr(std::fs::File::create(work.join(format!("{role}.log"))).unwrap())
+                    .spawn()
+                    .expect("tuf-signer next to tuf-bench (cargo build --release)");
+                (role.to_string(), child)
+            })
+            .collect(),
+    )
+}
+
+#[tokio::main]
+async fn main() {
+    let args = Args::parse();
+    let tmp = tempfile_dir();
+    let work = args.work.clone().unwrap_or_else(|| tmp.clone());
+    let exe_dir = std::env::current_exe()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let repo = work.join("repo");
+    let keys = work.join("keys");
+    let prefix = format!("bench.{}.", std::process::id());
+    println!(
+        "tuf-bench: {} bins, work folder {}",
+        args.bins,
+        work.display()
+    );
+
+    let t = Instant::now();
+    let status = Command::new(exe_dir.join("tuf-signer"))
+        .args(["init", "--repo"])
+        .arg(&repo)
+        .arg("--keys")
+        .arg(&keys)
+        .args(["--bins", &args.bins.to_string()])
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "init failed");
+    println!(
+        "init ({} bins)                         {:>10.2} s",
+        args.bins,
+        t.elapsed().as_secs_f64()
+    );
+
+    let signers = spawn(&exe_dir, &repo, &keys, &args.amqp, &prefix, &work);
+    let layout = Layout::new(&repo);
+    let endpoint = Endpoint::amqp(
+        &AmqpConfig {
+            url: args.amqp.clone(),
+            prefix: prefix.clone(),
+        },
+        None,
+        1,
+    )
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let targets: Vec<NewTarget> = (0..args.bulk).map(|i| target(i, "bulk")).collect();
+    let took = bulk(&endpoint, &layout, &targets, args.job_size).await;
+    println!(
+        "throughput: {} targets, {} per job       {:>10.0} targets/s ({:.2} s)",
+        args.bulk,
+        args.job_size,
+        args.bulk as f64 / took.as_secs_f64(),
+        took.as_secs_f64()
+    );
+
+    let l = latency(&endpoint, &layout, args.rate, args.latency_secs, "small").await;
+    let small_p50 = pct(&l, 0.5);
+    println!(
+        "latency at {:>7} targets, {} releases/s   p50 {:>7.1} ms   p99 {:>7.1} ms",
+        args.bulk,
+        args.rate,
+        small_p50,
+        pct(&l, 0.99)
+    );
+
+    if args.large > args.bulk {
+        let more: Vec<NewTarget> = (args.bulk..args.large).map(|i| target(i, "bulk")).collect();
+        let took = bulk(&endpoint, &layout, &more, args.job_size).await;
+        println!(
+            "grow to {} targets                    {:>10.0} targets/s ({:.2} s)",
+            args.large,
+            more.len() as f64 / took.as_secs_f64(),
+            took.as_secs_f64()
+        );
+        let l = latency(&endpoint, &layout, args.rate, args.latency_secs, "large").await;
+        println!(
+            "latency at {:>7} targets, {} releases/s   p50 {:>7.1} ms   p99 {:>7.1} ms   (per-add cost {:.2}x of {} targets)",
+            args.large,
+            args.rate,
+            pct(&l, 0.5),
+            pct(&l, 0.99),
+            pct(&l, 0.5) / small_p50,
+            args.bulk
+        );
+    }
+    for (role, mib) in signers.peak_rss_mib() {
+        println!("peak RSS {role:<10}                     {mib:>10.1} MiB");
+    }
+    drop(signers);
+    if args.work.is_none() {
+        let _ = std::fs::remove_dir_all(&tmp);
+    }
+}
+
+fn tempfile_dir() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("tuf-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}

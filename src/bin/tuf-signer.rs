@@ -185,11 +185,8 @@ async fn dispatch(command: Command) -> Result<()> {
                 expiries: expiry.parse()?,
             };
             let report = init(&opts, |done, total| {
-                if total >= 1024 {
-                    eprint!("\rsigned {done}/{total} bins");
-                    if done == total {
-                        eprintln!();
-                    }
+                if total >= 4096 && done % 4096 == 0 {
+                    eprintln!("signed {done}/{total} bins");
                 }
             })?;
             println!(

@@ -9,7 +9,7 @@ use tough::schema::{
 };
 
 use super::expiry::expires_in;
-use super::layout::{create_dir, write_durably};
+use super::layout::{create_dir, write_all_durably, write_durably};
 use super::signed::{hex_decoded, non_zero, sign, SignedFile};
 use super::MetaEntry;
 use super::{Expiries, HashBins, Layout, SPEC_VERSION};
@@ -85,6 +85,7 @@ pub fn init(opts: &InitOptions, mut progress: impl FnMut(usize, usize)) -> Resul
         expires_in(opts.expiries.snapshot),
     );
     let total = bins.count() as usize;
+    let mut files = Vec::with_capacity(total);
     for (i, name) in bins.names().enumerate() {
         let bin = Targets::new(
             SPEC_VERSION.into(),
@@ -92,14 +93,19 @@ pub fn init(opts: &InitOptions, mut progress: impl FnMut(usize, usize)) -> Resul
             expires_in(opts.expiries.bins),
         );
         let file = sign(&bin, 1, &[targets_key], &name)?;
-        write_durably(&layout.versioned(&name, 1), &file.bytes)?;
         snapshot
             .meta
             .insert(format!("{name}.json"), file.meta.to_metafile()?);
+        files.push((layout.versioned(&name, 1), file.bytes));
         if (i + 1) % 256 == 0 || i + 1 == total {
             progress(i + 1, total);
         }
     }
+    let refs: Vec<_> = files
+        .iter()
+        .map(|(p, b)| (p.clone(), b.as_slice()))
+        .collect();
+    write_all_durably(&layout.metadata_dir(), &refs)?;
 
     let top = build_top_targets(bins, targets_key, 1, opts.expiries)?;
     let top_file = sign(&top, 1, &[targets_key], "targets")?;
