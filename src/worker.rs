@@ -29,6 +29,8 @@ pub trait Stage: Send + 'static {
     fn apply(&mut self, jobs: &[Self::Job]) -> Result<(Option<Vec<u8>>, usize)>;
     /// The downstream job that re-announces this role's current files, sent at start.
     fn resync(&self) -> Option<Vec<u8>>;
+    /// Whether another replica has written newer files since this state was loaded.
+    fn is_stale(&self) -> Result<bool>;
 }
 
 fn encode<T: serde::Serialize>(job: &T) -> Vec<u8> {
@@ -51,6 +53,9 @@ impl Stage for TargetsRole {
     fn resync(&self) -> Option<Vec<u8>> {
         Some(encode(&TargetsRole::resync(self)))
     }
+    fn is_stale(&self) -> Result<bool> {
+        TargetsRole::is_stale(self)
+    }
 }
 
 impl Stage for SnapshotRole {
@@ -69,6 +74,9 @@ impl Stage for SnapshotRole {
     fn resync(&self) -> Option<Vec<u8>> {
         Some(encode(&SnapshotRole::resync(self)))
     }
+    fn is_stale(&self) -> Result<bool> {
+        SnapshotRole::is_stale(self)
+    }
 }
 
 impl Stage for TimestampRole {
@@ -85,6 +93,9 @@ impl Stage for TimestampRole {
     }
     fn resync(&self) -> Option<Vec<u8>> {
         None
+    }
+    fn is_stale(&self) -> Result<bool> {
+        TimestampRole::is_stale(self)
     }
 }
 
@@ -138,13 +149,11 @@ pub async fn run<S: Stage>(
         let result = match endpoint {
             Ok(mut endpoint) => {
                 backoff = Duration::from_millis(500);
-                // State is loaded when this replica starts consuming: a hot standby that takes
-                // over later must not act on what it read when it started.
                 let mut current = match stage.take() {
                     Some(s) => s,
                     None => load()?,
                 };
-                let r = serve(&mut endpoint, &mut current, options, &mut shutdown).await;
+                let r = serve(&mut endpoint, &mut current, &load, options, &mut shutdown).await;
                 if r.is_ok() {
                     return Ok(());
                 }
@@ -167,9 +176,11 @@ pub async fn run<S: Stage>(
 async fn serve<S: Stage>(
     endpoint: &mut Endpoint,
     stage: &mut S,
+    load: &impl Fn() -> Result<S>,
     options: WorkerOptions,
     shutdown: &mut watch::Receiver<bool>,
 ) -> Result<()> {
+    let mut first_batch = true;
     if let (Some(next), Some(body)) = (S::NEXT, stage.resync()) {
         endpoint.publish(next, &body).await?;
     }
@@ -180,6 +191,15 @@ async fn serve<S: Stage>(
             _ = shutdown.changed() => return Ok(()),
         };
         let started = Instant::now();
+        if std::mem::take(&mut first_batch) && stage.is_stale()? {
+            // A hot standby gets its first job when the active replica has gone: what it
+            // read at start is out of date by whatever that replica signed since.
+            tracing::info!(
+                role = S::NAME,
+                "taking over as the active signer: reloading state from disk"
+            );
+            *stage = tokio::task::block_in_place(load)?;
+        }
         let mut jobs = Vec::with_capacity(batch.len());
         let mut rejected = 0;
         for delivery in &batch {

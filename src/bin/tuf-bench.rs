@@ -183,6 +183,23 @@ async fn latency(
     latencies
 }
 
+/// Waits until the three signers have logged that they consume their queues.
+fn wait_ready(work: &Path) {
+    let start = Instant::now();
+    for role in ["targets", "snapshot", "timestamp"] {
+        while !std::fs::read_to_string(work.join(format!("{role}.log")))
+            .unwrap_or_default()
+            .contains("signer ready")
+        {
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "the {role} signer did not start; see its log in the work folder"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
 fn pct(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
@@ -205,7 +222,7 @@ fn spawn(
                     .arg("--key")
                     .arg(keys.join(format!("{role}.pem")))
                     .args(["--amqp", amqp, "--queue-prefix", prefix])
-                    .env("RUST_LOG", "warn")
+                    .env("RUST_LOG", "info")
                     .stdout(Stdio::null())
                     .stderr(std::fs::File::create(work.join(format!("{role}.log"))).unwrap())
                     .spawn()
@@ -264,30 +281,41 @@ async fn main() {
     )
     .await
     .unwrap();
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    wait_ready(&work);
 
-    let targets: Vec<NewTarget> = (0..args.bulk).map(|i| target(i, "bulk")).collect();
-    let took = bulk(&endpoint, &layout, &targets, args.job_size).await;
+    // Three runs on a fresh repository: the first fills it to `bulk`, the others add as many
+    // again (the figure printed is the median).
+    let mut rates = Vec::new();
+    for run in 0..3 {
+        let targets: Vec<NewTarget> = (run * args.bulk..(run + 1) * args.bulk)
+            .map(|i| target(i, "bulk"))
+            .collect();
+        let took = bulk(&endpoint, &layout, &targets, args.job_size).await;
+        rates.push(args.bulk as f64 / took.as_secs_f64());
+    }
+    let runs: Vec<String> = rates.iter().map(|r| format!("{r:.0}")).collect();
+    rates.sort_by(|a, b| a.partial_cmp(b).unwrap());
     println!(
-        "throughput: {} targets, {} per job       {:>10.0} targets/s ({:.2} s)",
+        "throughput: {} targets x 3, {} per job   {:>10.0} targets/s median (runs: {})",
         args.bulk,
         args.job_size,
-        args.bulk as f64 / took.as_secs_f64(),
-        took.as_secs_f64()
+        rates[1],
+        runs.join(", ")
     );
+    let filled = 3 * args.bulk;
 
     let l = latency(&endpoint, &layout, args.rate, args.latency_secs, "small").await;
     let small_p50 = pct(&l, 0.5);
     println!(
         "latency at {:>7} targets, {} releases/s   p50 {:>7.1} ms   p99 {:>7.1} ms",
-        args.bulk,
+        filled,
         args.rate,
         small_p50,
         pct(&l, 0.99)
     );
 
-    if args.large > args.bulk {
-        let more: Vec<NewTarget> = (args.bulk..args.large).map(|i| target(i, "bulk")).collect();
+    if args.large > filled {
+        let more: Vec<NewTarget> = (filled..args.large).map(|i| target(i, "bulk")).collect();
         let took = bulk(&endpoint, &layout, &more, args.job_size).await;
         println!(
             "grow to {} targets                    {:>10.0} targets/s ({:.2} s)",
@@ -303,7 +331,7 @@ async fn main() {
             pct(&l, 0.5),
             pct(&l, 0.99),
             pct(&l, 0.5) / small_p50,
-            args.bulk
+            filled
         );
     }
     for (role, mib) in signers.peak_rss_mib() {

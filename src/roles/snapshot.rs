@@ -76,6 +76,15 @@ impl SnapshotRole {
         Ok(())
     }
 
+    /// Whether another replica has written a newer snapshot than the one held here.
+    pub fn is_stale(&self) -> Result<bool> {
+        let versions = self.settings.layout.scan_versions()?;
+        Ok(versions
+            .get("snapshot")
+            .and_then(|v| v.last())
+            .is_some_and(|v| *v > self.version))
+    }
+
     pub fn resync(&self) -> TimestampJob {
         TimestampJob {
             snapshot: self.own.clone(),

@@ -20,6 +20,9 @@ use crate::repository::signed::{self, sign_canonical};
 use crate::repository::{HashBins, MetaEntry, SPEC_VERSION};
 use crate::{Error, Result};
 
+/// Bins encoded and written together, bounding a batch's memory.
+const WRITE_SLICE: usize = 128;
+
 /// One target as a bin holds it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Entry {
@@ -200,20 +203,25 @@ impl TargetsRole {
             self.settings.expiries.bins,
         ));
         let layout = &self.settings.layout;
-        let mut files = Vec::with_capacity(changed.len());
-        for &i in &changed {
-            let bin = &mut self.state[i];
-            bin.version += 1;
-            bin.expires = expires.clone();
-            let file = sign_canonical(&encode_bin(bin), bin.version, &[&self.key]);
-            bin.meta = file.meta.clone();
-            files.push((layout.versioned(&bin.name, bin.version), file.bytes));
+        // Bins are encoded, signed and written a slice at a time: at a million targets a
+        // batch that touches every bin would otherwise hold the whole repository in memory.
+        let changed: Vec<usize> = changed.into_iter().collect();
+        for slice in changed.chunks(WRITE_SLICE) {
+            let mut files = Vec::with_capacity(slice.len());
+            for &i in slice {
+                let bin = &mut self.state[i];
+                bin.version += 1;
+                bin.expires = expires.clone();
+                let file = sign_canonical(&encode_bin(bin), bin.version, &[&self.key]);
+                bin.meta = file.meta;
+                files.push((layout.versioned(&bin.name, bin.version), file.bytes));
+            }
+            let refs: Vec<(PathBuf, &[u8])> = files
+                .iter()
+                .map(|(p, b)| (p.clone(), b.as_slice()))
+                .collect();
+            write_all_durably(&layout.metadata_dir(), &refs)?;
         }
-        let refs: Vec<(PathBuf, &[u8])> = files
-            .iter()
-            .map(|(p, b)| (p.clone(), b.as_slice()))
-            .collect();
-        write_all_durably(&layout.metadata_dir(), &refs)?;
         for &i in &changed {
             let bin = &self.state[i];
             self.pruner
@@ -234,6 +242,20 @@ impl TargetsRole {
             changed_bins: changed.len(),
             snapshot_job: Some(SnapshotJob { meta }),
         })
+    }
+
+    /// Whether a newer version of any of our files is on disk than the one held here.
+    pub fn is_stale(&self) -> Result<bool> {
+        let versions = self.settings.layout.scan_versions()?;
+        let newest = |role: &str| {
+            versions
+                .get(role)
+                .and_then(|v| v.last())
+                .copied()
+                .unwrap_or(0)
+        };
+        Ok(newest("targets") > self.top_meta.version
+            || self.state.iter().any(|b| newest(&b.name) > b.version))
     }
 
     /// Number of targets signed, over all bins.

@@ -41,6 +41,12 @@ impl TimestampRole {
         })
     }
 
+    /// Whether another replica has written a newer timestamp than the one held here.
+    pub fn is_stale(&self) -> Result<bool> {
+        let (ts, _) = signed::load::<Timestamp>(&self.settings.layout.timestamp(), "timestamp")?;
+        Ok(ts.signed.version.get() > self.version)
+    }
+
     pub fn check(&self, job: &TimestampJob) -> Result<()> {
         check_meta("snapshot.json", &job.snapshot)
     }
