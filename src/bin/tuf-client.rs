@@ -52,6 +52,7 @@ enum Command {
     ///
     /// Example: tuf-client add-targets --amqp amqp://... --targets-dir ./repo/targets
     ///          --wait --repo ./repo ./releases
+    #[command(verbatim_doc_comment)]
     AddTargets {
         #[command(flatten)]
         send: SendArgs,
@@ -112,7 +113,12 @@ enum Command {
 #[derive(Args)]
 struct SendArgs {
     /// RabbitMQ URL, e.g. amqp://user:password@127.0.0.1:5672/%2f.
-    #[arg(long, env = "AMQP_URL", conflicts_with = "inbox")]
+    #[arg(
+        long,
+        env = "AMQP_URL",
+        hide_env_values = true,
+        conflicts_with = "inbox"
+    )]
     amqp: Option<String>,
     /// Prefix of the queue names (as given to the signers).
     #[arg(long, env = "TUF_QUEUE_PREFIX", default_value = "")]

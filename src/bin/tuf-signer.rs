@@ -46,6 +46,7 @@ enum Command {
     /// bins, every 1.bin-*.json, 1.snapshot.json and timestamp.json.
     ///
     /// Example: tuf-signer init --repo ./repo --keys ./keys --bins 2048
+    #[command(verbatim_doc_comment)]
     Init {
         /// The repository folder to create (serve REPO/metadata and REPO/targets over HTTP).
         #[arg(long, env = "TUF_REPO")]
@@ -70,6 +71,7 @@ enum Command {
     /// Without a broker: all three roles in one process, taking jobs from an inbox folder
     /// that `tuf-client add-targets --inbox DIR` writes to:
     ///   tuf-signer run --all --repo ./repo --keys ./keys --inbox ./inbox
+    #[command(verbatim_doc_comment)]
     Run(RunArgs),
 }
 
@@ -98,7 +100,7 @@ struct RunArgs {
     keys: Option<PathBuf>,
     /// RabbitMQ URL, e.g. amqp://user:password@127.0.0.1:5672/%2f. Without it (and with
     /// --all), jobs pass in-process and come from --inbox.
-    #[arg(long, env = "AMQP_URL")]
+    #[arg(long, env = "AMQP_URL", hide_env_values = true)]
     amqp: Option<String>,
     /// Prefix of the queue names, to run several repositories on one broker.
     #[arg(long, env = "TUF_QUEUE_PREFIX", default_value = "")]

@@ -98,7 +98,7 @@ pub fn write_durably(path: &Path, bytes: &[u8]) -> Result<()> {
 
 /// Writes several files in one directory: temp files first, flushed by a few threads at
 /// once (the filesystem folds concurrent flushes into shared journal commits: 0.14 ms a file
-/// with 16 threads against 0.52 ms one by one, measured here), then the renames and one
+/// with 16 threads against 0.52 ms one by one, measured here; 64 threads do no worse), then the renames and one
 /// directory fsync. A crash leaves each file old or new, never torn.
 pub fn write_all_durably(dir: &Path, files: &[(PathBuf, &[u8])]) -> Result<()> {
     if files.len() <= 1 {
@@ -106,7 +106,7 @@ pub fn write_all_durably(dir: &Path, files: &[(PathBuf, &[u8])]) -> Result<()> {
             .iter()
             .try_for_each(|(path, bytes)| write_durably(path, bytes));
     }
-    const FLUSHERS: usize = 16;
+    const FLUSHERS: usize = 64;
     let temps: Vec<PathBuf> = files
         .iter()
         .map(|(path, _)| {

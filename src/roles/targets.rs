@@ -21,7 +21,7 @@ use crate::repository::{HashBins, MetaEntry, SPEC_VERSION};
 use crate::{Error, Result};
 
 /// Bins encoded and written together, bounding a batch's memory.
-const WRITE_SLICE: usize = 128;
+const WRITE_SLICE: usize = 512;
 
 /// One target as a bin holds it.
 #[derive(Debug, Clone, PartialEq, Eq)]
