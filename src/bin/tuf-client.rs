@@ -113,17 +113,13 @@ enum Command {
 #[derive(Args)]
 struct SendArgs {
     /// RabbitMQ URL, e.g. amqp://user:password@127.0.0.1:5672/%2f.
-    #[arg(
-        long,
-        env = "AMQP_URL",
-        hide_env_values = true,
-        conflicts_with = "inbox"
-    )]
+    #[arg(long, env = "AMQP_URL", hide_env_values = true)]
     amqp: Option<String>,
     /// Prefix of the queue names (as given to the signers).
     #[arg(long, env = "TUF_QUEUE_PREFIX", default_value = "")]
     queue_prefix: String,
-    /// Without a broker: the inbox folder of `tuf-signer run --all --inbox DIR`.
+    /// Without a broker: the inbox folder of `tuf-signer run --all --inbox DIR` (wins over
+    /// --amqp and AMQP_URL).
     #[arg(long, env = "TUF_INBOX")]
     inbox: Option<PathBuf>,
     /// Return only once a timestamp.json covering every submitted target is on disk.
@@ -283,9 +279,9 @@ async fn submit(
     mut expected: Expected,
     started: Instant,
 ) -> Result<()> {
-    let sink = match (&send.amqp, &send.inbox) {
-        (Some(url), _) => Sink::Broker(Endpoint::amqp(&AmqpConfig { url: url.clone(), prefix: send.queue_prefix.clone() }, None, 1).await?),
-        (None, Some(dir)) => Sink::Inbox(dir.clone()),
+    let sink = match (&send.inbox, &send.amqp) {
+        (Some(dir), _) => Sink::Inbox(dir.clone()),
+        (None, Some(url)) => Sink::Broker(Endpoint::amqp(&AmqpConfig { url: url.clone(), prefix: send.queue_prefix.clone() }, None, 1).await?),
         (None, None) => {
             return Err(Error::Usage(
                 "where should the job go? --amqp URL (or AMQP_URL) for signers over RabbitMQ, or --inbox DIR for `tuf-signer run --all --inbox DIR`".into(),

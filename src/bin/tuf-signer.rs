@@ -105,7 +105,7 @@ struct RunArgs {
     /// Prefix of the queue names, to run several repositories on one broker.
     #[arg(long, env = "TUF_QUEUE_PREFIX", default_value = "")]
     queue_prefix: String,
-    /// The inbox folder for the embedded mode (--all without --amqp).
+    /// The inbox folder for the embedded mode (with --all; wins over --amqp and AMQP_URL).
     #[arg(long, env = "TUF_INBOX")]
     inbox: Option<PathBuf>,
     /// Most jobs folded into one batch (also the broker prefetch).
@@ -234,9 +234,10 @@ async fn run(args: RunArgs) -> Result<()> {
     let options = WorkerOptions {
         batch_max: args.batch_max.max(1),
     };
-    let connector = match (&args.amqp, args.all) {
-        (Some(url), _) => Connector::Amqp(AmqpConfig { url: url.clone(), prefix: args.queue_prefix.clone() }),
-        (None, true) => {
+    let embedded = args.all && (args.inbox.is_some() || args.amqp.is_none());
+    let connector = match (&args.amqp, embedded) {
+        (Some(url), false) => Connector::Amqp(AmqpConfig { url: url.clone(), prefix: args.queue_prefix.clone() }),
+        (_, true) => {
             let broker = MemoryBroker::new();
             let inbox = args.inbox.clone().ok_or_else(|| {
                 Error::Usage("run --all without --amqp takes jobs from a folder: add --inbox DIR (and submit with `tuf-client add-targets --inbox DIR`)".into())
