@@ -21,7 +21,6 @@ pub trait Stage: Send + 'static {
     type Job: Job;
     const NAME: &'static str;
     const QUEUE: Queue;
-    const NEXT: Option<Queue>;
 
     /// Refuses a job that must not be applied; the reason goes with it to the dead letters.
     fn check(&self, job: &Self::Job) -> Result<()>;
@@ -41,7 +40,6 @@ impl Stage for TargetsRole {
     type Job = TargetsJob;
     const NAME: &'static str = "targets";
     const QUEUE: Queue = Queue::Targets;
-    const NEXT: Option<Queue> = Some(Queue::Snapshot);
 
     fn check(&self, job: &TargetsJob) -> Result<()> {
         job.check()
@@ -62,7 +60,6 @@ impl Stage for SnapshotRole {
     type Job = SnapshotJob;
     const NAME: &'static str = "snapshot";
     const QUEUE: Queue = Queue::Snapshot;
-    const NEXT: Option<Queue> = Some(Queue::Timestamp);
 
     fn check(&self, job: &SnapshotJob) -> Result<()> {
         SnapshotRole::check(self, job)
@@ -83,7 +80,6 @@ impl Stage for TimestampRole {
     type Job = TimestampJob;
     const NAME: &'static str = "timestamp";
     const QUEUE: Queue = Queue::Timestamp;
-    const NEXT: Option<Queue> = None;
 
     fn check(&self, job: &TimestampJob) -> Result<()> {
         TimestampRole::check(self, job)
@@ -181,7 +177,7 @@ async fn serve<S: Stage>(
     shutdown: &mut watch::Receiver<bool>,
 ) -> Result<()> {
     let mut first_batch = true;
-    if let (Some(next), Some(body)) = (S::NEXT, stage.resync()) {
+    if let (Some(next), Some(body)) = (S::QUEUE.next(), stage.resync()) {
         endpoint.publish(next, &body).await?;
     }
     tracing::info!(role = S::NAME, "signer ready");
@@ -218,7 +214,7 @@ async fn serve<S: Stage>(
         }
         let items: usize = jobs.iter().map(Job::items).sum();
         let (next, written) = tokio::task::block_in_place(|| stage.apply(&jobs))?;
-        if let (Some(queue), Some(body)) = (S::NEXT, next) {
+        if let (Some(queue), Some(body)) = (S::QUEUE.next(), next) {
             endpoint.publish(queue, &body).await?;
         }
         endpoint.ack(&batch).await?;

@@ -83,7 +83,7 @@ impl AmqpEndpoint {
             .confirm_select(ConfirmSelectOptions::default())
             .await
             .map_err(Error::broker("cannot enable publisher confirms"))?;
-        declare(&channel, &config.prefix).await?;
+        declare(&channel, &config.prefix, &Queue::declared_by(consume)).await?;
         let consumer = match consume {
             Some(queue) => {
                 channel
@@ -230,27 +230,23 @@ fn to_delivery(d: lapin::message::Delivery) -> Delivery {
     }
 }
 
-async fn declare(channel: &Channel, prefix: &str) -> Result<()> {
+async fn declare(channel: &Channel, prefix: &str, queues: &[Queue]) -> Result<()> {
     let durable = QueueDeclareOptions {
         durable: true,
         ..Default::default()
     };
-    let dlq = Queue::DeadLetter.name(prefix);
-    channel
-        .queue_declare(
-            ShortString::from(dlq.as_str()),
-            durable,
-            FieldTable::default(),
-        )
-        .await
-        .map_err(Error::broker(format!("cannot declare {dlq}")))?;
-    for queue in [Queue::Targets, Queue::Snapshot, Queue::Timestamp] {
+    for &queue in queues {
         let name = queue.name(prefix);
+        let arguments = match queue {
+            Queue::DeadLetter => FieldTable::default(),
+            _ => role_queue_arguments(prefix),
+        };
         channel
-            .queue_declare(ShortString::from(name.as_str()), durable, role_queue_arguments(prefix))
+            .queue_declare(ShortString::from(name.as_str()), durable, arguments)
             .await
             .map_err(Error::broker(format!(
-                "cannot declare {name} (if it exists with other arguments, delete it or use another --queue-prefix)"
+                "cannot declare {name} (if it exists with other arguments, delete it or use another \
+                 --queue-prefix; if access is refused, check this agent's broker permissions)"
             )))?;
     }
     Ok(())

@@ -30,6 +30,27 @@ impl Queue {
         };
         format!("{prefix}{base}")
     }
+
+    /// Where a role consuming this queue sends its jobs on.
+    pub const fn next(self) -> Option<Queue> {
+        match self {
+            Queue::Targets => Some(Queue::Snapshot),
+            Queue::Snapshot => Some(Queue::Timestamp),
+            Queue::Timestamp | Queue::DeadLetter => None,
+        }
+    }
+
+    /// The queues an agent declares (and so may configure on the broker): a signer its own
+    /// queue, the next role's and the dead letters; the submitting client the targets queue.
+    pub fn declared_by(consume: Option<Queue>) -> Vec<Queue> {
+        match consume {
+            Some(own) => [Some(own), own.next(), Some(Queue::DeadLetter)]
+                .into_iter()
+                .flatten()
+                .collect(),
+            None => vec![Queue::Targets],
+        }
+    }
 }
 
 /// A received job, to acknowledge once its effects are durable.

@@ -1,0 +1,13 @@
+# A stand-in for nixpkgs (release 25.05): only what package-signing's flake uses.
+{
+  outputs =
+    { self }:
+    let
+      lib = import ./lib.nix;
+      forSystem = system: import ./pkgs.nix { inherit lib system; };
+    in
+    {
+      inherit lib;
+      legacyPackages = lib.genAttrs [ "x86_64-linux" "aarch64-linux" ] forSystem;
+    };
+}

@@ -1,0 +1,8 @@
+# The few nixpkgs `lib` functions the flake calls, with nixpkgs' semantics.
+rec {
+  genAttrs = names: f: builtins.listToAttrs (map (n: nameValuePair n (f n)) names);
+  nameValuePair = name: value: { inherit name value; };
+  mapAttrs = builtins.mapAttrs;
+  mapAttrs' = f: set: builtins.listToAttrs (map (attr: f attr set.${attr}) (builtins.attrNames set));
+  mapAttrsToList = f: attrs: map (name: f name attrs.${name}) (builtins.attrNames attrs);
+}
