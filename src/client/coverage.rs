@@ -17,6 +17,7 @@ pub type Expected = HashMap<String, Option<(u64, String)>>;
 pub struct Coverage {
     layout: Layout,
     bins_cache: HashMap<(String, u64), Targets>,
+    last_timestamp: Vec<u8>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,12 +31,27 @@ impl Coverage {
         Coverage {
             layout,
             bins_cache: HashMap::new(),
+            last_timestamp: Vec::new(),
         }
     }
 
-    /// Removes from `pending` every name the current timestamp covers.
+    /// Removes from `pending` every name the current timestamp covers. Cheap when the
+    /// timestamp has not changed since the last call: nothing new can be covered then.
     pub fn check(&mut self, pending: &mut Expected) -> Result<Progress> {
-        let (ts, _) = signed::load::<Timestamp>(&self.layout.timestamp(), "timestamp")?;
+        let path = self.layout.timestamp();
+        let bytes = std::fs::read(&path).map_err(Error::io("cannot read", &path))?;
+        if bytes == self.last_timestamp {
+            return Ok(Progress {
+                timestamp_version: 0,
+                done: 0,
+            });
+        }
+        let ts: tough::schema::Signed<Timestamp> =
+            serde_json::from_slice(&bytes).map_err(|source| Error::Parse {
+                what: "timestamp",
+                path: path.clone(),
+                source,
+            })?;
         let snap_version = ts
             .signed
             .meta
@@ -76,6 +92,8 @@ impl Coverage {
         for name in done {
             pending.remove(&name);
         }
+        // Only now: a failed read above (a file mid-rename) must be retried next time.
+        self.last_timestamp = bytes;
         Ok(Progress {
             timestamp_version: ts.signed.version.get(),
             done: before - pending.len(),

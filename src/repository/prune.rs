@@ -44,3 +44,29 @@ impl Pruner {
         removed
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn removes_superseded_files_once_due_and_keeps_all_when_told() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = dir.path().join("1.bin-0.json");
+        std::fs::write(&old, b"x").unwrap();
+        let mut keep = Pruner::new(None);
+        keep.superseded(old.clone());
+        assert_eq!(keep.sweep(), 0);
+        assert!(old.exists());
+
+        let mut later = Pruner::new(Some(Duration::from_secs(3600)));
+        later.superseded(old.clone());
+        assert_eq!(later.sweep(), 0, "not due yet");
+
+        let mut now = Pruner::new(Some(Duration::ZERO));
+        now.superseded(old.clone());
+        now.superseded(dir.path().join("gone-already.json"));
+        assert_eq!(now.sweep(), 1);
+        assert!(!old.exists());
+    }
+}
