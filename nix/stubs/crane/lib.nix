@@ -34,7 +34,8 @@ in
     };
   buildDepsOnly = drv "deps";
   buildPackage = drv "package";
-  cargoClippy = drv "clippy";
+  # As in crane, clippy and the tests take the dependencies' artifacts without a default.
+  cargoClippy = args: assert args ? cargoArtifacts; drv "clippy" args;
   cargoFmt = drv "fmt";
-  cargoTest = drv "test";
+  cargoTest = args: assert args ? cargoArtifacts; drv "test" args;
 }
