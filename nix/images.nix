@@ -19,12 +19,21 @@ let
     "org.opencontainers.image.description" = description;
   };
 
-  # /etc/passwd and /etc/group holding only the agent's own user.
+  # Every agent's user is in group `tuf` (gid 10000), which owns the shared repository volume
+  # (`tuf-signer init --repo-group 10000`); keys belong to one user each.
+  gid = 10000;
+
+  # /etc/passwd and /etc/group holding only the image's own user and group.
   identity =
-    name: uid:
+    {
+      name,
+      uid,
+      group,
+      gid,
+    }:
     [
-      (pkgs.writeTextDir "etc/passwd" "root:x:0:0::/root:/sbin/nologin\n${name}:x:${toString uid}:${toString uid}::/var/empty:/sbin/nologin\n")
-      (pkgs.writeTextDir "etc/group" "root:x:0:\n${name}:x:${toString uid}:\n")
+      (pkgs.writeTextDir "etc/passwd" "root:x:0:0::/root:/sbin/nologin\n${name}:x:${toString uid}:${toString gid}::/var/empty:/sbin/nologin\n")
+      (pkgs.writeTextDir "etc/group" "root:x:0:\n${group}:x:${toString gid}:${name}\n")
     ];
 
   # The worker template: the binary, CA certificates, a non-root user, the mount points.
@@ -34,17 +43,26 @@ let
     pkgs.dockerTools.buildLayeredImage {
       inherit name;
       tag = "latest";
-      contents = [ pkgs.cacert ] ++ identity name agent.uid;
+      # The package in `contents` links its binaries at /bin, where compose files can name them.
+      contents = [
+        package
+        pkgs.cacert
+      ] ++ identity {
+        inherit name gid;
+        inherit (agent) uid;
+        group = "tuf";
+      };
       fakeRootCommands = ''
         mkdir -p ./srv/tuf/repo ./run/keys ./tmp
-        chown -R ${toString agent.uid}:${toString agent.uid} ./srv/tuf
-        chmod 0700 ./run/keys
+        chown -R ${toString agent.uid}:${toString gid} ./srv/tuf
+        chmod 2775 ./srv/tuf/repo
         chown ${toString agent.uid}:${toString agent.uid} ./run/keys
+        chmod 0700 ./run/keys
         chmod 1777 ./tmp
       '';
       config = {
-        User = "${toString agent.uid}:${toString agent.uid}";
-        Entrypoint = [ "${package}/bin/${agent.program}" ] ++ agent.args;
+        User = "${toString agent.uid}:${toString gid}";
+        Entrypoint = [ "/bin/${agent.program}" ] ++ agent.args;
         Env = lib.mapAttrsToList (k: v: "${k}=${v}") agent.env ++ [
           "SSL_CERT_FILE=${pkgs.cacert}/etc/ssl/certs/ca-bundle.crt"
         ];

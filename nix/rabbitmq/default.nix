@@ -7,7 +7,7 @@
   identity,
 }:
 let
-  uid = 10000;
+  uid = 10100;
   conf = pkgs.writeTextDir "etc/rabbitmq/rabbitmq.conf" (builtins.readFile ./rabbitmq.conf);
   definitions = pkgs.writeTextDir "etc/rabbitmq/definitions.json" (builtins.readFile ./definitions.json);
 in
@@ -20,7 +20,12 @@ pkgs.dockerTools.buildLayeredImage {
     pkgs.coreutils
     conf
     definitions
-  ] ++ identity "rabbitmq" uid;
+  ] ++ identity {
+    name = "rabbitmq";
+    group = "rabbitmq";
+    inherit uid;
+    gid = uid;
+  };
   fakeRootCommands = ''
     mkdir -p ./var/lib/rabbitmq ./tmp
     chown -R ${toString uid}:${toString uid} ./var/lib/rabbitmq

@@ -9,7 +9,7 @@ use package_signing::broker::memory::MemoryBroker;
 use package_signing::keys::SigningKey;
 use package_signing::logging::{self, LogFormat};
 use package_signing::repository::expiry::parse_duration;
-use package_signing::repository::init::{init, key_path, InitOptions};
+use package_signing::repository::init::{find_key, init, InitOptions};
 use package_signing::repository::{Expiries, Layout};
 use package_signing::roles::{RoleSettings, SnapshotRole, TargetsRole, TimestampRole};
 use package_signing::worker::{self, Connector, WorkerOptions};
@@ -58,6 +58,17 @@ enum Command {
         /// snapshot size limit (2 MB) holds about 8192 bins.
         #[arg(long, default_value_t = 2048)]
         bins: u32,
+        /// Write KEYS/ROLE/ROLE.pem (one folder, so one volume, per role) instead of
+        /// KEYS/ROLE.pem.
+        #[arg(long)]
+        key_folders: bool,
+        /// Give ROLE's key to user UID (repeatable; init must run as root), e.g.
+        /// --key-owner targets=10001.
+        #[arg(long = "key-owner", value_name = "ROLE=UID", value_parser = parse_owner)]
+        key_owners: Vec<(String, u32)>,
+        /// Make the repository's folders writable by group GID (shared by the agents' users).
+        #[arg(long, value_name = "GID")]
+        repo_group: Option<u32>,
         #[command(flatten)]
         expiry: ExpiryArgs,
     },
@@ -156,6 +167,21 @@ impl ExpiryArgs {
     }
 }
 
+fn parse_owner(text: &str) -> std::result::Result<(String, u32), String> {
+    let (role, uid) = text
+        .split_once('=')
+        .ok_or("write ROLE=UID, e.g. targets=10001")?;
+    if !["targets", "snapshot", "timestamp", "root"].contains(&role) {
+        return Err(format!(
+            "{role}: not a role (root, targets, snapshot, timestamp)"
+        ));
+    }
+    Ok((
+        role.to_string(),
+        uid.parse().map_err(|_| format!("{uid}: not a uid"))?,
+    ))
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     logging::init(cli.log_format);
@@ -178,6 +204,9 @@ async fn dispatch(command: Command) -> Result<()> {
             repo,
             keys,
             bins,
+            key_folders,
+            key_owners,
+            repo_group,
             expiry,
         } => {
             let opts = InitOptions {
@@ -185,6 +214,9 @@ async fn dispatch(command: Command) -> Result<()> {
                 keys: keys.clone(),
                 bins,
                 expiries: expiry.parse()?,
+                key_folders,
+                key_owners,
+                repo_group,
             };
             let report = init(&opts, |done, total| {
                 if total >= 4096 && done % 4096 == 0 {
@@ -198,11 +230,11 @@ async fn dispatch(command: Command) -> Result<()> {
                 report.files_written
             );
             for (role, id) in &report.key_ids {
-                println!("  {role:<9} key {id}  {}", key_path(&keys, role).display());
+                println!("  {role:<9} key {id}  {}", find_key(&keys, role).display());
             }
             println!(
                 "Move {} to offline storage: no signer needs it.",
-                key_path(&keys, "root").display()
+                find_key(&keys, "root").display()
             );
             println!(
                 "Next: tuf-signer run --all --repo {} --keys {} --inbox ./inbox",
@@ -252,7 +284,7 @@ async fn run(args: RunArgs) -> Result<()> {
     };
     if args.all {
         let keys = args.keys.clone().expect("clap requires --keys with --all");
-        let load_key = |role: &str| SigningKey::load(&key_path(&keys, role));
+        let load_key = |role: &str| SigningKey::load(&find_key(&keys, role));
         let (k1, k2, k3) = (
             load_key("targets")?,
             load_key("snapshot")?,
@@ -264,7 +296,7 @@ async fn run(args: RunArgs) -> Result<()> {
             make_loader(
                 s.clone(),
                 Some(k1),
-                key_path(&keys, "targets"),
+                find_key(&keys, "targets"),
                 TargetsRole::load,
             ),
             options,
@@ -275,7 +307,7 @@ async fn run(args: RunArgs) -> Result<()> {
             make_loader(
                 s.clone(),
                 Some(k2),
-                key_path(&keys, "snapshot"),
+                find_key(&keys, "snapshot"),
                 SnapshotRole::load,
             ),
             options,
@@ -286,7 +318,7 @@ async fn run(args: RunArgs) -> Result<()> {
             make_loader(
                 s.clone(),
                 Some(k3),
-                key_path(&keys, "timestamp"),
+                find_key(&keys, "timestamp"),
                 TimestampRole::load,
             ),
             options,

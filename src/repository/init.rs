@@ -25,6 +25,13 @@ pub struct InitOptions {
     pub keys: PathBuf,
     pub bins: u32,
     pub expiries: Expiries,
+    /// Write `KEYS/<role>/<role>.pem` instead of `KEYS/<role>.pem`: one folder, so one
+    /// volume, per role.
+    pub key_folders: bool,
+    /// Give a role's key (file and folder) to this uid: each signer runs as its own user.
+    pub key_owners: Vec<(String, u32)>,
+    /// Make the repository folders group-writable (setgid) for this gid, shared by the agents.
+    pub repo_group: Option<u32>,
 }
 
 /// What init made, for the summary it prints.
@@ -36,6 +43,25 @@ pub struct InitReport {
 
 pub fn key_path(keys_dir: &Path, role: &str) -> PathBuf {
     keys_dir.join(format!("{role}.pem"))
+}
+
+/// Where init put a role's key: `KEYS/<role>.pem`, or `KEYS/<role>/<role>.pem` with
+/// `--key-folders`.
+pub fn find_key(keys_dir: &Path, role: &str) -> PathBuf {
+    let in_folder = keys_dir.join(role).join(format!("{role}.pem"));
+    if in_folder.is_file() {
+        in_folder
+    } else {
+        key_path(keys_dir, role)
+    }
+}
+
+fn new_key_path(opts: &InitOptions, role: &str) -> PathBuf {
+    if opts.key_folders {
+        opts.keys.join(role).join(format!("{role}.pem"))
+    } else {
+        key_path(&opts.keys, role)
+    }
 }
 
 pub fn init(opts: &InitOptions, mut progress: impl FnMut(usize, usize)) -> Result<InitReport> {
@@ -50,7 +76,7 @@ pub fn init(opts: &InitOptions, mut progress: impl FnMut(usize, usize)) -> Resul
         });
     }
     for role in KEY_ROLES {
-        let path = key_path(&opts.keys, role);
+        let path = new_key_path(opts, role);
         if path.exists() {
             return Err(Error::Key {
                 path,
@@ -68,7 +94,22 @@ pub fn init(opts: &InitOptions, mut progress: impl FnMut(usize, usize)) -> Resul
     let mut key_ids = Vec::new();
     for role in KEY_ROLES {
         let (key, pem) = SigningKey::generate()?;
-        SigningKey::save_pem(&pem, &key_path(&opts.keys, role))?;
+        let path = new_key_path(opts, role);
+        let folder = path.parent().expect("key files have a folder");
+        create_dir(folder)?;
+        #[cfg(unix)]
+        if opts.key_folders {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(folder, std::fs::Permissions::from_mode(0o700))
+                .map_err(Error::io("cannot restrict key folder permissions", folder))?;
+        }
+        SigningKey::save_pem(&pem, &path)?;
+        if let Some((_, uid)) = opts.key_owners.iter().find(|(r, _)| r == role) {
+            ownership::give(&path, *uid)?;
+            if opts.key_folders {
+                ownership::give(path.parent().expect("has a folder"), *uid)?;
+            }
+        }
         key_ids.push((role.to_string(), key.key_id().to_string()));
         keys.insert(role, key);
     }
@@ -118,6 +159,10 @@ pub fn init(opts: &InitOptions, mut progress: impl FnMut(usize, usize)) -> Resul
     write_durably(&layout.versioned("snapshot", 1), &snapshot_file.bytes)?;
     let timestamp_file = timestamp_for(&snapshot_file.meta, 1, &keys["timestamp"], opts.expiries)?;
     write_durably(&layout.timestamp(), &timestamp_file.bytes)?;
+
+    if let Some(gid) = opts.repo_group {
+        ownership::share_with_group(&opts.repo, gid)?;
+    }
 
     Ok(InitReport {
         key_ids,
@@ -207,4 +252,53 @@ pub fn timestamp_for(
         .insert("snapshot.json".into(), snapshot.to_metafile()?);
     debug_assert_eq!(timestamp.version().get(), version);
     sign(&timestamp, version, &[key], "timestamp")
+}
+
+/// Ownership for deployments where each agent runs as its own user (the images).
+mod ownership {
+    use std::path::Path;
+
+    use crate::{Error, Result};
+
+    /// `chown uid:uid path`.
+    pub fn give(path: &Path, uid: u32) -> Result<()> {
+        #[cfg(unix)]
+        std::os::unix::fs::chown(path, Some(uid), Some(uid)).map_err(Error::io(
+            "cannot change owner (init must run as root to give keys to other users)",
+            path,
+        ))?;
+        #[cfg(not(unix))]
+        let _ = (path, uid);
+        Ok(())
+    }
+
+    /// Every folder under `root` to group `gid`, group-writable and setgid, so that each
+    /// signer can add its files; files stay group-readable.
+    pub fn share_with_group(root: &Path, gid: u32) -> Result<()> {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mut stack = vec![root.to_path_buf()];
+            while let Some(dir) = stack.pop() {
+                std::os::unix::fs::chown(&dir, None, Some(gid)).map_err(Error::io(
+                    "cannot change group (init must run as root)",
+                    &dir,
+                ))?;
+                std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o2775))
+                    .map_err(Error::io("cannot make group-writable", &dir))?;
+                for entry in std::fs::read_dir(&dir).map_err(Error::io("cannot list", &dir))? {
+                    let path = entry.map_err(Error::io("cannot list", &dir))?.path();
+                    if path.is_dir() {
+                        stack.push(path);
+                    } else {
+                        std::os::unix::fs::chown(&path, None, Some(gid))
+                            .map_err(Error::io("cannot change group", &path))?;
+                    }
+                }
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = (root, gid);
+        Ok(())
+    }
 }
