@@ -53,7 +53,7 @@ let
         group = "tuf";
       };
       fakeRootCommands = ''
-        mkdir -p ./srv/tuf/repo ./run/keys ./tmp
+        mkdir -p ./srv/tuf/repo ./srv/tuf/client ./run/keys ./tmp
         chown -R ${toString agent.uid}:${toString gid} ./srv/tuf
         chmod 2775 ./srv/tuf/repo
         chown ${toString agent.uid}:${toString agent.uid} ./run/keys

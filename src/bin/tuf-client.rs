@@ -94,6 +94,21 @@ enum Command {
         #[command(flatten)]
         remote: RemoteArgs,
     },
+    /// Serve a repository folder read-only over HTTP (for deployments without a web server).
+    ///
+    /// Example: tuf-client serve --listen 0.0.0.0:8080 ./repo
+    Serve {
+        /// Address and port to listen on.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: String,
+        /// The repository folder (its metadata/ and targets/ are served).
+        #[arg(env = "TUF_REPO")]
+        repo: PathBuf,
+    },
+    /// Wait until stopped (SIGTERM or Ctrl-C): keeps the packaging-pipeline container up so
+    /// that commands can be run in it (`ddev tuf-client ...`); the image has no shell.
+    #[command(hide = true)]
+    Idle,
     /// Refresh, then fetch and verify targets into a folder.
     Download {
         #[command(flatten)]
@@ -214,6 +229,24 @@ async fn dispatch(command: Command) -> Result<()> {
                 })
                 .collect();
             submit(&send, jobs, expected, Instant::now()).await
+        }
+        Command::Serve { listen, repo } => {
+            package_signing::client::serve::serve(repo, &listen).await
+        }
+        Command::Idle => {
+            #[cfg(unix)]
+            {
+                let mut term =
+                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                        .map_err(|e| Error::Usage(format!("cannot wait for SIGTERM: {e}")))?;
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {},
+                    _ = term.recv() => {},
+                }
+            }
+            #[cfg(not(unix))]
+            let _ = tokio::signal::ctrl_c().await;
+            Ok(())
         }
         Command::Status { repo } => {
             print!("{}", status::read(&Layout::new(repo))?.render());

@@ -9,6 +9,7 @@
 pub mod coverage;
 pub mod download;
 pub mod fetch;
+pub mod serve;
 pub mod status;
 pub mod submit;
 pub mod trust;
