@@ -8,11 +8,13 @@
 //! - [`roles`]: what each online role does with a batch of jobs (targets, snapshot, timestamp).
 //! - [`broker`]: how jobs travel: RabbitMQ, or an in-process queue for the embedded mode.
 //! - [`worker`]: the loop every signer runs: take a batch, sign, write, hand on, acknowledge.
+//! - [`cli`]: what both binaries share around their commands.
 //! - [`client`]: the packaging-pipeline side: submit releases, wait, status, and the verifying
 //!   TUF client that Composer's plugin stands for.
 
 pub mod broker;
 pub mod canonical;
+pub mod cli;
 pub mod client;
 pub mod error;
 pub mod jobs;

@@ -4,7 +4,7 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::Duration;
 
 use common::*;
@@ -39,24 +39,11 @@ struct Setup {
 fn setup(extra: &[&str]) -> Setup {
     let repo = TestRepo::init(16, &[]);
     let inbox = repo.path("inbox");
-    let log = repo.path("signer.log");
-    let child = Command::new(SIGNER)
-        .args(["run", "--all", "--repo"])
-        .arg(&repo.repo)
-        .arg("--keys")
-        .arg(&repo.keys)
-        .arg("--inbox")
-        .arg(&inbox)
-        .args(extra)
-        .env_remove("AMQP_URL")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
+    let signer = repo.spawn_embedded(&inbox, extra);
     Setup {
         repo,
         inbox,
-        _signer: Proc { child, log },
+        _signer: signer,
     }
 }
 

@@ -3,33 +3,10 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::*;
-
-fn spawn_embedded(repo: &TestRepo, inbox: &std::path::Path) -> Proc {
-    let log = repo.path(&format!(
-        "embedded-{}.log",
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    ));
-    let child = Command::new(SIGNER)
-        .args(["run", "--all", "--repo"])
-        .arg(&repo.repo)
-        .arg("--keys")
-        .arg(&repo.keys)
-        .arg("--inbox")
-        .arg(inbox)
-        .env_remove("AMQP_URL")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    Proc { child, log }
-}
 
 #[test]
 fn embedded_mode_signs_tricky_names_that_python_tuf_accepts() {
@@ -37,7 +14,7 @@ fn embedded_mode_signs_tricky_names_that_python_tuf_accepts() {
     // order olpc-cjson gets wrong. Unicode in both normal forms, which must not be merged.
     let repo = TestRepo::init(1, &[]);
     let inbox = repo.path("inbox");
-    let _signer = spawn_embedded(&repo, &inbox);
+    let _signer = repo.spawn_embedded(&inbox, &[]);
     let names = [
         "pkgs/foo",
         "pkgs/foo bar",
@@ -80,7 +57,7 @@ fn embedded_mode_signs_tricky_names_that_python_tuf_accepts() {
 fn embedded_mode_keeps_bad_jobs_and_survives_a_restart() {
     let repo = TestRepo::init(16, &[]);
     let inbox = repo.path("inbox");
-    let mut signer = spawn_embedded(&repo, &inbox);
+    let mut signer = repo.spawn_embedded(&inbox, &[]);
     std::fs::create_dir_all(&inbox).unwrap();
     std::fs::write(
         inbox.join("0001-bad.json"),
@@ -118,7 +95,7 @@ fn embedded_mode_keeps_bad_jobs_and_survives_a_restart() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let _signer = spawn_embedded(&repo, &inbox);
+    let _signer = repo.spawn_embedded(&inbox, &[]);
     repo.wait_covered(expected_for(&releases), Duration::from_secs(60));
     let left: Vec<_> = std::fs::read_dir(&inbox)
         .unwrap()

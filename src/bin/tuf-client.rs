@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use clap::{Args, Parser, Subcommand};
 use package_signing::broker::amqp::AmqpConfig;
 use package_signing::broker::Endpoint;
+use package_signing::cli;
 use package_signing::client::coverage::{Coverage, Expected};
 use package_signing::client::download::{download, Outcome};
 use package_signing::client::fetch::{base_url, Fetcher};
@@ -14,7 +15,7 @@ use package_signing::client::status;
 use package_signing::client::submit::{collect, describe, publish_file, Sink};
 use package_signing::client::trust::TrustedMetadata;
 use package_signing::jobs::{check_target_name, TargetsJob};
-use package_signing::logging::{self, LogFormat};
+use package_signing::logging::LogFormat;
 use package_signing::repository::expiry::parse_duration;
 use package_signing::repository::Layout;
 use package_signing::{Error, Result};
@@ -162,19 +163,8 @@ struct RemoteArgs {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    logging::init(cli.log_format);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
-    match runtime.block_on(dispatch(cli.command)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("tuf-client: error: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    let args = Cli::parse();
+    cli::main_with("tuf-client", args.log_format, dispatch(args.command))
 }
 
 async fn dispatch(command: Command) -> Result<()> {
@@ -234,18 +224,7 @@ async fn dispatch(command: Command) -> Result<()> {
             package_signing::client::serve::serve(repo, &listen).await
         }
         Command::Idle => {
-            #[cfg(unix)]
-            {
-                let mut term =
-                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                        .map_err(|e| Error::Usage(format!("cannot wait for SIGTERM: {e}")))?;
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {},
-                    _ = term.recv() => {},
-                }
-            }
-            #[cfg(not(unix))]
-            let _ = tokio::signal::ctrl_c().await;
+            cli::stop_signal().await;
             Ok(())
         }
         Command::Status { repo } => {

@@ -6,8 +6,9 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use package_signing::broker::amqp::AmqpConfig;
 use package_signing::broker::memory::MemoryBroker;
+use package_signing::cli;
 use package_signing::keys::SigningKey;
-use package_signing::logging::{self, LogFormat};
+use package_signing::logging::LogFormat;
 use package_signing::repository::expiry::parse_duration;
 use package_signing::repository::init::{find_key, init, InitOptions};
 use package_signing::repository::{Expiries, Layout};
@@ -183,19 +184,8 @@ fn parse_owner(text: &str) -> std::result::Result<(String, u32), String> {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    logging::init(cli.log_format);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
-    match runtime.block_on(dispatch(cli.command)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("tuf-signer: error: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    let args = Cli::parse();
+    cli::main_with("tuf-signer", args.log_format, dispatch(args.command))
 }
 
 async fn dispatch(command: Command) -> Result<()> {
@@ -259,7 +249,7 @@ async fn run(args: RunArgs) -> Result<()> {
     settings.layout.require_initialised()?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
-        wait_for_stop_signal().await;
+        cli::stop_signal().await;
         tracing::info!("stopping after the current batch");
         let _ = stop_tx.send(true);
     });
@@ -381,18 +371,4 @@ fn make_loader<S>(
         };
         load(settings.clone(), key)
     }
-}
-
-async fn wait_for_stop_signal() {
-    #[cfg(unix)]
-    {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("SIGTERM handler");
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {},
-            _ = term.recv() => {},
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = tokio::signal::ctrl_c().await;
 }

@@ -113,6 +113,31 @@ impl TestRepo {
         Proc { child, log }
     }
 
+    /// The embedded mode: all three roles in one process, jobs from `inbox`, no broker.
+    pub fn spawn_embedded(&self, inbox: &Path, extra: &[&str]) -> Proc {
+        let log = self.path(&format!(
+            "embedded-{}.log",
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        ));
+        let child = Command::new(SIGNER)
+            .args(["run", "--all", "--repo"])
+            .arg(&self.repo)
+            .arg("--keys")
+            .arg(&self.keys)
+            .arg("--inbox")
+            .arg(inbox)
+            .args(extra)
+            .env_remove("AMQP_URL")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        Proc { child, log }
+    }
+
     pub fn spawn_all_signers(&self, prefix: &str) -> Vec<Proc> {
         ["targets", "snapshot", "timestamp"]
             .iter()
