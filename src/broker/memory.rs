@@ -18,15 +18,31 @@ struct Message {
     source: Option<PathBuf>,
 }
 
+type Receiver = Arc<tokio::sync::Mutex<UnboundedReceiver<Message>>>;
+
 pub struct MemoryBroker {
     senders: HashMap<Queue, UnboundedSender<Message>>,
-    receivers: Mutex<HashMap<Queue, UnboundedReceiver<Message>>>,
+    receivers: HashMap<Queue, Receiver>,
     in_flight: Mutex<HashSet<PathBuf>>,
 }
 
+/// A role's end of the in-process queues. Dropped with jobs unacknowledged (the role failed
+/// and reconnects), it hands their inbox files back to the feeder, as a broker would
+/// redeliver them.
 pub struct MemoryEndpoint {
     broker: Arc<MemoryBroker>,
-    rx: Option<UnboundedReceiver<Message>>,
+    rx: Option<Receiver>,
+    unacked: Mutex<HashSet<PathBuf>>,
+}
+
+impl Drop for MemoryEndpoint {
+    fn drop(&mut self) {
+        let unacked = std::mem::take(&mut *self.unacked.lock().expect("lock"));
+        let mut in_flight = self.broker.in_flight.lock().expect("lock");
+        for path in unacked {
+            in_flight.remove(&path);
+        }
+    }
 }
 
 impl MemoryBroker {
@@ -36,21 +52,21 @@ impl MemoryBroker {
         for q in [Queue::Targets, Queue::Snapshot, Queue::Timestamp] {
             let (tx, rx) = unbounded_channel();
             senders.insert(q, tx);
-            receivers.insert(q, rx);
+            receivers.insert(q, Arc::new(tokio::sync::Mutex::new(rx)));
         }
         Arc::new(MemoryBroker {
             senders,
-            receivers: Mutex::new(receivers),
+            receivers,
             in_flight: Mutex::new(HashSet::new()),
         })
     }
 
     /// An endpoint that consumes `queue` (each queue has one consumer in this mode).
     pub fn endpoint(self: &Arc<Self>, consume: Option<Queue>) -> MemoryEndpoint {
-        let rx = consume.and_then(|q| self.receivers.lock().expect("lock").remove(&q));
         MemoryEndpoint {
             broker: self.clone(),
-            rx,
+            rx: consume.and_then(|q| self.receivers.get(&q).cloned()),
+            unacked: Mutex::new(HashSet::new()),
         }
     }
 
@@ -105,19 +121,21 @@ pub fn submit_to_inbox(inbox: &Path, body: &[u8], seq: usize) -> Result<PathBuf>
 
 impl MemoryEndpoint {
     pub(super) async fn next_batch(&mut self, max: usize) -> Result<Vec<Delivery>> {
-        let rx = self.rx.as_mut().expect("a consuming endpoint");
+        let mut rx = self.rx.as_ref().expect("a consuming endpoint").lock().await;
         let first = rx
             .recv()
             .await
             .ok_or_else(|| Error::BrokerRefused("the in-process queue closed".into()))?;
-        let mut batch = vec![to_delivery(first)];
+        let mut batch = vec![first];
         while batch.len() < max {
             match rx.try_recv() {
-                Ok(m) => batch.push(to_delivery(m)),
+                Ok(m) => batch.push(m),
                 Err(_) => break,
             }
         }
-        Ok(batch)
+        let mut unacked = self.unacked.lock().expect("lock");
+        unacked.extend(batch.iter().filter_map(|m| m.source.clone()));
+        Ok(batch.into_iter().map(to_delivery).collect())
     }
 
     pub(super) fn publish(&self, queue: Queue, body: &[u8]) -> Result<()> {
@@ -148,6 +166,7 @@ impl MemoryEndpoint {
         std::fs::rename(source, dir.join(name))
             .map_err(Error::io("cannot move to dead-letter", source))?;
         sync_dir(&dir)?;
+        self.unacked.lock().expect("lock").remove(source);
         self.broker.in_flight.lock().expect("lock").remove(source);
         Ok(())
     }
@@ -161,6 +180,7 @@ impl MemoryEndpoint {
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                     Err(e) => return Err(Error::io("cannot remove a done inbox file", source)(e)),
                 }
+                self.unacked.lock().expect("lock").remove(source);
                 self.broker.in_flight.lock().expect("lock").remove(source);
                 dirs.insert(source.parent().unwrap_or(Path::new(".")).to_path_buf());
             }
@@ -174,5 +194,35 @@ fn to_delivery(m: Message) -> Delivery {
         body: m.body,
         redelivered: false,
         handle: Handle::Memory(m.source),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_unacknowledged_inbox_job_is_fed_again_and_removed_once_acknowledged() {
+        let dir = tempfile::tempdir().unwrap();
+        let inbox = dir.path().join("inbox");
+        let path = submit_to_inbox(&inbox, b"{\"remove\":[\"a/b\"]}", 0).unwrap();
+        let broker = MemoryBroker::new();
+        tokio::spawn(broker.clone().feed_from_inbox(inbox.clone()));
+
+        let mut first = broker.endpoint(Some(Queue::Targets));
+        let batch = first.next_batch(10).await.unwrap();
+        assert_eq!(batch.len(), 1);
+        drop(batch);
+        drop(first); // the role failed before acknowledging
+
+        let mut second = broker.endpoint(Some(Queue::Targets));
+        let batch = tokio::time::timeout(Duration::from_secs(5), second.next_batch(10))
+            .await
+            .expect("the job comes back")
+            .unwrap();
+        assert_eq!(batch[0].body, b"{\"remove\":[\"a/b\"]}");
+        assert!(path.exists(), "kept until acknowledged");
+        second.ack(&batch).unwrap();
+        assert!(!path.exists());
     }
 }
