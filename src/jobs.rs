@@ -28,6 +28,16 @@ pub struct TargetsJob {
     pub add: Vec<NewTarget>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub remove: Vec<String>,
+    /// Re-sign every bin and top-level targets with a fresh expiry (`tuf-client refresh-expiry`).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub refresh_expiry: bool,
+    /// A signer's own reminder to re-sign what is about to expire; see [`ExpiryCheck`].
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub check_expiry: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !b
 }
 
 /// One release (or Composer metadata file) to sign.
@@ -50,14 +60,60 @@ pub struct TargetHashes {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SnapshotJob {
+    #[serde(default)]
     pub meta: BTreeMap<String, MetaEntry>,
+    /// Re-sign the snapshot with a fresh expiry even if nothing changed.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub refresh_expiry: bool,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub check_expiry: bool,
 }
 
 /// To the timestamp signer: the snapshot it should point at.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TimestampJob {
-    pub snapshot: MetaEntry,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<MetaEntry>,
+    /// Re-sign the timestamp with a fresh expiry even if the snapshot did not change.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub refresh_expiry: bool,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub check_expiry: bool,
+}
+
+/// Every job type can carry an expiry check: a signer sends one to its own queue now and
+/// then, so that whichever replica is active (single-active-consumer) re-signs what is about
+/// to expire, and a hot standby never does.
+pub trait ExpiryCheck: Job + Default {
+    fn expiry_check() -> Self;
+}
+
+impl ExpiryCheck for TargetsJob {
+    fn expiry_check() -> Self {
+        TargetsJob {
+            check_expiry: true,
+            ..Default::default()
+        }
+    }
+}
+
+impl ExpiryCheck for SnapshotJob {
+    fn expiry_check() -> Self {
+        SnapshotJob {
+            check_expiry: true,
+            ..Default::default()
+        }
+    }
+}
+
+impl ExpiryCheck for TimestampJob {
+    fn expiry_check() -> Self {
+        TimestampJob {
+            check_expiry: true,
+            ..Default::default()
+        }
+    }
 }
 
 impl Job for TargetsJob {
@@ -81,7 +137,11 @@ impl Job for TimestampJob {
 impl TargetsJob {
     /// Every check a targets job must pass before it may touch a bin.
     pub fn check(&self) -> Result<()> {
-        if self.add.is_empty() && self.remove.is_empty() {
+        if self.add.is_empty()
+            && self.remove.is_empty()
+            && !self.refresh_expiry
+            && !self.check_expiry
+        {
             return Err(Error::InvalidJob("the job adds and removes nothing".into()));
         }
         for t in &self.add {
@@ -232,14 +292,14 @@ mod tests {
         t.length = MAX_TARGET_LENGTH + 1;
         let job = TargetsJob {
             add: vec![t],
-            remove: vec![],
+            ..Default::default()
         };
         assert!(job.check().unwrap_err().to_string().contains("larger"));
         let mut t = target("a/b");
         t.hashes.sha256 = "XYZ".into();
         let job = TargetsJob {
             add: vec![t],
-            remove: vec![],
+            ..Default::default()
         };
         assert!(job.check().unwrap_err().to_string().contains("sha256"));
         assert!(TargetsJob::default().check().is_err());

@@ -12,13 +12,13 @@ use tokio::sync::watch;
 use crate::broker::amqp::AmqpConfig;
 use crate::broker::memory::MemoryBroker;
 use crate::broker::{Endpoint, Queue};
-use crate::jobs::{Job, SnapshotJob, TargetsJob, TimestampJob};
+use crate::jobs::{ExpiryCheck, Job, SnapshotJob, TargetsJob, TimestampJob};
 use crate::roles::{SnapshotRole, TargetsRole, TimestampRole};
 use crate::{Error, Result};
 
 /// A role as the worker drives it.
 pub trait Stage: Send + 'static {
-    type Job: Job;
+    type Job: ExpiryCheck;
     const NAME: &'static str;
     const QUEUE: Queue;
 
@@ -30,6 +30,8 @@ pub trait Stage: Send + 'static {
     fn resync(&self) -> Option<Vec<u8>>;
     /// Whether another replica has written newer files since this state was loaded.
     fn is_stale(&self) -> Result<bool>;
+    /// How often to look for metadata about to expire.
+    fn refresh_interval(&self) -> Duration;
 }
 
 fn encode<T: serde::Serialize>(job: &T) -> Vec<u8> {
@@ -54,6 +56,9 @@ impl Stage for TargetsRole {
     fn is_stale(&self) -> Result<bool> {
         TargetsRole::is_stale(self)
     }
+    fn refresh_interval(&self) -> Duration {
+        self.refresh_interval()
+    }
 }
 
 impl Stage for SnapshotRole {
@@ -74,6 +79,9 @@ impl Stage for SnapshotRole {
     fn is_stale(&self) -> Result<bool> {
         SnapshotRole::is_stale(self)
     }
+    fn refresh_interval(&self) -> Duration {
+        self.refresh_interval()
+    }
 }
 
 impl Stage for TimestampRole {
@@ -92,6 +100,9 @@ impl Stage for TimestampRole {
     }
     fn is_stale(&self) -> Result<bool> {
         TimestampRole::is_stale(self)
+    }
+    fn refresh_interval(&self) -> Duration {
+        self.refresh_interval()
     }
 }
 
@@ -181,9 +192,17 @@ async fn serve<S: Stage>(
         endpoint.publish(next, &body).await?;
     }
     tracing::info!(role = S::NAME, "signer ready");
+    // Expiry is checked at once (a signer that was down may find its metadata expired), then
+    // regularly, through this role's own queue: see `ExpiryCheck`.
+    let mut expiry_check = tokio::time::interval(stage.refresh_interval());
+    expiry_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let batch = tokio::select! {
             b = endpoint.next_batch(options.batch_max as usize) => b?,
+            _ = expiry_check.tick() => {
+                endpoint.publish(S::QUEUE, &encode(&S::Job::expiry_check())).await?;
+                continue;
+            }
             _ = shutdown.changed() => return Ok(()),
         };
         let started = Instant::now();

@@ -122,7 +122,7 @@ async fn bulk(
     for chunk in targets.chunks(job_size) {
         let job = TargetsJob {
             add: chunk.to_vec(),
-            remove: vec![],
+            ..Default::default()
         };
         endpoint
             .publish(Queue::Targets, &serde_json::to_vec(&job).unwrap())
@@ -156,7 +156,7 @@ async fn latency(
             let t = target(i, tag);
             let job = TargetsJob {
                 add: vec![t.clone()],
-                remove: vec![],
+                ..Default::default()
             };
             sent.insert(t.name.clone(), Instant::now());
             pending.insert(t.name.clone(), Some((t.length, t.hashes.sha256.clone())));

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use clap::{Args, Parser, Subcommand};
 use package_signing::broker::amqp::AmqpConfig;
 use package_signing::broker::Endpoint;
+use package_signing::broker::Queue;
 use package_signing::cli;
 use package_signing::client::coverage::{Coverage, Expected};
 use package_signing::client::download::{download, Outcome};
@@ -14,7 +15,7 @@ use package_signing::client::fetch::{base_url, Fetcher};
 use package_signing::client::status;
 use package_signing::client::submit::{collect, describe, publish_file, Sink};
 use package_signing::client::trust::TrustedMetadata;
-use package_signing::jobs::{check_target_name, TargetsJob};
+use package_signing::jobs::{check_target_name, SnapshotJob, TargetsJob, TimestampJob};
 use package_signing::logging::LogFormat;
 use package_signing::repository::expiry::parse_duration;
 use package_signing::repository::Layout;
@@ -74,6 +75,18 @@ enum Command {
         /// Target names, e.g. drupal/token/1.9.0.0.
         #[arg(required = true)]
         names: Vec<String>,
+    },
+    /// Make the signers re-sign their metadata with a fresh expiry now (they also do it by
+    /// themselves when less than --refresh-left-percent of a lifetime is left).
+    ///
+    /// Without --role: targets (every bin and top-level targets), then snapshot and timestamp
+    /// follow. Over the inbox (no broker) only the targets role can be asked; the others follow.
+    RefreshExpiry {
+        #[command(flatten)]
+        send: SendArgs,
+        /// Only this role: targets, snapshot or timestamp.
+        #[arg(long, value_parser = ["targets", "snapshot", "timestamp"])]
+        role: Option<String>,
     },
     /// Show each role's version, expiry and key ids, and the number of targets.
     Status {
@@ -201,7 +214,7 @@ async fn dispatch(command: Command) -> Result<()> {
                 .chunks(send.batch_size.max(1))
                 .map(|c| TargetsJob {
                     add: c.to_vec(),
-                    remove: vec![],
+                    ..Default::default()
                 })
                 .collect();
             submit(&send, jobs, expected, started).await
@@ -214,8 +227,8 @@ async fn dispatch(command: Command) -> Result<()> {
             let jobs = names
                 .chunks(send.batch_size.max(1))
                 .map(|c| TargetsJob {
-                    add: vec![],
                     remove: c.to_vec(),
+                    ..Default::default()
                 })
                 .collect();
             submit(&send, jobs, expected, Instant::now()).await
@@ -227,6 +240,7 @@ async fn dispatch(command: Command) -> Result<()> {
             cli::stop_signal().await;
             Ok(())
         }
+        Command::RefreshExpiry { send, role } => refresh_expiry(&send, role.as_deref()).await,
         Command::Status { repo } => {
             print!("{}", status::read(&Layout::new(repo))?.render());
             Ok(())
@@ -283,6 +297,57 @@ async fn dispatch(command: Command) -> Result<()> {
             Ok(())
         }
     }
+}
+
+async fn refresh_expiry(send: &SendArgs, role: Option<&str>) -> Result<()> {
+    let bodies: Vec<(Queue, Vec<u8>)> = match role {
+        None | Some("targets") => vec![(
+            Queue::Targets,
+            serde_json::to_vec(&TargetsJob {
+                refresh_expiry: true,
+                ..Default::default()
+            })
+            .expect("serialises"),
+        )],
+        Some("snapshot") => vec![(
+            Queue::Snapshot,
+            serde_json::to_vec(&SnapshotJob {
+                refresh_expiry: true,
+                ..Default::default()
+            })
+            .expect("serialises"),
+        )],
+        _ => vec![(
+            Queue::Timestamp,
+            serde_json::to_vec(&TimestampJob {
+                refresh_expiry: true,
+                ..Default::default()
+            })
+            .expect("serialises"),
+        )],
+    };
+    for (seq, (queue, body)) in bodies.into_iter().enumerate() {
+        match (&send.inbox, &send.amqp) {
+            (Some(dir), _) if queue == Queue::Targets => {
+                package_signing::broker::memory::submit_to_inbox(dir, &body, seq)?;
+            }
+            (Some(_), _) => {
+                return Err(Error::Usage(
+                    "over the inbox only the targets role can be asked; snapshot and timestamp follow it".into(),
+                ))
+            }
+            (None, Some(url)) => {
+                let config = AmqpConfig { url: url.clone(), prefix: send.queue_prefix.clone() };
+                Endpoint::amqp(&config, None, 1).await?.publish(queue, &body).await?;
+            }
+            (None, None) => return Err(Error::Usage("give --amqp URL (or AMQP_URL), or --inbox DIR".into())),
+        }
+    }
+    println!(
+        "asked the {} signer to re-sign with a fresh expiry",
+        role.unwrap_or("targets")
+    );
+    Ok(())
 }
 
 async fn submit(

@@ -126,6 +126,10 @@ struct RunArgs {
     /// How long a superseded metadata version stays for clients mid-update ("never" keeps all).
     #[arg(long, default_value = "1h")]
     prune_after: String,
+    /// Re-sign a role when less than this percentage of its lifetime is left (50: a 1-day
+    /// timestamp is re-signed once 12 hours are left). Checked at start, then regularly.
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u8).range(1..=99))]
+    refresh_left_percent: u8,
     #[command(flatten)]
     expiry: ExpiryArgs,
 }
@@ -239,6 +243,7 @@ async fn dispatch(command: Command) -> Result<()> {
 
 async fn run(args: RunArgs) -> Result<()> {
     let settings = RoleSettings {
+        refresh_window: f64::from(args.refresh_left_percent) / 100.0,
         layout: Layout::new(&args.repo),
         expiries: args.expiry.parse()?,
         prune_after: match args.prune_after.as_str() {

@@ -24,6 +24,29 @@ pub struct RoleSettings {
     pub expiries: Expiries,
     /// How long a superseded version stays on disk; `None` keeps them all.
     pub prune_after: Option<Duration>,
+    /// Re-sign a role when less than this fraction of its lifetime is left (0.5: a 1-day
+    /// timestamp is re-signed once less than 12 hours remain).
+    pub refresh_window: f64,
+}
+
+/// Whether metadata expiring at `expires`, whose lifetime is `lifetime`, is inside the
+/// refresh window (or already expired).
+pub fn expires_within(expires: jiff::Timestamp, lifetime: Duration, window: f64) -> bool {
+    let left = expires.as_second() - jiff::Timestamp::now().as_second();
+    (left as f64) < lifetime.as_secs_f64() * window
+}
+
+/// How often a signer looks for metadata to re-sign: often enough for the shortest lifetime
+/// it signs, at most once a minute.
+pub fn refresh_check_interval(settings: &RoleSettings, lifetimes: &[Duration]) -> Duration {
+    let shortest = lifetimes
+        .iter()
+        .min()
+        .copied()
+        .unwrap_or(Duration::from_secs(60));
+    shortest
+        .mul_f64(settings.refresh_window / 4.0)
+        .clamp(Duration::from_millis(250), Duration::from_secs(60))
 }
 
 /// The newest root on disk.

@@ -20,6 +20,7 @@ pub struct SnapshotRole {
     settings: RoleSettings,
     key: SigningKey,
     version: u64,
+    expires: jiff::Timestamp,
     meta: BTreeMap<String, MetaEntry>,
     own: MetaEntry,
     pruner: Pruner,
@@ -53,6 +54,7 @@ impl SnapshotRole {
             settings,
             key,
             version,
+            expires: snapshot.signed.expires,
             meta,
             own,
             pruner,
@@ -61,7 +63,7 @@ impl SnapshotRole {
 
     /// A job may only name files this snapshot already lists, with sane entries.
     pub fn check(&self, job: &SnapshotJob) -> Result<()> {
-        if job.meta.is_empty() {
+        if job.meta.is_empty() && !job.refresh_expiry && !job.check_expiry {
             return Err(Error::InvalidJob("the job names no metadata file".into()));
         }
         for (name, entry) in &job.meta {
@@ -76,6 +78,11 @@ impl SnapshotRole {
         Ok(())
     }
 
+    /// How often the worker should look for metadata about to expire.
+    pub fn refresh_interval(&self) -> std::time::Duration {
+        super::refresh_check_interval(&self.settings, &[self.settings.expiries.snapshot])
+    }
+
     /// Whether another replica has written a newer snapshot than the one held here.
     pub fn is_stale(&self) -> Result<bool> {
         let versions = self.settings.layout.scan_versions()?;
@@ -87,7 +94,8 @@ impl SnapshotRole {
 
     pub fn resync(&self) -> TimestampJob {
         TimestampJob {
-            snapshot: self.own.clone(),
+            snapshot: Some(self.own.clone()),
+            ..Default::default()
         }
     }
 
@@ -109,20 +117,36 @@ impl SnapshotRole {
                 }
             }
         }
-        if changed {
-            self.version += 1;
-            let expires = timestamp_string(crate::repository::expiry::expires_in(
-                self.settings.expiries.snapshot,
-            ));
-            let file = sign_canonical(&self.encode(&expires), self.version, &[&self.key]);
-            let layout = &self.settings.layout;
-            write_durably(&layout.versioned("snapshot", self.version), &file.bytes)?;
-            self.own = file.meta;
-            self.pruner
-                .superseded(layout.versioned("snapshot", self.version - 1));
-            self.pruner.sweep();
+        let force = jobs.iter().any(|j| j.refresh_expiry);
+        if changed || force || self.expiring() {
+            self.sign_new_version()?;
         }
         Ok((changed, self.resync()))
+    }
+
+    fn expiring(&self) -> bool {
+        super::expires_within(
+            self.expires,
+            self.settings.expiries.snapshot,
+            self.settings.refresh_window,
+        )
+    }
+
+    fn sign_new_version(&mut self) -> Result<()> {
+        self.version += 1;
+        self.expires = crate::repository::expiry::expires_in(self.settings.expiries.snapshot);
+        let file = sign_canonical(
+            &self.encode(&timestamp_string(self.expires)),
+            self.version,
+            &[&self.key],
+        );
+        let layout = &self.settings.layout;
+        write_durably(&layout.versioned("snapshot", self.version), &file.bytes)?;
+        self.own = file.meta;
+        self.pruner
+            .superseded(layout.versioned("snapshot", self.version - 1));
+        self.pruner.sweep();
+        Ok(())
     }
 
     /// Canonical JSON of the `signed` object, written directly (it is rewritten every batch).

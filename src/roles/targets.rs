@@ -35,7 +35,7 @@ struct Entry {
 struct Bin {
     name: String,
     version: u64,
-    expires: String,
+    expires: jiff::Timestamp,
     targets: BTreeMap<String, Entry>,
     meta: MetaEntry,
 }
@@ -45,6 +45,7 @@ pub struct TargetsRole {
     settings: RoleSettings,
     key: SigningKey,
     bins: HashBins,
+    top: Targets,
     top_meta: MetaEntry,
     state: Vec<Bin>,
     pruner: Pruner,
@@ -139,7 +140,7 @@ impl TargetsRole {
             state.push(Bin {
                 name,
                 version,
-                expires: timestamp_string(bin.signed.expires),
+                expires: bin.signed.expires,
                 targets,
                 meta,
             });
@@ -148,6 +149,7 @@ impl TargetsRole {
             settings,
             key,
             bins,
+            top: top.signed,
             top_meta,
             state,
             pruner,
@@ -167,7 +169,10 @@ impl TargetsRole {
             .map(|b| (format!("{}.json", b.name), b.meta.clone()))
             .collect();
         meta.insert("targets.json".into(), self.top_meta.clone());
-        SnapshotJob { meta }
+        SnapshotJob {
+            meta,
+            ..Default::default()
+        }
     }
 
     /// Applies a batch: every touched bin gets one new version, written durably before this
@@ -195,23 +200,82 @@ impl TargetsRole {
                 }
             }
         }
-        if named.is_empty() {
+        let force = jobs.iter().any(|j| j.refresh_expiry);
+        let mut refreshed = self.refresh_expiring(force)?;
+        if named.is_empty() && refreshed.is_none() {
             return Ok(TargetsOutcome::default());
         }
+        self.sign_bins(changed.iter().copied().collect())?;
+        let job = refreshed.get_or_insert_with(SnapshotJob::default);
+        for &i in &named {
+            let bin = &self.state[i];
+            job.meta
+                .insert(format!("{}.json", bin.name), bin.meta.clone());
+        }
+        Ok(TargetsOutcome {
+            changed_bins: changed.len(),
+            snapshot_job: refreshed,
+        })
+    }
 
-        let expires = timestamp_string(crate::repository::expiry::expires_in(
-            self.settings.expiries.bins,
-        ));
+    /// Re-signs, with a fresh expiry, top-level targets and every bin that expires within the
+    /// refresh window (all of them with `force`); returns the snapshot job for what it wrote.
+    pub fn refresh_expiring(&mut self, force: bool) -> Result<Option<SnapshotJob>> {
+        let window = self.settings.refresh_window;
+        let due = |expires: jiff::Timestamp, lifetime| {
+            force || super::expires_within(expires, lifetime, window)
+        };
+        let bins: Vec<usize> = (0..self.state.len())
+            .filter(|&i| due(self.state[i].expires, self.settings.expiries.bins))
+            .collect();
+        let top = due(self.top.expires, self.settings.expiries.targets);
+        if bins.is_empty() && !top {
+            return Ok(None);
+        }
+        tracing::info!(
+            bins = bins.len(),
+            top_level = top,
+            "re-signing targets metadata before it expires"
+        );
+        let mut job = SnapshotJob::default();
+        if top {
+            let layout = &self.settings.layout;
+            self.top.version = signed::non_zero(self.top.version.get() + 1)?;
+            self.top.expires =
+                crate::repository::expiry::expires_in(self.settings.expiries.targets);
+            let version = self.top.version.get();
+            let file = signed::sign(&self.top, version, &[&self.key], "targets")?;
+            crate::repository::layout::write_durably(
+                &layout.versioned("targets", version),
+                &file.bytes,
+            )?;
+            self.top_meta = file.meta;
+            self.pruner
+                .superseded(layout.versioned("targets", version - 1));
+            job.meta
+                .insert("targets.json".into(), self.top_meta.clone());
+        }
+        self.sign_bins(bins.clone())?;
+        for i in bins {
+            let bin = &self.state[i];
+            job.meta
+                .insert(format!("{}.json", bin.name), bin.meta.clone());
+        }
+        Ok(Some(job))
+    }
+
+    /// Gives each listed bin a new version with a fresh expiry, written durably.
+    fn sign_bins(&mut self, changed: Vec<usize>) -> Result<()> {
+        let expires = crate::repository::expiry::expires_in(self.settings.expiries.bins);
         let layout = &self.settings.layout;
         // Bins are encoded, signed and written a slice at a time: at a million targets a
         // batch that touches every bin would otherwise hold the whole repository in memory.
-        let changed: Vec<usize> = changed.into_iter().collect();
         for slice in changed.chunks(WRITE_SLICE) {
             let mut files = Vec::with_capacity(slice.len());
             for &i in slice {
                 let bin = &mut self.state[i];
                 bin.version += 1;
-                bin.expires = expires.clone();
+                bin.expires = expires;
                 let file = sign_canonical(&encode_bin(bin), bin.version, &[&self.key]);
                 bin.meta = file.meta;
                 files.push((layout.versioned(&bin.name, bin.version), file.bytes));
@@ -228,20 +292,15 @@ impl TargetsRole {
                 .superseded(layout.versioned(&bin.name, bin.version - 1));
         }
         self.pruner.sweep();
+        Ok(())
+    }
 
-        let meta = named
-            .iter()
-            .map(|&i| {
-                (
-                    format!("{}.json", self.state[i].name),
-                    self.state[i].meta.clone(),
-                )
-            })
-            .collect();
-        Ok(TargetsOutcome {
-            changed_bins: changed.len(),
-            snapshot_job: Some(SnapshotJob { meta }),
-        })
+    /// How often the worker should look for metadata about to expire.
+    pub fn refresh_interval(&self) -> std::time::Duration {
+        super::refresh_check_interval(
+            &self.settings,
+            &[self.settings.expiries.bins, self.settings.expiries.targets],
+        )
     }
 
     /// Whether a newer version of any of our files is on disk than the one held here.
@@ -300,7 +359,7 @@ pub fn timestamp_string(t: jiff::Timestamp) -> String {
 fn encode_bin(bin: &Bin) -> Vec<u8> {
     let mut out = Vec::with_capacity(128 + bin.targets.len() * 300);
     out.extend_from_slice(b"{\"_type\":\"targets\",\"expires\":");
-    write_string(&bin.expires, &mut out);
+    write_string(&timestamp_string(bin.expires), &mut out);
     out.extend_from_slice(b",\"spec_version\":");
     write_string(SPEC_VERSION, &mut out);
     out.extend_from_slice(b",\"targets\":{");
@@ -348,7 +407,7 @@ mod tests {
         let bin = Bin {
             name: "bin-0".into(),
             version: 3,
-            expires: "2030-01-01T00:00:00Z".into(),
+            expires: "2030-01-01T00:00:00Z".parse().unwrap(),
             targets,
             meta: MetaEntry::of(1, b""),
         };

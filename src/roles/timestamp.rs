@@ -15,6 +15,7 @@ pub struct TimestampRole {
     settings: RoleSettings,
     key: SigningKey,
     version: u64,
+    expires: jiff::Timestamp,
     snapshot: MetaEntry,
 }
 
@@ -37,8 +38,14 @@ impl TimestampRole {
             settings,
             key,
             version: ts.signed.version.get(),
+            expires: ts.signed.expires,
             snapshot,
         })
+    }
+
+    /// How often the worker should look for metadata about to expire.
+    pub fn refresh_interval(&self) -> std::time::Duration {
+        super::refresh_check_interval(&self.settings, &[self.settings.expiries.timestamp])
     }
 
     /// Whether another replica has written a newer timestamp than the one held here.
@@ -48,21 +55,52 @@ impl TimestampRole {
     }
 
     pub fn check(&self, job: &TimestampJob) -> Result<()> {
-        check_meta("snapshot.json", &job.snapshot)
+        match &job.snapshot {
+            Some(meta) => check_meta("snapshot.json", meta),
+            None if job.refresh_expiry || job.check_expiry => Ok(()),
+            None => Err(Error::InvalidJob("the job names no snapshot".into())),
+        }
     }
 
-    /// Writes a new timestamp when a job names a newer snapshot; returns whether it did.
+    /// Writes a new timestamp when a job names a newer snapshot, when asked to refresh it, or
+    /// when it is inside its refresh window; returns whether it did.
     pub fn apply(&mut self, jobs: &[TimestampJob]) -> Result<bool> {
-        let Some(newest) = jobs.iter().map(|j| &j.snapshot).max_by_key(|m| m.version) else {
-            return Ok(false);
-        };
-        if newest.version <= self.snapshot.version {
+        let newest = jobs
+            .iter()
+            .filter_map(|j| j.snapshot.as_ref())
+            .max_by_key(|m| m.version);
+        let newer = newest
+            .filter(|m| m.version > self.snapshot.version)
+            .cloned();
+        let force = jobs.iter().any(|j| j.refresh_expiry);
+        if newer.is_none() && !force && !self.expiring() {
             return Ok(false);
         }
-        let file = timestamp_for(newest, self.version + 1, &self.key, self.settings.expiries)?;
+        if let Some(meta) = newer {
+            self.snapshot = meta;
+        }
+        self.sign_new_version()?;
+        Ok(true)
+    }
+
+    fn expiring(&self) -> bool {
+        super::expires_within(
+            self.expires,
+            self.settings.expiries.timestamp,
+            self.settings.refresh_window,
+        )
+    }
+
+    fn sign_new_version(&mut self) -> Result<()> {
+        let file = timestamp_for(
+            &self.snapshot,
+            self.version + 1,
+            &self.key,
+            self.settings.expiries,
+        )?;
         write_durably(&self.settings.layout.timestamp(), &file.bytes)?;
         self.version += 1;
-        self.snapshot = newest.clone();
-        Ok(true)
+        self.expires = crate::repository::expiry::expires_in(self.settings.expiries.timestamp);
+        Ok(())
     }
 }
