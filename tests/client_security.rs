@@ -216,3 +216,47 @@ fn expired_timestamp_is_refused_as_a_freeze() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("expired"), "{}", stderr(&out));
 }
+
+#[test]
+fn validate_passes_a_good_repository_and_names_what_is_wrong_with_a_bad_one() {
+    let s = setup(&[]);
+    add(&s, "v");
+    let out = client(&["validate", "--repo"], &[&s.repo.repo]);
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "{stdout}{}", stderr(&out));
+    assert!(
+        stdout.contains("repository valid") && stdout.contains("3 targets"),
+        "{stdout}"
+    );
+
+    // A timestamp that expires within the window asked for is reported.
+    let out = client(
+        &["validate", "--expires-within", "2d", "--repo"],
+        &[&s.repo.repo],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("PROBLEM timestamp expires"));
+
+    // One byte changed in a bin: its hash no longer matches the snapshot.
+    let copy = s.repo.path("tampered");
+    copy_dir(&s.repo.repo, &copy);
+    let versions = s.repo.layout().scan_versions().unwrap();
+    let (bin, v) = versions
+        .iter()
+        .filter(|(r, _)| r.starts_with("bin-"))
+        .map(|(r, v)| (r.clone(), *v.last().unwrap()))
+        .max_by_key(|(_, v)| *v)
+        .unwrap();
+    let file = copy.join("metadata").join(format!("{v}.{bin}.json"));
+    let text = std::fs::read_to_string(&file)
+        .unwrap()
+        .replacen("\"length\":", "\"length\": ", 1);
+    std::fs::write(&file, text).unwrap();
+    let out = client(&["validate", "--repo"], &[&copy]);
+    assert_eq!(out.status.code(), Some(1));
+    let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
+    assert!(
+        all.contains(&bin) && (all.contains("sha256") || all.contains("bytes")),
+        "{all}"
+    );
+}

@@ -165,5 +165,13 @@ async fn thousand_releases_through_three_signer_processes_verify_with_python_tuf
     assert_eq!(report["absent"], 5);
 
     assert!(assert_metadata_rules(&repo) > 2048);
+    let out = run(Command::new(CLIENT)
+        .args(["validate", "--repo"])
+        .arg(&repo.repo));
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && report.contains("2048 bins, 996 targets"),
+        "{report}"
+    );
     delete_queues(&prefix).await;
 }

@@ -88,6 +88,18 @@ enum Command {
         #[arg(long, value_parser = ["targets", "snapshot", "timestamp"])]
         role: Option<String>,
     },
+    /// Check a repository folder: signatures, thresholds, the root chain, snapshot and
+    /// timestamp lengths and hashes, every target in its hash bin, and expiry.
+    ///
+    /// Exit 0 when valid, 1 with the list of problems otherwise.
+    Validate {
+        /// The repository folder.
+        #[arg(long, env = "TUF_REPO")]
+        repo: PathBuf,
+        /// Also report metadata that expires within this window (e.g. 1h, 2d).
+        #[arg(long, default_value = "0s", value_parser = parse_window)]
+        expires_within: std::time::Duration,
+    },
     /// Show each role's version, expiry and key ids, and the number of targets.
     Status {
         /// The repository folder.
@@ -175,6 +187,13 @@ struct RemoteArgs {
     metadata_url: String,
 }
 
+fn parse_window(text: &str) -> std::result::Result<std::time::Duration, String> {
+    if text.trim_end_matches('s') == "0" {
+        return Ok(std::time::Duration::ZERO);
+    }
+    parse_duration(text).map_err(|e| e.to_string())
+}
+
 fn main() -> ExitCode {
     let args = Cli::parse();
     cli::main_with("tuf-client", args.log_format, dispatch(args.command))
@@ -241,6 +260,22 @@ async fn dispatch(command: Command) -> Result<()> {
             Ok(())
         }
         Command::RefreshExpiry { send, role } => refresh_expiry(&send, role.as_deref()).await,
+        Command::Validate {
+            repo,
+            expires_within,
+        } => {
+            let report =
+                package_signing::client::validate::validate(&Layout::new(repo), expires_within)?;
+            print!("{}", report.render());
+            if report.is_ok() {
+                Ok(())
+            } else {
+                Err(Error::Verify(format!(
+                    "{} problem(s) found",
+                    report.problems.len()
+                )))
+            }
+        }
         Command::Status { repo } => {
             print!("{}", status::read(&Layout::new(repo))?.render());
             Ok(())

@@ -13,3 +13,4 @@ pub mod serve;
 pub mod status;
 pub mod submit;
 pub mod trust;
+pub mod validate;

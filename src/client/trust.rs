@@ -41,7 +41,7 @@ pub struct TrustedMetadata {
 }
 
 /// Keys and threshold that must sign a role.
-struct Authority<'a> {
+pub(crate) struct Authority<'a> {
     keys: &'a HashMap<tough::schema::decoded::Decoded<tough::schema::decoded::Hex>, Key>,
     keyids: Vec<String>,
     threshold: u64,
@@ -52,7 +52,11 @@ fn fail(msg: impl Into<String>) -> Error {
 }
 
 /// Parses `bytes` and checks the signatures against `authority`.
-fn verify<T: DeserializeOwned>(bytes: &[u8], what: &str, authority: &Authority<'_>) -> Result<T> {
+pub(crate) fn verify<T: DeserializeOwned>(
+    bytes: &[u8],
+    what: &str,
+    authority: &Authority<'_>,
+) -> Result<T> {
     let value: Value =
         serde_json::from_slice(bytes).map_err(|e| fail(format!("{what}: not JSON: {e}")))?;
     let signed = value
@@ -96,7 +100,7 @@ fn verify<T: DeserializeOwned>(bytes: &[u8], what: &str, authority: &Authority<'
         .map_err(|e| fail(format!("{what}: not valid metadata: {e}")))
 }
 
-fn root_authority(root: &Root, role: RoleType) -> Result<Authority<'_>> {
+pub(crate) fn root_authority(root: &Root, role: RoleType) -> Result<Authority<'_>> {
     let r = root
         .roles
         .get(&role)
@@ -108,7 +112,10 @@ fn root_authority(root: &Root, role: RoleType) -> Result<Authority<'_>> {
     })
 }
 
-fn delegated_authority<'a>(delegations: &'a Delegations, name: &str) -> Result<Authority<'a>> {
+pub(crate) fn delegated_authority<'a>(
+    delegations: &'a Delegations,
+    name: &str,
+) -> Result<Authority<'a>> {
     let r = delegations
         .roles
         .iter()
@@ -131,7 +138,7 @@ fn check_expiry(what: &str, expires: jiff::Timestamp) -> Result<()> {
 }
 
 /// Checks a downloaded file against what snapshot or timestamp says of it.
-fn check_metafile(what: &str, bytes: &[u8], meta: &Metafile) -> Result<()> {
+pub(crate) fn check_metafile(what: &str, bytes: &[u8], meta: &Metafile) -> Result<()> {
     if let Some(len) = meta.length {
         if bytes.len() as u64 != len {
             return Err(fail(format!(
@@ -501,7 +508,7 @@ impl TrustedMetadata {
     }
 }
 
-fn role_matches(role: &tough::schema::DelegatedRole, name: &str) -> bool {
+pub(crate) fn role_matches(role: &tough::schema::DelegatedRole, name: &str) -> bool {
     match &role.paths {
         tough::schema::PathSet::PathHashPrefixes(prefixes) => {
             let hash = hex::encode(aws_lc_rs::digest::digest(

@@ -1,0 +1,214 @@
+//! `tuf-client validate`: checks a repository folder the way a client would, all of it at
+//! once: every signature and threshold, the root chain, that timestamp and snapshot describe
+//! the files that are there (version, length, hash), that every target sits in the bin its
+//! hash names, and that nothing expires within a given window.
+
+use std::fmt::Write;
+use std::time::Duration;
+
+use tough::schema::{Role, RoleType, Root, Snapshot, Targets, Timestamp};
+
+use super::trust::{check_metafile, delegated_authority, role_matches, root_authority, verify};
+use crate::repository::Layout;
+use crate::{Error, Result};
+
+#[derive(Debug, Default)]
+pub struct Report {
+    pub problems: Vec<String>,
+    pub summary: Vec<String>,
+}
+
+impl Report {
+    pub fn is_ok(&self) -> bool {
+        self.problems.is_empty()
+    }
+
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        for line in &self.summary {
+            let _ = writeln!(out, "ok      {line}");
+        }
+        for p in &self.problems {
+            let _ = writeln!(out, "PROBLEM {p}");
+        }
+        let _ = writeln!(
+            out,
+            "{}",
+            if self.is_ok() {
+                "repository valid".to_string()
+            } else {
+                format!("{} problem(s)", self.problems.len())
+            }
+        );
+        out
+    }
+}
+
+fn read(layout: &Layout, file: &str) -> Result<Vec<u8>> {
+    let path = layout.metadata_dir().join(file);
+    std::fs::read(&path).map_err(Error::io("cannot read", &path))
+}
+
+/// Validates the repository at `layout`; metadata expiring within `window` is a problem.
+pub fn validate(layout: &Layout, window: Duration) -> Result<Report> {
+    layout.require_initialised()?;
+    let mut report = Report::default();
+    let deadline = jiff::Timestamp::now().as_second() + window.as_secs() as i64;
+    let expiry = |report: &mut Report, what: &str, expires: jiff::Timestamp| {
+        if expires.as_second() <= deadline {
+            report.problems.push(format!(
+                "{what} expires at {expires}, within the {}s window",
+                window.as_secs()
+            ));
+        }
+    };
+
+    // The root chain: each version signed by the previous one's root keys and by its own.
+    let versions = layout.scan_versions()?;
+    let roots = versions.get("root").cloned().unwrap_or_default();
+    let mut trusted: Option<Root> = None;
+    for (i, v) in roots.iter().enumerate() {
+        let what = format!("{v}.root.json");
+        if *v != i as u64 + 1 {
+            report
+                .problems
+                .push(format!("root versions are not 1..N: {what} follows {}", i));
+            break;
+        }
+        let bytes = read(layout, &what)?;
+        let unverified: Root = serde_json::from_slice::<serde_json::Value>(&bytes)
+            .ok()
+            .and_then(|v| serde_json::from_value(v["signed"].clone()).ok())
+            .ok_or_else(|| Error::Verify(format!("{what} does not parse")))?;
+        let by_old = trusted
+            .as_ref()
+            .map(|t| verify::<Root>(&bytes, &what, &root_authority(t, RoleType::Root)?))
+            .transpose();
+        let by_self = verify::<Root>(&bytes, &what, &root_authority(&unverified, RoleType::Root)?);
+        match (by_old, by_self) {
+            (Ok(_), Ok(root)) if root.version.get() == *v => trusted = Some(root),
+            (Ok(_), Ok(root)) => report
+                .problems
+                .push(format!("{what} says it is version {}", root.version)),
+            (Err(e), _) | (_, Err(e)) => report.problems.push(e.to_string()),
+        }
+    }
+    let Some(root) = trusted else {
+        report
+            .problems
+            .push("no root verifies; nothing else can be checked".into());
+        return Ok(report);
+    };
+    expiry(&mut report, "root", root.expires);
+    report.summary.push(format!(
+        "root chain v1..v{} ({} signature(s) checked per version)",
+        root.version,
+        root.roles[&RoleType::Root].threshold
+    ));
+
+    let bytes = read(layout, "timestamp.json")?;
+    let timestamp: Timestamp = verify(
+        &bytes,
+        "timestamp.json",
+        &root_authority(&root, RoleType::Timestamp)?,
+    )?;
+    expiry(&mut report, "timestamp", timestamp.expires);
+    let snap_meta = timestamp
+        .meta
+        .get("snapshot.json")
+        .ok_or_else(|| Error::Verify("timestamp names no snapshot.json".into()))?;
+    let snap_file = format!("{}.snapshot.json", snap_meta.version);
+    let bytes = read(layout, &snap_file)?;
+    check_metafile(&snap_file, &bytes, snap_meta)?;
+    let snapshot: Snapshot = verify(
+        &bytes,
+        &snap_file,
+        &root_authority(&root, RoleType::Snapshot)?,
+    )?;
+    if snapshot.version() != snap_meta.version {
+        report.problems.push(format!(
+            "{snap_file} says it is version {}",
+            snapshot.version
+        ));
+    }
+    expiry(&mut report, "snapshot", snapshot.expires);
+    report.summary.push(format!(
+        "timestamp v{} -> snapshot v{} (length and sha256 match)",
+        timestamp.version, snapshot.version
+    ));
+
+    let load_targets = |name: &str| -> Result<(Targets, Vec<u8>)> {
+        let meta = snapshot
+            .meta
+            .get(&format!("{name}.json"))
+            .ok_or_else(|| Error::Verify(format!("snapshot does not list {name}.json")))?;
+        let file = format!("{}.{name}.json", meta.version);
+        let bytes = read(layout, &file)?;
+        check_metafile(&file, &bytes, meta)?;
+        let parsed: Targets = serde_json::from_slice::<serde_json::Value>(&bytes)
+            .ok()
+            .and_then(|v| serde_json::from_value(v["signed"].clone()).ok())
+            .ok_or_else(|| Error::Verify(format!("{file} does not parse")))?;
+        if parsed.version() != meta.version {
+            return Err(Error::Verify(format!(
+                "{file} says it is version {}",
+                parsed.version
+            )));
+        }
+        Ok((parsed, bytes))
+    };
+    let (top, top_bytes) = load_targets("targets")?;
+    verify::<Targets>(
+        &top_bytes,
+        "targets.json",
+        &root_authority(&root, RoleType::Targets)?,
+    )?;
+    expiry(&mut report, "targets", top.expires);
+    let Some(delegations) = &top.delegations else {
+        report
+            .problems
+            .push("top-level targets delegates nothing".into());
+        return Ok(report);
+    };
+    let mut targets = 0;
+    for role in &delegations.roles {
+        let (bin, bytes) = match load_targets(&role.name) {
+            Ok(x) => x,
+            Err(e) => {
+                report.problems.push(e.to_string());
+                continue;
+            }
+        };
+        if let Err(e) = verify::<Targets>(
+            &bytes,
+            &role.name,
+            &delegated_authority(delegations, &role.name)?,
+        ) {
+            report.problems.push(e.to_string());
+        }
+        expiry(&mut report, &role.name, bin.expires);
+        for name in bin.targets.keys() {
+            if !role_matches(role, name.raw()) {
+                report.problems.push(format!(
+                    "{}: {} is not in the hash range this bin is delegated",
+                    role.name,
+                    name.raw()
+                ));
+            }
+        }
+        targets += bin.targets.len();
+    }
+    if snapshot.meta.len() != delegations.roles.len() + 1 {
+        report.problems.push(format!(
+            "snapshot lists {} files, the delegations {} bins plus targets.json",
+            snapshot.meta.len(),
+            delegations.roles.len()
+        ));
+    }
+    report.summary.push(format!(
+        "targets v{}: {} bins, {targets} targets, each in its hash bin",
+        top.version,
+        delegations.roles.len()
+    ));
+    Ok(report)
+}
