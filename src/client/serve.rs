@@ -1,6 +1,6 @@
 //! `tuf-client serve`: a small read-only HTTP server for a repository folder, so that a
 //! deployment without a web server (DDEV, CI) can offer `metadata/` and `targets/` to
-//! clients. GET and HEAD only; paths are decoded and confined to the folder.
+//! clients. GET and HEAD only; paths are decoded and confined to those two folders.
 
 use std::path::{Component, Path, PathBuf};
 
@@ -69,7 +69,8 @@ fn resolve(root: &Path, target: &str) -> Option<PathBuf> {
     let path = target.split(['?', '#']).next().unwrap_or("");
     let decoded = percent_decode(path)?;
     let relative = Path::new(decoded.trim_start_matches('/'));
-    if relative.as_os_str().is_empty()
+    let published = relative.starts_with("metadata") || relative.starts_with("targets");
+    if !published
         || !relative
             .components()
             .all(|c| matches!(c, Component::Normal(_)))
@@ -114,8 +115,14 @@ mod tests {
         );
         assert_eq!(resolve(root, "/../etc/passwd"), None);
         assert_eq!(resolve(root, "/metadata/%2e%2e/%2e%2e/etc/passwd"), None);
-        assert_eq!(resolve(root, "/a%00b"), None);
+        assert_eq!(resolve(root, "/metadata/a%00b"), None);
         assert_eq!(resolve(root, "/"), None);
-        assert_eq!(resolve(root, "/a%zz"), None);
+        assert_eq!(resolve(root, "/metadata"), Some(root.join("metadata")));
+        assert_eq!(
+            resolve(root, "/inbox/job.json"),
+            None,
+            "only metadata/ and targets/"
+        );
+        assert_eq!(resolve(root, "/metadata/a%zz"), None);
     }
 }
