@@ -133,6 +133,33 @@ async fn every_agent_runs_from_its_image_contract_against_the_broker() {
         String::from_utf8_lossy(&out.stderr)
     );
     repo.wait_covered(expected_for(&releases), Duration::from_secs(10));
-    ngclient_verify(&repo, &items_for(&releases[..5]));
+
+    // The DDEV tuf-repo-http service: the packaging-pipeline image serving the repository.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let log = repo.path("serve.log");
+    let child = command(&agents["packaging-pipeline"], &repo, &prefix)
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let _server = Proc { child, log };
+    let start = std::time::Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "tuf-client serve did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    ngclient_verify_at(
+        &repo,
+        &format!("http://127.0.0.1:{port}/"),
+        &items_for(&releases[..5]),
+    );
     delete_queues(&prefix).await;
 }

@@ -258,12 +258,17 @@ pub fn python() -> PathBuf {
 /// and download with the same bytes, every `!NAME` must be absent. Returns its JSON report.
 pub fn ngclient_verify(repo: &TestRepo, items: &[String]) -> serde_json::Value {
     let server = HttpServer::serve(&repo.repo);
+    ngclient_verify_at(repo, &server.url(""), items)
+}
+
+/// The same against a server already running at `base` (serving metadata/ and targets/).
+pub fn ngclient_verify_at(repo: &TestRepo, base: &str, items: &[String]) -> serde_json::Value {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/ngclient_verify.py");
     let out = run(Command::new(python())
         .arg(script)
         .arg(repo.repo.join("metadata/1.root.json"))
-        .arg(server.url("metadata/"))
-        .arg(server.url("targets/"))
+        .arg(format!("{base}metadata/"))
+        .arg(format!("{base}targets/"))
         .arg(repo.path("ngclient"))
         .args(items));
     assert!(
