@@ -33,7 +33,7 @@ fn stderr(out: &Output) -> String {
 struct Setup {
     repo: TestRepo,
     inbox: std::path::PathBuf,
-    _signer: Proc,
+    signer: Proc,
 }
 
 fn setup(extra: &[&str]) -> Setup {
@@ -43,7 +43,7 @@ fn setup(extra: &[&str]) -> Setup {
     Setup {
         repo,
         inbox,
-        _signer: signer,
+        signer,
     }
 }
 
@@ -205,12 +205,15 @@ fn forged_rolled_back_and_mixed_metadata_are_refused() {
 
 #[test]
 fn expired_timestamp_is_refused_as_a_freeze() {
-    let s = setup(&["--expire-timestamp", "2s"]);
+    let mut s = setup(&["--expire-timestamp", "2s"]);
     add(&s, "f");
     let trusted = trust(&s, "trusted");
     let metadata = s.repo.repo.join("metadata");
     let out = refresh(&trusted, &metadata);
     assert!(out.status.success(), "{}", stderr(&out));
+    // A running signer would re-sign the timestamp before it expires: stop it, as a freeze
+    // attack (or an outage) would leave clients with what was last published.
+    s.signer.kill();
     std::thread::sleep(Duration::from_secs(3));
     let out = refresh(&trusted, &metadata);
     assert_eq!(out.status.code(), Some(1));
