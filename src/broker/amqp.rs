@@ -45,6 +45,8 @@ pub struct AmqpEndpoint {
     _connection: Connection,
     channel: Channel,
     consumer: Option<Consumer>,
+    /// Deliveries taken from the consumer and not yet handed out (see `next_batch`).
+    pending: Vec<Delivery>,
 }
 
 /// The arguments every declaration of a role queue uses; RabbitMQ refuses a redeclaration
@@ -110,34 +112,40 @@ impl AmqpEndpoint {
             _connection: connection,
             channel,
             consumer,
+            pending: Vec::new(),
         })
     }
 
+    /// Cancellation-safe: the worker races this against timers, and a delivery already
+    /// taken from the consumer must not vanish with a dropped future (a later `multiple` ack
+    /// would acknowledge it unprocessed). Deliveries wait in `self.pending` until returned.
     pub(super) async fn next_batch(&mut self, max: usize) -> Result<Vec<Delivery>> {
         let consumer = self.consumer.as_mut().expect("a consuming endpoint");
-        let mut batch = Vec::new();
-        let first = consumer
-            .next()
-            .await
-            .ok_or_else(|| Error::BrokerRefused("the broker cancelled our consumer".into()))?
-            .map_err(Error::broker("delivery failed"))?;
-        batch.push(to_delivery(first));
+        if self.pending.is_empty() {
+            let first = consumer
+                .next()
+                .await
+                .ok_or_else(|| Error::BrokerRefused("the broker cancelled our consumer".into()))?
+                .map_err(Error::broker("delivery failed"))?;
+            self.pending.push(to_delivery(first));
+        }
         // Take what is already here, then what of a burst is still landing.
-        while batch.len() < max {
-            match consumer.next().now_or_never() {
-                Some(Some(d)) => {
-                    batch.push(to_delivery(d.map_err(Error::broker("delivery failed"))?))
-                }
-                Some(None) => break,
+        while self.pending.len() < max {
+            let next = match consumer.next().now_or_never() {
+                Some(next) => next,
                 None => match tokio::time::timeout(BURST_GAP, consumer.next()).await {
-                    Ok(Some(d)) => {
-                        batch.push(to_delivery(d.map_err(Error::broker("delivery failed"))?))
-                    }
-                    _ => break,
+                    Ok(next) => next,
+                    Err(_) => break,
                 },
+            };
+            match next {
+                Some(d) => self
+                    .pending
+                    .push(to_delivery(d.map_err(Error::broker("delivery failed"))?)),
+                None => break,
             }
         }
-        Ok(batch)
+        Ok(std::mem::take(&mut self.pending))
     }
 
     pub(super) async fn publish(

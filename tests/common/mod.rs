@@ -60,7 +60,16 @@ pub struct TestRepo {
 
 impl TestRepo {
     pub fn init(bins: u32, extra: &[&str]) -> TestRepo {
-        let dir = tempfile::tempdir().unwrap();
+        // KEEP_TEST_DIRS=1 keeps each test's folder (repository, keys, signer logs) for a look.
+        let keep = std::env::var_os("KEEP_TEST_DIRS").is_some();
+        let dir = tempfile::Builder::new()
+            .prefix("tuf-test-")
+            .keep(keep)
+            .tempdir()
+            .unwrap();
+        if keep {
+            eprintln!("test folder: {}", dir.path().display());
+        }
         let repo = dir.path().join("repo");
         let keys = dir.path().join("keys");
         let out = run(Command::new(SIGNER)
