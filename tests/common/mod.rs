@@ -64,7 +64,7 @@ impl TestRepo {
         let keep = std::env::var_os("KEEP_TEST_DIRS").is_some();
         let dir = tempfile::Builder::new()
             .prefix("tuf-test-")
-            .keep(keep)
+            .disable_cleanup(keep)
             .tempdir()
             .unwrap();
         if keep {
