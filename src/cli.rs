@@ -7,6 +7,20 @@ use std::process::ExitCode;
 use crate::logging::{self, LogFormat};
 use crate::Result;
 
+/// The logging flag both binaries take.
+#[derive(Debug, clap::Args)]
+pub struct LogArgs {
+    /// Log lines as text (default) or JSON.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "text",
+        env = "TUF_LOG_FORMAT"
+    )]
+    pub log_format: LogFormat,
+}
+
 /// Sets up logging and the runtime, runs `command`, and turns its result into the exit code:
 /// 0, or 1 with `PROGRAM: error: REASON` on stderr.
 pub fn main_with(

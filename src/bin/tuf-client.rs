@@ -16,7 +16,6 @@ use package_signing::client::status;
 use package_signing::client::submit::{collect, describe, publish_file, Sink};
 use package_signing::client::trust::TrustedMetadata;
 use package_signing::jobs::{check_target_name, SnapshotJob, TargetsJob, TimestampJob};
-use package_signing::logging::LogFormat;
 use package_signing::repository::expiry::parse_duration;
 use package_signing::repository::Layout;
 use package_signing::{Error, Result};
@@ -30,15 +29,8 @@ use package_signing::{Error, Result};
 #[derive(Parser)]
 #[command(version, propagate_version = true)]
 struct Cli {
-    /// Log lines as text (default) or JSON.
-    #[arg(
-        long,
-        global = true,
-        value_enum,
-        default_value = "text",
-        env = "TUF_LOG_FORMAT"
-    )]
-    log_format: LogFormat,
+    #[command(flatten)]
+    log: cli::LogArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -196,7 +188,7 @@ fn parse_window(text: &str) -> std::result::Result<std::time::Duration, String> 
 
 fn main() -> ExitCode {
     let args = Cli::parse();
-    cli::main_with("tuf-client", args.log_format, dispatch(args.command))
+    cli::main_with("tuf-client", args.log.log_format, dispatch(args.command))
 }
 
 async fn dispatch(command: Command) -> Result<()> {

@@ -8,7 +8,6 @@ use package_signing::broker::amqp::AmqpConfig;
 use package_signing::broker::memory::MemoryBroker;
 use package_signing::cli;
 use package_signing::keys::SigningKey;
-use package_signing::logging::LogFormat;
 use package_signing::repository::expiry::parse_duration;
 use package_signing::repository::init::{find_key, init, InitOptions};
 use package_signing::repository::{Expiries, Layout};
@@ -24,15 +23,8 @@ use package_signing::{Error, Result};
 #[derive(Parser)]
 #[command(version, propagate_version = true)]
 struct Cli {
-    /// Log lines as text (default) or JSON.
-    #[arg(
-        long,
-        global = true,
-        value_enum,
-        default_value = "text",
-        env = "TUF_LOG_FORMAT"
-    )]
-    log_format: LogFormat,
+    #[command(flatten)]
+    log: cli::LogArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -189,7 +181,7 @@ fn parse_owner(text: &str) -> std::result::Result<(String, u32), String> {
 
 fn main() -> ExitCode {
     let args = Cli::parse();
-    cli::main_with("tuf-signer", args.log_format, dispatch(args.command))
+    cli::main_with("tuf-signer", args.log.log_format, dispatch(args.command))
 }
 
 async fn dispatch(command: Command) -> Result<()> {
