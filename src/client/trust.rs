@@ -51,6 +51,16 @@ fn fail(msg: impl Into<String>) -> Error {
     Error::Verify(msg.into())
 }
 
+/// The `signed` part of a metadata file, parsed but not yet verified: what a root must be
+/// read as before its own keys can check it. Fails with "`what` does not parse".
+pub(crate) fn unverified<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T> {
+    serde_json::from_slice::<Value>(bytes)
+        .ok()
+        .and_then(|mut v| v.get_mut("signed").map(Value::take))
+        .and_then(|s| serde_json::from_value(s).ok())
+        .ok_or_else(|| fail(format!("{what} does not parse")))
+}
+
 /// Parses `bytes` and checks the signatures against `authority`.
 pub(crate) fn verify<T: DeserializeOwned>(
     bytes: &[u8],
@@ -177,11 +187,7 @@ fn role_file(name: &str) -> String {
 impl TrustedMetadata {
     /// `tuf-client init`: trusts `root_bytes` (it must be signed by its own root keys).
     pub fn init(dir: &Path, root_bytes: &[u8]) -> Result<()> {
-        let value: Root = serde_json::from_slice::<Value>(root_bytes)
-            .ok()
-            .and_then(|v| v.get("signed").cloned())
-            .and_then(|s| serde_json::from_value(s).ok())
-            .ok_or_else(|| fail("that file is not a TUF root.json"))?;
+        let value: Root = unverified(root_bytes, "that file (as a TUF root.json)")?;
         verify::<Root>(root_bytes, "root", &root_authority(&value, RoleType::Root)?)?;
         create_dir(dir)?;
         if dir.join("root.json").exists() {
@@ -204,15 +210,11 @@ impl TrustedMetadata {
                 dir.display()
             ))
         })?;
-        let unverified: Root = serde_json::from_slice::<Value>(&bytes)
-            .ok()
-            .and_then(|v| v.get("signed").cloned())
-            .and_then(|s| serde_json::from_value(s).ok())
-            .ok_or_else(|| fail("trusted root.json does not parse"))?;
+        let claimed: Root = unverified(&bytes, "trusted root.json")?;
         let root = verify::<Root>(
             &bytes,
             "trusted root",
-            &root_authority(&unverified, RoleType::Root)?,
+            &root_authority(&claimed, RoleType::Root)?,
         )?;
         let mut me = TrustedMetadata {
             dir: dir.to_path_buf(),
@@ -279,12 +281,8 @@ impl TrustedMetadata {
                     self.root.signed.version
                 ))
             })?;
-            let unverified: Root = serde_json::from_slice::<Value>(&bytes)
-                .ok()
-                .and_then(|v| v.get("signed").cloned())
-                .and_then(|s| serde_json::from_value(s).ok())
-                .ok_or_else(|| fail(format!("{what} does not parse")))?;
-            let new = verify::<Root>(&bytes, &what, &root_authority(&unverified, RoleType::Root)?)?;
+            let claimed: Root = unverified(&bytes, &what)?;
+            let new = verify::<Root>(&bytes, &what, &root_authority(&claimed, RoleType::Root)?)?;
             if new.version.get() != next {
                 return Err(fail(format!("{what} says it is version {}", new.version)));
             }

@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use tough::schema::{Role, RoleType, Root, Snapshot, Targets, Timestamp};
 
-use super::trust::{check_metafile, delegated_authority, role_matches, root_authority, verify};
+use super::trust::{
+    check_metafile, delegated_authority, role_matches, root_authority, unverified, verify,
+};
 use crate::repository::Layout;
 use crate::{Error, Result};
 
@@ -76,15 +78,12 @@ pub fn validate(layout: &Layout, window: Duration) -> Result<Report> {
             break;
         }
         let bytes = read(layout, &what)?;
-        let unverified: Root = serde_json::from_slice::<serde_json::Value>(&bytes)
-            .ok()
-            .and_then(|v| serde_json::from_value(v["signed"].clone()).ok())
-            .ok_or_else(|| Error::Verify(format!("{what} does not parse")))?;
+        let claimed: Root = unverified(&bytes, &what)?;
         let by_old = trusted
             .as_ref()
             .map(|t| verify::<Root>(&bytes, &what, &root_authority(t, RoleType::Root)?))
             .transpose();
-        let by_self = verify::<Root>(&bytes, &what, &root_authority(&unverified, RoleType::Root)?);
+        let by_self = verify::<Root>(&bytes, &what, &root_authority(&claimed, RoleType::Root)?);
         match (by_old, by_self) {
             (Ok(_), Ok(root)) if root.version.get() == *v => trusted = Some(root),
             (Ok(_), Ok(root)) => report
@@ -145,10 +144,7 @@ pub fn validate(layout: &Layout, window: Duration) -> Result<Report> {
         let file = format!("{}.{name}.json", meta.version);
         let bytes = read(layout, &file)?;
         check_metafile(&file, &bytes, meta)?;
-        let parsed: Targets = serde_json::from_slice::<serde_json::Value>(&bytes)
-            .ok()
-            .and_then(|v| serde_json::from_value(v["signed"].clone()).ok())
-            .ok_or_else(|| Error::Verify(format!("{file} does not parse")))?;
+        let parsed: Targets = unverified(&bytes, &file)?;
         if parsed.version() != meta.version {
             return Err(Error::Verify(format!(
                 "{file} says it is version {}",
