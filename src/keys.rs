@@ -106,6 +106,46 @@ impl SigningKey {
     }
 }
 
+/// The DER prefix of an ed25519 SubjectPublicKeyInfo (RFC 8410): the 32 key bytes follow.
+const ED25519_SPKI_PREFIX: [u8; 12] = [
+    0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
+];
+
+/// Reads the public half of a key file: a `PUBLIC KEY` PEM (what keyholders hand over,
+/// `openssl pkey -in key.pem -pubout`) or a private key file, of which only the public part
+/// is kept.
+pub fn load_public(path: &Path) -> Result<Key> {
+    let bytes = std::fs::read(path).map_err(|source| Error::Key {
+        path: path.into(),
+        reason: format!("cannot read it ({source})"),
+    })?;
+    if let Ok(parsed) = pem::parse(&bytes) {
+        if parsed.tag() == "PUBLIC KEY" {
+            let der = parsed.contents();
+            return match der.strip_prefix(&ED25519_SPKI_PREFIX[..]) {
+                Some(raw) if raw.len() == 32 => Ok(public_key(raw)),
+                _ => Err(Error::Key {
+                    path: path.into(),
+                    reason: "not an ed25519 public key; only ed25519 is supported (make one \
+                             with `openssl genpkey -algorithm ED25519`)"
+                        .into(),
+                }),
+            };
+        }
+    }
+    Ok(SigningKey::load(path)?.public().clone())
+}
+
+/// A public key as PEM (SubjectPublicKeyInfo), the form keyholders exchange.
+pub fn public_pem(key: &Key) -> Option<String> {
+    let Key::Ed25519 { keyval, .. } = key else {
+        return None;
+    };
+    let mut der = ED25519_SPKI_PREFIX.to_vec();
+    der.extend_from_slice(keyval.public.as_ref());
+    Some(pem::encode(&pem::Pem::new("PUBLIC KEY", der)))
+}
+
 /// The TUF form of an ed25519 public key.
 pub fn public_key(raw: &[u8]) -> Key {
     Key::Ed25519 {
@@ -160,6 +200,18 @@ mod tests {
     fn key_id_matches_toughs() {
         let (key, _) = SigningKey::generate().unwrap();
         assert_eq!(hex::encode(key.public().key_id().unwrap()), key.key_id());
+    }
+
+    #[test]
+    fn public_key_pem_round_trips() {
+        let dir = tempfile::tempdir().unwrap();
+        let (key, pem) = SigningKey::generate().unwrap();
+        let private = dir.path().join("k.pem");
+        SigningKey::save_pem(&pem, &private).unwrap();
+        let public = dir.path().join("k.pub.pem");
+        std::fs::write(&public, public_pem(key.public()).unwrap()).unwrap();
+        assert_eq!(&load_public(&public).unwrap(), key.public());
+        assert_eq!(&load_public(&private).unwrap(), key.public());
     }
 
     #[test]

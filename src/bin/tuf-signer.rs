@@ -7,11 +7,11 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use package_signing::broker::amqp::AmqpConfig;
 use package_signing::broker::memory::MemoryBroker;
 use package_signing::cli;
-use package_signing::keys::SigningKey;
+use package_signing::keys::{load_public, SigningKey};
 use package_signing::repository::expiry::parse_duration;
 use package_signing::repository::init::{find_key, init, InitOptions};
-use package_signing::repository::{Expiries, Layout};
-use package_signing::roles::{RoleSettings, SnapshotRole, TargetsRole, TimestampRole};
+use package_signing::repository::{root, Expiries, Layout};
+use package_signing::roles::{latest_root, RoleSettings, SnapshotRole, TargetsRole, TimestampRole};
 use package_signing::worker::{self, Connector, WorkerOptions};
 use package_signing::{Error, Result};
 
@@ -77,6 +77,75 @@ enum Command {
     ///   tuf-signer run --all --repo ./repo --keys ./keys --inbox ./inbox
     #[command(verbatim_doc_comment)]
     Run(RunArgs),
+    /// Make a new root version offline: new keys, thresholds, expiry.
+    ///
+    /// The ceremony, one step per keyholder, each on their own machine with their own key:
+    ///   tuf-signer root new --repo ./repo --draft root-draft.json --add-key root=alice.pub.pem \
+    ///       --add-key root=bob.pub.pem --threshold root=2 --expires 365d
+    ///   tuf-signer root sign --repo ./repo --draft root-draft.json --key alice.pem
+    ///   tuf-signer root status --repo ./repo --draft root-draft.json
+    ///   tuf-signer root publish --repo ./repo --draft root-draft.json
+    /// A root version must be signed by the threshold of the current root's keys and of its
+    /// own. Keys are ed25519 PEM files, e.g. `openssl genpkey -algorithm ED25519 -out k.pem`;
+    /// hand over only the public half: `openssl pkey -in k.pem -pubout -out k.pub.pem`.
+    ///
+    /// Rotating an online key without clients noticing: a root version that adds the new
+    /// key beside the old one, then restart that role's signer with the new key (it re-signs
+    /// its metadata with it at once), then a root version that removes the old key.
+    #[command(verbatim_doc_comment, subcommand)]
+    Root(RootCommand),
+}
+
+#[derive(Subcommand)]
+enum RootCommand {
+    /// Start a draft of the next root version from the repository's newest root.
+    New {
+        #[command(flatten)]
+        draft: DraftArgs,
+        /// Add a key to a role: ROLE=FILE, FILE a public (or private) ed25519 PEM key.
+        #[arg(long = "add-key", value_name = "ROLE=FILE", value_parser = parse_role_value)]
+        add: Vec<(String, String)>,
+        /// Remove a key from a role: ROLE=KEYID (the key id or its first 8+ hex digits).
+        #[arg(long = "remove-key", value_name = "ROLE=KEYID", value_parser = parse_role_value)]
+        remove: Vec<(String, String)>,
+        /// Signatures a role needs: ROLE=N.
+        #[arg(long = "threshold", value_name = "ROLE=N", value_parser = parse_role_value)]
+        thresholds: Vec<(String, String)>,
+        /// The new root's lifetime from now (e.g. 365d); without it the expiry is kept.
+        #[arg(long)]
+        expires: Option<String>,
+        /// Replace an existing draft file.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Sign the draft with one root key (of the current root or of the new one).
+    Sign {
+        #[command(flatten)]
+        draft: DraftArgs,
+        /// The root private key file.
+        #[arg(long)]
+        key: PathBuf,
+    },
+    /// Show what the draft changes and which signatures it has and still needs.
+    Status {
+        #[command(flatten)]
+        draft: DraftArgs,
+    },
+    /// Publish the draft as metadata/N.root.json and root.json once both thresholds are met.
+    Publish {
+        #[command(flatten)]
+        draft: DraftArgs,
+    },
+}
+
+#[derive(Args)]
+struct DraftArgs {
+    /// The repository folder (or a copy of its metadata/ folder's parent).
+    #[arg(long, env = "TUF_REPO")]
+    repo: PathBuf,
+    /// The draft file that travels between keyholders.
+    #[arg(long, default_value = "root-draft.json")]
+    draft: PathBuf,
 }
 
 #[derive(Args)]
@@ -179,6 +248,14 @@ fn parse_owner(text: &str) -> std::result::Result<(String, u32), String> {
     ))
 }
 
+fn parse_role_value(text: &str) -> std::result::Result<(String, String), String> {
+    let (role, value) = text
+        .split_once('=')
+        .ok_or("write ROLE=VALUE, e.g. root=alice.pub.pem")?;
+    root::role_type(role).map_err(|e| e.to_string())?;
+    Ok((role.to_string(), value.to_string()))
+}
+
 fn main() -> ExitCode {
     let args = Cli::parse();
     cli::main_with("tuf-signer", args.log.log_format, dispatch(args.command))
@@ -230,6 +307,95 @@ async fn dispatch(command: Command) -> Result<()> {
             Ok(())
         }
         Command::Run(args) => run(args).await,
+        Command::Root(command) => root_command(command),
+    }
+}
+
+fn root_command(command: RootCommand) -> Result<()> {
+    match command {
+        RootCommand::New {
+            draft,
+            add,
+            remove,
+            thresholds,
+            expires,
+            force,
+        } => {
+            if draft.draft.exists() && !force {
+                return Err(Error::Usage(format!(
+                    "{} exists: finish that ceremony, or pass --force to start over",
+                    draft.draft.display()
+                )));
+            }
+            let changes = root::Changes {
+                expires: expires.as_deref().map(parse_duration).transpose()?,
+                add: add
+                    .iter()
+                    .map(|(role, file)| {
+                        Ok((
+                            root::role_type(role)?,
+                            load_public(std::path::Path::new(file))?,
+                        ))
+                    })
+                    .collect::<Result<_>>()?,
+                remove: remove
+                    .iter()
+                    .map(|(role, id)| Ok((root::role_type(role)?, id.to_lowercase())))
+                    .collect::<Result<_>>()?,
+                thresholds: thresholds
+                    .iter()
+                    .map(|(role, n)| {
+                        let n = n.parse().map_err(|_| {
+                            Error::Usage(format!("--threshold {role}={n}: not a number"))
+                        })?;
+                        Ok((root::role_type(role)?, n))
+                    })
+                    .collect::<Result<_>>()?,
+            };
+            let layout = Layout::new(&draft.repo);
+            let new = root::Draft::new(&layout, &changes)?;
+            new.save(&draft.draft)?;
+            print!("{}", new.describe(&latest_root(&layout)?.signed)?);
+            println!(
+                "Wrote {}. Next: each keyholder runs `tuf-signer root sign --draft {} --key KEY`.",
+                draft.draft.display(),
+                draft.draft.display()
+            );
+            Ok(())
+        }
+        RootCommand::Sign { draft, key } => {
+            let layout = Layout::new(&draft.repo);
+            let current = latest_root(&layout)?.signed;
+            let mut d = root::Draft::load(&draft.draft)?;
+            let key = SigningKey::load(&key)?;
+            d.sign(&key, Some(&current))?;
+            d.save(&draft.draft)?;
+            println!("signed with {}", key.key_id());
+            print!("{}", d.describe(&current)?);
+            Ok(())
+        }
+        RootCommand::Status { draft } => {
+            let current = latest_root(&Layout::new(&draft.repo))?.signed;
+            print!("{}", root::Draft::load(&draft.draft)?.describe(&current)?);
+            Ok(())
+        }
+        RootCommand::Publish { draft } => {
+            let layout = Layout::new(&draft.repo);
+            let previous = latest_root(&layout)?.signed;
+            let d = root::Draft::load(&draft.draft)?;
+            let version = d.publish(&layout)?;
+            println!("published root v{version}");
+            for (name, role) in root::ROLES.into_iter().skip(1) {
+                if previous.roles.get(&role).map(|r| &r.keyids)
+                    != d.root.roles.get(&role).map(|r| &r.keyids)
+                {
+                    println!(
+                        "  {name} keys changed: restart the {name} signer with its listed key"
+                    );
+                }
+            }
+            Ok(())
+        }
     }
 }
 

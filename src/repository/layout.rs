@@ -84,7 +84,10 @@ pub fn parse_versioned(file_name: &str) -> Option<(u64, &str)> {
 
 /// Writes `bytes` to `path` so that a crash leaves either the old or the new content.
 pub fn write_durably(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
     let file_name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
     let tmp = dir.join(format!(".{file_name}.tmp-{}", std::process::id()));
     let mut file = File::create(&tmp).map_err(Error::io("cannot create", &tmp))?;

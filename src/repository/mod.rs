@@ -1,7 +1,7 @@
 //! The TUF repository on disk.
 //!
 //! ```text
-//! REPO/metadata/1.root.json, root.json       root (offline key)
+//! REPO/metadata/1.root.json, root.json       root (offline keys; see `root` for new versions)
 //! REPO/metadata/N.targets.json               top-level targets: delegates to the bins
 //! REPO/metadata/N.bin-000-001.json           hashed bins (path_hash_prefixes)
 //! REPO/metadata/N.snapshot.json              snapshot
@@ -14,6 +14,7 @@ pub mod expiry;
 pub mod init;
 pub mod layout;
 pub mod prune;
+pub mod root;
 pub mod signed;
 
 pub use bins::HashBins;

@@ -49,6 +49,14 @@ pub fn refresh_check_interval(settings: &RoleSettings, lifetimes: &[Duration]) -
         .clamp(Duration::from_millis(250), Duration::from_secs(60))
 }
 
+/// Whether `key` is among the signers of a loaded metadata file. A role whose newest file
+/// lacks its signature has a new key (an online key rotation): it re-signs at once.
+pub fn signed_by<T>(file: &Signed<T>, key: &SigningKey) -> bool {
+    file.signatures
+        .iter()
+        .any(|s| hex::encode(&s.keyid) == key.key_id())
+}
+
 /// The newest root on disk.
 pub fn latest_root(layout: &Layout) -> Result<Signed<Root>> {
     layout.require_initialised()?;

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use tough::schema::{RoleType, Snapshot};
 
 use super::targets::timestamp_string;
-use super::{ensure_key_listed, latest_root, RoleSettings};
+use super::{ensure_key_listed, latest_root, signed_by, RoleSettings};
 use crate::canonical::write_string;
 use crate::jobs::{check_meta, SnapshotJob, TimestampJob};
 use crate::keys::SigningKey;
@@ -24,6 +24,8 @@ pub struct SnapshotRole {
     meta: BTreeMap<String, MetaEntry>,
     own: MetaEntry,
     pruner: Pruner,
+    /// The current snapshot is not signed by this signer's key (a key rotation).
+    new_key: bool,
 }
 
 impl SnapshotRole {
@@ -50,7 +52,15 @@ impl SnapshotRole {
         for old in all.iter().filter(|v| **v < version) {
             pruner.superseded(layout.versioned("snapshot", *old));
         }
+        let new_key = !signed_by(&snapshot, &key);
+        if new_key {
+            tracing::info!(
+                key_id = key.key_id(),
+                "the snapshot is not signed by this key yet: re-signing it now"
+            );
+        }
         Ok(SnapshotRole {
+            new_key,
             settings,
             key,
             version,
@@ -125,11 +135,12 @@ impl SnapshotRole {
     }
 
     fn expiring(&self) -> bool {
-        super::expires_within(
-            self.expires,
-            self.settings.expiries.snapshot,
-            self.settings.refresh_window,
-        )
+        self.new_key
+            || super::expires_within(
+                self.expires,
+                self.settings.expiries.snapshot,
+                self.settings.refresh_window,
+            )
     }
 
     fn sign_new_version(&mut self) -> Result<()> {
@@ -143,6 +154,7 @@ impl SnapshotRole {
         let layout = &self.settings.layout;
         write_durably(&layout.versioned("snapshot", self.version), &file.bytes)?;
         self.own = file.meta;
+        self.new_key = false;
         self.pruner
             .superseded(layout.versioned("snapshot", self.version - 1));
         self.pruner.sweep();

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 use tough::schema::{PathSet, RoleType, Targets};
 
-use super::{ensure_key_listed, latest_root, RoleSettings};
+use super::{ensure_key_listed, latest_root, signed_by, RoleSettings};
 use crate::canonical::write_string;
 use crate::jobs::{NewTarget, SnapshotJob, TargetsJob};
 use crate::keys::SigningKey;
@@ -49,6 +49,9 @@ pub struct TargetsRole {
     top_meta: MetaEntry,
     state: Vec<Bin>,
     pruner: Pruner,
+    /// Some file is not signed by this signer's key, or the delegations name another key (a
+    /// key rotation): top-level targets and every bin are re-signed with this key at once.
+    new_key: bool,
 }
 
 /// What one batch did, for the log line and the tests.
@@ -88,6 +91,14 @@ impl TargetsRole {
                 path: layout.versioned("targets", top_version),
                 reason: "top-level targets delegates to no bins".into(),
             })?;
+        let our_id = signed::hex_decoded(key.key_id())?;
+        let mut new_key = !signed_by(&top, &key)
+            || delegations.keys.len() != 1
+            || !delegations.keys.contains_key(&our_id)
+            || delegations
+                .roles
+                .iter()
+                .any(|r| r.keyids != [our_id.clone()]);
         let bins = HashBins::new(delegations.roles.len() as u32)?;
         for (i, role) in delegations.roles.iter().enumerate() {
             let expected = bins.prefixes(i as u32);
@@ -109,6 +120,7 @@ impl TargetsRole {
             let version = newest(&name)?;
             let path = layout.versioned(&name, version);
             let (bin, meta) = signed::load::<Targets>(&path, "bin")?;
+            new_key |= !signed_by(&bin, &key);
             let mut targets = BTreeMap::new();
             for (target_name, t) in bin.signed.targets {
                 let sha512 = t
@@ -145,7 +157,14 @@ impl TargetsRole {
                 meta,
             });
         }
+        if new_key {
+            tracing::info!(
+                key_id = key.key_id(),
+                "targets metadata is not all signed by this key yet: re-signing every file now"
+            );
+        }
         Ok(TargetsRole {
+            new_key,
             settings,
             key,
             bins,
@@ -222,6 +241,10 @@ impl TargetsRole {
     /// refresh window (all of them with `force`); returns the snapshot job for what it wrote.
     pub fn refresh_expiring(&mut self, force: bool) -> Result<Option<SnapshotJob>> {
         let window = self.settings.refresh_window;
+        let force = force || self.new_key;
+        if self.new_key {
+            self.delegate_to_own_key()?;
+        }
         let due = |expires: jiff::Timestamp, lifetime| {
             force || super::expires_within(expires, lifetime, window)
         };
@@ -256,12 +279,27 @@ impl TargetsRole {
                 .insert("targets.json".into(), self.top_meta.clone());
         }
         self.sign_bins(bins.clone())?;
+        self.new_key = false;
         for i in bins {
             let bin = &self.state[i];
             job.meta
                 .insert(format!("{}.json", bin.name), bin.meta.clone());
         }
         Ok(Some(job))
+    }
+
+    /// Makes the delegations name this signer's key, and only it, for every bin.
+    fn delegate_to_own_key(&mut self) -> Result<()> {
+        let id = signed::hex_decoded(self.key.key_id())?;
+        let delegations = self.top.delegations.as_mut().expect("checked at load");
+        delegations.keys.clear();
+        delegations
+            .keys
+            .insert(id.clone(), self.key.public().clone());
+        for role in &mut delegations.roles {
+            role.keyids = vec![id.clone()];
+        }
+        Ok(())
     }
 
     /// Gives each listed bin a new version with a fresh expiry, written durably.

@@ -2,7 +2,7 @@
 
 use tough::schema::{RoleType, Timestamp};
 
-use super::{ensure_key_listed, latest_root, RoleSettings};
+use super::{ensure_key_listed, latest_root, signed_by, RoleSettings};
 use crate::jobs::{check_meta, TimestampJob};
 use crate::keys::SigningKey;
 use crate::repository::init::timestamp_for;
@@ -17,6 +17,8 @@ pub struct TimestampRole {
     version: u64,
     expires: jiff::Timestamp,
     snapshot: MetaEntry,
+    /// The current timestamp.json is not signed by this signer's key (a key rotation).
+    new_key: bool,
 }
 
 impl TimestampRole {
@@ -34,7 +36,15 @@ impl TimestampRole {
                 reason: "timestamp.json does not describe snapshot.json with length and sha256"
                     .into(),
             })?;
+        let new_key = !signed_by(&ts, &key);
+        if new_key {
+            tracing::info!(
+                key_id = key.key_id(),
+                "timestamp.json is not signed by this key yet: re-signing it now"
+            );
+        }
         Ok(TimestampRole {
+            new_key,
             settings,
             key,
             version: ts.signed.version.get(),
@@ -84,11 +94,12 @@ impl TimestampRole {
     }
 
     fn expiring(&self) -> bool {
-        super::expires_within(
-            self.expires,
-            self.settings.expiries.timestamp,
-            self.settings.refresh_window,
-        )
+        self.new_key
+            || super::expires_within(
+                self.expires,
+                self.settings.expiries.timestamp,
+                self.settings.refresh_window,
+            )
     }
 
     fn sign_new_version(&mut self) -> Result<()> {
@@ -101,6 +112,7 @@ impl TimestampRole {
         write_durably(&self.settings.layout.timestamp(), &file.bytes)?;
         self.version += 1;
         self.expires = crate::repository::expiry::expires_in(self.settings.expiries.timestamp);
+        self.new_key = false;
         Ok(())
     }
 }

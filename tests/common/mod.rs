@@ -101,6 +101,17 @@ impl TestRepo {
 
     /// One signer process over the broker.
     pub fn spawn_signer(&self, role: &str, prefix: &str, extra: &[&str]) -> Proc {
+        self.spawn_signer_with_key(role, &self.key(role), prefix, extra)
+    }
+
+    /// One signer process over the broker, with the given key file.
+    pub fn spawn_signer_with_key(
+        &self,
+        role: &str,
+        key: &Path,
+        prefix: &str,
+        extra: &[&str],
+    ) -> Proc {
         let log = self.path(&format!(
             "{role}-{}.log",
             SystemTime::now()
@@ -112,7 +123,7 @@ impl TestRepo {
             .args(["run", "--role", role, "--repo"])
             .arg(&self.repo)
             .arg("--key")
-            .arg(self.key(role))
+            .arg(key)
             .args(["--amqp", &amqp_url(), "--queue-prefix", prefix])
             .args(extra)
             .stdout(Stdio::null())
@@ -272,13 +283,31 @@ pub fn ngclient_verify(repo: &TestRepo, items: &[String]) -> serde_json::Value {
 
 /// The same against a server already running at `base` (serving metadata/ and targets/).
 pub fn ngclient_verify_at(repo: &TestRepo, base: &str, items: &[String]) -> serde_json::Value {
+    ngclient_run(repo, base, "ngclient", false, items)
+}
+
+/// A python-tuf client that keeps its trusted metadata in `client` between calls, as an
+/// installed client does: it must follow root rotations and key changes from what it knew.
+pub fn ngclient_update(repo: &TestRepo, client: &str, items: &[String]) -> serde_json::Value {
+    let server = HttpServer::serve(&repo.repo);
+    ngclient_run(repo, &server.url(""), client, true, items)
+}
+
+fn ngclient_run(
+    repo: &TestRepo,
+    base: &str,
+    client: &str,
+    keep: bool,
+    items: &[String],
+) -> serde_json::Value {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/ngclient_verify.py");
     let out = run(Command::new(python())
+        .env("NGCLIENT_KEEP", if keep { "1" } else { "0" })
         .arg(script)
         .arg(repo.repo.join("metadata/1.root.json"))
         .arg(format!("{base}metadata/"))
         .arg(format!("{base}targets/"))
-        .arg(repo.path("ngclient"))
+        .arg(repo.path(client))
         .args(items));
     assert!(
         out.status.success(),

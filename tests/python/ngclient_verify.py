@@ -6,6 +6,10 @@ Trusts ROOT_JSON, refreshes from METADATA_URL, then for each NAME finds its targ
 (walking the hashed-bin delegations) and downloads it from TARGETS_URL, checking the bytes
 equal EXPECTED_FILE. A NAME given as "!NAME" must NOT be found. Prints one JSON line with
 what it checked; exits 1 on any failure.
+
+With NGCLIENT_KEEP=1 the WORKDIR of an earlier run is kept: the client starts from the
+metadata it trusted then, as an installed Composer plugin does (root rotations, key changes
+and rollback checks are then exercised against that state).
 """
 import json
 import os
@@ -20,11 +24,17 @@ def main() -> int:
     wanted = sys.argv[5:]
     metadata_dir = os.path.join(workdir, "metadata")
     download_dir = os.path.join(workdir, "downloads")
-    shutil.rmtree(workdir, ignore_errors=True)
-    os.makedirs(metadata_dir)
+    keep = os.environ.get("NGCLIENT_KEEP") == "1" and os.path.exists(
+        os.path.join(metadata_dir, "root.json"))
+    if keep:
+        root_bytes = None
+        shutil.rmtree(download_dir, ignore_errors=True)
+    else:
+        shutil.rmtree(workdir, ignore_errors=True)
+        os.makedirs(metadata_dir)
+        with open(root_json, "rb") as f:
+            root_bytes = f.read()
     os.makedirs(download_dir)
-    with open(root_json, "rb") as f:
-        root_bytes = f.read()
 
     updater = Updater(
         bootstrap=root_bytes,

@@ -1,0 +1,371 @@
+//! The offline root: a new root version is drafted, signed by one keyholder at a time (each on
+//! their own machine, with their own key), and published once it carries the threshold of
+//! both the current root's keys and its own (TUF 1.0 §5.3.4).
+//!
+//! The draft is an ordinary metadata file, `{"signatures": [...], "signed": {...}}`, so it
+//! travels as one file between keyholders and is published byte for byte.
+
+use std::collections::{BTreeSet, HashMap};
+use std::fmt::Write;
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tough::schema::key::Key;
+use tough::schema::{RoleKeys, RoleType, Root, Signed};
+
+use super::expiry::expires_in;
+use super::layout::write_durably;
+use super::signed::{hex_decoded, non_zero};
+use super::Layout;
+use crate::client::trust::{root_authority, verify};
+use crate::keys::{self, SigningKey};
+use crate::roles::latest_root;
+use crate::{canonical, Error, Result};
+
+pub const ROLES: [(&str, RoleType); 4] = [
+    ("root", RoleType::Root),
+    ("targets", RoleType::Targets),
+    ("snapshot", RoleType::Snapshot),
+    ("timestamp", RoleType::Timestamp),
+];
+
+pub fn role_type(name: &str) -> Result<RoleType> {
+    ROLES
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, r)| *r)
+        .ok_or_else(|| {
+            Error::Usage(format!(
+                "{name}: not a top-level role (root, targets, snapshot, timestamp)"
+            ))
+        })
+}
+
+pub fn role_name(role: RoleType) -> &'static str {
+    ROLES
+        .iter()
+        .find(|(_, r)| *r == role)
+        .map(|(n, _)| *n)
+        .unwrap_or("delegated")
+}
+
+/// What a new root version changes.
+#[derive(Debug, Default)]
+pub struct Changes {
+    /// New lifetime, counted from now; `None` keeps the current expiry.
+    pub expires: Option<Duration>,
+    pub add: Vec<(RoleType, Key)>,
+    /// Key ids, or unique prefixes of at least 8 hex digits.
+    pub remove: Vec<(RoleType, String)>,
+    pub thresholds: Vec<(RoleType, u64)>,
+}
+
+/// A root version on its way to being published.
+#[derive(Debug, Clone)]
+pub struct Draft {
+    pub root: Root,
+    /// `(key id, signature hex)`, one per key.
+    pub signatures: Vec<(String, String)>,
+}
+
+/// How far a draft is from being publishable, for one set of root keys.
+#[derive(Debug)]
+pub struct Quorum {
+    pub threshold: u64,
+    pub signed: Vec<String>,
+    pub missing: Vec<String>,
+}
+
+impl Quorum {
+    pub fn met(&self) -> bool {
+        self.signed.len() as u64 >= self.threshold
+    }
+}
+
+impl Draft {
+    /// Starts version N+1 of the repository's newest root, with `changes` applied.
+    pub fn new(layout: &Layout, changes: &Changes) -> Result<Draft> {
+        let current = latest_root(layout)?.signed;
+        let mut root = current.clone();
+        root.version = non_zero(current.version.get() + 1)?;
+        if let Some(lifetime) = changes.expires {
+            root.expires = expires_in(lifetime);
+        }
+        for (role, id) in &changes.remove {
+            let keys = &mut role_keys(&mut root, *role)?.keyids;
+            let found: Vec<usize> = keys
+                .iter()
+                .enumerate()
+                .filter(|(_, k)| id.len() >= 8 && hex::encode(k).starts_with(id.as_str()))
+                .map(|(i, _)| i)
+                .collect();
+            match found.as_slice() {
+                [i] => {
+                    keys.remove(*i);
+                }
+                [] => {
+                    return Err(Error::Usage(format!(
+                        "--remove-key {}={id}: root v{} lists no such {} key (give the key id, or \
+                         at least its first 8 hex digits; `tuf-client status` shows them)",
+                        role_name(*role),
+                        current.version,
+                        role_name(*role)
+                    )))
+                }
+                _ => {
+                    return Err(Error::Usage(format!(
+                        "--remove-key {}={id}: several keys start so; give more digits",
+                        role_name(*role)
+                    )))
+                }
+            }
+        }
+        for (role, key) in &changes.add {
+            if !matches!(key, Key::Ed25519 { .. }) {
+                return Err(Error::Usage("only ed25519 keys are supported".into()));
+            }
+            let id = keys::key_id(key)?;
+            let decoded = hex_decoded(&id)?;
+            let ids = &mut role_keys(&mut root, *role)?.keyids;
+            if ids.contains(&decoded) {
+                return Err(Error::Usage(format!(
+                    "--add-key: key {id} is already a {} key",
+                    role_name(*role)
+                )));
+            }
+            ids.push(decoded.clone());
+            root.keys.insert(decoded, key.clone());
+        }
+        for (role, threshold) in &changes.thresholds {
+            role_keys(&mut root, *role)?.threshold = non_zero(*threshold)
+                .map_err(|_| Error::Usage("--threshold: a threshold is at least 1".into()))?;
+        }
+        // Keys no role uses any more are dropped, so the file lists only live keys.
+        let used: BTreeSet<_> = root.roles.values().flat_map(|r| r.keyids.clone()).collect();
+        root.keys.retain(|id, _| used.contains(id));
+        check_roles(&root)?;
+        Ok(Draft {
+            root,
+            signatures: Vec::new(),
+        })
+    }
+
+    pub fn load(path: &Path) -> Result<Draft> {
+        let bytes = std::fs::read(path).map_err(Error::io("cannot read the draft", path))?;
+        let signed: Signed<Root> =
+            serde_json::from_slice(&bytes).map_err(|source| Error::Parse {
+                what: "root draft",
+                path: path.into(),
+                source,
+            })?;
+        Ok(Draft {
+            root: signed.signed,
+            signatures: signed
+                .signatures
+                .iter()
+                .map(|s| (hex::encode(&s.keyid), hex::encode(&s.sig)))
+                .collect(),
+        })
+    }
+
+    /// The file: canonical JSON, as it will be published.
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        let signatures: Vec<Value> = self
+            .signatures
+            .iter()
+            .map(|(keyid, sig)| json!({"keyid": keyid, "sig": sig}))
+            .collect();
+        let signed = serde_json::to_value(&self.root).map_err(|e| Error::Canonical {
+            what: "root".into(),
+            reason: e.to_string(),
+        })?;
+        canonical::value_to_vec(&json!({"signatures": signatures, "signed": signed}), "root")
+    }
+
+    pub fn save(&self, path: &Path) -> Result<()> {
+        write_durably(path, &self.to_bytes()?)
+    }
+
+    fn message(&self) -> Result<Vec<u8>> {
+        canonical::to_vec(&self.root, "root")
+    }
+
+    /// Adds `key`'s signature. The key must be a root key of this draft or of `previous`
+    /// (the root it replaces): a signature no one counts is a mistake worth stopping.
+    pub fn sign(&mut self, key: &SigningKey, previous: Option<&Root>) -> Result<()> {
+        let id = hex_decoded(key.key_id())?;
+        let listed_in = |root: &Root| {
+            root.roles
+                .get(&RoleType::Root)
+                .is_some_and(|r| r.keyids.contains(&id))
+        };
+        if !listed_in(&self.root) && !previous.is_some_and(listed_in) {
+            return Err(Error::Key {
+                path: "--key".into(),
+                reason: format!(
+                    "key {} is not a root key of this draft{}; sign with a root key",
+                    key.key_id(),
+                    if previous.is_some() {
+                        " nor of the current root"
+                    } else {
+                        " (pass --repo to also accept the current root's keys)"
+                    }
+                ),
+            });
+        }
+        let sig = hex::encode(key.sign(&self.message()?));
+        self.signatures.retain(|(k, _)| k != key.key_id());
+        self.signatures.push((key.key_id().to_string(), sig));
+        self.signatures.sort();
+        Ok(())
+    }
+
+    /// Which of `root`'s root keys have validly signed this draft, and which have not.
+    pub fn quorum(&self, root: &Root) -> Result<Quorum> {
+        let message = self.message()?;
+        let role = &root.roles[&RoleType::Root];
+        let mut quorum = Quorum {
+            threshold: role.threshold.get(),
+            signed: Vec::new(),
+            missing: Vec::new(),
+        };
+        for id in &role.keyids {
+            let hex_id = hex::encode(id);
+            let valid = self.signatures.iter().any(|(k, sig)| {
+                *k == hex_id
+                    && hex::decode(sig).is_ok_and(|sig| {
+                        root.keys
+                            .get(id)
+                            .is_some_and(|key| keys::verify(key, &message, &sig))
+                    })
+            });
+            if valid {
+                quorum.signed.push(hex_id);
+            } else {
+                quorum.missing.push(hex_id);
+            }
+        }
+        Ok(quorum)
+    }
+
+    /// Writes `N.root.json` and `root.json` once both thresholds are met; returns N.
+    pub fn publish(&self, layout: &Layout) -> Result<u64> {
+        let current = latest_root(layout)?.signed;
+        let version = self.root.version.get();
+        if version != current.version.get() + 1 {
+            return Err(Error::Usage(format!(
+                "this draft is root v{version} but the repository is at v{}; start a new \
+                 draft with `tuf-signer root new`",
+                current.version
+            )));
+        }
+        check_roles(&self.root)?;
+        if self.root.expires <= jiff::Timestamp::now() {
+            return Err(Error::Usage(
+                "this draft has already expired; start a new one".into(),
+            ));
+        }
+        let bytes = self.to_bytes()?;
+        // The same check clients make (§5.3.4): the old keys, then the new ones.
+        for (what, root) in [("current", &current), ("new", &self.root)] {
+            verify::<Root>(&bytes, "root draft", &root_authority(root, RoleType::Root)?).map_err(
+                |e| {
+                    Error::Usage(format!(
+                        "not enough signatures of the {what} root keys ({e}); see \
+                         `tuf-signer root status`"
+                    ))
+                },
+            )?;
+        }
+        write_durably(&layout.versioned("root", version), &bytes)?;
+        write_durably(&layout.metadata_dir().join("root.json"), &bytes)?;
+        Ok(version)
+    }
+
+    /// What this draft changes against `previous`, and who has signed it.
+    pub fn describe(&self, previous: &Root) -> Result<String> {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "root v{} (replaces v{}), expires {}",
+            self.root.version, previous.version, self.root.expires
+        );
+        for (name, role) in ROLES {
+            let ids = |root: &Root| -> (BTreeSet<String>, u64) {
+                root.roles
+                    .get(&role)
+                    .map(|r| {
+                        (
+                            r.keyids.iter().map(hex::encode).collect(),
+                            r.threshold.get(),
+                        )
+                    })
+                    .unwrap_or_default()
+            };
+            let (old, old_t) = ids(previous);
+            let (new, new_t) = ids(&self.root);
+            let mut line = format!("  {name:<9} threshold {new_t} of {}", new.len());
+            if old_t != new_t {
+                let _ = write!(line, " (was {old_t})");
+            }
+            let _ = writeln!(out, "{line}");
+            for id in new.union(&old) {
+                let mark = match (old.contains(id), new.contains(id)) {
+                    (true, true) => "   ",
+                    (false, true) => "  +",
+                    _ => "  -",
+                };
+                let _ = writeln!(out, "  {mark} {id}");
+            }
+        }
+        for (what, root) in [("current", previous), ("new", &self.root)] {
+            let q = self.quorum(root)?;
+            let _ = writeln!(
+                out,
+                "signatures of the {what} root keys: {} of {} needed{}",
+                q.signed.len(),
+                q.threshold,
+                if q.met() { " (met)" } else { "" }
+            );
+            for id in &q.signed {
+                let _ = writeln!(out, "  signed  {id}");
+            }
+            for id in &q.missing {
+                let _ = writeln!(out, "  missing {id}");
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn role_keys(root: &mut Root, role: RoleType) -> Result<&mut RoleKeys> {
+    root.roles
+        .get_mut(&role)
+        .ok_or_else(|| Error::Usage(format!("the current root has no {} role", role_name(role))))
+}
+
+/// Every top-level role present, with at least as many keys as its threshold, each listed.
+fn check_roles(root: &Root) -> Result<()> {
+    let keys: &HashMap<_, _> = &root.keys;
+    for (name, role) in ROLES {
+        let r = root
+            .roles
+            .get(&role)
+            .ok_or_else(|| Error::Usage(format!("the root has no {name} role")))?;
+        if (r.keyids.len() as u64) < r.threshold.get() {
+            return Err(Error::Usage(format!(
+                "{name}: threshold {} but only {} key(s); add keys or lower --threshold {name}=N",
+                r.threshold,
+                r.keyids.len()
+            )));
+        }
+        if let Some(id) = r.keyids.iter().find(|id| !keys.contains_key(*id)) {
+            return Err(Error::Usage(format!(
+                "{name}: key {} is not in the root's key list",
+                hex::encode(id)
+            )));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,266 @@
+//! The offline root ceremony (threshold root keys made by OpenSSL, one keyholder at a time)
+//! and the rotation of every online key, with python-tuf clients verifying before, during
+//! and after.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::*;
+use package_signing::keys::SigningKey;
+
+/// `openssl genpkey -algorithm ED25519`: the private key, and its public half as keyholders
+/// hand it over.
+fn openssl_key(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
+    let private = dir.join(format!("{name}.pem"));
+    let public = dir.join(format!("{name}.pub.pem"));
+    let out = run(Command::new("openssl")
+        .args(["genpkey", "-algorithm", "ED25519", "-out"])
+        .arg(&private));
+    assert!(out.status.success(), "openssl genpkey failed");
+    let out = run(Command::new("openssl")
+        .args(["pkey", "-pubout", "-in"])
+        .arg(&private)
+        .arg("-out")
+        .arg(&public));
+    assert!(out.status.success(), "openssl pkey -pubout failed");
+    (private, public)
+}
+
+fn root_cmd(repo: &TestRepo, args: &[&str]) -> std::process::Output {
+    run(Command::new(SIGNER)
+        .arg("root")
+        .args(args)
+        .arg("--repo")
+        .arg(&repo.repo)
+        .arg("--draft")
+        .arg(repo.path("root-draft.json")))
+}
+
+fn ok(out: std::process::Output) -> String {
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn refused(out: std::process::Output, reason: &str) {
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "should have been refused");
+    assert!(err.contains(reason), "expected {reason:?} in: {err}");
+}
+
+fn sign(repo: &TestRepo, key: &Path) -> String {
+    ok(root_cmd(repo, &["sign", "--key", key.to_str().unwrap()]))
+}
+
+fn key_id(path: &Path) -> String {
+    SigningKey::load(path).unwrap().key_id().to_string()
+}
+
+fn validate(repo: &TestRepo) {
+    ok(run(Command::new(CLIENT)
+        .args(["validate", "--repo"])
+        .arg(&repo.repo)));
+}
+
+#[test]
+fn threshold_root_ceremony_with_openssl_keys() {
+    let repo = TestRepo::init(8, &[]);
+    let kh = repo.path("keyholders");
+    std::fs::create_dir_all(&kh).unwrap();
+    let keys: Vec<_> = ["alice", "bob", "carol"]
+        .iter()
+        .map(|n| openssl_key(&kh, n))
+        .collect();
+    // An installed client that trusted root v1 and must follow the chain.
+    ngclient_update(&repo, "client", &[]);
+
+    // v2: three keyholders, two signatures needed, init's root key retired.
+    let init_root = key_id(&repo.key("root"));
+    let mut new = vec!["new", "--expires", "30d", "--threshold", "root=2"];
+    let adds: Vec<String> = keys
+        .iter()
+        .map(|(_, public)| format!("root={}", public.display()))
+        .collect();
+    for a in &adds {
+        new.extend(["--add-key", a]);
+    }
+    let remove = format!("root={}", &init_root[..12]);
+    new.extend(["--remove-key", &remove]);
+    let shown = ok(root_cmd(&repo, &new));
+    assert!(shown.contains("threshold 2 of 3 (was 1)"), "{shown}");
+    assert!(shown.contains(&format!("  - {init_root}")), "{shown}");
+
+    refused(root_cmd(&repo, &["publish"]), "not enough signatures");
+    // A key that is not a root key is refused rather than silently useless.
+    refused(
+        root_cmd(
+            &repo,
+            &["sign", "--key", repo.key("targets").to_str().unwrap()],
+        ),
+        "is not a root key",
+    );
+    sign(&repo, &repo.key("root")); // the old root's threshold (1 of 1)
+    let status = sign(&repo, &keys[0].0);
+    assert!(
+        status.contains("signatures of the current root keys: 1 of 1 needed (met)")
+            && status.contains("signatures of the new root keys: 1 of 2 needed\n"),
+        "{status}"
+    );
+    refused(root_cmd(&repo, &["publish"]), "new root keys");
+    sign(&repo, &keys[2].0);
+    assert!(ok(root_cmd(&repo, &["publish"])).contains("published root v2"));
+    refused(root_cmd(&repo, &["publish"]), "repository is at v2");
+    assert!(repo.repo.join("metadata/2.root.json").is_file());
+    assert_eq!(
+        std::fs::read(repo.repo.join("metadata/2.root.json")).unwrap(),
+        std::fs::read(repo.repo.join("metadata/root.json")).unwrap()
+    );
+    let report = ngclient_update(&repo, "client", &[]);
+    assert_eq!(report["root"], 2);
+
+    // v3, a plain expiry extension: two of the three keyholders, the old key counts no more.
+    ok(root_cmd(&repo, &["new", "--expires", "365d", "--force"]));
+    sign(&repo, &keys[1].0);
+    refused(
+        root_cmd(
+            &repo,
+            &["sign", "--key", repo.key("root").to_str().unwrap()],
+        ),
+        "is not a root key",
+    );
+    refused(root_cmd(&repo, &["publish"]), "not enough signatures");
+    sign(&repo, &keys[2].0);
+    ok(root_cmd(&repo, &["publish"]));
+
+    assert_eq!(ngclient_update(&repo, "client", &[])["root"], 3);
+    assert_eq!(ngclient_verify(&repo, &[])["root"], 3);
+    validate(&repo);
+    assert_metadata_rules(&repo);
+}
+
+fn newest_signer(repo: &TestRepo, role: &str) -> Vec<String> {
+    let path = if role == "timestamp" {
+        repo.layout().timestamp()
+    } else {
+        let bin = if role == "bins" {
+            package_signing::repository::HashBins::new(8)
+                .unwrap()
+                .name(0)
+        } else {
+            role.to_string()
+        };
+        let v = *repo.layout().scan_versions().unwrap()[&bin].last().unwrap();
+        repo.layout().versioned(&bin, v)
+    };
+    let value: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    value["signatures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["keyid"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn wait_signed_by(repo: &TestRepo, role: &str, id: &str) {
+    let start = Instant::now();
+    while newest_signer(repo, role) != [id] {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "{role} never re-signed with the new key"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn add_targets(repo: &TestRepo, prefix: &str, releases: &Path) {
+    ok(run(Command::new(CLIENT)
+        .args([
+            "add-targets",
+            "--amqp",
+            &amqp_url(),
+            "--queue-prefix",
+            prefix,
+        ])
+        .arg("--targets-dir")
+        .arg(repo.repo.join("targets"))
+        .args(["--wait", "--timeout", "60s", "--repo"])
+        .arg(&repo.repo)
+        .arg(releases)));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_online_key_rotates_while_clients_keep_verifying() {
+    let repo = TestRepo::init(8, &[]);
+    let prefix = unique_prefix("rotate");
+    let mut signers: Vec<Proc> = repo.spawn_all_signers(&prefix);
+    for s in &mut signers {
+        wait_ready(s);
+    }
+    let mut releases = make_releases(&repo.path("rel-0"), 20, "r0");
+    add_targets(&repo, &prefix, &repo.path("rel-0"));
+    ngclient_update(&repo, "client", &items_for(&releases));
+    let kh = repo.path("new-keys");
+    std::fs::create_dir_all(&kh).unwrap();
+
+    for (i, role) in ["timestamp", "snapshot", "targets"].into_iter().enumerate() {
+        let old = key_id(&repo.key(role));
+        let (private, public) = openssl_key(&kh, role);
+        let new = key_id(&private);
+
+        // 1. Root lists the new key beside the old one; nothing else changes yet.
+        ok(root_cmd(
+            &repo,
+            &[
+                "new",
+                "--force",
+                "--add-key",
+                &format!("{role}={}", public.display()),
+            ],
+        ));
+        sign(&repo, &repo.key("root"));
+        ok(root_cmd(&repo, &["publish"]));
+        ngclient_update(&repo, "client", &items_for(&releases));
+
+        // 2. The signer restarts with the new key and re-signs its metadata at once.
+        let slot = ["targets", "snapshot", "timestamp"]
+            .iter()
+            .position(|r| *r == role)
+            .unwrap();
+        signers[slot].kill();
+        signers[slot] = repo.spawn_signer_with_key(role, &private, &prefix, &[]);
+        wait_signed_by(&repo, role, &new);
+        if role == "targets" {
+            wait_signed_by(&repo, "bins", &new);
+        }
+        // The chain follows the re-signed file up to a new timestamp.
+        let more = make_releases(
+            &repo.path(&format!("rel-{}", i + 1)),
+            5,
+            &format!("r{}", i + 1),
+        );
+        add_targets(&repo, &prefix, &repo.path(&format!("rel-{}", i + 1)));
+        releases.extend(more);
+        ngclient_update(&repo, "client", &items_for(&releases));
+
+        // 3. Root drops the old key: only the new one signs this role from now on.
+        ok(root_cmd(
+            &repo,
+            &["new", "--force", "--remove-key", &format!("{role}={old}")],
+        ));
+        sign(&repo, &repo.key("root"));
+        ok(root_cmd(&repo, &["publish"]));
+        ngclient_update(&repo, "client", &items_for(&releases));
+        ngclient_verify(&repo, &items_for(&releases));
+        validate(&repo);
+    }
+    assert_metadata_rules(&repo);
+    drop(signers);
+    delete_queues(&prefix).await;
+}
