@@ -3,6 +3,10 @@
 //! durably → publish the downstream job and wait for the broker's confirm → acknowledge.
 //! A crash anywhere before the acknowledgement means the batch comes back, and applying it
 //! again changes nothing that was already written.
+//!
+//! Writes happen under the role's lock in `REPO/control/` (see [`Control`]), and the
+//! targets signer obeys the pause switch there: paused, it lets go of its queue (jobs wait
+//! there) and keeps only its expiry refresh going.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -13,6 +17,7 @@ use crate::broker::amqp::AmqpConfig;
 use crate::broker::memory::MemoryBroker;
 use crate::broker::{Endpoint, Queue};
 use crate::jobs::{ExpiryCheck, Job, SnapshotJob, TargetsJob, TimestampJob};
+use crate::repository::control::Control;
 use crate::roles::{SnapshotRole, TargetsRole, TimestampRole};
 use crate::{Error, Result};
 
@@ -21,6 +26,8 @@ pub trait Stage: Send + 'static {
     type Job: ExpiryCheck;
     const NAME: &'static str;
     const QUEUE: Queue;
+    /// Whether `tuf-client pause` stops this role taking jobs.
+    const PAUSABLE: bool = false;
 
     /// Refuses a job that must not be applied; the reason goes with it to the dead letters.
     fn check(&self, job: &Self::Job) -> Result<()>;
@@ -32,6 +39,8 @@ pub trait Stage: Send + 'static {
     fn is_stale(&self) -> Result<bool>;
     /// How often to look for metadata about to expire.
     fn refresh_interval(&self) -> Duration;
+    /// Where the repository is (for the lock and the pause switch).
+    fn control(&self) -> Control;
 }
 
 fn encode<T: serde::Serialize>(job: &T) -> Vec<u8> {
@@ -42,6 +51,7 @@ impl Stage for TargetsRole {
     type Job = TargetsJob;
     const NAME: &'static str = "targets";
     const QUEUE: Queue = Queue::Targets;
+    const PAUSABLE: bool = true;
 
     fn check(&self, job: &TargetsJob) -> Result<()> {
         job.check()
@@ -58,6 +68,9 @@ impl Stage for TargetsRole {
     }
     fn refresh_interval(&self) -> Duration {
         self.refresh_interval()
+    }
+    fn control(&self) -> Control {
+        Control::new(self.layout())
     }
 }
 
@@ -82,6 +95,9 @@ impl Stage for SnapshotRole {
     fn refresh_interval(&self) -> Duration {
         self.refresh_interval()
     }
+    fn control(&self) -> Control {
+        Control::new(self.layout())
+    }
 }
 
 impl Stage for TimestampRole {
@@ -103,6 +119,9 @@ impl Stage for TimestampRole {
     }
     fn refresh_interval(&self) -> Duration {
         self.refresh_interval()
+    }
+    fn control(&self) -> Control {
+        Control::new(self.layout())
     }
 }
 
@@ -144,58 +163,171 @@ pub async fn run<S: Stage>(
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<()> {
     let mut backoff = Duration::from_millis(500);
-    let mut stage = Some(load()?);
+    let mut signer = Signer {
+        stage: load()?,
+        id: writer_id(),
+    };
+    let control = signer.stage.control();
     loop {
         if *shutdown.borrow() {
             return Ok(());
         }
-        let endpoint = tokio::select! {
-            e = connector.open(Some(S::QUEUE), options.batch_max) => e,
-            _ = shutdown.changed() => return Ok(()),
-        };
-        let result = match endpoint {
-            Ok(mut endpoint) => {
-                backoff = Duration::from_millis(500);
-                let mut current = match stage.take() {
-                    Some(s) => s,
-                    None => load()?,
-                };
-                let r = serve(&mut endpoint, &mut current, &load, options, &mut shutdown).await;
-                if r.is_ok() {
-                    return Ok(());
-                }
-                r
-            }
-            Err(e) => Err(e),
-        };
-        if let Err(e) = result {
-            tracing::warn!(role = S::NAME, error = %e, retry_in_ms = backoff.as_millis() as u64,
-                "signer lost its queue or could not write; reconnecting (unacknowledged jobs come back)");
-            tokio::select! {
-                _ = tokio::time::sleep(backoff) => {},
+        let result = if S::PAUSABLE && control.paused()?.is_some() {
+            paused(&connector, &mut signer, &load, &control, &mut shutdown).await
+        } else {
+            let endpoint = tokio::select! {
+                e = connector.open(Some(S::QUEUE), options.batch_max) => e,
                 _ = shutdown.changed() => return Ok(()),
+            };
+            match endpoint {
+                Ok(mut endpoint) => {
+                    backoff = Duration::from_millis(500);
+                    let r = serve(&mut endpoint, &mut signer, &load, options, &mut shutdown).await;
+                    endpoint.close().await;
+                    r
+                }
+                Err(e) => Err(e),
             }
-            backoff = (backoff * 2).min(Duration::from_secs(30));
+        };
+        match result {
+            Ok(Stop::Shutdown) => return Ok(()),
+            Ok(Stop::Paused | Stop::Resumed) => continue,
+            Err(e) => {
+                tracing::warn!(role = S::NAME, error = %e, retry_in_ms = backoff.as_millis() as u64,
+                    "signer lost its queue or could not write; reconnecting (unacknowledged jobs come back)");
+                // A failed write may leave the state ahead of the disk: start again from disk.
+                signer.stage = tokio::task::block_in_place(&load)?;
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {},
+                    _ = shutdown.changed() => return Ok(()),
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(30));
+            }
+        }
+    }
+}
+
+/// A role's state and the name it records in the role's lock file when it writes.
+struct Signer<S> {
+    stage: S,
+    id: String,
+}
+
+/// Why `serve` or `paused` returned.
+enum Stop {
+    Shutdown,
+    Paused,
+    Resumed,
+}
+
+fn writer_id() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    format!(
+        "{}@{} {nanos}",
+        std::process::id(),
+        std::env::var("HOSTNAME").unwrap_or_default()
+    )
+}
+
+impl<S: Stage> Signer<S> {
+    /// Applies `jobs` under the role's lock. When another replica wrote since this one did
+    /// (a standby that took over, a paused signer's refresh), the state is reloaded first.
+    fn apply_locked(
+        &mut self,
+        jobs: &[S::Job],
+        load: &impl Fn() -> Result<S>,
+        control: &Control,
+        check_stale: bool,
+    ) -> Result<(Option<Vec<u8>>, usize)> {
+        let mut lock = control.lock(S::NAME)?;
+        let last = lock.last_writer()?;
+        let other_wrote = !last.is_empty() && last != self.id;
+        if (check_stale || other_wrote) && self.stage.is_stale()? {
+            // A hot standby gets its first job when the active replica has gone: what it
+            // read at start is out of date by whatever that replica signed since.
+            tracing::info!(
+                role = S::NAME,
+                "another replica signed since this one loaded: reloading state from disk"
+            );
+            self.stage = load()?;
+        }
+        let out = self.stage.apply(jobs)?;
+        lock.record(&self.id)?;
+        Ok(out)
+    }
+}
+
+/// Paused (targets only): no consumer on the queue, so jobs wait there; the expiry refresh
+/// runs here directly, under the role lock.
+async fn paused<S: Stage>(
+    connector: &Connector,
+    signer: &mut Signer<S>,
+    load: &impl Fn() -> Result<S>,
+    control: &Control,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Result<Stop> {
+    let publisher = tokio::select! {
+        e = connector.open(None, 1) => e?,
+        _ = shutdown.changed() => return Ok(Stop::Shutdown),
+    };
+    if let (Some(next), Some(body)) = (S::QUEUE.next(), signer.stage.resync()) {
+        publisher.publish(next, &body).await?;
+    }
+    tracing::info!(
+        role = S::NAME,
+        "paused (tuf-client resume to continue): jobs wait in the queue; expiry refresh goes on"
+    );
+    let mut poll = tokio::time::interval(Duration::from_millis(500));
+    let mut expiry_check = tokio::time::interval(signer.stage.refresh_interval());
+    expiry_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut first = true;
+    loop {
+        tokio::select! {
+            _ = poll.tick() => {
+                if control.paused()?.is_none() {
+                    tracing::info!(role = S::NAME, "resumed: taking jobs again");
+                    publisher.close().await;
+                    return Ok(Stop::Resumed);
+                }
+            }
+            _ = expiry_check.tick() => {
+                let check = [S::Job::expiry_check()];
+                let (next, _) = tokio::task::block_in_place(|| {
+                    signer.apply_locked(&check, load, control, std::mem::take(&mut first))
+                })?;
+                if let (Some(queue), Some(body)) = (S::QUEUE.next(), next) {
+                    publisher.publish(queue, &body).await?;
+                }
+            }
+            _ = shutdown.changed() => {
+                publisher.close().await;
+                return Ok(Stop::Shutdown);
+            }
         }
     }
 }
 
 async fn serve<S: Stage>(
     endpoint: &mut Endpoint,
-    stage: &mut S,
+    signer: &mut Signer<S>,
     load: &impl Fn() -> Result<S>,
     options: WorkerOptions,
     shutdown: &mut watch::Receiver<bool>,
-) -> Result<()> {
+) -> Result<Stop> {
+    let control = signer.stage.control();
     let mut first_batch = true;
-    if let (Some(next), Some(body)) = (S::QUEUE.next(), stage.resync()) {
+    if let (Some(next), Some(body)) = (S::QUEUE.next(), signer.stage.resync()) {
         endpoint.publish(next, &body).await?;
     }
     tracing::info!(role = S::NAME, "signer ready");
     // Expiry is checked at once (a signer that was down may find its metadata expired), then
     // regularly, through this role's own queue: see `ExpiryCheck`.
-    let mut expiry_check = tokio::time::interval(stage.refresh_interval());
+    let mut expiry_check = tokio::time::interval(signer.stage.refresh_interval());
     expiry_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut pause_poll = tokio::time::interval(Duration::from_millis(500));
     loop {
         let batch = tokio::select! {
             b = endpoint.next_batch(options.batch_max as usize) => b?,
@@ -203,18 +335,16 @@ async fn serve<S: Stage>(
                 endpoint.publish(S::QUEUE, &encode(&S::Job::expiry_check())).await?;
                 continue;
             }
-            _ = shutdown.changed() => return Ok(()),
+            _ = pause_poll.tick(), if S::PAUSABLE => {
+                if control.paused()?.is_some() {
+                    return Ok(Stop::Paused);
+                }
+                continue;
+            }
+            _ = shutdown.changed() => return Ok(Stop::Shutdown),
         };
         let started = Instant::now();
-        if std::mem::take(&mut first_batch) && stage.is_stale()? {
-            // A hot standby gets its first job when the active replica has gone: what it
-            // read at start is out of date by whatever that replica signed since.
-            tracing::info!(
-                role = S::NAME,
-                "taking over as the active signer: reloading state from disk"
-            );
-            *stage = tokio::task::block_in_place(load)?;
-        }
+        let stage = &signer.stage;
         let mut jobs = Vec::with_capacity(batch.len());
         let mut rejected = 0;
         for delivery in &batch {
@@ -232,7 +362,9 @@ async fn serve<S: Stage>(
             }
         }
         let items: usize = jobs.iter().map(Job::items).sum();
-        let (next, written) = tokio::task::block_in_place(|| stage.apply(&jobs))?;
+        let first = std::mem::take(&mut first_batch);
+        let (next, written) =
+            tokio::task::block_in_place(|| signer.apply_locked(&jobs, load, &control, first))?;
         if let (Some(queue), Some(body)) = (S::QUEUE.next(), next) {
             endpoint.publish(queue, &body).await?;
         }

@@ -51,7 +51,7 @@ async fn standby_targets_signer_takes_over_without_losing_the_active_ones_work()
     let second = make_releases(&repo.path("second"), 200, "two");
     add(&repo, &prefix, &repo.path("second"));
     assert!(
-        standby.log_text().contains("taking over"),
+        standby.log_text().contains("reloading state from disk"),
         "{}",
         standby.log_text()
     );

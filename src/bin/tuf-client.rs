@@ -16,6 +16,7 @@ use package_signing::client::status;
 use package_signing::client::submit::{collect, describe, publish_file, Sink};
 use package_signing::client::trust::TrustedMetadata;
 use package_signing::jobs::{check_target_name, SnapshotJob, TargetsJob, TimestampJob};
+use package_signing::repository::control::Control;
 use package_signing::repository::expiry::parse_duration;
 use package_signing::repository::Layout;
 use package_signing::{Error, Result};
@@ -23,7 +24,8 @@ use package_signing::{Error, Result};
 /// The packaging pipeline's side of a TUF-signed Composer repository.
 ///
 /// Publisher side: `add-targets` hashes release files and submits them for signing,
-/// `remove-targets` withdraws names, `status` shows the repository.
+/// `remove-targets` withdraws names, `status` shows the repository, `validate` checks it,
+/// `pause`/`resume` hold signing, `refresh-expiry` re-signs now.
 /// Composer side (what Composer's TUF plugin does): `init` trusts a root, `refresh` updates
 /// the trusted metadata, `download` fetches and verifies packages.
 #[derive(Parser)]
@@ -92,9 +94,38 @@ enum Command {
         #[arg(long, default_value = "0s", value_parser = parse_window)]
         expires_within: std::time::Duration,
     },
-    /// Show each role's version, expiry and key ids, and the number of targets.
+    /// Show each role's version, expiry (yellow when close, red when expired) and key ids,
+    /// the number of targets, whether signing is paused and, with a broker, the jobs waiting
+    /// in each queue (a non-empty dead-letter queue is shown in red).
     Status {
         /// The repository folder.
+        #[arg(long, env = "TUF_REPO")]
+        repo: PathBuf,
+        /// RabbitMQ URL, to show queue depths.
+        #[arg(long, env = "AMQP_URL", hide_env_values = true)]
+        amqp: Option<String>,
+        /// Prefix of the queue names (as given to the signers).
+        #[arg(long, env = "TUF_QUEUE_PREFIX", default_value = "")]
+        queue_prefix: String,
+        /// Colour: auto (when printing to a terminal and NO_COLOR is unset), always, never.
+        #[arg(long, default_value = "auto", value_parser = ["auto", "always", "never"])]
+        color: String,
+    },
+    /// Stop the targets signers taking new jobs: submissions wait in the queue, nothing is
+    /// lost, and every role's expiry refresh goes on. Undo with `resume`.
+    ///
+    /// The switch is REPO/control/paused.json, so it holds across signer restarts.
+    Pause {
+        /// The repository folder the signers sign.
+        #[arg(long, env = "TUF_REPO")]
+        repo: PathBuf,
+        /// Why, shown by `status`.
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Let the targets signers take jobs again (they pick the switch up within a second).
+    Resume {
+        /// The repository folder the signers sign.
         #[arg(long, env = "TUF_REPO")]
         repo: PathBuf,
     },
@@ -268,8 +299,50 @@ async fn dispatch(command: Command) -> Result<()> {
                 )))
             }
         }
-        Command::Status { repo } => {
-            print!("{}", status::read(&Layout::new(repo))?.render());
+        Command::Status {
+            repo,
+            amqp,
+            queue_prefix,
+            color,
+        } => {
+            let mut report = status::read(&Layout::new(repo))?;
+            if let Some(url) = amqp {
+                let config = AmqpConfig {
+                    url,
+                    prefix: queue_prefix,
+                };
+                report = report.with_queues(&config).await?;
+            }
+            let colour = match color.as_str() {
+                "always" => true,
+                "never" => false,
+                _ => {
+                    use std::io::IsTerminal;
+                    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+                }
+            };
+            print!("{}", report.render(colour));
+            Ok(())
+        }
+        Command::Pause { repo, reason } => {
+            let layout = Layout::new(repo);
+            layout.require_initialised()?;
+            match Control::new(&layout).pause(reason)? {
+                Some(p) => println!("already paused since {}", p.since),
+                None => println!(
+                    "paused: the targets signers stop taking jobs within a second (the batch \
+                     in hand finishes); submissions wait in the queue"
+                ),
+            }
+            Ok(())
+        }
+        Command::Resume { repo } => {
+            let layout = Layout::new(repo);
+            layout.require_initialised()?;
+            match Control::new(&layout).resume()? {
+                Some(p) => println!("resumed (paused since {})", p.since),
+                None => println!("was not paused"),
+            }
             Ok(())
         }
         Command::Init {

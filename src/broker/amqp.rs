@@ -211,8 +211,21 @@ impl AmqpEndpoint {
         Ok(())
     }
 
+    /// Closes the channel and connection: the broker puts every unacknowledged job back in
+    /// its queue, in its place.
+    pub async fn close(self) {
+        let _ = self.channel.close(200, "closing".into()).await;
+        let _ = self._connection.close(200, "closing".into()).await;
+    }
+
     /// Messages waiting in a queue (for status and tests).
     pub async fn depth(&self, queue: Queue) -> Result<u32> {
+        Ok(self.inspect(queue).await?.0)
+    }
+
+    /// Messages waiting in a queue and consumers attached to it. A passive declaration:
+    /// it needs no permission on the queue and creates nothing.
+    pub async fn inspect(&self, queue: Queue) -> Result<(u32, u32)> {
         let name = queue.name(&self.config.prefix);
         let q = self
             .channel
@@ -226,8 +239,46 @@ impl AmqpEndpoint {
             )
             .await
             .map_err(Error::broker(format!("cannot inspect {name}")))?;
-        Ok(q.message_count())
+        Ok((q.message_count(), q.consumer_count()))
     }
+}
+
+/// Messages waiting in and consumers attached to each queue, `None` for a queue that does
+/// not exist yet. Declares nothing (each look is passive, on its own channel, because the
+/// broker closes a channel that asks after a missing queue).
+pub async fn inspect_queues(
+    config: &AmqpConfig,
+    queues: &[Queue],
+) -> Result<Vec<(Queue, Option<(u32, u32)>)>> {
+    let connection = Connection::connect(&config.url, ConnectionProperties::default())
+        .await
+        .map_err(Error::broker(format!(
+            "cannot connect to {}",
+            config.redacted_url()
+        )))?;
+    let mut out = Vec::with_capacity(queues.len());
+    for &queue in queues {
+        let channel = connection
+            .create_channel()
+            .await
+            .map_err(Error::broker("cannot open a channel"))?;
+        let name = queue.name(&config.prefix);
+        let found = channel
+            .queue_declare(
+                ShortString::from(name.as_str()),
+                QueueDeclareOptions {
+                    passive: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .ok()
+            .map(|q| (q.message_count(), q.consumer_count()));
+        out.push((queue, found));
+    }
+    let _ = connection.close(200, "done".into()).await;
+    Ok(out)
 }
 
 fn to_delivery(d: lapin::message::Delivery) -> Delivery {

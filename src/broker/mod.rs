@@ -112,6 +112,14 @@ impl Endpoint {
         }
     }
 
+    /// Lets go of the queue; unacknowledged jobs go back to it.
+    pub async fn close(self) {
+        match self {
+            Endpoint::Amqp(e) => e.close().await,
+            Endpoint::Memory(e) => drop(e),
+        }
+    }
+
     /// Acknowledges a whole batch.
     pub async fn ack(&self, batch: &[Delivery]) -> Result<()> {
         match self {

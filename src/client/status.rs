@@ -1,9 +1,14 @@
-//! `tuf-client status`: each role's newest version, expiry, key ids and the target count.
+//! `tuf-client status`: each role's newest version, expiry and key ids, the target count,
+//! whether the signers are paused, and (given a broker) how many jobs wait in each queue.
 
 use std::fmt::Write;
+use std::time::Duration;
 
 use tough::schema::{RoleType, Snapshot, Targets, Timestamp};
 
+use crate::broker::amqp::{inspect_queues, AmqpConfig};
+use crate::broker::Queue;
+use crate::repository::control::{Control, Pause};
 use crate::repository::{signed, Layout};
 use crate::roles::latest_root;
 use crate::Result;
@@ -15,10 +20,29 @@ pub struct RoleStatus {
     pub key_ids: Vec<String>,
 }
 
+pub struct QueueStatus {
+    pub queue: String,
+    /// `(messages, consumers)`, `None` when the queue does not exist yet.
+    pub depth: Option<(u32, u32)>,
+}
+
 pub struct Status {
     pub roles: Vec<RoleStatus>,
     pub bins: usize,
     pub targets: usize,
+    pub paused: Option<Pause>,
+    pub queues: Vec<QueueStatus>,
+}
+
+/// Below this much time left a role's expiry is shown as a warning: a quarter of the
+/// default lifetime, by which time its signer (which re-signs at half) should have acted.
+fn warn_below(role: &str) -> Duration {
+    let day = 86_400;
+    Duration::from_secs(match role {
+        "timestamp" => day / 4,
+        "snapshot" => 7 * day / 4,
+        _ => 365 * day / 4,
+    })
 }
 
 pub fn read(layout: &Layout) -> Result<Status> {
@@ -47,13 +71,17 @@ pub fn read(layout: &Layout) -> Result<Status> {
         .unwrap_or(1);
     let (top, _) = signed::load::<Targets>(&layout.versioned("targets", top_version), "targets")?;
     let mut targets = 0;
-    let mut bins = 0;
-    for (file, meta) in &snapshot.signed.meta {
-        if let Some(bin) = file.strip_suffix(".json").filter(|b| *b != "targets") {
+    let delegated = top
+        .signed
+        .delegations
+        .as_ref()
+        .map(|d| d.roles.as_slice())
+        .unwrap_or_default();
+    for role in delegated {
+        if let Some(meta) = snapshot.signed.meta.get(&format!("{}.json", role.name)) {
             let (t, _) =
-                signed::load::<Targets>(&layout.versioned(bin, meta.version.get()), "bin")?;
+                signed::load::<Targets>(&layout.versioned(&role.name, meta.version.get()), "bin")?;
             targets += t.signed.targets.len();
-            bins += 1;
         }
     }
     let roles = vec![
@@ -84,13 +112,43 @@ pub fn read(layout: &Layout) -> Result<Status> {
     ];
     Ok(Status {
         roles,
-        bins,
+        bins: delegated.len(),
         targets,
+        paused: Control::new(layout).paused()?,
+        queues: Vec::new(),
     })
 }
 
 impl Status {
-    pub fn render(&self) -> String {
+    /// Adds each queue's depth and consumers as the broker reports them.
+    pub async fn with_queues(mut self, config: &AmqpConfig) -> Result<Status> {
+        let all = [
+            Queue::Targets,
+            Queue::Snapshot,
+            Queue::Timestamp,
+            Queue::DeadLetter,
+        ];
+        self.queues = inspect_queues(config, &all)
+            .await?
+            .into_iter()
+            .map(|(q, depth)| QueueStatus {
+                queue: q.name(&config.prefix),
+                depth,
+            })
+            .collect();
+        Ok(self)
+    }
+
+    /// The report; with `colour`, close expiries in yellow and expired ones, a pause and
+    /// dead letters in red.
+    pub fn render(&self, colour: bool) -> String {
+        let paint = |text: String, code: &str| {
+            if colour && !code.is_empty() {
+                format!("\x1b[{code}m{text}\x1b[0m")
+            } else {
+                text
+            }
+        };
         let now = jiff::Timestamp::now();
         let mut out = String::new();
         let _ = writeln!(
@@ -101,12 +159,16 @@ impl Status {
         for r in &self.roles {
             let left = r.expires.duration_since(now);
             let hours = left.as_secs() / 3600;
-            let note = if left.is_negative() {
-                "EXPIRED".to_string()
-            } else if hours < 48 {
-                format!("in {hours} h")
+            let (note, code) = if left.is_negative() {
+                ("EXPIRED".to_string(), "1;31")
             } else {
-                format!("in {} d", hours / 24)
+                let text = if hours < 48 {
+                    format!("in {hours} h")
+                } else {
+                    format!("in {} d", hours / 24)
+                };
+                let close = (left.as_secs() as u64) < warn_below(&r.role).as_secs();
+                (text, if close { "33" } else { "" })
             };
             let ids: Vec<String> = r
                 .key_ids
@@ -115,11 +177,11 @@ impl Status {
                 .collect();
             let _ = writeln!(
                 out,
-                "{:<10} {:>8}  {:<21} {:<14} {}",
+                "{:<10} {:>8}  {:<21} {} {}",
                 r.role,
                 r.version,
                 r.expires.to_string(),
-                note,
+                paint(format!("{note:<14}"), code),
                 ids.join(", ")
             );
         }
@@ -128,6 +190,42 @@ impl Status {
             "bins: {}   targets signed: {}",
             self.bins, self.targets
         );
+        match &self.paused {
+            Some(p) => {
+                let why = p
+                    .reason
+                    .as_deref()
+                    .map(|r| format!(": {r}"))
+                    .unwrap_or_default();
+                let _ = writeln!(
+                    out,
+                    "{}",
+                    paint(
+                        format!(
+                            "PAUSED since {}{why} (targets jobs wait; tuf-client resume)",
+                            p.since
+                        ),
+                        "1;31"
+                    )
+                );
+            }
+            None => {
+                let _ = writeln!(out, "signing: running (not paused)");
+            }
+        }
+        if !self.queues.is_empty() {
+            let _ = writeln!(out, "{:<40} {:>9} {:>10}", "queue", "messages", "consumers");
+            for q in &self.queues {
+                let line = match q.depth {
+                    Some((messages, consumers)) => {
+                        format!("{:<40} {messages:>9} {consumers:>10}", q.queue)
+                    }
+                    None => format!("{:<40} {:>9} {:>10}", q.queue, "-", "(absent)"),
+                };
+                let dead = q.queue.ends_with("dead-letter") && q.depth.is_some_and(|d| d.0 > 0);
+                let _ = writeln!(out, "{}", paint(line, if dead { "31" } else { "" }));
+            }
+        }
         out
     }
 }

@@ -89,6 +89,7 @@ pub fn init(opts: &InitOptions, mut progress: impl FnMut(usize, usize)) -> Resul
     create_dir(&opts.keys)?;
     create_dir(&layout.metadata_dir())?;
     create_dir(&layout.targets_dir())?;
+    create_dir(&layout.root.join("control"))?;
 
     let mut keys = HashMap::new();
     let mut key_ids = Vec::new();

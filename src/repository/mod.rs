@@ -10,6 +10,7 @@
 //! ```
 
 pub mod bins;
+pub mod control;
 pub mod expiry;
 pub mod init;
 pub mod layout;

@@ -88,6 +88,10 @@ impl SnapshotRole {
         Ok(())
     }
 
+    pub fn layout(&self) -> &crate::repository::Layout {
+        &self.settings.layout
+    }
+
     /// How often the worker should look for metadata about to expire.
     pub fn refresh_interval(&self) -> std::time::Duration {
         super::refresh_check_interval(&self.settings, &[self.settings.expiries.snapshot])

@@ -53,6 +53,10 @@ impl TimestampRole {
         })
     }
 
+    pub fn layout(&self) -> &crate::repository::Layout {
+        &self.settings.layout
+    }
+
     /// How often the worker should look for metadata about to expire.
     pub fn refresh_interval(&self) -> std::time::Duration {
         super::refresh_check_interval(&self.settings, &[self.settings.expiries.timestamp])

@@ -1,0 +1,192 @@
+//! `REPO/control/`: the operator's switches and the signers' coordination, beside the
+//! metadata but never served (only `metadata/` and `targets/` are).
+//!
+//! - `paused.json`: while it exists the targets signer takes no new jobs (they wait in the
+//!   queue); expiry refresh goes on. Written by `tuf-client pause`, removed by `resume`.
+//! - `ROLE.lock`: every write of a role's metadata happens under this file lock, and the
+//!   lock file names the last writer. A replica that finds another's name there reloads
+//!   before writing, so two replicas never sign the same version twice.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, Write};
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use super::layout::{create_dir, sync_dir, write_durably};
+use super::Layout;
+use crate::{Error, Result};
+
+#[derive(Debug, Clone)]
+pub struct Control {
+    dir: PathBuf,
+}
+
+/// Why and since when the signers are paused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pause {
+    pub since: jiff::Timestamp,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+impl Control {
+    pub fn new(layout: &Layout) -> Control {
+        Control {
+            dir: layout.root.join("control"),
+        }
+    }
+
+    fn paused_file(&self) -> PathBuf {
+        self.dir.join("paused.json")
+    }
+
+    /// Pauses the targets signers; returns the pause already in force, if any.
+    pub fn pause(&self, reason: Option<String>) -> Result<Option<Pause>> {
+        if let Some(p) = self.paused()? {
+            return Ok(Some(p));
+        }
+        create_dir(&self.dir)?;
+        let pause = Pause {
+            since: jiff::Timestamp::from_second(jiff::Timestamp::now().as_second())
+                .expect("now is in range"),
+            reason,
+        };
+        write_durably(
+            &self.paused_file(),
+            &serde_json::to_vec_pretty(&pause).expect("serialises"),
+        )?;
+        Ok(None)
+    }
+
+    /// Resumes; returns the pause that was in force, if any.
+    pub fn resume(&self) -> Result<Option<Pause>> {
+        let was = self.paused()?;
+        if was.is_some() {
+            let path = self.paused_file();
+            std::fs::remove_file(&path).map_err(Error::io("cannot remove", &path))?;
+            sync_dir(&self.dir)?;
+        }
+        Ok(was)
+    }
+
+    /// The pause in force. An unreadable pause file still counts as a pause: stopping is the
+    /// safe reading of a switch we cannot read.
+    pub fn paused(&self) -> Result<Option<Pause>> {
+        let path = self.paused_file();
+        match std::fs::read(&path) {
+            Ok(bytes) => Ok(Some(serde_json::from_slice(&bytes).unwrap_or(Pause {
+                since: jiff::Timestamp::UNIX_EPOCH,
+                reason: Some(format!("{} is unreadable", path.display())),
+            }))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::io("cannot read the pause switch", path)(e)),
+        }
+    }
+
+    /// Takes `role`'s write lock, waiting for another replica to finish its write.
+    pub fn lock(&self, role: &str) -> Result<RoleLock> {
+        create_dir(&self.dir)?;
+        let path = self.dir.join(format!("{role}.lock"));
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(Error::io("cannot open lock file", &path))?;
+        lock_exclusive(&file).map_err(Error::io("cannot lock", &path))?;
+        Ok(RoleLock { file, path })
+    }
+}
+
+/// `flock(LOCK_EX)`, waiting. (`File::lock` does this from Rust 1.89; we build with 1.85+.)
+/// The lock goes with the file descriptor, so dropping the file releases it, and so does a
+/// crash.
+fn lock_exclusive(file: &File) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::io::AsRawFd;
+        loop {
+            // SAFETY: flock on a descriptor this `File` owns and keeps open.
+            if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } == 0 {
+                return Ok(());
+            }
+            let err = std::io::Error::last_os_error();
+            if err.kind() != std::io::ErrorKind::Interrupted {
+                return Err(err);
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = file;
+        Ok(())
+    }
+}
+
+/// A role's write lock, held until dropped.
+#[derive(Debug)]
+pub struct RoleLock {
+    file: File,
+    path: PathBuf,
+}
+
+impl RoleLock {
+    /// Who wrote the role's metadata last (empty before anyone recorded a write).
+    pub fn last_writer(&mut self) -> Result<String> {
+        let mut text = String::new();
+        self.file
+            .rewind()
+            .and_then(|()| self.file.read_to_string(&mut text))
+            .map_err(Error::io("cannot read lock file", &self.path))?;
+        Ok(text)
+    }
+
+    /// Records `writer` as the last writer. Not fsynced: after a machine crash every signer
+    /// restarts, and a restarted signer reloads from disk anyway.
+    pub fn record(&mut self, writer: &str) -> Result<()> {
+        self.file
+            .set_len(0)
+            .and_then(|()| self.file.rewind())
+            .and_then(|()| self.file.write_all(writer.as_bytes()))
+            .map_err(Error::io("cannot write lock file", &self.path))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pause_resume_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let control = Control::new(&Layout::new(dir.path()));
+        assert_eq!(control.paused().unwrap(), None);
+        assert_eq!(control.pause(Some("release freeze".into())).unwrap(), None);
+        let p = control.paused().unwrap().unwrap();
+        assert_eq!(p.reason.as_deref(), Some("release freeze"));
+        assert_eq!(
+            control.pause(None).unwrap(),
+            Some(p.clone()),
+            "already paused"
+        );
+        assert_eq!(control.resume().unwrap(), Some(p));
+        assert_eq!(control.resume().unwrap(), None);
+    }
+
+    #[test]
+    fn lock_remembers_the_last_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let control = Control::new(&Layout::new(dir.path()));
+        let mut lock = control.lock("targets").unwrap();
+        assert_eq!(lock.last_writer().unwrap(), "");
+        lock.record("writer-a-long-name").unwrap();
+        lock.record("writer-b").unwrap();
+        drop(lock);
+        assert_eq!(
+            control.lock("targets").unwrap().last_writer().unwrap(),
+            "writer-b"
+        );
+    }
+}

@@ -1,0 +1,168 @@
+//! `tuf-client pause` holds the targets jobs in the queue (nothing lost, nothing signed),
+//! expiry refresh goes on meanwhile, the pause survives a signer restart, and `resume`
+//! signs what waited; `status` shows the pause and the waiting jobs.
+
+mod common;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::*;
+use package_signing::broker::amqp::{inspect_queues, AmqpConfig};
+use package_signing::broker::Queue;
+
+const SHORT: [&str; 8] = [
+    "--expire-timestamp",
+    "4s",
+    "--expire-snapshot",
+    "6s",
+    "--expire-bins",
+    "8s",
+    "--expire-targets",
+    "8s",
+];
+
+fn client(args: &[&str], repo: &TestRepo) -> String {
+    let out = run(Command::new(CLIENT)
+        .args(args)
+        .arg("--repo")
+        .arg(&repo.repo));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn wait_log(proc: &Proc, text: &str, count: usize) {
+    let start = Instant::now();
+    while proc.log_text().matches(text).count() < count {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "signer never logged {text:?}:\n{}",
+            proc.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn newest(repo: &TestRepo, role: &str) -> u64 {
+    *repo.layout().scan_versions().unwrap()[role].last().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pause_holds_jobs_refresh_goes_on_resume_signs_them() {
+    let repo = TestRepo::init(4, &SHORT);
+    let prefix = unique_prefix("pause");
+    let config = AmqpConfig {
+        url: amqp_url(),
+        prefix: prefix.clone(),
+    };
+    let mut targets = repo.spawn_signer("targets", &prefix, &SHORT);
+    let mut others = [
+        repo.spawn_signer("snapshot", &prefix, &SHORT),
+        repo.spawn_signer("timestamp", &prefix, &SHORT),
+    ];
+    wait_ready(&mut targets);
+    for s in &mut others {
+        wait_ready(s);
+    }
+    let submit = |dir: &str, wait: bool| {
+        let mut cmd = Command::new(CLIENT);
+        cmd.args([
+            "add-targets",
+            "--amqp",
+            &amqp_url(),
+            "--queue-prefix",
+            &prefix,
+        ])
+        .arg("--targets-dir")
+        .arg(repo.repo.join("targets"));
+        if wait {
+            cmd.args(["--wait", "--timeout", "60s", "--repo"])
+                .arg(&repo.repo);
+        }
+        let out = run(cmd.arg(repo.path(dir)));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let before = make_releases(&repo.path("rel-a"), 5, "a");
+    submit("rel-a", true);
+
+    client(&["pause", "--reason", "release freeze"], &repo);
+    wait_log(&targets, "paused (tuf-client resume", 1);
+    let held = make_releases(&repo.path("rel-b"), 7, "b");
+    submit("rel-b", false);
+
+    // Longer than every lifetime: without the refresh python-tuf would call this a freeze.
+    let (top, ts) = (newest(&repo, "targets"), newest(&repo, "snapshot"));
+    std::thread::sleep(Duration::from_secs(10));
+    assert!(
+        newest(&repo, "targets") > top,
+        "targets not refreshed while paused"
+    );
+    assert!(
+        newest(&repo, "snapshot") > ts,
+        "snapshot not refreshed while paused"
+    );
+    let depths = inspect_queues(&config, &[Queue::Targets]).await.unwrap();
+    assert_eq!(
+        depths[0].1.map(|d| d.0),
+        Some(1),
+        "the held job waits in the queue"
+    );
+    let mut items = items_for(&before);
+    items.extend(held.iter().map(|(n, _)| format!("!{n}")));
+    ngclient_verify(&repo, &items);
+
+    let status = client(
+        &[
+            "status",
+            "--amqp",
+            &amqp_url(),
+            "--queue-prefix",
+            &prefix,
+            "--color",
+            "never",
+        ],
+        &repo,
+    );
+    assert!(
+        status.contains("PAUSED since") && status.contains("release freeze"),
+        "{status}"
+    );
+    let line = status
+        .lines()
+        .find(|l| l.starts_with(&Queue::Targets.name(&prefix)))
+        .expect("targets queue line");
+    assert_eq!(line.split_whitespace().nth(1), Some("1"), "{status}");
+
+    // A restarted signer stays paused: the switch is on disk.
+    targets.kill();
+    let mut targets = repo.spawn_signer("targets", &prefix, &SHORT);
+    wait_log(&targets, "paused (tuf-client resume", 1);
+    std::thread::sleep(Duration::from_secs(1));
+    let depths = inspect_queues(&config, &[Queue::Targets]).await.unwrap();
+    assert_eq!(
+        depths[0].1.map(|d| d.0),
+        Some(1),
+        "still waiting after the restart"
+    );
+
+    client(&["resume"], &repo);
+    wait_ready(&mut targets);
+    repo.wait_covered(expected_for(&held), Duration::from_secs(30));
+    let mut all = before;
+    all.extend(held);
+    ngclient_verify(&repo, &items_for(&all));
+    let status = client(&["status", "--color", "never"], &repo);
+    assert!(status.contains("running (not paused)"), "{status}");
+    assert!(status.contains("targets signed: 12"), "{status}");
+    drop(targets);
+    drop(others);
+    delete_queues(&prefix).await;
+}
