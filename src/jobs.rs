@@ -6,7 +6,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-use crate::repository::MetaEntry;
+use crate::repository::{HashBins, MetaEntry};
 use crate::{Error, Result};
 
 /// Longest target name we sign, in bytes.
@@ -34,6 +34,9 @@ pub struct TargetsJob {
     /// A signer's own reminder to re-sign what is about to expire; see [`ExpiryCheck`].
     #[serde(default, skip_serializing_if = "is_false")]
     pub check_expiry: bool,
+    /// Re-spread every target over this many bins (`tuf-client bins --count N`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bins: Option<u32>,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -141,8 +144,12 @@ impl TargetsJob {
             && self.remove.is_empty()
             && !self.refresh_expiry
             && !self.check_expiry
+            && self.bins.is_none()
         {
             return Err(Error::InvalidJob("the job adds and removes nothing".into()));
+        }
+        if let Some(count) = self.bins {
+            HashBins::new(count).map_err(|e| Error::InvalidJob(e.to_string()))?;
         }
         for t in &self.add {
             check_target_name(&t.name)?;

@@ -17,6 +17,7 @@ pub mod canonical;
 pub mod cli;
 pub mod client;
 pub mod error;
+pub mod failpoint;
 pub mod jobs;
 pub mod keys;
 pub mod logging;

@@ -158,6 +158,28 @@ async fn each_agent_user_does_its_own_job_and_nothing_else() {
             "{agent} may declare any queue"
         );
     }
+    // `tuf-client status --amqp` in the packaging-pipeline container: looking at every
+    // queue's depth is a passive declaration, which its user may make.
+    let config = AmqpConfig {
+        url: url(&user("packaging-pipeline"), "packaging-pipeline", &vhost),
+        prefix: String::new(),
+    };
+    let all = [
+        Queue::Targets,
+        Queue::Snapshot,
+        Queue::Timestamp,
+        Queue::DeadLetter,
+    ];
+    let seen = package_signing::broker::amqp::inspect_queues(&config, &all)
+        .await
+        .unwrap();
+    assert!(
+        seen.iter().all(|(_, depth)| depth.is_some()),
+        "status cannot see every queue: {:?}",
+        seen.iter()
+            .map(|(q, d)| (q, d.is_some()))
+            .collect::<Vec<_>>()
+    );
     // The guest-free users cannot reach the default vhost either.
     let amqp = url(&user("snapshot-signer"), "snapshot-signer", "%2f");
     assert!(

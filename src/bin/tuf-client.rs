@@ -82,6 +82,24 @@ enum Command {
         #[arg(long, value_parser = ["targets", "snapshot", "timestamp"])]
         role: Option<String>,
     },
+    /// Change the number of hashed bins: every target is spread over COUNT new bins and one
+    /// new top-level targets version switches to them.
+    ///
+    /// Safe to interrupt: the new bins are written under new names before anything points
+    /// at them, so clients verify throughout, and a signer killed midway finishes the job
+    /// when it restarts (the job stays in the queue until done). More bins make each bin
+    /// (what a client downloads per package) smaller and the snapshot larger; python-tuf's
+    /// default 2 MB snapshot limit holds about 8192 bins, old and new counted together.
+    ///
+    /// Example: tuf-client bins --count 4096 --amqp amqp://... --wait --repo ./repo
+    #[command(verbatim_doc_comment)]
+    Bins {
+        #[command(flatten)]
+        send: SendArgs,
+        /// The new number of bins: a power of two from 1 to 16384.
+        #[arg(long)]
+        count: u32,
+    },
     /// Check a repository folder: signatures, thresholds, the root chain, snapshot and
     /// timestamp lengths and hashes, every target in its hash bin, and expiry.
     ///
@@ -283,6 +301,7 @@ async fn dispatch(command: Command) -> Result<()> {
             Ok(())
         }
         Command::RefreshExpiry { send, role } => refresh_expiry(&send, role.as_deref()).await,
+        Command::Bins { send, count } => change_bins(&send, count).await,
         Command::Validate {
             repo,
             expires_within,
@@ -399,6 +418,42 @@ async fn dispatch(command: Command) -> Result<()> {
     }
 }
 
+async fn change_bins(send: &SendArgs, count: u32) -> Result<()> {
+    package_signing::repository::HashBins::new(count)?;
+    let job = TargetsJob {
+        bins: Some(count),
+        ..Default::default()
+    };
+    let started = Instant::now();
+    sink_for(send).await?.send(&job, 0).await?;
+    eprintln!("asked the targets signer for {count} bins");
+    if !send.wait {
+        return Ok(());
+    }
+    let layout = Layout::new(send.repo.clone().expect("clap requires --repo"));
+    let timeout = parse_duration(&send.timeout)?;
+    loop {
+        // A read can race with a signer's rename; the next poll sees the finished files.
+        if let Ok(s) = status::read(&layout) {
+            if s.bins == count as usize {
+                println!(
+                    "{count} bins published ({} targets) in {:.1} s",
+                    s.targets,
+                    started.elapsed().as_secs_f64()
+                );
+                return Ok(());
+            }
+        }
+        if started.elapsed() > timeout {
+            return Err(Error::Usage(format!(
+                "timed out after {timeout:?} waiting for {count} bins; the job stays queued: \
+                 are the signers running, or paused? (tuf-client status --repo ...)"
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 async fn refresh_expiry(send: &SendArgs, role: Option<&str>) -> Result<()> {
     let bodies: Vec<(Queue, Vec<u8>)> = match role {
         None | Some("targets") => vec![(
@@ -450,13 +505,8 @@ async fn refresh_expiry(send: &SendArgs, role: Option<&str>) -> Result<()> {
     Ok(())
 }
 
-async fn submit(
-    send: &SendArgs,
-    jobs: Vec<TargetsJob>,
-    mut expected: Expected,
-    started: Instant,
-) -> Result<()> {
-    let sink = match (&send.inbox, &send.amqp) {
+async fn sink_for(send: &SendArgs) -> Result<Sink> {
+    Ok(match (&send.inbox, &send.amqp) {
         (Some(dir), _) => Sink::Inbox(dir.clone()),
         (None, Some(url)) => Sink::Broker(Endpoint::amqp(&AmqpConfig { url: url.clone(), prefix: send.queue_prefix.clone() }, None, 1).await?),
         (None, None) => {
@@ -464,7 +514,16 @@ async fn submit(
                 "where should the job go? --amqp URL (or AMQP_URL) for signers over RabbitMQ, or --inbox DIR for `tuf-signer run --all --inbox DIR`".into(),
             ))
         }
-    };
+    })
+}
+
+async fn submit(
+    send: &SendArgs,
+    jobs: Vec<TargetsJob>,
+    mut expected: Expected,
+    started: Instant,
+) -> Result<()> {
+    let sink = sink_for(send).await?;
     let total = expected.len();
     for (seq, job) in jobs.iter().enumerate() {
         sink.send(job, seq).await?;

@@ -140,7 +140,8 @@ enum RootCommand {
 
 #[derive(Args)]
 struct DraftArgs {
-    /// The repository folder (or a copy of its metadata/ folder's parent).
+    /// The repository folder. Offline, a copy holding its metadata/*.root.json is enough for
+    /// new, sign and status; publish (which needs no key) writes into the live one.
     #[arg(long, env = "TUF_REPO")]
     repo: PathBuf,
     /// The draft file that travels between keyholders.

@@ -18,6 +18,8 @@ pub struct Coverage {
     layout: Layout,
     bins_cache: HashMap<(String, u64), Targets>,
     last_timestamp: Vec<u8>,
+    /// Top-level targets version and the bins it delegates to.
+    top: Option<(u64, HashBins)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,6 +34,7 @@ impl Coverage {
             layout,
             bins_cache: HashMap::new(),
             last_timestamp: Vec::new(),
+            top: None,
         }
     }
 
@@ -60,8 +63,21 @@ impl Coverage {
             .ok_or_else(|| Error::Verify("timestamp.json names no snapshot".into()))?;
         let (snapshot, _) =
             signed::load::<Snapshot>(&self.layout.versioned("snapshot", snap_version), "snapshot")?;
-        let bin_count = snapshot.signed.meta.len().saturating_sub(1) as u32;
-        let bins = HashBins::new(bin_count)?;
+        // The bin count is what top-level targets delegates (the snapshot may also list the
+        // retired bins of an earlier count).
+        let top_version = snapshot
+            .signed
+            .meta
+            .get("targets.json")
+            .map(|m| m.version.get())
+            .ok_or_else(|| Error::Verify("snapshot lists no targets.json".into()))?;
+        if self.top.as_ref().is_none_or(|(v, _)| *v != top_version) {
+            let (top, _) =
+                signed::load::<Targets>(&self.layout.versioned("targets", top_version), "targets")?;
+            let count = top.signed.delegations.map_or(0, |d| d.roles.len()) as u32;
+            self.top = Some((top_version, HashBins::new(count)?));
+        }
+        let bins = self.top.expect("just set").1;
         let before = pending.len();
         let mut done = Vec::new();
         for (name, want) in pending.iter() {

@@ -68,6 +68,32 @@ impl HashBins {
         (first..first + self.per_bin).map(|p| self.hex(p)).collect()
     }
 
+    /// Whether `name` is a bin of some bin count: `bin-HEX` or `bin-FIRST-LAST`, a whole
+    /// aligned run of prefixes.
+    pub fn is_bin_name(name: &str) -> bool {
+        let Some(rest) = name.strip_prefix("bin-") else {
+            return false;
+        };
+        let (first, last) = rest.split_once('-').unwrap_or((rest, rest));
+        let hex = |s: &str| {
+            (1..=4).contains(&s.len())
+                && s.bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        };
+        if !hex(first) || first.len() != last.len() || !hex(last) {
+            return false;
+        }
+        let (a, b) = (
+            u32::from_str_radix(first, 16).unwrap_or(u32::MAX),
+            u32::from_str_radix(last, 16).unwrap_or(0),
+        );
+        if b < a {
+            return false;
+        }
+        let run = b - a + 1;
+        run.is_power_of_two() && a % run == 0 && (run > 1 || rest.len() == first.len())
+    }
+
     pub fn names(&self) -> impl Iterator<Item = String> + '_ {
         (0..self.count).map(|i| self.name(i))
     }
@@ -96,6 +122,21 @@ mod tests {
         assert_eq!(b.name(16383), "bin-fffc-ffff");
         assert!(HashBins::new(3000).is_err());
         assert!(HashBins::new(32768).is_err());
+    }
+
+    #[test]
+    fn every_bin_name_of_every_count_is_recognised_and_nothing_else() {
+        let mut k = 1;
+        while k <= MAX_BINS {
+            let bins = HashBins::new(k).unwrap();
+            assert!(bins.names().all(|n| HashBins::is_bin_name(&n)), "{k}");
+            k *= 2;
+        }
+        for bad in [
+            "targets", "bin-", "bin-g", "bin-1-0", "bin-0-2", "bin-1-2", "bin-00-7", "bin-0-0",
+        ] {
+            assert!(!HashBins::is_bin_name(bad), "{bad}");
+        }
     }
 
     #[test]

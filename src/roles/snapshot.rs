@@ -12,7 +12,7 @@ use crate::keys::SigningKey;
 use crate::repository::layout::write_durably;
 use crate::repository::prune::Pruner;
 use crate::repository::signed::{self, sign_canonical};
-use crate::repository::{MetaEntry, SPEC_VERSION};
+use crate::repository::{HashBins, MetaEntry, SPEC_VERSION};
 use crate::{Error, Result};
 
 #[derive(Debug)]
@@ -71,16 +71,20 @@ impl SnapshotRole {
         })
     }
 
-    /// A job may only name files this snapshot already lists, with sane entries.
+    /// A job may only name targets.json and hashed bins (of any bin count: a change of the
+    /// count brings new names), with sane entries.
     pub fn check(&self, job: &SnapshotJob) -> Result<()> {
         if job.meta.is_empty() && !job.refresh_expiry && !job.check_expiry {
             return Err(Error::InvalidJob("the job names no metadata file".into()));
         }
         for (name, entry) in &job.meta {
-            if !self.meta.contains_key(name) {
+            let known = name == "targets.json"
+                || name
+                    .strip_suffix(".json")
+                    .is_some_and(HashBins::is_bin_name);
+            if !known {
                 return Err(Error::InvalidJob(format!(
-                    "{name}: unknown role; the snapshot lists targets.json and the bins of the \
-                     current delegations only"
+                    "{name}: unknown role; the snapshot lists targets.json and hashed bins only"
                 )));
             }
             check_meta(name, entry)?;
@@ -121,13 +125,22 @@ impl SnapshotRole {
         let mut changed = false;
         for job in jobs {
             for (name, entry) in &job.meta {
-                let current = self.meta.get_mut(name).expect("checked");
-                if entry.version > current.version {
-                    *current = entry.clone();
-                    changed = true;
-                } else if entry.version == current.version && entry != current {
-                    tracing::warn!(file = %name, version = entry.version,
-                        "two different files claim the same version; keeping the first");
+                // Files are never dropped: clients refuse a snapshot that lists fewer files
+                // than the last (§5.5.5), so bins of an earlier bin count stay listed.
+                match self.meta.get_mut(name) {
+                    None => {
+                        self.meta.insert(name.clone(), entry.clone());
+                        changed = true;
+                    }
+                    Some(current) if entry.version > current.version => {
+                        *current = entry.clone();
+                        changed = true;
+                    }
+                    Some(current) if entry.version == current.version && entry != current => {
+                        tracing::warn!(file = %name, version = entry.version,
+                            "two different files claim the same version; keeping the first");
+                    }
+                    Some(_) => {}
                 }
             }
         }

@@ -219,6 +219,17 @@ impl TargetsRole {
                 }
             }
         }
+        if let Some(count) = jobs.iter().filter_map(|j| j.bins).next_back() {
+            if count != self.bins.count() {
+                // The adds and removes above are in the targets the new bins are made of.
+                let job = self.rebin(count)?;
+                return Ok(TargetsOutcome {
+                    changed_bins: count as usize,
+                    snapshot_job: Some(job),
+                });
+            }
+            tracing::info!(bins = count, "already {count} bins");
+        }
         let force = jobs.iter().any(|j| j.refresh_expiry);
         let mut refreshed = self.refresh_expiring(force)?;
         if named.is_empty() && refreshed.is_none() {
@@ -288,6 +299,76 @@ impl TargetsRole {
         Ok(Some(job))
     }
 
+    /// Spreads every target over `count` new bins. The published repository verifies at every
+    /// moment and a crash anywhere is finished by running the job again: the new bins are
+    /// written first under names no delegation uses yet, then one new top-level targets
+    /// switches to them, and the snapshot job naming them all comes last. The old bins stay
+    /// listed in the snapshot (clients refuse a snapshot that drops a file) but are no
+    /// longer delegated.
+    fn rebin(&mut self, count: u32) -> Result<SnapshotJob> {
+        let bins = HashBins::new(count)?;
+        let layout = self.settings.layout.clone();
+        let on_disk = layout.scan_versions()?;
+        tracing::info!(
+            from = self.bins.count(),
+            to = count,
+            targets = self.target_count(),
+            "changing the number of bins"
+        );
+        let now = jiff::Timestamp::now();
+        let mut state: Vec<Bin> = bins
+            .names()
+            .map(|name| Bin {
+                // Above any version of this name on disk: the name may have been a bin
+                // before (a count used earlier) or half-written by an interrupted change.
+                version: on_disk
+                    .get(&name)
+                    .and_then(|v| v.last())
+                    .copied()
+                    .unwrap_or(0),
+                name,
+                expires: now,
+                targets: BTreeMap::new(),
+                meta: MetaEntry::of(0, b""),
+            })
+            .collect();
+        for old in std::mem::take(&mut self.state) {
+            for (name, entry) in old.targets {
+                state[bins.index_of(&name) as usize]
+                    .targets
+                    .insert(name, entry);
+            }
+        }
+        self.state = state;
+        self.bins = bins;
+        let half = count as usize / 2;
+        self.sign_bins((0..half).collect())?;
+        crate::failpoint::hit("rebin:half-the-bins-written");
+        self.sign_bins((half..count as usize).collect())?;
+        crate::failpoint::hit("rebin:bins-written");
+
+        let top = crate::repository::init::build_top_targets(
+            bins,
+            &self.key,
+            self.top.version.get() + 1,
+            self.settings.expiries,
+        )?;
+        let version = top.version.get();
+        let file = signed::sign(&top, version, &[&self.key], "targets")?;
+        crate::repository::layout::write_durably(
+            &layout.versioned("targets", version),
+            &file.bytes,
+        )?;
+        self.top = top;
+        self.top_meta = file.meta;
+        self.new_key = false;
+        self.pruner
+            .superseded(layout.versioned("targets", version - 1));
+        crate::failpoint::hit("rebin:top-written");
+        tracing::info!(bins = count, targets_version = version, "bins changed");
+        Ok(self.resync())
+    }
+
     /// Makes the delegations name this signer's key, and only it, for every bin.
     fn delegate_to_own_key(&mut self) -> Result<()> {
         let id = signed::hex_decoded(self.key.key_id())?;
@@ -326,8 +407,10 @@ impl TargetsRole {
         }
         for &i in &changed {
             let bin = &self.state[i];
-            self.pruner
-                .superseded(layout.versioned(&bin.name, bin.version - 1));
+            if bin.version > 1 {
+                self.pruner
+                    .superseded(layout.versioned(&bin.name, bin.version - 1));
+            }
         }
         self.pruner.sweep();
         Ok(())

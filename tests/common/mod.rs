@@ -112,6 +112,18 @@ impl TestRepo {
         prefix: &str,
         extra: &[&str],
     ) -> Proc {
+        self.spawn_signer_env(role, key, prefix, extra, &[])
+    }
+
+    /// One signer process over the broker, with the given key file and environment.
+    pub fn spawn_signer_env(
+        &self,
+        role: &str,
+        key: &Path,
+        prefix: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Proc {
         let log = self.path(&format!(
             "{role}-{}.log",
             SystemTime::now()
@@ -126,6 +138,7 @@ impl TestRepo {
             .arg(key)
             .args(["--amqp", &amqp_url(), "--queue-prefix", prefix])
             .args(extra)
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()

@@ -1,0 +1,164 @@
+//! `tuf-client bins --count N`: every target is kept, the published repository verifies at
+//! every moment, and a signer killed at any point of the change finishes it on restart.
+
+mod common;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+fn published_bins(repo: &TestRepo) -> usize {
+    package_signing::client::status::read(&repo.layout())
+        .unwrap()
+        .bins
+}
+
+fn client(repo: &TestRepo, prefix: &str, args: &[&str]) -> String {
+    let out = run(Command::new(CLIENT).args(args).args([
+        "--amqp",
+        &amqp_url(),
+        "--queue-prefix",
+        prefix,
+    ]));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let _ = repo;
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn add(repo: &TestRepo, prefix: &str, dir: &str) {
+    let out = run(Command::new(CLIENT)
+        .args([
+            "add-targets",
+            "--amqp",
+            &amqp_url(),
+            "--queue-prefix",
+            prefix,
+        ])
+        .arg("--targets-dir")
+        .arg(repo.repo.join("targets"))
+        .args(["--wait", "--timeout", "60s", "--repo"])
+        .arg(&repo.repo)
+        .arg(repo.path(dir)));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn validate(repo: &TestRepo) -> String {
+    let out = run(Command::new(CLIENT)
+        .args(["validate", "--repo"])
+        .arg(&repo.repo));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{text}");
+    text
+}
+
+/// Every release verifies for a fresh python-tuf client and for one that kept its state.
+fn verify_all(repo: &TestRepo, releases: &[(String, std::path::PathBuf)]) {
+    ngclient_verify(repo, &items_for(releases));
+    ngclient_update(repo, "installed-client", &items_for(releases));
+    validate(repo);
+}
+
+fn wait_aborted(proc: &mut Proc, point: &str) {
+    let start = Instant::now();
+    while proc.is_running() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the signer never reached {point}:\n{}",
+            proc.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        proc.log_text()
+            .contains(&format!("TUF_FAILPOINT {point}: aborting here")),
+        "stopped elsewhere than {point}:\n{}",
+        proc.log_text()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bin_count_change_survives_a_kill_at_every_point() {
+    let repo = TestRepo::init(4, &[]);
+    let prefix = unique_prefix("bins");
+    let mut signers = repo.spawn_all_signers(&prefix);
+    for s in &mut signers {
+        wait_ready(s);
+    }
+    let mut releases = make_releases(&repo.path("rel-a"), 60, "a");
+    add(&repo, &prefix, "rel-a");
+    verify_all(&repo, &releases);
+
+    // Killed before half the new bins, before top-level targets, before the snapshot job:
+    // each time the published repository is the old one, whole, and the job waits.
+    client(&repo, &prefix, &["bins", "--count", "64"]);
+    signers[0].kill();
+    for point in [
+        "rebin:half-the-bins-written",
+        "rebin:bins-written",
+        "rebin:top-written",
+    ] {
+        let mut targets = repo.spawn_signer_env(
+            "targets",
+            &repo.key("targets"),
+            &prefix,
+            &[],
+            &[("TUF_FAILPOINT", point)],
+        );
+        wait_aborted(&mut targets, point);
+        assert_eq!(published_bins(&repo), 4, "after a kill at {point}");
+        verify_all(&repo, &releases);
+    }
+
+    // A signer without a crash point finishes the change.
+    signers[0] = repo.spawn_signer("targets", &prefix, &[]);
+    let start = Instant::now();
+    while published_bins(&repo) != 64 {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the change never finished:\n{}",
+            signers[0].log_text()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    verify_all(&repo, &releases);
+    let report = validate(&repo);
+    assert!(report.contains("64 bins, 60 targets"), "{report}");
+    assert!(report.contains("4 retired bin(s)"), "{report}");
+
+    // New releases land in the new bins; then back to 4 bins (names used before).
+    let more = make_releases(&repo.path("rel-b"), 20, "b");
+    add(&repo, &prefix, "rel-b");
+    releases.extend(more);
+    let out = run(Command::new(CLIENT)
+        .args([
+            "bins",
+            "--count",
+            "4",
+            "--amqp",
+            &amqp_url(),
+            "--queue-prefix",
+            &prefix,
+        ])
+        .args(["--wait", "--timeout", "60s", "--repo"])
+        .arg(&repo.repo));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("4 bins published (80 targets)"));
+    verify_all(&repo, &releases);
+    assert!(validate(&repo).contains("64 retired bin(s)"));
+    assert_metadata_rules(&repo);
+    drop(signers);
+    delete_queues(&prefix).await;
+}
