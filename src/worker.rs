@@ -41,6 +41,9 @@ pub trait Stage: Send + 'static {
     fn refresh_interval(&self) -> Duration;
     /// Where the repository is (for the lock and the pause switch).
     fn control(&self) -> Control;
+    /// Fails once the newest root no longer lists this signer's key for its role (a rotation
+    /// finished without restarting this signer): what it signs would be refused by clients.
+    fn key_still_listed(&self) -> Result<()>;
 }
 
 fn encode<T: serde::Serialize>(job: &T) -> Vec<u8> {
@@ -72,6 +75,9 @@ impl Stage for TargetsRole {
     fn control(&self) -> Control {
         Control::new(self.layout())
     }
+    fn key_still_listed(&self) -> Result<()> {
+        self.key_still_listed()
+    }
 }
 
 impl Stage for SnapshotRole {
@@ -98,6 +104,9 @@ impl Stage for SnapshotRole {
     fn control(&self) -> Control {
         Control::new(self.layout())
     }
+    fn key_still_listed(&self) -> Result<()> {
+        self.key_still_listed()
+    }
 }
 
 impl Stage for TimestampRole {
@@ -122,6 +131,9 @@ impl Stage for TimestampRole {
     }
     fn control(&self) -> Control {
         Control::new(self.layout())
+    }
+    fn key_still_listed(&self) -> Result<()> {
+        self.key_still_listed()
     }
 }
 
@@ -294,6 +306,7 @@ async fn paused<S: Stage>(
                 }
             }
             _ = expiry_check.tick() => {
+                signer.stage.key_still_listed()?;
                 let check = [S::Job::expiry_check()];
                 let (next, _) = tokio::task::block_in_place(|| {
                     signer.apply_locked(&check, load, control, std::mem::take(&mut first))
@@ -332,6 +345,7 @@ async fn serve<S: Stage>(
         let batch = tokio::select! {
             b = endpoint.next_batch(options.batch_max as usize) => b?,
             _ = expiry_check.tick() => {
+                signer.stage.key_still_listed()?;
                 endpoint.publish(S::QUEUE, &encode(&S::Job::expiry_check())).await?;
                 continue;
             }

@@ -166,3 +166,38 @@ async fn pause_holds_jobs_refresh_goes_on_resume_signs_them() {
     drop(others);
     delete_queues(&prefix).await;
 }
+
+#[test]
+fn embedded_mode_pauses_and_resumes_too() {
+    let repo = TestRepo::init(4, &[]);
+    let inbox = repo.path("inbox");
+    let signer = repo.spawn_embedded(&inbox, &[]);
+    wait_log(&signer, "signer ready", 3);
+    client(&["pause"], &repo);
+    wait_log(&signer, "paused (tuf-client resume", 1);
+    let held = make_releases(&repo.path("rel"), 6, "e");
+    let out = run(Command::new(CLIENT)
+        .args(["add-targets", "--inbox"])
+        .arg(&inbox)
+        .arg("--targets-dir")
+        .arg(repo.repo.join("targets"))
+        .arg(repo.path("rel")));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    std::thread::sleep(Duration::from_secs(2));
+    let waiting = std::fs::read_dir(&inbox)
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().path().is_file())
+        .count();
+    assert_eq!(waiting, 1, "the job waits in the inbox");
+    let absent: Vec<String> = held.iter().map(|(n, _)| format!("!{n}")).collect();
+    ngclient_verify(&repo, &absent);
+
+    client(&["resume"], &repo);
+    repo.wait_covered(expected_for(&held), Duration::from_secs(30));
+    ngclient_verify(&repo, &items_for(&held));
+}

@@ -195,6 +195,41 @@ fn add_targets(repo: &TestRepo, prefix: &str, releases: &Path) {
         .arg(releases)));
 }
 
+/// Our own verifying client (`tuf-client download`), keeping its trusted metadata in
+/// `trusted` between calls: it must follow the same rotations as python-tuf.
+fn our_client_downloads(repo: &TestRepo, releases: &[(String, PathBuf)]) {
+    let trusted = repo.path("our-client");
+    if !trusted.join("root.json").exists() {
+        ok(run(Command::new(CLIENT)
+            .args(["init", "--metadata-dir"])
+            .arg(&trusted)
+            .arg(repo.repo.join("metadata/1.root.json"))));
+    }
+    let out_dir = repo.path("our-downloads");
+    let _ = std::fs::remove_dir_all(&out_dir);
+    let sample: Vec<&str> = releases
+        .iter()
+        .step_by(7)
+        .map(|(n, _)| n.as_str())
+        .collect();
+    ok(run(Command::new(CLIENT)
+        .args(["download", "--metadata-dir"])
+        .arg(&trusted)
+        .arg("--metadata-url")
+        .arg(repo.repo.join("metadata"))
+        .arg("--targets-url")
+        .arg(repo.repo.join("targets"))
+        .arg("-o")
+        .arg(&out_dir)
+        .args(&sample)));
+    for (name, file) in releases.iter().step_by(7) {
+        assert_eq!(
+            std::fs::read(out_dir.join(name)).unwrap(),
+            std::fs::read(file).unwrap()
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn every_online_key_rotates_while_clients_keep_verifying() {
     let repo = TestRepo::init(8, &[]);
@@ -206,6 +241,7 @@ async fn every_online_key_rotates_while_clients_keep_verifying() {
     let mut releases = make_releases(&repo.path("rel-0"), 20, "r0");
     add_targets(&repo, &prefix, &repo.path("rel-0"));
     ngclient_update(&repo, "client", &items_for(&releases));
+    our_client_downloads(&repo, &releases);
     let kh = repo.path("new-keys");
     std::fs::create_dir_all(&kh).unwrap();
 
@@ -227,6 +263,7 @@ async fn every_online_key_rotates_while_clients_keep_verifying() {
         sign(&repo, &repo.key("root"));
         ok(root_cmd(&repo, &["publish"]));
         ngclient_update(&repo, "client", &items_for(&releases));
+        our_client_downloads(&repo, &releases);
 
         // 2. The signer restarts with the new key and re-signs its metadata at once.
         let slot = ["targets", "snapshot", "timestamp"]
@@ -239,6 +276,13 @@ async fn every_online_key_rotates_while_clients_keep_verifying() {
         if role == "targets" {
             wait_signed_by(&repo, "bins", &new);
         }
+        // A standby left running with the old key, behind the new active signer (with a
+        // short lifetime it checks its key every half second).
+        let mut stale = (role == "timestamp").then(|| {
+            let mut p = repo.spawn_signer(role, &prefix, &["--expire-timestamp", "4s"]);
+            wait_ready(&mut p);
+            p
+        });
         // The chain follows the re-signed file up to a new timestamp.
         let more = make_releases(
             &repo.path(&format!("rel-{}", i + 1)),
@@ -257,8 +301,29 @@ async fn every_online_key_rotates_while_clients_keep_verifying() {
         sign(&repo, &repo.key("root"));
         ok(root_cmd(&repo, &["publish"]));
         ngclient_update(&repo, "client", &items_for(&releases));
+        our_client_downloads(&repo, &releases);
         ngclient_verify(&repo, &items_for(&releases));
         validate(&repo);
+
+        // The forgotten standby notices its key is gone and stops, saying why.
+        if let Some(stale) = &mut stale {
+            let start = Instant::now();
+            while stale.is_running() {
+                assert!(
+                    start.elapsed() < Duration::from_secs(20),
+                    "a signer whose key the root dropped kept running:\n{}",
+                    stale.log_text()
+                );
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            assert!(
+                stale
+                    .log_text()
+                    .contains("is not a Timestamp key in root version"),
+                "{}",
+                stale.log_text()
+            );
+        }
     }
     assert_metadata_rules(&repo);
     drop(signers);

@@ -360,6 +360,13 @@ fn check_roles(root: &Root) -> Result<()> {
                 r.keyids.len()
             )));
         }
+        if role != RoleType::Root && r.threshold.get() != 1 {
+            return Err(Error::Usage(format!(
+                "{name}: threshold {}; an online role is signed by one signer with one key, so \
+                 its threshold must be 1 (list a second key only while rotating)",
+                r.threshold
+            )));
+        }
         if let Some(id) = r.keyids.iter().find(|id| !keys.contains_key(*id)) {
             return Err(Error::Usage(format!(
                 "{name}: key {} is not in the root's key list",

@@ -416,6 +416,16 @@ impl TargetsRole {
         Ok(())
     }
 
+    /// See [`crate::worker::Stage::key_still_listed`].
+    pub fn key_still_listed(&self) -> Result<()> {
+        ensure_key_listed(
+            &latest_root(self.layout())?,
+            RoleType::Targets,
+            &self.key,
+            "--key",
+        )
+    }
+
     pub fn layout(&self) -> &crate::repository::Layout {
         &self.settings.layout
     }
