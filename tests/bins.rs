@@ -67,6 +67,18 @@ fn verify_all(repo: &TestRepo, releases: &[(String, std::path::PathBuf)]) {
     validate(repo);
 }
 
+fn wait_until_bins(repo: &TestRepo, count: usize, signer: &Proc) {
+    let start = Instant::now();
+    while published_bins(repo) != count {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "{count} bins never published:\n{}",
+            signer.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 fn wait_aborted(proc: &mut Proc, point: &str) {
     let start = Instant::now();
     while proc.is_running() {
@@ -97,42 +109,58 @@ async fn bin_count_change_survives_a_kill_at_every_point() {
     add(&repo, &prefix, "rel-a");
     verify_all(&repo, &releases);
 
-    // Killed before half the new bins, before top-level targets, before the snapshot job:
-    // each time the published repository is the old one, whole, and the job waits.
-    client(&repo, &prefix, &["bins", "--count", "64"]);
+    // Killed before half the new bins, then before top-level targets: each time the
+    // published repository is the old one, whole, and the job waits in the queue.
     signers[0].kill();
-    for point in [
-        "rebin:half-the-bins-written",
-        "rebin:bins-written",
-        "rebin:top-written",
-    ] {
-        let mut targets = repo.spawn_signer_env(
-            "targets",
-            &repo.key("targets"),
-            &prefix,
-            &[],
-            &[("TUF_FAILPOINT", point)],
-        );
-        wait_aborted(&mut targets, point);
-        assert_eq!(published_bins(&repo), 4, "after a kill at {point}");
-        verify_all(&repo, &releases);
-    }
+    let mut first = repo.spawn_signer_env(
+        "targets",
+        &repo.key("targets"),
+        &prefix,
+        &[],
+        &[("TUF_FAILPOINT", "rebin:half-the-bins-written")],
+    );
+    wait_ready(&mut first);
+    client(&repo, &prefix, &["bins", "--count", "64"]);
+    wait_aborted(&mut first, "rebin:half-the-bins-written");
+    assert_eq!(published_bins(&repo), 4);
+    verify_all(&repo, &releases);
+    let mut second = repo.spawn_signer_env(
+        "targets",
+        &repo.key("targets"),
+        &prefix,
+        &[],
+        &[("TUF_FAILPOINT", "rebin:bins-written")],
+    );
+    wait_aborted(&mut second, "rebin:bins-written");
+    assert_eq!(published_bins(&repo), 4);
+    verify_all(&repo, &releases);
 
-    // A signer without a crash point finishes the change.
+    // A restarted signer finishes the change.
     signers[0] = repo.spawn_signer("targets", &prefix, &[]);
-    let start = Instant::now();
-    while published_bins(&repo) != 64 {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "the change never finished:\n{}",
-            signers[0].log_text()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_until_bins(&repo, 64, &signers[0]);
     verify_all(&repo, &releases);
     let report = validate(&repo);
     assert!(report.contains("64 bins, 60 targets"), "{report}");
     assert!(report.contains("4 retired bin(s)"), "{report}");
+
+    // Killed after the new top-level targets, before handing it on, with a hot standby
+    // behind it: the standby (which read the repository before) finishes the change.
+    signers[0].kill();
+    let mut active = repo.spawn_signer_env(
+        "targets",
+        &repo.key("targets"),
+        &prefix,
+        &[],
+        &[("TUF_FAILPOINT", "rebin:top-written")],
+    );
+    wait_ready(&mut active);
+    let mut standby = repo.spawn_signer("targets", &prefix, &[]);
+    wait_ready(&mut standby);
+    client(&repo, &prefix, &["bins", "--count", "16"]);
+    wait_aborted(&mut active, "rebin:top-written");
+    wait_until_bins(&repo, 16, &standby);
+    verify_all(&repo, &releases);
+    signers[0] = standby;
 
     // New releases land in the new bins; then back to 4 bins (names used before).
     let more = make_releases(&repo.path("rel-b"), 20, "b");
@@ -157,7 +185,7 @@ async fn bin_count_change_survives_a_kill_at_every_point() {
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("4 bins published (80 targets)"));
     verify_all(&repo, &releases);
-    assert!(validate(&repo).contains("64 retired bin(s)"));
+    assert!(validate(&repo).contains("80 retired bin(s)"));
     assert_metadata_rules(&repo);
     drop(signers);
     delete_queues(&prefix).await;

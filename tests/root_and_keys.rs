@@ -116,7 +116,9 @@ fn threshold_root_ceremony_with_openssl_keys() {
     refused(root_cmd(&repo, &["publish"]), "new root keys");
     sign(&repo, &keys[2].0);
     assert!(ok(root_cmd(&repo, &["publish"])).contains("published root v2"));
-    refused(root_cmd(&repo, &["publish"]), "repository is at v2");
+    // Publishing the same draft again changes nothing; an outdated draft is refused below.
+    ok(root_cmd(&repo, &["publish"]));
+    std::fs::copy(repo.path("root-draft.json"), repo.path("v2-draft.json")).unwrap();
     assert!(repo.repo.join("metadata/2.root.json").is_file());
     assert_eq!(
         std::fs::read(repo.repo.join("metadata/2.root.json")).unwrap(),
@@ -137,7 +139,16 @@ fn threshold_root_ceremony_with_openssl_keys() {
     );
     refused(root_cmd(&repo, &["publish"]), "not enough signatures");
     sign(&repo, &keys[2].0);
+    // Interrupted after writing 3.root.json, before root.json: running it again finishes.
+    let draft = std::fs::read(repo.path("root-draft.json")).unwrap();
+    std::fs::write(repo.repo.join("metadata/3.root.json"), &draft).unwrap();
     ok(root_cmd(&repo, &["publish"]));
+    assert_eq!(
+        std::fs::read(repo.repo.join("metadata/root.json")).unwrap(),
+        draft
+    );
+    std::fs::copy(repo.path("v2-draft.json"), repo.path("root-draft.json")).unwrap();
+    refused(root_cmd(&repo, &["publish"]), "repository is at v3");
 
     assert_eq!(ngclient_update(&repo, "client", &[])["root"], 3);
     assert_eq!(ngclient_verify(&repo, &[])["root"], 3);
@@ -264,6 +275,18 @@ async fn every_online_key_rotates_while_clients_keep_verifying() {
         ok(root_cmd(&repo, &["publish"]));
         ngclient_update(&repo, "client", &items_for(&releases));
         our_client_downloads(&repo, &releases);
+
+        // Removing the old key before the signer holds the new one would stop every
+        // client: publish refuses it.
+        ok(root_cmd(
+            &repo,
+            &["new", "--force", "--remove-key", &format!("{role}={old}")],
+        ));
+        sign(&repo, &repo.key("root"));
+        refused(
+            root_cmd(&repo, &["publish"]),
+            "clients would refuse the repository",
+        );
 
         // 2. The signer restarts with the new key and re-signs its metadata at once.
         let slot = ["targets", "snapshot", "timestamp"]

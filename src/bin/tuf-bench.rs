@@ -45,6 +45,10 @@ struct Args {
     /// Repository size for the second latency run (the first is after the bulk run).
     #[arg(long, default_value_t = 100_000)]
     large: usize,
+    /// Bin count to change to at the end (`tuf-client bins --count`); 0 skips it. The
+    /// default is twice --bins.
+    #[arg(long)]
+    rebin: Option<u32>,
     /// Work folder (a temporary one by default; it is deleted afterwards unless given).
     #[arg(long)]
     work: Option<PathBuf>,
@@ -332,6 +336,39 @@ async fn main() {
             pct(&l, 0.99),
             pct(&l, 0.5) / small_p50,
             filled
+        );
+    }
+    let rebin = args.rebin.unwrap_or(args.bins * 2);
+    if rebin > 0 {
+        let held = package_signing::client::status::read(&layout)
+            .unwrap()
+            .targets;
+        let t = Instant::now();
+        let job = TargetsJob {
+            bins: Some(rebin),
+            ..Default::default()
+        };
+        endpoint
+            .publish(Queue::Targets, &serde_json::to_vec(&job).unwrap())
+            .await
+            .unwrap();
+        while package_signing::client::status::read(&layout)
+            .map(|s| s.bins != rebin as usize)
+            .unwrap_or(true)
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let snapshot_bytes = std::fs::read(layout.versioned(
+            "snapshot",
+            *layout.scan_versions().unwrap()["snapshot"].last().unwrap(),
+        ))
+        .unwrap()
+        .len();
+        println!(
+            "bins {} -> {rebin} at {held} targets          {:>10.2} s (snapshot now {} kB, old bins still listed)",
+            args.bins,
+            t.elapsed().as_secs_f64(),
+            snapshot_bytes / 1000
         );
     }
     for (role, mib) in signers.peak_rss_mib() {

@@ -132,9 +132,15 @@ enum RootCommand {
         draft: DraftArgs,
     },
     /// Publish the draft as metadata/N.root.json and root.json once both thresholds are met.
+    ///
+    /// Refuses a root under which the timestamp, snapshot or targets being served would not
+    /// verify (their signer has not re-signed with a key this root lists yet).
     Publish {
         #[command(flatten)]
         draft: DraftArgs,
+        /// Publish even so (clients refuse the repository until those signers re-sign).
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -380,11 +386,11 @@ fn root_command(command: RootCommand) -> Result<()> {
             print!("{}", root::Draft::load(&draft.draft)?.describe(&current)?);
             Ok(())
         }
-        RootCommand::Publish { draft } => {
+        RootCommand::Publish { draft, force } => {
             let layout = Layout::new(&draft.repo);
             let previous = latest_root(&layout)?.signed;
             let d = root::Draft::load(&draft.draft)?;
-            let version = d.publish(&layout)?;
+            let version = d.publish(&layout, force)?;
             println!("published root v{version}");
             for (name, role) in root::ROLES.into_iter().skip(1) {
                 if previous.roles.get(&role).map(|r| &r.keyids)

@@ -23,7 +23,7 @@ impl HashBins {
     pub fn new(count: u32) -> Result<HashBins> {
         if count == 0 || count > MAX_BINS || !count.is_power_of_two() {
             return Err(Error::Usage(format!(
-                "--bins {count}: the number of bins must be a power of two from 1 to {MAX_BINS} \
+                "{count} bins: the number of bins must be a power of two from 1 to {MAX_BINS} \
                  (e.g. 256, 2048, 16384)"
             )));
         }
@@ -68,30 +68,26 @@ impl HashBins {
         (first..first + self.per_bin).map(|p| self.hex(p)).collect()
     }
 
-    /// Whether `name` is a bin of some bin count: `bin-HEX` or `bin-FIRST-LAST`, a whole
-    /// aligned run of prefixes.
+    /// Whether `name` is the name of a bin for some bin count.
     pub fn is_bin_name(name: &str) -> bool {
         let Some(rest) = name.strip_prefix("bin-") else {
             return false;
         };
         let (first, last) = rest.split_once('-').unwrap_or((rest, rest));
-        let hex = |s: &str| {
-            (1..=4).contains(&s.len())
-                && s.bytes()
-                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        let (Ok(a), Ok(b)) = (
+            u32::from_str_radix(first, 16),
+            u32::from_str_radix(last, 16),
+        ) else {
+            return false;
         };
-        if !hex(first) || first.len() != last.len() || !hex(last) {
+        if first.is_empty() || first.len() > 4 || b < a {
             return false;
         }
-        let (a, b) = (
-            u32::from_str_radix(first, 16).unwrap_or(u32::MAX),
-            u32::from_str_radix(last, 16).unwrap_or(0),
-        );
-        if b < a {
-            return false;
-        }
-        let run = b - a + 1;
-        run.is_power_of_two() && a % run == 0 && (run > 1 || rest.len() == first.len())
+        let per_bin = b - a + 1;
+        let count = 16u32.pow(first.len() as u32) / per_bin;
+        HashBins::new(count).is_ok_and(|bins| {
+            a % per_bin == 0 && a / per_bin < count && bins.name(a / per_bin) == name
+        })
     }
 
     pub fn names(&self) -> impl Iterator<Item = String> + '_ {

@@ -250,9 +250,22 @@ impl Draft {
     }
 
     /// Writes `N.root.json` and `root.json` once both thresholds are met; returns N.
-    pub fn publish(&self, layout: &Layout) -> Result<u64> {
+    ///
+    /// Refuses (unless `force`) a root under which the online metadata being served would
+    /// not verify: published before the signer re-signed with its new key, it would stop
+    /// every client until then. Running it again after an interruption finishes the job.
+    pub fn publish(&self, layout: &Layout, force: bool) -> Result<u64> {
         let current = latest_root(layout)?.signed;
         let version = self.root.version.get();
+        let bytes = self.to_bytes()?;
+        let numbered = layout.versioned("root", version);
+        if version == current.version.get()
+            && std::fs::read(&numbered).is_ok_and(|on_disk| on_disk == bytes)
+        {
+            // Interrupted between the two writes last time.
+            write_durably(&layout.metadata_dir().join("root.json"), &bytes)?;
+            return Ok(version);
+        }
         if version != current.version.get() + 1 {
             return Err(Error::Usage(format!(
                 "this draft is root v{version} but the repository is at v{}; start a new \
@@ -266,7 +279,6 @@ impl Draft {
                 "this draft has already expired; start a new one".into(),
             ));
         }
-        let bytes = self.to_bytes()?;
         // The same check clients make (§5.3.4): the old keys, then the new ones.
         for (what, root) in [("current", &current), ("new", &self.root)] {
             verify::<Root>(&bytes, "root draft", &root_authority(root, RoleType::Root)?).map_err(
@@ -278,7 +290,16 @@ impl Draft {
                 },
             )?;
         }
-        write_durably(&layout.versioned("root", version), &bytes)?;
+        let orphaned = unsigned_under(layout, &self.root)?;
+        if !orphaned.is_empty() && !force {
+            return Err(Error::Usage(format!(
+                "clients would refuse the repository under this root: {}. Restart that \
+                 signer with a key this root lists first (rotate in two root versions: add \
+                 the new key, restart the signer, then remove the old key), or pass --force",
+                orphaned.join("; ")
+            )));
+        }
+        write_durably(&numbered, &bytes)?;
         write_durably(&layout.metadata_dir().join("root.json"), &bytes)?;
         Ok(version)
     }
@@ -337,6 +358,50 @@ impl Draft {
         }
         Ok(out)
     }
+}
+
+/// The online files being served (timestamp, the snapshot it names, the targets that names)
+/// that no key `root` lists for their role has signed.
+fn unsigned_under(layout: &Layout, root: &Root) -> Result<Vec<String>> {
+    let read = |path: std::path::PathBuf| -> Result<Value> {
+        let bytes = std::fs::read(&path).map_err(Error::io("cannot read", &path))?;
+        serde_json::from_slice(&bytes).map_err(|source| Error::Parse {
+            what: "metadata",
+            path,
+            source,
+        })
+    };
+    let mut problems = Vec::new();
+    let mut check = |role: RoleType, file: &Value, what: String| {
+        let listed: BTreeSet<String> = root
+            .roles
+            .get(&role)
+            .map(|r| r.keyids.iter().map(hex::encode).collect())
+            .unwrap_or_default();
+        let signers: Vec<&str> = file["signatures"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|s| s["keyid"].as_str()).collect())
+            .unwrap_or_default();
+        if !signers.iter().any(|k| listed.contains(*k)) {
+            problems.push(format!(
+                "{what} is signed by {} only, which this root does not list for {}",
+                signers.join(", "),
+                role_name(role)
+            ));
+        }
+    };
+    let version_of = |file: &Value, name: &str| file["signed"]["meta"][name]["version"].as_u64();
+    let timestamp = read(layout.timestamp())?;
+    check(RoleType::Timestamp, &timestamp, "timestamp.json".into());
+    if let Some(v) = version_of(&timestamp, "snapshot.json") {
+        let snapshot = read(layout.versioned("snapshot", v))?;
+        check(RoleType::Snapshot, &snapshot, format!("{v}.snapshot.json"));
+        if let Some(v) = version_of(&snapshot, "targets.json") {
+            let targets = read(layout.versioned("targets", v))?;
+            check(RoleType::Targets, &targets, format!("{v}.targets.json"));
+        }
+    }
+    Ok(problems)
 }
 
 fn role_keys(root: &mut Root, role: RoleType) -> Result<&mut RoleKeys> {

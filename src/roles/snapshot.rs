@@ -150,6 +150,11 @@ impl SnapshotRole {
                         tracing::warn!(file = %name, version = entry.version,
                             "two different files claim the same version; keeping the first");
                     }
+                    Some(current) if entry.version < current.version => {
+                        // Normal for a redelivered job; worth a look when it persists.
+                        tracing::debug!(file = %name, offered = entry.version, listed = current.version,
+                            "older version than the one listed; ignored");
+                    }
                     Some(_) => {}
                 }
             }

@@ -230,12 +230,22 @@ impl TargetsRole {
             }
             tracing::info!(bins = count, "already {count} bins");
         }
+        // A bin-count job for the current count may be one a replica finished and died
+        // before handing on: hand everything on again.
+        let announce_all = jobs.iter().any(|j| j.bins.is_some());
         let force = jobs.iter().any(|j| j.refresh_expiry);
         let mut refreshed = self.refresh_expiring(force)?;
-        if named.is_empty() && refreshed.is_none() {
+        if named.is_empty() && refreshed.is_none() && !announce_all {
             return Ok(TargetsOutcome::default());
         }
         self.sign_bins(changed.iter().copied().collect())?;
+        if announce_all {
+            let all = self.resync().meta;
+            refreshed
+                .get_or_insert_with(SnapshotJob::default)
+                .meta
+                .extend(all);
+        }
         let job = refreshed.get_or_insert_with(SnapshotJob::default);
         for &i in &named {
             let bin = &self.state[i];
@@ -315,17 +325,33 @@ impl TargetsRole {
             targets = self.target_count(),
             "changing the number of bins"
         );
+        // What the newest snapshot lists, in case a retired bin's files were removed by hand.
+        let listed: BTreeMap<String, u64> = match on_disk.get("snapshot").and_then(|v| v.last()) {
+            Some(&v) => signed::load::<tough::schema::Snapshot>(
+                &layout.versioned("snapshot", v),
+                "snapshot",
+            )?
+            .0
+            .signed
+            .meta
+            .iter()
+            .map(|(file, m)| (file.trim_end_matches(".json").to_string(), m.version.get()))
+            .collect(),
+            None => BTreeMap::new(),
+        };
         let now = jiff::Timestamp::now();
         let mut state: Vec<Bin> = bins
             .names()
             .map(|name| Bin {
-                // Above any version of this name on disk: the name may have been a bin
-                // before (a count used earlier) or half-written by an interrupted change.
+                // Above any version of this name on disk or in the snapshot: the name may
+                // have been a bin before (a count used earlier) or half-written by an
+                // interrupted change.
                 version: on_disk
                     .get(&name)
                     .and_then(|v| v.last())
                     .copied()
-                    .unwrap_or(0),
+                    .unwrap_or(0)
+                    .max(listed.get(&name).copied().unwrap_or(0)),
                 name,
                 expires: now,
                 targets: BTreeMap::new(),
