@@ -89,7 +89,7 @@ enum Command {
     /// at them, so clients verify throughout, and a signer killed midway finishes the job
     /// when it restarts (the job stays in the queue until done). More bins make each bin
     /// (what a client downloads per package) smaller and the snapshot larger; python-tuf's
-    /// default 2 MB snapshot limit holds about 8192 bins, old and new counted together.
+    /// default 2 MB snapshot limit holds about 13,000 bins, old and new counted together.
     ///
     /// Example: tuf-client bins --count 4096 --amqp amqp://... --wait --repo ./repo
     #[command(verbatim_doc_comment)]

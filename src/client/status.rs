@@ -229,3 +229,65 @@ impl Status {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn role(name: &str, seconds_left: i64) -> RoleStatus {
+        RoleStatus {
+            role: name.into(),
+            version: 3,
+            expires: jiff::Timestamp::from_second(
+                jiff::Timestamp::now().as_second() + seconds_left,
+            )
+            .unwrap(),
+            key_ids: vec!["ab".repeat(32)],
+        }
+    }
+
+    #[test]
+    fn close_expiry_is_yellow_expired_red_and_plain_without_colour() {
+        let status = Status {
+            roles: vec![
+                role("root", 300 * 86_400),
+                role("timestamp", 3_600),
+                role("snapshot", -10),
+            ],
+            bins: 16,
+            targets: 5,
+            paused: Some(Pause {
+                since: jiff::Timestamp::UNIX_EPOCH,
+                reason: Some("freeze".into()),
+            }),
+            queues: vec![QueueStatus {
+                queue: "tuf.dead-letter".into(),
+                depth: Some((2, 0)),
+            }],
+        };
+        let coloured = status.render(true);
+        let line = |text: &str, start: &str| {
+            text.lines()
+                .find(|l| l.starts_with(start))
+                .unwrap()
+                .to_string()
+        };
+        assert!(!line(&coloured, "root").contains("\x1b["), "{coloured}");
+        assert!(
+            line(&coloured, "timestamp").contains("\x1b[33m"),
+            "{coloured}"
+        );
+        assert!(
+            line(&coloured, "snapshot").contains("\x1b[1;31mEXPIRED"),
+            "{coloured}"
+        );
+        assert!(coloured.contains("\x1b[1;31mPAUSED since"), "{coloured}");
+        assert!(
+            line(&coloured, "\x1b[31mtuf.dead-letter").contains(" 2 "),
+            "{coloured}"
+        );
+        let plain = status.render(false);
+        assert!(!plain.contains('\x1b'), "{plain}");
+        assert!(plain.contains("PAUSED since") && plain.contains("freeze"));
+    }
+}
