@@ -30,27 +30,6 @@ fn client(repo: &TestRepo, prefix: &str, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-fn add(repo: &TestRepo, prefix: &str, dir: &str) {
-    let out = run(Command::new(CLIENT)
-        .args([
-            "add-targets",
-            "--amqp",
-            &amqp_url(),
-            "--queue-prefix",
-            prefix,
-        ])
-        .arg("--targets-dir")
-        .arg(repo.repo.join("targets"))
-        .args(["--wait", "--timeout", "60s", "--repo"])
-        .arg(&repo.repo)
-        .arg(repo.path(dir)));
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 fn validate(repo: &TestRepo) -> String {
     let out = run(Command::new(CLIENT)
         .args(["validate", "--repo"])
@@ -65,6 +44,17 @@ fn verify_all(repo: &TestRepo, releases: &[(String, std::path::PathBuf)]) {
     ngclient_verify(repo, &items_for(releases));
     ngclient_update(repo, "installed-client", &items_for(releases));
     validate(repo);
+}
+
+/// A targets signer that aborts at crash point `point`.
+fn spawn_failing(repo: &TestRepo, prefix: &str, point: &str) -> Proc {
+    repo.spawn_signer_env(
+        "targets",
+        &repo.key("targets"),
+        prefix,
+        &[],
+        &[("TUF_FAILPOINT", point)],
+    )
 }
 
 fn wait_until_bins(repo: &TestRepo, count: usize, signer: &Proc) {
@@ -106,31 +96,19 @@ async fn bin_count_change_survives_a_kill_at_every_point() {
         wait_ready(s);
     }
     let mut releases = make_releases(&repo.path("rel-a"), 60, "a");
-    add(&repo, &prefix, "rel-a");
+    repo.add_over_broker(&prefix, &repo.path("rel-a"), &[]);
     verify_all(&repo, &releases);
 
     // Killed before half the new bins, then before top-level targets: each time the
     // published repository is the old one, whole, and the job waits in the queue.
     signers[0].kill();
-    let mut first = repo.spawn_signer_env(
-        "targets",
-        &repo.key("targets"),
-        &prefix,
-        &[],
-        &[("TUF_FAILPOINT", "rebin:half-the-bins-written")],
-    );
+    let mut first = spawn_failing(&repo, &prefix, "rebin:half-the-bins-written");
     wait_ready(&mut first);
     client(&repo, &prefix, &["bins", "--count", "64"]);
     wait_aborted(&mut first, "rebin:half-the-bins-written");
     assert_eq!(published_bins(&repo), 4);
     verify_all(&repo, &releases);
-    let mut second = repo.spawn_signer_env(
-        "targets",
-        &repo.key("targets"),
-        &prefix,
-        &[],
-        &[("TUF_FAILPOINT", "rebin:bins-written")],
-    );
+    let mut second = spawn_failing(&repo, &prefix, "rebin:bins-written");
     wait_aborted(&mut second, "rebin:bins-written");
     assert_eq!(published_bins(&repo), 4);
     verify_all(&repo, &releases);
@@ -146,13 +124,7 @@ async fn bin_count_change_survives_a_kill_at_every_point() {
     // Killed after the new top-level targets, before handing it on, with a hot standby
     // behind it: the standby (which read the repository before) finishes the change.
     signers[0].kill();
-    let mut active = repo.spawn_signer_env(
-        "targets",
-        &repo.key("targets"),
-        &prefix,
-        &[],
-        &[("TUF_FAILPOINT", "rebin:top-written")],
-    );
+    let mut active = spawn_failing(&repo, &prefix, "rebin:top-written");
     wait_ready(&mut active);
     let mut standby = repo.spawn_signer("targets", &prefix, &[]);
     wait_ready(&mut standby);
@@ -164,7 +136,7 @@ async fn bin_count_change_survives_a_kill_at_every_point() {
 
     // New releases land in the new bins; then back to 4 bins (names used before).
     let more = make_releases(&repo.path("rel-b"), 20, "b");
-    add(&repo, &prefix, "rel-b");
+    repo.add_over_broker(&prefix, &repo.path("rel-b"), &[]);
     releases.extend(more);
     let out = run(Command::new(CLIENT)
         .args([

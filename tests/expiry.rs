@@ -22,16 +22,7 @@ fn newest(repo: &TestRepo, role: &str) -> u64 {
 fn metadata_is_re_signed_before_it_expires_and_on_request() {
     // Lifetimes of seconds: without refreshing, python-tuf would refuse this repository as
     // expired (a freeze) a few seconds after init.
-    let short = [
-        "--expire-timestamp",
-        "4s",
-        "--expire-snapshot",
-        "6s",
-        "--expire-bins",
-        "8s",
-        "--expire-targets",
-        "8s",
-    ];
+    let short = SHORT_LIFETIMES;
     let repo = TestRepo::init(4, &short);
     let inbox = repo.path("inbox");
     let releases = make_releases(&repo.path("rel"), 5, "x");

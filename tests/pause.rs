@@ -11,17 +11,6 @@ use common::*;
 use package_signing::broker::amqp::{inspect_queues, AmqpConfig};
 use package_signing::broker::Queue;
 
-const SHORT: [&str; 8] = [
-    "--expire-timestamp",
-    "4s",
-    "--expire-snapshot",
-    "6s",
-    "--expire-bins",
-    "8s",
-    "--expire-targets",
-    "8s",
-];
-
 fn client(args: &[&str], repo: &TestRepo) -> String {
     let out = run(Command::new(CLIENT)
         .args(args)
@@ -53,24 +42,29 @@ fn newest(repo: &TestRepo, role: &str) -> u64 {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn pause_holds_jobs_refresh_goes_on_resume_signs_them() {
-    let repo = TestRepo::init(4, &SHORT);
+    let repo = TestRepo::init(4, &SHORT_LIFETIMES);
     let prefix = unique_prefix("pause");
     let config = AmqpConfig {
         url: amqp_url(),
         prefix: prefix.clone(),
     };
-    let mut targets = repo.spawn_signer("targets", &prefix, &SHORT);
+    let mut targets = repo.spawn_signer("targets", &prefix, &SHORT_LIFETIMES);
     let mut others = [
-        repo.spawn_signer("snapshot", &prefix, &SHORT),
-        repo.spawn_signer("timestamp", &prefix, &SHORT),
+        repo.spawn_signer("snapshot", &prefix, &SHORT_LIFETIMES),
+        repo.spawn_signer("timestamp", &prefix, &SHORT_LIFETIMES),
     ];
     wait_ready(&mut targets);
     for s in &mut others {
         wait_ready(s);
     }
-    let submit = |dir: &str, wait: bool| {
-        let mut cmd = Command::new(CLIENT);
-        cmd.args([
+    let before = make_releases(&repo.path("rel-a"), 5, "a");
+    repo.add_over_broker(&prefix, &repo.path("rel-a"), &[]);
+
+    client(&["pause", "--reason", "release freeze"], &repo);
+    wait_log(&targets, "paused (tuf-client resume", 1);
+    let held = make_releases(&repo.path("rel-b"), 7, "b");
+    let out = run(Command::new(CLIENT)
+        .args([
             "add-targets",
             "--amqp",
             &amqp_url(),
@@ -78,25 +72,13 @@ async fn pause_holds_jobs_refresh_goes_on_resume_signs_them() {
             &prefix,
         ])
         .arg("--targets-dir")
-        .arg(repo.repo.join("targets"));
-        if wait {
-            cmd.args(["--wait", "--timeout", "60s", "--repo"])
-                .arg(&repo.repo);
-        }
-        let out = run(cmd.arg(repo.path(dir)));
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    let before = make_releases(&repo.path("rel-a"), 5, "a");
-    submit("rel-a", true);
-
-    client(&["pause", "--reason", "release freeze"], &repo);
-    wait_log(&targets, "paused (tuf-client resume", 1);
-    let held = make_releases(&repo.path("rel-b"), 7, "b");
-    submit("rel-b", false);
+        .arg(repo.repo.join("targets"))
+        .arg(repo.path("rel-b")));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     // Longer than every lifetime: without the refresh python-tuf would call this a freeze.
     let (top, ts) = (newest(&repo, "targets"), newest(&repo, "snapshot"));
@@ -143,7 +125,7 @@ async fn pause_holds_jobs_refresh_goes_on_resume_signs_them() {
 
     // A restarted signer stays paused: the switch is on disk.
     targets.kill();
-    let mut targets = repo.spawn_signer("targets", &prefix, &SHORT);
+    let mut targets = repo.spawn_signer("targets", &prefix, &SHORT_LIFETIMES);
     wait_log(&targets, "paused (tuf-client resume", 1);
     std::thread::sleep(Duration::from_secs(1));
     let depths = inspect_queues(&config, &[Queue::Targets]).await.unwrap();

@@ -17,57 +17,15 @@ async fn thousand_releases_through_three_signer_processes_verify_with_python_tuf
     for batch in 0..4 {
         let dir = repo.path(&format!("releases{batch}"));
         let releases = make_releases(&dir, 250, &format!("b{batch}"));
-        let out = run(Command::new(CLIENT)
-            .args([
-                "add-targets",
-                "--amqp",
-                &amqp_url(),
-                "--queue-prefix",
-                &prefix,
-                "--batch-size",
-                "100",
-                "--wait",
-                "--timeout",
-                "120s",
-                "--repo",
-            ])
-            .arg(&repo.repo)
-            .arg("--targets-dir")
-            .arg(repo.repo.join("targets"))
-            .arg(&dir));
-        assert!(
-            out.status.success(),
-            "add-targets failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert!(String::from_utf8_lossy(&out.stdout).contains("250 target(s) covered"));
+        let out = repo.add_over_broker(&prefix, &dir, &["--batch-size", "100"]);
+        assert!(out.contains("250 target(s) covered"), "{out}");
         all.extend(releases);
     }
     // Composer metadata goes in under its repository path.
     let p2 = repo.path("p2src/p2/drupal/module1.json");
     std::fs::create_dir_all(p2.parent().unwrap()).unwrap();
     std::fs::write(&p2, br#"{"packages":{}}"#).unwrap();
-    let out = run(Command::new(CLIENT)
-        .args([
-            "add-targets",
-            "--amqp",
-            &amqp_url(),
-            "--queue-prefix",
-            &prefix,
-            "--wait",
-            "--timeout",
-            "60s",
-            "--repo",
-        ])
-        .arg(&repo.repo)
-        .arg("--targets-dir")
-        .arg(repo.repo.join("targets"))
-        .arg(repo.path("p2src")));
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    repo.add_over_broker(&prefix, &repo.path("p2src"), &[]);
     all.push(("p2/drupal/module1.json".into(), p2));
 
     let status = run(Command::new(CLIENT)

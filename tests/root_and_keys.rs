@@ -190,22 +190,6 @@ fn wait_signed_by(repo: &TestRepo, role: &str, id: &str) {
     }
 }
 
-fn add_targets(repo: &TestRepo, prefix: &str, releases: &Path) {
-    ok(run(Command::new(CLIENT)
-        .args([
-            "add-targets",
-            "--amqp",
-            &amqp_url(),
-            "--queue-prefix",
-            prefix,
-        ])
-        .arg("--targets-dir")
-        .arg(repo.repo.join("targets"))
-        .args(["--wait", "--timeout", "60s", "--repo"])
-        .arg(&repo.repo)
-        .arg(releases)));
-}
-
 /// Our own verifying client (`tuf-client download`), keeping its trusted metadata in
 /// `trusted` between calls: it must follow the same rotations as python-tuf.
 fn our_client_downloads(repo: &TestRepo, releases: &[(String, PathBuf)]) {
@@ -250,7 +234,7 @@ async fn every_online_key_rotates_while_clients_keep_verifying() {
         wait_ready(s);
     }
     let mut releases = make_releases(&repo.path("rel-0"), 20, "r0");
-    add_targets(&repo, &prefix, &repo.path("rel-0"));
+    repo.add_over_broker(&prefix, &repo.path("rel-0"), &[]);
     ngclient_update(&repo, "client", &items_for(&releases));
     our_client_downloads(&repo, &releases);
     let kh = repo.path("new-keys");
@@ -312,7 +296,7 @@ async fn every_online_key_rotates_while_clients_keep_verifying() {
             5,
             &format!("r{}", i + 1),
         );
-        add_targets(&repo, &prefix, &repo.path(&format!("rel-{}", i + 1)));
+        repo.add_over_broker(&prefix, &repo.path(&format!("rel-{}", i + 1)), &[]);
         releases.extend(more);
         ngclient_update(&repo, "client", &items_for(&releases));
 

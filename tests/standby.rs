@@ -3,31 +3,9 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::Duration;
 
 use common::*;
-
-fn add(repo: &TestRepo, prefix: &str, dir: &std::path::Path) {
-    let out = run(Command::new(CLIENT)
-        .args([
-            "add-targets",
-            "--amqp",
-            &amqp_url(),
-            "--queue-prefix",
-            prefix,
-            "--targets-dir",
-        ])
-        .arg(repo.repo.join("targets"))
-        .args(["--wait", "--timeout", "60s", "--repo"])
-        .arg(&repo.repo)
-        .arg(dir));
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn standby_targets_signer_takes_over_without_losing_the_active_ones_work() {
@@ -41,7 +19,7 @@ async fn standby_targets_signer_takes_over_without_losing_the_active_ones_work()
     let _timestamp = repo.spawn_signer("timestamp", &prefix, &[]);
 
     let first = make_releases(&repo.path("first"), 200, "one");
-    add(&repo, &prefix, &repo.path("first"));
+    repo.add_over_broker(&prefix, &repo.path("first"), &[]);
     assert!(
         !standby.log_text().contains("batch done"),
         "the standby must not consume while the active one lives"
@@ -49,7 +27,7 @@ async fn standby_targets_signer_takes_over_without_losing_the_active_ones_work()
 
     active.kill();
     let second = make_releases(&repo.path("second"), 200, "two");
-    add(&repo, &prefix, &repo.path("second"));
+    repo.add_over_broker(&prefix, &repo.path("second"), &[]);
     assert!(
         standby.log_text().contains("reloading state from disk"),
         "{}",

@@ -227,20 +227,25 @@ impl AmqpEndpoint {
     /// it needs no permission on the queue and creates nothing.
     pub async fn inspect(&self, queue: Queue) -> Result<(u32, u32)> {
         let name = queue.name(&self.config.prefix);
-        let q = self
-            .channel
-            .queue_declare(
-                ShortString::from(name.as_str()),
-                QueueDeclareOptions {
-                    passive: true,
-                    ..Default::default()
-                },
-                FieldTable::default(),
-            )
+        passive_declare(&self.channel, &name)
             .await
-            .map_err(Error::broker(format!("cannot inspect {name}")))?;
-        Ok((q.message_count(), q.consumer_count()))
+            .map_err(Error::broker(format!("cannot inspect {name}")))
     }
+}
+
+/// `(messages, consumers)` of a queue, without declaring it.
+async fn passive_declare(channel: &Channel, name: &str) -> lapin::Result<(u32, u32)> {
+    let q = channel
+        .queue_declare(
+            ShortString::from(name),
+            QueueDeclareOptions {
+                passive: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await?;
+    Ok((q.message_count(), q.consumer_count()))
 }
 
 /// Messages waiting in and consumers attached to each queue, `None` for a queue that does
@@ -263,18 +268,7 @@ pub async fn inspect_queues(
             .await
             .map_err(Error::broker("cannot open a channel"))?;
         let name = queue.name(&config.prefix);
-        let found = channel
-            .queue_declare(
-                ShortString::from(name.as_str()),
-                QueueDeclareOptions {
-                    passive: true,
-                    ..Default::default()
-                },
-                FieldTable::default(),
-            )
-            .await
-            .ok()
-            .map(|q| (q.message_count(), q.consumer_count()));
+        let found = passive_declare(&channel, &name).await.ok();
         out.push((queue, found));
     }
     let _ = connection.close(200, "done".into()).await;

@@ -178,6 +178,31 @@ impl TestRepo {
             .collect()
     }
 
+    /// `tuf-client add-targets` over the broker into this repository, waiting until a
+    /// timestamp covers it; `extra` goes before the input. Returns what it printed.
+    pub fn add_over_broker(&self, prefix: &str, input: &Path, extra: &[&str]) -> String {
+        let out = run(Command::new(CLIENT)
+            .args([
+                "add-targets",
+                "--amqp",
+                &amqp_url(),
+                "--queue-prefix",
+                prefix,
+            ])
+            .arg("--targets-dir")
+            .arg(self.repo.join("targets"))
+            .args(["--wait", "--timeout", "120s", "--repo"])
+            .arg(&self.repo)
+            .args(extra)
+            .arg(input));
+        assert!(
+            out.status.success(),
+            "add-targets failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     /// Waits until timestamp.json covers `expected` (names → Some((len, sha256)) or None).
     pub fn wait_covered(&self, mut expected: Expected, timeout: Duration) {
         let mut coverage = Coverage::new(self.layout());
@@ -198,6 +223,19 @@ impl TestRepo {
 pub fn run(cmd: &mut Command) -> Output {
     cmd.stdin(Stdio::null()).output().unwrap()
 }
+
+/// Lifetimes of seconds, for `init` and `run`: without refreshing, python-tuf would refuse
+/// such a repository as expired (a freeze) a few seconds after init.
+pub const SHORT_LIFETIMES: [&str; 8] = [
+    "--expire-timestamp",
+    "4s",
+    "--expire-snapshot",
+    "6s",
+    "--expire-bins",
+    "8s",
+    "--expire-targets",
+    "8s",
+];
 
 /// Writes `count` release files under `dir` as vendor/name/version, with distinct contents.
 pub fn make_releases(dir: &Path, count: usize, tag: &str) -> Vec<(String, PathBuf)> {
