@@ -9,7 +9,7 @@ use tough::schema::{
 };
 
 use super::expiry::expires_in;
-use super::layout::{create_dir, write_all_durably, write_durably};
+use super::layout::{create_dir, write_all_durably, write_durably, write_version_durably};
 use super::signed::{hex_decoded, non_zero, sign, SignedFile};
 use super::MetaEntry;
 use super::{Expiries, HashBins, Layout, SPEC_VERSION};
@@ -117,7 +117,7 @@ pub fn init(opts: &InitOptions, mut progress: impl FnMut(usize, usize)) -> Resul
 
     let root = build_root(&keys, opts.expiries)?;
     let root_file = sign(&root, 1, &[&keys["root"]], "root")?;
-    write_durably(&layout.versioned("root", 1), &root_file.bytes)?;
+    write_version_durably(&layout.versioned("root", 1), &root_file.bytes)?;
     write_durably(&layout.metadata_dir().join("root.json"), &root_file.bytes)?;
 
     let targets_key = &keys["targets"];
@@ -151,13 +151,13 @@ pub fn init(opts: &InitOptions, mut progress: impl FnMut(usize, usize)) -> Resul
 
     let top = build_top_targets(bins, targets_key, 1, opts.expiries)?;
     let top_file = sign(&top, 1, &[targets_key], "targets")?;
-    write_durably(&layout.versioned("targets", 1), &top_file.bytes)?;
+    write_version_durably(&layout.versioned("targets", 1), &top_file.bytes)?;
     snapshot
         .meta
         .insert("targets.json".into(), top_file.meta.to_metafile()?);
 
     let snapshot_file = sign(&snapshot, 1, &[&keys["snapshot"]], "snapshot")?;
-    write_durably(&layout.versioned("snapshot", 1), &snapshot_file.bytes)?;
+    write_version_durably(&layout.versioned("snapshot", 1), &snapshot_file.bytes)?;
     let timestamp_file = timestamp_for(&snapshot_file.meta, 1, &keys["timestamp"], opts.expiries)?;
     write_durably(&layout.timestamp(), &timestamp_file.bytes)?;
 

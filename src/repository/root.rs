@@ -15,7 +15,7 @@ use tough::schema::key::Key;
 use tough::schema::{RoleKeys, RoleType, Root, Signed};
 
 use super::expiry::expires_in;
-use super::layout::write_durably;
+use super::layout::{write_durably, write_version_durably};
 use super::signed::{hex_decoded, non_zero};
 use super::Layout;
 use crate::client::trust::{root_authority, verify};
@@ -299,7 +299,7 @@ impl Draft {
                 orphaned.join("; ")
             )));
         }
-        write_durably(&numbered, &bytes)?;
+        write_version_durably(&numbered, &bytes)?;
         write_durably(&layout.metadata_dir().join("root.json"), &bytes)?;
         Ok(version)
     }

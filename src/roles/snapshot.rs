@@ -9,7 +9,7 @@ use super::{ensure_key_listed, latest_root, signed_by, RoleSettings};
 use crate::canonical::write_string;
 use crate::jobs::{check_meta, SnapshotJob, TimestampJob};
 use crate::keys::SigningKey;
-use crate::repository::layout::write_durably;
+use crate::repository::layout::write_version_durably;
 use crate::repository::prune::Pruner;
 use crate::repository::signed::{self, sign_canonical};
 use crate::repository::{HashBins, MetaEntry, SPEC_VERSION};
@@ -184,7 +184,7 @@ impl SnapshotRole {
             &[&self.key],
         );
         let layout = &self.settings.layout;
-        write_durably(&layout.versioned("snapshot", self.version), &file.bytes)?;
+        write_version_durably(&layout.versioned("snapshot", self.version), &file.bytes)?;
         self.own = file.meta;
         self.new_key = false;
         self.pruner

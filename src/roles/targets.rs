@@ -289,7 +289,7 @@ impl TargetsRole {
                 crate::repository::expiry::expires_in(self.settings.expiries.targets);
             let version = self.top.version.get();
             let file = signed::sign(&self.top, version, &[&self.key], "targets")?;
-            crate::repository::layout::write_durably(
+            crate::repository::layout::write_version_durably(
                 &layout.versioned("targets", version),
                 &file.bytes,
             )?;
@@ -381,7 +381,7 @@ impl TargetsRole {
         )?;
         let version = top.version.get();
         let file = signed::sign(&top, version, &[&self.key], "targets")?;
-        crate::repository::layout::write_durably(
+        crate::repository::layout::write_version_durably(
             &layout.versioned("targets", version),
             &file.bytes,
         )?;
