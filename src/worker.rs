@@ -17,15 +17,19 @@ use crate::broker::amqp::AmqpConfig;
 use crate::broker::memory::MemoryBroker;
 use crate::broker::{Endpoint, Queue};
 use crate::jobs::{ExpiryCheck, Job, SnapshotJob, TargetsJob, TimestampJob};
+use crate::keys::SigningKey;
 use crate::repository::control::Control;
-use crate::roles::{SnapshotRole, TargetsRole, TimestampRole};
+use crate::repository::Layout;
+use crate::roles::{ensure_key_listed, latest_root, SnapshotRole, TargetsRole, TimestampRole};
 use crate::{Error, Result};
+use tough::schema::RoleType;
 
 /// A role as the worker drives it.
 pub trait Stage: Send + 'static {
     type Job: ExpiryCheck;
     const NAME: &'static str;
     const QUEUE: Queue;
+    const ROLE: RoleType;
     /// Whether `tuf-client pause` stops this role taking jobs.
     const PAUSABLE: bool = false;
 
@@ -39,11 +43,25 @@ pub trait Stage: Send + 'static {
     fn is_stale(&self) -> Result<bool>;
     /// How often to look for metadata about to expire.
     fn refresh_interval(&self) -> Duration;
-    /// Where the repository is (for the lock and the pause switch).
-    fn control(&self) -> Control;
+    /// The repository this role signs.
+    fn layout(&self) -> &Layout;
+    /// This role's signing key.
+    fn key(&self) -> &SigningKey;
+
+    /// The lock and the pause switch.
+    fn control(&self) -> Control {
+        Control::new(self.layout())
+    }
     /// Fails once the newest root no longer lists this signer's key for its role (a rotation
     /// finished without restarting this signer): what it signs would be refused by clients.
-    fn key_still_listed(&self) -> Result<()>;
+    fn key_still_listed(&self) -> Result<()> {
+        ensure_key_listed(
+            &latest_root(self.layout())?,
+            Self::ROLE,
+            self.key(),
+            "--key",
+        )
+    }
 }
 
 fn encode<T: serde::Serialize>(job: &T) -> Vec<u8> {
@@ -53,6 +71,7 @@ fn encode<T: serde::Serialize>(job: &T) -> Vec<u8> {
 impl Stage for TargetsRole {
     type Job = TargetsJob;
     const NAME: &'static str = "targets";
+    const ROLE: RoleType = RoleType::Targets;
     const QUEUE: Queue = Queue::Targets;
     const PAUSABLE: bool = true;
 
@@ -72,17 +91,18 @@ impl Stage for TargetsRole {
     fn refresh_interval(&self) -> Duration {
         self.refresh_interval()
     }
-    fn control(&self) -> Control {
-        Control::new(self.layout())
+    fn layout(&self) -> &Layout {
+        self.layout()
     }
-    fn key_still_listed(&self) -> Result<()> {
-        self.key_still_listed()
+    fn key(&self) -> &SigningKey {
+        self.key()
     }
 }
 
 impl Stage for SnapshotRole {
     type Job = SnapshotJob;
     const NAME: &'static str = "snapshot";
+    const ROLE: RoleType = RoleType::Snapshot;
     const QUEUE: Queue = Queue::Snapshot;
 
     fn check(&self, job: &SnapshotJob) -> Result<()> {
@@ -101,17 +121,18 @@ impl Stage for SnapshotRole {
     fn refresh_interval(&self) -> Duration {
         self.refresh_interval()
     }
-    fn control(&self) -> Control {
-        Control::new(self.layout())
+    fn layout(&self) -> &Layout {
+        self.layout()
     }
-    fn key_still_listed(&self) -> Result<()> {
-        self.key_still_listed()
+    fn key(&self) -> &SigningKey {
+        self.key()
     }
 }
 
 impl Stage for TimestampRole {
     type Job = TimestampJob;
     const NAME: &'static str = "timestamp";
+    const ROLE: RoleType = RoleType::Timestamp;
     const QUEUE: Queue = Queue::Timestamp;
 
     fn check(&self, job: &TimestampJob) -> Result<()> {
@@ -129,11 +150,11 @@ impl Stage for TimestampRole {
     fn refresh_interval(&self) -> Duration {
         self.refresh_interval()
     }
-    fn control(&self) -> Control {
-        Control::new(self.layout())
+    fn layout(&self) -> &Layout {
+        self.layout()
     }
-    fn key_still_listed(&self) -> Result<()> {
-        self.key_still_listed()
+    fn key(&self) -> &SigningKey {
+        self.key()
     }
 }
 
@@ -175,10 +196,7 @@ pub async fn run<S: Stage>(
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<()> {
     let mut backoff = Duration::from_millis(500);
-    let mut signer = Signer {
-        stage: load()?,
-        id: writer_id(),
-    };
+    let mut signer = Signer::new(load()?);
     let control = signer.stage.control();
     loop {
         if *shutdown.borrow() {
@@ -204,11 +222,11 @@ pub async fn run<S: Stage>(
         match result {
             Ok(Stop::Shutdown) => return Ok(()),
             Ok(Stop::Paused | Stop::Resumed) => continue,
+            // A key the root does not list: no retry can fix that.
+            Err(e @ Error::Key { .. }) => return Err(e),
             Err(e) => {
                 tracing::warn!(role = S::NAME, error = %e, retry_in_ms = backoff.as_millis() as u64,
                     "signer lost its queue or could not write; reconnecting (unacknowledged jobs come back)");
-                // A failed write may leave the state ahead of the disk: start again from disk.
-                signer.stage = tokio::task::block_in_place(&load)?;
                 tokio::select! {
                     _ = tokio::time::sleep(backoff) => {},
                     _ = shutdown.changed() => return Ok(()),
@@ -219,10 +237,12 @@ pub async fn run<S: Stage>(
     }
 }
 
-/// A role's state and the name it records in the role's lock file when it writes.
+/// A role's state, the name it records in the role's lock file when it writes, and the
+/// newest root version it has checked its key against.
 struct Signer<S> {
     stage: S,
     id: String,
+    root_version: u64,
 }
 
 /// Why `serve` or `paused` returned.
@@ -245,30 +265,67 @@ fn writer_id() -> String {
 }
 
 impl<S: Stage> Signer<S> {
-    /// Applies `jobs` under the role's lock. When another replica wrote since this one did
-    /// (a standby that took over, a paused signer's refresh), the state is reloaded first.
+    fn new(stage: S) -> Signer<S> {
+        Signer {
+            stage,
+            id: writer_id(),
+            root_version: 0,
+        }
+    }
+
+    /// Fails when a newer root no longer lists this signer's key; one `stat` when no new
+    /// root has appeared.
+    fn check_root(&mut self) -> Result<()> {
+        let layout = self.stage.layout();
+        let mut newest = self.root_version;
+        while layout.versioned("root", newest + 1).is_file() {
+            newest += 1;
+        }
+        if newest != self.root_version {
+            self.stage.key_still_listed()?;
+            self.root_version = newest;
+        }
+        Ok(())
+    }
+
+    /// Applies `jobs` under the role's lock; returns the downstream jobs to publish, in
+    /// order, and how many files were written.
+    ///
+    /// When the lock names another writer (a standby taking over, a paused replica's
+    /// refresh, this process's own first write), the state is reloaded if the disk moved,
+    /// and what was reloaded is announced downstream too: the replica that wrote it may have
+    /// died before handing it on. A failed apply reloads as well, since it may have moved
+    /// the state ahead of the disk.
     fn apply_locked(
         &mut self,
         jobs: &[S::Job],
         load: &impl Fn() -> Result<S>,
         control: &Control,
-        check_stale: bool,
-    ) -> Result<(Option<Vec<u8>>, usize)> {
+    ) -> Result<(Vec<Vec<u8>>, usize)> {
         let mut lock = control.lock(S::NAME)?;
-        let last = lock.last_writer()?;
-        let other_wrote = !last.is_empty() && last != self.id;
-        if (check_stale || other_wrote) && self.stage.is_stale()? {
-            // A hot standby gets its first job when the active replica has gone: what it
-            // read at start is out of date by whatever that replica signed since.
+        self.check_root()?;
+        let mut downstream = Vec::new();
+        if lock.last_writer()? != self.id && self.stage.is_stale()? {
             tracing::info!(
                 role = S::NAME,
                 "another replica signed since this one loaded: reloading state from disk"
             );
             self.stage = load()?;
+            downstream.extend(self.stage.resync());
         }
-        let out = self.stage.apply(jobs)?;
+        // Named before writing: if this process dies mid-write, the next writer sees a
+        // name not its own and checks the disk before signing.
         lock.record(&self.id)?;
-        Ok(out)
+        match self.stage.apply(jobs) {
+            Ok((next, written)) => {
+                downstream.extend(next);
+                Ok((downstream, written))
+            }
+            Err(e) => {
+                self.stage = load()?;
+                Err(e)
+            }
+        }
     }
 }
 
@@ -295,7 +352,6 @@ async fn paused<S: Stage>(
     let mut poll = tokio::time::interval(Duration::from_millis(500));
     let mut expiry_check = tokio::time::interval(signer.stage.refresh_interval());
     expiry_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut first = true;
     loop {
         tokio::select! {
             _ = poll.tick() => {
@@ -306,13 +362,14 @@ async fn paused<S: Stage>(
                 }
             }
             _ = expiry_check.tick() => {
-                signer.stage.key_still_listed()?;
                 let check = [S::Job::expiry_check()];
                 let (next, _) = tokio::task::block_in_place(|| {
-                    signer.apply_locked(&check, load, control, std::mem::take(&mut first))
+                    signer.apply_locked(&check, load, control)
                 })?;
-                if let (Some(queue), Some(body)) = (S::QUEUE.next(), next) {
-                    publisher.publish(queue, &body).await?;
+                if let Some(queue) = S::QUEUE.next() {
+                    for body in next {
+                        publisher.publish(queue, &body).await?;
+                    }
                 }
             }
             _ = shutdown.changed() => {
@@ -331,7 +388,6 @@ async fn serve<S: Stage>(
     shutdown: &mut watch::Receiver<bool>,
 ) -> Result<Stop> {
     let control = signer.stage.control();
-    let mut first_batch = true;
     if let (Some(next), Some(body)) = (S::QUEUE.next(), signer.stage.resync()) {
         endpoint.publish(next, &body).await?;
     }
@@ -345,7 +401,8 @@ async fn serve<S: Stage>(
         let batch = tokio::select! {
             b = endpoint.next_batch(options.batch_max as usize) => b?,
             _ = expiry_check.tick() => {
-                signer.stage.key_still_listed()?;
+                // Also what stops a standby, which never applies, whose key was retired.
+                signer.check_root()?;
                 endpoint.publish(S::QUEUE, &encode(&S::Job::expiry_check())).await?;
                 continue;
             }
@@ -357,6 +414,11 @@ async fn serve<S: Stage>(
             }
             _ = shutdown.changed() => return Ok(Stop::Shutdown),
         };
+        if S::PAUSABLE && control.paused()?.is_some() {
+            // Paused while this batch was on its way: unacknowledged, it goes back to the
+            // queue when the connection closes.
+            return Ok(Stop::Paused);
+        }
         let started = Instant::now();
         let stage = &signer.stage;
         let mut jobs = Vec::with_capacity(batch.len());
@@ -376,11 +438,12 @@ async fn serve<S: Stage>(
             }
         }
         let items: usize = jobs.iter().map(Job::items).sum();
-        let first = std::mem::take(&mut first_batch);
         let (next, written) =
-            tokio::task::block_in_place(|| signer.apply_locked(&jobs, load, &control, first))?;
-        if let (Some(queue), Some(body)) = (S::QUEUE.next(), next) {
-            endpoint.publish(queue, &body).await?;
+            tokio::task::block_in_place(|| signer.apply_locked(&jobs, load, &control))?;
+        if let Some(queue) = S::QUEUE.next() {
+            for body in next {
+                endpoint.publish(queue, &body).await?;
+            }
         }
         endpoint.ack(&batch).await?;
         tracing::info!(

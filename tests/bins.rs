@@ -9,9 +9,7 @@ use std::time::{Duration, Instant};
 use common::*;
 
 fn published_bins(repo: &TestRepo) -> usize {
-    package_signing::client::status::read(&repo.layout())
-        .unwrap()
-        .bins
+    package_signing::client::status::published_bins(&repo.layout()).unwrap()
 }
 
 fn client(repo: &TestRepo, prefix: &str, args: &[&str]) -> String {

@@ -352,9 +352,8 @@ async fn main() {
             .publish(Queue::Targets, &serde_json::to_vec(&job).unwrap())
             .await
             .unwrap();
-        while package_signing::client::status::read(&layout)
-            .map(|s| s.bins != rebin as usize)
-            .unwrap_or(true)
+        while !package_signing::client::status::published_bins(&layout)
+            .is_ok_and(|n| n == rebin as usize)
         {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }

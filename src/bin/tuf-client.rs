@@ -434,15 +434,13 @@ async fn change_bins(send: &SendArgs, count: u32) -> Result<()> {
     let timeout = parse_duration(&send.timeout)?;
     loop {
         // A read can race with a signer's rename; the next poll sees the finished files.
-        if let Ok(s) = status::read(&layout) {
-            if s.bins == count as usize {
-                println!(
-                    "{count} bins published ({} targets) in {:.1} s",
-                    s.targets,
-                    started.elapsed().as_secs_f64()
-                );
-                return Ok(());
-            }
+        if status::published_bins(&layout).is_ok_and(|n| n == count as usize) {
+            println!(
+                "{count} bins published ({} targets) in {:.1} s",
+                status::read(&layout)?.targets,
+                started.elapsed().as_secs_f64()
+            );
+            return Ok(());
         }
         if started.elapsed() > timeout {
             return Err(Error::Usage(format!(

@@ -42,7 +42,7 @@ impl AmqpConfig {
 
 pub struct AmqpEndpoint {
     config: AmqpConfig,
-    _connection: Connection,
+    connection: Connection,
     channel: Channel,
     consumer: Option<Consumer>,
     /// Deliveries taken from the consumer and not yet handed out (see `next_batch`).
@@ -109,7 +109,7 @@ impl AmqpEndpoint {
         };
         Ok(AmqpEndpoint {
             config: config.clone(),
-            _connection: connection,
+            connection,
             channel,
             consumer,
             pending: Vec::new(),
@@ -215,21 +215,7 @@ impl AmqpEndpoint {
     /// its queue, in its place.
     pub async fn close(self) {
         let _ = self.channel.close(200, "closing".into()).await;
-        let _ = self._connection.close(200, "closing".into()).await;
-    }
-
-    /// Messages waiting in a queue (for status and tests).
-    pub async fn depth(&self, queue: Queue) -> Result<u32> {
-        Ok(self.inspect(queue).await?.0)
-    }
-
-    /// Messages waiting in a queue and consumers attached to it. A passive declaration:
-    /// it needs no permission on the queue and creates nothing.
-    pub async fn inspect(&self, queue: Queue) -> Result<(u32, u32)> {
-        let name = queue.name(&self.config.prefix);
-        passive_declare(&self.channel, &name)
-            .await
-            .map_err(Error::broker(format!("cannot inspect {name}")))
+        let _ = self.connection.close(200, "closing".into()).await;
     }
 }
 

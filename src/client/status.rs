@@ -45,6 +45,20 @@ fn warn_below(role: &str) -> Duration {
     })
 }
 
+/// The number of bins the published repository delegates to (timestamp → snapshot →
+/// top-level targets), reading no bin.
+pub fn published_bins(layout: &Layout) -> Result<usize> {
+    let (ts, _) = signed::load::<Timestamp>(&layout.timestamp(), "timestamp")?;
+    let version_of = |meta: &std::collections::HashMap<String, tough::schema::Metafile>, file| {
+        meta.get(file).map(|m| m.version.get()).unwrap_or(1)
+    };
+    let snap = version_of(&ts.signed.meta, "snapshot.json");
+    let (snapshot, _) = signed::load::<Snapshot>(&layout.versioned("snapshot", snap), "snapshot")?;
+    let top = version_of(&snapshot.signed.meta, "targets.json");
+    let (top, _) = signed::load::<Targets>(&layout.versioned("targets", top), "targets")?;
+    Ok(top.signed.delegations.map_or(0, |d| d.roles.len()))
+}
+
 pub fn read(layout: &Layout) -> Result<Status> {
     let root = latest_root(layout)?;
     let keys_of = |role: RoleType| -> Vec<String> {

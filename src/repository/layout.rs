@@ -84,6 +84,13 @@ pub fn parse_versioned(file_name: &str) -> Option<(u64, &str)> {
 
 /// Writes `bytes` to `path` so that a crash leaves either the old or the new content.
 pub fn write_durably(path: &Path, bytes: &[u8]) -> Result<()> {
+    let (dir, tmp) = write_temp(path, bytes)?;
+    fs::rename(&tmp, path).map_err(Error::io("cannot rename into place", path))?;
+    sync_dir(dir)
+}
+
+/// Writes `bytes` to a flushed temp file beside `path`; returns the folder and the temp path.
+fn write_temp<'a>(path: &'a Path, bytes: &[u8]) -> Result<(&'a Path, PathBuf)> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
@@ -93,9 +100,7 @@ pub fn write_durably(path: &Path, bytes: &[u8]) -> Result<()> {
     file.write_all(bytes)
         .map_err(Error::io("cannot write", &tmp))?;
     file.sync_all().map_err(Error::io("cannot fsync", &tmp))?;
-    drop(file);
-    fs::rename(&tmp, path).map_err(Error::io("cannot rename into place", path))?;
-    sync_dir(dir)
+    Ok((dir, tmp))
 }
 
 /// Writes a new version of a metadata file, which must not exist yet: a version, once
@@ -103,16 +108,7 @@ pub fn write_durably(path: &Path, bytes: &[u8]) -> Result<()> {
 /// means another signer wrote it; that is an error (the signer reloads and tries again),
 /// never a silent overwrite. The same content is fine: the write was already done.
 pub fn write_version_durably(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let tmp = temp_name(dir, path);
-    let mut file = File::create(&tmp).map_err(Error::io("cannot create", &tmp))?;
-    file.write_all(bytes)
-        .map_err(Error::io("cannot write", &tmp))?;
-    file.sync_all().map_err(Error::io("cannot fsync", &tmp))?;
-    drop(file);
+    let (dir, tmp) = write_temp(path, bytes)?;
     link_into_place(&tmp, path, bytes)?;
     sync_dir(dir)
 }
@@ -123,9 +119,15 @@ fn temp_name(dir: &Path, path: &Path) -> PathBuf {
 }
 
 /// `link(tmp, path)` then removes `tmp`: atomic, and unlike a rename it fails when `path`
-/// exists.
+/// exists. On a filesystem without hard links, a rename after checking `path` is absent
+/// (writers of one role hold its lock, so nobody else writes between the two).
 fn link_into_place(tmp: &Path, path: &Path, bytes: &[u8]) -> Result<()> {
-    let linked = fs::hard_link(tmp, path);
+    let mut linked = fs::hard_link(tmp, path);
+    if let Err(e) = &linked {
+        if e.kind() != std::io::ErrorKind::AlreadyExists && !path.exists() {
+            linked = fs::rename(tmp, path);
+        }
+    }
     let _ = fs::remove_file(tmp);
     match linked {
         Ok(()) => Ok(()),
@@ -180,9 +182,16 @@ pub fn write_all_durably(dir: &Path, files: &[(PathBuf, &[u8])]) -> Result<()> {
             .into_iter()
             .try_for_each(|w| w.join().expect("flush thread does not panic"))
     })?;
-    for (tmp, (path, bytes)) in temps.iter().zip(files) {
-        link_into_place(tmp, path, bytes)?;
+    let placed = temps
+        .iter()
+        .zip(files)
+        .try_for_each(|(tmp, (path, bytes))| link_into_place(tmp, path, bytes));
+    if placed.is_err() {
+        for tmp in &temps {
+            let _ = fs::remove_file(tmp);
+        }
     }
+    placed?;
     sync_dir(dir)
 }
 
@@ -232,7 +241,7 @@ mod tests {
         assert_eq!(fs::read(&path).unwrap(), b"one");
         assert_eq!(
             fs::read_dir(dir.path()).unwrap().count(),
-            2,
+            1,
             "no temp file left behind"
         );
     }

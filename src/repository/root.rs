@@ -361,44 +361,34 @@ impl Draft {
 }
 
 /// The online files being served (timestamp, the snapshot it names, the targets that names)
-/// that no key `root` lists for their role has signed.
+/// that would not verify under `root`: clients would refuse them.
 fn unsigned_under(layout: &Layout, root: &Root) -> Result<Vec<String>> {
-    let read = |path: std::path::PathBuf| -> Result<Value> {
-        let bytes = std::fs::read(&path).map_err(Error::io("cannot read", &path))?;
-        serde_json::from_slice(&bytes).map_err(|source| Error::Parse {
-            what: "metadata",
-            path,
-            source,
-        })
-    };
     let mut problems = Vec::new();
-    let mut check = |role: RoleType, file: &Value, what: String| {
-        let listed: BTreeSet<String> = root
-            .roles
-            .get(&role)
-            .map(|r| r.keyids.iter().map(hex::encode).collect())
-            .unwrap_or_default();
-        let signers: Vec<&str> = file["signatures"]
-            .as_array()
-            .map(|a| a.iter().filter_map(|s| s["keyid"].as_str()).collect())
-            .unwrap_or_default();
-        if !signers.iter().any(|k| listed.contains(*k)) {
-            problems.push(format!(
-                "{what} is signed by {} only, which this root does not list for {}",
-                signers.join(", "),
-                role_name(role)
-            ));
+    let mut check = |role: RoleType, path: std::path::PathBuf, what: String| -> Result<Value> {
+        let bytes = std::fs::read(&path).map_err(Error::io("cannot read", &path))?;
+        if let Err(e) = verify::<Value>(&bytes, &what, &root_authority(root, role)?) {
+            problems.push(format!("{e} (a {} file)", role_name(role)));
         }
+        Ok(serde_json::from_slice::<Value>(&bytes).unwrap_or_default()["signed"].take())
     };
-    let version_of = |file: &Value, name: &str| file["signed"]["meta"][name]["version"].as_u64();
-    let timestamp = read(layout.timestamp())?;
-    check(RoleType::Timestamp, &timestamp, "timestamp.json".into());
+    let version_of = |file: &Value, name: &str| file["meta"][name]["version"].as_u64();
+    let timestamp = check(
+        RoleType::Timestamp,
+        layout.timestamp(),
+        "timestamp.json".into(),
+    )?;
     if let Some(v) = version_of(&timestamp, "snapshot.json") {
-        let snapshot = read(layout.versioned("snapshot", v))?;
-        check(RoleType::Snapshot, &snapshot, format!("{v}.snapshot.json"));
+        let snapshot = check(
+            RoleType::Snapshot,
+            layout.versioned("snapshot", v),
+            format!("{v}.snapshot.json"),
+        )?;
         if let Some(v) = version_of(&snapshot, "targets.json") {
-            let targets = read(layout.versioned("targets", v))?;
-            check(RoleType::Targets, &targets, format!("{v}.targets.json"));
+            check(
+                RoleType::Targets,
+                layout.versioned("targets", v),
+                format!("{v}.targets.json"),
+            )?;
         }
     }
     Ok(problems)

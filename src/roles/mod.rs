@@ -93,17 +93,8 @@ pub fn ensure_key_listed(
                  (tuf-signer init wrote it as KEYS/{}.pem)",
                 key.key_id(),
                 root.signed.version(),
-                role_file(role)
+                crate::repository::root::role_name(role)
             ),
         })
-    }
-}
-
-fn role_file(role: RoleType) -> &'static str {
-    match role {
-        RoleType::Root => "root",
-        RoleType::Snapshot => "snapshot",
-        RoleType::Timestamp => "timestamp",
-        _ => "targets",
     }
 }

@@ -92,14 +92,8 @@ impl SnapshotRole {
         Ok(())
     }
 
-    /// See [`crate::worker::Stage::key_still_listed`].
-    pub fn key_still_listed(&self) -> Result<()> {
-        ensure_key_listed(
-            &latest_root(self.layout())?,
-            RoleType::Snapshot,
-            &self.key,
-            "--key",
-        )
+    pub fn key(&self) -> &SigningKey {
+        &self.key
     }
 
     pub fn layout(&self) -> &crate::repository::Layout {

@@ -230,22 +230,14 @@ impl TargetsRole {
             }
             tracing::info!(bins = count, "already {count} bins");
         }
-        // A bin-count job for the current count may be one a replica finished and died
-        // before handing on: hand everything on again.
-        let announce_all = jobs.iter().any(|j| j.bins.is_some());
+        // (A replica that finished this change and died before handing it on: whoever
+        // reloads its files announces them; see `worker::Signer::apply_locked`.)
         let force = jobs.iter().any(|j| j.refresh_expiry);
         let mut refreshed = self.refresh_expiring(force)?;
-        if named.is_empty() && refreshed.is_none() && !announce_all {
+        if named.is_empty() && refreshed.is_none() {
             return Ok(TargetsOutcome::default());
         }
         self.sign_bins(changed.iter().copied().collect())?;
-        if announce_all {
-            let all = self.resync().meta;
-            refreshed
-                .get_or_insert_with(SnapshotJob::default)
-                .meta
-                .extend(all);
-        }
         let job = refreshed.get_or_insert_with(SnapshotJob::default);
         for &i in &named {
             let bin = &self.state[i];
@@ -442,14 +434,8 @@ impl TargetsRole {
         Ok(())
     }
 
-    /// See [`crate::worker::Stage::key_still_listed`].
-    pub fn key_still_listed(&self) -> Result<()> {
-        ensure_key_listed(
-            &latest_root(self.layout())?,
-            RoleType::Targets,
-            &self.key,
-            "--key",
-        )
+    pub fn key(&self) -> &SigningKey {
+        &self.key
     }
 
     pub fn layout(&self) -> &crate::repository::Layout {

@@ -53,14 +53,8 @@ impl TimestampRole {
         })
     }
 
-    /// See [`crate::worker::Stage::key_still_listed`].
-    pub fn key_still_listed(&self) -> Result<()> {
-        ensure_key_listed(
-            &latest_root(self.layout())?,
-            RoleType::Timestamp,
-            &self.key,
-            "--key",
-        )
+    pub fn key(&self) -> &SigningKey {
+        &self.key
     }
 
     pub fn layout(&self) -> &crate::repository::Layout {
