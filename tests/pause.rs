@@ -63,22 +63,7 @@ async fn pause_holds_jobs_refresh_goes_on_resume_signs_them() {
     client(&["pause", "--reason", "release freeze"], &repo);
     wait_log(&targets, "paused (tuf-client resume", 1);
     let held = make_releases(&repo.path("rel-b"), 7, "b");
-    let out = run(Command::new(CLIENT)
-        .args([
-            "add-targets",
-            "--amqp",
-            &amqp_url(),
-            "--queue-prefix",
-            &prefix,
-        ])
-        .arg("--targets-dir")
-        .arg(repo.repo.join("targets"))
-        .arg(repo.path("rel-b")));
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    repo.submit_over_broker(&prefix, &repo.path("rel-b"), &[]);
 
     // Longer than every lifetime: without the refresh python-tuf would call this a freeze.
     let (top, ts) = (newest(&repo, "targets"), newest(&repo, "snapshot"));

@@ -181,6 +181,14 @@ impl TestRepo {
     /// `tuf-client add-targets` over the broker into this repository, waiting until a
     /// timestamp covers it; `extra` goes before the input. Returns what it printed.
     pub fn add_over_broker(&self, prefix: &str, input: &Path, extra: &[&str]) -> String {
+        let repo = self.repo.to_str().unwrap();
+        let mut args = vec!["--wait", "--timeout", "120s", "--repo", repo];
+        args.extend(extra);
+        self.submit_over_broker(prefix, input, &args)
+    }
+
+    /// `tuf-client add-targets` over the broker, returning once the job is queued.
+    pub fn submit_over_broker(&self, prefix: &str, input: &Path, extra: &[&str]) -> String {
         let out = run(Command::new(CLIENT)
             .args([
                 "add-targets",
@@ -191,8 +199,6 @@ impl TestRepo {
             ])
             .arg("--targets-dir")
             .arg(self.repo.join("targets"))
-            .args(["--wait", "--timeout", "120s", "--repo"])
-            .arg(&self.repo)
             .args(extra)
             .arg(input));
         assert!(
