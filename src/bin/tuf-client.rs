@@ -82,12 +82,12 @@ enum Command {
         #[arg(long, value_parser = ["targets", "snapshot", "timestamp"])]
         role: Option<String>,
     },
-    /// Change the number of hashed bins: every target is spread over COUNT new bins and one
-    /// new top-level targets version switches to them.
+    /// Change the number of hashed bins, keeping every target.
     ///
-    /// Safe to interrupt: the new bins are written under new names before anything points
-    /// at them, so clients verify throughout, and a signer killed midway finishes the job
-    /// when it restarts (the job stays in the queue until done). More bins make each bin
+    /// Every target is spread over COUNT new bins and one new top-level targets version
+    /// switches to them. Safe to interrupt: the new bins are written under new names
+    /// before anything points at them, so clients verify throughout, and a signer killed
+    /// midway finishes the job when it restarts (the job stays in the queue until done). More bins make each bin
     /// (what a client downloads per package) smaller and the snapshot larger; python-tuf's
     /// default 2 MB snapshot limit holds about 13,000 bins, old and new counted together.
     ///
