@@ -87,9 +87,10 @@ enum Command {
     /// Every target is spread over COUNT new bins and one new top-level targets version
     /// switches to them. Safe to interrupt: the new bins are written under new names
     /// before anything points at them, so clients verify throughout, and a signer killed
-    /// midway finishes the job when it restarts (the job stays in the queue until done). More bins make each bin
-    /// (what a client downloads per package) smaller and the snapshot larger; python-tuf's
-    /// default 2 MB snapshot limit holds about 13,000 bins, old and new counted together.
+    /// midway finishes the job when it restarts (the job stays in the queue until done).
+    /// More bins make each bin (what a client downloads per package) smaller and the
+    /// snapshot larger; python-tuf's default 2 MB snapshot limit holds about 13,000 bins,
+    /// old and new counted together.
     ///
     /// Example: tuf-client bins --count 4096 --amqp amqp://... --wait --repo ./repo
     #[command(verbatim_doc_comment)]
