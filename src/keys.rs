@@ -1,7 +1,13 @@
 //! ed25519 keys: one PKCS#8 PEM file per role, so each signer's container mounts only its own.
 //!
-//! We accept what `openssl genpkey -algorithm ED25519` writes (PKCS#8 v1 PEM) as well as
-//! PKCS#8 v2 and raw DER. Private key bytes never leave this module: `Debug` prints the key id.
+//! We write what `openssl genpkey -algorithm ED25519` writes (PKCS#8 v1, RFC 8410), so that
+//! OpenSSL and Python's `cryptography` read our keys, and we also read PKCS#8 v2 (what earlier
+//! versions wrote) and raw DER. Private key bytes never leave this module: `Debug` prints the
+//! key id.
+//!
+//! A key id is a label a root or a delegation gives a public key. We write ids by
+//! [`KeyIdRule::PhpTuf`] unless told otherwise; everything that reads ids treats them as
+//! opaque labels and compares public keys, never ids, to tell keys apart.
 
 use std::fmt;
 use std::path::Path;
@@ -14,7 +20,40 @@ use tough::schema::key::{Ed25519Key, Ed25519Scheme, Key};
 use crate::repository::layout::write_durably;
 use crate::{canonical, Error, Result};
 
-/// A role's private signing key.
+/// How a key id is computed from a public key. Both hash the key's canonical JSON with SHA-256.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum KeyIdRule {
+    /// The key with `"keyid_hash_algorithms": ["sha256", "sha512"]` added (securesystemslib up
+    /// to 0.30, Drupal's current signer). php-tuf, and so Composer's TUF plugin, accepts only
+    /// these; python-tuf and go-tuf accept any id. The key is still published without the field.
+    #[default]
+    PhpTuf,
+    /// The key exactly as published (TUF 1.0 §4.2). tough-based clients accept only these;
+    /// php-tuf refuses them.
+    Spec,
+}
+
+impl KeyIdRule {
+    /// The rule `id` follows for `key`, if any.
+    pub fn of(key: &Key, id: &[u8]) -> Option<KeyIdRule> {
+        [KeyIdRule::PhpTuf, KeyIdRule::Spec]
+            .into_iter()
+            .find(|rule| {
+                key_id(key, *rule).is_ok_and(|ours| hex::decode(ours).is_ok_and(|o| o == id))
+            })
+    }
+
+    /// The rule every key of `keys` follows; the default when they follow none or differ.
+    pub fn of_all<'a>(keys: impl IntoIterator<Item = (&'a [u8], &'a Key)>) -> KeyIdRule {
+        let mut rules = keys.into_iter().map(|(id, key)| KeyIdRule::of(key, id));
+        match rules.next().flatten() {
+            Some(first) if rules.all(|r| r == Some(first)) => first,
+            _ => KeyIdRule::default(),
+        }
+    }
+}
+
+/// A role's private signing key, and the id it signs under.
 pub struct SigningKey {
     pair: Ed25519KeyPair,
     public: Key,
@@ -28,13 +67,14 @@ impl fmt::Debug for SigningKey {
 }
 
 impl SigningKey {
-    /// A new random key, and its PKCS#8 PEM to store.
+    /// A new random key, and its PKCS#8 v1 PEM to store.
     pub fn generate() -> Result<(SigningKey, String)> {
-        let der = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new()).map_err(|_| Error::Key {
-            path: "<new key>".into(),
-            reason: "the system random generator failed".into(),
-        })?;
-        let pem = pem::encode(&pem::Pem::new("PRIVATE KEY", der.as_ref().to_vec()));
+        let der =
+            Ed25519KeyPair::generate_pkcs8v1(&SystemRandom::new()).map_err(|_| Error::Key {
+                path: "<new key>".into(),
+                reason: "the system random generator failed".into(),
+            })?;
+        let pem = to_pem("PRIVATE KEY", der.as_ref().to_vec());
         Ok((Self::from_der(der.as_ref(), Path::new("<new key>"))?, pem))
     }
 
@@ -73,7 +113,7 @@ impl SigningKey {
             reason: format!("not an ed25519 PKCS#8 private key ({e}); only ed25519 is supported"),
         })?;
         let public = public_key(pair.public_key().as_ref());
-        let key_id = key_id(&public)?;
+        let key_id = key_id(&public, KeyIdRule::default())?;
         Ok(SigningKey {
             pair,
             public,
@@ -97,8 +137,22 @@ impl SigningKey {
         &self.public
     }
 
+    /// The id this key signs under: by [`KeyIdRule::default`] until [`SigningKey::sign_as`]
+    /// gives it the one a root uses.
     pub fn key_id(&self) -> &str {
         &self.key_id
+    }
+
+    /// The id `keys` (a root's or a delegation's) gives this key's public key, if it lists it.
+    pub fn id_in<'a>(&self, keys: &'a crate::schema::KeyMap) -> Option<&'a Decoded<Hex>> {
+        keys.iter()
+            .find(|(_, k)| **k == self.public)
+            .map(|(id, _)| id)
+    }
+
+    /// Signs under `id` from now on: the id the root gives this key.
+    pub fn sign_as(&mut self, id: &Decoded<Hex>) {
+        self.key_id = hex::encode(id);
     }
 
     pub fn sign(&self, message: &[u8]) -> Vec<u8> {
@@ -143,7 +197,13 @@ pub fn public_pem(key: &Key) -> Option<String> {
     };
     let mut der = ED25519_SPKI_PREFIX.to_vec();
     der.extend_from_slice(keyval.public.as_ref());
-    Some(pem::encode(&pem::Pem::new("PUBLIC KEY", der)))
+    Some(to_pem("PUBLIC KEY", der))
+}
+
+/// PEM as OpenSSL writes it (LF line ends, 64 columns).
+fn to_pem(tag: &str, der: Vec<u8>) -> String {
+    let config = pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF);
+    pem::encode_config(&pem::Pem::new(tag, der), config)
 }
 
 /// The TUF form of an ed25519 public key.
@@ -158,9 +218,16 @@ pub fn public_key(raw: &[u8]) -> Key {
     }
 }
 
-/// The key id: hex SHA-256 of the key's canonical JSON (TUF 1.0, as python-tuf computes it).
-pub fn key_id(key: &Key) -> Result<String> {
-    let bytes = canonical::to_vec(key, "public key")?;
+/// The key id of `key` by `rule`: hex SHA-256 of its canonical JSON.
+pub fn key_id(key: &Key, rule: KeyIdRule) -> Result<String> {
+    let mut value = serde_json::to_value(key).map_err(|e| Error::Canonical {
+        what: "public key".into(),
+        reason: e.to_string(),
+    })?;
+    if rule == KeyIdRule::PhpTuf {
+        value["keyid_hash_algorithms"] = serde_json::json!(["sha256", "sha512"]);
+    }
+    let bytes = canonical::value_to_vec(&value, "public key")?;
     Ok(hex::encode(
         aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &bytes).as_ref(),
     ))
@@ -197,9 +264,48 @@ mod tests {
     }
 
     #[test]
-    fn key_id_matches_toughs() {
+    fn spec_key_id_is_toughs_and_php_tuf_adds_the_hash_algorithms() {
         let (key, _) = SigningKey::generate().unwrap();
-        assert_eq!(hex::encode(key.public().key_id().unwrap()), key.key_id());
+        let spec = key_id(key.public(), KeyIdRule::Spec).unwrap();
+        assert_eq!(hex::encode(key.public().key_id().unwrap()), spec);
+        assert_eq!(
+            key.key_id(),
+            key_id(key.public(), KeyIdRule::PhpTuf).unwrap()
+        );
+        assert_ne!(key.key_id(), spec);
+        // php-tuf's Key::getComputedKeyId(), by hand, for a fixed key.
+        let fixed = public_key(&[0x11; 32]);
+        let text = format!(
+            "{{\"keyid_hash_algorithms\":[\"sha256\",\"sha512\"],\"keytype\":\"ed25519\",\
+             \"keyval\":{{\"public\":\"{}\"}},\"scheme\":\"ed25519\"}}",
+            "11".repeat(32)
+        );
+        let expected = hex::encode(aws_lc_rs::digest::digest(
+            &aws_lc_rs::digest::SHA256,
+            text.as_bytes(),
+        ));
+        assert_eq!(key_id(&fixed, KeyIdRule::PhpTuf).unwrap(), expected);
+        let id = hex::decode(&expected).unwrap();
+        assert_eq!(KeyIdRule::of(&fixed, &id), Some(KeyIdRule::PhpTuf));
+        assert_eq!(KeyIdRule::of(&fixed, b"other"), None);
+    }
+
+    #[test]
+    fn writes_pkcs8_v1_and_still_reads_v2() {
+        let dir = tempfile::tempdir().unwrap();
+        let (key, pem) = SigningKey::generate().unwrap();
+        let der = pem::parse(&pem).unwrap().into_contents();
+        // RFC 8410's v1 layout is exactly 48 bytes: version 0, the OID, the 32-byte seed.
+        assert_eq!((der.len(), der[4]), (48, 0), "not PKCS#8 v1");
+        let v2 = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new()).unwrap();
+        let path = dir.path().join("v2.pem");
+        std::fs::write(
+            &path,
+            pem::encode(&pem::Pem::new("PRIVATE KEY", v2.as_ref().to_vec())),
+        )
+        .unwrap();
+        assert!(SigningKey::load(&path).is_ok());
+        let _ = key;
     }
 
     #[test]

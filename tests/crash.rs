@@ -93,7 +93,7 @@ async fn sigkill_mid_batch_then_restart_signs_every_target_exactly_once() {
     for i in 0..256 {
         let name = bins.name(i);
         let bytes = std::fs::read(repo.layout().versioned(&name, versions[&name])).unwrap();
-        let bin: tough::schema::Signed<tough::schema::Targets> =
+        let bin: tough::schema::Signed<package_signing::schema::Targets> =
             serde_json::from_slice(&bytes).unwrap();
         for target in bin.signed.targets.keys() {
             assert_eq!(

@@ -11,54 +11,6 @@ use std::time::{Duration, Instant};
 use common::*;
 use package_signing::keys::SigningKey;
 
-/// `openssl genpkey -algorithm ED25519`: the private key, and its public half as keyholders
-/// hand it over.
-fn openssl_key(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
-    let private = dir.join(format!("{name}.pem"));
-    let public = dir.join(format!("{name}.pub.pem"));
-    let out = run(Command::new("openssl")
-        .args(["genpkey", "-algorithm", "ED25519", "-out"])
-        .arg(&private));
-    assert!(out.status.success(), "openssl genpkey failed");
-    let out = run(Command::new("openssl")
-        .args(["pkey", "-pubout", "-in"])
-        .arg(&private)
-        .arg("-out")
-        .arg(&public));
-    assert!(out.status.success(), "openssl pkey -pubout failed");
-    (private, public)
-}
-
-fn root_cmd(repo: &TestRepo, args: &[&str]) -> std::process::Output {
-    run(Command::new(SIGNER)
-        .arg("root")
-        .args(args)
-        .arg("--repo")
-        .arg(&repo.repo)
-        .arg("--draft")
-        .arg(repo.path("root-draft.json")))
-}
-
-fn ok(out: std::process::Output) -> String {
-    assert!(
-        out.status.success(),
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn refused(out: std::process::Output, reason: &str) {
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "should have been refused");
-    assert!(err.contains(reason), "expected {reason:?} in: {err}");
-}
-
-fn sign(repo: &TestRepo, key: &Path) -> String {
-    ok(root_cmd(repo, &["sign", "--key", key.to_str().unwrap()]))
-}
-
 fn key_id(path: &Path) -> String {
     SigningKey::load(path).unwrap().key_id().to_string()
 }
@@ -106,15 +58,15 @@ fn threshold_root_ceremony_with_openssl_keys() {
         ),
         "is not a root key",
     );
-    sign(&repo, &repo.key("root")); // the old root's threshold (1 of 1)
-    let status = sign(&repo, &keys[0].0);
+    root_sign(&repo, &repo.key("root")); // the old root's threshold (1 of 1)
+    let status = root_sign(&repo, &keys[0].0);
     assert!(
         status.contains("signatures of the current root keys: 1 of 1 needed (met)")
             && status.contains("signatures of the new root keys: 1 of 2 needed\n"),
         "{status}"
     );
     refused(root_cmd(&repo, &["publish"]), "new root keys");
-    sign(&repo, &keys[2].0);
+    root_sign(&repo, &keys[2].0);
     assert!(ok(root_cmd(&repo, &["publish"])).contains("published root v2"));
     // Publishing the same draft again changes nothing; an outdated draft is refused below.
     ok(root_cmd(&repo, &["publish"]));
@@ -129,7 +81,7 @@ fn threshold_root_ceremony_with_openssl_keys() {
 
     // v3, a plain expiry extension: two of the three keyholders, the old key counts no more.
     ok(root_cmd(&repo, &["new", "--expires", "365d", "--force"]));
-    sign(&repo, &keys[1].0);
+    root_sign(&repo, &keys[1].0);
     refused(
         root_cmd(
             &repo,
@@ -138,7 +90,7 @@ fn threshold_root_ceremony_with_openssl_keys() {
         "is not a root key",
     );
     refused(root_cmd(&repo, &["publish"]), "not enough signatures");
-    sign(&repo, &keys[2].0);
+    root_sign(&repo, &keys[2].0);
     // Interrupted after writing 3.root.json, before root.json: running it again finishes.
     let draft = std::fs::read(repo.path("root-draft.json")).unwrap();
     std::fs::write(repo.repo.join("metadata/3.root.json"), &draft).unwrap();
@@ -255,7 +207,7 @@ async fn every_online_key_rotates_while_clients_keep_verifying() {
                 &format!("{role}={}", public.display()),
             ],
         ));
-        sign(&repo, &repo.key("root"));
+        root_sign(&repo, &repo.key("root"));
         ok(root_cmd(&repo, &["publish"]));
         ngclient_update(&repo, "client", &items_for(&releases));
         our_client_downloads(&repo, &releases);
@@ -266,7 +218,7 @@ async fn every_online_key_rotates_while_clients_keep_verifying() {
             &repo,
             &["new", "--force", "--remove-key", &format!("{role}={old}")],
         ));
-        sign(&repo, &repo.key("root"));
+        root_sign(&repo, &repo.key("root"));
         refused(
             root_cmd(&repo, &["publish"]),
             "clients would refuse the repository",
@@ -305,7 +257,7 @@ async fn every_online_key_rotates_while_clients_keep_verifying() {
             &repo,
             &["new", "--force", "--remove-key", &format!("{role}={old}")],
         ));
-        sign(&repo, &repo.key("root"));
+        root_sign(&repo, &repo.key("root"));
         ok(root_cmd(&repo, &["publish"]));
         ngclient_update(&repo, "client", &items_for(&releases));
         our_client_downloads(&repo, &releases);
@@ -333,6 +285,96 @@ async fn every_online_key_rotates_while_clients_keep_verifying() {
         }
     }
     assert_metadata_rules(&repo);
+    drop(signers);
+    delete_queues(&prefix).await;
+}
+
+/// The key files `init` writes are PKCS#8 v1, as `openssl genpkey` writes them: OpenSSL and
+/// Python's `cryptography` read each one and derive the public key the root publishes.
+#[test]
+fn init_keys_are_read_by_openssl_and_python_cryptography() {
+    let repo = TestRepo::init(1, &[]);
+    let python_public = "import sys\n\
+        from cryptography.hazmat.primitives import serialization as s\n\
+        k = s.load_pem_private_key(open(sys.argv[1], 'rb').read(), None)\n\
+        sys.stdout.write(k.public_key().public_bytes(s.Encoding.PEM, \
+        s.PublicFormat.SubjectPublicKeyInfo).decode())";
+    for role in ["root", "targets", "snapshot", "timestamp"] {
+        let key = repo.key(role);
+        let published = package_signing::keys::load_public(&key).unwrap();
+        let ours = package_signing::keys::public_pem(&published).unwrap();
+        let by_openssl = ok(run(Command::new("openssl")
+            .args(["pkey", "-pubout", "-in"])
+            .arg(&key)));
+        assert_eq!(
+            by_openssl, ours,
+            "{role}: openssl derives another public key"
+        );
+        let by_python = ok(run(Command::new(python())
+            .args(["-c", python_public])
+            .arg(&key)));
+        assert_eq!(
+            by_python, ours,
+            "{role}: cryptography derives another public key"
+        );
+    }
+}
+
+/// A repository made with the specification's key-id rule: root rotations keep the rule,
+/// and our client, python-tuf and `validate` accept it as they accept php-tuf's.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_spec_key_id_rule_is_kept_and_accepted() {
+    use package_signing::keys::{key_id, KeyIdRule};
+    let repo = TestRepo::init(8, &["--key-id-rule", "spec"]);
+    let spec_id = |path: &Path| {
+        key_id(
+            &package_signing::keys::load_public(path).unwrap(),
+            KeyIdRule::Spec,
+        )
+        .unwrap()
+    };
+    let root: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(repo.repo.join("metadata/1.root.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        root["signed"]["roles"]["targets"]["keyids"][0],
+        spec_id(&repo.key("targets"))
+    );
+    let prefix = unique_prefix("spec-ids");
+    let mut signers = repo.spawn_all_signers(&prefix);
+    for s in &mut signers {
+        wait_ready(s);
+    }
+    let releases = make_releases(&repo.path("rel"), 10, "s");
+    repo.add_over_broker(&prefix, &repo.path("rel"), &[]);
+
+    let kh = repo.path("kh");
+    std::fs::create_dir_all(&kh).unwrap();
+    let (_, public) = openssl_key(&kh, "spare");
+    let add = format!("snapshot={}", public.display());
+    ok(root_cmd(&repo, &["new", "--add-key", &add]));
+    root_sign(&repo, &repo.key("root"));
+    ok(root_cmd(&repo, &["publish"]));
+    let v2: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(repo.repo.join("metadata/2.root.json")).unwrap())
+            .unwrap();
+    assert!(
+        v2["signed"]["keys"]
+            .as_object()
+            .unwrap()
+            .contains_key(&spec_id(&public)),
+        "a key added to a spec-rule root gets a spec-rule id"
+    );
+
+    ngclient_verify(&repo, &items_for(&releases));
+    our_client_downloads(&repo, &releases);
+    let report = ok(run(Command::new(CLIENT)
+        .args(["validate", "--repo"])
+        .arg(&repo.repo)));
+    assert!(
+        report.contains("key ids by the specification's rule"),
+        "{report}"
+    );
     drop(signers);
     delete_queues(&prefix).await;
 }

@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use package_signing::broker::amqp::AmqpConfig;
 use package_signing::broker::memory::MemoryBroker;
 use package_signing::cli;
-use package_signing::keys::{load_public, SigningKey};
+use package_signing::keys::{load_public, KeyIdRule, SigningKey};
 use package_signing::repository::expiry::parse_duration;
 use package_signing::repository::init::{find_key, init, InitOptions};
 use package_signing::repository::{root, Expiries, Layout};
@@ -62,6 +62,11 @@ enum Command {
         /// Make the repository's folders writable by group GID (shared by the agents' users).
         #[arg(long, value_name = "GID")]
         repo_group: Option<u32>,
+        /// How key ids are computed. php-tuf: what php-tuf (Composer's TUF plugin) accepts,
+        /// and python-tuf and go-tuf too. spec: the key as published (TUF 1.0 §4.2), for
+        /// tough-based clients, which php-tuf refuses. Later root versions keep the rule.
+        #[arg(long, value_enum, default_value_t = KeyIdRule::PhpTuf)]
+        key_id_rule: KeyIdRule,
         #[command(flatten)]
         expiry: ExpiryArgs,
     },
@@ -277,6 +282,7 @@ async fn dispatch(command: Command) -> Result<()> {
             key_folders,
             key_owners,
             repo_group,
+            key_id_rule,
             expiry,
         } => {
             let opts = InitOptions {
@@ -287,6 +293,7 @@ async fn dispatch(command: Command) -> Result<()> {
                 key_folders,
                 key_owners,
                 repo_group,
+                key_id_rule,
             };
             let report = init(&opts, |done, total| {
                 if total >= 4096 && done % 4096 == 0 {
@@ -375,9 +382,9 @@ fn root_command(command: RootCommand) -> Result<()> {
             let current = latest_root(&layout)?.signed;
             let mut d = root::Draft::load(&draft.draft)?;
             let key = SigningKey::load(&key)?;
-            d.sign(&key, Some(&current))?;
+            let ids = d.sign(&key, Some(&current))?;
             d.save(&draft.draft)?;
-            println!("signed with {}", key.key_id());
+            println!("signed with {}", ids.join(" and "));
             print!("{}", d.describe(&current)?);
             Ok(())
         }

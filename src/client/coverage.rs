@@ -4,7 +4,9 @@
 
 use std::collections::HashMap;
 
-use tough::schema::{Snapshot, Targets, Timestamp};
+use tough::schema::{Snapshot, Timestamp};
+
+use crate::schema::Targets;
 use tough::TargetName;
 
 use crate::repository::{signed, HashBins, Layout};

@@ -4,7 +4,9 @@
 use std::fmt::Write;
 use std::time::Duration;
 
-use tough::schema::{RoleType, Snapshot, Targets, Timestamp};
+use tough::schema::{RoleType, Snapshot, Timestamp};
+
+use crate::schema::Targets;
 
 use crate::broker::amqp::{inspect_queues, AmqpConfig};
 use crate::broker::Queue;

@@ -9,7 +9,9 @@ use std::path::{Path, PathBuf};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tough::schema::key::Key;
-use tough::schema::{Delegations, Metafile, Role, RoleType, Root, Snapshot, Targets, Timestamp};
+use tough::schema::{Metafile, Role, RoleType, Snapshot, Timestamp};
+
+use crate::schema::{Delegations, KeyMap, Root, Targets};
 use url::Url;
 
 use super::fetch::Fetcher;
@@ -40,11 +42,31 @@ pub struct TrustedMetadata {
     delegated: HashMap<String, Verified<Targets>>,
 }
 
-/// Keys and threshold that must sign a role.
+/// Keys and threshold that must sign a role. Key ids are labels: a threshold counts distinct
+/// public keys, and a key map that lists one key under two ids is refused.
 pub(crate) struct Authority<'a> {
-    keys: &'a HashMap<tough::schema::decoded::Decoded<tough::schema::decoded::Hex>, Key>,
+    keys: &'a KeyMap,
     keyids: Vec<String>,
     threshold: u64,
+}
+
+/// Refuses a key map (a root's, or a delegation's) that lists one public key under two ids:
+/// signatures under both would otherwise count twice towards a threshold.
+pub(crate) fn refuse_duplicate_keys(keys: &KeyMap, whose: &str) -> Result<()> {
+    let mut seen: Vec<(&Key, &[u8])> = Vec::with_capacity(keys.len());
+    for (id, key) in keys {
+        if let Some((_, other)) = seen.iter().find(|(k, _)| *k == key) {
+            let (mut a, mut b) = (hex::encode(other), hex::encode(id));
+            if a > b {
+                std::mem::swap(&mut a, &mut b);
+            }
+            return Err(fail(format!(
+                "{whose} lists one public key under two ids ({a} and {b})"
+            )));
+        }
+        seen.push((key, id.as_ref()));
+    }
+    Ok(())
 }
 
 fn fail(msg: impl Into<String>) -> Error {
@@ -77,7 +99,8 @@ pub(crate) fn verify<T: DeserializeOwned>(
         .and_then(Value::as_array)
         .ok_or_else(|| fail(format!("{what}: no signatures")))?;
     let message = canonical::value_to_vec(signed, what)?;
-    let mut valid = HashSet::new();
+    // The keys that signed validly; each counts once, whatever id it signed under.
+    let mut valid: Vec<&Key> = Vec::new();
     for sig in signatures {
         let (Some(keyid), Some(sig_hex)) = (
             sig.get("keyid").and_then(Value::as_str),
@@ -85,7 +108,7 @@ pub(crate) fn verify<T: DeserializeOwned>(
         ) else {
             continue;
         };
-        if !authority.keyids.iter().any(|k| k == keyid) || valid.contains(keyid) {
+        if !authority.keyids.iter().any(|k| k == keyid) {
             continue;
         }
         let key = authority
@@ -94,8 +117,8 @@ pub(crate) fn verify<T: DeserializeOwned>(
             .find(|(id, _)| hex::encode(id) == keyid)
             .map(|(_, k)| k);
         if let (Some(key), Ok(sig_bytes)) = (key, hex::decode(sig_hex)) {
-            if keys::verify(key, &message, &sig_bytes) {
-                valid.insert(keyid.to_string());
+            if !valid.contains(&key) && keys::verify(key, &message, &sig_bytes) {
+                valid.push(key);
             }
         }
     }
@@ -115,6 +138,7 @@ pub(crate) fn root_authority(root: &Root, role: RoleType) -> Result<Authority<'_
         .roles
         .get(&role)
         .ok_or_else(|| fail(format!("root lists no {role:?} role")))?;
+    refuse_duplicate_keys(&root.keys, &format!("root v{}", root.version))?;
     Ok(Authority {
         keys: &root.keys,
         keyids: r.keyids.iter().map(hex::encode).collect(),
@@ -131,6 +155,7 @@ pub(crate) fn delegated_authority<'a>(
         .iter()
         .find(|r| r.name == name)
         .ok_or_else(|| fail(format!("no delegation to {name}")))?;
+    refuse_duplicate_keys(&delegations.keys, &format!("the delegation to {name}"))?;
     Ok(Authority {
         keys: &delegations.keys,
         keyids: r.keyids.iter().map(hex::encode).collect(),
@@ -546,6 +571,68 @@ mod tests {
         assert!(!glob_match("drupal/*", "drupal/token/1.0.0.0"));
         assert!(glob_match("drupal/*/*", "drupal/token/1.0.0.0"));
         assert!(glob_match("p2/?.json", "p2/a.json"));
+    }
+
+    /// A root that lists one key under its php-tuf id and its spec id, signed under both:
+    /// the key counts once, and such a root is refused outright.
+    #[test]
+    fn one_key_under_two_ids_counts_once_and_is_refused() {
+        use crate::keys::{key_id, KeyIdRule, SigningKey};
+        use crate::repository::signed::hex_decoded;
+        let (key, _) = SigningKey::generate().unwrap();
+        let ids: Vec<String> = [KeyIdRule::PhpTuf, KeyIdRule::Spec]
+            .iter()
+            .map(|rule| key_id(key.public(), *rule).unwrap())
+            .collect();
+        let mut root = Root {
+            spec_version: "1.0.0".into(),
+            consistent_snapshot: true,
+            version: std::num::NonZeroU64::new(1).unwrap(),
+            expires: jiff::Timestamp::now() + jiff::SignedDuration::from_hours(1),
+            keys: Default::default(),
+            roles: Default::default(),
+            _extra: Default::default(),
+        };
+        for id in &ids {
+            root.keys
+                .insert(hex_decoded(id).unwrap(), key.public().clone());
+        }
+        root.roles.insert(
+            RoleType::Root,
+            tough::schema::RoleKeys {
+                keyids: ids.iter().map(|id| hex_decoded(id).unwrap()).collect(),
+                threshold: std::num::NonZeroU64::new(2).unwrap(),
+                _extra: Default::default(),
+            },
+        );
+        let message = canonical::to_vec(&root, "root").unwrap();
+        let sig = hex::encode(key.sign(&message));
+        let signatures: Vec<Value> = ids
+            .iter()
+            .map(|id| serde_json::json!({"keyid": id, "sig": sig}))
+            .collect();
+        let file = serde_json::to_vec(&serde_json::json!({
+            "signatures": signatures,
+            "signed": serde_json::to_value(&root).unwrap(),
+        }))
+        .unwrap();
+        let err = root_authority(&root, RoleType::Root).err().unwrap();
+        assert!(
+            err.to_string().contains("one public key under two ids"),
+            "{err}"
+        );
+        // Without the refusal, the two signatures still count as one key.
+        let keys = root.keys.clone();
+        let authority = Authority {
+            keys: &keys,
+            keyids: ids.clone(),
+            threshold: 2,
+        };
+        let err = verify::<Root>(&file, "root", &authority).unwrap_err();
+        assert!(
+            err.to_string().contains("1 valid signature(s), 2 needed"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -6,11 +6,14 @@
 use std::fmt::Write;
 use std::time::Duration;
 
-use tough::schema::{Role, RoleType, Root, Snapshot, Targets, Timestamp};
+use tough::schema::{Role, RoleType, Snapshot, Timestamp};
+
+use crate::schema::{Root, Targets};
 
 use super::trust::{
     check_metafile, delegated_authority, role_matches, root_authority, unverified, verify,
 };
+use crate::keys::KeyIdRule;
 use crate::repository::Layout;
 use crate::{Error, Result};
 
@@ -104,6 +107,22 @@ pub fn validate(layout: &Layout, window: Duration) -> Result<Report> {
         root.version,
         root.roles[&RoleType::Root].threshold
     ));
+    let rules: Vec<_> = root
+        .keys
+        .iter()
+        .map(|(id, k)| KeyIdRule::of(k, id))
+        .collect();
+    let all = |rule| rules.iter().all(|r| *r == Some(rule));
+    report.summary.push(
+        if all(KeyIdRule::PhpTuf) {
+            "key ids by php-tuf's rule (php-tuf, python-tuf and go-tuf accept them)"
+        } else if all(KeyIdRule::Spec) {
+            "key ids by the specification's rule (php-tuf, so Composer's TUF plugin, refuses them)"
+        } else {
+            "key ids by mixed or unknown rules (php-tuf refuses any not by its rule)"
+        }
+        .into(),
+    );
 
     let bytes = read(layout, "timestamp.json")?;
     let timestamp: Timestamp = verify(

@@ -4,16 +4,17 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use tough::schema::{
-    DelegatedRole, Delegations, PathHashPrefix, PathSet, Role, RoleKeys, RoleType, Root, Snapshot,
-    Targets, Timestamp,
+    DelegatedRole, PathHashPrefix, PathSet, Role, RoleKeys, RoleType, Snapshot, Timestamp,
 };
+
+use crate::schema::{Delegations, Root, Targets};
 
 use super::expiry::expires_in;
 use super::layout::{create_dir, write_all_durably, write_durably, write_version_durably};
 use super::signed::{hex_decoded, non_zero, sign, SignedFile};
 use super::MetaEntry;
 use super::{Expiries, HashBins, Layout, SPEC_VERSION};
-use crate::keys::SigningKey;
+use crate::keys::{self, KeyIdRule, SigningKey};
 use crate::{Error, Result};
 
 /// The online roles, each with its own key file `KEYS/<role>.pem`. Root's key is written to
@@ -32,6 +33,8 @@ pub struct InitOptions {
     pub key_owners: Vec<(String, u32)>,
     /// Make the repository folders group-writable (setgid) for this gid, shared by the agents.
     pub repo_group: Option<u32>,
+    /// How the root names its keys (and the targets role its bins' key).
+    pub key_id_rule: KeyIdRule,
 }
 
 /// What init made, for the summary it prints.
@@ -111,11 +114,16 @@ pub fn init(opts: &InitOptions, mut progress: impl FnMut(usize, usize)) -> Resul
                 ownership::give(path.parent().expect("has a folder"), *uid)?;
             }
         }
-        key_ids.push((role.to_string(), key.key_id().to_string()));
         keys.insert(role, key);
     }
 
-    let root = build_root(&keys, opts.expiries)?;
+    let root = build_root(&keys, opts.expiries, opts.key_id_rule)?;
+    for role in KEY_ROLES {
+        let key = keys.get_mut(role).expect("made above");
+        let id = key.id_in(&root.keys).expect("root lists every key").clone();
+        key.sign_as(&id);
+        key_ids.push((role.to_string(), key.key_id().to_string()));
+    }
     let root_file = sign(&root, 1, &[&keys["root"]], "root")?;
     write_version_durably(&layout.versioned("root", 1), &root_file.bytes)?;
     write_durably(&layout.metadata_dir().join("root.json"), &root_file.bytes)?;
@@ -171,7 +179,11 @@ pub fn init(opts: &InitOptions, mut progress: impl FnMut(usize, usize)) -> Resul
     })
 }
 
-fn build_root(keys: &HashMap<&str, SigningKey>, expiries: Expiries) -> Result<Root> {
+fn build_root(
+    keys: &HashMap<&str, SigningKey>,
+    expiries: Expiries,
+    rule: KeyIdRule,
+) -> Result<Root> {
     let mut root = Root {
         spec_version: SPEC_VERSION.into(),
         consistent_snapshot: true,
@@ -188,7 +200,7 @@ fn build_root(keys: &HashMap<&str, SigningKey>, expiries: Expiries) -> Result<Ro
         ("timestamp", RoleType::Timestamp),
     ] {
         let key = &keys[role];
-        let id = hex_decoded(key.key_id())?;
+        let id = hex_decoded(&keys::key_id(key.public(), rule)?)?;
         root.keys.insert(id.clone(), key.public().clone());
         root.roles.insert(
             kind,
@@ -202,7 +214,8 @@ fn build_root(keys: &HashMap<&str, SigningKey>, expiries: Expiries) -> Result<Ro
     Ok(root)
 }
 
-/// Top-level targets: no targets of its own, every bin delegated by hash prefix, terminating.
+/// Top-level targets: no targets of its own, every bin delegated by hash prefix, terminating,
+/// to `key` under the id it signs with (the one the root gives it).
 pub fn build_top_targets(
     bins: HashBins,
     key: &SigningKey,
@@ -210,7 +223,7 @@ pub fn build_top_targets(
     expiries: Expiries,
 ) -> Result<Targets> {
     let id = hex_decoded(key.key_id())?;
-    let mut delegations = Delegations::new();
+    let mut delegations = Delegations::default();
     delegations.keys.insert(id.clone(), key.public().clone());
     for i in 0..bins.count() {
         let prefixes = bins

@@ -12,14 +12,16 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use tough::schema::key::Key;
-use tough::schema::{RoleKeys, RoleType, Root, Signed};
+use tough::schema::{RoleKeys, RoleType, Signed};
+
+use crate::schema::Root;
 
 use super::expiry::expires_in;
 use super::layout::{write_durably, write_version_durably};
 use super::signed::{hex_decoded, non_zero};
 use super::Layout;
 use crate::client::trust::{root_authority, verify};
-use crate::keys::{self, SigningKey};
+use crate::keys::{self, KeyIdRule, SigningKey};
 use crate::roles::latest_root;
 use crate::{canonical, Error, Result};
 
@@ -121,12 +123,18 @@ impl Draft {
                 }
             }
         }
+        // A new key is named as the root names its keys already (php-tuf's rule unless the
+        // repository was made with `init --key-id-rule spec`); a key the root knows keeps its id.
+        let rule = KeyIdRule::of_all(current.keys.iter().map(|(id, k)| (id.as_ref(), k)));
         for (role, key) in &changes.add {
             if !matches!(key, Key::Ed25519 { .. }) {
                 return Err(Error::Usage("only ed25519 keys are supported".into()));
             }
-            let id = keys::key_id(key)?;
-            let decoded = hex_decoded(&id)?;
+            let decoded = match root.keys.iter().find(|(_, k)| *k == key) {
+                Some((id, _)) => id.clone(),
+                None => hex_decoded(&keys::key_id(key, rule)?)?,
+            };
+            let id = hex::encode(&decoded);
             let ids = &mut role_keys(&mut root, *role)?.keyids;
             if ids.contains(&decoded) {
                 return Err(Error::Usage(format!(
@@ -191,16 +199,21 @@ impl Draft {
         canonical::to_vec(&self.root, "root")
     }
 
-    /// Adds `key`'s signature. The key must be a root key of this draft or of `previous`
-    /// (the root it replaces): a signature no one counts is a mistake worth stopping.
-    pub fn sign(&mut self, key: &SigningKey, previous: Option<&Root>) -> Result<()> {
-        let id = hex_decoded(key.key_id())?;
-        let listed_in = |root: &Root| {
-            root.roles
-                .get(&RoleType::Root)
-                .is_some_and(|r| r.keyids.contains(&id))
+    /// Adds `key`'s signature, under the id each of the two roots gives it (the same id unless
+    /// this draft renames the key). The key must be a root key of this draft or of `previous`
+    /// (the root it replaces): a signature no one counts is a mistake worth stopping. Returns
+    /// the ids signed under.
+    pub fn sign(&mut self, key: &SigningKey, previous: Option<&Root>) -> Result<Vec<String>> {
+        let root_key_id = |root: &Root| {
+            let id = key.id_in(&root.keys)?;
+            let listed = root.roles.get(&RoleType::Root)?.keyids.contains(id);
+            listed.then(|| hex::encode(id))
         };
-        if !listed_in(&self.root) && !previous.is_some_and(listed_in) {
+        let ids: BTreeSet<String> = std::iter::once(&self.root)
+            .chain(previous)
+            .filter_map(root_key_id)
+            .collect();
+        if ids.is_empty() {
             return Err(Error::Key {
                 path: "--key".into(),
                 reason: format!(
@@ -215,10 +228,11 @@ impl Draft {
             });
         }
         let sig = hex::encode(key.sign(&self.message()?));
-        self.signatures.retain(|(k, _)| k != key.key_id());
-        self.signatures.push((key.key_id().to_string(), sig));
+        self.signatures.retain(|(k, _)| !ids.contains(k));
+        self.signatures
+            .extend(ids.iter().map(|id| (id.clone(), sig.clone())));
         self.signatures.sort();
-        Ok(())
+        Ok(ids.into_iter().collect())
     }
 
     /// Which of `root`'s root keys have validly signed this draft, and which have not.
@@ -400,9 +414,12 @@ fn role_keys(root: &mut Root, role: RoleType) -> Result<&mut RoleKeys> {
         .ok_or_else(|| Error::Usage(format!("the current root has no {} role", role_name(role))))
 }
 
-/// Every top-level role present, with at least as many keys as its threshold, each listed.
+/// Every top-level role present, with at least as many keys as its threshold, each listed, and
+/// no public key under two ids (a threshold counts keys, not ids).
 fn check_roles(root: &Root) -> Result<()> {
     let keys: &HashMap<_, _> = &root.keys;
+    crate::client::trust::refuse_duplicate_keys(keys, "the root")
+        .map_err(|e| Error::Usage(e.to_string()))?;
     for (name, role) in ROLES {
         let r = root
             .roles

@@ -7,7 +7,9 @@ pub mod timestamp;
 
 use std::time::Duration;
 
-use tough::schema::{Role, RoleType, Root, Signed};
+use tough::schema::{Role, RoleType, Signed};
+
+use crate::schema::Root;
 
 use crate::keys::SigningKey;
 use crate::repository::{signed, Expiries, Layout};
@@ -69,24 +71,57 @@ pub fn latest_root(layout: &Layout) -> Result<Signed<Root>> {
     Ok(signed::load::<Root>(&layout.versioned("root", newest), "root")?.0)
 }
 
-/// Refuses to start a signer whose key the root does not list for its role, so a wrong
-/// mount fails at once instead of producing metadata no client accepts.
+/// Gives a starting signer's key the id the root lists it under for `role`, so that it signs
+/// under that id whichever rule made it; refuses a key the root does not list for the role, so
+/// a wrong mount fails at once instead of producing metadata no client accepts.
+pub fn label_key(
+    root: &Signed<Root>,
+    role: RoleType,
+    mut key: SigningKey,
+    flag_hint: &str,
+) -> Result<SigningKey> {
+    if let Some(id) = listed_id(root, role, &key) {
+        key.sign_as(&id.clone());
+    }
+    ensure_key_listed(root, role, &key, flag_hint)?;
+    Ok(key)
+}
+
+/// The id `root` lists `key` under for `role`, if it does.
+fn listed_id<'a>(
+    root: &'a Signed<Root>,
+    role: RoleType,
+    key: &SigningKey,
+) -> Option<&'a tough::schema::decoded::Decoded<tough::schema::decoded::Hex>> {
+    let id = key.id_in(&root.signed.keys)?;
+    root.signed
+        .roles
+        .get(&role)?
+        .keyids
+        .contains(id)
+        .then_some(id)
+}
+
+/// Fails unless `root` lists `key` for its role under the id the key signs with: once the
+/// root drops the key, or renames it, what the signer signs would be refused by clients.
 pub fn ensure_key_listed(
     root: &Signed<Root>,
     role: RoleType,
     key: &SigningKey,
     flag_hint: &str,
 ) -> Result<()> {
-    let listed = root
-        .signed
-        .roles
-        .get(&role)
-        .map(|r| r.keyids.iter().any(|id| hex::encode(id) == key.key_id()))
-        .unwrap_or(false);
-    if listed {
-        Ok(())
-    } else {
-        Err(Error::Key {
+    match listed_id(root, role, key).map(hex::encode) {
+        Some(id) if id == key.key_id() => Ok(()),
+        Some(id) => Err(Error::Key {
+            path: flag_hint.into(),
+            reason: format!(
+                "root version {} lists this {role:?} key under the id {id}, not {}; restart \
+                 this signer: it re-signs under the new id",
+                root.signed.version(),
+                key.key_id()
+            ),
+        }),
+        None => Err(Error::Key {
             path: flag_hint.into(),
             reason: format!(
                 "key {} is not a {role:?} key in root version {}; pass this role's own key \
@@ -95,6 +130,6 @@ pub fn ensure_key_listed(
                 root.signed.version(),
                 crate::repository::root::role_name(role)
             ),
-        })
+        }),
     }
 }

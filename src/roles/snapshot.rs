@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use tough::schema::{RoleType, Snapshot};
 
 use super::targets::timestamp_string;
-use super::{ensure_key_listed, latest_root, signed_by, RoleSettings};
+use super::{label_key, latest_root, signed_by, RoleSettings};
 use crate::canonical::write_string;
 use crate::jobs::{check_meta, SnapshotJob, TimestampJob};
 use crate::keys::SigningKey;
@@ -31,7 +31,7 @@ pub struct SnapshotRole {
 impl SnapshotRole {
     pub fn load(settings: RoleSettings, key: SigningKey) -> Result<SnapshotRole> {
         let layout = &settings.layout;
-        ensure_key_listed(&latest_root(layout)?, RoleType::Snapshot, &key, "--key")?;
+        let key = label_key(&latest_root(layout)?, RoleType::Snapshot, key, "--key")?;
         let versions = layout.scan_versions()?;
         let all = versions.get("snapshot").cloned().unwrap_or_default();
         let version = *all.last().ok_or_else(|| Error::Repository {

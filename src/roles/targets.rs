@@ -8,9 +8,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
-use tough::schema::{PathSet, RoleType, Targets};
+use tough::schema::{PathSet, RoleType};
 
-use super::{ensure_key_listed, latest_root, signed_by, RoleSettings};
+use crate::schema::Targets;
+
+use super::{label_key, latest_root, signed_by, RoleSettings};
 use crate::canonical::write_string;
 use crate::jobs::{NewTarget, SnapshotJob, TargetsJob};
 use crate::keys::SigningKey;
@@ -65,7 +67,7 @@ impl TargetsRole {
     pub fn load(settings: RoleSettings, key: SigningKey) -> Result<TargetsRole> {
         let layout = &settings.layout;
         let root = latest_root(layout)?;
-        ensure_key_listed(&root, RoleType::Targets, &key, "--key")?;
+        let key = label_key(&root, RoleType::Targets, key, "--key")?;
         let versions = layout.scan_versions()?;
         let mut pruner = Pruner::new(settings.prune_after);
         let newest = |role: &str| -> Result<u64> {

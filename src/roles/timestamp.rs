@@ -2,7 +2,7 @@
 
 use tough::schema::{RoleType, Timestamp};
 
-use super::{ensure_key_listed, latest_root, signed_by, RoleSettings};
+use super::{label_key, latest_root, signed_by, RoleSettings};
 use crate::jobs::{check_meta, TimestampJob};
 use crate::keys::SigningKey;
 use crate::repository::init::timestamp_for;
@@ -24,7 +24,7 @@ pub struct TimestampRole {
 impl TimestampRole {
     pub fn load(settings: RoleSettings, key: SigningKey) -> Result<TimestampRole> {
         let layout = &settings.layout;
-        ensure_key_listed(&latest_root(layout)?, RoleType::Timestamp, &key, "--key")?;
+        let key = label_key(&latest_root(layout)?, RoleType::Timestamp, key, "--key")?;
         let (ts, _) = signed::load::<Timestamp>(&layout.timestamp(), "timestamp")?;
         let snapshot = ts
             .signed

@@ -271,22 +271,18 @@ pub fn expected_for(releases: &[(String, PathBuf)]) -> Expected {
         .collect()
 }
 
-/// `python3 -m http.server` over a folder, on a free loopback port.
+/// An HTTP server over a repository folder, on a free loopback port.
 pub struct HttpServer {
     _proc: Proc,
     pub port: u16,
 }
 
 impl HttpServer {
+    /// `python3 -m http.server` over a folder.
     pub fn serve(dir: &Path) -> HttpServer {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let log = dir.parent().unwrap().join(format!("http-{port}.log"));
-        let child = Command::new("python3")
-            .args([
+        Self::start(dir, |port| {
+            let mut cmd = Command::new("python3");
+            cmd.args([
                 "-m",
                 "http.server",
                 &port.to_string(),
@@ -294,7 +290,29 @@ impl HttpServer {
                 "127.0.0.1",
                 "-d",
             ])
-            .arg(dir)
+            .arg(dir);
+            cmd
+        })
+    }
+
+    /// `tuf-client serve` over a repository folder (metadata/ and targets/ only).
+    pub fn ours(repo: &Path) -> HttpServer {
+        Self::start(repo, |port| {
+            let mut cmd = Command::new(CLIENT);
+            cmd.args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+                .arg(repo);
+            cmd
+        })
+    }
+
+    fn start(dir: &Path, command: impl FnOnce(u16) -> Command) -> HttpServer {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let log = dir.parent().unwrap().join(format!("http-{port}.log"));
+        let child = command(port)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
@@ -303,7 +321,7 @@ impl HttpServer {
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(
                 start.elapsed() < Duration::from_secs(10),
-                "http.server did not start"
+                "the HTTP server did not start"
             );
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -410,9 +428,13 @@ pub async fn delete_queues(prefix: &str) {
 /// Every metadata file parses with tough's types and follows the rules php-tuf and
 /// python-tuf hold us to: spec 1.0, ed25519 keys only, no field the specification does not
 /// define, `length` and hashes in every meta entry, whole-second expiry, consistent
-/// snapshots, plain `path_hash_prefixes` delegations. Returns how many files it checked.
+/// snapshots, plain `path_hash_prefixes` delegations, key ids by php-tuf's rule. Returns how
+/// many files it checked.
 pub fn assert_metadata_rules(repo: &TestRepo) -> usize {
-    use tough::schema::{key::Key, PathSet, Root, Signed, Snapshot, Targets, Timestamp};
+    use tough::schema::{key::Key, PathSet, Signed, Snapshot, Timestamp};
+
+    use package_signing::keys::KeyIdRule;
+    use package_signing::schema::{Root, Targets};
     let mut checked = 0;
     for entry in std::fs::read_dir(repo.repo.join("metadata")).unwrap() {
         let path = entry.unwrap().path();
@@ -437,12 +459,20 @@ pub fn assert_metadata_rules(repo: &TestRepo) -> usize {
             2,
             "{name}: only signed and signatures"
         );
-        let ed25519_only = |keys: &std::collections::HashMap<_, Key>| {
+        let ed25519_only = |keys: &package_signing::schema::KeyMap| {
             assert!(
                 keys.values()
                     .all(|k| matches!(k, Key::Ed25519 { _extra, .. } if _extra.is_empty())),
                 "{name}: non-ed25519 key"
             );
+            for (id, key) in keys {
+                assert_eq!(
+                    KeyIdRule::of(key, id),
+                    Some(KeyIdRule::PhpTuf),
+                    "{name}: key id {} is not php-tuf's",
+                    hex::encode(id)
+                );
+            }
         };
         let meta_complete = |meta: &std::collections::HashMap<String, tough::schema::Metafile>| {
             for (file, m) in meta {
@@ -593,4 +623,54 @@ pub async fn drain_dead_letters(
         }
     }
     out
+}
+
+// The offline root ceremony, as a keyholder runs it.
+
+/// `openssl genpkey -algorithm ED25519`: the private key, and its public half as keyholders
+/// hand it over.
+pub fn openssl_key(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
+    let private = dir.join(format!("{name}.pem"));
+    let public = dir.join(format!("{name}.pub.pem"));
+    let out = run(Command::new("openssl")
+        .args(["genpkey", "-algorithm", "ED25519", "-out"])
+        .arg(&private));
+    assert!(out.status.success(), "openssl genpkey failed");
+    let out = run(Command::new("openssl")
+        .args(["pkey", "-pubout", "-in"])
+        .arg(&private)
+        .arg("-out")
+        .arg(&public));
+    assert!(out.status.success(), "openssl pkey -pubout failed");
+    (private, public)
+}
+
+pub fn root_cmd(repo: &TestRepo, args: &[&str]) -> std::process::Output {
+    run(Command::new(SIGNER)
+        .arg("root")
+        .args(args)
+        .arg("--repo")
+        .arg(&repo.repo)
+        .arg("--draft")
+        .arg(repo.path("root-draft.json")))
+}
+
+pub fn ok(out: std::process::Output) -> String {
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn refused(out: std::process::Output, reason: &str) {
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "should have been refused");
+    assert!(err.contains(reason), "expected {reason:?} in: {err}");
+}
+
+pub fn root_sign(repo: &TestRepo, key: &Path) -> String {
+    ok(root_cmd(repo, &["sign", "--key", key.to_str().unwrap()]))
 }
