@@ -172,9 +172,13 @@ async fn respond(root: &Path, request: &Request) -> Response {
         .and_then(|m| m.modified().ok())
         .and_then(|t| jiff::Timestamp::try_from(t).ok())
         .and_then(|t| jiff::Timestamp::from_second(t.as_second()).ok());
-    // RFC 9110 §13.1.3: not modified if the file is no newer than the date the client has.
+    // RFC 9110 §13.1.3: not modified if the file is older than the date the client has
+    // (strictly: a write in the same second as the client's copy must not be hidden). Never
+    // for versioned metadata: Composer's plugin sends the date of its stored `snapshot.json`
+    // when it asks for `N.snapshot.json`, a file it has never seen, and would take a 304 as
+    // "use the old snapshot".
     if let (Some(since), Some(modified)) = (request.if_modified_since, modified) {
-        if modified <= since {
+        if modified < since && !is_versioned_metadata(&path) {
             return Response {
                 status: "304 Not Modified",
                 last_modified: Some(modified),
@@ -190,6 +194,19 @@ async fn respond(root: &Path, request: &Request) -> Response {
         },
         Err(_) => Response::error("404 Not Found", "not found\n"),
     }
+}
+
+/// Whether `path` is `metadata/N.ROLE.json`: a name given to one content only.
+fn is_versioned_metadata(path: &Path) -> bool {
+    let in_metadata = path
+        .parent()
+        .and_then(Path::file_name)
+        .is_some_and(|d| d == "metadata");
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    in_metadata
+        && name
+            .split_once('.')
+            .is_some_and(|(v, _)| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// An IMF-fixdate (RFC 9110 §5.6.7): `Sun, 06 Nov 1994 08:49:37 GMT`.
@@ -291,6 +308,21 @@ mod tests {
         let t = r.if_modified_since.unwrap();
         assert_eq!(t.as_second(), 1_795_942_326);
         assert_eq!(http_date(t), "Sun, 29 Nov 2026 08:52:06 GMT");
+    }
+
+    #[test]
+    fn only_unversioned_files_are_revalidated() {
+        assert!(is_versioned_metadata(Path::new(
+            "/r/metadata/3.snapshot.json"
+        )));
+        assert!(is_versioned_metadata(Path::new(
+            "/r/metadata/12.bin-0a.json"
+        )));
+        assert!(!is_versioned_metadata(Path::new(
+            "/r/metadata/timestamp.json"
+        )));
+        assert!(!is_versioned_metadata(Path::new("/r/metadata/root.json")));
+        assert!(!is_versioned_metadata(Path::new("/r/targets/p2/1.json")));
     }
 
     #[tokio::test]

@@ -1,0 +1,585 @@
+//! php-tuf, the verifier Composer's TUF plugin runs, set up as the plugin sets it up
+//! (`tests/php/verify.php`), accepts what we sign through a repository's whole life (adds,
+//! removals, a bin-count change, an online key rotation, a root rotation with a new threshold)
+//! and refuses every tampered file. Both php-tuf 0.1.7 (what the plugin's `^0.1.7` installs)
+//! and php-tuf main keep their trusted metadata between steps, as an installed client does.
+//!
+//! Needs PHP and the php-tuf checkouts (`tests/php/README.md`); `build.rs` sets `php_tuf`
+//! when `PHP_TUF_CHECKOUTS` names a folder, and without it these tests are ignored with the
+//! reason `skipped: no php-tuf checkout`, never passed.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use common::*;
+
+/// The php-tuf versions under test, as `tests/php/assemble.sh` names their autoloaders.
+const VERSIONS: [&str; 2] = ["0.1.7", "main"];
+
+/// The assembled PHP side: one autoloader per php-tuf version.
+fn autoloaders() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("php-tuf-autoload-{}", std::process::id()));
+        let out = run(Command::new("bash")
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/php/assemble.sh"))
+            .arg(&dir));
+        assert!(
+            out.status.success(),
+            "tests/php/assemble.sh failed:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        dir
+    })
+}
+
+/// Where a target's bytes are served: `targets/DIR/SHA256.FILE`.
+fn served_path(name: &str, bytes: &[u8]) -> String {
+    let sha = hex::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes).as_ref());
+    match name.rsplit_once('/') {
+        Some((dir, file)) => format!("targets/{dir}/{sha}.{file}"),
+        None => format!("targets/{sha}.{name}"),
+    }
+}
+
+/// What php-tuf said: the line for the refresh and one per target.
+struct Verdict {
+    lines: Vec<String>,
+}
+
+impl Verdict {
+    fn line(&self, what: &str) -> &str {
+        self.lines
+            .iter()
+            .find(|l| {
+                l.strip_prefix("ok ")
+                    .or_else(|| l.strip_prefix("refused "))
+                    .is_some_and(|rest| rest == what || rest.starts_with(&format!("{what}: ")))
+            })
+            .map(String::as_str)
+            .unwrap_or_else(|| panic!("php-tuf said nothing of {what}:\n{}", self.lines.join("\n")))
+    }
+
+    fn accepted(&self, what: &str) -> bool {
+        self.line(what).starts_with("ok ")
+    }
+}
+
+/// One installed php-tuf client: its version, its trusted-metadata folder, and the root it
+/// was installed with (`metadata/1.root.json` unless given).
+struct PhpClient {
+    version: &'static str,
+    state: PathBuf,
+    root: Option<PathBuf>,
+}
+
+impl PhpClient {
+    fn all(repo: &TestRepo, tag: &str) -> Vec<PhpClient> {
+        VERSIONS
+            .iter()
+            .map(|version| PhpClient {
+                version,
+                state: repo.path(&format!("php-{tag}-{version}")),
+                root: None,
+            })
+            .collect()
+    }
+
+    /// Refreshes and verifies `targets` (name and the URL Composer would download it from).
+    fn verify(
+        &self,
+        repo: &TestRepo,
+        server: &HttpServer,
+        targets: &[(String, String)],
+    ) -> Verdict {
+        let mut cmd = Command::new("php");
+        cmd.arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/php/verify.php"))
+            .arg("--autoload")
+            .arg(autoloaders().join(format!("autoload-{}.php", self.version)))
+            .arg("--root")
+            .arg(
+                self.root
+                    .clone()
+                    .unwrap_or_else(|| repo.repo.join("metadata/1.root.json")),
+            )
+            .arg("--state")
+            .arg(&self.state)
+            .arg("--metadata-url")
+            .arg(server.url("metadata/"));
+        for (name, url) in targets {
+            cmd.arg("--target").arg(format!("{name}={url}"));
+        }
+        let out = run(&mut cmd);
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            matches!(out.status.code(), Some(0 | 1)),
+            "php-tuf {} harness failed to run:\n{stdout}\n{}",
+            self.version,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Verdict {
+            lines: stdout.lines().map(str::to_string).collect(),
+        }
+    }
+}
+
+/// The targets a Composer install asks for, by the names the plugin gives them, and the
+/// URLs their bytes are served from.
+fn targets_of(server: &HttpServer, releases: &[(String, PathBuf)]) -> Vec<(String, String)> {
+    releases
+        .iter()
+        .map(|(name, file)| {
+            let bytes = std::fs::read(file).unwrap();
+            (name.clone(), server.url(&served_path(name, &bytes)))
+        })
+        .collect()
+}
+
+/// Every client refreshes and accepts every target; `gone` must be refused as unknown.
+fn all_accept(
+    clients: &[PhpClient],
+    repo: &TestRepo,
+    server: &HttpServer,
+    releases: &[(String, PathBuf)],
+    step: &str,
+) {
+    let targets = targets_of(server, releases);
+    for client in clients {
+        let verdict = client.verify(repo, server, &targets);
+        let refused: Vec<_> = verdict
+            .lines
+            .iter()
+            .filter(|l| l.starts_with("refused"))
+            .collect();
+        assert!(
+            verdict.accepted("refresh") && refused.is_empty(),
+            "php-tuf {} after {step}:\n{}",
+            client.version,
+            verdict.lines.join("\n")
+        );
+        for (name, _) in &targets {
+            assert!(verdict.accepted(name), "php-tuf {}: {name}", client.version);
+        }
+        eprintln!(
+            "php-tuf {} after {step}: refresh and {} target(s) verified",
+            client.version,
+            targets.len()
+        );
+    }
+}
+
+/// What a Drupal.org project publishes for Composer: `packages.json`, the `p2` files, and one
+/// archive per release, named as the plugin names them (`vendor/name/<normalized version>`).
+fn composer_release(dir: &Path, project: &str, versions: &[&str]) -> Vec<(String, PathBuf)> {
+    let mut files = vec![(
+        "packages.json".to_string(),
+        r#"{"packages":[],"metadata-url":"/p2/%package%.json","available-packages":[]}"#
+            .to_string()
+            .into_bytes(),
+    )];
+    let entries: Vec<String> = versions
+        .iter()
+        .map(|v| format!(r#"{{"name":"{project}","version":"{v}","dist":{{"type":"zip"}}}}"#))
+        .collect();
+    files.push((
+        format!("p2/{project}.json"),
+        format!(r#"{{"packages":{{"{project}":[{}]}}}}"#, entries.join(",")).into_bytes(),
+    ));
+    files.push((
+        format!("p2/{project}~dev.json"),
+        format!(r#"{{"packages":{{"{project}":[]}}}}"#).into_bytes(),
+    ));
+    for v in versions {
+        let mut archive = format!("PK archive of {project} {v}\n").into_bytes();
+        archive.resize(3000 + v.len() * 100, b'.');
+        files.push((format!("{project}/{v}.0"), archive));
+    }
+    files
+        .into_iter()
+        .map(|(name, bytes)| {
+            let path = dir.join(&name);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, bytes).unwrap();
+            (name, path)
+        })
+        .collect()
+}
+
+fn client_cmd(prefix: &str, args: &[&str], repo: &TestRepo) -> String {
+    ok(run(Command::new(CLIENT)
+        .args(args)
+        .args(["--amqp", &amqp_url(), "--queue-prefix", prefix, "--wait"])
+        .arg("--repo")
+        .arg(&repo.repo)))
+}
+
+/// The key ids that signed the newest top-level targets.
+fn newest_targets_signers(repo: &TestRepo) -> Vec<String> {
+    let layout = repo.layout();
+    let v = *layout.scan_versions().unwrap()["targets"].last().unwrap();
+    let file: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(layout.versioned("targets", v)).unwrap()).unwrap();
+    file["signatures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["keyid"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// New installs after the rotations. One that trusts the newest root, as the README tells
+/// site builders to, verifies at once. One that trusts root v1 crosses the targets key
+/// rotation in one refresh, and php-tuf checks that whole refresh against the root it started
+/// from (php-tuf issue #365, in 0.1.7 and main): it may refuse that first refresh, and then
+/// has no targets until a new timestamp; after the next release it must verify everything.
+fn new_clients_after_rotations(
+    repo: &TestRepo,
+    server: &HttpServer,
+    prefix: &str,
+    releases: &mut Vec<(String, PathBuf)>,
+) {
+    let from_newest: Vec<_> = PhpClient::all(repo, "newest-root")
+        .into_iter()
+        .map(|c| PhpClient {
+            root: Some(repo.repo.join("metadata/root.json")),
+            ..c
+        })
+        .collect();
+    all_accept(
+        &from_newest,
+        repo,
+        server,
+        releases,
+        "a new install trusting the newest root",
+    );
+
+    let from_v1 = PhpClient::all(repo, "root-v1");
+    for client in &from_v1 {
+        let verdict = client.verify(repo, server, &targets_of(server, releases));
+        if verdict.lines.iter().all(|l| !l.starts_with("refused")) {
+            eprintln!(
+                "php-tuf {}: a new install from root v1 verified at once",
+                client.version
+            );
+            continue;
+        }
+        assert!(
+            verdict
+                .line("refresh")
+                .contains("Signature threshold not met on targets"),
+            "php-tuf {} from root v1 refused for another reason:\n{}",
+            client.version,
+            verdict.lines.join("\n")
+        );
+        eprintln!(
+            "php-tuf {}: a new install from root v1, first refresh: {} (php-tuf issue #365)",
+            client.version,
+            verdict.line("refresh")
+        );
+    }
+    let rel = repo.path("rel-after");
+    releases.extend(make_releases(&rel, 3, "z"));
+    repo.add_over_broker(prefix, &rel, &[]);
+    all_accept(
+        &from_v1,
+        repo,
+        server,
+        releases,
+        "the next release, for installs from root v1",
+    );
+}
+
+async fn lifecycle(bins: u32) {
+    let repo = TestRepo::init(bins, &[]);
+    let prefix = unique_prefix("php");
+    let mut signers = repo.spawn_all_signers(&prefix);
+    for s in &mut signers {
+        wait_ready(s);
+    }
+    let server = HttpServer::ours(&repo.repo);
+    let clients = PhpClient::all(&repo, "installed");
+
+    // A fresh repository: nothing but the bins.
+    all_accept(&clients, &repo, &server, &[], "init");
+
+    // Composer's files and two releases, plus enough others to touch many bins.
+    let rel = repo.path("rel-1");
+    let mut releases = composer_release(&rel, "drupal/token", &["1.8.0", "1.9.0"]);
+    releases.extend(make_releases(&rel, 40, "a"));
+    repo.add_over_broker(&prefix, &rel, &[]);
+    all_accept(&clients, &repo, &server, &releases, "add-targets");
+
+    // A release withdrawn: refused as unknown, the rest still verify.
+    let gone = "drupal/token/1.8.0.0";
+    client_cmd(&prefix, &["remove-targets", gone], &repo);
+    let gone_file = releases.iter().find(|(n, _)| n == gone).unwrap().1.clone();
+    releases.retain(|(n, _)| n != gone);
+    all_accept(&clients, &repo, &server, &releases, "remove-targets");
+    let gone_target = targets_of(&server, &[(gone.to_string(), gone_file)]);
+    for client in &clients {
+        let verdict = client.verify(&repo, &server, &gone_target);
+        assert!(
+            !verdict.accepted(gone) && verdict.line(gone).contains("NotFound"),
+            "php-tuf {}: {}",
+            client.version,
+            verdict.line(gone)
+        );
+    }
+
+    // Twice the bins.
+    let count = (bins * 2).to_string();
+    client_cmd(&prefix, &["bins", "--count", &count], &repo);
+    let rel = repo.path("rel-2");
+    releases.extend(make_releases(&rel, 10, "b"));
+    repo.add_over_broker(&prefix, &rel, &[]);
+    all_accept(&clients, &repo, &server, &releases, "bins --count");
+
+    // An online key rotation, the targets key (which also signs every bin), in its three
+    // steps, the installed clients refreshing after each (see `new_clients_after_rotations`
+    // for a client that crosses them in one refresh).
+    let kh = repo.path("new-keys");
+    std::fs::create_dir_all(&kh).unwrap();
+    let (targets_key, targets_pub) = openssl_key(&kh, "targets");
+    let key_id = |path: &Path| {
+        package_signing::keys::SigningKey::load(path)
+            .unwrap()
+            .key_id()
+            .to_string()
+    };
+    let (old_id, new_id) = (key_id(&repo.key("targets")), key_id(&targets_key));
+    let add = format!("targets={}", targets_pub.display());
+    ok(root_cmd(&repo, &["new", "--force", "--add-key", &add]));
+    root_sign(&repo, &repo.key("root"));
+    ok(root_cmd(&repo, &["publish"]));
+    all_accept(
+        &clients,
+        &repo,
+        &server,
+        &releases,
+        "root adds a targets key",
+    );
+    signers[0].kill();
+    signers[0] = repo.spawn_signer_with_key("targets", &targets_key, &prefix, &[]);
+    // The restarted signer re-signs everything with its key before it takes the next job.
+    let rel = repo.path("rel-rotate");
+    releases.extend(make_releases(&rel, 5, "r"));
+    repo.add_over_broker(&prefix, &rel, &[]);
+    assert_eq!(newest_targets_signers(&repo), [new_id]);
+    all_accept(
+        &clients,
+        &repo,
+        &server,
+        &releases,
+        "re-signing with the new targets key",
+    );
+    let remove = format!("targets={old_id}");
+    ok(root_cmd(
+        &repo,
+        &["new", "--force", "--remove-key", &remove],
+    ));
+    root_sign(&repo, &repo.key("root"));
+    ok(root_cmd(&repo, &["publish"]));
+    all_accept(
+        &clients,
+        &repo,
+        &server,
+        &releases,
+        "root drops the old targets key",
+    );
+
+    // A root rotation: three new root keys, two of them needed, init's root key retired.
+    let new_roots: Vec<_> = ["alice", "bob", "carol"]
+        .iter()
+        .map(|n| openssl_key(&kh, n))
+        .collect();
+    let root_id = package_signing::keys::SigningKey::load(&repo.key("root"))
+        .unwrap()
+        .key_id()
+        .to_string();
+    let mut args = vec![
+        "new".to_string(),
+        "--force".into(),
+        "--threshold".into(),
+        "root=2".into(),
+    ];
+    for (_, public) in &new_roots {
+        args.extend(["--add-key".into(), format!("root={}", public.display())]);
+    }
+    args.extend(["--remove-key".into(), format!("root={root_id}")]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    ok(root_cmd(&repo, &args));
+    root_sign(&repo, &repo.key("root"));
+    root_sign(&repo, &new_roots[0].0);
+    root_sign(&repo, &new_roots[2].0);
+    ok(root_cmd(&repo, &["publish"]));
+    let rel = repo.path("rel-3");
+    releases.extend(make_releases(&rel, 5, "c"));
+    repo.add_over_broker(&prefix, &rel, &[]);
+    all_accept(
+        &clients,
+        &repo,
+        &server,
+        &releases,
+        "root rotation (threshold 2)",
+    );
+    new_clients_after_rotations(&repo, &server, &prefix, &mut releases);
+
+    tampering_is_refused(&repo, &server, &releases);
+    drop(signers);
+    delete_queues(&prefix).await;
+}
+
+/// A modified target, a longer target, an edited bin and a bad signature: each refused, for
+/// that reason, by a new install (trusting the newest root) that has never seen the honest
+/// files; the same install accepts the honest ones.
+fn tampering_is_refused(repo: &TestRepo, server: &HttpServer, releases: &[(String, PathBuf)]) {
+    let (name, file) = releases
+        .iter()
+        .find(|(n, _)| n == "drupal/token/1.9.0.0")
+        .unwrap();
+    let bytes = std::fs::read(file).unwrap();
+    let served = repo.repo.join(served_path(name, &bytes));
+    let target = targets_of(server, &[(name.clone(), file.clone())]);
+    let new_install = |tag: &str| {
+        PhpClient::all(repo, tag).into_iter().map(|c| PhpClient {
+            root: Some(repo.repo.join("metadata/root.json")),
+            ..c
+        })
+    };
+    let mut n = 0;
+    let mut expect_refused = |what: &str, tamper: &dyn Fn(), check: &str, reasons: &[&str]| {
+        tamper();
+        n += 1;
+        for client in new_install(&format!("tamper-{n}")) {
+            let verdict = client.verify(repo, server, &target);
+            let line = verdict.line(check);
+            assert!(
+                !verdict.accepted(check) && reasons.iter().any(|r| line.contains(r)),
+                "php-tuf {} on {what}, expected one of {reasons:?}:\n{}",
+                client.version,
+                verdict.lines.join("\n")
+            );
+            eprintln!("php-tuf {} refused {what}: {line}", client.version);
+        }
+    };
+
+    let mut modified = bytes.clone();
+    modified[0] ^= 1;
+    expect_refused(
+        "a modified target",
+        &|| std::fs::write(&served, &modified).unwrap(),
+        name,
+        &["InvalidHashException"],
+    );
+    let mut longer = bytes.clone();
+    longer.extend_from_slice(b"<?php evil();");
+    expect_refused(
+        "a longer target",
+        &|| std::fs::write(&served, &longer).unwrap(),
+        name,
+        &["DownloadSizeException", "MaxFileSizeExceeded"],
+    );
+    std::fs::write(&served, &bytes).unwrap();
+
+    // The bin that lists the target (one the newest top-level targets delegates to: retired
+    // bins stay on disk), with its length changed and no new signature.
+    let layout = repo.layout();
+    let versions = layout.scan_versions().unwrap();
+    let top: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(layout.versioned("targets", *versions["targets"].last().unwrap())).unwrap(),
+    )
+    .unwrap();
+    let bin_path = top["signed"]["delegations"]["roles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .map(|bin| layout.versioned(bin, *versions[bin].last().unwrap()))
+        .find(|p| {
+            std::fs::read_to_string(p)
+                .unwrap()
+                .contains(&format!("\"{name}\""))
+        })
+        .expect("a delegated bin lists the target");
+    let honest_bin = std::fs::read(&bin_path).unwrap();
+    let len = format!("\"length\":{}", bytes.len());
+    let edited = String::from_utf8(honest_bin.clone()).unwrap().replacen(
+        &len,
+        &format!("\"length\":{}", longer.len()),
+        1,
+    );
+    assert_ne!(edited.as_bytes(), &honest_bin[..]);
+    expect_refused(
+        "an edited bin",
+        &|| std::fs::write(&bin_path, &edited).unwrap(),
+        name,
+        &["does not match hash"],
+    );
+    std::fs::write(&bin_path, &honest_bin).unwrap();
+
+    // timestamp.json with one signature byte changed.
+    let ts_path = layout.timestamp();
+    let honest_ts = std::fs::read_to_string(&ts_path).unwrap();
+    let at = honest_ts.find("\"sig\":\"").unwrap() + 7;
+    let mut bad = honest_ts.clone().into_bytes();
+    bad[at] = if bad[at] == b'0' { b'1' } else { b'0' };
+    expect_refused(
+        "a bad signature on timestamp.json",
+        &|| std::fs::write(&ts_path, &bad).unwrap(),
+        "refresh",
+        &["Signature threshold not met on timestamp"],
+    );
+    std::fs::write(&ts_path, &honest_ts).unwrap();
+
+    // The honest files again: a new install accepts them.
+    all_accept(
+        &new_install("after-tampering").collect::<Vec<_>>(),
+        repo,
+        server,
+        &[(name.clone(), file.clone())],
+        "the honest files are back",
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[cfg_attr(not(php_tuf), ignore = "skipped: no php-tuf checkout")]
+async fn php_tuf_accepts_256_bins_through_the_lifecycle() {
+    lifecycle(256).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[cfg_attr(not(php_tuf), ignore = "skipped: no php-tuf checkout")]
+async fn php_tuf_accepts_2048_bins_through_the_lifecycle() {
+    lifecycle(2048).await;
+}
+
+#[test]
+#[cfg_attr(not(php_tuf), ignore = "skipped: no php-tuf checkout")]
+fn php_tuf_accepts_a_new_16384_bin_repository() {
+    let repo = TestRepo::init(16384, &[]);
+    let inbox = repo.path("inbox");
+    let _signer = repo.spawn_embedded(&inbox, &[]);
+    let rel = repo.path("rel");
+    let releases = composer_release(&rel, "drupal/core", &["11.0.0"]);
+    ok(run(Command::new(CLIENT)
+        .args(["add-targets", "--inbox"])
+        .arg(&inbox)
+        .arg("--targets-dir")
+        .arg(repo.repo.join("targets"))
+        .args(["--wait", "--timeout", "120s", "--repo"])
+        .arg(&repo.repo)
+        .arg(&rel)
+        .env_remove("AMQP_URL")));
+    let server = HttpServer::ours(&repo.repo);
+    all_accept(
+        &PhpClient::all(&repo, "installed"),
+        &repo,
+        &server,
+        &releases,
+        "init with 16384 bins and one release",
+    );
+}
