@@ -391,7 +391,12 @@ async fn serve<S: Stage>(
     if let (Some(next), Some(body)) = (S::QUEUE.next(), signer.stage.resync()) {
         endpoint.publish(next, &body).await?;
     }
-    tracing::info!(role = S::NAME, "signer ready");
+    // The key id is the one the root gives this signer's key, whichever rule made it.
+    tracing::info!(
+        role = S::NAME,
+        key_id = signer.stage.key().key_id(),
+        "signer ready"
+    );
     // Expiry is checked at once (a signer that was down may find its metadata expired), then
     // regularly, through this role's own queue: see `ExpiryCheck`.
     let mut expiry_check = tokio::time::interval(signer.stage.refresh_interval());

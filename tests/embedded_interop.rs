@@ -33,20 +33,7 @@ fn embedded_mode_signs_tricky_names_that_python_tuf_accepts() {
         args.push(format!("{name}={}", file.display()));
         releases.push((name.to_string(), file));
     }
-    let out = run(Command::new(CLIENT)
-        .args(["add-targets", "--inbox"])
-        .arg(&inbox)
-        .arg("--targets-dir")
-        .arg(repo.repo.join("targets"))
-        .args(["--wait", "--timeout", "60s", "--repo"])
-        .arg(&repo.repo)
-        .args(&args)
-        .env_remove("AMQP_URL"));
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    repo.add_over_inbox(&inbox, "60s", &args);
 
     let report = ngclient_verify(&repo, &items_for(&releases));
     assert_eq!(report["verified"], names.len());

@@ -27,19 +27,7 @@ fn metadata_is_re_signed_before_it_expires_and_on_request() {
     let inbox = repo.path("inbox");
     let releases = make_releases(&repo.path("rel"), 5, "x");
     let _signer = repo.spawn_embedded(&inbox, &short);
-    let out = run(Command::new(CLIENT)
-        .args(["add-targets", "--inbox"])
-        .arg(&inbox)
-        .arg("--targets-dir")
-        .arg(repo.repo.join("targets"))
-        .args(["--wait", "--timeout", "30s", "--repo"])
-        .arg(&repo.repo)
-        .arg(repo.path("rel")));
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    repo.add_over_inbox(&inbox, "30s", &[repo.path("rel")]);
 
     // Idle for longer than every lifetime: each role must have re-signed by itself.
     let (ts, snap, top) = (

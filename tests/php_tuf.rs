@@ -344,17 +344,9 @@ async fn lifecycle(bins: u32) {
     let kh = repo.path("new-keys");
     std::fs::create_dir_all(&kh).unwrap();
     let (targets_key, targets_pub) = openssl_key(&kh, "targets");
-    let key_id = |path: &Path| {
-        package_signing::keys::SigningKey::load(path)
-            .unwrap()
-            .key_id()
-            .to_string()
-    };
     let (old_id, new_id) = (key_id(&repo.key("targets")), key_id(&targets_key));
     let add = format!("targets={}", targets_pub.display());
-    ok(root_cmd(&repo, &["new", "--force", "--add-key", &add]));
-    root_sign(&repo, &repo.key("root"));
-    ok(root_cmd(&repo, &["publish"]));
+    publish_root_change(&repo, &["--add-key", &add]);
     all_accept(
         &clients,
         &repo,
@@ -377,12 +369,7 @@ async fn lifecycle(bins: u32) {
         "re-signing with the new targets key",
     );
     let remove = format!("targets={old_id}");
-    ok(root_cmd(
-        &repo,
-        &["new", "--force", "--remove-key", &remove],
-    ));
-    root_sign(&repo, &repo.key("root"));
-    ok(root_cmd(&repo, &["publish"]));
+    publish_root_change(&repo, &["--remove-key", &remove]);
     all_accept(
         &clients,
         &repo,
@@ -396,10 +383,7 @@ async fn lifecycle(bins: u32) {
         .iter()
         .map(|n| openssl_key(&kh, n))
         .collect();
-    let root_id = package_signing::keys::SigningKey::load(&repo.key("root"))
-        .unwrap()
-        .key_id()
-        .to_string();
+    let root_id = key_id(&repo.key("root"));
     let mut args = vec![
         "new".to_string(),
         "--force".into(),
@@ -565,15 +549,7 @@ fn php_tuf_accepts_a_new_16384_bin_repository() {
     let _signer = repo.spawn_embedded(&inbox, &[]);
     let rel = repo.path("rel");
     let releases = composer_release(&rel, "drupal/core", &["11.0.0"]);
-    ok(run(Command::new(CLIENT)
-        .args(["add-targets", "--inbox"])
-        .arg(&inbox)
-        .arg("--targets-dir")
-        .arg(repo.repo.join("targets"))
-        .args(["--wait", "--timeout", "120s", "--repo"])
-        .arg(&repo.repo)
-        .arg(&rel)
-        .env_remove("AMQP_URL")));
+    repo.add_over_inbox(&inbox, "120s", &[&rel]);
     let server = HttpServer::ours(&repo.repo);
     all_accept(
         &PhpClient::all(&repo, "installed"),

@@ -9,11 +9,6 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::*;
-use package_signing::keys::SigningKey;
-
-fn key_id(path: &Path) -> String {
-    SigningKey::load(path).unwrap().key_id().to_string()
-}
 
 fn validate(repo: &TestRepo) {
     ok(run(Command::new(CLIENT)
@@ -198,17 +193,10 @@ async fn every_online_key_rotates_while_clients_keep_verifying() {
         let new = key_id(&private);
 
         // 1. Root lists the new key beside the old one; nothing else changes yet.
-        ok(root_cmd(
+        publish_root_change(
             &repo,
-            &[
-                "new",
-                "--force",
-                "--add-key",
-                &format!("{role}={}", public.display()),
-            ],
-        ));
-        root_sign(&repo, &repo.key("root"));
-        ok(root_cmd(&repo, &["publish"]));
+            &["--add-key", &format!("{role}={}", public.display())],
+        );
         ngclient_update(&repo, "client", &items_for(&releases));
         our_client_downloads(&repo, &releases);
 
@@ -253,12 +241,7 @@ async fn every_online_key_rotates_while_clients_keep_verifying() {
         ngclient_update(&repo, "client", &items_for(&releases));
 
         // 3. Root drops the old key: only the new one signs this role from now on.
-        ok(root_cmd(
-            &repo,
-            &["new", "--force", "--remove-key", &format!("{role}={old}")],
-        ));
-        root_sign(&repo, &repo.key("root"));
-        ok(root_cmd(&repo, &["publish"]));
+        publish_root_change(&repo, &["--remove-key", &format!("{role}={old}")]);
         ngclient_update(&repo, "client", &items_for(&releases));
         our_client_downloads(&repo, &releases);
         ngclient_verify(&repo, &items_for(&releases));
@@ -324,10 +307,10 @@ fn init_keys_are_read_by_openssl_and_python_cryptography() {
 /// and our client, python-tuf and `validate` accept it as they accept php-tuf's.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_spec_key_id_rule_is_kept_and_accepted() {
-    use package_signing::keys::{key_id, KeyIdRule};
+    use package_signing::keys::{key_id as id_by_rule, KeyIdRule};
     let repo = TestRepo::init(8, &["--key-id-rule", "spec"]);
     let spec_id = |path: &Path| {
-        key_id(
+        id_by_rule(
             &package_signing::keys::load_public(path).unwrap(),
             KeyIdRule::Spec,
         )
@@ -352,9 +335,7 @@ async fn the_spec_key_id_rule_is_kept_and_accepted() {
     std::fs::create_dir_all(&kh).unwrap();
     let (_, public) = openssl_key(&kh, "spare");
     let add = format!("snapshot={}", public.display());
-    ok(root_cmd(&repo, &["new", "--add-key", &add]));
-    root_sign(&repo, &repo.key("root"));
-    ok(root_cmd(&repo, &["publish"]));
+    publish_root_change(&repo, &["--add-key", &add]);
     let v2: serde_json::Value =
         serde_json::from_slice(&std::fs::read(repo.repo.join("metadata/2.root.json")).unwrap())
             .unwrap();

@@ -500,7 +500,7 @@ async fn run(args: RunArgs) -> Result<()> {
     }
     let key_file = args.key.clone().expect("clap requires --key with --role");
     let key = SigningKey::load(&key_file)?;
-    tracing::info!(key_id = key.key_id(), "loaded signing key");
+    tracing::info!(key_file = %key_file.display(), "loaded signing key");
     match args.role.expect("clap requires --role") {
         RoleArg::Targets => {
             worker::run(

@@ -178,6 +178,25 @@ impl TestRepo {
             .collect()
     }
 
+    /// `tuf-client add-targets` through an embedded signer's inbox, waiting (at most
+    /// `timeout`) until a timestamp covers it; `args` are the input folder or `--target`s.
+    pub fn add_over_inbox<A: AsRef<std::ffi::OsStr>>(
+        &self,
+        inbox: &Path,
+        timeout: &str,
+        args: &[A],
+    ) -> String {
+        ok(run(Command::new(CLIENT)
+            .args(["add-targets", "--inbox"])
+            .arg(inbox)
+            .arg("--targets-dir")
+            .arg(self.repo.join("targets"))
+            .args(["--wait", "--timeout", timeout, "--repo"])
+            .arg(&self.repo)
+            .args(args)
+            .env_remove("AMQP_URL")))
+    }
+
     /// `tuf-client add-targets` over the broker into this repository, waiting until a
     /// timestamp covers it; `extra` goes before the input. Returns what it printed.
     pub fn add_over_broker(&self, prefix: &str, input: &Path, extra: &[&str]) -> String {
@@ -673,4 +692,22 @@ pub fn refused(out: std::process::Output, reason: &str) {
 
 pub fn root_sign(repo: &TestRepo, key: &Path) -> String {
     ok(root_cmd(repo, &["sign", "--key", key.to_str().unwrap()]))
+}
+
+/// The id a key file signs under (php-tuf's rule, as `init` and `root new` name keys).
+pub fn key_id(path: &Path) -> String {
+    package_signing::keys::SigningKey::load(path)
+        .unwrap()
+        .key_id()
+        .to_string()
+}
+
+/// A new root version with `changes` (`root new` flags), signed with init's root key (the
+/// threshold of a root that still has it) and published.
+pub fn publish_root_change(repo: &TestRepo, changes: &[&str]) {
+    let mut args = vec!["new", "--force"];
+    args.extend(changes);
+    ok(root_cmd(repo, &args));
+    root_sign(repo, &repo.key("root"));
+    ok(root_cmd(repo, &["publish"]));
 }
