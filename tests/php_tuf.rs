@@ -559,3 +559,74 @@ fn php_tuf_accepts_a_new_16384_bin_repository() {
         "init with 16384 bins and one release",
     );
 }
+
+/// A repository whose key ids follow the specification's rule (what this project wrote before
+/// php-tuf's rule became the default) is refused by php-tuf. Renamed in one root version
+/// (`root new --key-id-rule php-tuf`, published with `--force`), its signers restarted, it is
+/// accepted by an install that trusts the new root, with nothing submitted again; python-tuf
+/// follows the rename from root v1.
+#[tokio::test(flavor = "multi_thread")]
+#[cfg_attr(not(php_tuf), ignore = "skipped: no php-tuf checkout")]
+async fn a_spec_rule_repository_moves_to_php_tufs_rule() {
+    let repo = TestRepo::init(16, &["--key-id-rule", "spec"]);
+    let prefix = unique_prefix("php-rename");
+    let mut signers = repo.spawn_all_signers(&prefix);
+    for s in &mut signers {
+        wait_ready(s);
+    }
+    let rel = repo.path("rel");
+    let releases = composer_release(&rel, "drupal/token", &["1.9.0"]);
+    repo.add_over_broker(&prefix, &rel, &[]);
+    let server = HttpServer::ours(&repo.repo);
+    ngclient_update(&repo, "python-client", &items_for(&releases));
+    for client in PhpClient::all(&repo, "spec") {
+        let verdict = client.verify(&repo, &server, &targets_of(&server, &releases));
+        let line = verdict.lines.get(1).cloned().unwrap_or_default();
+        assert!(
+            line.contains("The calculated KEYID does not match"),
+            "php-tuf {} on spec-rule ids: {line}",
+            client.version
+        );
+        eprintln!("php-tuf {} on spec-rule ids: {line}", client.version);
+    }
+
+    ok(root_cmd(
+        &repo,
+        &["new", "--force", "--key-id-rule", "php-tuf"],
+    ));
+    let signed = root_sign(&repo, &repo.key("root"));
+    assert!(signed.contains(" and "), "signs under both ids: {signed}");
+    refused(root_cmd(&repo, &["publish"]), "clients would refuse");
+    ok(root_cmd(&repo, &["publish", "--force"]));
+    drop(signers);
+    let mut signers = repo.spawn_all_signers(&prefix);
+    for s in &mut signers {
+        wait_ready(s);
+    }
+    let rel = repo.path("rel-2");
+    let mut releases = releases;
+    releases.extend(make_releases(&rel, 5, "m"));
+    repo.add_over_broker(&prefix, &rel, &[]);
+
+    let from_v2: Vec<_> = PhpClient::all(&repo, "renamed")
+        .into_iter()
+        .map(|c| PhpClient {
+            root: Some(repo.repo.join("metadata/2.root.json")),
+            ..c
+        })
+        .collect();
+    all_accept(
+        &from_v2,
+        &repo,
+        &server,
+        &releases,
+        "the rename to php-tuf's ids",
+    );
+    ngclient_update(&repo, "python-client", &items_for(&releases));
+    let report = ok(run(Command::new(CLIENT)
+        .args(["validate", "--repo"])
+        .arg(&repo.repo)));
+    assert!(report.contains("key ids by php-tuf's rule"), "{report}");
+    drop(signers);
+    delete_queues(&prefix).await;
+}

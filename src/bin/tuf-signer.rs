@@ -119,6 +119,11 @@ enum RootCommand {
         /// The new root's lifetime from now (e.g. 365d); without it the expiry is kept.
         #[arg(long)]
         expires: Option<String>,
+        /// Rename every key by this rule (php-tuf or spec; see `init --help`). Publishing
+        /// needs --force, as the served files still carry the old ids: then restart every
+        /// signer, and each re-signs under its key's new id.
+        #[arg(long, value_enum, value_name = "RULE")]
+        key_id_rule: Option<KeyIdRule>,
         /// Replace an existing draft file.
         #[arg(long)]
         force: bool,
@@ -333,6 +338,7 @@ fn root_command(command: RootCommand) -> Result<()> {
             remove,
             thresholds,
             expires,
+            key_id_rule,
             force,
         } => {
             if draft.draft.exists() && !force {
@@ -365,6 +371,7 @@ fn root_command(command: RootCommand) -> Result<()> {
                         Ok((root::role_type(role)?, n))
                     })
                     .collect::<Result<_>>()?,
+                key_id_rule,
             };
             let layout = Layout::new(&draft.repo);
             let new = root::Draft::new(&layout, &changes)?;

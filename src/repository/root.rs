@@ -61,6 +61,9 @@ pub struct Changes {
     /// Key ids, or unique prefixes of at least 8 hex digits.
     pub remove: Vec<(RoleType, String)>,
     pub thresholds: Vec<(RoleType, u64)>,
+    /// Rename every key by this rule; `None` keeps the ids and names added keys as the root
+    /// names its keys already.
+    pub key_id_rule: Option<KeyIdRule>,
 }
 
 /// A root version on its way to being published.
@@ -125,7 +128,13 @@ impl Draft {
         }
         // A new key is named as the root names its keys already (php-tuf's rule unless the
         // repository was made with `init --key-id-rule spec`); a key the root knows keeps its id.
-        let rule = KeyIdRule::of_all(current.keys.iter().map(|(id, k)| (id.as_ref(), k)));
+        let rule = match changes.key_id_rule {
+            Some(rule) => {
+                rename_keys(&mut root, rule)?;
+                rule
+            }
+            None => KeyIdRule::of_all(current.keys.iter().map(|(id, k)| (id.as_ref(), k))),
+        };
         for (role, key) in &changes.add {
             if !matches!(key, Key::Ed25519 { .. }) {
                 return Err(Error::Usage("only ed25519 keys are supported".into()));
@@ -406,6 +415,24 @@ fn unsigned_under(layout: &Layout, root: &Root) -> Result<Vec<String>> {
         }
     }
     Ok(problems)
+}
+
+/// Gives every key of `root` its id by `rule`, in the key list and in every role.
+fn rename_keys(root: &mut Root, rule: KeyIdRule) -> Result<()> {
+    let mut renamed = HashMap::new();
+    for (id, key) in std::mem::take(&mut root.keys) {
+        let new = hex_decoded(&keys::key_id(&key, rule)?)?;
+        root.keys.insert(new.clone(), key);
+        renamed.insert(id, new);
+    }
+    for role in root.roles.values_mut() {
+        for id in &mut role.keyids {
+            if let Some(new) = renamed.get(id) {
+                *id = new.clone();
+            }
+        }
+    }
+    Ok(())
 }
 
 fn role_keys(root: &mut Root, role: RoleType) -> Result<&mut RoleKeys> {
