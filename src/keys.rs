@@ -43,13 +43,11 @@ impl KeyIdRule {
             })
     }
 
-    /// The rule every key of `keys` follows; the default when they follow none or differ.
-    pub fn of_all<'a>(keys: impl IntoIterator<Item = (&'a [u8], &'a Key)>) -> KeyIdRule {
-        let mut rules = keys.into_iter().map(|(id, key)| KeyIdRule::of(key, id));
-        match rules.next().flatten() {
-            Some(first) if rules.all(|r| r == Some(first)) => first,
-            _ => KeyIdRule::default(),
-        }
+    /// The rule every key of a key map follows; `None` if they follow none or differ.
+    pub fn of_all(keys: &crate::schema::KeyMap) -> Option<KeyIdRule> {
+        let mut rules = keys.iter().map(|(id, key)| KeyIdRule::of(key, id));
+        let first = rules.next()??;
+        rules.all(|r| r == Some(first)).then_some(first)
     }
 }
 
@@ -143,13 +141,6 @@ impl SigningKey {
         &self.key_id
     }
 
-    /// The id `keys` (a root's or a delegation's) gives this key's public key, if it lists it.
-    pub fn id_in<'a>(&self, keys: &'a crate::schema::KeyMap) -> Option<&'a Decoded<Hex>> {
-        keys.iter()
-            .find(|(_, k)| **k == self.public)
-            .map(|(id, _)| id)
-    }
-
     /// Signs under `id` from now on: the id the root gives this key.
     pub fn sign_as(&mut self, id: &Decoded<Hex>) {
         self.key_id = hex::encode(id);
@@ -215,6 +206,63 @@ pub fn public_key(raw: &[u8]) -> Key {
         },
         scheme: Ed25519Scheme::Ed25519,
         _extra: Default::default(),
+    }
+}
+
+/// Whether two published keys are the same key: same type, scheme and public value. Fields
+/// beyond those (e.g. `keyid_hash_algorithms`, which older signers publish) do not make
+/// another key.
+pub fn same_key(a: &Key, b: &Key) -> bool {
+    match (a, b) {
+        (
+            Key::Ed25519 {
+                keyval: x,
+                scheme: s,
+                ..
+            },
+            Key::Ed25519 {
+                keyval: y,
+                scheme: t,
+                ..
+            },
+        ) => x.public == y.public && s == t,
+        (
+            Key::Rsa {
+                keyval: x,
+                scheme: s,
+                ..
+            },
+            Key::Rsa {
+                keyval: y,
+                scheme: t,
+                ..
+            },
+        ) => x.public == y.public && s == t,
+        (
+            Key::Ecdsa {
+                keyval: x,
+                scheme: s,
+                ..
+            },
+            Key::Ecdsa {
+                keyval: y,
+                scheme: t,
+                ..
+            },
+        )
+        | (
+            Key::EcdsaOld {
+                keyval: x,
+                scheme: s,
+                ..
+            },
+            Key::EcdsaOld {
+                keyval: y,
+                scheme: t,
+                ..
+            },
+        ) => x.public == y.public && s == t,
+        _ => false,
     }
 }
 

@@ -59,6 +59,35 @@ pub struct Delegations {
     pub roles: Vec<DelegatedRole>,
 }
 
+impl Root {
+    /// The id under which this root lists `key` for `role`, if it does.
+    pub fn id_of(&self, role: RoleType, key: &Key) -> Option<&Decoded<Hex>> {
+        let listed = &self.roles.get(&role)?.keyids;
+        listed.iter().find(|id| {
+            self.keys
+                .get(id)
+                .is_some_and(|k| crate::keys::same_key(k, key))
+        })
+    }
+
+    /// The keys `role` names (ids it lists with no key are left out).
+    pub fn keys_of(&self, role: RoleType) -> Vec<&Key> {
+        self.roles
+            .get(&role)
+            .map(|r| r.keyids.iter().filter_map(|id| self.keys.get(id)).collect())
+            .unwrap_or_default()
+    }
+
+    /// Whether `role` is signed by other keys under `other` than under this root (ids aside).
+    pub fn keys_changed(&self, other: &Root, role: RoleType) -> bool {
+        let (mine, theirs) = (self.keys_of(role), other.keys_of(role));
+        mine.len() != theirs.len()
+            || !mine
+                .iter()
+                .all(|k| theirs.iter().any(|t| crate::keys::same_key(k, t)))
+    }
+}
+
 impl Targets {
     /// An empty targets role.
     pub fn new(spec_version: String, version: NonZeroU64, expires: jiff::Timestamp) -> Targets {
@@ -99,12 +128,20 @@ impl tough::schema::Role for Targets {
     }
 }
 
-/// Expiry as the specification writes it (`2030-01-01T00:00:00Z`). We never write a fraction;
-/// one in a file someone else signed is kept. Signatures are checked over the bytes as
-/// received, never over a re-encoding.
+/// An expiry as the specification writes it, in whole seconds: `2030-01-01T00:00:00Z`.
+pub fn expiry_string(t: jiff::Timestamp) -> String {
+    format!(
+        "{:.0}",
+        jiff::Timestamp::from_second(t.as_second()).expect("in range")
+    )
+}
+
+/// Serialises an expiry: whole seconds, as we always write it; a fraction in a file someone
+/// else signed is kept. Signatures are checked over the bytes as received, never over a
+/// re-encoding.
 fn whole_seconds<S: Serializer>(t: &jiff::Timestamp, s: S) -> Result<S::Ok, S::Error> {
     if t.subsec_nanosecond() == 0 {
-        s.collect_str(&t.strftime("%Y-%m-%dT%H:%M:%SZ"))
+        s.serialize_str(&expiry_string(*t))
     } else {
         s.collect_str(t)
     }

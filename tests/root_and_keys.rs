@@ -277,6 +277,14 @@ async fn every_online_key_rotates_while_clients_keep_verifying() {
 #[test]
 fn init_keys_are_read_by_openssl_and_python_cryptography() {
     let repo = TestRepo::init(1, &[]);
+    let root: package_signing::schema::Root = serde_json::from_value(
+        serde_json::from_slice::<serde_json::Value>(
+            &std::fs::read(repo.repo.join("metadata/1.root.json")).unwrap(),
+        )
+        .unwrap()["signed"]
+            .take(),
+    )
+    .unwrap();
     let python_public = "import sys\n\
         from cryptography.hazmat.primitives import serialization as s\n\
         k = s.load_pem_private_key(open(sys.argv[1], 'rb').read(), None)\n\
@@ -284,8 +292,9 @@ fn init_keys_are_read_by_openssl_and_python_cryptography() {
         s.PublicFormat.SubjectPublicKeyInfo).decode())";
     for role in ["root", "targets", "snapshot", "timestamp"] {
         let key = repo.key(role);
-        let published = package_signing::keys::load_public(&key).unwrap();
-        let ours = package_signing::keys::public_pem(&published).unwrap();
+        let role_type = package_signing::repository::root::role_type(role).unwrap();
+        let published = root.keys_of(role_type)[0];
+        let ours = package_signing::keys::public_pem(published).unwrap();
         let by_openssl = ok(run(Command::new("openssl")
             .args(["pkey", "-pubout", "-in"])
             .arg(&key)));

@@ -3,7 +3,7 @@
 //! clients. GET and HEAD only; paths are decoded and confined to those two folders.
 //! `Last-Modified` and `If-Modified-Since` (304), which Composer's TUF plugin sends; a
 //! connection closes after the response when the client asks for it (`Connection: close`, or
-//! HTTP/1.0 without keep-alive), so clients that read to the end of the stream do not hang.
+//! any HTTP/1.0 request), so clients that read to the end of the stream do not hang.
 
 use std::path::{Component, Path, PathBuf};
 
@@ -39,14 +39,17 @@ pub async fn serve(root: PathBuf, listen: &str) -> Result<()> {
 /// connection.
 const MAX_LINE: u64 = 8 * 1024;
 const MAX_HEADERS: usize = 100;
+/// How long a connection may take to send a request (or stay idle between two).
+const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// What we use of a request.
 #[derive(Debug, PartialEq)]
 struct Request {
     method: String,
     target: String,
-    /// Whether the client wants the connection kept open: HTTP/1.1 unless it sent
-    /// `Connection: close`; HTTP/1.0 only with `Connection: keep-alive`.
+    /// Whether the connection stays open after the response: HTTP/1.1 unless the client sent
+    /// `Connection: close` or a body (we read none, so it would be taken for the next
+    /// request); never for HTTP/1.0.
     keep_alive: bool,
     if_modified_since: Option<jiff::Timestamp>,
 }
@@ -54,13 +57,18 @@ struct Request {
 async fn handle(stream: tokio::net::TcpStream, root: &Path) -> std::io::Result<()> {
     let (read, mut write) = stream.into_split();
     let mut reader = BufReader::new(read);
-    while let Some(request) = read_request(&mut reader).await? {
+    loop {
+        let request = match tokio::time::timeout(REQUEST_TIMEOUT, read_request(&mut reader)).await {
+            Ok(Ok(Some(request))) => request,
+            Ok(Ok(None)) | Err(_) => break,
+            Ok(Err(e)) => return Err(e),
+        };
         let response = respond(root, &request).await;
         write.write_all(&response.head(request.keep_alive)).await?;
         if request.method != "HEAD" {
             write.write_all(&response.body).await?;
         }
-        if !request.keep_alive {
+        if !request.keep_alive || response.status.starts_with("405") {
             break;
         }
     }
@@ -74,6 +82,7 @@ async fn read_request<R: tokio::io::AsyncBufRead + Unpin>(
 ) -> std::io::Result<Option<Request>> {
     let too_big = || std::io::Error::new(std::io::ErrorKind::InvalidData, "request too large");
     let mut lines = Vec::new();
+    let mut blank = 0;
     loop {
         let mut line = Vec::new();
         let n = (&mut *reader)
@@ -89,7 +98,11 @@ async fn read_request<R: tokio::io::AsyncBufRead + Unpin>(
         let text = String::from_utf8_lossy(&line).trim_end().to_string();
         if text.is_empty() {
             if lines.is_empty() {
-                continue; // a stray blank line between requests
+                blank += 1; // a stray blank line between requests
+                if blank > MAX_HEADERS {
+                    return Err(too_big());
+                }
+                continue;
             }
             break;
         }
@@ -113,11 +126,9 @@ async fn read_request<R: tokio::io::AsyncBufRead + Unpin>(
     let connection = header("connection")
         .unwrap_or_default()
         .to_ascii_lowercase();
-    let keep_alive = if http10 {
-        connection.contains("keep-alive")
-    } else {
-        !connection.contains("close")
-    };
+    let has_body =
+        header("transfer-encoding").is_some() || header("content-length").is_some_and(|n| n != "0");
+    let keep_alive = !http10 && !connection.contains("close") && !has_body;
     let if_modified_since = header("if-modified-since").and_then(|v| parse_http_date(&v));
     Ok(Some(Request {
         method,
@@ -144,10 +155,13 @@ impl Response {
 
     fn head(&self, keep_alive: bool) -> Vec<u8> {
         let mut head = format!(
-            "HTTP/1.1 {}\r\nContent-Length: {}\r\nContent-Type: application/octet-stream\r\nCache-Control: no-cache\r\n",
-            self.status,
-            self.body.len()
+            "HTTP/1.1 {}\r\nContent-Type: application/octet-stream\r\nCache-Control: no-cache\r\n",
+            self.status
         );
+        // A 304 has no body, and its length would be the file's (RFC 9110 §8.6): left out.
+        if !self.status.starts_with("304") {
+            head.push_str(&format!("Content-Length: {}\r\n", self.body.len()));
+        }
         if let Some(t) = self.last_modified {
             head.push_str(&format!("Last-Modified: {}\r\n", http_date(t)));
         }
@@ -172,13 +186,15 @@ async fn respond(root: &Path, request: &Request) -> Response {
         .and_then(|m| m.modified().ok())
         .and_then(|t| jiff::Timestamp::try_from(t).ok())
         .and_then(|t| jiff::Timestamp::from_second(t.as_second()).ok());
-    // RFC 9110 §13.1.3: not modified if the file is older than the date the client has
-    // (strictly: a write in the same second as the client's copy must not be hidden). Never
-    // for versioned metadata: Composer's plugin sends the date of its stored `snapshot.json`
-    // when it asks for `N.snapshot.json`, a file it has never seen, and would take a 304 as
-    // "use the old snapshot".
+    // RFC 9110 §13.1.3: not modified if the file is older than the date the client has.
+    // Strictly older, so a write in the same second as the client's copy is never hidden
+    // (a client that sends back our own Last-Modified gets the file again); a date in the
+    // future (a client clock running ahead) is ignored. Never for versioned metadata:
+    // Composer's plugin sends the date of its stored `snapshot.json` when it asks for
+    // `N.snapshot.json`, a file it has never seen, and would take a 304 as "use the old one".
+    let now = jiff::Timestamp::now();
     if let (Some(since), Some(modified)) = (request.if_modified_since, modified) {
-        if modified < since && !is_versioned_metadata(&path) {
+        if modified < since && since <= now && !is_versioned_metadata(&path) {
             return Response {
                 status: "304 Not Modified",
                 last_modified: Some(modified),
@@ -296,7 +312,12 @@ mod tests {
         assert!(!r.unwrap().keep_alive);
         assert!(!parse("GET / HTTP/1.0\r\n\r\n").await.unwrap().keep_alive);
         let r = parse("GET / HTTP/1.0\r\nconnection: keep-alive\r\n\r\n").await;
-        assert!(r.unwrap().keep_alive);
+        assert!(!r.unwrap().keep_alive, "HTTP/1.0 always closes");
+        let r = parse("GET / HTTP/1.1\r\nContent-Length: 5\r\n\r\n").await;
+        assert!(
+            !r.unwrap().keep_alive,
+            "a body we do not read ends the connection"
+        );
         assert_eq!(parse("").await, None);
     }
 
@@ -323,6 +344,92 @@ mod tests {
         )));
         assert!(!is_versioned_metadata(Path::new("/r/metadata/root.json")));
         assert!(!is_versioned_metadata(Path::new("/r/targets/p2/1.json")));
+    }
+
+    /// One request over a real socket; the answer as text, read to the end of the stream
+    /// (which must come: a client that reads to EOF would hang otherwise).
+    async fn exchange(root: &Path, request: &str) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let root = root.to_path_buf();
+        tokio::spawn(async move {
+            let (stream, _) = listener.accept().await.unwrap();
+            let _ = handle(stream, &root).await;
+        });
+        let mut client = tokio::net::TcpStream::connect(addr).await.unwrap();
+        client.write_all(request.as_bytes()).await.unwrap();
+        let mut answer = Vec::new();
+        tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            client.read_to_end(&mut answer),
+        )
+        .await
+        .expect("the server closed the connection")
+        .unwrap();
+        String::from_utf8_lossy(&answer).into_owned()
+    }
+
+    #[tokio::test]
+    async fn answers_over_a_socket_and_closes_when_asked() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("metadata")).unwrap();
+        let an_hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        for name in ["timestamp.json", "2.snapshot.json"] {
+            let path = dir.path().join("metadata").join(name);
+            std::fs::write(&path, "{}").unwrap();
+            let file = std::fs::File::options().write(true).open(&path).unwrap();
+            file.set_modified(an_hour_ago).unwrap();
+        }
+        let date = |t: jiff::Timestamp| http_date(t);
+        let now = date(jiff::Timestamp::now());
+
+        let a = exchange(dir.path(), "GET /metadata/timestamp.json HTTP/1.0\r\n\r\n").await;
+        assert!(
+            a.starts_with("HTTP/1.1 200 OK\r\n") && a.ends_with("\r\n\r\n{}"),
+            "{a}"
+        );
+        assert!(
+            a.contains("Last-Modified: ") && a.contains("Connection: close"),
+            "{a}"
+        );
+
+        let ask = |file: &str, since: &str| {
+            format!("GET /metadata/{file} HTTP/1.1\r\nIf-Modified-Since: {since}\r\nConnection: close\r\n\r\n")
+        };
+        let a = exchange(dir.path(), &ask("timestamp.json", &now)).await;
+        assert!(
+            a.starts_with("HTTP/1.1 304 ") && !a.contains("Content-Length"),
+            "{a}"
+        );
+        let a = exchange(dir.path(), &ask("2.snapshot.json", &now)).await;
+        assert!(
+            a.starts_with("HTTP/1.1 200 "),
+            "never 304 for versioned metadata: {a}"
+        );
+        let tomorrow = date(jiff::Timestamp::now() + jiff::SignedDuration::from_hours(24));
+        let a = exchange(dir.path(), &ask("timestamp.json", &tomorrow)).await;
+        assert!(
+            a.starts_with("HTTP/1.1 200 "),
+            "a date in the future is ignored: {a}"
+        );
+
+        let a = exchange(
+            dir.path(),
+            "HEAD /metadata/timestamp.json HTTP/1.1\r\nConnection: close\r\n\r\n",
+        )
+        .await;
+        assert!(
+            a.contains("Content-Length: 2\r\n") && a.ends_with("\r\n\r\n"),
+            "{a}"
+        );
+        // A body after a refused method is not taken for a second request.
+        let smuggled = "POST /metadata/timestamp.json HTTP/1.1\r\nContent-Length: 41\r\n\r\n\
+                        GET /metadata/timestamp.json HTTP/1.1\r\n\r\n";
+        let a = exchange(dir.path(), smuggled).await;
+        assert!(
+            a.starts_with("HTTP/1.1 405 ") && !a.contains("200 OK"),
+            "{a}"
+        );
     }
 
     #[tokio::test]

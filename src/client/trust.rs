@@ -55,7 +55,7 @@ pub(crate) struct Authority<'a> {
 pub(crate) fn refuse_duplicate_keys(keys: &KeyMap, whose: &str) -> Result<()> {
     let mut seen: Vec<(&Key, &[u8])> = Vec::with_capacity(keys.len());
     for (id, key) in keys {
-        if let Some((_, other)) = seen.iter().find(|(k, _)| *k == key) {
+        if let Some((_, other)) = seen.iter().find(|(k, _)| keys::same_key(k, key)) {
             let (mut a, mut b) = (hex::encode(other), hex::encode(id));
             if a > b {
                 std::mem::swap(&mut a, &mut b);
@@ -117,7 +117,9 @@ pub(crate) fn verify<T: DeserializeOwned>(
             .find(|(id, _)| hex::encode(id) == keyid)
             .map(|(_, k)| k);
         if let (Some(key), Ok(sig_bytes)) = (key, hex::decode(sig_hex)) {
-            if !valid.contains(&key) && keys::verify(key, &message, &sig_bytes) {
+            if !valid.iter().any(|v| keys::same_key(v, key))
+                && keys::verify(key, &message, &sig_bytes)
+            {
                 valid.push(key);
             }
         }
@@ -311,10 +313,7 @@ impl TrustedMetadata {
             if new.version.get() != next {
                 return Err(fail(format!("{what} says it is version {}", new.version)));
             }
-            let rotated = |role| {
-                self.root.signed.roles.get(&role).map(|r| &r.keyids)
-                    != new.roles.get(&role).map(|r| &r.keyids)
-            };
+            let rotated = |role| self.root.signed.keys_changed(&new, role);
             if rotated(RoleType::Timestamp) || rotated(RoleType::Snapshot) {
                 // §5.3.11: after a key rotation the old timestamp and snapshot prove nothing.
                 self.timestamp = None;
@@ -573,8 +572,9 @@ mod tests {
         assert!(glob_match("p2/?.json", "p2/a.json"));
     }
 
-    /// A root that lists one key under its php-tuf id and its spec id, signed under both:
-    /// the key counts once, and such a root is refused outright.
+    /// A root that lists one key under its php-tuf id and its spec id (the second copy with
+    /// `keyid_hash_algorithms`, as older signers publish keys), signed under both: the key
+    /// counts once, and such a root is refused outright.
     #[test]
     fn one_key_under_two_ids_counts_once_and_is_refused() {
         use crate::keys::{key_id, KeyIdRule, SigningKey};
@@ -593,10 +593,17 @@ mod tests {
             roles: Default::default(),
             _extra: Default::default(),
         };
-        for id in &ids {
-            root.keys
-                .insert(hex_decoded(id).unwrap(), key.public().clone());
+        let mut decorated = key.public().clone();
+        if let tough::schema::key::Key::Ed25519 { _extra, .. } = &mut decorated {
+            _extra.insert(
+                "keyid_hash_algorithms".into(),
+                serde_json::json!(["sha256", "sha512"]),
+            );
         }
+        assert_ne!(&decorated, key.public());
+        root.keys
+            .insert(hex_decoded(&ids[0]).unwrap(), key.public().clone());
+        root.keys.insert(hex_decoded(&ids[1]).unwrap(), decorated);
         root.roles.insert(
             RoleType::Root,
             tough::schema::RoleKeys {

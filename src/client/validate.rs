@@ -107,23 +107,6 @@ pub fn validate(layout: &Layout, window: Duration) -> Result<Report> {
         root.version,
         root.roles[&RoleType::Root].threshold
     ));
-    let rules: Vec<_> = root
-        .keys
-        .iter()
-        .map(|(id, k)| KeyIdRule::of(k, id))
-        .collect();
-    let all = |rule| rules.iter().all(|r| *r == Some(rule));
-    report.summary.push(
-        if all(KeyIdRule::PhpTuf) {
-            "key ids by php-tuf's rule (php-tuf, python-tuf and go-tuf accept them)"
-        } else if all(KeyIdRule::Spec) {
-            "key ids by the specification's rule (php-tuf, so Composer's TUF plugin, refuses them)"
-        } else {
-            "key ids by mixed or unknown rules (php-tuf refuses any not by its rule)"
-        }
-        .into(),
-    );
-
     let bytes = read(layout, "timestamp.json")?;
     let timestamp: Timestamp = verify(
         &bytes,
@@ -185,6 +168,20 @@ pub fn validate(layout: &Layout, window: Duration) -> Result<Report> {
             .push("top-level targets delegates nothing".into());
         return Ok(report);
     };
+    // php-tuf checks the ids of the root's keys and of the keys targets delegates to.
+    let rules = [&root.keys, &delegations.keys].map(KeyIdRule::of_all);
+    report.summary.push(
+        match rules {
+            [Some(KeyIdRule::PhpTuf), Some(KeyIdRule::PhpTuf)] => {
+                "key ids by php-tuf's rule (php-tuf, python-tuf and go-tuf accept them)"
+            }
+            [Some(KeyIdRule::Spec), Some(KeyIdRule::Spec)] => {
+                "key ids by the specification's rule (php-tuf, so Composer's TUF plugin, refuses them)"
+            }
+            _ => "key ids by mixed or unknown rules (php-tuf refuses any not by its rule)",
+        }
+        .into(),
+    );
     let mut targets = 0;
     for role in &delegations.roles {
         let (bin, bytes) = match load_targets(&role.name) {

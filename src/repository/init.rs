@@ -118,10 +118,12 @@ pub fn init(opts: &InitOptions, mut progress: impl FnMut(usize, usize)) -> Resul
     }
 
     let root = build_root(&keys, opts.expiries, opts.key_id_rule)?;
-    for role in KEY_ROLES {
+    for (role, kind) in super::root::ROLES {
         let key = keys.get_mut(role).expect("made above");
-        let id = key.id_in(&root.keys).expect("root lists every key").clone();
-        key.sign_as(&id);
+        let id = root
+            .id_of(kind, key.public())
+            .expect("root lists every key");
+        key.sign_as(id);
         key_ids.push((role.to_string(), key.key_id().to_string()));
     }
     let root_file = sign(&root, 1, &[&keys["root"]], "root")?;

@@ -133,13 +133,13 @@ impl Draft {
                 rename_keys(&mut root, rule)?;
                 rule
             }
-            None => KeyIdRule::of_all(current.keys.iter().map(|(id, k)| (id.as_ref(), k))),
+            None => KeyIdRule::of_all(&current.keys).unwrap_or_default(),
         };
         for (role, key) in &changes.add {
             if !matches!(key, Key::Ed25519 { .. }) {
                 return Err(Error::Usage("only ed25519 keys are supported".into()));
             }
-            let decoded = match root.keys.iter().find(|(_, k)| *k == key) {
+            let decoded = match root.keys.iter().find(|(_, k)| keys::same_key(k, key)) {
                 Some((id, _)) => id.clone(),
                 None => hex_decoded(&keys::key_id(key, rule)?)?,
             };
@@ -213,14 +213,9 @@ impl Draft {
     /// (the root it replaces): a signature no one counts is a mistake worth stopping. Returns
     /// the ids signed under.
     pub fn sign(&mut self, key: &SigningKey, previous: Option<&Root>) -> Result<Vec<String>> {
-        let root_key_id = |root: &Root| {
-            let id = key.id_in(&root.keys)?;
-            let listed = root.roles.get(&RoleType::Root)?.keyids.contains(id);
-            listed.then(|| hex::encode(id))
-        };
         let ids: BTreeSet<String> = std::iter::once(&self.root)
             .chain(previous)
-            .filter_map(root_key_id)
+            .filter_map(|root| root.id_of(RoleType::Root, key.public()).map(hex::encode))
             .collect();
         if ids.is_empty() {
             return Err(Error::Key {
@@ -253,7 +248,9 @@ impl Draft {
             signed: Vec::new(),
             missing: Vec::new(),
         };
-        for id in &role.keyids {
+        // Each id once: a hand-edited draft may list one twice (`check_roles` refuses it).
+        let ids: BTreeSet<_> = role.keyids.iter().collect();
+        for id in ids {
             let hex_id = hex::encode(id);
             let valid = self.signatures.iter().any(|(k, sig)| {
                 *k == hex_id
@@ -452,6 +449,9 @@ fn check_roles(root: &Root) -> Result<()> {
             .roles
             .get(&role)
             .ok_or_else(|| Error::Usage(format!("the root has no {name} role")))?;
+        if r.keyids.iter().collect::<BTreeSet<_>>().len() != r.keyids.len() {
+            return Err(Error::Usage(format!("{name}: lists one key id twice")));
+        }
         if (r.keyids.len() as u64) < r.threshold.get() {
             return Err(Error::Usage(format!(
                 "{name}: threshold {} but only {} key(s); add keys or lower --threshold {name}=N",

@@ -80,26 +80,13 @@ pub fn label_key(
     mut key: SigningKey,
     flag_hint: &str,
 ) -> Result<SigningKey> {
-    if let Some(id) = listed_id(root, role, &key) {
-        key.sign_as(&id.clone());
+    match root.signed.id_of(role, key.public()) {
+        Some(id) => {
+            key.sign_as(id);
+            Ok(key)
+        }
+        None => Err(not_listed(root, role, &key, flag_hint)),
     }
-    ensure_key_listed(root, role, &key, flag_hint)?;
-    Ok(key)
-}
-
-/// The id `root` lists `key` under for `role`, if it does.
-fn listed_id<'a>(
-    root: &'a Signed<Root>,
-    role: RoleType,
-    key: &SigningKey,
-) -> Option<&'a tough::schema::decoded::Decoded<tough::schema::decoded::Hex>> {
-    let id = key.id_in(&root.signed.keys)?;
-    root.signed
-        .roles
-        .get(&role)?
-        .keyids
-        .contains(id)
-        .then_some(id)
 }
 
 /// Fails unless `root` lists `key` for its role under the id the key signs with: once the
@@ -110,7 +97,7 @@ pub fn ensure_key_listed(
     key: &SigningKey,
     flag_hint: &str,
 ) -> Result<()> {
-    match listed_id(root, role, key).map(hex::encode) {
+    match root.signed.id_of(role, key.public()).map(hex::encode) {
         Some(id) if id == key.key_id() => Ok(()),
         Some(id) => Err(Error::Key {
             path: flag_hint.into(),
@@ -121,15 +108,19 @@ pub fn ensure_key_listed(
                 key.key_id()
             ),
         }),
-        None => Err(Error::Key {
-            path: flag_hint.into(),
-            reason: format!(
-                "key {} is not a {role:?} key in root version {}; pass this role's own key \
+        None => Err(not_listed(root, role, key, flag_hint)),
+    }
+}
+
+fn not_listed(root: &Signed<Root>, role: RoleType, key: &SigningKey, flag_hint: &str) -> Error {
+    Error::Key {
+        path: flag_hint.into(),
+        reason: format!(
+            "key {} is not a {role:?} key in root version {}; pass this role's own key \
                  (tuf-signer init wrote it as KEYS/{}.pem)",
-                key.key_id(),
-                root.signed.version(),
-                crate::repository::root::role_name(role)
-            ),
-        }),
+            key.key_id(),
+            root.signed.version(),
+            crate::repository::root::role_name(role)
+        ),
     }
 }

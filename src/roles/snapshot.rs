@@ -4,7 +4,6 @@ use std::collections::BTreeMap;
 
 use tough::schema::{RoleType, Snapshot};
 
-use super::targets::timestamp_string;
 use super::{label_key, latest_root, signed_by, RoleSettings};
 use crate::canonical::write_string;
 use crate::jobs::{check_meta, SnapshotJob, TimestampJob};
@@ -173,7 +172,7 @@ impl SnapshotRole {
         self.version += 1;
         self.expires = crate::repository::expiry::expires_in(self.settings.expiries.snapshot);
         let file = sign_canonical(
-            &self.encode(&timestamp_string(self.expires)),
+            &self.encode(&crate::schema::expiry_string(self.expires)),
             self.version,
             &[&self.key],
         );

@@ -495,20 +495,12 @@ fn bad_hash(path: &std::path::Path) -> Error {
     }
 }
 
-/// `2027-11-29T12:00:00Z`: whole seconds, as python-tuf requires.
-pub fn timestamp_string(t: jiff::Timestamp) -> String {
-    format!(
-        "{:.0}",
-        jiff::Timestamp::from_second(t.as_second()).expect("in range")
-    )
-}
-
 /// The canonical JSON of a bin's `signed` object, written directly: keys in code-point order
 /// (`_type` < `expires` < `spec_version` < `targets` < `version`; `hashes` < `length`).
 fn encode_bin(bin: &Bin) -> Vec<u8> {
     let mut out = Vec::with_capacity(128 + bin.targets.len() * 300);
     out.extend_from_slice(b"{\"_type\":\"targets\",\"expires\":");
-    write_string(&timestamp_string(bin.expires), &mut out);
+    write_string(&crate::schema::expiry_string(bin.expires), &mut out);
     out.extend_from_slice(b",\"spec_version\":");
     write_string(SPEC_VERSION, &mut out);
     out.extend_from_slice(b",\"targets\":{");
