@@ -70,42 +70,39 @@ impl Verdict {
 }
 
 /// One installed php-tuf client: its version, its trusted-metadata folder, and the root it
-/// was installed with (`metadata/1.root.json` unless given).
+/// was installed with.
 struct PhpClient {
     version: &'static str,
     state: PathBuf,
-    root: Option<PathBuf>,
+    root: PathBuf,
 }
 
 impl PhpClient {
+    /// One client per php-tuf version, installed with root v1.
     fn all(repo: &TestRepo, tag: &str) -> Vec<PhpClient> {
+        Self::trusting(repo, tag, "1.root.json")
+    }
+
+    /// One client per php-tuf version, installed with `metadata/ROOT_FILE`.
+    fn trusting(repo: &TestRepo, tag: &str, root_file: &str) -> Vec<PhpClient> {
         VERSIONS
             .iter()
             .map(|version| PhpClient {
                 version,
                 state: repo.path(&format!("php-{tag}-{version}")),
-                root: None,
+                root: repo.repo.join("metadata").join(root_file),
             })
             .collect()
     }
 
     /// Refreshes and verifies `targets` (name and the URL Composer would download it from).
-    fn verify(
-        &self,
-        repo: &TestRepo,
-        server: &HttpServer,
-        targets: &[(String, String)],
-    ) -> Verdict {
+    fn verify(&self, server: &HttpServer, targets: &[(String, String)]) -> Verdict {
         let mut cmd = Command::new("php");
         cmd.arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/php/verify.php"))
             .arg("--autoload")
             .arg(autoloaders().join(format!("autoload-{}.php", self.version)))
             .arg("--root")
-            .arg(
-                self.root
-                    .clone()
-                    .unwrap_or_else(|| repo.repo.join("metadata/1.root.json")),
-            )
+            .arg(&self.root)
             .arg("--state")
             .arg(&self.state)
             .arg("--metadata-url")
@@ -142,14 +139,13 @@ fn targets_of(server: &HttpServer, releases: &[(String, PathBuf)]) -> Vec<(Strin
 /// Every client refreshes and accepts every target; `gone` must be refused as unknown.
 fn all_accept(
     clients: &[PhpClient],
-    repo: &TestRepo,
     server: &HttpServer,
     releases: &[(String, PathBuf)],
     step: &str,
 ) {
     let targets = targets_of(server, releases);
     for client in clients {
-        let verdict = client.verify(repo, server, &targets);
+        let verdict = client.verify(server, &targets);
         let refused: Vec<_> = verdict
             .lines
             .iter()
@@ -242,16 +238,9 @@ fn new_clients_after_rotations(
     prefix: &str,
     releases: &mut Vec<(String, PathBuf)>,
 ) {
-    let from_newest: Vec<_> = PhpClient::all(repo, "newest-root")
-        .into_iter()
-        .map(|c| PhpClient {
-            root: Some(repo.repo.join("metadata/root.json")),
-            ..c
-        })
-        .collect();
+    let from_newest: Vec<_> = PhpClient::trusting(repo, "newest-root", "root.json");
     all_accept(
         &from_newest,
-        repo,
         server,
         releases,
         "a new install trusting the newest root",
@@ -259,7 +248,7 @@ fn new_clients_after_rotations(
 
     let from_v1 = PhpClient::all(repo, "root-v1");
     for client in &from_v1 {
-        let verdict = client.verify(repo, server, &targets_of(server, releases));
+        let verdict = client.verify(server, &targets_of(server, releases));
         if verdict.lines.iter().all(|l| !l.starts_with("refused")) {
             eprintln!(
                 "php-tuf {}: a new install from root v1 verified at once",
@@ -286,7 +275,6 @@ fn new_clients_after_rotations(
     repo.add_over_broker(prefix, &rel, &[]);
     all_accept(
         &from_v1,
-        repo,
         server,
         releases,
         "the next release, for installs from root v1",
@@ -304,24 +292,24 @@ async fn lifecycle(bins: u32) {
     let clients = PhpClient::all(&repo, "installed");
 
     // A fresh repository: nothing but the bins.
-    all_accept(&clients, &repo, &server, &[], "init");
+    all_accept(&clients, &server, &[], "init");
 
     // Composer's files and two releases, plus enough others to touch many bins.
     let rel = repo.path("rel-1");
     let mut releases = composer_release(&rel, "drupal/token", &["1.8.0", "1.9.0"]);
     releases.extend(make_releases(&rel, 40, "a"));
     repo.add_over_broker(&prefix, &rel, &[]);
-    all_accept(&clients, &repo, &server, &releases, "add-targets");
+    all_accept(&clients, &server, &releases, "add-targets");
 
     // A release withdrawn: refused as unknown, the rest still verify.
     let gone = "drupal/token/1.8.0.0";
     client_cmd(&prefix, &["remove-targets", gone], &repo);
     let gone_file = releases.iter().find(|(n, _)| n == gone).unwrap().1.clone();
     releases.retain(|(n, _)| n != gone);
-    all_accept(&clients, &repo, &server, &releases, "remove-targets");
+    all_accept(&clients, &server, &releases, "remove-targets");
     let gone_target = targets_of(&server, &[(gone.to_string(), gone_file)]);
     for client in &clients {
-        let verdict = client.verify(&repo, &server, &gone_target);
+        let verdict = client.verify(&server, &gone_target);
         assert!(
             !verdict.accepted(gone) && verdict.line(gone).contains("NotFound"),
             "php-tuf {}: {}",
@@ -336,7 +324,7 @@ async fn lifecycle(bins: u32) {
     let rel = repo.path("rel-2");
     releases.extend(make_releases(&rel, 10, "b"));
     repo.add_over_broker(&prefix, &rel, &[]);
-    all_accept(&clients, &repo, &server, &releases, "bins --count");
+    all_accept(&clients, &server, &releases, "bins --count");
 
     // An online key rotation, the targets key (which also signs every bin), in its three
     // steps, the installed clients refreshing after each (see `new_clients_after_rotations`
@@ -347,13 +335,7 @@ async fn lifecycle(bins: u32) {
     let (old_id, new_id) = (key_id(&repo.key("targets")), key_id(&targets_key));
     let add = format!("targets={}", targets_pub.display());
     publish_root_change(&repo, &["--add-key", &add]);
-    all_accept(
-        &clients,
-        &repo,
-        &server,
-        &releases,
-        "root adds a targets key",
-    );
+    all_accept(&clients, &server, &releases, "root adds a targets key");
     signers[0].kill();
     signers[0] = repo.spawn_signer_with_key("targets", &targets_key, &prefix, &[]);
     // The restarted signer re-signs everything with its key before it takes the next job.
@@ -363,7 +345,6 @@ async fn lifecycle(bins: u32) {
     assert_eq!(newest_targets_signers(&repo), [new_id]);
     all_accept(
         &clients,
-        &repo,
         &server,
         &releases,
         "re-signing with the new targets key",
@@ -372,7 +353,6 @@ async fn lifecycle(bins: u32) {
     publish_root_change(&repo, &["--remove-key", &remove]);
     all_accept(
         &clients,
-        &repo,
         &server,
         &releases,
         "root drops the old targets key",
@@ -403,13 +383,7 @@ async fn lifecycle(bins: u32) {
     let rel = repo.path("rel-3");
     releases.extend(make_releases(&rel, 5, "c"));
     repo.add_over_broker(&prefix, &rel, &[]);
-    all_accept(
-        &clients,
-        &repo,
-        &server,
-        &releases,
-        "root rotation (threshold 2)",
-    );
+    all_accept(&clients, &server, &releases, "root rotation (threshold 2)");
     new_clients_after_rotations(&repo, &server, &prefix, &mut releases);
 
     tampering_is_refused(&repo, &server, &releases);
@@ -428,12 +402,7 @@ fn tampering_is_refused(repo: &TestRepo, server: &HttpServer, releases: &[(Strin
     let bytes = std::fs::read(file).unwrap();
     let served = repo.repo.join(served_path(name, &bytes));
     let target = targets_of(server, &[(name.clone(), file.clone())]);
-    let new_install = |tag: &str| {
-        PhpClient::all(repo, tag).into_iter().map(|c| PhpClient {
-            root: Some(repo.repo.join("metadata/root.json")),
-            ..c
-        })
-    };
+    let new_install = |tag: &str| PhpClient::trusting(repo, tag, "root.json");
     let mut n = 0;
     // A target is refused on both of the harness's paths (the plugin's getLength + verify,
     // and php-tuf's own download), each for one of `reasons`; a refresh on its one line.
@@ -446,7 +415,7 @@ fn tampering_is_refused(repo: &TestRepo, server: &HttpServer, releases: &[(Strin
             &["composer: ", "download: "]
         };
         for client in new_install(&format!("tamper-{n}")) {
-            let verdict = client.verify(repo, server, &target);
+            let verdict = client.verify(server, &target);
             for path in paths {
                 let prefix = format!("refused {check}: {path}");
                 let line = verdict.lines.iter().find(|l| l.starts_with(&prefix));
@@ -535,8 +504,7 @@ fn tampering_is_refused(repo: &TestRepo, server: &HttpServer, releases: &[(Strin
 
     // The honest files again: a new install accepts them.
     all_accept(
-        &new_install("after-tampering").collect::<Vec<_>>(),
-        repo,
+        &new_install("after-tampering"),
         server,
         &[(name.clone(), file.clone())],
         "the honest files are back",
@@ -567,7 +535,6 @@ fn php_tuf_accepts_a_new_16384_bin_repository() {
     let server = HttpServer::ours(&repo.repo);
     all_accept(
         &PhpClient::all(&repo, "installed"),
-        &repo,
         &server,
         &releases,
         "init with 16384 bins and one release",
@@ -594,7 +561,7 @@ async fn a_spec_rule_repository_moves_to_php_tufs_rule() {
     let server = HttpServer::ours(&repo.repo);
     ngclient_update(&repo, "python-client", &items_for(&releases));
     for client in PhpClient::all(&repo, "spec") {
-        let verdict = client.verify(&repo, &server, &targets_of(&server, &releases));
+        let verdict = client.verify(&server, &targets_of(&server, &releases));
         let line = verdict.lines.get(1).cloned().unwrap_or_default();
         assert!(
             line.contains("The calculated KEYID does not match"),
@@ -622,20 +589,8 @@ async fn a_spec_rule_repository_moves_to_php_tufs_rule() {
     releases.extend(make_releases(&rel, 5, "m"));
     repo.add_over_broker(&prefix, &rel, &[]);
 
-    let from_v2: Vec<_> = PhpClient::all(&repo, "renamed")
-        .into_iter()
-        .map(|c| PhpClient {
-            root: Some(repo.repo.join("metadata/2.root.json")),
-            ..c
-        })
-        .collect();
-    all_accept(
-        &from_v2,
-        &repo,
-        &server,
-        &releases,
-        "the rename to php-tuf's ids",
-    );
+    let from_v2: Vec<_> = PhpClient::trusting(&repo, "renamed", "2.root.json");
+    all_accept(&from_v2, &server, &releases, "the rename to php-tuf's ids");
     ngclient_update(&repo, "python-client", &items_for(&releases));
     let report = ok(run(Command::new(CLIENT)
         .args(["validate", "--repo"])
