@@ -17,7 +17,7 @@ use aws_lc_rs::signature::{self, Ed25519KeyPair, KeyPair};
 use tough::schema::decoded::{Decoded, Hex};
 use tough::schema::key::{Ed25519Key, Ed25519Scheme, Key};
 
-use crate::repository::layout::write_durably;
+use crate::repository::layout::write_secret_durably;
 use crate::{canonical, Error, Result};
 
 /// How a key id is computed from a public key. Both hash the key's canonical JSON with SHA-256.
@@ -119,16 +119,9 @@ impl SigningKey {
         })
     }
 
-    /// Writes the PEM to `path`, readable by its owner only.
+    /// Writes the PEM to a new file at `path`, readable by its owner only from its first byte.
     pub fn save_pem(pem: &str, path: &Path) -> Result<()> {
-        write_durably(path, pem.as_bytes())?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-                .map_err(Error::io("cannot restrict key file permissions", path))?;
-        }
-        Ok(())
+        write_secret_durably(path, pem.as_bytes())
     }
 
     pub fn public(&self) -> &Key {

@@ -368,3 +368,67 @@ async fn the_spec_key_id_rule_is_kept_and_accepted() {
     drop(signers);
     delete_queues(&prefix).await;
 }
+
+/// Issue 10's attack on `init`: another local user copying key files while they are written.
+/// Run as root, an attacker loops as `nobody` over the keys folders (temp names included)
+/// during five inits; it reads a world-readable canary beside them (so it can look) and never
+/// a key. The folders are 0700 and the files 0600 afterwards; the race itself is best effort.
+#[test]
+fn no_other_user_reads_a_key_while_init_writes_it() {
+    if unsafe { libc::geteuid() } != 0 {
+        println!("skipped: needs root, to run the attacker as another user");
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(dir.path().join("canary"), "seen").unwrap();
+    std::fs::set_permissions(
+        dir.path().join("canary"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    let stolen = dir.path().join("stolen");
+    let attack = format!(
+        "while :; do cat {d}/canary {d}/keys*/*.pem {d}/keys*/.*.pem* {d}/keys*/*/*.pem \
+         {d}/keys*/*/.*.pem* 2>/dev/null; done",
+        d = dir.path().display()
+    );
+    let mut attacker = std::process::Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "sh",
+            "-c",
+        ])
+        .arg(&attack)
+        .stdout(std::fs::File::create(&stolen).unwrap())
+        .spawn()
+        .expect("setpriv (util-linux) runs the attacker");
+    for i in 0..5 {
+        let folders: &[&str] = if i % 2 == 0 { &[] } else { &["--key-folders"] };
+        ok(run(Command::new(SIGNER)
+            .args(["init", "--bins", "1", "--repo"])
+            .arg(dir.path().join(format!("repo{i}")))
+            .arg("--keys")
+            .arg(dir.path().join(format!("keys{i}")))
+            .args(folders)));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    attacker.kill().unwrap();
+    attacker.wait().unwrap();
+    let seen = std::fs::read_to_string(&stolen).unwrap();
+    assert!(seen.contains("seen"), "the attacker never ran");
+    assert!(
+        !seen.contains("PRIVATE KEY"),
+        "another user read a key file"
+    );
+    for i in 0..5 {
+        let mode = std::fs::metadata(dir.path().join(format!("keys{i}")))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o700, "keys{i}");
+    }
+}

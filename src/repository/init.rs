@@ -10,7 +10,9 @@ use tough::schema::{
 use crate::schema::{Delegations, Root, Targets};
 
 use super::expiry::expires_in;
-use super::layout::{create_dir, write_all_durably, write_durably, write_version_durably};
+use super::layout::{
+    create_dir, create_private_dir, write_all_durably, write_durably, write_version_durably,
+};
 use super::signed::{hex_decoded, non_zero, sign, SignedFile};
 use super::MetaEntry;
 use super::{Expiries, HashBins, Layout, SPEC_VERSION};
@@ -89,7 +91,14 @@ pub fn init(opts: &InitOptions, mut progress: impl FnMut(usize, usize)) -> Resul
             });
         }
     }
-    create_dir(&opts.keys)?;
+    // Keys are private from the start: the folder 0700, each key file 0600 from its first byte.
+    // With --key-owner, other users must reach their own folder inside: 0711 (no listing).
+    let keys_mode = if opts.key_owners.is_empty() {
+        0o700
+    } else {
+        0o711
+    };
+    create_private_dir(&opts.keys, keys_mode)?;
     create_dir(&layout.metadata_dir())?;
     create_dir(&layout.targets_dir())?;
     create_dir(&layout.root.join("control"))?;
@@ -99,13 +108,8 @@ pub fn init(opts: &InitOptions, mut progress: impl FnMut(usize, usize)) -> Resul
     for role in KEY_ROLES {
         let (key, pem) = SigningKey::generate()?;
         let path = new_key_path(opts, role);
-        let folder = path.parent().expect("key files have a folder");
-        create_dir(folder)?;
-        #[cfg(unix)]
         if opts.key_folders {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(folder, std::fs::Permissions::from_mode(0o700))
-                .map_err(Error::io("cannot restrict key folder permissions", folder))?;
+            create_private_dir(path.parent().expect("key files have a folder"), 0o700)?;
         }
         SigningKey::save_pem(&pem, &path)?;
         if let Some((_, uid)) = opts.key_owners.iter().find(|(r, _)| r == role) {

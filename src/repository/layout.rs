@@ -195,6 +195,51 @@ pub fn write_all_durably(dir: &Path, files: &[(PathBuf, &[u8])]) -> Result<()> {
     sync_dir(dir)
 }
 
+/// Writes a new file that only its owner can read, from its first byte: created with mode 0600
+/// (the umask can only take bits away), refused if anything is at `path` already, a symlink
+/// included; flushed, and its folder too. There is no temp name another user could create
+/// first or point elsewhere. For key files.
+pub fn write_secret_durably(path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options
+        .open(path)
+        .map_err(Error::io("cannot create (it must not exist yet)", path))?;
+    file.write_all(bytes)
+        .map_err(Error::io("cannot write", path))?;
+    file.sync_all().map_err(Error::io("cannot fsync", path))?;
+    sync_dir(match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    })
+}
+
+/// Creates a folder (its parents as usual) that only its owner can list and read: `mode`
+/// (0700, or 0711 to let other users reach a folder inside it they own) from its creation,
+/// whatever the umask, and set to `mode` if it already existed.
+pub fn create_private_dir(dir: &Path, mode: u32) -> Result<()> {
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        create_dir(parent)?;
+    }
+    let mut builder = fs::DirBuilder::new();
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, mode & 0o700);
+    match builder.create(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && dir.is_dir() => {}
+        Err(e) => return Err(Error::io("cannot create directory", dir)(e)),
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(dir, fs::Permissions::from_mode(mode))
+            .map_err(Error::io("cannot restrict directory permissions", dir))?;
+    }
+    Ok(())
+}
+
 /// Makes renames in `dir` durable.
 pub fn sync_dir(dir: &Path) -> Result<()> {
     File::open(dir)
@@ -210,6 +255,36 @@ pub fn create_dir(dir: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(unix)]
+    #[test]
+    fn secrets_are_private_from_the_first_byte_and_never_replace_anything() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let keys = dir.path().join("a/keys");
+        create_private_dir(&keys, 0o700).unwrap();
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&keys), 0o700);
+        let key = keys.join("k.pem");
+        write_secret_durably(&key, b"secret").unwrap();
+        assert_eq!(mode(&key), 0o600);
+        assert!(
+            write_secret_durably(&key, b"other").is_err(),
+            "never replaces"
+        );
+        assert_eq!(fs::read(&key).unwrap(), b"secret");
+        // A symlink planted where the key goes is refused, not followed.
+        let planted = keys.join("planted.pem");
+        std::os::unix::fs::symlink(dir.path().join("elsewhere"), &planted).unwrap();
+        assert!(write_secret_durably(&planted, b"secret").is_err());
+        assert!(!dir.path().join("elsewhere").exists());
+        // An existing folder is made private too.
+        let open = dir.path().join("open");
+        fs::create_dir(&open).unwrap();
+        fs::set_permissions(&open, fs::Permissions::from_mode(0o755)).unwrap();
+        create_private_dir(&open, 0o700).unwrap();
+        assert_eq!(mode(&open), 0o700);
+    }
 
     #[test]
     fn parses_versioned_names_only() {
