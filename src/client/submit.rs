@@ -36,10 +36,13 @@ pub struct Release {
 
 /// Turns the command line into releases: a folder gives every file under it, named by its
 /// path relative to the folder; a file gives itself, named by its path as written;
-/// `NAME=FILE` names a file explicitly.
+/// `NAME=FILE` names a file explicitly. Release folders are read as they are: a symbolic link
+/// (to a file or a folder) or anything but a plain file or folder is refused, named, rather
+/// than followed out of the folder (or round a loop).
 pub fn collect(inputs: &[PathBuf], named: &[String]) -> Result<Vec<Release>> {
     let mut out = Vec::new();
     for input in inputs {
+        refuse_links(input)?;
         if input.is_dir() {
             walk(input, input, &mut out)?;
         } else if input.is_file() {
@@ -63,6 +66,7 @@ pub fn collect(inputs: &[PathBuf], named: &[String]) -> Result<Vec<Release>> {
                 "--target {spec:?}: write NAME=FILE, e.g. drupal/token/1.9.0.0=token.zip"
             ))
         })?;
+        refuse_links(Path::new(file))?;
         out.push(Release {
             name: name.to_string(),
             file: PathBuf::from(file),
@@ -84,6 +88,7 @@ fn walk(base: &Path, dir: &Path, out: &mut Vec<Release>) -> Result<()> {
         .collect();
     entries.sort();
     for path in entries {
+        refuse_links(&path)?;
         if path.is_dir() {
             walk(base, &path, out)?;
         } else if path.is_file() {
@@ -100,10 +105,40 @@ fn walk(base: &Path, dir: &Path, out: &mut Vec<Release>) -> Result<()> {
     Ok(())
 }
 
-/// Length and hashes of a file, read once.
+/// Fails on a symbolic link, or on anything that is neither a plain file nor a folder (a
+/// FIFO would block the read forever). A path that does not exist passes: the caller says so.
+fn refuse_links(path: &Path) -> Result<()> {
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return Ok(());
+    };
+    let kind = meta.file_type();
+    if kind.is_symlink() {
+        return Err(Error::Usage(format!(
+            "{}: a symbolic link; add-targets reads release folders as they are and follows \
+             no link: put the file itself there",
+            path.display()
+        )));
+    }
+    if !kind.is_file() && !kind.is_dir() {
+        return Err(Error::Usage(format!(
+            "{}: neither a file nor a folder; releases are plain files",
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Length and hashes of a file, read once. The file is opened without following a link, in
+/// case one was put there after `collect` looked.
 pub fn describe(release: &Release) -> Result<NewTarget> {
-    let mut file =
-        std::fs::File::open(&release.file).map_err(Error::io("cannot open", &release.file))?;
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NOFOLLOW);
+    let mut file = options.open(&release.file).map_err(Error::io(
+        "cannot open (a link is not followed)",
+        &release.file,
+    ))?;
     let (mut s256, mut s512) = (Context::new(&SHA256), Context::new(&SHA512));
     let mut buf = vec![0u8; 1 << 16];
     let mut length = 0u64;
@@ -145,4 +180,55 @@ pub fn publish_file(targets_dir: &Path, release: &Release, target: &NewTarget) -
     create_dir(dest.parent().expect("has a parent"))?;
     let bytes = std::fs::read(&release.file).map_err(Error::io("cannot read", &release.file))?;
     write_durably(&dest, &bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A release folder with a link to a file outside it, and one with a link looping back to
+    /// itself: each refused, naming the link; nothing outside the folder is read.
+    #[cfg(unix)]
+    #[test]
+    fn links_in_release_folders_are_refused_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("secret.pem");
+        std::fs::write(&secret, "not a release").unwrap();
+        let releases = dir.path().join("releases");
+        std::fs::create_dir_all(releases.join("drupal/token")).unwrap();
+        std::fs::write(releases.join("drupal/token/1.9.0.0"), "zip").unwrap();
+        assert_eq!(
+            collect(std::slice::from_ref(&releases), &[]).unwrap().len(),
+            1
+        );
+
+        let link = releases.join("drupal/token/1.9.1.0");
+        std::os::unix::fs::symlink(&secret, &link).unwrap();
+        let err = collect(std::slice::from_ref(&releases), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("1.9.1.0: a symbolic link"), "{err}");
+        std::fs::remove_file(&link).unwrap();
+
+        let lp = releases.join("drupal/loop");
+        std::os::unix::fs::symlink(&releases, &lp).unwrap();
+        let err = collect(std::slice::from_ref(&releases), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("loop: a symbolic link"), "{err}");
+        std::fs::remove_file(&lp).unwrap();
+
+        let named = format!("drupal/token/2.0.0.0={}", link.display());
+        std::os::unix::fs::symlink(&secret, &link).unwrap();
+        let err = collect(&[], &[named]).unwrap_err().to_string();
+        assert!(err.contains("a symbolic link"), "{err}");
+        let release = Release {
+            name: "drupal/token/1.9.1.0".into(),
+            file: link,
+        };
+        assert!(
+            describe(&release).is_err(),
+            "describe does not follow a link either"
+        );
+    }
 }
