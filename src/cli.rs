@@ -1,11 +1,13 @@
-//! What both binaries do around their commands: logging, the runtime, the exit code, and
-//! waiting for a stop signal.
+//! What both binaries do around their commands: logging, the broker flags, the runtime, the
+//! exit code, and waiting for a stop signal.
 
 use std::future::Future;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
+use crate::broker::amqp::AmqpConfig;
 use crate::logging::{self, LogFormat};
-use crate::Result;
+use crate::{Error, Result};
 
 /// The logging flag both binaries take.
 #[derive(Debug, clap::Args)]
@@ -19,6 +21,52 @@ pub struct LogArgs {
         env = "TUF_LOG_FORMAT"
     )]
     pub log_format: LogFormat,
+}
+
+/// How to reach RabbitMQ, the same for every command that talks to it. The password belongs
+/// in `AMQP_URL` or in a password file, never on the command line, where `ps` shows it.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BrokerArgs {
+    /// RabbitMQ URL, e.g. amqp://tuf-signer@broker:5672/%2f; set it in AMQP_URL rather than
+    /// here when it holds the password. Unset or empty: no broker.
+    #[arg(long, env = "AMQP_URL", hide_env_values = true, value_name = "URL")]
+    pub amqp: Option<String>,
+    /// A file holding the broker password (its first line), which replaces any in the URL.
+    #[arg(long, env = "AMQP_PASSWORD_FILE", value_name = "FILE")]
+    pub amqp_password_file: Option<PathBuf>,
+    /// Prefix of the queue names, to run several repositories on one broker (give the
+    /// signers and the clients of one repository the same).
+    #[arg(long, env = "TUF_QUEUE_PREFIX", default_value = "")]
+    pub queue_prefix: String,
+}
+
+impl BrokerArgs {
+    /// The broker to use, if one is configured.
+    pub fn config(&self) -> Result<Option<AmqpConfig>> {
+        let Some(url) = self.amqp.as_deref().filter(|u| !u.trim().is_empty()) else {
+            return Ok(None);
+        };
+        let mut url = url.to_string();
+        if let Some(file) = &self.amqp_password_file {
+            let text = std::fs::read_to_string(file)
+                .map_err(Error::io("cannot read the broker password file", file))?;
+            let password = text.lines().next().unwrap_or("").trim_end();
+            let mut parsed = url::Url::parse(&url).map_err(|_| {
+                Error::Usage(format!(
+                    "{}: not a URL; write amqp://USER@HOST:PORT/VHOST",
+                    AmqpConfig::redact(&url)
+                ))
+            })?;
+            parsed.set_password(Some(password)).map_err(|_| {
+                Error::Usage("the AMQP URL has no user to give the password to".into())
+            })?;
+            url = parsed.to_string();
+        }
+        Ok(Some(AmqpConfig {
+            url,
+            prefix: self.queue_prefix.clone(),
+        }))
+    }
 }
 
 /// Sets up logging and the runtime, runs `command`, and turns its result into the exit code:

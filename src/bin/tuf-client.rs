@@ -5,7 +5,6 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::{Args, Parser, Subcommand};
-use package_signing::broker::amqp::AmqpConfig;
 use package_signing::broker::Endpoint;
 use package_signing::broker::Queue;
 use package_signing::cli;
@@ -120,12 +119,9 @@ enum Command {
         /// The repository folder.
         #[arg(long, env = "TUF_REPO")]
         repo: PathBuf,
-        /// RabbitMQ URL, to show queue depths.
-        #[arg(long, env = "AMQP_URL", hide_env_values = true)]
-        amqp: Option<String>,
-        /// Prefix of the queue names (as given to the signers).
-        #[arg(long, env = "TUF_QUEUE_PREFIX", default_value = "")]
-        queue_prefix: String,
+        /// The broker, to show queue depths.
+        #[command(flatten)]
+        broker: cli::BrokerArgs,
         /// Colour: auto (when printing to a terminal and NO_COLOR is unset), always, never.
         #[arg(long, default_value = "auto", value_parser = ["auto", "always", "never"])]
         color: String,
@@ -195,12 +191,8 @@ enum Command {
 
 #[derive(Args)]
 struct SendArgs {
-    /// RabbitMQ URL, e.g. amqp://user:password@127.0.0.1:5672/%2f.
-    #[arg(long, env = "AMQP_URL", hide_env_values = true)]
-    amqp: Option<String>,
-    /// Prefix of the queue names (as given to the signers).
-    #[arg(long, env = "TUF_QUEUE_PREFIX", default_value = "")]
-    queue_prefix: String,
+    #[command(flatten)]
+    broker: cli::BrokerArgs,
     /// Without a broker: the inbox folder of `tuf-signer run --all --inbox DIR` (wins over
     /// --amqp and AMQP_URL).
     #[arg(long, env = "TUF_INBOX")]
@@ -321,16 +313,11 @@ async fn dispatch(command: Command) -> Result<()> {
         }
         Command::Status {
             repo,
-            amqp,
-            queue_prefix,
+            broker,
             color,
         } => {
             let mut report = status::read(&Layout::new(repo))?;
-            if let Some(url) = amqp {
-                let config = AmqpConfig {
-                    url,
-                    prefix: queue_prefix,
-                };
+            if let Some(config) = broker.config()? {
                 report = report.with_queues(&config).await?;
             }
             let colour = match color.as_str() {
@@ -481,7 +468,7 @@ async fn refresh_expiry(send: &SendArgs, role: Option<&str>) -> Result<()> {
         )],
     };
     for (seq, (queue, body)) in bodies.into_iter().enumerate() {
-        match (&send.inbox, &send.amqp) {
+        match (&send.inbox, send.broker.config()?) {
             (Some(dir), _) if queue == Queue::Targets => {
                 package_signing::broker::memory::submit_to_inbox(dir, &body, seq)?;
             }
@@ -490,8 +477,7 @@ async fn refresh_expiry(send: &SendArgs, role: Option<&str>) -> Result<()> {
                     "over the inbox only the targets role can be asked; snapshot and timestamp follow it".into(),
                 ))
             }
-            (None, Some(url)) => {
-                let config = AmqpConfig { url: url.clone(), prefix: send.queue_prefix.clone() };
+            (None, Some(config)) => {
                 Endpoint::amqp(&config, None, 1).await?.publish(queue, &body).await?;
             }
             (None, None) => return Err(Error::Usage("give --amqp URL (or AMQP_URL), or --inbox DIR".into())),
@@ -505,9 +491,9 @@ async fn refresh_expiry(send: &SendArgs, role: Option<&str>) -> Result<()> {
 }
 
 async fn sink_for(send: &SendArgs) -> Result<Sink> {
-    Ok(match (&send.inbox, &send.amqp) {
+    Ok(match (&send.inbox, send.broker.config()?) {
         (Some(dir), _) => Sink::Inbox(dir.clone()),
-        (None, Some(url)) => Sink::Broker(Endpoint::amqp(&AmqpConfig { url: url.clone(), prefix: send.queue_prefix.clone() }, None, 1).await?),
+        (None, Some(config)) => Sink::Broker(Endpoint::amqp(&config, None, 1).await?),
         (None, None) => {
             return Err(Error::Usage(
                 "where should the job go? --amqp URL (or AMQP_URL) for signers over RabbitMQ, or --inbox DIR for `tuf-signer run --all --inbox DIR`".into(),

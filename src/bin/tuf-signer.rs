@@ -4,7 +4,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use package_signing::broker::amqp::AmqpConfig;
 use package_signing::broker::memory::MemoryBroker;
 use package_signing::cli;
 use package_signing::keys::{load_public, KeyIdRule, SigningKey};
@@ -188,13 +187,9 @@ struct RunArgs {
     /// The folder holding targets.pem, snapshot.pem, timestamp.pem (with --all).
     #[arg(long, required_if_eq("all", "true"))]
     keys: Option<PathBuf>,
-    /// RabbitMQ URL, e.g. amqp://user:password@127.0.0.1:5672/%2f. Without it (and with
-    /// --all), jobs pass in-process and come from --inbox.
-    #[arg(long, env = "AMQP_URL", hide_env_values = true)]
-    amqp: Option<String>,
-    /// Prefix of the queue names, to run several repositories on one broker.
-    #[arg(long, env = "TUF_QUEUE_PREFIX", default_value = "")]
-    queue_prefix: String,
+    /// The broker. Without one (and with --all), jobs pass in-process and come from --inbox.
+    #[command(flatten)]
+    broker: cli::BrokerArgs,
     /// The inbox folder for the embedded mode (with --all; wins over --amqp and AMQP_URL).
     #[arg(long, env = "TUF_INBOX")]
     inbox: Option<PathBuf>,
@@ -440,9 +435,10 @@ async fn run(args: RunArgs) -> Result<()> {
     let options = WorkerOptions {
         batch_max: args.batch_max.max(1),
     };
-    let embedded = args.all && (args.inbox.is_some() || args.amqp.is_none());
-    let connector = match (&args.amqp, embedded) {
-        (Some(url), false) => Connector::Amqp(AmqpConfig { url: url.clone(), prefix: args.queue_prefix.clone() }),
+    let broker = args.broker.config()?;
+    let embedded = args.all && (args.inbox.is_some() || broker.is_none());
+    let connector = match (broker, embedded) {
+        (Some(config), false) => Connector::Amqp(config),
         (_, true) => {
             let broker = MemoryBroker::new();
             let inbox = args.inbox.clone().ok_or_else(|| {

@@ -30,12 +30,20 @@ pub struct AmqpConfig {
 impl AmqpConfig {
     /// The URL with any password replaced, for logs and errors.
     pub fn redacted_url(&self) -> String {
-        match url::Url::parse(&self.url) {
-            Ok(mut u) if u.password().is_some() => {
-                let _ = u.set_password(Some("***"));
+        Self::redact(&self.url)
+    }
+
+    /// `url` with any password replaced; a URL that does not parse (and might hold a password
+    /// where we cannot find it) is not shown at all.
+    pub fn redact(url: &str) -> String {
+        match url::Url::parse(url) {
+            Ok(mut u) => {
+                if u.password().is_some() {
+                    let _ = u.set_password(Some("***"));
+                }
                 u.to_string()
             }
-            _ => self.url.clone(),
+            Err(_) => "<unparseable AMQP URL>".into(),
         }
     }
 }
@@ -289,4 +297,22 @@ async fn declare(channel: &Channel, prefix: &str, queues: &[Queue]) -> Result<()
             )))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::AmqpConfig;
+
+    #[test]
+    fn passwords_never_show() {
+        assert_eq!(
+            AmqpConfig::redact("amqp://tuf:s3cret@broker:5672/%2f"),
+            "amqp://tuf:***@broker:5672/%2f"
+        );
+        // Unparseable (a space in the host): shown as nothing of itself.
+        assert_eq!(
+            AmqpConfig::redact("amqp://tuf:s3cret@bro ker/%2f"),
+            "<unparseable AMQP URL>"
+        );
+    }
 }
