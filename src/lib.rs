@@ -4,6 +4,7 @@
 //! - [`canonical`]: canonical JSON, byte for byte what python-tuf (securesystemslib) signs.
 //! - [`keys`]: ed25519 signing keys (one file per role), key ids and signature checks.
 //! - [`schema`]: root and targets as plain serde types that keep key ids as written.
+//! - [`verify`]: signatures, thresholds and meta checks, for the client, `validate` and root.
 //! - [`repository`]: the files on disk: names, durable writes, hashed bins, `init`.
 //! - [`jobs`]: the messages that flow between the roles, and the checks on them.
 //! - [`roles`]: what each online role does with a batch of jobs (targets, snapshot, timestamp).
@@ -25,6 +26,7 @@ pub mod logging;
 pub mod repository;
 pub mod roles;
 pub mod schema;
+pub mod verify;
 pub mod worker;
 
 pub use error::{Error, Result};

@@ -6,17 +6,17 @@
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
-use serde::de::DeserializeOwned;
-use serde_json::Value;
-use tough::schema::key::Key;
-use tough::schema::{Metafile, Role, RoleType, Snapshot, Timestamp};
+use tough::schema::{Role, RoleType, Snapshot, Timestamp};
 
-use crate::schema::{Delegations, KeyMap, Root, Targets};
+use crate::schema::{Delegations, Root, Targets};
 use url::Url;
 
 use super::fetch::Fetcher;
 use crate::repository::layout::{create_dir, write_durably};
-use crate::{canonical, keys, Error, Result};
+use crate::verify::{
+    check_metafile, delegated_authority, fail, root_authority, unverified, verify,
+};
+use crate::{Error, Result};
 
 /// Longest root chain walked in one refresh, and size caps for files without a length.
 const MAX_ROOT_ROTATIONS: u64 = 256;
@@ -42,155 +42,11 @@ pub struct TrustedMetadata {
     delegated: HashMap<String, Verified<Targets>>,
 }
 
-/// Keys and threshold that must sign a role. Key ids are labels: a threshold counts distinct
-/// public keys, and a key map that lists one key under two ids is refused.
-pub(crate) struct Authority<'a> {
-    keys: &'a KeyMap,
-    keyids: Vec<String>,
-    threshold: u64,
-}
-
-/// Refuses a key map (a root's, or a delegation's) that lists one public key under two ids:
-/// signatures under both would otherwise count twice towards a threshold.
-pub(crate) fn refuse_duplicate_keys(keys: &KeyMap, whose: &str) -> Result<()> {
-    let mut seen: Vec<(&Key, &[u8])> = Vec::with_capacity(keys.len());
-    for (id, key) in keys {
-        if let Some((_, other)) = seen.iter().find(|(k, _)| keys::same_key(k, key)) {
-            let (mut a, mut b) = (hex::encode(other), hex::encode(id));
-            if a > b {
-                std::mem::swap(&mut a, &mut b);
-            }
-            return Err(fail(format!(
-                "{whose} lists one public key under two ids ({a} and {b})"
-            )));
-        }
-        seen.push((key, id.as_ref()));
-    }
-    Ok(())
-}
-
-fn fail(msg: impl Into<String>) -> Error {
-    Error::Verify(msg.into())
-}
-
-/// The `signed` part of a metadata file, parsed but not yet verified: what a root must be
-/// read as before its own keys can check it. Fails with "`what` does not parse".
-pub(crate) fn unverified<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T> {
-    serde_json::from_slice::<Value>(bytes)
-        .ok()
-        .and_then(|mut v| v.get_mut("signed").map(Value::take))
-        .and_then(|s| serde_json::from_value(s).ok())
-        .ok_or_else(|| fail(format!("{what} does not parse")))
-}
-
-/// Parses `bytes` and checks the signatures against `authority`.
-pub(crate) fn verify<T: DeserializeOwned>(
-    bytes: &[u8],
-    what: &str,
-    authority: &Authority<'_>,
-) -> Result<T> {
-    let value: Value =
-        serde_json::from_slice(bytes).map_err(|e| fail(format!("{what}: not JSON: {e}")))?;
-    let signed = value
-        .get("signed")
-        .ok_or_else(|| fail(format!("{what}: no \"signed\" object")))?;
-    let signatures = value
-        .get("signatures")
-        .and_then(Value::as_array)
-        .ok_or_else(|| fail(format!("{what}: no signatures")))?;
-    let message = canonical::value_to_vec(signed, what)?;
-    // The keys that signed validly; each counts once, whatever id it signed under.
-    let mut valid: Vec<&Key> = Vec::new();
-    for sig in signatures {
-        let (Some(keyid), Some(sig_hex)) = (
-            sig.get("keyid").and_then(Value::as_str),
-            sig.get("sig").and_then(Value::as_str),
-        ) else {
-            continue;
-        };
-        if !authority.keyids.iter().any(|k| k == keyid) {
-            continue;
-        }
-        let key = authority
-            .keys
-            .iter()
-            .find(|(id, _)| hex::encode(id) == keyid)
-            .map(|(_, k)| k);
-        if let (Some(key), Ok(sig_bytes)) = (key, hex::decode(sig_hex)) {
-            if !valid.iter().any(|v| keys::same_key(v, key))
-                && keys::verify(key, &message, &sig_bytes)
-            {
-                valid.push(key);
-            }
-        }
-    }
-    if (valid.len() as u64) < authority.threshold {
-        return Err(fail(format!(
-            "{what}: {} valid signature(s), {} needed",
-            valid.len(),
-            authority.threshold
-        )));
-    }
-    serde_json::from_value(signed.clone())
-        .map_err(|e| fail(format!("{what}: not valid metadata: {e}")))
-}
-
-pub(crate) fn root_authority(root: &Root, role: RoleType) -> Result<Authority<'_>> {
-    let r = root
-        .roles
-        .get(&role)
-        .ok_or_else(|| fail(format!("root lists no {role:?} role")))?;
-    refuse_duplicate_keys(&root.keys, &format!("root v{}", root.version))?;
-    Ok(Authority {
-        keys: &root.keys,
-        keyids: r.keyids.iter().map(hex::encode).collect(),
-        threshold: r.threshold.get(),
-    })
-}
-
-pub(crate) fn delegated_authority<'a>(
-    delegations: &'a Delegations,
-    name: &str,
-) -> Result<Authority<'a>> {
-    let r = delegations
-        .roles
-        .iter()
-        .find(|r| r.name == name)
-        .ok_or_else(|| fail(format!("no delegation to {name}")))?;
-    refuse_duplicate_keys(&delegations.keys, &format!("the delegation to {name}"))?;
-    Ok(Authority {
-        keys: &delegations.keys,
-        keyids: r.keyids.iter().map(hex::encode).collect(),
-        threshold: r.threshold.get(),
-    })
-}
-
 fn check_expiry(what: &str, expires: jiff::Timestamp) -> Result<()> {
     if expires <= jiff::Timestamp::now() {
         return Err(fail(format!(
             "{what} expired at {expires}; the repository may be frozen by an attacker, or its signers are down"
         )));
-    }
-    Ok(())
-}
-
-/// Checks a downloaded file against what snapshot or timestamp says of it.
-pub(crate) fn check_metafile(what: &str, bytes: &[u8], meta: &Metafile) -> Result<()> {
-    if let Some(len) = meta.length {
-        if bytes.len() as u64 != len {
-            return Err(fail(format!(
-                "{what}: {} bytes, expected {len}",
-                bytes.len()
-            )));
-        }
-    }
-    if let Some(h) = &meta.hashes {
-        let got = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes);
-        if got.as_ref() != h.sha256.as_ref() {
-            return Err(fail(format!(
-                "{what}: sha256 does not match the one signed for it"
-            )));
-        }
     }
     Ok(())
 }
@@ -570,76 +426,6 @@ mod tests {
         assert!(!glob_match("drupal/*", "drupal/token/1.0.0.0"));
         assert!(glob_match("drupal/*/*", "drupal/token/1.0.0.0"));
         assert!(glob_match("p2/?.json", "p2/a.json"));
-    }
-
-    /// A root that lists one key under its php-tuf id and its spec id (the second copy with
-    /// `keyid_hash_algorithms`, as older signers publish keys), signed under both: the key
-    /// counts once, and such a root is refused outright.
-    #[test]
-    fn one_key_under_two_ids_counts_once_and_is_refused() {
-        use crate::keys::{key_id, KeyIdRule, SigningKey};
-        use crate::repository::signed::hex_decoded;
-        let (key, _) = SigningKey::generate().unwrap();
-        let ids: Vec<String> = [KeyIdRule::PhpTuf, KeyIdRule::Spec]
-            .iter()
-            .map(|rule| key_id(key.public(), *rule).unwrap())
-            .collect();
-        let mut root = Root {
-            spec_version: "1.0.0".into(),
-            consistent_snapshot: true,
-            version: std::num::NonZeroU64::new(1).unwrap(),
-            expires: jiff::Timestamp::now() + jiff::SignedDuration::from_hours(1),
-            keys: Default::default(),
-            roles: Default::default(),
-            _extra: Default::default(),
-        };
-        let mut decorated = key.public().clone();
-        if let tough::schema::key::Key::Ed25519 { _extra, .. } = &mut decorated {
-            _extra.insert(
-                "keyid_hash_algorithms".into(),
-                serde_json::json!(["sha256", "sha512"]),
-            );
-        }
-        assert_ne!(&decorated, key.public());
-        root.keys
-            .insert(hex_decoded(&ids[0]).unwrap(), key.public().clone());
-        root.keys.insert(hex_decoded(&ids[1]).unwrap(), decorated);
-        root.roles.insert(
-            RoleType::Root,
-            tough::schema::RoleKeys {
-                keyids: ids.iter().map(|id| hex_decoded(id).unwrap()).collect(),
-                threshold: std::num::NonZeroU64::new(2).unwrap(),
-                _extra: Default::default(),
-            },
-        );
-        let message = canonical::to_vec(&root, "root").unwrap();
-        let sig = hex::encode(key.sign(&message));
-        let signatures: Vec<Value> = ids
-            .iter()
-            .map(|id| serde_json::json!({"keyid": id, "sig": sig}))
-            .collect();
-        let file = serde_json::to_vec(&serde_json::json!({
-            "signatures": signatures,
-            "signed": serde_json::to_value(&root).unwrap(),
-        }))
-        .unwrap();
-        let err = root_authority(&root, RoleType::Root).err().unwrap();
-        assert!(
-            err.to_string().contains("one public key under two ids"),
-            "{err}"
-        );
-        // Without the refusal, the two signatures still count as one key.
-        let keys = root.keys.clone();
-        let authority = Authority {
-            keys: &keys,
-            keyids: ids.clone(),
-            threshold: 2,
-        };
-        let err = verify::<Root>(&file, "root", &authority).unwrap_err();
-        assert!(
-            err.to_string().contains("1 valid signature(s), 2 needed"),
-            "{err}"
-        );
     }
 
     #[test]

@@ -10,11 +10,10 @@ use tough::schema::{Role, RoleType, Snapshot, Timestamp};
 
 use crate::schema::{Root, Targets};
 
-use super::trust::{
-    check_metafile, delegated_authority, role_matches, root_authority, unverified, verify,
-};
+use super::trust::role_matches;
 use crate::keys::KeyIdRule;
 use crate::repository::Layout;
+use crate::verify::{check_metafile, delegated_authority, root_authority, unverified, verify};
 use crate::{Error, Result};
 
 #[derive(Debug, Default)]

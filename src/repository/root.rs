@@ -20,9 +20,9 @@ use super::expiry::expires_in;
 use super::layout::{write_durably, write_version_durably};
 use super::signed::{hex_decoded, non_zero};
 use super::Layout;
-use crate::client::trust::{root_authority, verify};
 use crate::keys::{self, KeyIdRule, SigningKey};
 use crate::roles::latest_root;
+use crate::verify::{root_authority, verify};
 use crate::{canonical, Error, Result};
 
 pub const ROLES: [(&str, RoleType); 4] = [
@@ -442,7 +442,7 @@ fn role_keys(root: &mut Root, role: RoleType) -> Result<&mut RoleKeys> {
 /// no public key under two ids (a threshold counts keys, not ids).
 fn check_roles(root: &Root) -> Result<()> {
     let keys: &HashMap<_, _> = &root.keys;
-    crate::client::trust::refuse_duplicate_keys(keys, "the root")
+    crate::verify::refuse_duplicate_keys(keys, "the root")
         .map_err(|e| Error::Usage(e.to_string()))?;
     for (name, role) in ROLES {
         let r = root
