@@ -263,3 +263,25 @@ fn validate_passes_a_good_repository_and_names_what_is_wrong_with_a_bad_one() {
         "{all}"
     );
 }
+
+/// `tuf-client serve` stops at once on SIGTERM, as a container runtime stops it (it used to
+/// ignore the signal as PID 1 and be killed after the grace period).
+#[test]
+fn serve_stops_on_sigterm() {
+    let repo = TestRepo::init(1, &[]);
+    let mut server = HttpServer::ours(&repo.repo);
+    let pid = server.proc.child.id() as libc::pid_t;
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(status) = server.proc.child.try_wait().unwrap() {
+            assert!(status.success(), "serve exited with {status}");
+            break;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(5),
+            "serve ignored SIGTERM"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}

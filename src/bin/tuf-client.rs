@@ -287,7 +287,13 @@ async fn dispatch(command: Command) -> Result<()> {
             submit(&send, jobs, expected, Instant::now()).await
         }
         Command::Serve { listen, repo } => {
-            package_signing::client::serve::serve(repo, &listen).await
+            // Stops at once on SIGTERM or Ctrl-C (as a container's PID 1 too): it holds nothing.
+            // The signal handler is set up before the port opens (polled first).
+            tokio::select! {
+                biased;
+                () = cli::stop_signal() => Ok(()),
+                served = package_signing::client::serve::serve(repo, &listen) => served,
+            }
         }
         Command::Idle => {
             cli::stop_signal().await;

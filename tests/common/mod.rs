@@ -292,7 +292,7 @@ pub fn expected_for(releases: &[(String, PathBuf)]) -> Expected {
 
 /// An HTTP server over a repository folder, on a free loopback port.
 pub struct HttpServer {
-    _proc: Proc,
+    pub proc: Proc,
     pub port: u16,
 }
 
@@ -345,7 +345,7 @@ impl HttpServer {
             std::thread::sleep(Duration::from_millis(50));
         }
         HttpServer {
-            _proc: Proc { child, log },
+            proc: Proc { child, log },
             port,
         }
     }
