@@ -10,6 +10,7 @@ use std::path::{Component, Path, PathBuf};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 
+use crate::repository::layout::parse_versioned;
 use crate::{Error, Result};
 
 /// Serves `root` on `listen` until the process ends.
@@ -49,7 +50,7 @@ struct Request {
     target: String,
     /// Whether the connection stays open after the response: HTTP/1.1 unless the client sent
     /// `Connection: close` or a body (we read none, so it would be taken for the next
-    /// request); never for HTTP/1.0.
+    /// request); never for HTTP/1.0, nor after a method we refuse.
     keep_alive: bool,
     if_modified_since: Option<jiff::Timestamp>,
 }
@@ -68,7 +69,7 @@ async fn handle(stream: tokio::net::TcpStream, root: &Path) -> std::io::Result<(
         if request.method != "HEAD" {
             write.write_all(&response.body).await?;
         }
-        if !request.keep_alive || response.status.starts_with("405") {
+        if !request.keep_alive {
             break;
         }
     }
@@ -128,7 +129,8 @@ async fn read_request<R: tokio::io::AsyncBufRead + Unpin>(
         .to_ascii_lowercase();
     let has_body =
         header("transfer-encoding").is_some() || header("content-length").is_some_and(|n| n != "0");
-    let keep_alive = !http10 && !connection.contains("close") && !has_body;
+    let allowed = matches!(method.as_str(), "GET" | "HEAD");
+    let keep_alive = !http10 && !connection.contains("close") && !has_body && allowed;
     let if_modified_since = header("if-modified-since").and_then(|v| parse_http_date(&v));
     Ok(Some(Request {
         method,
@@ -218,11 +220,12 @@ fn is_versioned_metadata(path: &Path) -> bool {
         .parent()
         .and_then(Path::file_name)
         .is_some_and(|d| d == "metadata");
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
     in_metadata
-        && name
-            .split_once('.')
-            .is_some_and(|(v, _)| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
+        && path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(parse_versioned)
+            .is_some()
 }
 
 /// An IMF-fixdate (RFC 9110 §5.6.7): `Sun, 06 Nov 1994 08:49:37 GMT`.
