@@ -334,7 +334,7 @@ mod tests {
     #[test]
     fn writes_pkcs8_v1_and_still_reads_v2() {
         let dir = tempfile::tempdir().unwrap();
-        let (key, pem) = SigningKey::generate().unwrap();
+        let (_, pem) = SigningKey::generate().unwrap();
         let der = pem::parse(&pem).unwrap().into_contents();
         // RFC 8410's v1 layout is exactly 48 bytes: version 0, the OID, the 32-byte seed.
         assert_eq!((der.len(), der[4]), (48, 0), "not PKCS#8 v1");
@@ -346,7 +346,6 @@ mod tests {
         )
         .unwrap();
         assert!(SigningKey::load(&path).is_ok());
-        let _ = key;
     }
 
     #[test]

@@ -91,10 +91,7 @@ pub fn write_durably(path: &Path, bytes: &[u8]) -> Result<()> {
 
 /// Writes `bytes` to a flushed temp file beside `path`; returns the folder and the temp path.
 fn write_temp<'a>(path: &'a Path, bytes: &[u8]) -> Result<(&'a Path, PathBuf)> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
+    let dir = folder_of(path);
     let tmp = temp_name(dir, path);
     let mut file = File::create(&tmp).map_err(Error::io("cannot create", &tmp))?;
     file.write_all(bytes)
@@ -210,10 +207,15 @@ pub fn write_secret_durably(path: &Path, bytes: &[u8]) -> Result<()> {
     file.write_all(bytes)
         .map_err(Error::io("cannot write", path))?;
     file.sync_all().map_err(Error::io("cannot fsync", path))?;
-    sync_dir(match path.parent() {
+    sync_dir(folder_of(path))
+}
+
+/// The folder a file is in (`.` for a bare file name).
+fn folder_of(path: &Path) -> &Path {
+    match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
-    })
+    }
 }
 
 /// Creates a folder (its parents as usual) that only its owner can list and read: `mode`
