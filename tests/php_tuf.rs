@@ -213,20 +213,6 @@ fn client_cmd(prefix: &str, args: &[&str], repo: &TestRepo) -> String {
         .arg(&repo.repo)))
 }
 
-/// The key ids that signed the newest top-level targets.
-fn newest_targets_signers(repo: &TestRepo) -> Vec<String> {
-    let layout = repo.layout();
-    let v = *layout.scan_versions().unwrap()["targets"].last().unwrap();
-    let file: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(layout.versioned("targets", v)).unwrap()).unwrap();
-    file["signatures"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["keyid"].as_str().unwrap().to_string())
-        .collect()
-}
-
 /// New installs after the rotations. One that trusts the newest root, as the README tells
 /// site builders to, verifies at once. One that trusts root v1 crosses the targets key
 /// rotation in one refresh, and php-tuf checks that whole refresh against the root it started
@@ -342,7 +328,7 @@ async fn lifecycle(bins: u32) {
     let rel = repo.path("rel-rotate");
     releases.extend(make_releases(&rel, 5, "r"));
     repo.add_over_broker(&prefix, &rel, &[]);
-    assert_eq!(newest_targets_signers(&repo), [new_id]);
+    assert_eq!(newest_signer(&repo, "targets"), [new_id]);
     all_accept(
         &clients,
         &server,

@@ -103,29 +103,6 @@ fn threshold_root_ceremony_with_openssl_keys() {
     assert_metadata_rules(&repo);
 }
 
-fn newest_signer(repo: &TestRepo, role: &str) -> Vec<String> {
-    let path = if role == "timestamp" {
-        repo.layout().timestamp()
-    } else {
-        let bin = if role == "bins" {
-            package_signing::repository::HashBins::new(8)
-                .unwrap()
-                .name(0)
-        } else {
-            role.to_string()
-        };
-        let v = *repo.layout().scan_versions().unwrap()[&bin].last().unwrap();
-        repo.layout().versioned(&bin, v)
-    };
-    let value: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
-    value["signatures"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["keyid"].as_str().unwrap().to_string())
-        .collect()
-}
-
 fn wait_signed_by(repo: &TestRepo, role: &str, id: &str) {
     let start = Instant::now();
     while newest_signer(repo, role) != [id] {

@@ -711,3 +711,28 @@ pub fn publish_root_change(repo: &TestRepo, changes: &[&str]) {
     root_sign(repo, &repo.key("root"));
     ok(root_cmd(repo, &["publish"]));
 }
+
+/// The key ids that signed the newest file of `role`: `timestamp`, `snapshot`, `targets`, or
+/// `bins` (the first of the 8 bins `TestRepo::init(8, ..)` makes).
+pub fn newest_signer(repo: &TestRepo, role: &str) -> Vec<String> {
+    let path = if role == "timestamp" {
+        repo.layout().timestamp()
+    } else {
+        let bin = if role == "bins" {
+            package_signing::repository::HashBins::new(8)
+                .unwrap()
+                .name(0)
+        } else {
+            role.to_string()
+        };
+        let v = *repo.layout().scan_versions().unwrap()[&bin].last().unwrap();
+        repo.layout().versioned(&bin, v)
+    };
+    let value: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    value["signatures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["keyid"].as_str().unwrap().to_string())
+        .collect()
+}
