@@ -45,6 +45,15 @@ pub enum Error {
     #[error("verification failed: {0}")]
     Verify(String),
 
+    /// A file a signer would adopt as its state does not verify: never re-signed, and no
+    /// retry can fix it.
+    #[error(
+        "{path}: {reason}; this signer will not adopt or re-sign it. Find out who wrote it \
+         (only a signer holding the role's key can), move it out of metadata/, and start the \
+         signer again (`tuf-client validate` lists every such file)"
+    )]
+    Untrusted { path: PathBuf, reason: String },
+
     #[error("download {url}: {reason}")]
     Download { url: String, reason: String },
 

@@ -11,6 +11,7 @@ use serde_json::Value;
 use tough::schema::key::Key;
 use tough::schema::{Metafile, RoleType};
 
+use crate::repository::Layout;
 use crate::schema::{Delegations, KeyMap, Root};
 use crate::{canonical, keys, Error, Result};
 
@@ -135,6 +136,110 @@ pub(crate) fn delegated_authority<'a>(
         keyids: r.keyids.iter().map(hex::encode).collect(),
         threshold: r.threshold.get(),
     })
+}
+
+/// The roots on disk, checked as a client checks an update (§5.3.4, §5.3.5): version N+1 is
+/// signed by a threshold of version N's root keys and of its own, and says it is N+1.
+/// `1.root.json` on disk is the anchor; a signer trusts no root that does not chain to it.
+#[derive(Debug, Clone)]
+pub struct RootChain {
+    /// The newest root that chains.
+    pub current: Root,
+    /// The one before it, whose keys may still sign files while a rotation finishes.
+    pub previous: Option<Root>,
+}
+
+impl RootChain {
+    /// Walks `1.root.json`, `2.root.json`, … on disk up to the newest; fails on the first
+    /// version that does not chain, naming it.
+    pub fn load(layout: &Layout) -> Result<RootChain> {
+        layout.require_initialised()?;
+        let versions = layout.scan_versions()?;
+        let roots = versions.get("root").cloned().unwrap_or_default();
+        let mut chain: Option<RootChain> = None;
+        for (i, v) in roots.iter().enumerate() {
+            let path = layout.versioned("root", *v);
+            let untrusted = |reason: String| Error::Untrusted {
+                path: path.clone(),
+                reason,
+            };
+            if *v != i as u64 + 1 {
+                return Err(untrusted(format!(
+                    "root versions on disk are not 1..N: version {v} follows {i}"
+                )));
+            }
+            let bytes = std::fs::read(&path).map_err(Error::io("cannot read metadata", &path))?;
+            let what = format!("{v}.root.json");
+            let claimed: Root = unverified(&bytes, &what)?;
+            let checked = |signer: &Root| {
+                root_authority(signer, RoleType::Root)
+                    .and_then(|a| verify::<Root>(&bytes, &what, &a))
+                    .map_err(|e| untrusted(e.to_string()))
+            };
+            if let Some(c) = &chain {
+                checked(&c.current)?;
+            }
+            let root = checked(&claimed)?;
+            if root.version.get() != *v {
+                return Err(untrusted(format!("says it is version {}", root.version)));
+            }
+            chain = Some(RootChain {
+                previous: chain.map(|c| c.current),
+                current: root,
+            });
+        }
+        chain.ok_or_else(|| Error::Repository {
+            path: layout.metadata_dir(),
+            reason: "no N.root.json on disk; run tuf-signer init".into(),
+        })
+    }
+
+    /// Parses `bytes` (the file at `path`) and checks it is signed by `role`'s keys in the
+    /// current root, or, while a rotation finishes, in the previous one. Returns the parsed
+    /// `signed` part.
+    pub fn verify_role<T: DeserializeOwned>(
+        &self,
+        bytes: &[u8],
+        path: &std::path::Path,
+        role: RoleType,
+    ) -> Result<T> {
+        let what = path.file_name().map_or_else(
+            || path.display().to_string(),
+            |n| n.to_string_lossy().into(),
+        );
+        let current = root_authority(&self.current, role).and_then(|a| verify(bytes, &what, &a));
+        match (current, &self.previous) {
+            (Ok(t), _) => Ok(t),
+            (Err(e), Some(previous)) => root_authority(previous, role)
+                .and_then(|a| verify(bytes, &what, &a))
+                .map_err(|_| e),
+            (Err(e), None) => Err(e),
+        }
+        .map_err(|e| Error::Untrusted {
+            path: path.into(),
+            reason: format!(
+                "not signed by the {role:?} keys of root version {}: {e}",
+                self.current.version
+            ),
+        })
+    }
+}
+
+/// Parses `bytes` (the file at `path`) and checks it is signed as `delegations` require for
+/// the delegated role `name`.
+pub fn verify_delegated<T: DeserializeOwned>(
+    bytes: &[u8],
+    path: &std::path::Path,
+    delegations: &Delegations,
+    name: &str,
+) -> Result<T> {
+    let what = format!("{name}.json");
+    delegated_authority(delegations, name)
+        .and_then(|a| verify(bytes, &what, &a))
+        .map_err(|e| Error::Untrusted {
+            path: path.into(),
+            reason: format!("not signed by the keys targets delegates {name} to: {e}"),
+        })
 }
 
 /// Checks a downloaded file against what snapshot or timestamp says of it.

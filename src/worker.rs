@@ -33,8 +33,11 @@ pub trait Stage: Send + 'static {
     /// Whether `tuf-client pause` stops this role taking jobs.
     const PAUSABLE: bool = false;
 
-    /// Refuses a job that must not be applied; the reason goes with it to the dead letters.
-    fn check(&self, job: &Self::Job) -> Result<()>;
+    /// Refuses a job that must not be applied (the reason goes with it to the dead letters),
+    /// or returns what to apply: a job's contents are hints, and a role replaces what it can
+    /// check (the version, length and hashes of a file it names) with what it read and
+    /// verified.
+    fn check(&mut self, job: Self::Job) -> Result<Self::Job>;
     /// Applies a batch durably; returns the downstream job and how many files it wrote.
     fn apply(&mut self, jobs: &[Self::Job]) -> Result<(Option<Vec<u8>>, usize)>;
     /// The downstream job that re-announces this role's current files, sent at start.
@@ -75,8 +78,8 @@ impl Stage for TargetsRole {
     const QUEUE: Queue = Queue::Targets;
     const PAUSABLE: bool = true;
 
-    fn check(&self, job: &TargetsJob) -> Result<()> {
-        job.check()
+    fn check(&mut self, job: TargetsJob) -> Result<TargetsJob> {
+        job.check().map(|()| job)
     }
     fn apply(&mut self, jobs: &[TargetsJob]) -> Result<(Option<Vec<u8>>, usize)> {
         let out = TargetsRole::apply(self, jobs)?;
@@ -105,7 +108,7 @@ impl Stage for SnapshotRole {
     const ROLE: RoleType = RoleType::Snapshot;
     const QUEUE: Queue = Queue::Snapshot;
 
-    fn check(&self, job: &SnapshotJob) -> Result<()> {
+    fn check(&mut self, job: SnapshotJob) -> Result<SnapshotJob> {
         SnapshotRole::check(self, job)
     }
     fn apply(&mut self, jobs: &[SnapshotJob]) -> Result<(Option<Vec<u8>>, usize)> {
@@ -135,7 +138,7 @@ impl Stage for TimestampRole {
     const ROLE: RoleType = RoleType::Timestamp;
     const QUEUE: Queue = Queue::Timestamp;
 
-    fn check(&self, job: &TimestampJob) -> Result<()> {
+    fn check(&mut self, job: TimestampJob) -> Result<TimestampJob> {
         TimestampRole::check(self, job)
     }
     fn apply(&mut self, jobs: &[TimestampJob]) -> Result<(Option<Vec<u8>>, usize)> {
@@ -222,8 +225,9 @@ pub async fn run<S: Stage>(
         match result {
             Ok(Stop::Shutdown) => return Ok(()),
             Ok(Stop::Paused | Stop::Resumed) => continue,
-            // A key the root does not list: no retry can fix that.
-            Err(e @ Error::Key { .. }) => return Err(e),
+            // A key the root does not list, or state that does not verify: no retry can fix
+            // that.
+            Err(e @ (Error::Key { .. } | Error::Untrusted { .. })) => return Err(e),
             Err(e) => {
                 tracing::warn!(role = S::NAME, error = %e, retry_in_ms = backoff.as_millis() as u64,
                     "signer lost its queue or could not write; reconnecting (unacknowledged jobs come back)");
@@ -425,15 +429,18 @@ async fn serve<S: Stage>(
             return Ok(Stop::Paused);
         }
         let started = Instant::now();
-        let stage = &signer.stage;
+        let stage = &mut signer.stage;
         let mut jobs = Vec::with_capacity(batch.len());
         let mut rejected = 0;
         for delivery in &batch {
             let job = serde_json::from_slice::<S::Job>(&delivery.body)
                 .map_err(|e| Error::InvalidJob(format!("not a {} job: {e}", S::NAME)))
-                .and_then(|job| stage.check(&job).map(|()| job));
+                .and_then(|job| tokio::task::block_in_place(|| stage.check(job)));
             match job {
                 Ok(job) => jobs.push(job),
+                // Not the job's fault (a root that no longer chains, a read error): stop or
+                // retry, with the batch unacknowledged.
+                Err(e) if !matches!(e, Error::InvalidJob(_)) => return Err(e),
                 Err(e) => {
                     rejected += 1;
                     let reason = e.to_string();

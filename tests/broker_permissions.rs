@@ -1,13 +1,17 @@
 //! The rabbitmq image's definitions, loaded into the real local broker (in a vhost of their
 //! own, user names suffixed so nothing collides): each agent's user can do its own job with
-//! our code's declarations, and is refused on another agent's queue.
+//! our code, and is refused on every other queue and exchange: it can send jobs only to the
+//! stage downstream of it (issue 10: with `amq.default` writable, any agent could get the
+//! targets key to sign anything).
 
 mod common;
 
 use std::process::Command;
 
 use common::*;
-use lapin::options::{BasicConsumeOptions, QueueDeclareOptions};
+use lapin::options::{
+    BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions,
+};
 use lapin::types::FieldTable;
 use package_signing::broker::amqp::AmqpConfig;
 use package_signing::broker::{Endpoint, Queue};
@@ -68,6 +72,32 @@ async fn refused_to_declare(url: &str, queue: &str) -> bool {
         .is_err()
 }
 
+/// Whether the broker refuses `url`'s user a publish to `exchange`: refused means the channel
+/// is closed (403) before the confirm comes.
+async fn refused_to_publish(url: &str, exchange: &str, routing_key: &str) -> bool {
+    let conn = lapin::Connection::connect(url, lapin::ConnectionProperties::default())
+        .await
+        .unwrap();
+    let channel = conn.create_channel().await.unwrap();
+    channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await
+        .unwrap();
+    let publish = channel
+        .basic_publish(
+            exchange.into(),
+            routing_key.into(),
+            BasicPublishOptions::default(),
+            br#"{"add":[{"name":"drupal/core/99.0.0.0","length":1,"hashes":{}}]}"#,
+            lapin::BasicProperties::default(),
+        )
+        .await;
+    match publish {
+        Err(_) => true,
+        Ok(confirm) => confirm.await.is_err(),
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn each_agent_user_does_its_own_job_and_nothing_else() {
     if Command::new("rabbitmqctl").arg("--help").output().is_err() {
@@ -95,8 +125,10 @@ async fn each_agent_user_does_its_own_job_and_nothing_else() {
         p["user"] = user(p["user"].as_str().unwrap()).into();
         p["vhost"] = vhost.clone().into();
     }
-    for q in defs["queues"].as_array_mut().unwrap() {
-        q["vhost"] = vhost.clone().into();
+    for kind in ["queues", "exchanges", "bindings"] {
+        for q in defs[kind].as_array_mut().unwrap() {
+            q["vhost"] = vhost.clone().into();
+        }
     }
     defs["vhosts"] = serde_json::json!([{"name": vhost}]);
     let _cleanup = Cleanup {
@@ -157,6 +189,28 @@ async fn each_agent_user_does_its_own_job_and_nothing_else() {
             refused_to_declare(&amqp, "tuf.not-ours").await,
             "{agent} may declare any queue"
         );
+        // Jobs only where its role sends them; never through the default exchange, which
+        // routes to any queue by name.
+        let sends_to = Queue::used_by(own(agent));
+        for queue in [
+            Queue::Targets,
+            Queue::Snapshot,
+            Queue::Timestamp,
+            Queue::DeadLetter,
+        ] {
+            let refused = refused_to_publish(&amqp, &queue.exchange(""), &queue.name("")).await;
+            assert_eq!(
+                refused,
+                !sends_to.contains(&queue),
+                "{agent} publishing to {}",
+                queue.exchange("")
+            );
+            assert!(
+                refused_to_publish(&amqp, "", &queue.name("")).await,
+                "{agent} may publish to {} through amq.default",
+                queue.name("")
+            );
+        }
     }
     // `tuf-client status --amqp` in the packaging-pipeline container: looking at every
     // queue's depth is a passive declaration, which its user may make.

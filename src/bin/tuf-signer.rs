@@ -371,7 +371,7 @@ fn root_command(command: RootCommand) -> Result<()> {
             let layout = Layout::new(&draft.repo);
             let new = root::Draft::new(&layout, &changes)?;
             new.save(&draft.draft)?;
-            print!("{}", new.describe(&latest_root(&layout)?.signed)?);
+            print!("{}", new.describe(&latest_root(&layout)?)?);
             println!(
                 "Wrote {}. Next: each keyholder runs `tuf-signer root sign --draft {} --key KEY`.",
                 draft.draft.display(),
@@ -381,7 +381,7 @@ fn root_command(command: RootCommand) -> Result<()> {
         }
         RootCommand::Sign { draft, key } => {
             let layout = Layout::new(&draft.repo);
-            let current = latest_root(&layout)?.signed;
+            let current = latest_root(&layout)?;
             let mut d = root::Draft::load(&draft.draft)?;
             let key = SigningKey::load(&key)?;
             let ids = d.sign(&key, Some(&current))?;
@@ -391,13 +391,13 @@ fn root_command(command: RootCommand) -> Result<()> {
             Ok(())
         }
         RootCommand::Status { draft } => {
-            let current = latest_root(&Layout::new(&draft.repo))?.signed;
+            let current = latest_root(&Layout::new(&draft.repo))?;
             print!("{}", root::Draft::load(&draft.draft)?.describe(&current)?);
             Ok(())
         }
         RootCommand::Publish { draft, force } => {
             let layout = Layout::new(&draft.repo);
-            let previous = latest_root(&layout)?.signed;
+            let previous = latest_root(&layout)?;
             let d = root::Draft::load(&draft.draft)?;
             let version = d.publish(&layout, force)?;
             println!("published root v{version}");

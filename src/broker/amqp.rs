@@ -5,11 +5,11 @@ use std::time::Duration;
 use futures::{FutureExt, StreamExt};
 use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
-    ConfirmSelectOptions, QueueDeclareOptions,
+    ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
 };
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
-use lapin::Confirmation;
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, Consumer};
+use lapin::{Confirmation, ExchangeKind};
 
 use super::{Delivery, Handle, Queue};
 use crate::{Error, Result};
@@ -93,7 +93,13 @@ impl AmqpEndpoint {
             .confirm_select(ConfirmSelectOptions::default())
             .await
             .map_err(Error::broker("cannot enable publisher confirms"))?;
-        declare(&channel, &config.prefix, &Queue::declared_by(consume)).await?;
+        provision(
+            &connection,
+            &channel,
+            &config.prefix,
+            &Queue::used_by(consume),
+        )
+        .await?;
         let consumer = match consume {
             Some(queue) => {
                 channel
@@ -163,6 +169,7 @@ impl AmqpEndpoint {
         reason: Option<&str>,
     ) -> Result<()> {
         let name = queue.name(&self.config.prefix);
+        let exchange = queue.exchange(&self.config.prefix);
         let mut properties = BasicProperties::default()
             .with_delivery_mode(2)
             .with_content_type(ShortString::from("application/json"));
@@ -177,7 +184,7 @@ impl AmqpEndpoint {
         let confirm = self
             .channel
             .basic_publish(
-                ShortString::from(""),
+                ShortString::from(exchange.as_str()),
                 ShortString::from(name.as_str()),
                 BasicPublishOptions {
                     mandatory: true,
@@ -187,14 +194,17 @@ impl AmqpEndpoint {
                 properties,
             )
             .await
-            .map_err(Error::broker(format!("cannot publish to {name}")))?
+            .map_err(Error::broker(format!("cannot publish to {exchange}")))?
             .await
-            .map_err(Error::broker(format!("no confirm from {name}")))?;
+            .map_err(Error::broker(format!(
+                "no confirm from {exchange} (if access is refused, this agent's broker user may \
+                 not send jobs to {name})"
+            )))?;
         match confirm {
             Confirmation::Ack(None) => Ok(()),
             Confirmation::Ack(Some(_)) => Err(Error::BrokerRefused(format!(
-                "{name} does not exist, so the job was returned unrouted; start the signers once \
-                 (they declare their queues) or load the broker definitions"
+                "{exchange} routes to no {name} queue, so the job was returned; start the signers \
+                 once (they declare their queues) or load the broker definitions"
             ))),
             Confirmation::Nack(_) => Err(Error::BrokerRefused(format!(
                 "the broker refused to store a job for {name}"
@@ -277,13 +287,30 @@ fn to_delivery(d: lapin::message::Delivery) -> Delivery {
     }
 }
 
-async fn declare(channel: &Channel, prefix: &str, queues: &[Queue]) -> Result<()> {
+/// Makes sure the queues this agent uses and their exchanges exist. Where the broker was
+/// provisioned (the rabbitmq image loads `nix/rabbitmq/definitions.json`), they all exist and
+/// the agent, which then holds no configure permission, declares nothing: passive looks need
+/// no permission. Otherwise (a development broker, the `guest` user, a `--queue-prefix`) it
+/// declares each queue, its exchange and the binding between them; all three are idempotent.
+async fn provision(
+    connection: &Connection,
+    channel: &Channel,
+    prefix: &str,
+    queues: &[Queue],
+) -> Result<()> {
+    if all_exist(connection, prefix, queues).await {
+        return Ok(());
+    }
     let durable = QueueDeclareOptions {
         durable: true,
         ..Default::default()
     };
+    let hint = "if it exists with other arguments, delete it or use another --queue-prefix; if \
+                access is refused, load the broker definitions (nix/rabbitmq/definitions.json) \
+                or give this agent's broker user configure permission on it";
     for &queue in queues {
         let name = queue.name(prefix);
+        let exchange = queue.exchange(prefix);
         let arguments = match queue {
             Queue::DeadLetter => FieldTable::default(),
             _ => role_queue_arguments(prefix),
@@ -292,11 +319,66 @@ async fn declare(channel: &Channel, prefix: &str, queues: &[Queue]) -> Result<()
             .queue_declare(ShortString::from(name.as_str()), durable, arguments)
             .await
             .map_err(Error::broker(format!(
-                "cannot declare {name} (if it exists with other arguments, delete it or use another \
-                 --queue-prefix; if access is refused, check this agent's broker permissions)"
+                "cannot declare queue {name} ({hint})"
+            )))?;
+        channel
+            .exchange_declare(
+                ShortString::from(exchange.as_str()),
+                ExchangeKind::Direct,
+                ExchangeDeclareOptions {
+                    durable: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .map_err(Error::broker(format!(
+                "cannot declare exchange {exchange} ({hint})"
+            )))?;
+        channel
+            .queue_bind(
+                ShortString::from(name.as_str()),
+                ShortString::from(exchange.as_str()),
+                ShortString::from(name.as_str()),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .map_err(Error::broker(format!(
+                "cannot bind {name} to {exchange} ({hint})"
             )))?;
     }
     Ok(())
+}
+
+/// Whether every queue and exchange named exists, looked at passively on a channel of its
+/// own (the broker closes a channel that asks after something missing).
+async fn all_exist(connection: &Connection, prefix: &str, queues: &[Queue]) -> bool {
+    let Ok(probe) = connection.create_channel().await else {
+        return false;
+    };
+    let passive_exchange = ExchangeDeclareOptions {
+        passive: true,
+        ..Default::default()
+    };
+    for &queue in queues {
+        let exchange = queue.exchange(prefix);
+        let found = passive_declare(&probe, &queue.name(prefix)).await.is_ok()
+            && probe
+                .exchange_declare(
+                    ShortString::from(exchange.as_str()),
+                    ExchangeKind::Direct,
+                    passive_exchange,
+                    FieldTable::default(),
+                )
+                .await
+                .is_ok();
+        if !found {
+            return false;
+        }
+    }
+    let _ = probe.close(200, "looked".into()).await;
+    true
 }
 
 #[cfg(test)]

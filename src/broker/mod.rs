@@ -2,7 +2,9 @@
 //!
 //! Over RabbitMQ ([`amqp`]) every role has one durable queue with single-active-consumer
 //! (a second replica is a hot standby), persistent messages, publisher confirms and manual
-//! acks. Without a broker ([`memory`]) the three roles run in one process and pass jobs over
+//! acks. Each queue is fed by an exchange of its own (`tuf.to-targets` feeds `tuf.targets`),
+//! so that the broker's write permission, which it checks on exchanges, can say who may send
+//! each stage its jobs; nobody publishes through `amq.default`. Without a broker ([`memory`]) the three roles run in one process and pass jobs over
 //! in-process channels, fed from an inbox folder so that submissions survive a restart.
 
 pub mod amqp;
@@ -22,13 +24,21 @@ pub enum Queue {
 
 impl Queue {
     pub fn name(self, prefix: &str) -> String {
-        let base = match self {
-            Queue::Targets => "tuf.targets",
-            Queue::Snapshot => "tuf.snapshot",
-            Queue::Timestamp => "tuf.timestamp",
-            Queue::DeadLetter => "tuf.dead-letter",
-        };
-        format!("{prefix}{base}")
+        format!("{prefix}tuf.{}", self.stage())
+    }
+
+    /// The exchange that feeds this queue (and nothing else): `tuf.to-targets`.
+    pub fn exchange(self, prefix: &str) -> String {
+        format!("{prefix}tuf.to-{}", self.stage())
+    }
+
+    fn stage(self) -> &'static str {
+        match self {
+            Queue::Targets => "targets",
+            Queue::Snapshot => "snapshot",
+            Queue::Timestamp => "timestamp",
+            Queue::DeadLetter => "dead-letter",
+        }
     }
 
     /// Where a role consuming this queue sends its jobs on.
@@ -40,9 +50,11 @@ impl Queue {
         }
     }
 
-    /// The queues an agent declares (and so may configure on the broker): a signer its own
-    /// queue, the next role's and the dead letters; the submitting client the targets queue.
-    pub fn declared_by(consume: Option<Queue>) -> Vec<Queue> {
+    /// The queues an agent uses, and so declares with their exchanges where the broker lets
+    /// it: a signer its own queue (it also sends itself expiry checks), the next role's and
+    /// the dead letters; the submitting client the targets queue. It publishes to each of
+    /// these queues' exchanges, and nowhere else.
+    pub fn used_by(consume: Option<Queue>) -> Vec<Queue> {
         match consume {
             Some(own) => [Some(own), own.next(), Some(Queue::DeadLetter)]
                 .into_iter()

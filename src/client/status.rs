@@ -64,8 +64,7 @@ pub fn published_bins(layout: &Layout) -> Result<usize> {
 pub fn read(layout: &Layout) -> Result<Status> {
     let root = latest_root(layout)?;
     let keys_of = |role: RoleType| -> Vec<String> {
-        root.signed
-            .roles
+        root.roles
             .get(&role)
             .map(|r| r.keyids.iter().map(hex::encode).collect())
             .unwrap_or_default()
@@ -103,8 +102,8 @@ pub fn read(layout: &Layout) -> Result<Status> {
     let roles = vec![
         RoleStatus {
             role: "root".into(),
-            version: root.signed.version.get(),
-            expires: root.signed.expires,
+            version: root.version.get(),
+            expires: root.expires,
             key_ids: keys_of(RoleType::Root),
         },
         RoleStatus {

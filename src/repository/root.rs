@@ -91,7 +91,7 @@ impl Quorum {
 impl Draft {
     /// Starts version N+1 of the repository's newest root, with `changes` applied.
     pub fn new(layout: &Layout, changes: &Changes) -> Result<Draft> {
-        let current = latest_root(layout)?.signed;
+        let current = latest_root(layout)?;
         let mut root = current.clone();
         root.version = non_zero(current.version.get() + 1)?;
         if let Some(lifetime) = changes.expires {
@@ -275,7 +275,7 @@ impl Draft {
     /// not verify: published before the signer re-signed with its new key, it would stop
     /// every client until then. Running it again after an interruption finishes the job.
     pub fn publish(&self, layout: &Layout, force: bool) -> Result<u64> {
-        let current = latest_root(layout)?.signed;
+        let current = latest_root(layout)?;
         let version = self.root.version.get();
         let bytes = self.to_bytes()?;
         let numbered = layout.versioned("root", version);

@@ -99,11 +99,23 @@ pub fn sign_canonical(signed: &[u8], version: u64, keys: &[&SigningKey]) -> Sign
 }
 
 /// Reads and parses a metadata file with tough's types; returns it with its own meta entry.
+/// Checks no signature: for a file a signer adopts as state, see [`load_verified`].
 pub fn load<T: DeserializeOwned + tough::schema::Role>(
     path: &Path,
     what: &'static str,
 ) -> Result<(Signed<T>, MetaEntry)> {
+    load_verified(path, what, |_| Ok(()))
+}
+
+/// Reads a metadata file, lets `verify` check its bytes (signatures, against the keys that
+/// must have signed it), then parses it; returns it with its own meta entry.
+pub fn load_verified<T: DeserializeOwned + tough::schema::Role>(
+    path: &Path,
+    what: &'static str,
+    verify: impl FnOnce(&[u8]) -> Result<()>,
+) -> Result<(Signed<T>, MetaEntry)> {
     let bytes = std::fs::read(path).map_err(Error::io("cannot read metadata", path))?;
+    verify(&bytes)?;
     let signed: Signed<T> = serde_json::from_slice(&bytes).map_err(|source| Error::Parse {
         what,
         path: path.into(),

@@ -7,12 +7,13 @@ pub mod timestamp;
 
 use std::time::Duration;
 
-use tough::schema::{Role, RoleType, Signed};
+use tough::schema::{RoleType, Signed};
 
 use crate::schema::Root;
+use crate::verify::RootChain;
 
 use crate::keys::SigningKey;
-use crate::repository::{signed, Expiries, Layout};
+use crate::repository::{Expiries, Layout};
 use crate::{Error, Result};
 
 pub use snapshot::SnapshotRole;
@@ -59,28 +60,52 @@ pub fn signed_by<T>(file: &Signed<T>, key: &SigningKey) -> bool {
         .any(|s| hex::encode(&s.keyid) == key.key_id())
 }
 
-/// The newest root on disk.
-pub fn latest_root(layout: &Layout) -> Result<Signed<Root>> {
-    layout.require_initialised()?;
-    let versions = layout.scan_versions()?;
-    let newest = versions
-        .get("root")
-        .and_then(|v| v.last())
-        .copied()
-        .unwrap_or(1);
-    Ok(signed::load::<Root>(&layout.versioned("root", newest), "root")?.0)
+/// The bytes of `version` of `role`'s file, which a job names; `None` when it was superseded
+/// and pruned (a newer version is on disk, and a job listing it is on its way). A version
+/// newer than any on disk was never written by the role's signer (files are durable before
+/// the job naming them is sent): the job is refused.
+pub fn read_named(layout: &Layout, role: &str, version: u64) -> Result<Option<Vec<u8>>> {
+    let path = layout.versioned(role, version);
+    match std::fs::read(&path) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let newest = layout
+                .scan_versions()?
+                .get(role)
+                .and_then(|v| v.last())
+                .copied();
+            match newest {
+                Some(newest) if newest > version => {
+                    tracing::warn!(file = %path.display(), newest,
+                        "a job names a superseded file that is no longer on disk; left out");
+                    Ok(None)
+                }
+                _ => Err(Error::InvalidJob(format!(
+                    "{role}.json version {version} is not on disk (the newest is {}); only \
+                     files its signer wrote may be named",
+                    newest.map_or_else(|| "none".into(), |v| v.to_string())
+                ))),
+            }
+        }
+        Err(e) => Err(Error::io("cannot read metadata", &path)(e)),
+    }
+}
+
+/// The newest root on disk that chains to `1.root.json` (see [`RootChain`]).
+pub fn latest_root(layout: &Layout) -> Result<Root> {
+    Ok(RootChain::load(layout)?.current)
 }
 
 /// Gives a starting signer's key the id the root lists it under for `role`, so that it signs
 /// under that id whichever rule made it; refuses a key the root does not list for the role, so
 /// a wrong mount fails at once instead of producing metadata no client accepts.
 pub fn label_key(
-    root: &Signed<Root>,
+    root: &Root,
     role: RoleType,
     mut key: SigningKey,
     flag_hint: &str,
 ) -> Result<SigningKey> {
-    match root.signed.id_of(role, key.public()) {
+    match root.id_of(role, key.public()) {
         Some(id) => {
             key.sign_as(id);
             Ok(key)
@@ -92,19 +117,19 @@ pub fn label_key(
 /// Fails unless `root` lists `key` for its role under the id the key signs with: once the
 /// root drops the key, or renames it, what the signer signs would be refused by clients.
 pub fn ensure_key_listed(
-    root: &Signed<Root>,
+    root: &Root,
     role: RoleType,
     key: &SigningKey,
     flag_hint: &str,
 ) -> Result<()> {
-    match root.signed.id_of(role, key.public()).map(hex::encode) {
+    match root.id_of(role, key.public()).map(hex::encode) {
         Some(id) if id == key.key_id() => Ok(()),
         Some(id) => Err(Error::Key {
             path: flag_hint.into(),
             reason: format!(
                 "root version {} lists this {role:?} key under the id {id}, not {}; restart \
                  this signer: it re-signs under the new id",
-                root.signed.version(),
+                root.version,
                 key.key_id()
             ),
         }),
@@ -112,14 +137,14 @@ pub fn ensure_key_listed(
     }
 }
 
-fn not_listed(root: &Signed<Root>, role: RoleType, key: &SigningKey, flag_hint: &str) -> Error {
+fn not_listed(root: &Root, role: RoleType, key: &SigningKey, flag_hint: &str) -> Error {
     Error::Key {
         path: flag_hint.into(),
         reason: format!(
             "key {} is not a {role:?} key in root version {}; pass this role's own key \
                  (tuf-signer init wrote it as KEYS/{}.pem)",
             key.key_id(),
-            root.signed.version(),
+            root.version,
             crate::repository::root::role_name(role)
         ),
     }

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use tough::schema::{RoleType, Snapshot};
 
-use super::{label_key, latest_root, signed_by, RoleSettings};
+use super::{label_key, read_named, signed_by, RoleSettings};
 use crate::canonical::write_string;
 use crate::jobs::{check_meta, SnapshotJob, TimestampJob};
 use crate::keys::SigningKey;
@@ -12,7 +12,10 @@ use crate::repository::layout::write_version_durably;
 use crate::repository::prune::Pruner;
 use crate::repository::signed::{self, sign_canonical};
 use crate::repository::{HashBins, MetaEntry, SPEC_VERSION};
+use crate::schema::{Delegations, Targets};
+use crate::verify::{verify_delegated, RootChain};
 use crate::{Error, Result};
+use serde::de::IgnoredAny;
 
 #[derive(Debug)]
 pub struct SnapshotRole {
@@ -25,12 +28,18 @@ pub struct SnapshotRole {
     pruner: Pruner,
     /// The current snapshot is not signed by this signer's key (a key rotation).
     new_key: bool,
+    /// The roots, to check top-level targets against.
+    chain: RootChain,
+    /// The newest top-level targets verified so far, `(version, delegations)`: what the bins
+    /// a job names are checked against.
+    delegations: Option<(u64, Delegations)>,
 }
 
 impl SnapshotRole {
     pub fn load(settings: RoleSettings, key: SigningKey) -> Result<SnapshotRole> {
         let layout = &settings.layout;
-        let key = label_key(&latest_root(layout)?, RoleType::Snapshot, key, "--key")?;
+        let chain = RootChain::load(layout)?;
+        let key = label_key(&chain.current, RoleType::Snapshot, key, "--key")?;
         let versions = layout.scan_versions()?;
         let all = versions.get("snapshot").cloned().unwrap_or_default();
         let version = *all.last().ok_or_else(|| Error::Repository {
@@ -38,7 +47,11 @@ impl SnapshotRole {
             reason: "no N.snapshot.json on disk; the repository is incomplete".into(),
         })?;
         let path = layout.versioned("snapshot", version);
-        let (snapshot, own) = signed::load::<Snapshot>(&path, "snapshot")?;
+        let (snapshot, own) = signed::load_verified::<Snapshot>(&path, "snapshot", |bytes| {
+            chain
+                .verify_role::<IgnoredAny>(bytes, &path, RoleType::Snapshot)
+                .map(drop)
+        })?;
         let mut meta = BTreeMap::new();
         for (name, m) in &snapshot.signed.meta {
             let entry = MetaEntry::from_metafile(m).ok_or_else(|| Error::Repository {
@@ -60,6 +73,8 @@ impl SnapshotRole {
         }
         Ok(SnapshotRole {
             new_key,
+            chain,
+            delegations: None,
             settings,
             key,
             version,
@@ -71,8 +86,12 @@ impl SnapshotRole {
     }
 
     /// A job may only name targets.json and hashed bins (of any bin count: a change of the
-    /// count brings new names), with sane entries.
-    pub fn check(&self, job: &SnapshotJob) -> Result<()> {
+    /// count brings new names). Its entries are hints: each file newer than the one listed
+    /// is read and verified (top-level targets against the root's targets keys, a bin against
+    /// the keys the newest top-level targets delegates it to), and its version, length and
+    /// sha256 are taken from the bytes. A file that does not verify, or was never written,
+    /// refuses the whole job (see [`read_named`]).
+    pub fn check(&mut self, mut job: SnapshotJob) -> Result<SnapshotJob> {
         if job.meta.is_empty() && !job.refresh_expiry && !job.check_expiry {
             return Err(Error::InvalidJob("the job names no metadata file".into()));
         }
@@ -87,6 +106,82 @@ impl SnapshotRole {
                 )));
             }
             check_meta(name, entry)?;
+        }
+        // What is not newer than what is listed changes nothing (a redelivery, a resync).
+        job.meta
+            .retain(|name, hint| self.meta.get(name).is_none_or(|m| hint.version > m.version));
+        self.refresh_chain()?;
+        // Top-level targets first: the bins are checked against its delegations.
+        let names: Vec<String> = job.meta.keys().cloned().collect();
+        let (top, bins): (Vec<String>, Vec<String>) =
+            names.into_iter().partition(|n| n == "targets.json");
+        for name in top.into_iter().chain(bins) {
+            let version = job.meta[&name].version;
+            match self.verified_entry(&name, version)? {
+                Some(entry) => job.meta.insert(name, entry),
+                None => job.meta.remove(&name),
+            };
+        }
+        Ok(job)
+    }
+
+    /// Reads `version` of `name` (`targets.json` or `bin-….json`) and verifies it; `None`
+    /// when it was superseded and pruned.
+    fn verified_entry(&mut self, name: &str, version: u64) -> Result<Option<MetaEntry>> {
+        let role = name.strip_suffix(".json").unwrap_or(name);
+        let path = self.settings.layout.versioned(role, version);
+        let Some(bytes) = read_named(&self.settings.layout, role, version)? else {
+            return Ok(None);
+        };
+        let refused = |e: Error| Error::InvalidJob(format!("{name} version {version}: {e}"));
+        let targets: Targets = if role == "targets" {
+            self.chain
+                .verify_role(&bytes, &path, RoleType::Targets)
+                .map_err(refused)?
+        } else {
+            let delegations = self.delegations()?;
+            verify_delegated(&bytes, &path, delegations, role).map_err(refused)?
+        };
+        if targets.version.get() != version {
+            return Err(refused(Error::Verify(format!(
+                "the file says it is version {}",
+                targets.version
+            ))));
+        }
+        if role == "targets" {
+            if let Some(d) = &targets.delegations {
+                if self.delegations.as_ref().is_none_or(|(v, _)| *v < version) {
+                    self.delegations = Some((version, d.clone()));
+                }
+            }
+        }
+        Ok(Some(MetaEntry::of(version, &bytes)))
+    }
+
+    /// The delegations of the newest top-level targets verified, reading the listed one
+    /// the first time.
+    fn delegations(&mut self) -> Result<&Delegations> {
+        if self.delegations.is_none() {
+            let version = self
+                .meta
+                .get("targets.json")
+                .map(|m| m.version)
+                .ok_or_else(|| {
+                    Error::InvalidJob("the snapshot lists no targets.json to check bins by".into())
+                })?;
+            let path = self.settings.layout.versioned("targets", version);
+            let bytes = std::fs::read(&path).map_err(Error::io("cannot read metadata", &path))?;
+            let top: Targets = self.chain.verify_role(&bytes, &path, RoleType::Targets)?;
+            self.delegations = Some((version, top.delegations.unwrap_or_default()));
+        }
+        Ok(&self.delegations.as_ref().expect("set above").1)
+    }
+
+    /// Re-reads the root chain when a newer root has appeared.
+    fn refresh_chain(&mut self) -> Result<()> {
+        let next = self.chain.current.version.get() + 1;
+        if self.settings.layout.versioned("root", next).is_file() {
+            self.chain = RootChain::load(&self.settings.layout)?;
         }
         Ok(())
     }

@@ -12,7 +12,7 @@ use tough::schema::{PathSet, RoleType};
 
 use crate::schema::Targets;
 
-use super::{label_key, latest_root, signed_by, RoleSettings};
+use super::{label_key, signed_by, RoleSettings};
 use crate::canonical::write_string;
 use crate::jobs::{NewTarget, SnapshotJob, TargetsJob};
 use crate::keys::SigningKey;
@@ -20,7 +20,9 @@ use crate::repository::layout::write_all_durably;
 use crate::repository::prune::Pruner;
 use crate::repository::signed::{self, sign_canonical};
 use crate::repository::{HashBins, MetaEntry, SPEC_VERSION};
+use crate::verify::{verify_delegated, RootChain};
 use crate::{Error, Result};
+use serde::de::IgnoredAny;
 
 /// Bins encoded and written together, bounding a batch's memory.
 const WRITE_SLICE: usize = 512;
@@ -66,8 +68,11 @@ pub struct TargetsOutcome {
 impl TargetsRole {
     pub fn load(settings: RoleSettings, key: SigningKey) -> Result<TargetsRole> {
         let layout = &settings.layout;
-        let root = latest_root(layout)?;
-        let key = label_key(&root, RoleType::Targets, key, "--key")?;
+        // Every file adopted as state must verify: top-level targets against the root's
+        // targets keys, each bin against the keys top-level targets delegates it to. A file
+        // that does not is never re-signed (issue 10: a planted unsigned bin was).
+        let chain = RootChain::load(layout)?;
+        let key = label_key(&chain.current, RoleType::Targets, key, "--key")?;
         let versions = layout.scan_versions()?;
         let mut pruner = Pruner::new(settings.prune_after);
         let newest = |role: &str| -> Result<u64> {
@@ -83,8 +88,12 @@ impl TargetsRole {
                 })
         };
         let top_version = newest("targets")?;
-        let (top, top_meta) =
-            signed::load::<Targets>(&layout.versioned("targets", top_version), "targets")?;
+        let top_path = layout.versioned("targets", top_version);
+        let (top, top_meta) = signed::load_verified::<Targets>(&top_path, "targets", |bytes| {
+            chain
+                .verify_role::<IgnoredAny>(bytes, &top_path, RoleType::Targets)
+                .map(drop)
+        })?;
         let delegations = top
             .signed
             .delegations
@@ -121,7 +130,9 @@ impl TargetsRole {
         for name in bins.names() {
             let version = newest(&name)?;
             let path = layout.versioned(&name, version);
-            let (bin, meta) = signed::load::<Targets>(&path, "bin")?;
+            let (bin, meta) = signed::load_verified::<Targets>(&path, "bin", |bytes| {
+                verify_delegated::<IgnoredAny>(bytes, &path, delegations, &name).map(drop)
+            })?;
             new_key |= !signed_by(&bin, &key);
             let mut targets = BTreeMap::new();
             for (target_name, t) in bin.signed.targets {

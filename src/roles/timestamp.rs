@@ -1,14 +1,16 @@
 //! The timestamp signer: points `timestamp.json` at the newest snapshot it is told of.
 
-use tough::schema::{RoleType, Timestamp};
+use tough::schema::{RoleType, Snapshot, Timestamp};
 
-use super::{label_key, latest_root, signed_by, RoleSettings};
+use super::{label_key, read_named, signed_by, RoleSettings};
 use crate::jobs::{check_meta, TimestampJob};
 use crate::keys::SigningKey;
 use crate::repository::init::timestamp_for;
 use crate::repository::layout::write_durably;
 use crate::repository::{signed, MetaEntry};
+use crate::verify::RootChain;
 use crate::{Error, Result};
+use serde::de::IgnoredAny;
 
 #[derive(Debug)]
 pub struct TimestampRole {
@@ -19,13 +21,21 @@ pub struct TimestampRole {
     snapshot: MetaEntry,
     /// The current timestamp.json is not signed by this signer's key (a key rotation).
     new_key: bool,
+    /// The roots, to check snapshots against.
+    chain: RootChain,
 }
 
 impl TimestampRole {
     pub fn load(settings: RoleSettings, key: SigningKey) -> Result<TimestampRole> {
         let layout = &settings.layout;
-        let key = label_key(&latest_root(layout)?, RoleType::Timestamp, key, "--key")?;
-        let (ts, _) = signed::load::<Timestamp>(&layout.timestamp(), "timestamp")?;
+        let chain = RootChain::load(layout)?;
+        let key = label_key(&chain.current, RoleType::Timestamp, key, "--key")?;
+        let path = layout.timestamp();
+        let (ts, _) = signed::load_verified::<Timestamp>(&path, "timestamp", |bytes| {
+            chain
+                .verify_role::<IgnoredAny>(bytes, &path, RoleType::Timestamp)
+                .map(drop)
+        })?;
         let snapshot = ts
             .signed
             .meta
@@ -45,6 +55,7 @@ impl TimestampRole {
         }
         Ok(TimestampRole {
             new_key,
+            chain,
             settings,
             key,
             version: ts.signed.version.get(),
@@ -72,12 +83,44 @@ impl TimestampRole {
         Ok(ts.signed.version.get() > self.version)
     }
 
-    pub fn check(&self, job: &TimestampJob) -> Result<()> {
-        match &job.snapshot {
-            Some(meta) => check_meta("snapshot.json", meta),
-            None if job.refresh_expiry || job.check_expiry => Ok(()),
-            None => Err(Error::InvalidJob("the job names no snapshot".into())),
+    /// A job's snapshot entry is a hint: a snapshot newer than the current one is read and
+    /// verified against the root's snapshot keys, and its version, length and sha256 are
+    /// taken from the bytes. One that does not verify, or was never written, refuses the job
+    /// (issue 10: a job naming version 2^64-1 was signed and broke every client).
+    pub fn check(&mut self, mut job: TimestampJob) -> Result<TimestampJob> {
+        let Some(hint) = job.snapshot.take() else {
+            return if job.refresh_expiry || job.check_expiry {
+                Ok(job)
+            } else {
+                Err(Error::InvalidJob("the job names no snapshot".into()))
+            };
+        };
+        check_meta("snapshot.json", &hint)?;
+        if hint.version <= self.snapshot.version {
+            return Ok(job); // nothing newer: a redelivery or a resync
         }
+        let next = self.chain.current.version.get() + 1;
+        if self.settings.layout.versioned("root", next).is_file() {
+            self.chain = RootChain::load(&self.settings.layout)?;
+        }
+        let path = self.settings.layout.versioned("snapshot", hint.version);
+        let Some(bytes) = read_named(&self.settings.layout, "snapshot", hint.version)? else {
+            return Ok(job);
+        };
+        let refused =
+            |e: Error| Error::InvalidJob(format!("snapshot.json version {}: {e}", hint.version));
+        let snapshot: Snapshot = self
+            .chain
+            .verify_role(&bytes, &path, RoleType::Snapshot)
+            .map_err(refused)?;
+        if snapshot.version.get() != hint.version {
+            return Err(refused(Error::Verify(format!(
+                "the file says it is version {}",
+                snapshot.version
+            ))));
+        }
+        job.snapshot = Some(MetaEntry::of(hint.version, &bytes));
+        Ok(job)
     }
 
     /// Writes a new timestamp when a job names a newer snapshot, when asked to refresh it, or

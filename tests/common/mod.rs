@@ -419,7 +419,7 @@ pub fn items_for(releases: &[(String, PathBuf)]) -> Vec<String> {
         .collect()
 }
 
-/// Deletes a test's queues so the broker does not fill up across runs.
+/// Deletes a test's queues and exchanges so the broker does not fill up across runs.
 pub async fn delete_queues(prefix: &str) {
     use lapin::options::QueueDeleteOptions;
     use package_signing::broker::Queue;
@@ -439,6 +439,12 @@ pub async fn delete_queues(prefix: &str) {
             .queue_delete(
                 q.name(prefix).as_str().into(),
                 QueueDeleteOptions::default(),
+            )
+            .await;
+        let _ = channel
+            .exchange_delete(
+                q.exchange(prefix).as_str().into(),
+                lapin::options::ExchangeDeleteOptions::default(),
             )
             .await;
     }
@@ -563,7 +569,8 @@ pub fn wait_ready(proc: &mut Proc) {
     }
 }
 
-/// Publishes a raw body to one of a deployment's queues and waits for the broker's confirm.
+/// Publishes a raw body to one of a deployment's queues (through its exchange) and waits for
+/// the broker's confirm.
 pub async fn publish_raw(prefix: &str, queue: package_signing::broker::Queue, body: &[u8]) {
     use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
     let conn = lapin::Connection::connect(&amqp_url(), lapin::ConnectionProperties::default())
@@ -576,7 +583,7 @@ pub async fn publish_raw(prefix: &str, queue: package_signing::broker::Queue, bo
         .unwrap();
     let confirm = channel
         .basic_publish(
-            "".into(),
+            queue.exchange(prefix).as_str().into(),
             queue.name(prefix).as_str().into(),
             BasicPublishOptions {
                 mandatory: true,

@@ -1,0 +1,243 @@
+//! Issue 10's attacks, against the real broker and files: a job is only a hint, and a file
+//! is trusted only when it verifies against the keys that must have signed it. Whoever can
+//! publish to a signer's queue or write the shared volume, without that role's key, gets
+//! nothing signed: forged jobs go to the dead letters with the reason, planted files stop the
+//! signer that would adopt them, and `validate` names them. Legitimate work goes on and
+//! python-tuf verifies the result.
+
+mod common;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::*;
+use package_signing::broker::Queue;
+use serde_json::{json, Value};
+
+fn sha256(bytes: &[u8]) -> String {
+    hex::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes))
+}
+
+fn newest(repo: &TestRepo, role: &str) -> u64 {
+    repo.layout().scan_versions().unwrap()[role]
+        .last()
+        .copied()
+        .unwrap()
+}
+
+/// Copies `version` of `role` to `at`, with `edit` applied to its `signed` part and the old
+/// signatures kept: what an attacker without the key can write into `metadata/`.
+fn plant(
+    repo: &TestRepo,
+    role: &str,
+    version: u64,
+    at: u64,
+    edit: impl FnOnce(&mut Value),
+) -> (PathBuf, Vec<u8>) {
+    let layout = repo.layout();
+    let mut file: Value =
+        serde_json::from_slice(&std::fs::read(layout.versioned(role, version)).unwrap()).unwrap();
+    file["signed"]["version"] = json!(at);
+    edit(&mut file["signed"]);
+    let bytes = serde_json::to_vec(&file).unwrap();
+    let path = layout.versioned(role, at);
+    std::fs::write(&path, &bytes).unwrap();
+    (path, bytes)
+}
+
+fn meta(version: u64, bytes: &[u8]) -> Value {
+    json!({"version": version, "length": bytes.len(), "sha256": sha256(bytes)})
+}
+
+fn add_release(repo: &TestRepo, prefix: &str, tag: &str) -> Vec<(String, PathBuf)> {
+    let dir = repo.path(&format!("rel-{tag}"));
+    let releases = make_releases(&dir, 3, tag);
+    repo.add_over_broker(prefix, &dir, &[]);
+    releases
+}
+
+fn wait_exit(proc: &mut Proc, timeout: Duration) -> std::process::ExitStatus {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = proc.child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(
+            start.elapsed() < timeout,
+            "still running:\n{}",
+            proc.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn validate(repo: &Path) -> (bool, String) {
+    let out = run(Command::new(CLIENT).args(["validate", "--repo"]).arg(repo));
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+/// Attack 2: jobs that name files the role's signer never wrote (version 2^64-1; an unsigned
+/// snapshot, top-level targets or bin planted in `metadata/`) are dead-lettered with the
+/// reason, and the timestamp and snapshot stay what the real signers made.
+#[tokio::test(flavor = "multi_thread")]
+async fn downstream_signers_sign_only_files_that_verify() {
+    let prefix = unique_prefix("forged");
+    let repo = TestRepo::init(16, &[]);
+    let mut signers = repo.spawn_all_signers(&prefix);
+    for s in signers.iter_mut() {
+        wait_ready(s);
+    }
+    let first = add_release(&repo, &prefix, "a");
+
+    let snapshot = newest(&repo, "snapshot");
+    let top = newest(&repo, "targets");
+    let bin = "bin-0".to_string();
+    let bin_version = newest(&repo, &bin);
+    let far = 1_000_000;
+    let (planted_snapshot, forged_snapshot) =
+        plant(&repo, "snapshot", snapshot, snapshot + far, |_| {});
+    let (planted_top, forged_top) = plant(&repo, "targets", top, top + far, |_| {});
+    let (planted_bin, forged_bin) = plant(&repo, &bin, bin_version, bin_version + far, |s| {
+        s["targets"]["drupal/evil/1.0.0.0"] = json!({"length": 1,
+            "hashes": {"sha256": "a".repeat(64), "sha512": "b".repeat(128)}});
+    });
+    let max = json!({"version": u64::MAX, "length": 1000, "sha256": "c".repeat(64)});
+    let cases: Vec<(Queue, Value, String)> = vec![
+        (
+            Queue::Timestamp,
+            json!({"snapshot": max}),
+            "is not on disk".into(),
+        ),
+        (
+            Queue::Timestamp,
+            json!({"snapshot": meta(snapshot + far, &forged_snapshot)}),
+            "not signed by the Snapshot keys".into(),
+        ),
+        (
+            Queue::Snapshot,
+            json!({"meta": {"targets.json": meta(top + far, &forged_top)}}),
+            "not signed by the Targets keys".into(),
+        ),
+        (
+            Queue::Snapshot,
+            json!({"meta": {format!("{bin}.json"): meta(bin_version + far, &forged_bin)}}),
+            format!("not signed by the keys targets delegates {bin} to"),
+        ),
+        (
+            Queue::Snapshot,
+            json!({"meta": {"targets.json": max}}),
+            "is not on disk".into(),
+        ),
+    ];
+    for (queue, body, _) in &cases {
+        publish_raw(&prefix, *queue, &serde_json::to_vec(body).unwrap()).await;
+    }
+    let dead = drain_dead_letters(&prefix, cases.len(), Duration::from_secs(60)).await;
+    let reasons: HashMap<Vec<u8>, String> = dead.into_iter().collect();
+    for (_, body, want) in &cases {
+        let body = serde_json::to_vec(body).unwrap();
+        let reason = reasons
+            .get(&body)
+            .unwrap_or_else(|| panic!("not dead-lettered: {}", String::from_utf8_lossy(&body)));
+        assert!(
+            reason.contains(want.as_str()),
+            "{reason:?} should say {want:?}"
+        );
+    }
+    for p in [&planted_snapshot, &planted_top, &planted_bin] {
+        std::fs::remove_file(p).unwrap();
+    }
+
+    // Nothing was signed over them: the timestamp names a snapshot the snapshot signer wrote,
+    // which lists the targets signer's files; every signer is up and takes the next release.
+    let timestamp: Value =
+        serde_json::from_slice(&std::fs::read(repo.layout().timestamp()).unwrap()).unwrap();
+    let named = timestamp["signed"]["meta"]["snapshot.json"]["version"]
+        .as_u64()
+        .unwrap();
+    assert!(named < snapshot + far, "timestamp names snapshot {named}");
+    for s in signers.iter_mut() {
+        assert!(s.is_running(), "a signer died:\n{}", s.log_text());
+    }
+    let second = add_release(&repo, &prefix, "b");
+    let snap: Value = serde_json::from_slice(
+        &std::fs::read(
+            repo.layout()
+                .versioned("snapshot", newest(&repo, "snapshot")),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert!(
+        snap["signed"]["meta"]["targets.json"]["version"]
+            .as_u64()
+            .unwrap()
+            < top + far
+    );
+    let all: Vec<_> = first.into_iter().chain(second).collect();
+    let report = ngclient_verify(&repo, &items_for(&all));
+    assert_eq!(report["verified"], all.len());
+    let report = ngclient_verify(&repo, &["!drupal/evil/1.0.0.0".to_string()]);
+    assert_eq!(report["absent"], 1);
+    let (valid, out) = validate(&repo.repo);
+    assert!(valid, "{out}");
+    delete_queues(&prefix).await;
+}
+
+/// Attack 3: an unsigned bin with one extra target, dropped into `metadata/` as the next
+/// version, is never adopted: the targets signer stops on it naming the file, `validate`
+/// names it, and once it is moved away the signer starts and signs as before.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_planted_file_stops_the_signer_that_would_adopt_it() {
+    let prefix = unique_prefix("planted");
+    let repo = TestRepo::init(16, &[]);
+    let mut signers = repo.spawn_all_signers(&prefix);
+    for s in signers.iter_mut() {
+        wait_ready(s);
+    }
+    let first = add_release(&repo, &prefix, "a");
+    let bin = "bin-3";
+    let version = newest(&repo, bin);
+    let (planted, _) = plant(&repo, bin, version, version + 1, |s| {
+        s["targets"]["drupal/evil/1.0.0.0"] = json!({"length": 1,
+            "hashes": {"sha256": "a".repeat(64), "sha512": "b".repeat(128)}});
+    });
+    let name = planted.file_name().unwrap().to_str().unwrap().to_string();
+
+    let (valid, out) = validate(&repo.repo);
+    assert!(!valid, "{out}");
+    assert!(
+        out.contains(&name) && out.contains("not signed by the keys targets delegates"),
+        "{out}"
+    );
+
+    signers[0].kill();
+    let mut restarted = repo.spawn_signer("targets", &prefix, &[]);
+    let status = wait_exit(&mut restarted, Duration::from_secs(30));
+    assert!(!status.success());
+    let log = restarted.log_text();
+    assert!(
+        log.contains(&name) && log.contains("will not adopt or re-sign it"),
+        "{log}"
+    );
+    // Not re-signed: no newer version of the bin was written over the planted one.
+    assert_eq!(newest(&repo, bin), version + 1);
+
+    std::fs::rename(&planted, repo.path("quarantined.json")).unwrap();
+    signers[0] = repo.spawn_signer("targets", &prefix, &[]);
+    wait_ready(&mut signers[0]);
+    let second = add_release(&repo, &prefix, "b");
+    let all: Vec<_> = first.into_iter().chain(second).collect();
+    let report = ngclient_verify(&repo, &items_for(&all));
+    assert_eq!(report["verified"], all.len());
+    let report = ngclient_verify(&repo, &["!drupal/evil/1.0.0.0".to_string()]);
+    assert_eq!(report["absent"], 1);
+    let (valid, out) = validate(&repo.repo);
+    assert!(valid, "{out}");
+    delete_queues(&prefix).await;
+}
