@@ -37,6 +37,9 @@ pub struct TargetsJob {
     /// Re-spread every target over this many bins (`tuf-client bins --count N`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bins: Option<u32>,
+    /// When the submitter signed it (see [`crate::submission`]); not part of the job's JSON.
+    #[serde(skip)]
+    pub issued: Option<jiff::Timestamp>,
 }
 
 fn is_false(b: &bool) -> bool {

@@ -159,19 +159,48 @@ pub fn load_public(path: &Path) -> Result<Key> {
     })?;
     if let Ok(parsed) = pem::parse(&bytes) {
         if parsed.tag() == "PUBLIC KEY" {
-            let der = parsed.contents();
-            return match der.strip_prefix(&ED25519_SPKI_PREFIX[..]) {
-                Some(raw) if raw.len() == 32 => Ok(public_key(raw)),
-                _ => Err(Error::Key {
-                    path: path.into(),
-                    reason: "not an ed25519 public key; only ed25519 is supported (make one \
-                             with `openssl genpkey -algorithm ED25519`)"
-                        .into(),
-                }),
-            };
+            return public_from_spki(parsed.contents(), path);
         }
     }
     Ok(SigningKey::load(path)?.public().clone())
+}
+
+/// Reads every `PUBLIC KEY` block of a PEM file (one or more ed25519 public keys, as
+/// `openssl pkey -pubout` writes them, concatenated).
+pub fn load_public_keys(path: &Path) -> Result<Vec<Key>> {
+    let bytes = std::fs::read(path).map_err(|source| Error::Key {
+        path: path.into(),
+        reason: format!("cannot read it ({source})"),
+    })?;
+    let blocks = pem::parse_many(&bytes).map_err(|e| Error::Key {
+        path: path.into(),
+        reason: format!("not a PEM file: {e}"),
+    })?;
+    let keys = blocks
+        .iter()
+        .filter(|b| b.tag() == "PUBLIC KEY")
+        .map(|b| public_from_spki(b.contents(), path))
+        .collect::<Result<Vec<_>>>()?;
+    if keys.is_empty() {
+        return Err(Error::Key {
+            path: path.into(),
+            reason: "holds no PUBLIC KEY block (make one with `openssl pkey -in key.pem -pubout`)"
+                .into(),
+        });
+    }
+    Ok(keys)
+}
+
+fn public_from_spki(der: &[u8], path: &Path) -> Result<Key> {
+    match der.strip_prefix(&ED25519_SPKI_PREFIX[..]) {
+        Some(raw) if raw.len() == 32 => Ok(public_key(raw)),
+        _ => Err(Error::Key {
+            path: path.into(),
+            reason: "not an ed25519 public key; only ed25519 is supported (make one with \
+                     `openssl genpkey -algorithm ED25519`)"
+                .into(),
+        }),
+    }
 }
 
 /// A public key as PEM (SubjectPublicKeyInfo), the form keyholders exchange.

@@ -7,6 +7,7 @@
 //! - [`verify`]: signatures, thresholds and meta checks, for the client, `validate` and root.
 //! - [`repository`]: the files on disk: names, durable writes, hashed bins, `init`.
 //! - [`jobs`]: the messages that flow between the roles, and the checks on them.
+//! - [`submission`]: targets jobs signed by the packaging pipeline, and the replay rule.
 //! - [`roles`]: what each online role does with a batch of jobs (targets, snapshot, timestamp).
 //! - [`broker`]: how jobs travel: RabbitMQ, or an in-process queue for the embedded mode.
 //! - [`worker`]: the loop every signer runs: take a batch, sign, write, hand on, acknowledge.
@@ -26,6 +27,7 @@ pub mod logging;
 pub mod repository;
 pub mod roles;
 pub mod schema;
+pub mod submission;
 pub mod verify;
 pub mod worker;
 

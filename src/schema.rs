@@ -52,6 +52,18 @@ pub struct Targets {
     pub _extra: HashMap<String, Value>,
 }
 
+/// What a signer needs of a file another signer wrote, which it has verified: its `_type`
+/// and version, and for top-level targets its delegations. The rest (a snapshot's meta, a
+/// bin's targets) is skipped unparsed: the file's bytes are what is listed.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Header {
+    #[serde(rename = "_type")]
+    pub kind: String,
+    pub version: NonZeroU64,
+    #[serde(default)]
+    pub delegations: Option<Delegations>,
+}
+
 /// TUF 1.0 §4.5 DELEGATIONS: the keys of the delegated roles, and the roles in order.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
 pub struct Delegations {

@@ -23,6 +23,17 @@ pub(crate) struct Authority<'a> {
     threshold: u64,
 }
 
+impl<'a> Authority<'a> {
+    /// Any one of `keys` (the submitter keys of [`crate::submission`]).
+    pub(crate) fn any_of(keys: &'a KeyMap) -> Authority<'a> {
+        Authority {
+            keys,
+            keyids: keys.keys().map(hex::encode).collect(),
+            threshold: 1,
+        }
+    }
+}
+
 /// Refuses a key map (a root's, or a delegation's) that lists one public key under two ids:
 /// signatures under both would otherwise count twice towards a threshold.
 pub(crate) fn refuse_duplicate_keys(keys: &KeyMap, whose: &str) -> Result<()> {
@@ -56,45 +67,67 @@ pub(crate) fn unverified<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Resul
         .ok_or_else(|| fail(format!("{what} does not parse")))
 }
 
-/// Parses `bytes` and checks the signatures against `authority`.
+/// A metadata file as it is on disk: the signatures, and the `signed` object's own bytes.
+#[derive(serde::Deserialize)]
+struct Envelope<'a> {
+    #[serde(borrow)]
+    signatures: Vec<SignatureRef<'a>>,
+    #[serde(borrow)]
+    signed: &'a serde_json::value::RawValue,
+}
+
+#[derive(serde::Deserialize)]
+struct SignatureRef<'a> {
+    #[serde(borrow)]
+    keyid: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    sig: std::borrow::Cow<'a, str>,
+}
+
+/// Parses `bytes` and checks the signatures against `authority`; returns the `signed` part.
+///
+/// A signature is checked over the canonical JSON of `signed` (TUF 1.0 §4.1). Files written
+/// by our signers are canonical already, so each signature is first checked over the bytes
+/// of `signed` as they are: valid there, the key holder signed exactly those bytes, and the
+/// (costly, for a large snapshot) re-encoding is skipped.
 pub(crate) fn verify<T: DeserializeOwned>(
     bytes: &[u8],
     what: &str,
     authority: &Authority<'_>,
 ) -> Result<T> {
-    let value: Value =
-        serde_json::from_slice(bytes).map_err(|e| fail(format!("{what}: not JSON: {e}")))?;
-    let signed = value
-        .get("signed")
-        .ok_or_else(|| fail(format!("{what}: no \"signed\" object")))?;
-    let signatures = value
-        .get("signatures")
-        .and_then(Value::as_array)
-        .ok_or_else(|| fail(format!("{what}: no signatures")))?;
-    let message = canonical::value_to_vec(signed, what)?;
+    let envelope: Envelope = serde_json::from_slice(bytes)
+        .map_err(|e| fail(format!("{what}: not a signed metadata file: {e}")))?;
+    let raw = envelope.signed.get().as_bytes();
+    let mut canonical: Option<Vec<u8>> = None;
     // The keys that signed validly; each counts once, whatever id it signed under.
     let mut valid: Vec<&Key> = Vec::new();
-    for sig in signatures {
-        let (Some(keyid), Some(sig_hex)) = (
-            sig.get("keyid").and_then(Value::as_str),
-            sig.get("sig").and_then(Value::as_str),
-        ) else {
-            continue;
-        };
-        if !authority.keyids.iter().any(|k| k == keyid) {
+    for sig in &envelope.signatures {
+        if !authority.keyids.iter().any(|k| *k == sig.keyid) {
             continue;
         }
         let key = authority
             .keys
             .iter()
-            .find(|(id, _)| hex::encode(id) == keyid)
+            .find(|(id, _)| hex::encode(id) == sig.keyid)
             .map(|(_, k)| k);
-        if let (Some(key), Ok(sig_bytes)) = (key, hex::decode(sig_hex)) {
-            if !valid.iter().any(|v| keys::same_key(v, key))
-                && keys::verify(key, &message, &sig_bytes)
-            {
-                valid.push(key);
+        let (Some(key), Ok(sig_bytes)) = (key, hex::decode(sig.sig.as_bytes())) else {
+            continue;
+        };
+        if valid.iter().any(|v| keys::same_key(v, key)) {
+            continue;
+        }
+        let mut ok = keys::verify(key, raw, &sig_bytes);
+        if !ok {
+            if canonical.is_none() {
+                let value: Value = serde_json::from_slice(raw)
+                    .map_err(|e| fail(format!("{what}: not JSON: {e}")))?;
+                canonical = Some(canonical::value_to_vec(&value, what)?);
             }
+            let message = canonical.as_deref().expect("set above");
+            ok = message != raw && keys::verify(key, message, &sig_bytes);
+        }
+        if ok {
+            valid.push(key);
         }
     }
     if (valid.len() as u64) < authority.threshold {
@@ -104,8 +137,7 @@ pub(crate) fn verify<T: DeserializeOwned>(
             authority.threshold
         )));
     }
-    serde_json::from_value(signed.clone())
-        .map_err(|e| fail(format!("{what}: not valid metadata: {e}")))
+    serde_json::from_slice(raw).map_err(|e| fail(format!("{what}: not valid metadata: {e}")))
 }
 
 pub(crate) fn root_authority(root: &Root, role: RoleType) -> Result<Authority<'_>> {

@@ -33,6 +33,11 @@ pub trait Stage: Send + 'static {
     /// Whether `tuf-client pause` stops this role taking jobs.
     const PAUSABLE: bool = false;
 
+    /// Reads a job off the queue; an [`Error::InvalidJob`] sends it to the dead letters.
+    fn decode(&self, body: &[u8]) -> Result<Self::Job> {
+        serde_json::from_slice(body)
+            .map_err(|e| Error::InvalidJob(format!("not a {} job: {e}", Self::NAME)))
+    }
     /// Refuses a job that must not be applied (the reason goes with it to the dead letters),
     /// or returns what to apply: a job's contents are hints, and a role replaces what it can
     /// check (the version, length and hashes of a file it names) with what it read and
@@ -78,8 +83,13 @@ impl Stage for TargetsRole {
     const QUEUE: Queue = Queue::Targets;
     const PAUSABLE: bool = true;
 
+    /// Only a submission signed by a trusted submitter key, within the allowed age (or the
+    /// signer's own expiry reminder): see [`crate::submission`].
+    fn decode(&self, body: &[u8]) -> Result<TargetsJob> {
+        self.submissions().open(body)
+    }
     fn check(&mut self, job: TargetsJob) -> Result<TargetsJob> {
-        job.check().map(|()| job)
+        TargetsRole::check(self, &job).map(|()| job)
     }
     fn apply(&mut self, jobs: &[TargetsJob]) -> Result<(Option<Vec<u8>>, usize)> {
         let out = TargetsRole::apply(self, jobs)?;
@@ -433,8 +443,8 @@ async fn serve<S: Stage>(
         let mut jobs = Vec::with_capacity(batch.len());
         let mut rejected = 0;
         for delivery in &batch {
-            let job = serde_json::from_slice::<S::Job>(&delivery.body)
-                .map_err(|e| Error::InvalidJob(format!("not a {} job: {e}", S::NAME)))
+            let job = stage
+                .decode(&delivery.body)
                 .and_then(|job| tokio::task::block_in_place(|| stage.check(job)));
             match job {
                 Ok(job) => jobs.push(job),

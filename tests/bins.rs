@@ -13,12 +13,10 @@ fn published_bins(repo: &TestRepo) -> usize {
 }
 
 fn client(repo: &TestRepo, prefix: &str, args: &[&str]) -> String {
-    let out = run(Command::new(CLIENT).args(args).args([
-        "--amqp",
-        &amqp_url(),
-        "--queue-prefix",
-        prefix,
-    ]));
+    let out = run(Command::new(CLIENT)
+        .env("TUF_SUBMITTER_KEY", repo.submitter_key())
+        .args(args)
+        .args(["--amqp", &amqp_url(), "--queue-prefix", prefix]));
     assert!(
         out.status.success(),
         "{}",
@@ -137,6 +135,7 @@ async fn bin_count_change_survives_a_kill_at_every_point() {
     repo.add_over_broker(&prefix, &repo.path("rel-b"), &[]);
     releases.extend(more);
     let out = run(Command::new(CLIENT)
+        .env("TUF_SUBMITTER_KEY", repo.submitter_key())
         .args([
             "bins",
             "--count",

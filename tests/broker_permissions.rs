@@ -9,9 +9,7 @@ mod common;
 use std::process::Command;
 
 use common::*;
-use lapin::options::{
-    BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions,
-};
+use lapin::options::{BasicConsumeOptions, BasicPublishOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
 use package_signing::broker::amqp::AmqpConfig;
 use package_signing::broker::{Endpoint, Queue};
@@ -75,14 +73,7 @@ async fn refused_to_declare(url: &str, queue: &str) -> bool {
 /// Whether the broker refuses `url`'s user a publish to `exchange`: refused means the channel
 /// is closed (403) before the confirm comes.
 async fn refused_to_publish(url: &str, exchange: &str, routing_key: &str) -> bool {
-    let conn = lapin::Connection::connect(url, lapin::ConnectionProperties::default())
-        .await
-        .unwrap();
-    let channel = conn.create_channel().await.unwrap();
-    channel
-        .confirm_select(ConfirmSelectOptions::default())
-        .await
-        .unwrap();
+    let (_conn, channel) = confirming_channel(url).await;
     let publish = channel
         .basic_publish(
             exchange.into(),

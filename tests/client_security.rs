@@ -51,6 +51,7 @@ fn add(s: &Setup, tag: &str) -> Vec<(String, std::path::PathBuf)> {
     let dir = s.repo.path(&format!("rel-{tag}"));
     let releases = make_releases(&dir, 3, tag);
     let out = run(Command::new(CLIENT)
+        .env("TUF_SUBMITTER_KEY", s.repo.submitter_key())
         .args(["add-targets", "--inbox"])
         .arg(&s.inbox)
         .arg("--targets-dir")

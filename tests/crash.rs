@@ -20,6 +20,7 @@ fn newest_versions(repo: &TestRepo) -> HashMap<String, u64> {
 
 fn submit(repo: &TestRepo, prefix: &str, inputs: &[String], wait: bool) {
     let mut cmd = Command::new(CLIENT);
+    cmd.env("TUF_SUBMITTER_KEY", repo.submitter_key());
     cmd.args([
         "add-targets",
         "--amqp",

@@ -10,8 +10,8 @@ use common::*;
 use package_signing::broker::Queue;
 use serde_json::json;
 
-fn add(name: &str, length: serde_json::Value, sha256: &str) -> Vec<u8> {
-    serde_json::to_vec(&json!({"add": [{"name": name, "length": length, "hashes": {"sha256": sha256, "sha512": "b".repeat(128)}}]})).unwrap()
+fn add(name: &str, length: serde_json::Value, sha256: &str) -> serde_json::Value {
+    json!({"add": [{"name": name, "length": length, "hashes": {"sha256": sha256, "sha512": "b".repeat(128)}}]})
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -23,19 +23,22 @@ async fn malformed_jobs_go_to_the_dead_letter_queue_with_their_reason() {
         wait_ready(s);
     }
     let good_hash = "a".repeat(64);
+    // Targets jobs signed with the submitter key, as the packaging pipeline sends them: what
+    // is checked is the job inside.
+    let signed = |job: serde_json::Value| repo.submission(&job);
     let cases: Vec<(Queue, Vec<u8>, &str)> = vec![
         (Queue::Targets, b"this is not json".to_vec(), "not a targets job"),
-        (Queue::Targets, br#"{"add":[],"frobnicate":true}"#.to_vec(), "unknown field"),
-        (Queue::Targets, b"{}".to_vec(), "adds and removes nothing"),
-        (Queue::Targets, add("../etc/passwd", json!(1), &good_hash), ". or .. segment"),
-        (Queue::Targets, add("drupal/../../x", json!(1), &good_hash), ". or .. segment"),
-        (Queue::Targets, add("/etc/passwd", json!(1), &good_hash), "absolute"),
-        (Queue::Targets, add("drupal/a\u{0}b", json!(1), &good_hash), "control character"),
-        (Queue::Targets, add("", json!(1), &good_hash), "is empty"),
-        (Queue::Targets, add(&"a".repeat(2000), json!(1), &good_hash), "the limit is 1024"),
-        (Queue::Targets, add("drupal/x/1.0.0.0", json!(1u64 << 50), &good_hash), "larger than any release"),
-        (Queue::Targets, add("drupal/x/1.0.0.0", json!(-1), &good_hash), "not a targets job"),
-        (Queue::Targets, add("drupal/x/1.0.0.0", json!(1), "zz"), "sha256 must be 64"),
+        (Queue::Targets, signed(json!({"add":[],"frobnicate":true})), "unknown field"),
+        (Queue::Targets, signed(json!({})), "adds and removes nothing"),
+        (Queue::Targets, signed(add("../etc/passwd", json!(1), &good_hash)), ". or .. segment"),
+        (Queue::Targets, signed(add("drupal/../../x", json!(1), &good_hash)), ". or .. segment"),
+        (Queue::Targets, signed(add("/etc/passwd", json!(1), &good_hash)), "absolute"),
+        (Queue::Targets, signed(add("drupal/a\u{0}b", json!(1), &good_hash)), "control character"),
+        (Queue::Targets, signed(add("", json!(1), &good_hash)), "is empty"),
+        (Queue::Targets, signed(add(&"a".repeat(2000), json!(1), &good_hash)), "the limit is 1024"),
+        (Queue::Targets, signed(add("drupal/x/1.0.0.0", json!(1u64 << 50), &good_hash)), "larger than any release"),
+        (Queue::Targets, signed(add("drupal/x/1.0.0.0", json!(-1), &good_hash)), "not a targets job"),
+        (Queue::Targets, signed(add("drupal/x/1.0.0.0", json!(1), "zz")), "sha256 must be 64"),
         (
             Queue::Snapshot,
             serde_json::to_vec(&json!({"meta": {"bin-zzz.json": {"version": 9, "length": 10, "sha256": good_hash}}})).unwrap(),
@@ -80,7 +83,7 @@ async fn malformed_jobs_go_to_the_dead_letter_queue_with_their_reason() {
             &bytes,
         ));
         let body = json!({"add": [{"name": name, "length": bytes.len(), "hashes": {"sha256": sha256, "sha512": sha512}}]});
-        publish_raw(&prefix, Queue::Targets, &serde_json::to_vec(&body).unwrap()).await;
+        publish_raw(&prefix, Queue::Targets, &repo.submission(&body)).await;
     }
     repo.wait_covered(expected_for(&releases), Duration::from_secs(60));
     delete_queues(&prefix).await;

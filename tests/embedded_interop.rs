@@ -48,7 +48,9 @@ fn embedded_mode_keeps_bad_jobs_and_survives_a_restart() {
     std::fs::create_dir_all(&inbox).unwrap();
     std::fs::write(
         inbox.join("0001-bad.json"),
-        br#"{"add":[{"name":"../x","length":1,"hashes":{"sha256":"","sha512":""}}]}"#,
+        repo.submission(&serde_json::json!(
+            {"add":[{"name":"../x","length":1,"hashes":{"sha256":"","sha512":""}}]}
+        )),
     )
     .unwrap();
     let reason = inbox.join("dead-letter/0001-bad.reason");
@@ -74,6 +76,7 @@ fn embedded_mode_keeps_bad_jobs_and_survives_a_restart() {
     signer.kill();
     let releases = make_releases(&repo.path("rel"), 40, "e");
     let out = run(Command::new(CLIENT)
+        .env("TUF_SUBMITTER_KEY", repo.submitter_key())
         .args(["add-targets", "--inbox"])
         .arg(&inbox)
         .arg(repo.path("rel")));

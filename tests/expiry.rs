@@ -50,6 +50,7 @@ fn metadata_is_re_signed_before_it_expires_and_on_request() {
         .name(0);
     let bins_before = newest(&repo, &bin);
     let out = run(Command::new(CLIENT)
+        .env("TUF_SUBMITTER_KEY", repo.submitter_key())
         .args(["refresh-expiry", "--inbox"])
         .arg(&inbox));
     assert!(

@@ -13,6 +13,7 @@ use package_signing::broker::Queue;
 
 fn client(args: &[&str], repo: &TestRepo) -> String {
     let out = run(Command::new(CLIENT)
+        .env("TUF_SUBMITTER_KEY", repo.submitter_key())
         .args(args)
         .arg("--repo")
         .arg(&repo.repo));
@@ -144,6 +145,7 @@ fn embedded_mode_pauses_and_resumes_too() {
     wait_log(&signer, "paused (tuf-client resume", 1);
     let held = make_releases(&repo.path("rel"), 6, "e");
     let out = run(Command::new(CLIENT)
+        .env("TUF_SUBMITTER_KEY", repo.submitter_key())
         .args(["add-targets", "--inbox"])
         .arg(&inbox)
         .arg("--targets-dir")

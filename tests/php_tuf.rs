@@ -207,6 +207,7 @@ fn composer_release(dir: &Path, project: &str, versions: &[&str]) -> Vec<(String
 
 fn client_cmd(prefix: &str, args: &[&str], repo: &TestRepo) -> String {
     ok(run(Command::new(CLIENT)
+        .env("TUF_SUBMITTER_KEY", repo.submitter_key())
         .args(args)
         .args(["--amqp", &amqp_url(), "--queue-prefix", prefix, "--wait"])
         .arg("--repo")

@@ -99,6 +99,7 @@ async fn thousand_releases_through_three_signer_processes_verify_with_python_tuf
     // Removing releases: they disappear for python-tuf too.
     let removed: Vec<&str> = all.iter().take(5).map(|(n, _)| n.as_str()).collect();
     let out = run(Command::new(CLIENT)
+        .env("TUF_SUBMITTER_KEY", repo.submitter_key())
         .args([
             "remove-targets",
             "--amqp",

@@ -58,6 +58,30 @@ fn add_release(repo: &TestRepo, prefix: &str, tag: &str) -> Vec<(String, PathBuf
     releases
 }
 
+/// A 16-bin repository, its three signers over the broker, and a first release signed.
+fn running(tag: &str) -> (String, TestRepo, Vec<Proc>, Vec<(String, PathBuf)>) {
+    let prefix = unique_prefix(tag);
+    let repo = TestRepo::init(16, &[]);
+    let mut signers = repo.spawn_all_signers(&prefix);
+    for s in signers.iter_mut() {
+        wait_ready(s);
+    }
+    let first = add_release(&repo, &prefix, "a");
+    (prefix, repo, signers, first)
+}
+
+/// python-tuf verifies every release and finds no trace of the attackers' targets, and
+/// `validate` finds nothing wrong.
+fn honest(repo: &TestRepo, releases: Vec<(String, PathBuf)>) {
+    let report = ngclient_verify(repo, &items_for(&releases));
+    assert_eq!(report["verified"], releases.len());
+    let attackers = ["!drupal/evil/1.0.0.0", "!drupal/core/99.0.0.0"].map(String::from);
+    let report = ngclient_verify(repo, &attackers);
+    assert_eq!(report["absent"], attackers.len());
+    let (valid, out) = validate(&repo.repo);
+    assert!(valid, "{out}");
+}
+
 fn wait_exit(proc: &mut Proc, timeout: Duration) -> std::process::ExitStatus {
     let start = Instant::now();
     loop {
@@ -86,13 +110,7 @@ fn validate(repo: &Path) -> (bool, String) {
 /// reason, and the timestamp and snapshot stay what the real signers made.
 #[tokio::test(flavor = "multi_thread")]
 async fn downstream_signers_sign_only_files_that_verify() {
-    let prefix = unique_prefix("forged");
-    let repo = TestRepo::init(16, &[]);
-    let mut signers = repo.spawn_all_signers(&prefix);
-    for s in signers.iter_mut() {
-        wait_ready(s);
-    }
-    let first = add_release(&repo, &prefix, "a");
+    let (prefix, repo, mut signers, first) = running("forged");
 
     let snapshot = newest(&repo, "snapshot");
     let top = newest(&repo, "targets");
@@ -179,13 +197,7 @@ async fn downstream_signers_sign_only_files_that_verify() {
             .unwrap()
             < top + far
     );
-    let all: Vec<_> = first.into_iter().chain(second).collect();
-    let report = ngclient_verify(&repo, &items_for(&all));
-    assert_eq!(report["verified"], all.len());
-    let report = ngclient_verify(&repo, &["!drupal/evil/1.0.0.0".to_string()]);
-    assert_eq!(report["absent"], 1);
-    let (valid, out) = validate(&repo.repo);
-    assert!(valid, "{out}");
+    honest(&repo, first.into_iter().chain(second).collect());
     delete_queues(&prefix).await;
 }
 
@@ -194,13 +206,7 @@ async fn downstream_signers_sign_only_files_that_verify() {
 /// names it, and once it is moved away the signer starts and signs as before.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_planted_file_stops_the_signer_that_would_adopt_it() {
-    let prefix = unique_prefix("planted");
-    let repo = TestRepo::init(16, &[]);
-    let mut signers = repo.spawn_all_signers(&prefix);
-    for s in signers.iter_mut() {
-        wait_ready(s);
-    }
-    let first = add_release(&repo, &prefix, "a");
+    let (prefix, repo, mut signers, first) = running("planted");
     let bin = "bin-3";
     let version = newest(&repo, bin);
     let (planted, _) = plant(&repo, bin, version, version + 1, |s| {
@@ -232,12 +238,149 @@ async fn a_planted_file_stops_the_signer_that_would_adopt_it() {
     signers[0] = repo.spawn_signer("targets", &prefix, &[]);
     wait_ready(&mut signers[0]);
     let second = add_release(&repo, &prefix, "b");
-    let all: Vec<_> = first.into_iter().chain(second).collect();
-    let report = ngclient_verify(&repo, &items_for(&all));
-    assert_eq!(report["verified"], all.len());
-    let report = ngclient_verify(&repo, &["!drupal/evil/1.0.0.0".to_string()]);
+    honest(&repo, first.into_iter().chain(second).collect());
+    delete_queues(&prefix).await;
+}
+
+fn release_job(name: &str, content: &[u8]) -> Value {
+    let sha512 = hex::encode(aws_lc_rs::digest::digest(
+        &aws_lc_rs::digest::SHA512,
+        content,
+    ));
+    json!({"add": [{"name": name, "length": content.len(),
+        "hashes": {"sha256": sha256(content), "sha512": sha512}}]})
+}
+
+fn bin_versions(repo: &TestRepo) -> HashMap<String, u64> {
+    repo.layout()
+        .scan_versions()
+        .unwrap()
+        .into_iter()
+        .filter(|(role, _)| role.starts_with("bin-"))
+        .map(|(role, v)| (role, *v.last().unwrap()))
+        .collect()
+}
+
+/// Attack 1 and the replay rule: the targets signer applies only jobs signed by the
+/// submitter key, issued recently, and newer than the last change to each name. An unsigned
+/// job (what any broker user could send), one signed by another key or tampered with, a stale
+/// one and one from the future are dead-lettered; a replayed add does not undo a later
+/// remove; replayed refresh jobs re-sign nothing; a job older than a lost ledger is refused.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_targets_signer_applies_only_fresh_signed_submissions() {
+    let (prefix, repo, mut signers, first) = running("submit");
+    let evil = release_job("drupal/core/99.0.0.0", b"evil");
+    let now = jiff::Timestamp::now();
+    let hours = |h: i64| jiff::SignedDuration::from_hours(h);
+    let (stranger, _) = package_signing::keys::SigningKey::generate().unwrap();
+    let mut tampered: Value =
+        serde_json::from_slice(&repo.submission(&release_job("drupal/core/1.0.0.0", b"fine")))
+            .unwrap();
+    tampered["signed"]["job"] = evil.clone();
+    let cases: Vec<(Vec<u8>, &str)> = vec![
+        (serde_json::to_vec(&evil).unwrap(), "unsigned"),
+        (
+            submission_signed_by(&stranger, &evil, now),
+            "not signed by a submitter key this signer trusts",
+        ),
+        (
+            serde_json::to_vec(&tampered).unwrap(),
+            "not signed by a submitter key this signer trusts",
+        ),
+        (repo.submission_issued(&evil, now - hours(25)), "stale"),
+        (
+            repo.submission_issued(&evil, now + hours(1)),
+            "ahead of this signer's clock",
+        ),
+    ];
+    for (body, _) in &cases {
+        publish_raw(&prefix, Queue::Targets, body).await;
+    }
+    let dead = drain_dead_letters(&prefix, cases.len(), Duration::from_secs(60)).await;
+    let reasons: HashMap<Vec<u8>, String> = dead.into_iter().collect();
+    for (body, want) in &cases {
+        let reason = reasons
+            .get(body)
+            .unwrap_or_else(|| panic!("not dead-lettered: {}", String::from_utf8_lossy(body)));
+        assert!(reason.contains(want), "{reason:?} should say {want:?}");
+    }
+
+    // A replayed add does not undo the remove that followed it.
+    let layout = repo.layout();
+    let (x, x_file) = ("drupal/replay/1.0.0.0", repo.path("x"));
+    std::fs::write(&x_file, b"first").unwrap();
+    std::fs::create_dir_all(layout.targets_dir().join("drupal/replay")).unwrap();
+    std::fs::copy(&x_file, layout.targets_dir().join(x)).unwrap();
+    let add_x = repo.submission(&release_job(x, b"first"));
+    publish_raw(&prefix, Queue::Targets, &add_x).await;
+    repo.wait_covered(
+        [(x.to_string(), Some((5, sha256(b"first"))))].into(),
+        Duration::from_secs(60),
+    );
+    publish_raw(
+        &prefix,
+        Queue::Targets,
+        &repo.submission(&json!({"remove": [x]})),
+    )
+    .await;
+    repo.wait_covered([(x.to_string(), None)].into(), Duration::from_secs(60));
+    publish_raw(&prefix, Queue::Targets, &add_x).await;
+
+    // Replayed refresh jobs: the first re-signs every bin, its replays nothing.
+    let refresh = repo.submission(&json!({"refresh_expiry": true}));
+    let before = bin_versions(&repo);
+    publish_raw(&prefix, Queue::Targets, &refresh).await;
+    let start = Instant::now();
+    while bin_versions(&repo).iter().any(|(b, v)| *v == before[b]) {
+        assert!(start.elapsed() < Duration::from_secs(60), "never refreshed");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let refreshed = bin_versions(&repo);
+    for _ in 0..3 {
+        publish_raw(&prefix, Queue::Targets, &refresh).await;
+    }
+    // A marker after the replays: once it is covered, they have all been handled.
+    let marker = ("drupal/marker/1.0.0.0", b"marker".as_slice());
+    publish_raw(
+        &prefix,
+        Queue::Targets,
+        &repo.submission(&release_job(marker.0, marker.1)),
+    )
+    .await;
+    repo.wait_covered(
+        [
+            (marker.0.to_string(), Some((6, sha256(marker.1)))),
+            (x.to_string(), None),
+        ]
+        .into(),
+        Duration::from_secs(60),
+    );
+    let moved: Vec<_> = bin_versions(&repo)
+        .into_iter()
+        .filter(|(b, v)| *v != refreshed[b])
+        .collect();
+    assert_eq!(moved.len(), 1, "replays re-signed bins: {moved:?}");
+    assert!(signers[0].log_text().contains("superseded"));
+
+    // A lost ledger: what was issued before the signer started a new one is refused.
+    let issued_before = jiff::Timestamp::now() - jiff::SignedDuration::from_secs(60);
+    signers[0].kill();
+    std::fs::remove_file(repo.repo.join("control/submissions.jsonl")).unwrap();
+    signers[0] = repo.spawn_signer("targets", &prefix, &[]);
+    wait_ready(&mut signers[0]);
+    let old = repo.submission_issued(&evil, issued_before);
+    publish_raw(&prefix, Queue::Targets, &old).await;
+    let dead = drain_dead_letters(&prefix, 1, Duration::from_secs(60)).await;
+    assert_eq!(dead.len(), 1);
+    assert!(
+        dead[0].1.contains("before the submission ledger began"),
+        "{}",
+        dead[0].1
+    );
+
+    let second = add_release(&repo, &prefix, "b");
+    honest(&repo, first.into_iter().chain(second).collect());
+    let report = ngclient_verify(&repo, &[format!("!{x}")]);
     assert_eq!(report["absent"], 1);
-    let (valid, out) = validate(&repo.repo);
-    assert!(valid, "{out}");
     delete_queues(&prefix).await;
 }

@@ -11,9 +11,11 @@ use std::time::{Duration, Instant};
 use aws_lc_rs::digest::{digest, SHA256, SHA512};
 use clap::Parser;
 use package_signing::broker::amqp::AmqpConfig;
-use package_signing::broker::{Endpoint, Queue};
+use package_signing::broker::Endpoint;
 use package_signing::client::coverage::{Coverage, Expected};
+use package_signing::client::submit::{Route, Sink};
 use package_signing::jobs::{NewTarget, TargetHashes, TargetsJob};
+use package_signing::keys::SigningKey;
 use package_signing::repository::Layout;
 
 /// Measures throughput, latency under load, per-add cost as the repository grows, and the
@@ -116,22 +118,14 @@ async fn wait_covered(layout: &Layout, mut pending: Expected) {
     }
 }
 
-async fn bulk(
-    endpoint: &Endpoint,
-    layout: &Layout,
-    targets: &[NewTarget],
-    job_size: usize,
-) -> Duration {
+async fn bulk(sink: &Sink, layout: &Layout, targets: &[NewTarget], job_size: usize) -> Duration {
     let start = Instant::now();
     for chunk in targets.chunks(job_size) {
         let job = TargetsJob {
             add: chunk.to_vec(),
             ..Default::default()
         };
-        endpoint
-            .publish(Queue::Targets, &serde_json::to_vec(&job).unwrap())
-            .await
-            .unwrap();
+        sink.send(&job, 0).await.unwrap();
     }
     wait_covered(layout, expected(targets)).await;
     start.elapsed()
@@ -139,13 +133,7 @@ async fn bulk(
 
 /// Publishes one release every 1/rate s for `secs`, and measures each one's time from
 /// publish to the first timestamp.json that covers it.
-async fn latency(
-    endpoint: &Endpoint,
-    layout: &Layout,
-    rate: u32,
-    secs: u64,
-    tag: &str,
-) -> Vec<f64> {
+async fn latency(sink: &Sink, layout: &Layout, rate: u32, secs: u64, tag: &str) -> Vec<f64> {
     let total = (rate as u64 * secs) as usize;
     let interval = Duration::from_secs_f64(1.0 / rate as f64);
     let mut sent: HashMap<String, Instant> = HashMap::new();
@@ -164,10 +152,7 @@ async fn latency(
             };
             sent.insert(t.name.clone(), Instant::now());
             pending.insert(t.name.clone(), Some((t.length, t.hashes.sha256.clone())));
-            endpoint
-                .publish(Queue::Targets, &serde_json::to_vec(&job).unwrap())
-                .await
-                .unwrap();
+            sink.send(&job, 0).await.unwrap();
             next_send += interval;
             i += 1;
         }
@@ -285,6 +270,11 @@ async fn main() {
     )
     .await
     .unwrap();
+    // Every job signed with the submitter key, as the packaging pipeline sends them.
+    let sink = Sink {
+        route: Route::Broker(endpoint),
+        key: SigningKey::load(&keys.join("submitter.pem")).unwrap(),
+    };
     wait_ready(&work);
 
     // Three runs on a fresh repository: the first fills it to `bulk`, the others add as many
@@ -294,7 +284,7 @@ async fn main() {
         let targets: Vec<NewTarget> = (run * args.bulk..(run + 1) * args.bulk)
             .map(|i| target(i, "bulk"))
             .collect();
-        let took = bulk(&endpoint, &layout, &targets, args.job_size).await;
+        let took = bulk(&sink, &layout, &targets, args.job_size).await;
         rates.push(args.bulk as f64 / took.as_secs_f64());
     }
     let runs: Vec<String> = rates.iter().map(|r| format!("{r:.0}")).collect();
@@ -308,7 +298,7 @@ async fn main() {
     );
     let filled = 3 * args.bulk;
 
-    let l = latency(&endpoint, &layout, args.rate, args.latency_secs, "small").await;
+    let l = latency(&sink, &layout, args.rate, args.latency_secs, "small").await;
     let small_p50 = pct(&l, 0.5);
     println!(
         "latency at {:>7} targets, {} releases/s   p50 {:>7.1} ms   p99 {:>7.1} ms",
@@ -320,14 +310,14 @@ async fn main() {
 
     if args.large > filled {
         let more: Vec<NewTarget> = (filled..args.large).map(|i| target(i, "bulk")).collect();
-        let took = bulk(&endpoint, &layout, &more, args.job_size).await;
+        let took = bulk(&sink, &layout, &more, args.job_size).await;
         println!(
             "grow to {} targets                    {:>10.0} targets/s ({:.2} s)",
             args.large,
             more.len() as f64 / took.as_secs_f64(),
             took.as_secs_f64()
         );
-        let l = latency(&endpoint, &layout, args.rate, args.latency_secs, "large").await;
+        let l = latency(&sink, &layout, args.rate, args.latency_secs, "large").await;
         println!(
             "latency at {:>7} targets, {} releases/s   p50 {:>7.1} ms   p99 {:>7.1} ms   (per-add cost {:.2}x of {} targets)",
             args.large,
@@ -348,10 +338,7 @@ async fn main() {
             bins: Some(rebin),
             ..Default::default()
         };
-        endpoint
-            .publish(Queue::Targets, &serde_json::to_vec(&job).unwrap())
-            .await
-            .unwrap();
+        sink.send(&job, 0).await.unwrap();
         while !package_signing::client::status::published_bins(&layout)
             .is_ok_and(|n| n == rebin as usize)
         {

@@ -12,9 +12,10 @@ use package_signing::client::coverage::{Coverage, Expected};
 use package_signing::client::download::{download, Outcome};
 use package_signing::client::fetch::{base_url, Fetcher};
 use package_signing::client::status;
-use package_signing::client::submit::{collect, describe, publish_file, Sink};
+use package_signing::client::submit::{collect, describe, publish_file, Route, Sink};
 use package_signing::client::trust::TrustedMetadata;
 use package_signing::jobs::{check_target_name, SnapshotJob, TargetsJob, TimestampJob};
+use package_signing::keys::SigningKey;
 use package_signing::repository::control::Control;
 use package_signing::repository::expiry::parse_duration;
 use package_signing::repository::Layout;
@@ -209,6 +210,23 @@ struct SendArgs {
     /// Targets per job message.
     #[arg(long, default_value_t = 500)]
     batch_size: usize,
+    /// The packaging pipeline's key, which signs every targets job (`tuf-signer init` wrote
+    /// it as KEYS/submitter.pem): the targets signer applies no other.
+    #[arg(long, env = "TUF_SUBMITTER_KEY", value_name = "FILE")]
+    submitter_key: Option<PathBuf>,
+}
+
+impl SendArgs {
+    fn submitter_key(&self) -> Result<SigningKey> {
+        let file = self.submitter_key.as_ref().ok_or_else(|| {
+            Error::Usage(
+                "targets jobs are signed: give --submitter-key FILE (or TUF_SUBMITTER_KEY), the \
+                 key `tuf-signer init` wrote as KEYS/submitter.pem"
+                    .into(),
+            )
+        })?;
+        SigningKey::load(file)
+    }
 }
 
 #[derive(Args)]
@@ -450,11 +468,13 @@ async fn refresh_expiry(send: &SendArgs, role: Option<&str>) -> Result<()> {
     let bodies: Vec<(Queue, Vec<u8>)> = match role {
         None | Some("targets") => vec![(
             Queue::Targets,
-            serde_json::to_vec(&TargetsJob {
-                refresh_expiry: true,
-                ..Default::default()
-            })
-            .expect("serialises"),
+            package_signing::submission::sign(
+                &TargetsJob {
+                    refresh_expiry: true,
+                    ..Default::default()
+                },
+                &send.submitter_key()?,
+            )?,
         )],
         Some("snapshot") => vec![(
             Queue::Snapshot,
@@ -497,15 +517,17 @@ async fn refresh_expiry(send: &SendArgs, role: Option<&str>) -> Result<()> {
 }
 
 async fn sink_for(send: &SendArgs) -> Result<Sink> {
-    Ok(match (&send.inbox, send.broker.config()?) {
-        (Some(dir), _) => Sink::Inbox(dir.clone()),
-        (None, Some(config)) => Sink::Broker(Endpoint::amqp(&config, None, 1).await?),
+    let key = send.submitter_key()?;
+    let route = match (&send.inbox, send.broker.config()?) {
+        (Some(dir), _) => Route::Inbox(dir.clone()),
+        (None, Some(config)) => Route::Broker(Endpoint::amqp(&config, None, 1).await?),
         (None, None) => {
             return Err(Error::Usage(
                 "where should the job go? --amqp URL (or AMQP_URL) for signers over RabbitMQ, or --inbox DIR for `tuf-signer run --all --inbox DIR`".into(),
             ))
         }
-    })
+    };
+    Ok(Sink { route, key })
 }
 
 async fn submit(

@@ -1,6 +1,6 @@
 //! `tuf-signer`: create a TUF repository, and run its online signers.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -8,9 +8,12 @@ use package_signing::broker::memory::MemoryBroker;
 use package_signing::cli;
 use package_signing::keys::{load_public, KeyIdRule, SigningKey};
 use package_signing::repository::expiry::parse_duration;
-use package_signing::repository::init::{find_key, init, InitOptions};
+use package_signing::repository::init::{
+    find_key, init, InitOptions, LEDGER_FILE, SUBMITTER, SUBMITTERS_FILE,
+};
 use package_signing::repository::{root, Expiries, Layout};
 use package_signing::roles::{latest_root, RoleSettings, SnapshotRole, TargetsRole, TimestampRole};
+use package_signing::submission::Policy;
 use package_signing::worker::{self, Connector, WorkerOptions};
 use package_signing::{Error, Result};
 
@@ -55,7 +58,7 @@ enum Command {
         #[arg(long)]
         key_folders: bool,
         /// Give ROLE's key to user UID (repeatable; init must run as root), e.g.
-        /// --key-owner targets=10001.
+        /// --key-owner targets=10001 (ROLE may also be submitter, the packaging pipeline's key).
         #[arg(long = "key-owner", value_name = "ROLE=UID", value_parser = parse_owner)]
         key_owners: Vec<(String, u32)>,
         /// Make the repository's folders writable by group GID (shared by the agents' users).
@@ -203,6 +206,19 @@ struct RunArgs {
     /// timestamp is re-signed once 12 hours are left). Checked at start, then regularly.
     #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u8).range(1..=99))]
     refresh_left_percent: u8,
+    /// Targets: the submitter public keys whose jobs it applies (PEM, one or more PUBLIC KEY
+    /// blocks). Default: submitters.pub beside the targets key, where init wrote it.
+    #[arg(long, env = "TUF_SUBMITTERS", value_name = "FILE")]
+    submitters: Option<PathBuf>,
+    /// Targets: refuse jobs issued longer ago than this (a replay, or a job that waited too
+    /// long: submit it again). Also how long the submission ledger remembers.
+    #[arg(long, default_value = "24h")]
+    max_job_age: String,
+    /// Targets: the submission ledger, what the replay rule remembers (see README, "Threat
+    /// model"). Put it on a volume only the targets signer writes. Default:
+    /// REPO/control/submissions.jsonl.
+    #[arg(long, env = "TUF_SUBMISSION_LEDGER", value_name = "FILE")]
+    submission_ledger: Option<PathBuf>,
     #[command(flatten)]
     expiry: ExpiryArgs,
 }
@@ -249,9 +265,9 @@ fn parse_owner(text: &str) -> std::result::Result<(String, u32), String> {
     let (role, uid) = text
         .split_once('=')
         .ok_or("write ROLE=UID, e.g. targets=10001")?;
-    if !["targets", "snapshot", "timestamp", "root"].contains(&role) {
+    if !["targets", "snapshot", "timestamp", "root", "submitter"].contains(&role) {
         return Err(format!(
-            "{role}: not a role (root, targets, snapshot, timestamp)"
+            "{role}: not a key init makes (root, targets, snapshot, timestamp, submitter)"
         ));
     }
     Ok((
@@ -312,6 +328,14 @@ async fn dispatch(command: Command) -> Result<()> {
             println!(
                 "Move {} to offline storage: no signer needs it.",
                 find_key(&keys, "root").display()
+            );
+            println!(
+                "The packaging pipeline signs its jobs with {} (tuf-client --submitter-key); \
+                 the targets signer trusts the key in {}.",
+                find_key(&keys, SUBMITTER).display(),
+                find_key(&keys, "targets")
+                    .with_file_name(SUBMITTERS_FILE)
+                    .display()
             );
             println!(
                 "Next: tuf-signer run --all --repo {} --keys {} --inbox ./inbox",
@@ -416,7 +440,33 @@ fn root_command(command: RootCommand) -> Result<()> {
 }
 
 async fn run(args: RunArgs) -> Result<()> {
+    let targets_key = match (&args.role, &args.key, &args.keys) {
+        (Some(RoleArg::Targets), Some(key), _) => Some(key.clone()),
+        (None, _, Some(keys)) => Some(find_key(keys, "targets")),
+        _ => None,
+    };
+    let submissions = match targets_key {
+        Some(key) => {
+            let file = args
+                .submitters
+                .clone()
+                .unwrap_or_else(|| key.parent().unwrap_or(Path::new(".")).join(SUBMITTERS_FILE));
+            let ledger = args.submission_ledger.clone().unwrap_or_else(|| {
+                Layout::new(&args.repo)
+                    .root
+                    .join("control")
+                    .join(LEDGER_FILE)
+            });
+            Some(Policy::load(
+                &file,
+                parse_duration(&args.max_job_age)?,
+                ledger,
+            )?)
+        }
+        None => None,
+    };
     let settings = RoleSettings {
+        submissions,
         refresh_window: f64::from(args.refresh_left_percent) / 100.0,
         layout: Layout::new(&args.repo),
         expiries: args.expiry.parse()?,

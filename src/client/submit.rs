@@ -8,21 +8,29 @@ use aws_lc_rs::digest::{Context, SHA256, SHA512};
 use crate::broker::memory::submit_to_inbox;
 use crate::broker::{Endpoint, Queue};
 use crate::jobs::{check_target_name, NewTarget, TargetHashes, TargetsJob};
+use crate::keys::SigningKey;
 use crate::repository::layout::{create_dir, write_durably};
+use crate::submission;
 use crate::{Error, Result};
 
 /// Where jobs go: the broker, or the inbox of `tuf-signer run --all` without one.
-pub enum Sink {
+pub enum Route {
     Broker(Endpoint),
     Inbox(PathBuf),
 }
 
+/// Sends targets jobs, each signed with the submitter key (see [`crate::submission`]).
+pub struct Sink {
+    pub route: Route,
+    pub key: SigningKey,
+}
+
 impl Sink {
     pub async fn send(&self, job: &TargetsJob, seq: usize) -> Result<()> {
-        let body = serde_json::to_vec(job).expect("jobs serialise");
-        match self {
-            Sink::Broker(endpoint) => endpoint.publish(Queue::Targets, &body).await,
-            Sink::Inbox(dir) => submit_to_inbox(dir, &body, seq).map(|_| ()),
+        let body = submission::sign(job, &self.key)?;
+        match &self.route {
+            Route::Broker(endpoint) => endpoint.publish(Queue::Targets, &body).await,
+            Route::Inbox(dir) => submit_to_inbox(dir, &body, seq).map(|_| ()),
         }
     }
 }

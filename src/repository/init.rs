@@ -23,6 +23,16 @@ use crate::{Error, Result};
 /// `KEYS/root.pem` and belongs offline: move it away once init is done.
 pub const KEY_ROLES: [&str; 4] = ["root", "targets", "snapshot", "timestamp"];
 
+/// The packaging pipeline's key, `KEYS/submitter.pem`, with which it signs every targets job
+/// (see [`crate::submission`]); no metadata lists it.
+pub const SUBMITTER: &str = "submitter";
+
+/// The submitter public keys the targets signer trusts, written beside the targets key.
+pub const SUBMITTERS_FILE: &str = "submitters.pub";
+
+/// The submission ledger's file name in `REPO/control/`.
+pub const LEDGER_FILE: &str = "submissions.jsonl";
+
 pub struct InitOptions {
     pub repo: PathBuf,
     pub keys: PathBuf,
@@ -80,7 +90,7 @@ pub fn init(opts: &InitOptions, mut progress: impl FnMut(usize, usize)) -> Resul
                 .into(),
         });
     }
-    for role in KEY_ROLES {
+    for role in KEY_ROLES.iter().chain(&[SUBMITTER]) {
         let path = new_key_path(opts, role);
         if path.exists() {
             return Err(Error::Key {
@@ -105,20 +115,26 @@ pub fn init(opts: &InitOptions, mut progress: impl FnMut(usize, usize)) -> Resul
 
     let mut keys = HashMap::new();
     let mut key_ids = Vec::new();
-    for role in KEY_ROLES {
+    for role in KEY_ROLES.iter().chain(&[SUBMITTER]) {
         let (key, pem) = SigningKey::generate()?;
         let path = new_key_path(opts, role);
         if opts.key_folders {
             create_private_dir(path.parent().expect("key files have a folder"), 0o700)?;
         }
         SigningKey::save_pem(&pem, &path)?;
-        if let Some((_, uid)) = opts.key_owners.iter().find(|(r, _)| r == role) {
-            ownership::give(&path, *uid)?;
-            if opts.key_folders {
-                ownership::give(path.parent().expect("has a folder"), *uid)?;
-            }
-        }
-        keys.insert(role, key);
+        give_to_owner(opts, role, &path)?;
+        keys.insert(*role, key);
+    }
+    // The targets signer applies only jobs signed by a key in this file.
+    let submitters = new_key_path(opts, "targets").with_file_name(SUBMITTERS_FILE);
+    let public = keys::public_pem(keys[SUBMITTER].public()).expect("an ed25519 key");
+    write_durably(&submitters, public.as_bytes())?;
+    give_to_owner(opts, "targets", &submitters)?;
+    // What the targets signer's replay rule remembers; it appends to it.
+    let ledger = layout.root.join("control").join(LEDGER_FILE);
+    crate::submission::Ledger::create(&ledger)?;
+    if let Some((_, uid)) = opts.key_owners.iter().find(|(r, _)| r == "targets") {
+        ownership::give(&ledger, *uid)?;
     }
 
     let root = build_root(&keys, opts.expiries, opts.key_id_rule)?;
@@ -130,6 +146,7 @@ pub fn init(opts: &InitOptions, mut progress: impl FnMut(usize, usize)) -> Resul
         key.sign_as(id);
         key_ids.push((role.to_string(), key.key_id().to_string()));
     }
+    key_ids.push((SUBMITTER.to_string(), keys[SUBMITTER].key_id().to_string()));
     let root_file = sign(&root, 1, &[&keys["root"]], "root")?;
     write_version_durably(&layout.versioned("root", 1), &root_file.bytes)?;
     write_durably(&layout.metadata_dir().join("root.json"), &root_file.bytes)?;
@@ -183,6 +200,17 @@ pub fn init(opts: &InitOptions, mut progress: impl FnMut(usize, usize)) -> Resul
         key_ids,
         files_written: total + 5,
     })
+}
+
+/// With `--key-owner ROLE=UID`: `path` (and, with `--key-folders`, its folder) to that user.
+fn give_to_owner(opts: &InitOptions, role: &str, path: &Path) -> Result<()> {
+    if let Some((_, uid)) = opts.key_owners.iter().find(|(r, _)| r == role) {
+        ownership::give(path, *uid)?;
+        if opts.key_folders {
+            ownership::give(path.parent().expect("has a folder"), *uid)?;
+        }
+    }
+    Ok(())
 }
 
 fn build_root(

@@ -30,6 +30,9 @@ pub struct RoleSettings {
     /// Re-sign a role when less than this fraction of its lifetime is left (0.5: a 1-day
     /// timestamp is re-signed once less than 12 hours remain).
     pub refresh_window: f64,
+    /// Whose targets jobs the targets signer applies (see [`crate::submission`]); the other
+    /// roles take jobs only from the signer upstream and leave it `None`.
+    pub submissions: Option<crate::submission::Policy>,
 }
 
 /// Whether metadata expiring at `expires`, whose lifetime is `lifetime`, is inside the

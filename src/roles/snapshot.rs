@@ -12,7 +12,7 @@ use crate::repository::layout::write_version_durably;
 use crate::repository::prune::Pruner;
 use crate::repository::signed::{self, sign_canonical};
 use crate::repository::{HashBins, MetaEntry, SPEC_VERSION};
-use crate::schema::{Delegations, Targets};
+use crate::schema::{Delegations, Header};
 use crate::verify::{verify_delegated, RootChain};
 use crate::{Error, Result};
 use serde::de::IgnoredAny;
@@ -134,7 +134,7 @@ impl SnapshotRole {
             return Ok(None);
         };
         let refused = |e: Error| Error::InvalidJob(format!("{name} version {version}: {e}"));
-        let targets: Targets = if role == "targets" {
+        let header: Header = if role == "targets" {
             self.chain
                 .verify_role(&bytes, &path, RoleType::Targets)
                 .map_err(refused)?
@@ -142,17 +142,22 @@ impl SnapshotRole {
             let delegations = self.delegations()?;
             verify_delegated(&bytes, &path, delegations, role).map_err(refused)?
         };
-        if targets.version.get() != version {
+        if header.kind != "targets" || header.version.get() != version {
             return Err(refused(Error::Verify(format!(
-                "the file says it is version {}",
-                targets.version
+                "the file says it is {} version {}",
+                header.kind, header.version
             ))));
         }
         if role == "targets" {
-            if let Some(d) = &targets.delegations {
-                if self.delegations.as_ref().is_none_or(|(v, _)| *v < version) {
-                    self.delegations = Some((version, d.clone()));
-                }
+            // Bins are signed with the same key: a bin planted as N.targets.json would
+            // verify, and clients would find no delegations and so no targets.
+            let Some(d) = header.delegations.filter(|d| !d.roles.is_empty()) else {
+                return Err(refused(Error::Verify(
+                    "top-level targets that delegates to no bin".into(),
+                )));
+            };
+            if self.delegations.as_ref().is_none_or(|(v, _)| *v < version) {
+                self.delegations = Some((version, d));
             }
         }
         Ok(Some(MetaEntry::of(version, &bytes)))
@@ -171,7 +176,7 @@ impl SnapshotRole {
                 })?;
             let path = self.settings.layout.versioned("targets", version);
             let bytes = std::fs::read(&path).map_err(Error::io("cannot read metadata", &path))?;
-            let top: Targets = self.chain.verify_role(&bytes, &path, RoleType::Targets)?;
+            let top: Header = self.chain.verify_role(&bytes, &path, RoleType::Targets)?;
             self.delegations = Some((version, top.delegations.unwrap_or_default()));
         }
         Ok(&self.delegations.as_ref().expect("set above").1)

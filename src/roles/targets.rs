@@ -20,6 +20,7 @@ use crate::repository::layout::write_all_durably;
 use crate::repository::prune::Pruner;
 use crate::repository::signed::{self, sign_canonical};
 use crate::repository::{HashBins, MetaEntry, SPEC_VERSION};
+use crate::submission::{Ledger, Policy};
 use crate::verify::{verify_delegated, RootChain};
 use crate::{Error, Result};
 use serde::de::IgnoredAny;
@@ -56,6 +57,8 @@ pub struct TargetsRole {
     /// Some file is not signed by this signer's key, or the delegations name another key (a
     /// key rotation): top-level targets and every bin are re-signed with this key at once.
     new_key: bool,
+    /// What the replay rule remembers of the submissions applied.
+    ledger: Ledger,
 }
 
 /// What one batch did, for the log line and the tests.
@@ -73,6 +76,11 @@ impl TargetsRole {
         // that does not is never re-signed (issue 10: a planted unsigned bin was).
         let chain = RootChain::load(layout)?;
         let key = label_key(&chain.current, RoleType::Targets, key, "--key")?;
+        let ledger = Ledger::open(settings.submissions.as_ref().ok_or_else(|| {
+            Error::Usage(
+                "the targets signer needs the submitter keys it trusts (--submitters)".into(),
+            )
+        })?)?;
         let versions = layout.scan_versions()?;
         let mut pruner = Pruner::new(settings.prune_after);
         let newest = |role: &str| -> Result<u64> {
@@ -178,6 +186,7 @@ impl TargetsRole {
         }
         Ok(TargetsRole {
             new_key,
+            ledger,
             settings,
             key,
             bins,
@@ -210,7 +219,37 @@ impl TargetsRole {
     /// Applies a batch: every touched bin gets one new version, written durably before this
     /// returns. The snapshot job lists every bin the batch named, changed or not, so that a
     /// redelivered batch (already signed before a crash) still reaches the snapshot.
+    ///
+    /// Of each job only what is newer than the last change to the same name is applied, in
+    /// the order the jobs were issued, and the ledger records it once the files are durable
+    /// (see [`crate::submission`]).
     pub fn apply(&mut self, jobs: &[TargetsJob]) -> Result<TargetsOutcome> {
+        let mut ordered: Vec<&TargetsJob> = jobs.iter().collect();
+        ordered.sort_by_key(|j| j.issued);
+        let mut newer = Vec::with_capacity(jobs.len());
+        for job in ordered {
+            newer.extend(self.ledger.newer(job));
+        }
+        let outcome = self.apply_newer(&newer)?;
+        self.ledger.commit()?;
+        Ok(outcome)
+    }
+
+    /// Refuses what the ledger cannot vouch for (see [`Ledger::check_since`]).
+    pub fn check(&self, job: &TargetsJob) -> Result<()> {
+        job.check()?;
+        self.ledger.check_since(job)
+    }
+
+    /// The submission policy this signer was started with.
+    pub fn submissions(&self) -> &Policy {
+        self.settings
+            .submissions
+            .as_ref()
+            .expect("load refuses to start without one")
+    }
+
+    fn apply_newer(&mut self, jobs: &[TargetsJob]) -> Result<TargetsOutcome> {
         let mut named = BTreeSet::new();
         let mut changed = BTreeSet::new();
         for job in jobs {

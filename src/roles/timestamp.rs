@@ -1,6 +1,6 @@
 //! The timestamp signer: points `timestamp.json` at the newest snapshot it is told of.
 
-use tough::schema::{RoleType, Snapshot, Timestamp};
+use tough::schema::{RoleType, Timestamp};
 
 use super::{label_key, read_named, signed_by, RoleSettings};
 use crate::jobs::{check_meta, TimestampJob};
@@ -8,6 +8,7 @@ use crate::keys::SigningKey;
 use crate::repository::init::timestamp_for;
 use crate::repository::layout::write_durably;
 use crate::repository::{signed, MetaEntry};
+use crate::schema::Header;
 use crate::verify::RootChain;
 use crate::{Error, Result};
 use serde::de::IgnoredAny;
@@ -109,14 +110,14 @@ impl TimestampRole {
         };
         let refused =
             |e: Error| Error::InvalidJob(format!("snapshot.json version {}: {e}", hint.version));
-        let snapshot: Snapshot = self
+        let snapshot: Header = self
             .chain
             .verify_role(&bytes, &path, RoleType::Snapshot)
             .map_err(refused)?;
-        if snapshot.version.get() != hint.version {
+        if snapshot.kind != "snapshot" || snapshot.version.get() != hint.version {
             return Err(refused(Error::Verify(format!(
-                "the file says it is version {}",
-                snapshot.version
+                "the file says it is {} version {}",
+                snapshot.kind, snapshot.version
             ))));
         }
         job.snapshot = Some(MetaEntry::of(hint.version, &bytes));

@@ -87,6 +87,23 @@ impl TestRepo {
         TestRepo { dir, repo, keys }
     }
 
+    /// The packaging pipeline's key, which signs every targets job.
+    pub fn submitter_key(&self) -> PathBuf {
+        self.keys.join("submitter.pem")
+    }
+
+    /// `job` (any JSON, well-formed or not) signed as a submission issued now, as the
+    /// packaging pipeline sends it.
+    pub fn submission(&self, job: &serde_json::Value) -> Vec<u8> {
+        self.submission_issued(job, jiff::Timestamp::now())
+    }
+
+    /// The same, issued at `issued`.
+    pub fn submission_issued(&self, job: &serde_json::Value, issued: jiff::Timestamp) -> Vec<u8> {
+        let key = package_signing::keys::SigningKey::load(&self.submitter_key()).unwrap();
+        submission_signed_by(&key, job, issued)
+    }
+
     pub fn layout(&self) -> Layout {
         Layout::new(&self.repo)
     }
@@ -138,6 +155,8 @@ impl TestRepo {
             .arg(key)
             .args(["--amqp", &amqp_url(), "--queue-prefix", prefix])
             .args(extra)
+            // Where init put them, wherever the key comes from (a rotation's new key).
+            .env("TUF_SUBMITTERS", self.keys.join("submitters.pub"))
             .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
@@ -187,6 +206,7 @@ impl TestRepo {
         args: &[A],
     ) -> String {
         ok(run(Command::new(CLIENT)
+            .env("TUF_SUBMITTER_KEY", self.submitter_key())
             .args(["add-targets", "--inbox"])
             .arg(inbox)
             .arg("--targets-dir")
@@ -209,6 +229,7 @@ impl TestRepo {
     /// `tuf-client add-targets` over the broker, returning once the job is queued.
     pub fn submit_over_broker(&self, prefix: &str, input: &Path, extra: &[&str]) -> String {
         let out = run(Command::new(CLIENT)
+            .env("TUF_SUBMITTER_KEY", self.submitter_key())
             .args([
                 "add-targets",
                 "--amqp",
@@ -243,6 +264,17 @@ impl TestRepo {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
+}
+
+/// `job` signed as a submission by `key`, issued at `issued`.
+pub fn submission_signed_by(
+    key: &package_signing::keys::SigningKey,
+    job: &serde_json::Value,
+    issued: jiff::Timestamp,
+) -> Vec<u8> {
+    let body = serde_json::json!({"_type": "submission", "issued": issued, "job": job});
+    let signed = package_signing::canonical::value_to_vec(&body, "submission").unwrap();
+    package_signing::repository::signed::sign_canonical(&signed, 0, &[key]).bytes
 }
 
 pub fn run(cmd: &mut Command) -> Output {
@@ -569,18 +601,24 @@ pub fn wait_ready(proc: &mut Proc) {
     }
 }
 
-/// Publishes a raw body to one of a deployment's queues (through its exchange) and waits for
-/// the broker's confirm.
-pub async fn publish_raw(prefix: &str, queue: package_signing::broker::Queue, body: &[u8]) {
-    use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
-    let conn = lapin::Connection::connect(&amqp_url(), lapin::ConnectionProperties::default())
+/// A connection to `url` and a channel on it with publisher confirms on.
+pub async fn confirming_channel(url: &str) -> (lapin::Connection, lapin::Channel) {
+    let conn = lapin::Connection::connect(url, lapin::ConnectionProperties::default())
         .await
         .unwrap();
     let channel = conn.create_channel().await.unwrap();
     channel
-        .confirm_select(ConfirmSelectOptions::default())
+        .confirm_select(lapin::options::ConfirmSelectOptions::default())
         .await
         .unwrap();
+    (conn, channel)
+}
+
+/// Publishes a raw body to one of a deployment's queues (through its exchange) and waits for
+/// the broker's confirm.
+pub async fn publish_raw(prefix: &str, queue: package_signing::broker::Queue, body: &[u8]) {
+    use lapin::options::BasicPublishOptions;
+    let (_conn, channel) = confirming_channel(&amqp_url()).await;
     let confirm = channel
         .basic_publish(
             queue.exchange(prefix).as_str().into(),

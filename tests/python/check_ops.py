@@ -4,7 +4,8 @@
   (nix/agents.json plus rabbitmq), from the project's registry path;
 - every AMQP_URL in the compose files logs in as a user the rabbitmq image's definitions
   create, with the password whose hash is there, and each agent uses its own user;
-- each signer mounts only its own key volume, and no service mounts the root key but tuf-init.
+- each signer mounts only its own key volume, the packaging pipeline only the submitter key
+  volume, and no service mounts the root key but tuf-init.
 Prints one line per check; exits 1 on the first failure.
 """
 import base64
@@ -62,6 +63,9 @@ for path in sorted((root / ".ddev").glob("docker-compose.*.yaml")):
             role = {"delegated-targets-signer": "targets"}.get(name, name.removesuffix("-signer"))
             if keys != [f"tuf-keys-{role}"]:
                 fail(f"{path.name}: {name} mounts key volumes {keys}, expected only tuf-keys-{role}")
+        elif name == "packaging-pipeline":
+            if keys != ["tuf-keys-submitter"]:
+                fail(f"{path.name}: {name} mounts key volumes {keys}, expected only tuf-keys-submitter")
         elif name != "tuf-init" and keys:
             fail(f"{path.name}: {name} mounts key volumes {keys}")
         if name != "tuf-init" and any("root-key" in m for m in mounts):

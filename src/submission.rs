@@ -1,0 +1,390 @@
+//! Signed submissions: the packaging pipeline signs every targets job with its submitter key,
+//! and the targets signer applies only jobs signed by a submitter key it is configured with,
+//! and of each job only what is newer than what it already applied.
+//!
+//! On the wire a submission is signed the way TUF metadata is (the signature covers the
+//! canonical JSON of `signed`):
+//!
+//! ```text
+//! {"signatures":[{"keyid":"…","sig":"…"}],
+//!  "signed":{"_type":"submission","issued":"2026-11-29T12:00:00.123456789Z","job":{"add":[…]}}}
+//! ```
+//!
+//! The replay rule, so that a captured job replayed later can neither undo a later change
+//! nor force endless full re-signs:
+//! 1. A job issued more than `--max-job-age` ago (24 hours by default), or more than
+//!    [`MAX_AHEAD`] ahead of the signer's clock, is refused (dead-lettered, with the reason).
+//! 2. Every target name, and each of the kinds `bins` and `refresh_expiry`, remembers the
+//!    issue time of the newest job applied to it. The part of a job issued at or before that
+//!    time is skipped as superseded: a replay, an older job overtaken by a newer one, or a
+//!    batch redelivered after a crash (already applied).
+//! 3. The jobs of one batch are applied in the order they were issued.
+//!
+//! What rule 2 remembers is kept in the [`Ledger`], a file the targets signer appends to once
+//! a batch's files are durable; entries older than the maximum age are dropped (rule 1
+//! covers them). The one unsigned job the targets signer takes is its own expiry reminder
+//! (`{"check_expiry":true}`), which re-signs only what is about to expire.
+
+use std::collections::HashMap;
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use crate::jobs::{ExpiryCheck, Job, TargetsJob};
+use crate::keys::{key_id, load_public_keys, KeyIdRule, SigningKey};
+use crate::repository::layout::write_durably;
+use crate::repository::signed::{hex_decoded, sign_canonical};
+use crate::schema::KeyMap;
+use crate::verify::{verify, Authority};
+use crate::{canonical, Error, Result};
+
+/// How far ahead of the signer's clock a job may say it was issued (clock skew).
+pub const MAX_AHEAD: Duration = Duration::from_secs(300);
+
+/// The `_type` of a submission.
+const KIND: &str = "submission";
+
+/// What a submitter signs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Body {
+    #[serde(rename = "_type")]
+    kind: String,
+    issued: Timestamp,
+    job: TargetsJob,
+}
+
+/// Signs `job` as issued now: the bytes to send to the targets queue or inbox.
+pub fn sign(job: &TargetsJob, key: &SigningKey) -> Result<Vec<u8>> {
+    sign_issued(job, key, Timestamp::now())
+}
+
+/// Signs `job` as issued at `issued`.
+pub fn sign_issued(job: &TargetsJob, key: &SigningKey, issued: Timestamp) -> Result<Vec<u8>> {
+    let body = Body {
+        kind: KIND.into(),
+        issued,
+        job: job.clone(),
+    };
+    let signed = canonical::to_vec(&body, "submission")?;
+    Ok(sign_canonical(&signed, 0, &[key]).bytes)
+}
+
+/// The submitter keys the targets signer trusts, and how old a job it still takes.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    submitters: Arc<KeyMap>,
+    pub max_age: Duration,
+    /// Where the [`Ledger`] is kept.
+    pub ledger: PathBuf,
+}
+
+impl Policy {
+    /// Reads the submitter public keys (one or more PEM `PUBLIC KEY` blocks) from `file`.
+    pub fn load(file: &Path, max_age: Duration, ledger: PathBuf) -> Result<Policy> {
+        let mut keys = KeyMap::new();
+        for key in load_public_keys(file)? {
+            keys.insert(hex_decoded(&key_id(&key, KeyIdRule::PhpTuf)?)?, key);
+        }
+        Ok(Policy {
+            submitters: Arc::new(keys),
+            max_age,
+            ledger,
+        })
+    }
+
+    /// Decodes a message from the targets queue: a submission signed by a trusted submitter
+    /// key, issued within the allowed age, or the signer's own unsigned expiry reminder.
+    /// Anything else is an [`Error::InvalidJob`] saying why.
+    pub fn open(&self, body: &[u8]) -> Result<TargetsJob> {
+        let value: serde_json::Value = serde_json::from_slice(body)
+            .map_err(|e| Error::InvalidJob(format!("not a targets job: {e}")))?;
+        if value.get("signed").is_none() {
+            let job: TargetsJob = serde_json::from_value(value)
+                .map_err(|e| Error::InvalidJob(format!("not a targets job: {e}")))?;
+            if job == TargetsJob::expiry_check() {
+                return Ok(job);
+            }
+            return Err(Error::InvalidJob(
+                "unsigned: the targets signer applies only jobs signed by a submitter key \
+                 (tuf-client --submitter-key; tuf-signer init wrote KEYS/submitter.pem)"
+                    .into(),
+            ));
+        }
+        let signed: serde_json::Value =
+            verify(body, "submission", &Authority::any_of(&self.submitters)).map_err(|e| {
+                Error::InvalidJob(format!(
+                    "not signed by a submitter key this signer trusts ({e})"
+                ))
+            })?;
+        let body: Body = serde_json::from_value(signed)
+            .map_err(|e| Error::InvalidJob(format!("not a targets job: {e}")))?;
+        if body.kind != KIND {
+            return Err(Error::InvalidJob(format!(
+                "a {:?}, not a submission",
+                body.kind
+            )));
+        }
+        self.check_age(body.issued)?;
+        let mut job = body.job;
+        job.issued = Some(body.issued);
+        Ok(job)
+    }
+
+    /// Rule 1: refuses a job issued too long ago or too far ahead.
+    fn check_age(&self, issued: Timestamp) -> Result<()> {
+        let now = Timestamp::now();
+        let age = now.duration_since(issued);
+        if age > jiff::SignedDuration::try_from(self.max_age).unwrap_or(jiff::SignedDuration::MAX) {
+            return Err(Error::InvalidJob(format!(
+                "stale: issued at {issued}, more than {} ago (--max-job-age); submit it again",
+                humantime(self.max_age)
+            )));
+        }
+        if -age > jiff::SignedDuration::try_from(MAX_AHEAD).expect("small") {
+            return Err(Error::InvalidJob(format!(
+                "issued at {issued}, ahead of this signer's clock ({now}) by more than {}; check \
+                 the clocks",
+                humantime(MAX_AHEAD)
+            )));
+        }
+        Ok(())
+    }
+}
+
+fn humantime(d: Duration) -> String {
+    let secs = d.as_secs();
+    if secs % 3600 == 0 {
+        format!("{} h", secs / 3600)
+    } else if secs % 60 == 0 {
+        format!("{} min", secs / 60)
+    } else {
+        format!("{secs} s")
+    }
+}
+
+/// What rule 2 remembers: for each target name (and `#bins`, `#refresh_expiry`), the issue
+/// time of the newest job applied to it. One JSON line per applied batch, appended and
+/// flushed after the batch's files are durable; a torn last line (a crash mid-append) is
+/// ignored, which loses nothing: that batch is redelivered and its files are already there.
+#[derive(Debug)]
+pub struct Ledger {
+    path: PathBuf,
+    max_age: Duration,
+    /// Jobs issued before this are refused: the ledger knows nothing older.
+    since: Timestamp,
+    last: HashMap<String, Timestamp>,
+    /// Admitted by [`Ledger::newer`], not yet written.
+    pending: Vec<Line>,
+    lines: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Line {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    since: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    issued: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    keys: Vec<String>,
+}
+
+const BINS: &str = "#bins";
+const REFRESH: &str = "#refresh_expiry";
+
+impl Ledger {
+    /// Starts an empty ledger at `path` (by `tuf-signer init`).
+    pub fn create(path: &Path) -> Result<()> {
+        let line = Line {
+            since: Some(Timestamp::now()),
+            issued: None,
+            keys: Vec::new(),
+        };
+        write_durably(path, &encode_line(&line))
+    }
+
+    /// Reads the ledger. A missing one is started afresh: then nothing issued before now is
+    /// taken (it might be a replay the lost ledger would have caught), which the signer logs.
+    pub fn open(policy: &Policy) -> Result<Ledger> {
+        let path = &policy.ledger;
+        let mut ledger = Ledger {
+            path: path.clone(),
+            max_age: policy.max_age,
+            since: Timestamp::now(),
+            last: HashMap::new(),
+            pending: Vec::new(),
+            lines: 0,
+        };
+        let file = match std::fs::File::open(path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                tracing::warn!(ledger = %path.display(),
+                    "no submission ledger: starting one; jobs issued before now are refused \
+                     as possible replays (submit them again)");
+                Ledger::create(path)?;
+                return Ok(ledger);
+            }
+            Err(e) => return Err(Error::io("cannot read the submission ledger", path)(e)),
+        };
+        let horizon = ledger.horizon();
+        let mut since = None;
+        for line in std::io::BufReader::new(file).lines() {
+            let line = line.map_err(Error::io("cannot read the submission ledger", path))?;
+            // A torn last line: see the type's comment.
+            let Ok(line) = serde_json::from_str::<Line>(&line) else {
+                continue;
+            };
+            ledger.lines += 1;
+            if let Some(s) = line.since {
+                since = Some(since.map_or(s, |old: Timestamp| old.min(s)));
+            }
+            let Some(issued) = line.issued.filter(|t| *t >= horizon) else {
+                continue;
+            };
+            for key in line.keys {
+                let slot = ledger.last.entry(key).or_insert(issued);
+                *slot = (*slot).max(issued);
+            }
+        }
+        ledger.since = since.ok_or_else(|| Error::Repository {
+            path: path.clone(),
+            reason: "the submission ledger has no start line; move it away and restart the \
+                     targets signer (it starts a new one)"
+                .into(),
+        })?;
+        Ok(ledger)
+    }
+
+    /// Jobs issued before this are covered by rule 1, not remembered.
+    fn horizon(&self) -> Timestamp {
+        let age = jiff::SignedDuration::try_from(self.max_age).unwrap_or(jiff::SignedDuration::MAX);
+        Timestamp::now().checked_sub(age).unwrap_or(Timestamp::MIN)
+    }
+
+    /// Rule 2: the part of `job` issued later than the last change applied to each name or
+    /// kind it touches (all of it for the signer's own reminder), remembered as applied.
+    /// Returns `None` when nothing of it is left; the reason is logged.
+    pub fn newer(&mut self, job: &TargetsJob) -> Option<TargetsJob> {
+        let Some(issued) = job.issued else {
+            return Some(job.clone());
+        };
+        if issued < self.since {
+            tracing::warn!(%issued, since = %self.since,
+                "issued before the submission ledger began: skipped");
+            return None;
+        }
+        let mut keys = Vec::new();
+        let last = &mut self.last;
+        let mut admit = |key: &str| -> bool {
+            let newer = last.get(key).is_none_or(|t| issued > *t);
+            if newer {
+                last.insert(key.to_string(), issued);
+                keys.push(key.to_string());
+            }
+            newer
+        };
+        let mut out = TargetsJob {
+            issued: job.issued,
+            check_expiry: job.check_expiry,
+            ..Default::default()
+        };
+        out.add = job.add.iter().filter(|t| admit(&t.name)).cloned().collect();
+        out.remove = job.remove.iter().filter(|n| admit(n)).cloned().collect();
+        out.bins = job.bins.filter(|_| admit(BINS));
+        out.refresh_expiry = job.refresh_expiry && admit(REFRESH);
+        let skipped =
+            job.items() + usize::from(job.bins.is_some()) + usize::from(job.refresh_expiry)
+                - keys.len();
+        if skipped > 0 {
+            tracing::info!(%issued, skipped,
+                "superseded: a newer job already changed these names (a replay or a redelivery)");
+        }
+        if !keys.is_empty() {
+            self.pending.push(Line {
+                since: None,
+                issued: Some(issued),
+                keys,
+            });
+        }
+        let empty = out.add.is_empty()
+            && out.remove.is_empty()
+            && out.bins.is_none()
+            && !out.refresh_expiry
+            && !out.check_expiry;
+        (!empty).then_some(out)
+    }
+
+    /// Refuses a job issued before the ledger began: the ledger cannot tell whether it is a
+    /// replay of a change it has forgotten.
+    pub fn check_since(&self, job: &TargetsJob) -> Result<()> {
+        match job.issued {
+            Some(issued) if issued < self.since => Err(Error::InvalidJob(format!(
+                "issued at {issued}, before the submission ledger began ({}), so it may be a \
+                 replay; submit it again",
+                self.since
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// Writes what [`Ledger::newer`] admitted, once the batch's files are durable.
+    pub fn commit(&mut self) -> Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        if self.lines > 10_000 && self.lines > 4 * self.last.len() {
+            return self.compact();
+        }
+        let mut bytes = Vec::new();
+        for line in self.pending.drain(..) {
+            bytes.extend(encode_line(&line));
+            self.lines += 1;
+        }
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&self.path)
+            .map_err(Error::io("cannot open the submission ledger", &self.path))?;
+        file.write_all(&bytes)
+            .and_then(|()| file.sync_data())
+            .map_err(Error::io(
+                "cannot append to the submission ledger",
+                &self.path,
+            ))
+    }
+
+    /// Rewrites the ledger with only what is still remembered.
+    fn compact(&mut self) -> Result<()> {
+        self.pending.clear();
+        let horizon = self.horizon();
+        self.last.retain(|_, t| *t >= horizon);
+        let mut bytes = encode_line(&Line {
+            since: Some(self.since),
+            issued: None,
+            keys: Vec::new(),
+        });
+        let mut by_time: HashMap<Timestamp, Vec<String>> = HashMap::new();
+        for (key, t) in &self.last {
+            by_time.entry(*t).or_default().push(key.clone());
+        }
+        for (t, keys) in by_time {
+            bytes.extend(encode_line(&Line {
+                since: None,
+                issued: Some(t),
+                keys,
+            }));
+        }
+        self.lines = 1 + self.last.len();
+        write_durably(&self.path, &bytes)
+    }
+}
+
+fn encode_line(line: &Line) -> Vec<u8> {
+    let mut bytes = serde_json::to_vec(line).expect("ledger lines serialise");
+    bytes.push(b'\n');
+    bytes
+}
