@@ -26,7 +26,7 @@
 //! (`{"check_expiry":true}`), which re-signs only what is about to expire.
 
 use std::collections::HashMap;
-use std::io::{BufRead, Write};
+use std::io::{BufRead, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,7 +34,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use crate::jobs::{ExpiryCheck, Job, TargetsJob};
+use crate::jobs::{ExpiryCheck, TargetsJob};
 use crate::keys::{key_id, load_public_keys, KeyIdRule, SigningKey};
 use crate::repository::layout::write_durably;
 use crate::repository::signed::{hex_decoded, sign_canonical};
@@ -178,9 +178,14 @@ pub struct Ledger {
     /// Jobs issued before this are refused: the ledger knows nothing older.
     since: Timestamp,
     last: HashMap<String, Timestamp>,
-    /// Admitted by [`Ledger::newer`], not yet written.
+    /// Admitted by [`Ledger::newer`] in the batch under way: merged into `last` only once
+    /// [`Ledger::commit`] has written them, so a batch that fails is not remembered as
+    /// applied.
+    admitted: HashMap<String, Timestamp>,
     pending: Vec<Line>,
     lines: usize,
+    /// Commits since `last` was last cut back to the age window.
+    commits: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -217,10 +222,16 @@ impl Ledger {
             max_age: policy.max_age,
             since: Timestamp::now(),
             last: HashMap::new(),
+            admitted: HashMap::new(),
             pending: Vec::new(),
             lines: 0,
+            commits: 0,
         };
-        let file = match std::fs::File::open(path) {
+        let file = match std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+        {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 tracing::warn!(ledger = %path.display(),
@@ -233,11 +244,31 @@ impl Ledger {
         };
         let horizon = ledger.horizon();
         let mut since = None;
-        for line in std::io::BufReader::new(file).lines() {
+        let mut text = Vec::new();
+        std::io::BufReader::new(&file)
+            .read_to_end(&mut text)
+            .map_err(Error::io("cannot read the submission ledger", path))?;
+        // A torn last line (see the type's comment) is cut off, so that the next line
+        // appended starts on a line of its own.
+        let whole = text.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+        if whole < text.len() {
+            tracing::warn!(ledger = %path.display(), "cutting off a torn last line");
+            file.set_len(whole as u64)
+                .and_then(|()| file.sync_data())
+                .map_err(Error::io("cannot repair the submission ledger", path))?;
+            text.truncate(whole);
+        }
+        for (n, line) in text.lines().enumerate() {
             let line = line.map_err(Error::io("cannot read the submission ledger", path))?;
-            // A torn last line: see the type's comment.
             let Ok(line) = serde_json::from_str::<Line>(&line) else {
-                continue;
+                return Err(Error::Repository {
+                    path: path.clone(),
+                    reason: format!(
+                        "line {} does not parse; move the ledger away and restart the targets \
+                         signer (it starts a new one, refusing jobs issued before)",
+                        n + 1
+                    ),
+                });
             };
             ledger.lines += 1;
             if let Some(s) = line.since {
@@ -266,9 +297,17 @@ impl Ledger {
         Timestamp::now().checked_sub(age).unwrap_or(Timestamp::MIN)
     }
 
+    /// Starts a batch: forgets admissions of a batch that never reached [`Ledger::commit`].
+    pub fn begin(&mut self) {
+        self.admitted.clear();
+        self.pending.clear();
+    }
+
     /// Rule 2: the part of `job` issued later than the last change applied to each name or
-    /// kind it touches (all of it for the signer's own reminder), remembered as applied.
-    /// Returns `None` when nothing of it is left; the reason is logged.
+    /// kind it touches (all of it for the signer's own reminder), to be remembered as applied
+    /// at [`Ledger::commit`]. Every name is judged against the changes before this job, so a
+    /// job that names one twice keeps its own meaning. Returns `None` when nothing is left;
+    /// what was skipped is logged.
     pub fn newer(&mut self, job: &TargetsJob) -> Option<TargetsJob> {
         let Some(issued) = job.issued else {
             return Some(job.clone());
@@ -278,31 +317,45 @@ impl Ledger {
                 "issued before the submission ledger began: skipped");
             return None;
         }
-        let mut keys = Vec::new();
-        let last = &mut self.last;
-        let mut admit = |key: &str| -> bool {
-            let newer = last.get(key).is_none_or(|t| issued > *t);
-            if newer {
-                last.insert(key.to_string(), issued);
-                keys.push(key.to_string());
-            }
-            newer
+        let is_newer = |key: &str| {
+            let applied = self.admitted.get(key).or_else(|| self.last.get(key));
+            applied.is_none_or(|t| issued > *t)
         };
         let mut out = TargetsJob {
             issued: job.issued,
             check_expiry: job.check_expiry,
             ..Default::default()
         };
-        out.add = job.add.iter().filter(|t| admit(&t.name)).cloned().collect();
-        out.remove = job.remove.iter().filter(|n| admit(n)).cloned().collect();
-        out.bins = job.bins.filter(|_| admit(BINS));
-        out.refresh_expiry = job.refresh_expiry && admit(REFRESH);
-        let skipped =
-            job.items() + usize::from(job.bins.is_some()) + usize::from(job.refresh_expiry)
-                - keys.len();
-        if skipped > 0 {
-            tracing::info!(%issued, skipped,
-                "superseded: a newer job already changed these names (a replay or a redelivery)");
+        out.add = job
+            .add
+            .iter()
+            .filter(|t| is_newer(&t.name))
+            .cloned()
+            .collect();
+        out.remove = job.remove.iter().filter(|n| is_newer(n)).cloned().collect();
+        out.bins = job.bins.filter(|_| is_newer(BINS));
+        out.refresh_expiry = job.refresh_expiry && is_newer(REFRESH);
+        let mut keys: Vec<String> = out.add.iter().map(|t| t.name.clone()).collect();
+        keys.extend(out.remove.iter().cloned());
+        keys.extend(out.bins.map(|_| BINS.to_string()));
+        keys.extend(out.refresh_expiry.then(|| REFRESH.to_string()));
+        keys.sort();
+        keys.dedup();
+        let asked = job.add.len()
+            + job.remove.len()
+            + usize::from(job.bins.is_some())
+            + usize::from(job.refresh_expiry);
+        let kept = out.add.len()
+            + out.remove.len()
+            + usize::from(out.bins.is_some())
+            + usize::from(out.refresh_expiry);
+        if kept < asked {
+            tracing::warn!(%issued, skipped = asked - kept,
+                "superseded: a job issued later already changed these names (a replay, a \
+                 redelivery, or submitters whose clocks disagree)");
+        }
+        for key in &keys {
+            self.admitted.insert(key.clone(), issued);
         }
         if !keys.is_empty() {
             self.pending.push(Line {
@@ -311,11 +364,7 @@ impl Ledger {
                 keys,
             });
         }
-        let empty = out.add.is_empty()
-            && out.remove.is_empty()
-            && out.bins.is_none()
-            && !out.refresh_expiry
-            && !out.check_expiry;
+        let empty = kept == 0 && !out.check_expiry;
         (!empty).then_some(out)
     }
 
@@ -332,13 +381,22 @@ impl Ledger {
         }
     }
 
-    /// Writes what [`Ledger::newer`] admitted, once the batch's files are durable.
+    /// Writes what [`Ledger::newer`] admitted, once the batch's files are durable, and
+    /// remembers it.
     pub fn commit(&mut self) -> Result<()> {
         if self.pending.is_empty() {
             return Ok(());
         }
-        if self.lines > 10_000 && self.lines > 4 * self.last.len() {
-            return self.compact();
+        self.last.extend(self.admitted.drain());
+        self.commits += 1;
+        if self.commits >= 1_000 {
+            self.commits = 0;
+            // Forget what rule 1 covers now, so that memory and file stay bounded.
+            let horizon = self.horizon();
+            self.last.retain(|_, t| *t >= horizon);
+            if self.lines > 10_000 && self.lines > 4 * self.last.len() {
+                return self.compact();
+            }
         }
         let mut bytes = Vec::new();
         for line in self.pending.drain(..) {
@@ -360,8 +418,6 @@ impl Ledger {
     /// Rewrites the ledger with only what is still remembered.
     fn compact(&mut self) -> Result<()> {
         self.pending.clear();
-        let horizon = self.horizon();
-        self.last.retain(|_, t| *t >= horizon);
         let mut bytes = encode_line(&Line {
             since: Some(self.since),
             issued: None,
@@ -387,4 +443,167 @@ fn encode_line(line: &Line) -> Vec<u8> {
     let mut bytes = serde_json::to_vec(line).expect("ledger lines serialise");
     bytes.push(b'\n');
     bytes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::jobs::{NewTarget, TargetHashes};
+
+    fn add(name: &str) -> TargetsJob {
+        TargetsJob {
+            add: vec![NewTarget {
+                name: name.into(),
+                length: 1,
+                hashes: TargetHashes {
+                    sha256: "a".repeat(64),
+                    sha512: "b".repeat(128),
+                },
+            }],
+            ..Default::default()
+        }
+    }
+
+    fn remove(name: &str) -> TargetsJob {
+        TargetsJob {
+            remove: vec![name.into()],
+            ..Default::default()
+        }
+    }
+
+    /// A policy trusting a new key, its ledger in a temporary folder.
+    fn setup() -> (tempfile::TempDir, SigningKey, Policy) {
+        let dir = tempfile::tempdir().unwrap();
+        let (key, _) = SigningKey::generate().unwrap();
+        let pem = crate::keys::public_pem(key.public()).unwrap();
+        std::fs::write(dir.path().join("submitters.pub"), pem).unwrap();
+        let policy = Policy::load(
+            &dir.path().join("submitters.pub"),
+            Duration::from_secs(3600),
+            dir.path().join("ledger.jsonl"),
+        )
+        .unwrap();
+        // A ledger begun an hour ago, so that jobs issued in the last minutes count.
+        let since = Timestamp::now() - jiff::SignedDuration::from_hours(1);
+        std::fs::write(&policy.ledger, format!("{{\"since\":\"{since}\"}}\n")).unwrap();
+        (dir, key, policy)
+    }
+
+    fn issued_in(job: TargetsJob, secs: i64) -> TargetsJob {
+        TargetsJob {
+            issued: Some(Timestamp::now() + jiff::SignedDuration::from_secs(secs)),
+            ..job
+        }
+    }
+
+    #[test]
+    fn only_fresh_jobs_signed_by_a_trusted_key_open() {
+        let (_dir, key, policy) = setup();
+        let job = add("drupal/x/1.0.0.0");
+        let opened = policy.open(&sign(&job, &key).unwrap()).unwrap();
+        assert_eq!(opened.add, job.add);
+        assert!(opened.issued.is_some());
+        let (stranger, _) = SigningKey::generate().unwrap();
+        let refusals = [
+            (serde_json::to_vec(&job).unwrap(), "unsigned"),
+            (
+                sign(&job, &stranger).unwrap(),
+                "not signed by a submitter key",
+            ),
+            (
+                sign_issued(
+                    &job,
+                    &key,
+                    Timestamp::now() - jiff::SignedDuration::from_hours(2),
+                )
+                .unwrap(),
+                "stale",
+            ),
+            (
+                sign_issued(
+                    &job,
+                    &key,
+                    Timestamp::now() + jiff::SignedDuration::from_hours(1),
+                )
+                .unwrap(),
+                "ahead of this signer's clock",
+            ),
+        ];
+        for (body, why) in refusals {
+            let err = policy.open(&body).unwrap_err().to_string();
+            assert!(err.contains(why), "{err}");
+        }
+        // The signer's own reminder is the one unsigned job.
+        let reminder = serde_json::to_vec(&TargetsJob::expiry_check()).unwrap();
+        assert!(policy.open(&reminder).unwrap().check_expiry);
+    }
+
+    #[test]
+    fn a_replay_changes_nothing_a_later_job_changed() {
+        let (_dir, _key, policy) = setup();
+        let mut ledger = Ledger::open(&policy).unwrap();
+        let old_add = issued_in(add("a/b"), -20);
+        let later_remove = issued_in(remove("a/b"), -10);
+        ledger.begin();
+        assert!(ledger.newer(&old_add).is_some());
+        ledger.commit().unwrap();
+        ledger.begin();
+        assert!(ledger.newer(&later_remove).is_some());
+        ledger.commit().unwrap();
+        // Replayed, and after a restart (read back from the file): skipped.
+        ledger.begin();
+        assert!(ledger.newer(&old_add).is_none());
+        let mut reopened = Ledger::open(&policy).unwrap();
+        reopened.begin();
+        assert!(reopened.newer(&old_add).is_none());
+        assert!(reopened.newer(&later_remove).is_none());
+        // A job naming one name twice keeps its own meaning.
+        let both = issued_in(
+            TargetsJob {
+                add: add("c/d").add,
+                remove: vec!["c/d".into()],
+                ..Default::default()
+            },
+            -5,
+        );
+        let kept = reopened.newer(&both).unwrap();
+        assert_eq!((kept.add.len(), kept.remove.len()), (1, 1));
+    }
+
+    #[test]
+    fn a_batch_that_never_committed_is_not_remembered() {
+        let (_dir, _key, policy) = setup();
+        let mut ledger = Ledger::open(&policy).unwrap();
+        let job = issued_in(add("a/b"), -1);
+        ledger.begin();
+        assert!(ledger.newer(&job).is_some());
+        // The write failed: the batch comes back and must still apply.
+        ledger.begin();
+        assert!(ledger.newer(&job).is_some());
+    }
+
+    #[test]
+    fn a_torn_last_line_is_cut_off_and_the_next_append_reads_back() {
+        let (_dir, _key, policy) = setup();
+        let mut ledger = Ledger::open(&policy).unwrap();
+        let first = issued_in(add("a/b"), -20);
+        ledger.begin();
+        ledger.newer(&first);
+        ledger.commit().unwrap();
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&policy.ledger)
+            .unwrap();
+        file.write_all(br#"{"issued":"2026-"#).unwrap();
+        drop(file);
+        let mut ledger = Ledger::open(&policy).unwrap();
+        let second = issued_in(remove("c/d"), -10);
+        ledger.begin();
+        ledger.newer(&second);
+        ledger.commit().unwrap();
+        let mut reopened = Ledger::open(&policy).unwrap();
+        reopened.begin();
+        assert!(reopened.newer(&first).is_none());
+        assert!(reopened.newer(&second).is_none());
+    }
 }

@@ -21,15 +21,28 @@ pub(crate) struct Authority<'a> {
     keys: &'a KeyMap,
     keyids: Vec<String>,
     threshold: u64,
+    /// Count a signature by the key it verifies under, whatever id it carries. A signer
+    /// checking its own state asks "did a key of this role sign this?": after a root renames
+    /// a key (a change of key-id rule), the files signed under its old id still are.
+    by_key: bool,
 }
 
 impl<'a> Authority<'a> {
+    /// The same keys and threshold, a signature counted by the key it verifies under.
+    pub(crate) fn by_key(self) -> Authority<'a> {
+        Authority {
+            by_key: true,
+            ..self
+        }
+    }
+
     /// Any one of `keys` (the submitter keys of [`crate::submission`]).
     pub(crate) fn any_of(keys: &'a KeyMap) -> Authority<'a> {
         Authority {
             keys,
             keyids: keys.keys().map(hex::encode).collect(),
             threshold: 1,
+            by_key: false,
         }
     }
 }
@@ -101,33 +114,47 @@ pub(crate) fn verify<T: DeserializeOwned>(
     let mut canonical: Option<Vec<u8>> = None;
     // The keys that signed validly; each counts once, whatever id it signed under.
     let mut valid: Vec<&Key> = Vec::new();
+    let role_keys: Vec<&Key> = authority
+        .keys
+        .iter()
+        .filter(|(id, _)| authority.keyids.contains(&hex::encode(id)))
+        .map(|(_, k)| k)
+        .collect();
     for sig in &envelope.signatures {
-        if !authority.keyids.iter().any(|k| *k == sig.keyid) {
-            continue;
-        }
-        let key = authority
-            .keys
-            .iter()
-            .find(|(id, _)| hex::encode(id) == sig.keyid)
-            .map(|(_, k)| k);
-        let (Some(key), Ok(sig_bytes)) = (key, hex::decode(sig.sig.as_bytes())) else {
+        let Ok(sig_bytes) = hex::decode(sig.sig.as_bytes()) else {
             continue;
         };
-        if valid.iter().any(|v| keys::same_key(v, key)) {
-            continue;
-        }
-        let mut ok = keys::verify(key, raw, &sig_bytes);
-        if !ok {
-            if canonical.is_none() {
-                let value: Value = serde_json::from_slice(raw)
-                    .map_err(|e| fail(format!("{what}: not JSON: {e}")))?;
-                canonical = Some(canonical::value_to_vec(&value, what)?);
+        // The key the signature names, or with `by_key` each of the role's keys.
+        let candidates: Vec<&Key> = if authority.by_key {
+            role_keys.clone()
+        } else {
+            authority
+                .keys
+                .iter()
+                .filter(|(id, _)| {
+                    hex::encode(id) == sig.keyid && authority.keyids.iter().any(|k| *k == sig.keyid)
+                })
+                .map(|(_, k)| k)
+                .collect()
+        };
+        for key in candidates {
+            if valid.iter().any(|v| keys::same_key(v, key)) {
+                continue;
             }
-            let message = canonical.as_deref().expect("set above");
-            ok = message != raw && keys::verify(key, message, &sig_bytes);
-        }
-        if ok {
-            valid.push(key);
+            let mut ok = keys::verify(key, raw, &sig_bytes);
+            if !ok {
+                if canonical.is_none() {
+                    let value: Value = serde_json::from_slice(raw)
+                        .map_err(|e| fail(format!("{what}: not JSON: {e}")))?;
+                    canonical = Some(canonical::value_to_vec(&value, what)?);
+                }
+                let message = canonical.as_deref().expect("set above");
+                ok = message != raw && keys::verify(key, message, &sig_bytes);
+            }
+            if ok {
+                valid.push(key);
+                break;
+            }
         }
     }
     if (valid.len() as u64) < authority.threshold {
@@ -150,6 +177,7 @@ pub(crate) fn root_authority(root: &Root, role: RoleType) -> Result<Authority<'_
         keys: &root.keys,
         keyids: r.keyids.iter().map(hex::encode).collect(),
         threshold: r.threshold.get(),
+        by_key: false,
     })
 }
 
@@ -167,6 +195,7 @@ pub(crate) fn delegated_authority<'a>(
         keys: &delegations.keys,
         keyids: r.keyids.iter().map(hex::encode).collect(),
         threshold: r.threshold.get(),
+        by_key: false,
     })
 }
 
@@ -177,8 +206,6 @@ pub(crate) fn delegated_authority<'a>(
 pub struct RootChain {
     /// The newest root that chains.
     pub current: Root,
-    /// The one before it, whose keys may still sign files while a rotation finishes.
-    pub previous: Option<Root>,
 }
 
 impl RootChain {
@@ -215,10 +242,7 @@ impl RootChain {
             if root.version.get() != *v {
                 return Err(untrusted(format!("says it is version {}", root.version)));
             }
-            chain = Some(RootChain {
-                previous: chain.map(|c| c.current),
-                current: root,
-            });
+            chain = Some(RootChain { current: root });
         }
         chain.ok_or_else(|| Error::Repository {
             path: layout.metadata_dir(),
@@ -226,9 +250,11 @@ impl RootChain {
         })
     }
 
-    /// Parses `bytes` (the file at `path`) and checks it is signed by `role`'s keys in the
-    /// current root, or, while a rotation finishes, in the previous one. Returns the parsed
-    /// `signed` part.
+    /// Parses `bytes` (the file at `path`) and checks it is signed by a threshold of
+    /// `role`'s keys in the current root, whatever ids the signatures carry (a signer asks
+    /// whether a key of the role signed it; see [`Authority::by_key`]). Keys a root has
+    /// dropped count for nothing: a file only they signed is never adopted. Returns the
+    /// parsed `signed` part.
     pub fn verify_role<T: DeserializeOwned>(
         &self,
         bytes: &[u8],
@@ -239,21 +265,15 @@ impl RootChain {
             || path.display().to_string(),
             |n| n.to_string_lossy().into(),
         );
-        let current = root_authority(&self.current, role).and_then(|a| verify(bytes, &what, &a));
-        match (current, &self.previous) {
-            (Ok(t), _) => Ok(t),
-            (Err(e), Some(previous)) => root_authority(previous, role)
-                .and_then(|a| verify(bytes, &what, &a))
-                .map_err(|_| e),
-            (Err(e), None) => Err(e),
-        }
-        .map_err(|e| Error::Untrusted {
-            path: path.into(),
-            reason: format!(
-                "not signed by the {role:?} keys of root version {}: {e}",
-                self.current.version
-            ),
-        })
+        root_authority(&self.current, role)
+            .and_then(|a| verify(bytes, &what, &a.by_key()))
+            .map_err(|e| Error::Untrusted {
+                path: path.into(),
+                reason: format!(
+                    "not signed by the {role:?} keys of root version {}: {e}",
+                    self.current.version
+                ),
+            })
     }
 }
 
@@ -267,7 +287,7 @@ pub fn verify_delegated<T: DeserializeOwned>(
 ) -> Result<T> {
     let what = format!("{name}.json");
     delegated_authority(delegations, name)
-        .and_then(|a| verify(bytes, &what, &a))
+        .and_then(|a| verify(bytes, &what, &a.by_key()))
         .map_err(|e| Error::Untrusted {
             path: path.into(),
             reason: format!("not signed by the keys targets delegates {name} to: {e}"),
@@ -361,6 +381,7 @@ mod tests {
             keys: &keys,
             keyids: ids.clone(),
             threshold: 2,
+            by_key: false,
         };
         let err = verify::<Root>(&file, "root", &authority).unwrap_err();
         assert!(

@@ -203,7 +203,8 @@ async fn downstream_signers_sign_only_files_that_verify() {
 
 /// Attack 3: an unsigned bin with one extra target, dropped into `metadata/` as the next
 /// version, is never adopted: the targets signer stops on it naming the file, `validate`
-/// names it, and once it is moved away the signer starts and signs as before.
+/// names it, and once it is moved away the signer starts and signs as before. The same for
+/// an old signed version copied under a newer name.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_planted_file_stops_the_signer_that_would_adopt_it() {
     let (prefix, repo, mut signers, first) = running("planted");
@@ -223,18 +224,29 @@ async fn a_planted_file_stops_the_signer_that_would_adopt_it() {
     );
 
     signers[0].kill();
-    let mut restarted = repo.spawn_signer("targets", &prefix, &[]);
-    let status = wait_exit(&mut restarted, Duration::from_secs(30));
-    assert!(!status.success());
-    let log = restarted.log_text();
-    assert!(
-        log.contains(&name) && log.contains("will not adopt or re-sign it"),
-        "{log}"
-    );
-    // Not re-signed: no newer version of the bin was written over the planted one.
-    assert_eq!(newest(&repo, bin), version + 1);
+    let refused_at_start = |why: &str| {
+        let mut restarted = repo.spawn_signer("targets", &prefix, &[]);
+        let status = wait_exit(&mut restarted, Duration::from_secs(30));
+        assert!(!status.success());
+        let log = restarted.log_text();
+        assert!(
+            log.contains(&name) && log.contains(why) && log.contains("will not adopt"),
+            "{log}"
+        );
+        // Not re-signed: no newer version of the bin was written over the planted one.
+        assert_eq!(newest(&repo, bin), version + 1);
+    };
+    refused_at_start("not signed by the keys targets delegates");
 
+    // A rollback: the bin's first version, signed, copied under the next version's name
+    // (it would bring back whatever was removed since).
     std::fs::rename(&planted, repo.path("quarantined.json")).unwrap();
+    std::fs::copy(repo.layout().versioned(bin, 1), &planted).unwrap();
+    let (valid, out) = validate(&repo.repo);
+    assert!(!valid && out.contains("says it is version 1"), "{out}");
+    refused_at_start("says it is version 1");
+
+    std::fs::remove_file(&planted).unwrap();
     signers[0] = repo.spawn_signer("targets", &prefix, &[]);
     wait_ready(&mut signers[0]);
     let second = add_release(&repo, &prefix, "b");

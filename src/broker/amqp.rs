@@ -203,8 +203,9 @@ impl AmqpEndpoint {
         match confirm {
             Confirmation::Ack(None) => Ok(()),
             Confirmation::Ack(Some(_)) => Err(Error::BrokerRefused(format!(
-                "{exchange} routes to no {name} queue, so the job was returned; start the signers \
-                 once (they declare their queues) or load the broker definitions"
+                "{exchange} routes to no {name} queue, so the job was returned; load the broker \
+                 definitions (nix/rabbitmq/definitions.json: queues, exchanges, bindings), or \
+                 start the signers once with a broker user that may declare them"
             ))),
             Confirmation::Nack(_) => Err(Error::BrokerRefused(format!(
                 "the broker refused to store a job for {name}"

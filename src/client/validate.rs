@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use tough::schema::{Role, RoleType, Snapshot, Timestamp};
 
-use crate::schema::Targets;
+use crate::roles::check_version;
+use crate::schema::{Header, Targets};
 
 use super::trust::role_matches;
 use crate::keys::KeyIdRule;
@@ -18,7 +19,6 @@ use crate::verify::{
     RootChain,
 };
 use crate::{Error, Result};
-use serde::de::IgnoredAny;
 
 #[derive(Debug, Default)]
 pub struct Report {
@@ -228,7 +228,7 @@ pub fn validate(layout: &Layout, window: Duration) -> Result<Report> {
     // or reloads: each must verify, or the signer stops on it.
     let mut unlisted = 0;
     let mut newer =
-        |role: &str, listed: u64, check: &dyn Fn(&[u8], &std::path::Path) -> Result<()>| {
+        |role: &str, listed: u64, check: &dyn Fn(&[u8], &std::path::Path) -> Result<Header>| {
             let Some(newest) = versions.get(role).and_then(|v| v.last()).copied() else {
                 return;
             };
@@ -239,20 +239,17 @@ pub fn validate(layout: &Layout, window: Duration) -> Result<Report> {
             let path = layout.versioned(role, newest);
             let result = std::fs::read(&path)
                 .map_err(Error::io("cannot read metadata", &path))
-                .and_then(|bytes| check(&bytes, &path));
+                .and_then(|bytes| check(&bytes, &path))
+                .and_then(|header| check_version(&path, header.version.get(), newest));
             if let Err(e) = result {
                 report.problems.push(e.to_string());
             }
         };
     newer("snapshot", snapshot.version.get(), &|b, p| {
-        chain
-            .verify_role::<IgnoredAny>(b, p, RoleType::Snapshot)
-            .map(drop)
+        chain.verify_role(b, p, RoleType::Snapshot)
     });
     newer("targets", top.version.get(), &|b, p| {
-        chain
-            .verify_role::<IgnoredAny>(b, p, RoleType::Targets)
-            .map(drop)
+        chain.verify_role(b, p, RoleType::Targets)
     });
     for role in &delegations.roles {
         let listed = snapshot
@@ -260,7 +257,7 @@ pub fn validate(layout: &Layout, window: Duration) -> Result<Report> {
             .get(&format!("{}.json", role.name))
             .map_or(0, |m| m.version.get());
         newer(&role.name, listed, &|b, p| {
-            verify_delegated::<IgnoredAny>(b, p, delegations, &role.name).map(drop)
+            verify_delegated(b, p, delegations, &role.name)
         });
     }
     if unlisted > 0 {

@@ -5,6 +5,7 @@ pub mod snapshot;
 pub mod targets;
 pub mod timestamp;
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use tough::schema::{RoleType, Signed};
@@ -91,6 +92,52 @@ pub fn read_named(layout: &Layout, role: &str, version: u64) -> Result<Option<Ve
             }
         }
         Err(e) => Err(Error::io("cannot read metadata", &path)(e)),
+    }
+}
+
+/// Refuses a file whose `signed` part names another version than its file name: a signed
+/// old version copied under a newer name (a rollback) verifies, but is not that version.
+pub fn check_version(path: &std::path::Path, claimed: u64, named: u64) -> Result<()> {
+    if claimed == named {
+        return Ok(());
+    }
+    Err(Error::Untrusted {
+        path: path.into(),
+        reason: format!("says it is version {claimed}, not the {named} its name gives"),
+    })
+}
+
+/// What the newest snapshot on disk lists, `role name -> version` (`targets`, `bin-…`),
+/// verified against the root's snapshot keys: the versions a signer's state may not be
+/// older than. Empty before the first snapshot.
+pub fn listed_versions(layout: &Layout, chain: &RootChain) -> Result<BTreeMap<String, u64>> {
+    let versions = layout.scan_versions()?;
+    let Some(&newest) = versions.get("snapshot").and_then(|v| v.last()) else {
+        return Ok(BTreeMap::new());
+    };
+    let path = layout.versioned("snapshot", newest);
+    let bytes = std::fs::read(&path).map_err(Error::io("cannot read metadata", &path))?;
+    let snapshot: tough::schema::Snapshot = chain.verify_role(&bytes, &path, RoleType::Snapshot)?;
+    check_version(&path, snapshot.version.get(), newest)?;
+    Ok(snapshot
+        .meta
+        .iter()
+        .map(|(file, m)| (file.trim_end_matches(".json").to_string(), m.version.get()))
+        .collect())
+}
+
+/// Refuses state older than what the snapshot lists: a newer version was removed, and
+/// signing on from the older one would bring back what it changed.
+pub fn check_not_older(path: &std::path::Path, version: u64, listed: Option<u64>) -> Result<()> {
+    match listed {
+        Some(listed) if version < listed => Err(Error::Untrusted {
+            path: path.into(),
+            reason: format!(
+                "is the newest version on disk, but the snapshot lists version {listed}: a \
+                 newer version was removed"
+            ),
+        }),
+        _ => Ok(()),
     }
 }
 

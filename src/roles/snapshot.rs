@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use tough::schema::{RoleType, Snapshot};
 
-use super::{label_key, read_named, signed_by, RoleSettings};
+use super::{check_version, label_key, read_named, signed_by, RoleSettings};
 use crate::canonical::write_string;
 use crate::jobs::{check_meta, SnapshotJob, TimestampJob};
 use crate::keys::SigningKey;
@@ -52,6 +52,7 @@ impl SnapshotRole {
                 .verify_role::<IgnoredAny>(bytes, &path, RoleType::Snapshot)
                 .map(drop)
         })?;
+        check_version(&path, snapshot.signed.version.get(), version)?;
         let mut meta = BTreeMap::new();
         for (name, m) in &snapshot.signed.meta {
             let entry = MetaEntry::from_metafile(m).ok_or_else(|| Error::Repository {
@@ -163,20 +164,28 @@ impl SnapshotRole {
         Ok(Some(MetaEntry::of(version, &bytes)))
     }
 
-    /// The delegations of the newest top-level targets verified, reading the listed one
-    /// the first time.
+    /// The delegations of the newest top-level targets verified. The first time: of the
+    /// listed one, or, if it was pruned while this signer was down, the newest on disk.
     fn delegations(&mut self) -> Result<&Delegations> {
         if self.delegations.is_none() {
-            let version = self
-                .meta
-                .get("targets.json")
-                .map(|m| m.version)
-                .ok_or_else(|| {
-                    Error::InvalidJob("the snapshot lists no targets.json to check bins by".into())
-                })?;
-            let path = self.settings.layout.versioned("targets", version);
+            let layout = &self.settings.layout;
+            let listed = self.meta.get("targets.json").map(|m| m.version);
+            let version = match listed.filter(|v| layout.versioned("targets", *v).is_file()) {
+                Some(v) => v,
+                None => layout
+                    .scan_versions()?
+                    .get("targets")
+                    .and_then(|v| v.last())
+                    .copied()
+                    .ok_or_else(|| Error::Repository {
+                        path: layout.metadata_dir(),
+                        reason: "no N.targets.json on disk; the repository is incomplete".into(),
+                    })?,
+            };
+            let path = layout.versioned("targets", version);
             let bytes = std::fs::read(&path).map_err(Error::io("cannot read metadata", &path))?;
             let top: Header = self.chain.verify_role(&bytes, &path, RoleType::Targets)?;
+            check_version(&path, top.version.get(), version)?;
             self.delegations = Some((version, top.delegations.unwrap_or_default()));
         }
         Ok(&self.delegations.as_ref().expect("set above").1)

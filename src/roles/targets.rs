@@ -12,7 +12,7 @@ use tough::schema::{PathSet, RoleType};
 
 use crate::schema::Targets;
 
-use super::{label_key, signed_by, RoleSettings};
+use super::{check_not_older, check_version, label_key, listed_versions, signed_by, RoleSettings};
 use crate::canonical::write_string;
 use crate::jobs::{NewTarget, SnapshotJob, TargetsJob};
 use crate::keys::SigningKey;
@@ -102,6 +102,9 @@ impl TargetsRole {
                 .verify_role::<IgnoredAny>(bytes, &top_path, RoleType::Targets)
                 .map(drop)
         })?;
+        check_version(&top_path, top.signed.version.get(), top_version)?;
+        let listed = listed_versions(layout, &chain)?;
+        check_not_older(&top_path, top_version, listed.get("targets").copied())?;
         let delegations = top
             .signed
             .delegations
@@ -141,6 +144,23 @@ impl TargetsRole {
             let (bin, meta) = signed::load_verified::<Targets>(&path, "bin", |bytes| {
                 verify_delegated::<IgnoredAny>(bytes, &path, delegations, &name).map(drop)
             })?;
+            check_version(&path, bin.signed.version.get(), version)?;
+            check_not_older(&path, version, listed.get(&name).copied())?;
+            // The same key signs every bin: one bin's file copied under another's name
+            // verifies, but lists targets that are not this bin's.
+            let index = state.len() as u32;
+            let foreign = bin.signed.delegations.is_some()
+                || bin
+                    .signed
+                    .targets
+                    .keys()
+                    .any(|t| bins.index_of(t.raw()) != index);
+            if foreign {
+                return Err(Error::Untrusted {
+                    path,
+                    reason: format!("is not {name}: it lists targets outside its hash range"),
+                });
+            }
             new_key |= !signed_by(&bin, &key);
             let mut targets = BTreeMap::new();
             for (target_name, t) in bin.signed.targets {
@@ -226,6 +246,7 @@ impl TargetsRole {
     pub fn apply(&mut self, jobs: &[TargetsJob]) -> Result<TargetsOutcome> {
         let mut ordered: Vec<&TargetsJob> = jobs.iter().collect();
         ordered.sort_by_key(|j| j.issued);
+        self.ledger.begin();
         let mut newer = Vec::with_capacity(jobs.len());
         for job in ordered {
             newer.extend(self.ledger.newer(job));
@@ -370,19 +391,7 @@ impl TargetsRole {
             "changing the number of bins"
         );
         // What the newest snapshot lists, in case a retired bin's files were removed by hand.
-        let listed: BTreeMap<String, u64> = match on_disk.get("snapshot").and_then(|v| v.last()) {
-            Some(&v) => signed::load::<tough::schema::Snapshot>(
-                &layout.versioned("snapshot", v),
-                "snapshot",
-            )?
-            .0
-            .signed
-            .meta
-            .iter()
-            .map(|(file, m)| (file.trim_end_matches(".json").to_string(), m.version.get()))
-            .collect(),
-            None => BTreeMap::new(),
-        };
+        let listed = listed_versions(&layout, &RootChain::load(&layout)?)?;
         let now = jiff::Timestamp::now();
         let mut state: Vec<Bin> = bins
             .names()
@@ -463,7 +472,11 @@ impl TargetsRole {
             let mut files = Vec::with_capacity(slice.len());
             for &i in slice {
                 let bin = &mut self.state[i];
-                bin.version += 1;
+                // A file planted under an absurd version (2^64-1) would otherwise wrap.
+                bin.version = bin.version.checked_add(1).ok_or_else(|| Error::Untrusted {
+                    path: layout.versioned(&bin.name, bin.version),
+                    reason: "no version can follow it".into(),
+                })?;
                 bin.expires = expires;
                 let file = sign_canonical(&encode_bin(bin), bin.version, &[&self.key]);
                 bin.meta = file.meta;
