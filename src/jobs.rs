@@ -73,6 +73,44 @@ pub struct SnapshotJob {
     pub refresh_expiry: bool,
     #[serde(default, skip_serializing_if = "is_false")]
     pub check_expiry: bool,
+    /// The targets signer's signature over the rest of the job: its key vouches for the
+    /// hashes listed, so the snapshot signer checks one signature and each file's hash
+    /// instead of each file's signature (see `SnapshotRole::check`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<JobSignature>,
+}
+
+/// A signature over a job's other fields, as [`SnapshotJob::signed_bytes`] gives them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobSignature {
+    pub keyid: String,
+    pub sig: String,
+}
+
+impl SnapshotJob {
+    /// What a signature covers: the job without its signature, as serde_json writes it
+    /// (fields in a fixed order, `meta` sorted, every field typed: parsing and writing it
+    /// again gives the same bytes).
+    pub fn signed_bytes(&self) -> Vec<u8> {
+        let unsigned = SnapshotJob {
+            signature: None,
+            ..self.clone()
+        };
+        serde_json::to_vec(&unsigned).expect("jobs serialise")
+    }
+
+    /// The job, signed with `key`.
+    pub fn signed_with(self, key: &crate::keys::SigningKey) -> SnapshotJob {
+        let sig = hex::encode(key.sign(&self.signed_bytes()));
+        SnapshotJob {
+            signature: Some(JobSignature {
+                keyid: key.key_id().to_string(),
+                sig,
+            }),
+            ..self
+        }
+    }
 }
 
 /// To the timestamp signer: the snapshot it should point at.

@@ -8,8 +8,14 @@ pub enum LogFormat {
     Json,
 }
 
+/// The default filter: info, without lapin's own line for each channel the broker closes.
+/// Every such close reaches our code as an error it reports (or, for a passive look at a
+/// queue that is not there, expects), so lapin's line only alarms the operator.
+const DEFAULT_FILTER: &str = "info,lapin::channel=off";
+
 pub fn init(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

@@ -82,6 +82,11 @@ impl Root {
         })
     }
 
+    /// How many of its keys must sign `role` (0 for a role the root does not list).
+    pub fn threshold_of(&self, role: RoleType) -> u64 {
+        self.roles.get(&role).map_or(0, |r| r.threshold.get())
+    }
+
     /// The keys `role` names (ids it lists with no key are left out).
     pub fn keys_of(&self, role: RoleType) -> Vec<&Key> {
         self.roles

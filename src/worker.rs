@@ -93,10 +93,13 @@ impl Stage for TargetsRole {
     }
     fn apply(&mut self, jobs: &[TargetsJob]) -> Result<(Option<Vec<u8>>, usize)> {
         let out = TargetsRole::apply(self, jobs)?;
-        Ok((out.snapshot_job.as_ref().map(encode), out.changed_bins))
+        let next = out
+            .snapshot_job
+            .map(|job| encode(&job.signed_with(self.key())));
+        Ok((next, out.changed_bins))
     }
     fn resync(&self) -> Option<Vec<u8>> {
-        Some(encode(&TargetsRole::resync(self)))
+        Some(encode(&TargetsRole::resync(self).signed_with(self.key())))
     }
     fn is_stale(&self) -> Result<bool> {
         TargetsRole::is_stale(self)

@@ -14,6 +14,9 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use package_signing::broker::Queue;
+use package_signing::jobs::SnapshotJob;
+use package_signing::keys::SigningKey;
+use package_signing::repository::MetaEntry;
 use serde_json::{json, Value};
 
 fn sha256(bytes: &[u8]) -> String {
@@ -49,6 +52,15 @@ fn plant(
 
 fn meta(version: u64, bytes: &[u8]) -> Value {
     json!({"version": version, "length": bytes.len(), "sha256": sha256(bytes)})
+}
+
+/// A snapshot job naming one file, signed with `key` as the targets signer signs its jobs.
+fn signed_job(key: &SigningKey, bin: &str, version: u64, bytes: &[u8]) -> Value {
+    let job = SnapshotJob {
+        meta: [(format!("{bin}.json"), MetaEntry::of(version, bytes))].into(),
+        ..Default::default()
+    };
+    serde_json::to_value(job.signed_with(key)).unwrap()
 }
 
 fn add_release(repo: &TestRepo, prefix: &str, tag: &str) -> Vec<(String, PathBuf)> {
@@ -125,6 +137,12 @@ async fn downstream_signers_sign_only_files_that_verify() {
             "hashes": {"sha256": "a".repeat(64), "sha512": "b".repeat(128)}});
     });
     let max = json!({"version": u64::MAX, "length": 1000, "sha256": "c".repeat(64)});
+    // Snapshot jobs signed as the targets signer signs them (its key vouches for the hashes):
+    // by a stranger's key, and by the targets key but altered afterwards.
+    let (stranger, _) = SigningKey::generate().unwrap();
+    let targets_key = SigningKey::load(&repo.key("targets")).unwrap();
+    let mut tampered = signed_job(&targets_key, &bin, bin_version, b"the genuine bytes");
+    tampered["meta"][format!("{bin}.json")]["version"] = json!(bin_version + far);
     let cases: Vec<(Queue, Value, String)> = vec![
         (
             Queue::Timestamp,
@@ -150,6 +168,22 @@ async fn downstream_signers_sign_only_files_that_verify() {
             Queue::Snapshot,
             json!({"meta": {"targets.json": max}}),
             "is not on disk".into(),
+        ),
+        (
+            Queue::Snapshot,
+            signed_job(&stranger, &bin, bin_version + far, &forged_bin),
+            "signed by no key of the targets role".into(),
+        ),
+        (
+            Queue::Snapshot,
+            tampered,
+            "signed by no key of the targets role".into(),
+        ),
+        // The targets key vouched for other bytes than the (planted) file holds.
+        (
+            Queue::Snapshot,
+            signed_job(&targets_key, &bin, bin_version + far, b"other bytes"),
+            "not the ones the job's signer vouched for".into(),
         ),
     ];
     for (queue, body, _) in &cases {
@@ -284,7 +318,7 @@ async fn the_targets_signer_applies_only_fresh_signed_submissions() {
     let evil = release_job("drupal/core/99.0.0.0", b"evil");
     let now = jiff::Timestamp::now();
     let hours = |h: i64| jiff::SignedDuration::from_hours(h);
-    let (stranger, _) = package_signing::keys::SigningKey::generate().unwrap();
+    let (stranger, _) = SigningKey::generate().unwrap();
     let mut tampered: Value =
         serde_json::from_slice(&repo.submission(&release_job("drupal/core/1.0.0.0", b"fine")))
             .unwrap();
