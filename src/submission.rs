@@ -25,7 +25,8 @@
 //! covers them). The one unsigned job the targets signer takes is its own expiry reminder
 //! (`{"check_expiry":true}`), which re-signs only what is about to expire.
 
-use std::collections::HashMap;
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -39,7 +40,7 @@ use crate::keys::{key_id, load_public_keys, KeyIdRule, SigningKey};
 use crate::repository::layout::write_durably;
 use crate::repository::signed::{hex_decoded, sign_canonical};
 use crate::schema::KeyMap;
-use crate::verify::{verify, Authority};
+use crate::verify::{verify_raw, Authority};
 use crate::{canonical, Error, Result};
 
 /// How far ahead of the signer's clock a job may say it was issued (clock skew).
@@ -101,11 +102,16 @@ impl Policy {
     /// key, issued within the allowed age, or the signer's own unsigned expiry reminder.
     /// Anything else is an [`Error::InvalidJob`] saying why.
     pub fn open(&self, body: &[u8]) -> Result<TargetsJob> {
-        let value: serde_json::Value = serde_json::from_slice(body)
-            .map_err(|e| Error::InvalidJob(format!("not a targets job: {e}")))?;
-        if value.get("signed").is_none() {
-            let job: TargetsJob = serde_json::from_value(value)
-                .map_err(|e| Error::InvalidJob(format!("not a targets job: {e}")))?;
+        /// Whether a message is signed at all, without parsing the job (one scan).
+        #[derive(Deserialize)]
+        struct Probe<'a> {
+            #[serde(borrow)]
+            signed: Option<&'a serde_json::value::RawValue>,
+        }
+        let not_a_job = |e: serde_json::Error| Error::InvalidJob(format!("not a targets job: {e}"));
+        let probe: Probe = serde_json::from_slice(body).map_err(not_a_job)?;
+        if probe.signed.is_none() {
+            let job: TargetsJob = serde_json::from_slice(body).map_err(not_a_job)?;
             if job == TargetsJob::expiry_check() {
                 return Ok(job);
             }
@@ -115,14 +121,13 @@ impl Policy {
                     .into(),
             ));
         }
-        let signed: serde_json::Value =
-            verify(body, "submission", &Authority::any_of(&self.submitters)).map_err(|e| {
+        let signed =
+            verify_raw(body, "submission", &Authority::any_of(&self.submitters)).map_err(|e| {
                 Error::InvalidJob(format!(
                     "not signed by a submitter key this signer trusts ({e})"
                 ))
             })?;
-        let body: Body = serde_json::from_value(signed)
-            .map_err(|e| Error::InvalidJob(format!("not a targets job: {e}")))?;
+        let body: Body = serde_json::from_slice(signed).map_err(not_a_job)?;
         if body.kind != KIND {
             return Err(Error::InvalidJob(format!(
                 "a {:?}, not a submission",
@@ -182,7 +187,6 @@ pub struct Ledger {
     /// [`Ledger::commit`] has written them, so a batch that fails is not remembered as
     /// applied.
     admitted: HashMap<String, Timestamp>,
-    pending: Vec<Line>,
     lines: usize,
     /// Commits since `last` was last cut back to the age window.
     commits: usize,
@@ -190,13 +194,13 @@ pub struct Ledger {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Line {
+struct Line<K> {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     since: Option<Timestamp>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     issued: Option<Timestamp>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    keys: Vec<String>,
+    #[serde(default = "Vec::new", skip_serializing_if = "Vec::is_empty")]
+    keys: Vec<K>,
 }
 
 const BINS: &str = "#bins";
@@ -205,7 +209,7 @@ const REFRESH: &str = "#refresh_expiry";
 impl Ledger {
     /// Starts an empty ledger at `path` (by `tuf-signer init`).
     pub fn create(path: &Path) -> Result<()> {
-        let line = Line {
+        let line: Line<&str> = Line {
             since: Some(Timestamp::now()),
             issued: None,
             keys: Vec::new(),
@@ -223,7 +227,6 @@ impl Ledger {
             since: Timestamp::now(),
             last: HashMap::new(),
             admitted: HashMap::new(),
-            pending: Vec::new(),
             lines: 0,
             commits: 0,
         };
@@ -260,7 +263,7 @@ impl Ledger {
         }
         for (n, line) in text.lines().enumerate() {
             let line = line.map_err(Error::io("cannot read the submission ledger", path))?;
-            let Ok(line) = serde_json::from_str::<Line>(&line) else {
+            let Ok(line) = serde_json::from_str::<Line<String>>(&line) else {
                 return Err(Error::Repository {
                     path: path.clone(),
                     reason: format!(
@@ -300,17 +303,17 @@ impl Ledger {
     /// Starts a batch: forgets admissions of a batch that never reached [`Ledger::commit`].
     pub fn begin(&mut self) {
         self.admitted.clear();
-        self.pending.clear();
     }
 
     /// Rule 2: the part of `job` issued later than the last change applied to each name or
     /// kind it touches (all of it for the signer's own reminder), to be remembered as applied
     /// at [`Ledger::commit`]. Every name is judged against the changes before this job, so a
-    /// job that names one twice keeps its own meaning. Returns `None` when nothing is left;
-    /// what was skipped is logged.
-    pub fn newer(&mut self, job: &TargetsJob) -> Option<TargetsJob> {
+    /// job that names one twice keeps its own meaning. Returns `None` when nothing is left,
+    /// the job itself when all of it is (the usual case: nothing copied); what was skipped
+    /// is logged.
+    pub fn newer<'j>(&mut self, job: &'j TargetsJob) -> Option<Cow<'j, TargetsJob>> {
         let Some(issued) = job.issued else {
-            return Some(job.clone());
+            return Some(Cow::Borrowed(job));
         };
         if issued < self.since {
             tracing::warn!(%issued, since = %self.since,
@@ -321,51 +324,53 @@ impl Ledger {
             let applied = self.admitted.get(key).or_else(|| self.last.get(key));
             applied.is_none_or(|t| issued > *t)
         };
-        let mut out = TargetsJob {
-            issued: job.issued,
-            check_expiry: job.check_expiry,
-            ..Default::default()
-        };
-        out.add = job
-            .add
-            .iter()
-            .filter(|t| is_newer(&t.name))
-            .cloned()
-            .collect();
-        out.remove = job.remove.iter().filter(|n| is_newer(n)).cloned().collect();
-        out.bins = job.bins.filter(|_| is_newer(BINS));
-        out.refresh_expiry = job.refresh_expiry && is_newer(REFRESH);
-        let mut keys: Vec<String> = out.add.iter().map(|t| t.name.clone()).collect();
-        keys.extend(out.remove.iter().cloned());
-        keys.extend(out.bins.map(|_| BINS.to_string()));
-        keys.extend(out.refresh_expiry.then(|| REFRESH.to_string()));
-        keys.sort();
-        keys.dedup();
-        let asked = job.add.len()
-            + job.remove.len()
-            + usize::from(job.bins.is_some())
-            + usize::from(job.refresh_expiry);
-        let kept = out.add.len()
-            + out.remove.len()
-            + usize::from(out.bins.is_some())
-            + usize::from(out.refresh_expiry);
-        if kept < asked {
-            tracing::warn!(%issued, skipped = asked - kept,
+        let all_newer = job.add.iter().all(|t| is_newer(&t.name))
+            && job.remove.iter().all(|n| is_newer(n))
+            && (job.bins.is_none() || is_newer(BINS))
+            && (!job.refresh_expiry || is_newer(REFRESH));
+        let kept = if all_newer {
+            Cow::Borrowed(job)
+        } else {
+            let out = TargetsJob {
+                issued: job.issued,
+                check_expiry: job.check_expiry,
+                add: job
+                    .add
+                    .iter()
+                    .filter(|t| is_newer(&t.name))
+                    .cloned()
+                    .collect(),
+                remove: job.remove.iter().filter(|n| is_newer(n)).cloned().collect(),
+                bins: job.bins.filter(|_| is_newer(BINS)),
+                refresh_expiry: job.refresh_expiry && is_newer(REFRESH),
+            };
+            let count = |j: &TargetsJob| {
+                j.add.len()
+                    + j.remove.len()
+                    + usize::from(j.bins.is_some())
+                    + usize::from(j.refresh_expiry)
+            };
+            tracing::warn!(%issued, skipped = count(job) - count(&out),
                 "superseded: a job issued later already changed these names (a replay, a \
                  redelivery, or submitters whose clocks disagree)");
+            Cow::Owned(out)
+        };
+        let keys = kept
+            .add
+            .iter()
+            .map(|t| t.name.as_str())
+            .chain(kept.remove.iter().map(String::as_str))
+            .chain(kept.bins.map(|_| BINS))
+            .chain(kept.refresh_expiry.then_some(REFRESH));
+        for key in keys {
+            self.admitted.insert(key.to_string(), issued);
         }
-        for key in &keys {
-            self.admitted.insert(key.clone(), issued);
-        }
-        if !keys.is_empty() {
-            self.pending.push(Line {
-                since: None,
-                issued: Some(issued),
-                keys,
-            });
-        }
-        let empty = kept == 0 && !out.check_expiry;
-        (!empty).then_some(out)
+        let empty = kept.add.is_empty()
+            && kept.remove.is_empty()
+            && kept.bins.is_none()
+            && !kept.refresh_expiry
+            && !kept.check_expiry;
+        (!empty).then_some(kept)
     }
 
     /// Refuses a job issued before the ledger began: the ledger cannot tell whether it is a
@@ -382,27 +387,25 @@ impl Ledger {
     }
 
     /// Writes what [`Ledger::newer`] admitted, once the batch's files are durable, and
-    /// remembers it.
+    /// remembers it: one line per issue time.
     pub fn commit(&mut self) -> Result<()> {
-        if self.pending.is_empty() {
+        if self.admitted.is_empty() {
             return Ok(());
         }
-        self.last.extend(self.admitted.drain());
-        self.commits += 1;
-        if self.commits >= 1_000 {
-            self.commits = 0;
-            // Forget what rule 1 covers now, so that memory and file stay bounded.
-            let horizon = self.horizon();
-            self.last.retain(|_, t| *t >= horizon);
-            if self.lines > 10_000 && self.lines > 4 * self.last.len() {
-                return self.compact();
-            }
+        let mut by_time: BTreeMap<Timestamp, Vec<&str>> = BTreeMap::new();
+        for (key, t) in &self.admitted {
+            by_time.entry(*t).or_default().push(key);
         }
         let mut bytes = Vec::new();
-        for line in self.pending.drain(..) {
-            bytes.extend(encode_line(&line));
+        for (issued, keys) in by_time {
+            bytes.extend(encode_line(&Line {
+                since: None,
+                issued: Some(issued),
+                keys,
+            }));
             self.lines += 1;
         }
+        self.last.extend(self.admitted.drain());
         let mut file = std::fs::OpenOptions::new()
             .append(true)
             .open(&self.path)
@@ -412,34 +415,44 @@ impl Ledger {
             .map_err(Error::io(
                 "cannot append to the submission ledger",
                 &self.path,
-            ))
+            ))?;
+        self.commits += 1;
+        if self.commits >= 1_000 {
+            // Forget what rule 1 covers now, so that memory and file stay bounded.
+            self.commits = 0;
+            let horizon = self.horizon();
+            self.last.retain(|_, t| *t >= horizon);
+            if self.lines > 10_000 && self.lines > 4 * self.last.len() {
+                return self.compact();
+            }
+        }
+        Ok(())
     }
 
     /// Rewrites the ledger with only what is still remembered.
     fn compact(&mut self) -> Result<()> {
-        self.pending.clear();
-        let mut bytes = encode_line(&Line {
+        let mut bytes = encode_line::<&str>(&Line {
             since: Some(self.since),
             issued: None,
             keys: Vec::new(),
         });
-        let mut by_time: HashMap<Timestamp, Vec<String>> = HashMap::new();
+        let mut by_time: BTreeMap<Timestamp, Vec<&str>> = BTreeMap::new();
         for (key, t) in &self.last {
-            by_time.entry(*t).or_default().push(key.clone());
+            by_time.entry(*t).or_default().push(key);
         }
-        for (t, keys) in by_time {
+        self.lines = 1 + by_time.len();
+        for (issued, keys) in by_time {
             bytes.extend(encode_line(&Line {
                 since: None,
-                issued: Some(t),
+                issued: Some(issued),
                 keys,
             }));
         }
-        self.lines = 1 + self.last.len();
         write_durably(&self.path, &bytes)
     }
 }
 
-fn encode_line(line: &Line) -> Vec<u8> {
+fn encode_line<K: Serialize>(line: &Line<K>) -> Vec<u8> {
     let mut bytes = serde_json::to_vec(line).expect("ledger lines serialise");
     bytes.push(b'\n');
     bytes

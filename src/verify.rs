@@ -108,6 +108,16 @@ pub(crate) fn verify<T: DeserializeOwned>(
     what: &str,
     authority: &Authority<'_>,
 ) -> Result<T> {
+    let raw = verify_raw(bytes, what, authority)?;
+    serde_json::from_slice(raw).map_err(|e| fail(format!("{what}: not valid metadata: {e}")))
+}
+
+/// [`verify`], returning the verified bytes of `signed` for the caller to parse.
+pub(crate) fn verify_raw<'a>(
+    bytes: &'a [u8],
+    what: &str,
+    authority: &Authority<'_>,
+) -> Result<&'a [u8]> {
     let envelope: Envelope = serde_json::from_slice(bytes)
         .map_err(|e| fail(format!("{what}: not a signed metadata file: {e}")))?;
     let raw = envelope.signed.get().as_bytes();
@@ -164,7 +174,7 @@ pub(crate) fn verify<T: DeserializeOwned>(
             authority.threshold
         )));
     }
-    serde_json::from_slice(raw).map_err(|e| fail(format!("{what}: not valid metadata: {e}")))
+    Ok(raw)
 }
 
 pub(crate) fn root_authority(root: &Root, role: RoleType) -> Result<Authority<'_>> {

@@ -5,6 +5,7 @@
 //! Bins are written straight to canonical JSON from a compact in-memory form (about 200
 //! bytes a target), because serialisation, not signing, is what a batch costs.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
@@ -270,7 +271,7 @@ impl TargetsRole {
             .expect("load refuses to start without one")
     }
 
-    fn apply_newer(&mut self, jobs: &[TargetsJob]) -> Result<TargetsOutcome> {
+    fn apply_newer(&mut self, jobs: &[Cow<'_, TargetsJob>]) -> Result<TargetsOutcome> {
         let mut named = BTreeSet::new();
         let mut changed = BTreeSet::new();
         for job in jobs {
