@@ -440,6 +440,18 @@ fn root_command(command: RootCommand) -> Result<()> {
 }
 
 async fn run(args: RunArgs) -> Result<()> {
+    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        cli::stop_signal().await;
+        tracing::info!("stopping after the current batch");
+        let _ = stop_tx.send(true);
+    });
+    // Started before `tuf-signer init` (a container set coming up together): wait for the
+    // repository rather than exit and be restarted in a loop. init writes the keys first and
+    // timestamp.json last; once that is there, a missing key is a mistake, said at once.
+    if !wait_for_repository(&Layout::new(&args.repo), &mut stop_rx).await {
+        return Ok(());
+    }
     let targets_key = match (&args.role, &args.key, &args.keys) {
         (Some(RoleArg::Targets), Some(key), _) => Some(key.clone()),
         (None, _, Some(keys)) => Some(find_key(keys, "targets")),
@@ -476,12 +488,6 @@ async fn run(args: RunArgs) -> Result<()> {
         },
     };
     settings.layout.require_initialised()?;
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    tokio::spawn(async move {
-        cli::stop_signal().await;
-        tracing::info!("stopping after the current batch");
-        let _ = stop_tx.send(true);
-    });
     let options = WorkerOptions {
         batch_max: args.batch_max.max(1),
     };
@@ -581,6 +587,31 @@ async fn run(args: RunArgs) -> Result<()> {
                 stop_rx,
             )
             .await
+        }
+    }
+}
+
+/// Waits until `init` has finished the repository (it writes `metadata/timestamp.json`
+/// last), saying once what it waits for; `false` when stopped first.
+async fn wait_for_repository(
+    layout: &Layout,
+    stop: &mut tokio::sync::watch::Receiver<bool>,
+) -> bool {
+    let done = layout.timestamp();
+    if done.is_file() {
+        return true;
+    }
+    tracing::warn!(repo = %layout.root.display(),
+        "waiting for the repository: no metadata/timestamp.json yet (run `tuf-signer init`; \
+         it writes that file last)");
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_millis(500)) => {}
+            _ = stop.changed() => return false,
+        }
+        if done.is_file() {
+            tracing::info!("the repository is there: starting");
+            return true;
         }
     }
 }

@@ -1,0 +1,45 @@
+//! Signers started before `tuf-signer init` (a container set coming up together) wait for
+//! the repository, saying so once, instead of exiting into a restart loop; once init has
+//! finished they sign.
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn signers_started_before_init_wait_for_it_then_sign() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = TestRepo {
+        repo: dir.path().join("repo"),
+        keys: dir.path().join("keys"),
+        dir,
+    };
+    let prefix = unique_prefix("startup");
+    let mut signers = repo.spawn_all_signers(&prefix);
+    std::thread::sleep(Duration::from_secs(2));
+    for s in signers.iter_mut() {
+        assert!(s.is_running(), "a signer gave up:\n{}", s.log_text());
+        let log = s.log_text();
+        assert_eq!(
+            log.matches("waiting for the repository").count(),
+            1,
+            "said once what it waits for:\n{log}"
+        );
+    }
+    ok(run(Command::new(SIGNER)
+        .args(["init", "--bins", "16", "--repo"])
+        .arg(&repo.repo)
+        .arg("--keys")
+        .arg(&repo.keys)));
+    for s in signers.iter_mut() {
+        wait_ready(s);
+    }
+    let releases = make_releases(&repo.path("rel"), 3, "s");
+    repo.add_over_broker(&prefix, &repo.path("rel"), &[]);
+    let report = ngclient_verify(&repo, &items_for(&releases));
+    assert_eq!(report["verified"], releases.len());
+    delete_queues(&prefix).await;
+}
