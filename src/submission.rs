@@ -144,7 +144,7 @@ impl Policy {
     fn check_age(&self, issued: Timestamp) -> Result<()> {
         let now = Timestamp::now();
         let age = now.duration_since(issued);
-        if age > jiff::SignedDuration::try_from(self.max_age).unwrap_or(jiff::SignedDuration::MAX) {
+        if issued < horizon(self.max_age) {
             return Err(Error::InvalidJob(format!(
                 "stale: issued at {issued}, more than {} ago (--max-job-age); submit it again",
                 humantime(self.max_age)
@@ -159,6 +159,12 @@ impl Policy {
         }
         Ok(())
     }
+}
+
+/// Now less `max_age`: rule 1 refuses what was issued before it.
+fn horizon(max_age: Duration) -> Timestamp {
+    let age = jiff::SignedDuration::try_from(max_age).unwrap_or(jiff::SignedDuration::MAX);
+    Timestamp::now().checked_sub(age).unwrap_or(Timestamp::MIN)
 }
 
 fn humantime(d: Duration) -> String {
@@ -296,8 +302,7 @@ impl Ledger {
 
     /// Jobs issued before this are covered by rule 1, not remembered.
     fn horizon(&self) -> Timestamp {
-        let age = jiff::SignedDuration::try_from(self.max_age).unwrap_or(jiff::SignedDuration::MAX);
-        Timestamp::now().checked_sub(age).unwrap_or(Timestamp::MIN)
+        horizon(self.max_age)
     }
 
     /// Starts a batch: forgets admissions of a batch that never reached [`Ledger::commit`].

@@ -260,6 +260,15 @@ impl RootChain {
         })
     }
 
+    /// Walks the chain again when a newer root has appeared on disk (one `stat` otherwise).
+    pub fn refresh(&mut self, layout: &Layout) -> Result<()> {
+        let next = self.current.version.get() + 1;
+        if layout.versioned("root", next).is_file() {
+            *self = RootChain::load(layout)?;
+        }
+        Ok(())
+    }
+
     /// Parses `bytes` (the file at `path`) and checks it is signed by a threshold of
     /// `role`'s keys in the current root, whatever ids the signatures carry (a signer asks
     /// whether a key of the role signed it; see [`Authority::by_key`]). Keys a root has

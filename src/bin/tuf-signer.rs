@@ -8,9 +8,7 @@ use package_signing::broker::memory::MemoryBroker;
 use package_signing::cli;
 use package_signing::keys::{load_public, KeyIdRule, SigningKey};
 use package_signing::repository::expiry::parse_duration;
-use package_signing::repository::init::{
-    find_key, init, InitOptions, LEDGER_FILE, SUBMITTER, SUBMITTERS_FILE,
-};
+use package_signing::repository::init::{find_key, init, InitOptions, SUBMITTER, SUBMITTERS_FILE};
 use package_signing::repository::{root, Expiries, Layout};
 use package_signing::roles::{latest_root, RoleSettings, SnapshotRole, TargetsRole, TimestampRole};
 use package_signing::submission::Policy;
@@ -449,7 +447,8 @@ async fn run(args: RunArgs) -> Result<()> {
     // Started before `tuf-signer init` (a container set coming up together): wait for the
     // repository rather than exit and be restarted in a loop. init writes the keys first and
     // timestamp.json last; once that is there, a missing key is a mistake, said at once.
-    if !wait_for_repository(&Layout::new(&args.repo), &mut stop_rx).await {
+    let layout = Layout::new(&args.repo);
+    if !wait_for_repository(&layout, &mut stop_rx).await {
         return Ok(());
     }
     let targets_key = match (&args.role, &args.key, &args.keys) {
@@ -463,12 +462,10 @@ async fn run(args: RunArgs) -> Result<()> {
                 .submitters
                 .clone()
                 .unwrap_or_else(|| key.parent().unwrap_or(Path::new(".")).join(SUBMITTERS_FILE));
-            let ledger = args.submission_ledger.clone().unwrap_or_else(|| {
-                Layout::new(&args.repo)
-                    .root
-                    .join("control")
-                    .join(LEDGER_FILE)
-            });
+            let ledger = args
+                .submission_ledger
+                .clone()
+                .unwrap_or_else(|| layout.default_ledger());
             Some(Policy::load(
                 &file,
                 parse_duration(&args.max_job_age)?,
@@ -480,7 +477,7 @@ async fn run(args: RunArgs) -> Result<()> {
     let settings = RoleSettings {
         submissions,
         refresh_window: f64::from(args.refresh_left_percent) / 100.0,
-        layout: Layout::new(&args.repo),
+        layout,
         expiries: args.expiry.parse()?,
         prune_after: match args.prune_after.as_str() {
             "never" => None,

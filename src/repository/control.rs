@@ -33,7 +33,7 @@ pub struct Pause {
 impl Control {
     pub fn new(layout: &Layout) -> Control {
         Control {
-            dir: layout.root.join("control"),
+            dir: layout.control_dir(),
         }
     }
 

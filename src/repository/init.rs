@@ -30,9 +30,6 @@ pub const SUBMITTER: &str = "submitter";
 /// The submitter public keys the targets signer trusts, written beside the targets key.
 pub const SUBMITTERS_FILE: &str = "submitters.pub";
 
-/// The submission ledger's file name in `REPO/control/`.
-pub const LEDGER_FILE: &str = "submissions.jsonl";
-
 pub struct InitOptions {
     pub repo: PathBuf,
     pub keys: PathBuf,
@@ -111,7 +108,7 @@ pub fn init(opts: &InitOptions, mut progress: impl FnMut(usize, usize)) -> Resul
     create_private_dir(&opts.keys, keys_mode)?;
     create_dir(&layout.metadata_dir())?;
     create_dir(&layout.targets_dir())?;
-    create_dir(&layout.root.join("control"))?;
+    create_dir(&layout.control_dir())?;
 
     let mut keys = HashMap::new();
     let mut key_ids = Vec::new();
@@ -131,7 +128,7 @@ pub fn init(opts: &InitOptions, mut progress: impl FnMut(usize, usize)) -> Resul
     write_durably(&submitters, public.as_bytes())?;
     give_to_owner(opts, "targets", &submitters)?;
     // What the targets signer's replay rule remembers; it appends to it.
-    let ledger = layout.root.join("control").join(LEDGER_FILE);
+    let ledger = layout.default_ledger();
     crate::submission::Ledger::create(&ledger)?;
     if let Some((_, uid)) = opts.key_owners.iter().find(|(r, _)| r == "targets") {
         ownership::give(&ledger, *uid)?;

@@ -39,6 +39,16 @@ impl Layout {
         self.metadata_dir().join("timestamp.json")
     }
 
+    /// `control/`: locks, the pause switch and the submission ledger; never served.
+    pub fn control_dir(&self) -> PathBuf {
+        self.root.join("control")
+    }
+
+    /// Where the targets signer keeps its submission ledger unless told otherwise.
+    pub fn default_ledger(&self) -> PathBuf {
+        self.control_dir().join("submissions.jsonl")
+    }
+
     /// Fails with advice when the repository was never initialised.
     pub fn require_initialised(&self) -> Result<()> {
         if self.metadata_dir().join("1.root.json").is_file() {
@@ -51,6 +61,15 @@ impl Layout {
                     .into(),
             })
         }
+    }
+
+    /// The newest version of `role` on disk, if any (one directory scan).
+    pub fn newest_version(&self, role: &str) -> Result<Option<u64>> {
+        Ok(self
+            .scan_versions()?
+            .get(role)
+            .and_then(|v| v.last())
+            .copied())
     }
 
     /// Every version on disk of each role: `role -> sorted versions`, from one directory scan.

@@ -14,8 +14,10 @@ use crate::schema::Root;
 use crate::verify::RootChain;
 
 use crate::keys::SigningKey;
-use crate::repository::{Expiries, Layout};
+use crate::repository::{signed, Expiries, Layout, MetaEntry};
+use crate::schema::Header;
 use crate::{Error, Result};
+use serde::de::{DeserializeOwned, IgnoredAny};
 
 pub use snapshot::SnapshotRole;
 pub use targets::TargetsRole;
@@ -68,31 +70,88 @@ pub fn signed_by<T>(file: &Signed<T>, key: &SigningKey) -> bool {
 /// and pruned (a newer version is on disk, and a job listing it is on its way). A version
 /// newer than any on disk was never written by the role's signer (files are durable before
 /// the job naming them is sent): the job is refused.
-pub fn read_named(layout: &Layout, role: &str, version: u64) -> Result<Option<Vec<u8>>> {
+fn read_named(layout: &Layout, role: &str, version: u64) -> Result<Option<Vec<u8>>> {
     let path = layout.versioned(role, version);
     match std::fs::read(&path) {
         Ok(bytes) => Ok(Some(bytes)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let newest = layout
-                .scan_versions()?
-                .get(role)
-                .and_then(|v| v.last())
-                .copied();
-            match newest {
-                Some(newest) if newest > version => {
-                    tracing::warn!(file = %path.display(), newest,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => match layout.newest_version(role)? {
+            Some(newest) if newest > version => {
+                tracing::warn!(file = %path.display(), newest,
                         "a job names a superseded file that is no longer on disk; left out");
-                    Ok(None)
-                }
-                _ => Err(Error::InvalidJob(format!(
-                    "{role}.json version {version} is not on disk (the newest is {}); only \
-                     files its signer wrote may be named",
-                    newest.map_or_else(|| "none".into(), |v| v.to_string())
-                ))),
+                Ok(None)
             }
-        }
+            newest => Err(Error::InvalidJob(format!(
+                "{role}.json version {version} is not on disk (the newest is {}); only \
+                     files its signer wrote may be named",
+                newest.map_or_else(|| "none".into(), |v| v.to_string())
+            ))),
+        },
         Err(e) => Err(Error::io("cannot read metadata", &path)(e)),
     }
+}
+
+/// Reads `version` of `role` (`snapshot`, `targets` or `bin-…`), a file a job names, checks
+/// it, and returns its header with its meta entry taken from the bytes; `None` when it was
+/// superseded and pruned ([`read_named`]). The check: when the job's signer `vouched` for
+/// these bytes, their hash must be the one it listed; otherwise `verify` checks the file's
+/// own signatures. Either way it must be `kind` metadata of that version. Every refusal is
+/// the job's fault: an [`Error::InvalidJob`] naming the file.
+pub fn read_verified(
+    layout: &Layout,
+    role: &str,
+    version: u64,
+    kind: &str,
+    vouched: Option<&MetaEntry>,
+    verify: impl FnOnce(&[u8], &std::path::Path) -> Result<Header>,
+) -> Result<Option<(Header, MetaEntry)>> {
+    let Some(bytes) = read_named(layout, role, version)? else {
+        return Ok(None);
+    };
+    let refused = |e: Error| Error::InvalidJob(format!("{role}.json version {version}: {e}"));
+    let entry = MetaEntry::of(version, &bytes);
+    let header = match vouched {
+        // Its signer vouched for these very bytes in the job it signed.
+        Some(vouched) if *vouched == entry => {
+            #[derive(serde::Deserialize)]
+            struct File {
+                signed: Header,
+            }
+            serde_json::from_slice::<File>(&bytes)
+                .map(|f| f.signed)
+                .map_err(|e| refused(Error::Verify(format!("not metadata: {e}"))))?
+        }
+        Some(_) => {
+            return Err(refused(Error::Verify(
+                "its bytes are not the ones the job's signer vouched for".into(),
+            )))
+        }
+        None => verify(&bytes, &layout.versioned(role, version)).map_err(refused)?,
+    };
+    if header.kind != kind || header.version.get() != version {
+        return Err(refused(Error::Verify(format!(
+            "the file says it is {} version {}",
+            header.kind, header.version
+        ))));
+    }
+    Ok(Some((header, entry)))
+}
+
+/// Loads a file a signer adopts as its state: it must verify against `role`'s keys in the
+/// current root and, when its name gives a version (`named`), be that version.
+pub fn load_state<T: DeserializeOwned + tough::schema::Role>(
+    chain: &RootChain,
+    path: &std::path::Path,
+    role: RoleType,
+    what: &'static str,
+    named: Option<u64>,
+) -> Result<(Signed<T>, MetaEntry)> {
+    let loaded = signed::load_verified::<T>(path, what, |bytes| {
+        chain.verify_role::<IgnoredAny>(bytes, path, role).map(drop)
+    })?;
+    if let Some(named) = named {
+        check_version(path, loaded.0.signed.version().get(), named)?;
+    }
+    Ok(loaded)
 }
 
 /// Refuses a file whose `signed` part names another version than its file name: a signed
@@ -111,8 +170,7 @@ pub fn check_version(path: &std::path::Path, claimed: u64, named: u64) -> Result
 /// verified against the root's snapshot keys: the versions a signer's state may not be
 /// older than. Empty before the first snapshot.
 pub fn listed_versions(layout: &Layout, chain: &RootChain) -> Result<BTreeMap<String, u64>> {
-    let versions = layout.scan_versions()?;
-    let Some(&newest) = versions.get("snapshot").and_then(|v| v.last()) else {
+    let Some(newest) = layout.newest_version("snapshot")? else {
         return Ok(BTreeMap::new());
     };
     let path = layout.versioned("snapshot", newest);

@@ -4,19 +4,18 @@ use std::collections::BTreeMap;
 
 use tough::schema::{RoleType, Snapshot};
 
-use super::{check_version, label_key, read_named, signed_by, RoleSettings};
+use super::{check_version, label_key, load_state, read_verified, signed_by, RoleSettings};
 use crate::canonical::write_string;
 use crate::jobs::{check_meta, SnapshotJob, TimestampJob};
 use crate::keys;
 use crate::keys::SigningKey;
 use crate::repository::layout::write_version_durably;
 use crate::repository::prune::Pruner;
-use crate::repository::signed::{self, sign_canonical};
-use crate::repository::{HashBins, Layout, MetaEntry, SPEC_VERSION};
+use crate::repository::signed::sign_canonical;
+use crate::repository::{HashBins, MetaEntry, SPEC_VERSION};
 use crate::schema::{Delegations, Header};
 use crate::verify::{verify_delegated, RootChain};
 use crate::{Error, Result};
-use serde::de::IgnoredAny;
 use tough::schema::key::Key;
 
 #[derive(Debug)]
@@ -49,12 +48,8 @@ impl SnapshotRole {
             reason: "no N.snapshot.json on disk; the repository is incomplete".into(),
         })?;
         let path = layout.versioned("snapshot", version);
-        let (snapshot, own) = signed::load_verified::<Snapshot>(&path, "snapshot", |bytes| {
-            chain
-                .verify_role::<IgnoredAny>(bytes, &path, RoleType::Snapshot)
-                .map(drop)
-        })?;
-        check_version(&path, snapshot.signed.version.get(), version)?;
+        let (snapshot, own) =
+            load_state::<Snapshot>(&chain, &path, RoleType::Snapshot, "snapshot", Some(version))?;
         let mut meta = BTreeMap::new();
         for (name, m) in &snapshot.signed.meta {
             let entry = MetaEntry::from_metafile(m).ok_or_else(|| Error::Repository {
@@ -115,7 +110,7 @@ impl SnapshotRole {
             }
             check_meta(name, entry)?;
         }
-        self.refresh_chain()?;
+        self.chain.refresh(&self.settings.layout)?;
         // Before anything is taken out of the job: the signature covers all of it.
         let voucher = self.voucher(&job)?;
         // What is not newer than what is listed changes nothing (a redelivery, a resync).
@@ -134,10 +129,11 @@ impl SnapshotRole {
                     )
                 })
                 .map(|_| &hint);
-            let entry = verified_file(
+            let entry = read_verified(
                 &self.settings.layout,
-                "targets.json",
+                "targets",
                 hint.version,
+                "targets",
                 vouched,
                 |bytes, path| self.chain.verify_role(bytes, path, RoleType::Targets),
             )?;
@@ -176,28 +172,34 @@ impl SnapshotRole {
         }
         let layout = self.settings.layout.clone();
         let delegations = self.delegations()?;
+        // The bins the job's signer alone may sign: decided once, not once a bin.
+        let vouched_for: std::collections::HashSet<&str> = match &voucher {
+            Some(key) => delegations
+                .roles
+                .iter()
+                .filter(|r| {
+                    let keys: Vec<&Key> = r
+                        .keyids
+                        .iter()
+                        .filter_map(|id| delegations.keys.get(id))
+                        .collect();
+                    vouches(r.threshold.get(), &keys, key)
+                })
+                .map(|r| r.name.as_str())
+                .collect(),
+            None => Default::default(),
+        };
         let checked = in_parallel(&bins, |(name, hint)| {
             let role = name.strip_suffix(".json").unwrap_or(name);
-            let vouched = voucher
-                .as_ref()
-                .filter(|k| {
-                    delegations
-                        .roles
-                        .iter()
-                        .find(|r| r.name == role)
-                        .is_some_and(|r| {
-                            let keys: Vec<&Key> = r
-                                .keyids
-                                .iter()
-                                .filter_map(|id| delegations.keys.get(id))
-                                .collect();
-                            vouches(r.threshold.get(), &keys, k)
-                        })
-                })
-                .map(|_| hint);
-            verified_file(&layout, name, hint.version, vouched, |bytes, path| {
-                verify_delegated(bytes, path, delegations, role)
-            })
+            let vouched = vouched_for.contains(role).then_some(hint);
+            read_verified(
+                &layout,
+                role,
+                hint.version,
+                "targets",
+                vouched,
+                |bytes, path| verify_delegated(bytes, path, delegations, role),
+            )
         });
         for ((name, _), entry) in bins.into_iter().zip(checked) {
             match entry? {
@@ -246,10 +248,7 @@ impl SnapshotRole {
             let version = match listed.filter(|v| layout.versioned("targets", *v).is_file()) {
                 Some(v) => v,
                 None => layout
-                    .scan_versions()?
-                    .get("targets")
-                    .and_then(|v| v.last())
-                    .copied()
+                    .newest_version("targets")?
                     .ok_or_else(|| Error::Repository {
                         path: layout.metadata_dir(),
                         reason: "no N.targets.json on disk; the repository is incomplete".into(),
@@ -262,15 +261,6 @@ impl SnapshotRole {
             self.delegations = Some((version, top.delegations.unwrap_or_default()));
         }
         Ok(&self.delegations.as_ref().expect("set above").1)
-    }
-
-    /// Re-reads the root chain when a newer root has appeared.
-    fn refresh_chain(&mut self) -> Result<()> {
-        let next = self.chain.current.version.get() + 1;
-        if self.settings.layout.versioned("root", next).is_file() {
-            self.chain = RootChain::load(&self.settings.layout)?;
-        }
-        Ok(())
     }
 
     pub fn key(&self) -> &SigningKey {
@@ -394,50 +384,6 @@ impl SnapshotRole {
         out.push(b'}');
         out
     }
-}
-
-/// Reads `version` of `name` (`targets.json` or `bin-….json`), a file a job names, and lets
-/// `verify` check its signatures; checks it is that version of a targets role, and returns
-/// it with its meta entry taken from the bytes. `None` when it was superseded and pruned.
-/// Every refusal is the job's fault: an [`Error::InvalidJob`] naming the file.
-fn verified_file(
-    layout: &Layout,
-    name: &str,
-    version: u64,
-    vouched: Option<&MetaEntry>,
-    verify: impl FnOnce(&[u8], &std::path::Path) -> Result<Header>,
-) -> Result<Option<(Header, MetaEntry)>> {
-    let role = name.strip_suffix(".json").unwrap_or(name);
-    let Some(bytes) = read_named(layout, role, version)? else {
-        return Ok(None);
-    };
-    let refused = |e: Error| Error::InvalidJob(format!("{name} version {version}: {e}"));
-    let entry = MetaEntry::of(version, &bytes);
-    let header = match vouched {
-        // Its signer vouched for these very bytes in the job it signed.
-        Some(vouched) if *vouched == entry => {
-            #[derive(serde::Deserialize)]
-            struct File {
-                signed: Header,
-            }
-            serde_json::from_slice::<File>(&bytes)
-                .map(|f| f.signed)
-                .map_err(|e| refused(Error::Verify(format!("not metadata: {e}"))))?
-        }
-        Some(_) => {
-            return Err(refused(Error::Verify(
-                "its bytes are not the ones the job's signer vouched for".into(),
-            )))
-        }
-        None => verify(&bytes, &layout.versioned(role, version)).map_err(refused)?,
-    };
-    if header.kind != "targets" || header.version.get() != version {
-        return Err(refused(Error::Verify(format!(
-            "the file says it is {} version {}",
-            header.kind, header.version
-        ))));
-    }
-    Ok(Some((header, entry)))
 }
 
 /// Whether `key` alone meets a role's `threshold` among its `keys`.

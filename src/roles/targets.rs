@@ -13,7 +13,9 @@ use tough::schema::{PathSet, RoleType};
 
 use crate::schema::Targets;
 
-use super::{check_not_older, check_version, label_key, listed_versions, signed_by, RoleSettings};
+use super::{
+    check_not_older, check_version, label_key, listed_versions, load_state, signed_by, RoleSettings,
+};
 use crate::canonical::write_string;
 use crate::jobs::{NewTarget, SnapshotJob, TargetsJob};
 use crate::keys::SigningKey;
@@ -98,12 +100,13 @@ impl TargetsRole {
         };
         let top_version = newest("targets")?;
         let top_path = layout.versioned("targets", top_version);
-        let (top, top_meta) = signed::load_verified::<Targets>(&top_path, "targets", |bytes| {
-            chain
-                .verify_role::<IgnoredAny>(bytes, &top_path, RoleType::Targets)
-                .map(drop)
-        })?;
-        check_version(&top_path, top.signed.version.get(), top_version)?;
+        let (top, top_meta) = load_state::<Targets>(
+            &chain,
+            &top_path,
+            RoleType::Targets,
+            "targets",
+            Some(top_version),
+        )?;
         let listed = listed_versions(layout, &chain)?;
         check_not_older(&top_path, top_version, listed.get("targets").copied())?;
         let delegations = top

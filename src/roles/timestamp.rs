@@ -2,16 +2,14 @@
 
 use tough::schema::{RoleType, Timestamp};
 
-use super::{label_key, read_named, signed_by, RoleSettings};
+use super::{label_key, load_state, read_verified, signed_by, RoleSettings};
 use crate::jobs::{check_meta, TimestampJob};
 use crate::keys::SigningKey;
 use crate::repository::init::timestamp_for;
 use crate::repository::layout::write_durably;
 use crate::repository::{signed, MetaEntry};
-use crate::schema::Header;
 use crate::verify::RootChain;
 use crate::{Error, Result};
-use serde::de::IgnoredAny;
 
 #[derive(Debug)]
 pub struct TimestampRole {
@@ -32,11 +30,8 @@ impl TimestampRole {
         let chain = RootChain::load(layout)?;
         let key = label_key(&chain.current, RoleType::Timestamp, key, "--key")?;
         let path = layout.timestamp();
-        let (ts, _) = signed::load_verified::<Timestamp>(&path, "timestamp", |bytes| {
-            chain
-                .verify_role::<IgnoredAny>(bytes, &path, RoleType::Timestamp)
-                .map(drop)
-        })?;
+        let (ts, _) =
+            load_state::<Timestamp>(&chain, &path, RoleType::Timestamp, "timestamp", None)?;
         let snapshot = ts
             .signed
             .meta
@@ -100,27 +95,18 @@ impl TimestampRole {
         if hint.version <= self.snapshot.version {
             return Ok(job); // nothing newer: a redelivery or a resync
         }
-        let next = self.chain.current.version.get() + 1;
-        if self.settings.layout.versioned("root", next).is_file() {
-            self.chain = RootChain::load(&self.settings.layout)?;
-        }
-        let path = self.settings.layout.versioned("snapshot", hint.version);
-        let Some(bytes) = read_named(&self.settings.layout, "snapshot", hint.version)? else {
-            return Ok(job);
-        };
-        let refused =
-            |e: Error| Error::InvalidJob(format!("snapshot.json version {}: {e}", hint.version));
-        let snapshot: Header = self
-            .chain
-            .verify_role(&bytes, &path, RoleType::Snapshot)
-            .map_err(refused)?;
-        if snapshot.kind != "snapshot" || snapshot.version.get() != hint.version {
-            return Err(refused(Error::Verify(format!(
-                "the file says it is {} version {}",
-                snapshot.kind, snapshot.version
-            ))));
-        }
-        job.snapshot = Some(MetaEntry::of(hint.version, &bytes));
+        let layout = &self.settings.layout;
+        self.chain.refresh(layout)?;
+        let chain = &self.chain;
+        let verified = read_verified(
+            layout,
+            "snapshot",
+            hint.version,
+            "snapshot",
+            None,
+            |b, p| chain.verify_role(b, p, RoleType::Snapshot),
+        )?;
+        job.snapshot = verified.map(|(_, entry)| entry);
         Ok(job)
     }
 
