@@ -2,6 +2,9 @@
 # The signers and the packaging pipeline come from one template (`agentImage`); what differs
 # between them (user, entrypoint, environment) is data in ./agents.json, which the
 # integration test `image_contract` also reads and runs.
+# `configs` is each image's runtime contract (user, entrypoint, env, working dir, ports,
+# labels) with no store path in it: scripts/e2e/images.py builds stand-in images from the
+# same data, and scripts/e2e-containers checks their config equals what this file evaluates to.
 {
   pkgs,
   package,
@@ -36,8 +39,19 @@ let
       (pkgs.writeTextDir "etc/group" "root:x:0:\n${group}:x:${toString gid}:${name}\n")
     ];
 
+  # An agent's runtime config. Keys and the AMQP URL (it holds a password) are given at run
+  # time, never baked in. `cacert` in the contents puts the bundle at /etc/ssl/certs.
+  agentConfig = name: agent: {
+    User = "${toString agent.uid}:${toString gid}";
+    Entrypoint = [ "/bin/${agent.program}" ] ++ agent.args;
+    Env = lib.mapAttrsToList (k: v: "${k}=${v}") agent.env ++ [
+      "SSL_CERT_FILE=/etc/ssl/certs/ca-bundle.crt"
+    ];
+    WorkingDir = "/srv/tuf";
+    Labels = labels name agent.description;
+  };
+
   # The worker template: the binary, CA certificates, a non-root user, the mount points.
-  # Keys and the AMQP URL (it holds a password) are given at run time, never baked in.
   agentImage =
     name: agent:
     pkgs.dockerTools.buildLayeredImage {
@@ -60,25 +74,20 @@ let
         chmod 0700 ./run/keys
         chmod 1777 ./tmp
       '';
-      config = {
-        User = "${toString agent.uid}:${toString gid}";
-        Entrypoint = [ "/bin/${agent.program}" ] ++ agent.args;
-        Env = lib.mapAttrsToList (k: v: "${k}=${v}") agent.env ++ [
-          "SSL_CERT_FILE=${pkgs.cacert}/etc/ssl/certs/ca-bundle.crt"
-        ];
-        WorkingDir = "/srv/tuf";
-        Labels = labels name agent.description;
-      };
+      config = agentConfig name agent;
     };
 
   rabbitmq = import ./rabbitmq { inherit pkgs labels identity; };
 
   byAgent = lib.mapAttrs agentImage agents // {
-    inherit rabbitmq;
+    rabbitmq = rabbitmq.image;
   };
 in
 {
   inherit byAgent agentImage;
+  configs = lib.mapAttrs agentConfig agents // {
+    rabbitmq = rabbitmq.config;
+  };
   # `nix build .#images`: every image, each linked under its agent's name.
   all = pkgs.linkFarm "package-signing-images" (
     lib.mapAttrsToList (name: image: {

@@ -1,52 +1,51 @@
 # The broker image: nixpkgs' rabbitmq-server with our configuration baked in. The definitions
 # create one user per agent, each allowed only the queues its role uses, and declare the
 # queues durable with the arguments the agents declare them with.
+# Returns { image, config }: `config` is the runtime contract, data in ./image.json, which
+# scripts/e2e/images.py also builds its stand-in broker image from.
 {
   pkgs,
   labels,
   identity,
 }:
 let
-  uid = 10100;
+  inherit (pkgs) lib;
+  spec = builtins.fromJSON (builtins.readFile ./image.json);
+  inherit (spec) uid;
   conf = pkgs.writeTextDir "etc/rabbitmq/rabbitmq.conf" (builtins.readFile ./rabbitmq.conf);
   definitions = pkgs.writeTextDir "etc/rabbitmq/definitions.json" (builtins.readFile ./definitions.json);
-in
-pkgs.dockerTools.buildLayeredImage {
-  name = "rabbitmq";
-  tag = "latest";
-  contents = [
-    pkgs.rabbitmq-server
-    pkgs.bashInteractive
-    pkgs.coreutils
-    conf
-    definitions
-  ] ++ identity {
-    name = "rabbitmq";
-    group = "rabbitmq";
-    inherit uid;
-    gid = uid;
-  };
-  fakeRootCommands = ''
-    mkdir -p ./var/lib/rabbitmq ./tmp
-    chown -R ${toString uid}:${toString uid} ./var/lib/rabbitmq
-    chmod 1777 ./tmp
-  '';
+  # The package in `contents` links its programs at /bin.
   config = {
     User = "${toString uid}:${toString uid}";
-    Entrypoint = [ "${pkgs.rabbitmq-server}/bin/rabbitmq-server" ];
-    Env = [
-      "HOME=/var/lib/rabbitmq"
-      "RABBITMQ_CONFIG_FILE=/etc/rabbitmq/rabbitmq.conf"
-      "RABBITMQ_MNESIA_BASE=/var/lib/rabbitmq/mnesia"
-      "RABBITMQ_LOG_BASE=/var/lib/rabbitmq/log"
-      "RABBITMQ_LOGS=-"
-    ];
-    ExposedPorts = {
-      "5672/tcp" = { };
+    Entrypoint = [ "/bin/${spec.program}" ];
+    Env = lib.mapAttrsToList (k: v: "${k}=${v}") spec.env;
+    ExposedPorts = lib.genAttrs spec.ports (_: { });
+    Volumes = lib.genAttrs spec.volumes (_: { });
+    Labels = labels "rabbitmq" spec.description;
+  };
+in
+{
+  inherit config;
+  image = pkgs.dockerTools.buildLayeredImage {
+    name = "rabbitmq";
+    tag = "latest";
+    contents = [
+      pkgs.rabbitmq-server
+      pkgs.bashInteractive
+      pkgs.coreutils
+      conf
+      definitions
+    ] ++ identity {
+      name = "rabbitmq";
+      group = "rabbitmq";
+      inherit uid;
+      gid = uid;
     };
-    Volumes = {
-      "/var/lib/rabbitmq" = { };
-    };
-    Labels = labels "rabbitmq" "RabbitMQ for package-signing: one user per agent, durable role queues";
+    fakeRootCommands = ''
+      mkdir -p ./var/lib/rabbitmq ./tmp
+      chown -R ${toString uid}:${toString uid} ./var/lib/rabbitmq
+      chmod 1777 ./tmp
+    '';
+    inherit config;
   };
 }

@@ -80,6 +80,8 @@ if set(agents_line) != flake_images:
 for m in re.finditer(r'"\$R/([a-z-]+):\$IMAGE_TAG"', ci):
     if m.group(1) not in flake_images:
         fail(f".gitlab-ci.yml runs image {m.group(1)}, which the flake does not build")
+if not re.search(r"^\s+- scripts/e2e-containers --engine docker --images images\b", ci, re.M):
+    fail(".gitlab-ci.yml: the e2e job does not run scripts/e2e-containers on the built images")
 if not registry.endswith("package-signing/tuf"):
     fail(f".ddev/.env TUF_REGISTRY {registry} is not the project's registry path")
 for agent in agents:
