@@ -8,10 +8,13 @@ pub enum LogFormat {
     Json,
 }
 
-/// The default filter: info, without lapin's own line for each channel the broker closes.
-/// Every such close reaches our code as an error it reports (or, for a passive look at a
-/// queue that is not there, expects), so lapin's line only alarms the operator.
-const DEFAULT_FILTER: &str = "info,lapin::channel=off";
+/// The default filter: info, without lapin's own lines for each channel the broker closes and
+/// from its socket loop. Every such close or I/O failure reaches our code as an error it
+/// reports with what to do next (or, for a passive look at a queue that is not there,
+/// expects), so lapin's lines only alarm the operator: its socket loop logs "Socket was
+/// writable but we wrote 0" at ERROR on healthy runs (seen on every few signer health probes
+/// in containers, issue 11). `RUST_LOG=info,lapin=debug` shows them all.
+const DEFAULT_FILTER: &str = "info,lapin::channel=off,lapin::io_loop=off";
 
 pub fn init(format: LogFormat) {
     let filter =
