@@ -59,6 +59,10 @@ pub enum Error {
 
     #[error("{0}")]
     Usage(String),
+
+    /// What the verifying updater found (typed: rollback, expiry, signatures, download...).
+    #[error(transparent)]
+    Update(#[from] crate::updater::Error),
 }
 
 impl Error {

@@ -8,6 +8,9 @@
 //! A key id is a label a root or a delegation gives a public key. We write ids by
 //! [`KeyIdRule::PhpTuf`] unless told otherwise; everything that reads ids treats them as
 //! opaque labels and compares public keys, never ids, to tell keys apart.
+//!
+//! We sign with ed25519 only (php-tuf verifies nothing else); [`verify`] checks every key
+//! type of the specification, as a verifying client must.
 
 use std::fmt;
 use std::path::Path;
@@ -303,16 +306,33 @@ pub fn key_id(key: &Key, rule: KeyIdRule) -> Result<String> {
     ))
 }
 
-/// Checks an ed25519 signature. Any other key type is refused: php-tuf accepts ed25519 only.
+/// Checks a signature by any of the specification's standard key types: ed25519, ECDSA P-256
+/// (`ecdsa-sha2-nistp256`, DER signatures) and RSA-PSS with SHA-256 (`rsassa-pss-sha256`).
+/// The signers sign with ed25519 only (php-tuf verifies no other type, and the root ceremony
+/// refuses other keys), but a verifying client must accept every standard type.
 pub fn verify(key: &Key, message: &[u8], sig: &[u8]) -> bool {
-    match key {
-        Key::Ed25519 { keyval, .. } => {
-            signature::UnparsedPublicKey::new(&signature::ED25519, keyval.public.as_ref())
-                .verify(message, sig)
-                .is_ok()
+    use tough::schema::key::{EcdsaScheme, RsaScheme};
+    let (algorithm, public): (&'static dyn signature::VerificationAlgorithm, &[u8]) = match key {
+        Key::Ed25519 { keyval, .. } => (&signature::ED25519, keyval.public.as_ref()),
+        Key::Ecdsa {
+            keyval,
+            scheme: EcdsaScheme::EcdsaSha2Nistp256,
+            ..
         }
-        _ => false,
-    }
+        | Key::EcdsaOld {
+            keyval,
+            scheme: EcdsaScheme::EcdsaSha2Nistp256,
+            ..
+        } => (&signature::ECDSA_P256_SHA256_ASN1, keyval.public.as_ref()),
+        Key::Rsa {
+            keyval,
+            scheme: RsaScheme::RsassaPssSha256,
+            ..
+        } => (&signature::RSA_PSS_2048_8192_SHA256, keyval.public.as_ref()),
+    };
+    signature::UnparsedPublicKey::new(algorithm, public)
+        .verify(message, sig)
+        .is_ok()
 }
 
 #[cfg(test)]

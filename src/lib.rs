@@ -2,7 +2,7 @@
 //!
 //! The pieces, each in its own module:
 //! - [`canonical`]: canonical JSON, byte for byte what python-tuf (securesystemslib) signs.
-//! - [`keys`]: ed25519 signing keys (one file per role), key ids and signature checks.
+//! - [`keys`]: ed25519 signing keys (one file per role), key ids, and signature checks of every standard key type.
 //! - [`schema`]: root and targets as plain serde types that keep key ids as written.
 //! - [`verify`]: signatures, thresholds and meta checks, for the client, `validate` and root.
 //! - [`repository`]: the files on disk: names, durable writes, hashed bins, `init`.
@@ -12,8 +12,9 @@
 //! - [`broker`]: how jobs travel: RabbitMQ, or an in-process queue for the embedded mode.
 //! - [`worker`]: the loop every signer runs: take a batch, sign, write, hand on, acknowledge.
 //! - [`cli`]: what both binaries share around their commands.
-//! - [`client`]: the packaging-pipeline side: submit releases, wait, status, and the verifying
-//!   TUF client that Composer's plugin stands for.
+//! - [`client`]: the packaging-pipeline side: submit releases, wait, status, validate, serve.
+//! - [`updater`]: Composer's side: the verifying TUF updater (trusted metadata set, fetcher,
+//!   delegation walk), what Composer's TUF plugin does.
 
 pub mod broker;
 pub mod canonical;
@@ -28,6 +29,7 @@ pub mod repository;
 pub mod roles;
 pub mod schema;
 pub mod submission;
+pub mod updater;
 pub mod verify;
 pub mod worker;
 

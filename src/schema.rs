@@ -6,7 +6,7 @@
 //! [`crate::keys::KeyIdRule`]) parses as well as one that follows the specification's.
 //! tough's own `Root` and `Delegations` recompute each id and refuse every other rule, which
 //! is why these two live here. Whether two ids name one key is checked where keys are
-//! trusted ([`crate::client::trust`]), by comparing the public keys themselves.
+//! trusted ([`crate::verify`]), by comparing the public keys themselves.
 
 use std::collections::HashMap;
 use std::num::NonZeroU64;

@@ -121,6 +121,19 @@ pub(crate) fn verify_raw<'a>(
     let envelope: Envelope = serde_json::from_slice(bytes)
         .map_err(|e| fail(format!("{what}: not a signed metadata file: {e}")))?;
     let raw = envelope.signed.get().as_bytes();
+    // One signature per key id (as python-tuf reads metadata): a second one under the same
+    // id is malformed metadata, not a second chance.
+    for (i, sig) in envelope.signatures.iter().enumerate() {
+        if envelope.signatures[..i]
+            .iter()
+            .any(|s| s.keyid == sig.keyid)
+        {
+            return Err(fail(format!(
+                "{what}: two signatures under key id {}",
+                sig.keyid
+            )));
+        }
+    }
     let mut canonical: Option<Vec<u8>> = None;
     // The keys that signed validly; each counts once, whatever id it signed under.
     let mut valid: Vec<&Key> = Vec::new();

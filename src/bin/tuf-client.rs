@@ -9,16 +9,15 @@ use package_signing::broker::Endpoint;
 use package_signing::broker::Queue;
 use package_signing::cli;
 use package_signing::client::coverage::{Coverage, Expected};
-use package_signing::client::download::{download, Outcome};
-use package_signing::client::fetch::{base_url, Fetcher};
 use package_signing::client::status;
 use package_signing::client::submit::{collect, describe, publish_file, Route, Sink};
-use package_signing::client::trust::TrustedMetadata;
 use package_signing::jobs::{check_target_name, SnapshotJob, TargetsJob, TimestampJob};
 use package_signing::keys::SigningKey;
 use package_signing::repository::control::Control;
 use package_signing::repository::expiry::parse_duration;
+use package_signing::repository::layout::{create_dir, write_durably};
 use package_signing::repository::Layout;
+use package_signing::updater::{self, base_url, HttpFetcher, Updater};
 use package_signing::{Error, Result};
 
 /// The packaging pipeline's side of a TUF-signed Composer repository.
@@ -381,7 +380,7 @@ async fn dispatch(command: Command) -> Result<()> {
             root_json,
         } => {
             let bytes = std::fs::read(&root_json).map_err(Error::io("cannot read", &root_json))?;
-            TrustedMetadata::init(&metadata_dir, &bytes)?;
+            updater::init(&metadata_dir, &bytes)?;
             println!(
                 "trusting {} in {}",
                 root_json.display(),
@@ -390,11 +389,12 @@ async fn dispatch(command: Command) -> Result<()> {
             Ok(())
         }
         Command::Refresh { remote } => {
-            let mut trusted = TrustedMetadata::load(&remote.metadata_dir)?;
-            trusted
-                .refresh(&Fetcher::new(), &base_url(&remote.metadata_url)?)
-                .await?;
-            println!("metadata up to date (root v{})", trusted.root().version);
+            let mut updater = remote.updater()?;
+            updater.refresh().await?;
+            println!(
+                "metadata up to date (root v{})",
+                updater.trusted().root().version
+            );
             Ok(())
         }
         Command::Download {
@@ -403,30 +403,39 @@ async fn dispatch(command: Command) -> Result<()> {
             out,
             names,
         } => {
-            let fetcher = Fetcher::new();
-            let metadata_url = base_url(&remote.metadata_url)?;
             let targets_url = base_url(&targets_url)?;
-            let mut trusted = TrustedMetadata::load(&remote.metadata_dir)?;
-            trusted.refresh(&fetcher, &metadata_url).await?;
+            let mut updater = remote.updater()?;
+            updater.refresh().await?;
             for name in &names {
-                match download(
-                    &mut trusted,
-                    &fetcher,
-                    &metadata_url,
-                    &targets_url,
-                    name,
-                    &out,
-                )
-                .await?
-                {
-                    Outcome::Downloaded(p) => println!("verified {name} -> {}", p.display()),
-                    Outcome::AlreadyPresent(p) => {
-                        println!("verified {name} (already at {})", p.display())
-                    }
+                let dest = updater::output_path(&out, name)?;
+                let info = updater.target_info(name).await?.ok_or_else(|| {
+                    Error::Verify(format!("{name}: no such target in the signed metadata"))
+                })?;
+                // A file already there with the signed length and hashes is not fetched again.
+                if std::fs::read(&dest).is_ok_and(|b| info.check(name, &b).is_ok()) {
+                    println!("verified {name} (already at {})", dest.display());
+                    continue;
                 }
+                let bytes = updater.download_target(name, &info, &targets_url).await?;
+                create_dir(dest.parent().unwrap_or(&out))?;
+                write_durably(&dest, &bytes)?;
+                println!("verified {name} -> {}", dest.display());
             }
             Ok(())
         }
+    }
+}
+
+impl RemoteArgs {
+    fn updater(&self) -> Result<Updater<HttpFetcher>> {
+        let config = updater::Config::default();
+        let fetcher = HttpFetcher::new(&config);
+        Ok(Updater::new(
+            &self.metadata_dir,
+            base_url(&self.metadata_url)?,
+            fetcher,
+            config,
+        )?)
     }
 }
 

@@ -3,14 +3,12 @@
 //! - [`submit`]: hash release files, send them to the targets queue, wait until a
 //!   `timestamp.json` covers them ([`coverage`]).
 //! - [`status`]: what each role's newest metadata says.
-//! - [`trust`], [`fetch`], [`download`]: the verifying TUF client, as Composer's TUF plugin
-//!   runs it: trusted metadata kept between runs, the specification's update workflow.
+//! - [`validate`], [`serve`]: check a repository folder; serve it read-only over HTTP.
+//!
+//! Composer's side, the verifying updater, is [`crate::updater`].
 
 pub mod coverage;
-pub mod download;
-pub mod fetch;
 pub mod serve;
 pub mod status;
 pub mod submit;
-pub mod trust;
 pub mod validate;

@@ -11,9 +11,9 @@ use tough::schema::{Role, RoleType, Snapshot, Timestamp};
 use crate::roles::check_version;
 use crate::schema::{Header, Targets};
 
-use super::trust::role_matches;
 use crate::keys::KeyIdRule;
 use crate::repository::Layout;
+use crate::updater::delegation::role_matches;
 use crate::verify::{
     check_metafile, delegated_authority, root_authority, unverified, verify, verify_delegated,
     RootChain,

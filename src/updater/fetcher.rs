@@ -1,0 +1,135 @@
+//! Getting bytes from a repository: the [`Fetcher`] trait the updater downloads through (tests
+//! give it an in-memory repository), and [`HttpFetcher`] for `http(s)://` and `file://` URLs.
+//!
+//! Invariant: never more than the caller's byte limit is read, and no transfer outlives the
+//! configured timeouts or crawls below the minimum speed: a hostile mirror can neither fill
+//! memory nor hold an update forever.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use url::Url;
+
+use super::config::Config;
+use super::error::{Error, Result};
+
+pub trait Fetcher {
+    /// The bytes at `url`, or `None` when the repository has no such file (HTTP 404 or 403,
+    /// or no such local file). Fails when the file is longer than `max_length`.
+    fn fetch(&self, url: &Url, max_length: u64) -> impl Future<Output = Result<Option<Vec<u8>>>>;
+}
+
+pub struct HttpFetcher {
+    http: reqwest::Client,
+    config: Config,
+}
+
+/// Parses a base URL; a plain path is taken as a local folder. The result ends in `/`.
+pub fn base_url(text: &str) -> Result<Url> {
+    let mut url = if text.contains("://") {
+        Url::parse(text).map_err(|e| Error::Usage(format!("{text}: not a URL ({e})")))?
+    } else {
+        let path =
+            std::fs::canonicalize(text).map_err(Error::storage("cannot find folder", text))?;
+        Url::from_directory_path(&path)
+            .map_err(|_| Error::Usage(format!("{text}: not a folder")))?
+    };
+    if !url.path().ends_with('/') {
+        url.set_path(&format!("{}/", url.path()));
+    }
+    Ok(url)
+}
+
+/// `base` (ending in `/`) and a relative path whose characters are already safe in a URL path.
+pub fn join(base: &Url, relative: &str) -> Result<Url> {
+    Url::parse(&format!("{base}{relative}"))
+        .map_err(|e| Error::Usage(format!("{base}{relative}: not a URL ({e})")))
+}
+
+impl HttpFetcher {
+    pub fn new(config: &Config) -> HttpFetcher {
+        HttpFetcher {
+            http: reqwest::Client::builder()
+                .user_agent(concat!(
+                    "package-signing-tuf-client/",
+                    env!("CARGO_PKG_VERSION")
+                ))
+                .connect_timeout(config.connect_timeout)
+                .read_timeout(config.read_timeout)
+                .build()
+                .expect("a default HTTP client"),
+            config: config.clone(),
+        }
+    }
+
+    fn fetch_file(&self, url: &Url, max_length: u64) -> Result<Option<Vec<u8>>> {
+        let path: PathBuf = url
+            .to_file_path()
+            .map_err(|_| Error::Usage(format!("{url}: bad file URL")))?;
+        match std::fs::metadata(&path) {
+            Ok(m) if m.len() > max_length => Err(too_long(url, max_length)),
+            Ok(_) => Ok(Some(
+                std::fs::read(&path).map_err(Error::storage("cannot read", &path))?,
+            )),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::storage("cannot read", &path)(e)),
+        }
+    }
+}
+
+fn too_long(url: &Url, max_length: u64) -> Error {
+    Error::Download {
+        url: url.to_string(),
+        reason: format!("longer than the {max_length} bytes allowed; refusing it"),
+    }
+}
+
+impl Fetcher for HttpFetcher {
+    async fn fetch(&self, url: &Url, max_length: u64) -> Result<Option<Vec<u8>>> {
+        if url.scheme() == "file" {
+            return self.fetch_file(url, max_length);
+        }
+        let failed = |reason: String| Error::Download {
+            url: url.to_string(),
+            reason,
+        };
+        let started = Instant::now();
+        let mut response = self
+            .http
+            .get(url.clone())
+            .send()
+            .await
+            .map_err(|e| failed(e.to_string()))?;
+        let status = response.status();
+        if status == reqwest::StatusCode::NOT_FOUND || status == reqwest::StatusCode::FORBIDDEN {
+            return Ok(None);
+        }
+        if !status.is_success() {
+            return Err(failed(format!("HTTP {status}")));
+        }
+        if response.content_length().is_some_and(|l| l > max_length) {
+            return Err(too_long(url, max_length));
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|e| failed(e.to_string()))? {
+            if body.len() as u64 + chunk.len() as u64 > max_length {
+                return Err(too_long(url, max_length));
+            }
+            body.extend_from_slice(&chunk);
+            // A trickle: after the first read timeout, the average must keep the minimum.
+            let elapsed = started.elapsed();
+            if elapsed > self.config.read_timeout
+                && (body.len() as f64)
+                    < self.config.min_bytes_per_second as f64 * elapsed.as_secs_f64()
+            {
+                return Err(failed(format!(
+                    "slower than {} bytes/s after {:.0} s; giving up",
+                    self.config.min_bytes_per_second,
+                    elapsed.as_secs_f64()
+                )));
+            }
+        }
+        Ok(Some(body))
+    }
+}
