@@ -1,14 +1,21 @@
 //! `tuf-client serve`: a small read-only HTTP server for a repository folder, so that a
 //! deployment without a web server (DDEV, CI) can offer `metadata/` and `targets/` to
-//! clients. GET and HEAD only; paths are decoded and confined to those two folders.
+//! clients. GET and HEAD only; paths are decoded and confined to those two folders, and so is
+//! the file they name once symbolic links are resolved; only regular files are served.
+//!
+//! Invariant: no client can hold more than a bounded share of it: request lines and headers
+//! are bounded, at most [`MAX_CONNECTIONS`] are served at once (more wait to be accepted),
+//! every read and write has a timeout, and files are streamed, never read whole.
 //! `Last-Modified` and `If-Modified-Since` (304), which Composer's TUF plugin sends; a
 //! connection closes after the response when the client asks for it (`Connection: close`, or
 //! any HTTP/1.0 request), so clients that read to the end of the stream do not hang.
 
 use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 
 use crate::repository::layout::parse_versioned;
 use crate::{Error, Result};
@@ -19,7 +26,16 @@ pub async fn serve(root: PathBuf, listen: &str) -> Result<()> {
         .await
         .map_err(|e| Error::Usage(format!("cannot listen on {listen}: {e}")))?;
     tracing::info!(listen, root = %root.display(), "serving the repository read-only");
+    run(listener, Published::new(&root), MAX_CONNECTIONS).await
+}
+
+/// Accepts and serves connections, at most `max_connections` at once: at the cap, further
+/// connections wait in the listen backlog until one ends.
+async fn run(listener: TcpListener, published: Published, max_connections: usize) -> Result<()> {
+    let published = Arc::new(published);
+    let slots = Arc::new(Semaphore::new(max_connections));
     loop {
+        let slot = slots.clone().acquire_owned().await.expect("never closed");
         let (stream, peer) = match listener.accept().await {
             Ok(x) => x,
             Err(e) => {
@@ -27,13 +43,59 @@ pub async fn serve(root: PathBuf, listen: &str) -> Result<()> {
                 continue;
             }
         };
-        let root = root.clone();
+        let published = published.clone();
         tokio::spawn(async move {
-            if let Err(e) = handle(stream, &root).await {
+            if let Err(e) = handle(stream, &published).await {
                 tracing::debug!(%peer, error = %e, "connection ended");
             }
+            drop(slot);
         });
     }
+}
+
+/// Most connections served at once.
+pub const MAX_CONNECTIONS: usize = 256;
+/// Longest wait for a write to make progress (a client that stops reading).
+const WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The folders served, as given and with their symbolic links resolved.
+struct Published {
+    root: PathBuf,
+    real: Vec<PathBuf>,
+}
+
+impl Published {
+    fn new(root: &Path) -> Published {
+        Published {
+            root: root.to_path_buf(),
+            real: ["metadata", "targets"]
+                .iter()
+                .filter_map(|d| std::fs::canonicalize(root.join(d)).ok())
+                .collect(),
+        }
+    }
+
+    /// The regular file a request path names, opened, with its metadata: `None` unless the
+    /// path stays in `metadata/` or `targets/` both as written and once resolved.
+    async fn open(&self, target: &str) -> Option<(tokio::fs::File, std::fs::Metadata, PathBuf)> {
+        let path = resolve(&self.root, target)?;
+        let real = tokio::fs::canonicalize(&path).await.ok()?;
+        if !self.real.iter().any(|dir| real.starts_with(dir)) {
+            return None;
+        }
+        let file = tokio::fs::File::open(&real).await.ok()?;
+        let metadata = file.metadata().await.ok()?;
+        metadata.is_file().then_some((file, metadata, path))
+    }
+}
+
+async fn write_all<W: tokio::io::AsyncWrite + Unpin>(
+    w: &mut W,
+    bytes: &[u8],
+) -> std::io::Result<()> {
+    tokio::time::timeout(WRITE_TIMEOUT, w.write_all(bytes))
+        .await
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "client stopped reading"))?
 }
 
 /// Longest request or header line, and most header lines, we read before giving up on a
@@ -55,7 +117,7 @@ struct Request {
     if_modified_since: Option<jiff::Timestamp>,
 }
 
-async fn handle(stream: tokio::net::TcpStream, root: &Path) -> std::io::Result<()> {
+async fn handle(stream: tokio::net::TcpStream, published: &Published) -> std::io::Result<()> {
     let (read, mut write) = stream.into_split();
     let mut reader = BufReader::new(read);
     loop {
@@ -64,10 +126,23 @@ async fn handle(stream: tokio::net::TcpStream, root: &Path) -> std::io::Result<(
             Ok(Ok(None)) | Err(_) => break,
             Ok(Err(e)) => return Err(e),
         };
-        let response = respond(root, &request).await;
-        write.write_all(&response.head(request.keep_alive)).await?;
+        let response = respond(published, &request).await;
+        write_all(&mut write, &response.head(request.keep_alive)).await?;
         if request.method != "HEAD" {
-            write.write_all(&response.body).await?;
+            match response.body {
+                Body::Text(text) => write_all(&mut write, text.as_bytes()).await?,
+                Body::File(mut file, _) => {
+                    // Streamed in pieces, each with its own write timeout.
+                    let mut buf = vec![0u8; 64 * 1024];
+                    loop {
+                        let n = file.read(&mut buf).await?;
+                        if n == 0 {
+                            break;
+                        }
+                        write_all(&mut write, &buf[..n]).await?;
+                    }
+                }
+            }
         }
         if !request.keep_alive {
             break;
@@ -143,15 +218,30 @@ async fn read_request<R: tokio::io::AsyncBufRead + Unpin>(
 struct Response {
     status: &'static str,
     last_modified: Option<jiff::Timestamp>,
-    body: Vec<u8>,
+    body: Body,
+}
+
+enum Body {
+    Text(&'static str),
+    /// An open file and its length.
+    File(tokio::fs::File, u64),
+}
+
+impl Body {
+    fn len(&self) -> u64 {
+        match self {
+            Body::Text(t) => t.len() as u64,
+            Body::File(_, len) => *len,
+        }
+    }
 }
 
 impl Response {
-    fn error(status: &'static str, text: &str) -> Response {
+    fn error(status: &'static str, text: &'static str) -> Response {
         Response {
             status,
             last_modified: None,
-            body: text.as_bytes().to_vec(),
+            body: Body::Text(text),
         }
     }
 
@@ -175,17 +265,16 @@ impl Response {
     }
 }
 
-async fn respond(root: &Path, request: &Request) -> Response {
+async fn respond(published: &Published, request: &Request) -> Response {
     if !matches!(request.method.as_str(), "GET" | "HEAD") {
         return Response::error("405 Method Not Allowed", "GET or HEAD only\n");
     }
-    let Some(path) = resolve(root, &request.target) else {
+    let Some((file, metadata, path)) = published.open(&request.target).await else {
         return Response::error("404 Not Found", "not found\n");
     };
-    let modified = tokio::fs::metadata(&path)
-        .await
+    let modified = metadata
+        .modified()
         .ok()
-        .and_then(|m| m.modified().ok())
         .and_then(|t| jiff::Timestamp::try_from(t).ok())
         .and_then(|t| jiff::Timestamp::from_second(t.as_second()).ok());
     // RFC 9110 §13.1.3: not modified if the file is older than the date the client has.
@@ -200,17 +289,14 @@ async fn respond(root: &Path, request: &Request) -> Response {
             return Response {
                 status: "304 Not Modified",
                 last_modified: Some(modified),
-                body: Vec::new(),
+                body: Body::Text(""),
             };
         }
     }
-    match tokio::fs::read(&path).await {
-        Ok(body) => Response {
-            status: "200 OK",
-            last_modified: modified,
-            body,
-        },
-        Err(_) => Response::error("404 Not Found", "not found\n"),
+    Response {
+        status: "200 OK",
+        last_modified: modified,
+        body: Body::File(file, metadata.len()),
     }
 }
 
@@ -354,10 +440,10 @@ mod tests {
     async fn exchange(root: &Path, request: &str) -> String {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let root = root.to_path_buf();
+        let published = Published::new(root);
         tokio::spawn(async move {
             let (stream, _) = listener.accept().await.unwrap();
-            let _ = handle(stream, &root).await;
+            let _ = handle(stream, &published).await;
         });
         let mut client = tokio::net::TcpStream::connect(addr).await.unwrap();
         client.write_all(request.as_bytes()).await.unwrap();
@@ -439,5 +525,91 @@ mod tests {
     async fn refuses_an_endless_line() {
         let long = "GET /".to_string() + &"a".repeat(MAX_LINE as usize) + " HTTP/1.1\r\n\r\n";
         assert!(read_request(&mut long.as_bytes()).await.is_err());
+    }
+
+    /// A symbolic link in `metadata/` or `targets/` that leads out of them, a folder, and
+    /// a link to a file outside the repository are all "not found"; a link that stays inside
+    /// is served, and a large file is streamed whole.
+    #[tokio::test]
+    async fn serves_only_regular_files_inside_the_published_folders() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("repo");
+        for d in ["metadata", "targets/pkgs", "control"] {
+            std::fs::create_dir_all(root.join(d)).unwrap();
+        }
+        std::fs::write(root.join("control/secret.json"), "secret").unwrap();
+        std::fs::write(dir.path().join("outside"), "outside").unwrap();
+        let big = vec![b'x'; 3 * 1024 * 1024 + 7];
+        std::fs::write(root.join("targets/pkgs/big"), &big).unwrap();
+        let link = |target: &Path, name: &str| {
+            std::os::unix::fs::symlink(target, root.join(name)).unwrap()
+        };
+        link(&root.join("control/secret.json"), "metadata/leak.json");
+        link(&dir.path().join("outside"), "targets/outside");
+        link(&root.join("targets/pkgs/big"), "targets/alias");
+
+        let published = Published::new(&root);
+        for refused in [
+            "/metadata/leak.json",
+            "/targets/outside",
+            "/targets/pkgs",
+            "/metadata",
+        ] {
+            assert!(published.open(refused).await.is_none(), "{refused}");
+        }
+        assert!(
+            published.open("/targets/alias").await.is_some(),
+            "a link that stays inside"
+        );
+
+        let a = exchange(&root, "GET /targets/pkgs/big HTTP/1.0\r\n\r\n").await;
+        assert!(
+            a.contains(&format!("Content-Length: {}\r\n", big.len())),
+            "{}",
+            &a[..200]
+        );
+        assert!(a.ends_with(&format!("\r\n\r\n{}", String::from_utf8(big).unwrap())));
+        let a = exchange(&root, "GET /metadata/leak.json HTTP/1.0\r\n\r\n").await;
+        assert!(
+            a.starts_with("HTTP/1.1 404 ") && !a.contains("secret"),
+            "{a}"
+        );
+    }
+
+    /// At the cap, a connection waits until another ends: idle connections cannot lock
+    /// others out for longer than they hold their slot.
+    #[tokio::test]
+    async fn connections_beyond_the_cap_wait_for_a_free_slot() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("metadata")).unwrap();
+        std::fs::write(dir.path().join("metadata/timestamp.json"), "{}").unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(run(listener, Published::new(dir.path()), 2));
+        // Two idle connections take both slots.
+        let idle_a = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let _idle_b = tokio::net::TcpStream::connect(addr).await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        let mut third = tokio::net::TcpStream::connect(addr).await.unwrap();
+        third
+            .write_all(b"GET /metadata/timestamp.json HTTP/1.0\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = Vec::new();
+        let early = tokio::time::timeout(
+            std::time::Duration::from_millis(300),
+            third.read_to_end(&mut answer),
+        )
+        .await;
+        assert!(early.is_err() && answer.is_empty(), "served beyond the cap");
+        drop(idle_a);
+        tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            third.read_to_end(&mut answer),
+        )
+        .await
+        .expect("served once a slot was free")
+        .unwrap();
+        assert!(String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 200 OK"));
     }
 }
