@@ -213,11 +213,26 @@ pub(crate) fn delegated_authority<'a>(
         .iter()
         .find(|r| r.name == name)
         .ok_or_else(|| fail(format!("no delegation to {name}")))?;
-    refuse_duplicate_keys(&delegations.keys, &format!("the delegation to {name}"))?;
+    authority(
+        &delegations.keys,
+        &r.keyids,
+        r.threshold.get(),
+        &format!("the delegation to {name}"),
+    )
+}
+
+/// `threshold` of the keys `keyids` names in `keys` (a delegation's, as `whose` says).
+pub(crate) fn authority<'a>(
+    keys: &'a KeyMap,
+    keyids: &[tough::schema::decoded::Decoded<tough::schema::decoded::Hex>],
+    threshold: u64,
+    whose: &str,
+) -> Result<Authority<'a>> {
+    refuse_duplicate_keys(keys, whose)?;
     Ok(Authority {
-        keys: &delegations.keys,
-        keyids: r.keyids.iter().map(hex::encode).collect(),
-        threshold: r.threshold.get(),
+        keys,
+        keyids: keyids.iter().map(hex::encode).collect(),
+        threshold,
         by_key: false,
     })
 }

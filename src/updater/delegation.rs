@@ -4,11 +4,12 @@
 //! Invariant: `*` and `?` never match `/`, so a pattern matches a name only segment by
 //! segment (as python-tuf matches them), and no pattern can make matching slow: each segment
 //! is matched by the two-pointer wildcard algorithm, at most pattern × name steps, and the
-//! updater refuses patterns longer or more numerous than its [`super::Config`] allows.
+//! updater refuses patterns longer or more numerous than its [`super::Config`] allows (and
+//! reads them as plain strings: [`super::metadata::DelegatedRole`]).
 
 use tough::schema::{DelegatedRole, PathSet};
 
-/// Whether `role` may sign for target `name`.
+/// Whether `role` (as our signers' schema reads it, for `validate`) may sign for target `name`.
 pub fn role_matches(role: &DelegatedRole, name: &str) -> bool {
     match &role.paths {
         PathSet::PathHashPrefixes(prefixes) => {

@@ -8,8 +8,11 @@ use std::num::NonZeroU64;
 
 use serde::Deserialize;
 
+use tough::schema::decoded::{Decoded, Hex};
+
+use super::delegation::path_matches;
 use super::error::{Error, Result};
-use crate::schema::Delegations;
+use crate::schema::KeyMap;
 
 /// TUF 1.0 §4.4 and §4.6: timestamp and snapshot, which list other metadata files.
 #[derive(Debug, Clone, Deserialize)]
@@ -56,6 +59,81 @@ pub struct TargetsRole {
     pub targets: BTreeMap<String, TargetFile>,
     #[serde(default)]
     pub delegations: Option<Delegations>,
+}
+
+/// TUF 1.0 §4.5 DELEGATIONS. Path patterns are kept as strings and matched by
+/// [`path_matches`]: parsing compiles nothing a hostile repository could make costly.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Delegations {
+    pub keys: KeyMap,
+    pub roles: Vec<DelegatedRole>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct DelegatedRole {
+    pub name: String,
+    pub keyids: Vec<Decoded<Hex>>,
+    pub threshold: NonZeroU64,
+    #[serde(default)]
+    pub terminating: bool,
+    #[serde(default)]
+    pub paths: Option<Vec<String>>,
+    #[serde(default)]
+    pub path_hash_prefixes: Option<Vec<String>>,
+}
+
+impl Delegations {
+    /// What §4.5 requires of a delegation list: unique role names, each role with exactly
+    /// one of `paths` and `path_hash_prefixes`, and patterns within the updater's limits.
+    pub fn check(
+        &self,
+        delegator: &str,
+        max_pattern_length: usize,
+        max_patterns: usize,
+    ) -> Result<()> {
+        let mut names = std::collections::HashSet::new();
+        for role in &self.roles {
+            let bad = |why: String| {
+                Error::BadMetadata(format!("{delegator} delegates to {:?}: {why}", role.name))
+            };
+            if !names.insert(role.name.as_str()) {
+                return Err(bad("the name is delegated twice".into()));
+            }
+            let patterns = match (&role.paths, &role.path_hash_prefixes) {
+                (Some(p), None) | (None, Some(p)) => p,
+                _ => {
+                    return Err(bad(
+                        "needs exactly one of paths and path_hash_prefixes".into()
+                    ))
+                }
+            };
+            let longest = patterns.iter().map(String::len).max().unwrap_or(0);
+            if patterns.len() > max_patterns || longest > max_pattern_length {
+                return Err(bad(format!(
+                    "{} patterns up to {longest} bytes; the limits are {max_patterns} and {max_pattern_length}",
+                    patterns.len()
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl DelegatedRole {
+    /// Whether this role may sign for target `name` (§5.6.7.2).
+    pub fn matches(&self, name: &str) -> bool {
+        if let Some(patterns) = &self.paths {
+            return patterns.iter().any(|p| path_matches(p, name));
+        }
+        let hash = hex::encode(aws_lc_rs::digest::digest(
+            &aws_lc_rs::digest::SHA256,
+            name.as_bytes(),
+        ));
+        self.path_hash_prefixes
+            .iter()
+            .flatten()
+            .any(|p| hash.starts_with(p.as_str()))
+    }
 }
 
 /// A target's signed description: its length and hashes (algorithm -> hex digest).

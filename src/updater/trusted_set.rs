@@ -11,10 +11,11 @@ use std::collections::HashMap;
 
 use tough::schema::RoleType;
 
+use super::config::Config;
 use super::error::{Error, Result};
 use super::metadata::{check_type, MetaFile, MetaRole, TargetsRole};
 use crate::schema::Root;
-use crate::verify::{delegated_authority, root_authority, unverified, verify_raw, Authority};
+use crate::verify::{authority, root_authority, unverified, verify_raw, Authority};
 
 /// The top-level role names: no delegated role may take one (its file would stand for the
 /// top-level role's in the metadata folder).
@@ -30,6 +31,8 @@ pub struct Trusted<T> {
 #[derive(Debug)]
 pub struct TrustedSet {
     reference_time: jiff::Timestamp,
+    /// Longest path pattern and most patterns a delegation may have.
+    limits: (usize, usize),
     root: Trusted<Root>,
     timestamp: Option<Trusted<MetaRole>>,
     snapshot: Option<Trusted<MetaRole>>,
@@ -61,13 +64,18 @@ impl TrustedSet {
     /// §5.2: trust a root (the local one, or the one a user gives `init`), which must be
     /// signed by a threshold of its own root keys. Its expiry is not checked here: a newer
     /// root may follow (§5.3.10 checks the final one).
-    pub fn new(root: &[u8], reference_time: jiff::Timestamp) -> Result<TrustedSet> {
+    pub fn new(
+        root: &[u8],
+        reference_time: jiff::Timestamp,
+        config: &Config,
+    ) -> Result<TrustedSet> {
         let claimed: Root =
             unverified(root, "trusted root.json").map_err(|e| Error::BadMetadata(e.to_string()))?;
         let authority = root_authority(&claimed, RoleType::Root).map_err(Error::unsigned)?;
         verify_raw(root, "trusted root.json", &authority).map_err(Error::unsigned)?;
         Ok(TrustedSet {
             reference_time,
+            limits: (config.max_pattern_length, config.max_patterns),
             root: Trusted {
                 signed: claimed,
                 bytes: root.to_vec(),
@@ -284,6 +292,9 @@ impl TrustedSet {
         meta.check(role, bytes)?;
         let new: TargetsRole = parse_verified(bytes, role, "targets", &authority)?;
         drop(authority);
+        if let Some(d) = &new.delegations {
+            d.check(role, self.limits.0, self.limits.1)?;
+        }
         if new.version != meta.version {
             return Err(Error::BadMetadata(format!(
                 "{role}: version {}, but the snapshot names version {}",
@@ -339,6 +350,19 @@ impl TrustedSet {
             .delegations
             .as_ref()
             .ok_or_else(|| Error::BadMetadata(format!("{delegator} delegates nothing")))?;
-        delegated_authority(delegations, role).map_err(Error::unsigned)
+        let delegated = delegations
+            .roles
+            .iter()
+            .find(|r| r.name == role)
+            .ok_or_else(|| {
+                Error::BadMetadata(format!("{delegator} does not delegate to {role}"))
+            })?;
+        authority(
+            &delegations.keys,
+            &delegated.keyids,
+            delegated.threshold.get(),
+            &format!("{delegator}'s delegation to {role}"),
+        )
+        .map_err(Error::unsigned)
     }
 }

@@ -13,7 +13,6 @@ use std::path::{Path, PathBuf};
 use url::Url;
 
 use super::config::Config;
-use super::delegation::{pattern_sizes, role_matches};
 use super::error::{Error, Result};
 use super::fetcher::{join, Fetcher};
 use super::metadata::{quote, TargetFile, TargetsRole};
@@ -51,7 +50,7 @@ fn storage(e: crate::Error) -> Error {
 /// `tuf-client init`: starts trust with `root` (it must be signed by its own root keys) in a
 /// metadata folder that trusts nothing yet.
 pub fn init(dir: &Path, root: &[u8]) -> Result<()> {
-    TrustedSet::new(root, jiff::Timestamp::now())?;
+    TrustedSet::new(root, jiff::Timestamp::now(), &Config::default())?;
     create_dir(dir).map_err(storage)?;
     if dir.join("root.json").exists() {
         return Err(Error::Usage(format!(
@@ -73,12 +72,13 @@ impl<F: Fetcher> Updater<F> {
                 dir.display()
             ))
         })?;
+        let trusted = TrustedSet::new(&root, jiff::Timestamp::now(), &config)?;
         Ok(Updater {
             dir: dir.to_path_buf(),
             metadata_url,
             fetcher,
             config,
-            trusted: TrustedSet::new(&root, jiff::Timestamp::now())?,
+            trusted,
         })
     }
 
@@ -241,15 +241,7 @@ impl<F: Fetcher> Updater<F> {
             };
             let mut children = Vec::new();
             for child in &delegations.roles {
-                let (longest, count) = pattern_sizes(child);
-                if longest > self.config.max_pattern_length || count > self.config.max_patterns {
-                    return Err(Error::BadMetadata(format!(
-                        "{role} delegates to {} with {count} patterns up to {longest} bytes; \
-                         the limits are {} and {}",
-                        child.name, self.config.max_patterns, self.config.max_pattern_length
-                    )));
-                }
-                if role_matches(child, name) {
+                if child.matches(name) {
                     children.push((child.name.clone(), role.clone()));
                     if child.terminating {
                         to_visit.clear();
