@@ -16,7 +16,7 @@ use super::config::Config;
 use super::error::{Error, Result};
 use super::fetcher::{join, Fetcher};
 use super::metadata::{quote, TargetFile, TargetsRole};
-use super::trusted_set::TrustedSet;
+use super::trusted_set::{TrustedSet, TOP_LEVEL};
 use crate::repository::layout::{create_dir, write_durably};
 
 pub struct Updater<F: Fetcher> {
@@ -180,6 +180,11 @@ impl<F: Fetcher> Updater<F> {
     /// checked again against this delegator), the local copy when it is the version the
     /// snapshot names, else the repository's.
     async fn load_targets(&mut self, role: &str, delegator: &str) -> Result<TargetsRole> {
+        if delegator != "root" && TOP_LEVEL.contains(&role) {
+            return Err(Error::BadMetadata(format!(
+                "{delegator} delegates to a role named {role:?}, a top-level role's name"
+            )));
+        }
         if let Some(loaded) = self.trusted.verify_loaded(role, delegator)? {
             return Ok(loaded.clone());
         }
