@@ -13,6 +13,7 @@ use tough::schema::{Metafile, RoleType};
 
 use crate::repository::Layout;
 use crate::schema::{Delegations, KeyMap, Root};
+use crate::updater::{Config, TrustedSet};
 use crate::{canonical, keys, Error, Result};
 
 /// Keys and threshold that must sign a role. Key ids are labels: a threshold counts distinct
@@ -253,7 +254,8 @@ impl RootChain {
         layout.require_initialised()?;
         let versions = layout.scan_versions()?;
         let roots = versions.get("root").cloned().unwrap_or_default();
-        let mut chain: Option<RootChain> = None;
+        // The same checks a client makes of each new root: the updater's trusted set.
+        let mut chain: Option<TrustedSet> = None;
         for (i, v) in roots.iter().enumerate() {
             let path = layout.versioned("root", *v);
             let untrusted = |reason: String| Error::Untrusted {
@@ -266,26 +268,32 @@ impl RootChain {
                 )));
             }
             let bytes = std::fs::read(&path).map_err(Error::io("cannot read metadata", &path))?;
-            let what = format!("{v}.root.json");
-            let claimed: Root = unverified(&bytes, &what)?;
-            let checked = |signer: &Root| {
-                root_authority(signer, RoleType::Root)
-                    .and_then(|a| verify::<Root>(&bytes, &what, &a))
-                    .map_err(|e| untrusted(e.to_string()))
-            };
-            if let Some(c) = &chain {
-                checked(&c.current)?;
+            match &mut chain {
+                None => {
+                    let set = TrustedSet::new(&bytes, jiff::Timestamp::now(), &Config::default())
+                        .map_err(|e| untrusted(e.to_string()))?;
+                    if set.root().version.get() != 1 {
+                        return Err(untrusted(format!(
+                            "says it is version {}",
+                            set.root().version
+                        )));
+                    }
+                    chain = Some(set);
+                }
+                Some(set) => {
+                    set.update_root(&bytes)
+                        .map_err(|e| untrusted(e.to_string()))?;
+                }
             }
-            let root = checked(&claimed)?;
-            if root.version.get() != *v {
-                return Err(untrusted(format!("says it is version {}", root.version)));
-            }
-            chain = Some(RootChain { current: root });
         }
-        chain.ok_or_else(|| Error::Repository {
-            path: layout.metadata_dir(),
-            reason: "no N.root.json on disk; run tuf-signer init".into(),
-        })
+        chain
+            .map(|set| RootChain {
+                current: set.root().clone(),
+            })
+            .ok_or_else(|| Error::Repository {
+                path: layout.metadata_dir(),
+                reason: "no N.root.json on disk; run tuf-signer init".into(),
+            })
     }
 
     /// Walks the chain again when a newer root has appeared on disk (one `stat` otherwise).
