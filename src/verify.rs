@@ -238,6 +238,50 @@ pub(crate) fn authority<'a>(
     })
 }
 
+/// The roots on disk, `1.root.json` to the newest, checked as a client checks each new root
+/// (the updater's [`TrustedSet`]): a trusted set holding the newest, ready for the timestamp.
+/// Fails on the first version that does not chain, naming its file.
+pub fn trusted_chain(layout: &Layout) -> Result<TrustedSet> {
+    layout.require_initialised()?;
+    let versions = layout.scan_versions()?;
+    let roots = versions.get("root").cloned().unwrap_or_default();
+    let mut chain: Option<TrustedSet> = None;
+    for (i, v) in roots.iter().enumerate() {
+        let path = layout.versioned("root", *v);
+        let untrusted = |reason: String| Error::Untrusted {
+            path: path.clone(),
+            reason,
+        };
+        if *v != i as u64 + 1 {
+            return Err(untrusted(format!(
+                "root versions on disk are not 1..N: version {v} follows {i}"
+            )));
+        }
+        let bytes = std::fs::read(&path).map_err(Error::io("cannot read metadata", &path))?;
+        match &mut chain {
+            None => {
+                let set = TrustedSet::new(&bytes, jiff::Timestamp::now(), &Config::default())
+                    .map_err(|e| untrusted(e.to_string()))?;
+                if set.root().version.get() != 1 {
+                    return Err(untrusted(format!(
+                        "says it is version {}",
+                        set.root().version
+                    )));
+                }
+                chain = Some(set);
+            }
+            Some(set) => {
+                set.update_root(&bytes)
+                    .map_err(|e| untrusted(e.to_string()))?;
+            }
+        }
+    }
+    chain.ok_or_else(|| Error::Repository {
+        path: layout.metadata_dir(),
+        reason: "no N.root.json on disk; run tuf-signer init".into(),
+    })
+}
+
 /// The roots on disk, checked as a client checks an update (§5.3.4, §5.3.5): version N+1 is
 /// signed by a threshold of version N's root keys and of its own, and says it is N+1.
 /// `1.root.json` on disk is the anchor; a signer trusts no root that does not chain to it.
@@ -251,49 +295,9 @@ impl RootChain {
     /// Walks `1.root.json`, `2.root.json`, … on disk up to the newest; fails on the first
     /// version that does not chain, naming it.
     pub fn load(layout: &Layout) -> Result<RootChain> {
-        layout.require_initialised()?;
-        let versions = layout.scan_versions()?;
-        let roots = versions.get("root").cloned().unwrap_or_default();
-        // The same checks a client makes of each new root: the updater's trusted set.
-        let mut chain: Option<TrustedSet> = None;
-        for (i, v) in roots.iter().enumerate() {
-            let path = layout.versioned("root", *v);
-            let untrusted = |reason: String| Error::Untrusted {
-                path: path.clone(),
-                reason,
-            };
-            if *v != i as u64 + 1 {
-                return Err(untrusted(format!(
-                    "root versions on disk are not 1..N: version {v} follows {i}"
-                )));
-            }
-            let bytes = std::fs::read(&path).map_err(Error::io("cannot read metadata", &path))?;
-            match &mut chain {
-                None => {
-                    let set = TrustedSet::new(&bytes, jiff::Timestamp::now(), &Config::default())
-                        .map_err(|e| untrusted(e.to_string()))?;
-                    if set.root().version.get() != 1 {
-                        return Err(untrusted(format!(
-                            "says it is version {}",
-                            set.root().version
-                        )));
-                    }
-                    chain = Some(set);
-                }
-                Some(set) => {
-                    set.update_root(&bytes)
-                        .map_err(|e| untrusted(e.to_string()))?;
-                }
-            }
-        }
-        chain
-            .map(|set| RootChain {
-                current: set.root().clone(),
-            })
-            .ok_or_else(|| Error::Repository {
-                path: layout.metadata_dir(),
-                reason: "no N.root.json on disk; run tuf-signer init".into(),
-            })
+        Ok(RootChain {
+            current: trusted_chain(layout)?.root().clone(),
+        })
     }
 
     /// Walks the chain again when a newer root has appeared on disk (one `stat` otherwise).

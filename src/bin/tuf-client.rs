@@ -197,7 +197,8 @@ struct SendArgs {
     /// --amqp and AMQP_URL).
     #[arg(long, env = "TUF_INBOX")]
     inbox: Option<PathBuf>,
-    /// Return only once a timestamp.json covering every submitted target is on disk.
+    /// Return only once a timestamp.json covering every submitted target is on disk, checked
+    /// as a client checks it (root chain, signatures, versions, hashes, expiry).
     #[arg(long, requires = "repo")]
     wait: bool,
     /// The repository folder to watch with --wait.
@@ -560,24 +561,35 @@ async fn submit(
     ));
     let mut last_report = Instant::now();
     let mut done = 0;
-    while !expected.is_empty() {
-        // A read can race with a signer's rename; the next poll sees the finished file.
-        if let Ok(p) = coverage.check(&mut expected) {
-            done += p.done;
-            if total > 1
-                && (p.done > 0 && last_report.elapsed() > Duration::from_millis(500)
-                    || expected.is_empty())
-            {
-                eprintln!("signed {done}/{total} (timestamp v{})", p.timestamp_version);
-                last_report = Instant::now();
+    // The last check that failed, said if the wait times out (a read can race with a signer's
+    // rename, which the next poll gets past; a repository that does not verify does not).
+    let mut last_error: Option<Error>;
+    loop {
+        let checked = coverage.check(&mut expected);
+        match checked {
+            Err(e) => last_error = Some(e),
+            Ok(p) => {
+                last_error = None;
+                done += p.done;
+                if total > 1
+                    && (p.done > 0 && last_report.elapsed() > Duration::from_millis(500)
+                        || expected.is_empty())
+                {
+                    eprintln!("signed {done}/{total} (timestamp v{})", p.timestamp_version);
+                    last_report = Instant::now();
+                }
             }
         }
         if expected.is_empty() {
             break;
         }
         if started.elapsed() > timeout {
+            let why = match &last_error {
+                Some(e) => format!("the published metadata does not verify: {e}"),
+                None => "are the signers running? (tuf-client status --repo ...)".into(),
+            };
             return Err(Error::Usage(format!(
-                "timed out after {:?}: {} of {total} target(s) not yet covered by timestamp.json; are the signers running? (tuf-client status --repo ...)",
+                "timed out after {:?}: {} of {total} target(s) not yet covered by timestamp.json; {why}",
                 timeout,
                 expected.len()
             )));

@@ -4,12 +4,10 @@
 
 use std::collections::HashMap;
 
-use tough::schema::{Snapshot, Timestamp};
-
-use crate::schema::Targets;
-use tough::TargetName;
-
-use crate::repository::{signed, HashBins, Layout};
+use crate::repository::{HashBins, Layout};
+use crate::updater::metadata::TargetsRole;
+use crate::updater::TrustedSet;
+use crate::verify::trusted_chain;
 use crate::{Error, Result};
 
 /// What a name should look like once published: `Some((length, sha256))`, or `None` for
@@ -18,7 +16,8 @@ pub type Expected = HashMap<String, Option<(u64, String)>>;
 
 pub struct Coverage {
     layout: Layout,
-    bins_cache: HashMap<(String, u64), Targets>,
+    /// Bins verified at a version (files of one version never change).
+    bins_cache: HashMap<(String, u64), TargetsRole>,
     last_timestamp: Vec<u8>,
     /// Top-level targets version and the bins it delegates to.
     top: Option<(u64, HashBins)>,
@@ -42,6 +41,10 @@ impl Coverage {
 
     /// Removes from `pending` every name the current timestamp covers. Cheap when the
     /// timestamp has not changed since the last call: nothing new can be covered then.
+    /// Checks the published files as a client would (the updater's [`TrustedSet`], on the
+    /// files on disk: root chain, then timestamp, snapshot, targets and each bin needed, each
+    /// signed, matching what names it, unexpired) and takes off `pending` each name they show
+    /// as expected. Each bin is verified once per version.
     pub fn check(&mut self, pending: &mut Expected) -> Result<Progress> {
         let path = self.layout.timestamp();
         let bytes = std::fs::read(&path).map_err(Error::io("cannot read", &path))?;
@@ -51,58 +54,58 @@ impl Coverage {
                 done: 0,
             });
         }
-        let ts: tough::schema::Signed<Timestamp> =
-            serde_json::from_slice(&bytes).map_err(|source| Error::Parse {
-                what: "timestamp",
-                path: path.clone(),
-                source,
-            })?;
-        let snap_version = ts
-            .signed
-            .meta
-            .get("snapshot.json")
+        let mut set = trusted_chain(&self.layout)?;
+        let timestamp_version = set.update_timestamp(&bytes)?.version.get();
+        let snapshot_version = set
+            .timestamp()
+            .and_then(|t| t.meta.get("snapshot.json"))
             .map(|m| m.version.get())
-            .ok_or_else(|| Error::Verify("timestamp.json names no snapshot".into()))?;
-        let (snapshot, _) =
-            signed::load::<Snapshot>(&self.layout.versioned("snapshot", snap_version), "snapshot")?;
-        // The bin count is what top-level targets delegates (the snapshot may also list the
-        // retired bins of an earlier count).
-        let top_version = snapshot
-            .signed
-            .meta
-            .get("targets.json")
-            .map(|m| m.version.get())
-            .ok_or_else(|| Error::Verify("snapshot lists no targets.json".into()))?;
+            .expect("checked by update_timestamp");
+        let snapshot = self.read("snapshot", snapshot_version)?;
+        let meta = set.update_snapshot(&snapshot, false)?.meta.clone();
+        let version_of = |file: &str| {
+            meta.get(file)
+                .map(|m| m.version.get())
+                .ok_or_else(|| Error::Verify(format!("the snapshot lists no {file}")))
+        };
+        let top_version = version_of("targets.json")?;
+        let mut top_loaded = false;
+        let mut load_top = |set: &mut TrustedSet, me: &mut Coverage| -> Result<()> {
+            if !top_loaded {
+                let top = me.read("targets", top_version)?;
+                let count = set
+                    .update_targets(&top)?
+                    .delegations
+                    .as_ref()
+                    .map_or(0, |d| d.roles.len()) as u32;
+                me.top = Some((top_version, HashBins::new(count)?));
+                top_loaded = true;
+            }
+            Ok(())
+        };
         if self.top.as_ref().is_none_or(|(v, _)| *v != top_version) {
-            let (top, _) =
-                signed::load::<Targets>(&self.layout.versioned("targets", top_version), "targets")?;
-            let count = top.signed.delegations.map_or(0, |d| d.roles.len()) as u32;
-            self.top = Some((top_version, HashBins::new(count)?));
+            load_top(&mut set, self)?;
         }
         let bins = self.top.expect("just set").1;
         let before = pending.len();
         let mut done = Vec::new();
         for (name, want) in pending.iter() {
             let bin = bins.name(bins.index_of(name));
-            let version = snapshot
-                .signed
-                .meta
-                .get(&format!("{bin}.json"))
-                .map(|m| m.version.get())
-                .ok_or_else(|| Error::Verify(format!("snapshot lists no {bin}.json")))?;
-            let key = (bin.clone(), version);
+            let key = (bin.clone(), version_of(&format!("{bin}.json"))?);
             if !self.bins_cache.contains_key(&key) {
-                let (targets, _) =
-                    signed::load::<Targets>(&self.layout.versioned(&bin, version), "bin")?;
-                self.bins_cache.insert(key.clone(), targets.signed);
+                load_top(&mut set, self)?;
+                let bytes = self.read(&bin, key.1)?;
+                let verified = set
+                    .update_delegated_targets(&bytes, &bin, "targets")?
+                    .clone();
+                self.bins_cache.insert(key.clone(), verified);
             }
-            let targets = &self.bins_cache[&key];
-            let target_name =
-                TargetName::new(name.as_str()).map_err(|e| Error::Usage(e.to_string()))?;
-            let found = targets
-                .targets
-                .get(&target_name)
-                .map(|t| (t.length, hex::encode(&t.hashes.sha256)));
+            let found = self.bins_cache[&key].targets.get(name).map(|t| {
+                (
+                    t.length,
+                    t.hashes.get("sha256").cloned().unwrap_or_default(),
+                )
+            });
             if &found == want {
                 done.push(name.clone());
             }
@@ -113,8 +116,58 @@ impl Coverage {
         // Only now: a failed read above (a file mid-rename) must be retried next time.
         self.last_timestamp = bytes;
         Ok(Progress {
-            timestamp_version: ts.signed.version.get(),
+            timestamp_version,
             done: before - pending.len(),
         })
+    }
+
+    fn read(&self, role: &str, version: u64) -> Result<Vec<u8>> {
+        let path = self.layout.versioned(role, version);
+        std::fs::read(&path).map_err(Error::io("cannot read", &path))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::repository::init::{init, InitOptions};
+
+    /// A removal is "covered" by a freshly initialised repository (no bin lists the name);
+    /// once timestamp.json no longer verifies (its signature bytes changed), nothing is
+    /// reported covered and the check says why.
+    #[test]
+    fn coverage_is_reported_only_from_metadata_that_verifies() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = InitOptions {
+            repo: dir.path().join("repo"),
+            keys: dir.path().join("keys"),
+            bins: 16,
+            expiries: Default::default(),
+            key_folders: false,
+            key_owners: vec![],
+            repo_group: None,
+            key_id_rule: Default::default(),
+        };
+        init(&opts, |_, _| {}).unwrap();
+        let layout = Layout::new(opts.repo.clone());
+        let removed = || Expected::from([("drupal/gone/1.0.0.0".to_string(), None)]);
+
+        let mut pending = removed();
+        let progress = Coverage::new(layout.clone()).check(&mut pending).unwrap();
+        assert_eq!((progress.timestamp_version, progress.done), (1, 1));
+
+        let path = layout.timestamp();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let at = text.find("\"sig\":\"").unwrap() + 7;
+        let flipped = if &text[at..at + 1] == "0" { "1" } else { "0" };
+        std::fs::write(
+            &path,
+            format!("{}{flipped}{}", &text[..at], &text[at + 1..]),
+        )
+        .unwrap();
+        let mut pending = removed();
+        let e = Coverage::new(layout).check(&mut pending).unwrap_err();
+        assert!(e.to_string().contains("valid signature"), "{e}");
+        assert_eq!(pending.len(), 1);
     }
 }
