@@ -1,7 +1,8 @@
-//! Checking metadata: signatures against the keys and threshold that must sign a role, and a
-//! file against what snapshot or timestamp recorded of it. One place, used by the verifying
-//! client, `validate` and the root ceremony; checks the signers make of what they load and
-//! sign belong here too.
+//! Checking metadata: signatures against the keys and threshold that must sign a role. One
+//! place, used by the verifying updater's trusted set, `validate`, `add-targets --wait`, the
+//! root ceremony and the signers' checks of what they load. The root chain on disk is walked
+//! with the updater's trusted set ([`trusted_chain`]), so every one of them checks a new root
+//! the way a client does.
 //!
 //! Invariant: a key id is a label. A threshold counts distinct public keys
 //! ([`crate::keys::same_key`]), and a key map that lists one key under two ids is refused.
@@ -9,7 +10,7 @@
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tough::schema::key::Key;
-use tough::schema::{Metafile, RoleType};
+use tough::schema::RoleType;
 
 use crate::repository::Layout;
 use crate::schema::{Delegations, KeyMap, Root};
@@ -242,25 +243,29 @@ pub(crate) fn authority<'a>(
 /// (the updater's [`TrustedSet`]): a trusted set holding the newest, ready for the timestamp.
 /// Fails on the first version that does not chain, naming its file.
 pub fn trusted_chain(layout: &Layout) -> Result<TrustedSet> {
+    trusted_chain_at(layout, jiff::Timestamp::now())
+}
+
+/// [`trusted_chain`] with `reference_time` for every expiry check of the set. Takes
+/// `N.root.json` for N = 1, 2, … until the next is missing, as a client does (no folder scan:
+/// cheap enough to run on every poll of `add-targets --wait`).
+pub fn trusted_chain_at(layout: &Layout, reference_time: jiff::Timestamp) -> Result<TrustedSet> {
     layout.require_initialised()?;
-    let versions = layout.scan_versions()?;
-    let roots = versions.get("root").cloned().unwrap_or_default();
     let mut chain: Option<TrustedSet> = None;
-    for (i, v) in roots.iter().enumerate() {
-        let path = layout.versioned("root", *v);
+    for v in 1u64.. {
+        let path = layout.versioned("root", v);
+        let bytes = match std::fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
+            Err(e) => return Err(Error::io("cannot read metadata", &path)(e)),
+        };
         let untrusted = |reason: String| Error::Untrusted {
             path: path.clone(),
             reason,
         };
-        if *v != i as u64 + 1 {
-            return Err(untrusted(format!(
-                "root versions on disk are not 1..N: version {v} follows {i}"
-            )));
-        }
-        let bytes = std::fs::read(&path).map_err(Error::io("cannot read metadata", &path))?;
         match &mut chain {
             None => {
-                let set = TrustedSet::new(&bytes, jiff::Timestamp::now(), &Config::default())
+                let set = TrustedSet::new(&bytes, reference_time, &Config::default())
                     .map_err(|e| untrusted(e.to_string()))?;
                 if set.root().version.get() != 1 {
                     return Err(untrusted(format!(
@@ -278,7 +283,7 @@ pub fn trusted_chain(layout: &Layout) -> Result<TrustedSet> {
     }
     chain.ok_or_else(|| Error::Repository {
         path: layout.metadata_dir(),
-        reason: "no N.root.json on disk; run tuf-signer init".into(),
+        reason: "no 1.root.json on disk; run tuf-signer init".into(),
     })
 }
 
@@ -295,6 +300,18 @@ impl RootChain {
     /// Walks `1.root.json`, `2.root.json`, … on disk up to the newest; fails on the first
     /// version that does not chain, naming it.
     pub fn load(layout: &Layout) -> Result<RootChain> {
+        layout.require_initialised()?;
+        // A gap (a planted `4.root.json` with no 3) is refused, not skipped.
+        let versions = layout.scan_versions()?;
+        let roots = versions.get("root").cloned().unwrap_or_default();
+        for (i, v) in roots.iter().enumerate() {
+            if *v != i as u64 + 1 {
+                return Err(Error::Untrusted {
+                    path: layout.versioned("root", *v),
+                    reason: format!("root versions on disk are not 1..N: version {v} follows {i}"),
+                });
+            }
+        }
         Ok(RootChain {
             current: trusted_chain(layout)?.root().clone(),
         })
@@ -351,27 +368,6 @@ pub fn verify_delegated<T: DeserializeOwned>(
             path: path.into(),
             reason: format!("not signed by the keys targets delegates {name} to: {e}"),
         })
-}
-
-/// Checks a downloaded file against what snapshot or timestamp says of it.
-pub(crate) fn check_metafile(what: &str, bytes: &[u8], meta: &Metafile) -> Result<()> {
-    if let Some(len) = meta.length {
-        if bytes.len() as u64 != len {
-            return Err(fail(format!(
-                "{what}: {} bytes, expected {len}",
-                bytes.len()
-            )));
-        }
-    }
-    if let Some(h) = &meta.hashes {
-        let got = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes);
-        if got.as_ref() != h.sha256.as_ref() {
-            return Err(fail(format!(
-                "{what}: sha256 does not match the one signed for it"
-            )));
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -6,18 +6,14 @@
 use std::fmt::Write;
 use std::time::Duration;
 
-use tough::schema::{Role, RoleType, Snapshot, Timestamp};
-
-use crate::roles::check_version;
-use crate::schema::{Header, Targets};
+use tough::schema::RoleType;
 
 use crate::keys::KeyIdRule;
 use crate::repository::Layout;
-use crate::updater::delegation::role_matches;
-use crate::verify::{
-    check_metafile, delegated_authority, root_authority, unverified, verify, verify_delegated,
-    RootChain,
-};
+use crate::roles::check_version;
+use crate::schema::{Header, Targets};
+use crate::updater::TrustedSet;
+use crate::verify::{trusted_chain_at, unverified, verify_delegated, RootChain};
 use crate::{Error, Result};
 
 #[derive(Debug, Default)]
@@ -71,9 +67,13 @@ pub fn validate(layout: &Layout, window: Duration) -> Result<Report> {
         }
     };
 
-    // The root chain: each version signed by the previous one's root keys and by its own.
-    let chain = match RootChain::load(layout) {
-        Ok(chain) => chain,
+    // The checks a client makes (the updater's trusted set), on the files on disk: the root
+    // chain, then timestamp, snapshot, targets and every bin. Expiry is judged here against
+    // the window, every role at once, so the set is given the earliest reference time (for
+    // it, nothing has expired).
+    let chain = RootChain::load(layout);
+    let mut set = match trusted_chain_at(layout, jiff::Timestamp::MIN) {
+        Ok(set) => set,
         Err(e) => {
             report.problems.push(e.to_string());
             report
@@ -82,7 +82,8 @@ pub fn validate(layout: &Layout, window: Duration) -> Result<Report> {
             return Ok(report);
         }
     };
-    let root = chain.current.clone();
+    let chain = chain?;
+    let root = set.root().clone();
     let versions = layout.scan_versions()?;
     expiry(&mut report, "root", root.expires);
     report.summary.push(format!(
@@ -90,61 +91,38 @@ pub fn validate(layout: &Layout, window: Duration) -> Result<Report> {
         root.version,
         root.roles[&RoleType::Root].threshold
     ));
-    let bytes = read(layout, "timestamp.json")?;
-    let timestamp: Timestamp = verify(
-        &bytes,
-        "timestamp.json",
-        &root_authority(&root, RoleType::Timestamp)?,
-    )?;
-    expiry(&mut report, "timestamp", timestamp.expires);
-    let snap_meta = timestamp
-        .meta
-        .get("snapshot.json")
-        .ok_or_else(|| Error::Verify("timestamp names no snapshot.json".into()))?;
-    let snap_file = format!("{}.snapshot.json", snap_meta.version);
-    let bytes = read(layout, &snap_file)?;
-    check_metafile(&snap_file, &bytes, snap_meta)?;
-    let snapshot: Snapshot = verify(
-        &bytes,
-        &snap_file,
-        &root_authority(&root, RoleType::Snapshot)?,
-    )?;
-    if snapshot.version() != snap_meta.version {
-        report.problems.push(format!(
-            "{snap_file} says it is version {}",
-            snapshot.version
-        ));
-    }
-    expiry(&mut report, "snapshot", snapshot.expires);
-    report.summary.push(format!(
-        "timestamp v{} -> snapshot v{} (length and sha256 match)",
-        timestamp.version, snapshot.version
-    ));
-
-    let load_targets = |name: &str| -> Result<(Targets, Vec<u8>)> {
-        let meta = snapshot
-            .meta
-            .get(&format!("{name}.json"))
-            .ok_or_else(|| Error::Verify(format!("snapshot does not list {name}.json")))?;
-        let file = format!("{}.{name}.json", meta.version);
-        let bytes = read(layout, &file)?;
-        check_metafile(&file, &bytes, meta)?;
-        let parsed: Targets = unverified(&bytes, &file)?;
-        if parsed.version() != meta.version {
-            return Err(Error::Verify(format!(
-                "{file} says it is version {}",
-                parsed.version
-            )));
-        }
-        Ok((parsed, bytes))
+    // The top-level roles: a failure stops here (nothing below can be checked without them).
+    let top_level = |set: &mut TrustedSet| -> Result<(u64, u64)> {
+        let timestamp = set
+            .update_timestamp(&read(layout, "timestamp.json")?)?
+            .clone();
+        let snap_meta = &timestamp.meta["snapshot.json"];
+        let snapshot = read(layout, &format!("{}.snapshot.json", snap_meta.version))?;
+        set.update_snapshot(&snapshot, false)?;
+        let top_version = set
+            .snapshot()
+            .and_then(|s| s.meta.get("targets.json"))
+            .ok_or_else(|| Error::Verify("snapshot does not list targets.json".into()))?
+            .version;
+        set.update_targets(&read(layout, &format!("{top_version}.targets.json"))?)?;
+        Ok((timestamp.version.get(), snap_meta.version.get()))
     };
-    let (top, top_bytes) = load_targets("targets")?;
-    verify::<Targets>(
-        &top_bytes,
-        "targets.json",
-        &root_authority(&root, RoleType::Targets)?,
-    )?;
+    let (timestamp_version, snapshot_version) = match top_level(&mut set) {
+        Ok(v) => v,
+        Err(e) => {
+            report.problems.push(e.to_string());
+            return Ok(report);
+        }
+    };
+    let timestamp = set.timestamp().expect("loaded").clone();
+    let snapshot = set.snapshot().expect("loaded").clone();
+    let top = set.targets("targets").expect("loaded").clone();
+    expiry(&mut report, "timestamp", timestamp.expires);
+    expiry(&mut report, "snapshot", snapshot.expires);
     expiry(&mut report, "targets", top.expires);
+    report.summary.push(format!(
+        "timestamp v{timestamp_version} -> snapshot v{snapshot_version} (length and sha256 match)"
+    ));
     let Some(delegations) = &top.delegations else {
         report
             .problems
@@ -167,27 +145,32 @@ pub fn validate(layout: &Layout, window: Duration) -> Result<Report> {
     );
     let mut targets = 0;
     for role in &delegations.roles {
-        let (bin, bytes) = match load_targets(&role.name) {
-            Ok(x) => x,
+        let bin = match snapshot.meta.get(&format!("{}.json", role.name)) {
+            None => Err(Error::Verify(format!(
+                "snapshot does not list {}.json",
+                role.name
+            ))),
+            Some(meta) => {
+                read(layout, &format!("{}.{}.json", meta.version, role.name)).and_then(|bytes| {
+                    Ok(set
+                        .update_delegated_targets(&bytes, &role.name, "targets")?
+                        .clone())
+                })
+            }
+        };
+        let bin = match bin {
+            Ok(bin) => bin,
             Err(e) => {
                 report.problems.push(e.to_string());
                 continue;
             }
         };
-        if let Err(e) = verify::<Targets>(
-            &bytes,
-            &role.name,
-            &delegated_authority(delegations, &role.name)?,
-        ) {
-            report.problems.push(e.to_string());
-        }
         expiry(&mut report, &role.name, bin.expires);
         for name in bin.targets.keys() {
-            if !role_matches(role, name.raw()) {
+            if !role.matches(name) {
                 report.problems.push(format!(
-                    "{}: {} is not in the hash range this bin is delegated",
+                    "{}: {name} is not in the hash range this bin is delegated",
                     role.name,
-                    name.raw()
                 ));
             }
         }
@@ -223,6 +206,20 @@ pub fn validate(layout: &Layout, window: Duration) -> Result<Report> {
         top.version,
         delegations.roles.len()
     ));
+    let snapshot_listed = |role: &str| {
+        snapshot
+            .meta
+            .get(&format!("{role}.json"))
+            .map_or(0, |m| m.version.get())
+    };
+    // The signers' own view of the top-level targets (tough's schema, for verify_delegated).
+    let signer_top: Targets = unverified(
+        &read(layout, &format!("{}.targets.json", top.version))?,
+        "targets.json",
+    )?;
+    let Some(signer_delegations) = &signer_top.delegations else {
+        return Ok(report);
+    };
 
     // Files newer than the ones listed are what a signer adopts as its state when it starts
     // or reloads: each must verify, or the signer stops on it.
@@ -251,13 +248,9 @@ pub fn validate(layout: &Layout, window: Duration) -> Result<Report> {
     newer("targets", top.version.get(), &|b, p| {
         chain.verify_role(b, p, RoleType::Targets)
     });
-    for role in &delegations.roles {
-        let listed = snapshot
-            .meta
-            .get(&format!("{}.json", role.name))
-            .map_or(0, |m| m.version.get());
-        newer(&role.name, listed, &|b, p| {
-            verify_delegated(b, p, delegations, &role.name)
+    for role in &signer_delegations.roles {
+        newer(&role.name, snapshot_listed(&role.name), &|b, p| {
+            verify_delegated(b, p, signer_delegations, &role.name)
         });
     }
     if unlisted > 0 {
