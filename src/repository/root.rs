@@ -299,17 +299,16 @@ impl Draft {
                 "this draft has already expired; start a new one".into(),
             ));
         }
-        // The same check clients make (§5.3.4): the old keys, then the new ones.
-        for (what, root) in [("current", &current), ("new", &self.root)] {
-            verify::<Root>(&bytes, "root draft", &root_authority(root, RoleType::Root)?).map_err(
-                |e| {
-                    Error::Usage(format!(
-                        "not enough signatures of the {what} root keys ({e}); see \
-                         `tuf-signer root status`"
-                    ))
-                },
-            )?;
-        }
+        // The same check clients make (§5.3.4-§5.3.6), by the updater's trusted set over the
+        // chain on disk: a threshold of the current root keys, then of the new ones.
+        let mut chain = crate::verify::trusted_chain(layout)?;
+        chain.update_root(&bytes).map_err(|e| match e {
+            crate::updater::Error::Unsigned(m) => Error::Usage(format!(
+                "not enough signatures of the current or the new root keys ({m}); see \
+                 `tuf-signer root status`"
+            )),
+            other => Error::Usage(format!("clients would refuse this root: {other}")),
+        })?;
         let orphaned = unsigned_under(layout, &self.root)?;
         if !orphaned.is_empty() && !force {
             return Err(Error::Usage(format!(
