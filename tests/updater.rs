@@ -662,3 +662,51 @@ async fn the_http_fetcher_gives_up_on_a_trickle_and_on_silence() {
     let e = fetcher.fetch(&silent, 1_000_000).await.unwrap_err();
     assert!(matches!(e, Error::Download { .. }), "{e}");
 }
+
+/// The trusted set alone, on bytes: the specification's order is enforced (no root after the
+/// timestamp, no snapshot before it, no targets before the snapshot, no snapshot after the
+/// targets), an unchanged timestamp is reported as such, and expiry is judged at the set's one
+/// reference time.
+#[tokio::test]
+async fn the_trusted_set_enforces_the_workflow_order_on_bytes() {
+    use package_signing::updater::TrustedSet;
+    let mut repo = Repo::new();
+    let now = jiff::Timestamp::now();
+    let mut set =
+        TrustedSet::new(&repo.get("metadata/1.root.json"), now, &Config::default()).unwrap();
+    let snapshot = repo.get("metadata/1.snapshot.json");
+    assert!(matches!(
+        set.update_snapshot(&snapshot, false),
+        Err(Error::Order(_))
+    ));
+    let timestamp = repo.get("metadata/timestamp.json");
+    set.update_timestamp(&timestamp).unwrap();
+    assert!(matches!(
+        set.update_timestamp(&timestamp),
+        Err(Error::SameVersion(_))
+    ));
+    repo.bump("root");
+    repo.signed.insert("root".into(), repo.root_of(2));
+    let root2 = repo.sign("root");
+    assert!(matches!(set.update_root(&root2), Err(Error::Order(_))));
+    assert!(matches!(
+        set.update_targets(&repo.get("metadata/1.targets.json")),
+        Err(Error::Order(_))
+    ));
+    set.update_snapshot(&snapshot, false).unwrap();
+    set.update_targets(&repo.get("metadata/1.targets.json"))
+        .unwrap();
+    assert!(matches!(
+        set.update_snapshot(&snapshot, false),
+        Err(Error::Order(_))
+    ));
+    // A reference time past the timestamp's expiry: the same bytes are refused as expired.
+    let later = now + jiff::SignedDuration::from_hours(48);
+    let mut set =
+        TrustedSet::new(&repo.get("metadata/1.root.json"), later, &Config::default()).unwrap();
+    let e = set.update_timestamp(&timestamp).unwrap_err();
+    assert!(
+        matches!(e, Error::Expired { ref role, .. } if role == "timestamp"),
+        "{e}"
+    );
+}
