@@ -100,6 +100,14 @@ impl Repo {
         Repo::sign_with(&self.signed[role], &signers)
     }
 
+    /// Puts at `path` a copy of `role`'s signed part, changed by `change`, validly signed by
+    /// the role's key: what a holder of that key (or an attacker who has it) could publish.
+    fn forge(&self, role: &str, path: &str, change: impl FnOnce(&mut Value)) {
+        let mut signed = self.signed[role].clone();
+        change(&mut signed);
+        self.put(path, Repo::sign_with(&signed, &[&self.keys[role][0]]));
+    }
+
     fn put(&self, path: &str, bytes: Vec<u8>) {
         self.files.lock().unwrap().insert(path.into(), bytes);
     }
@@ -200,6 +208,17 @@ impl Repo {
             json!({"_type": "targets", "spec_version": "1.0.31", "version": 1,
                    "expires": expires(30), "targets": {}}),
         );
+    }
+
+    /// A new top-level targets version, published with the `delegated` roles at their
+    /// current versions, then a snapshot and timestamp naming them.
+    fn release(&mut self, delegated: &[&str]) {
+        self.bump("targets");
+        self.publish("targets");
+        for role in delegated {
+            self.publish(role);
+        }
+        self.snapshot_and_timestamp();
     }
 
     fn requests(&self) -> Vec<String> {
@@ -326,12 +345,9 @@ async fn a_new_root_needs_the_old_and_the_new_root_keys() {
 async fn a_root_must_be_the_version_its_name_says() {
     let repo = Repo::new();
     let dir = client(&repo);
-    let mut signed = repo.signed["root"].clone();
-    signed["version"] = json!(3);
-    repo.put(
-        "metadata/2.root.json",
-        Repo::sign_with(&signed, &[&repo.keys["root"][0]]),
-    );
+    repo.forge("root", "metadata/2.root.json", |s| {
+        s["version"] = json!(3);
+    });
     let e = refresh(dir.path(), &repo).await.unwrap_err();
     assert!(matches!(e, Error::BadMetadata(_)), "{e}");
 }
@@ -359,9 +375,7 @@ async fn an_older_timestamp_is_a_rollback() {
 async fn a_snapshot_that_takes_targets_back_is_a_rollback() {
     let mut repo = Repo::new();
     let dir = client(&repo);
-    repo.bump("targets");
-    repo.publish("targets");
-    repo.snapshot_and_timestamp();
+    repo.release(&[]);
     refresh(dir.path(), &repo).await.unwrap();
     repo.signed.get_mut("targets").unwrap()["version"] = json!(1);
     repo.snapshot_and_timestamp();
@@ -389,12 +403,9 @@ async fn a_snapshot_not_matching_the_timestamp_is_refused() {
     let mut repo = Repo::new();
     let dir = client(&repo);
     repo.snapshot_and_timestamp();
-    let mut other = repo.signed["snapshot"].clone();
-    other["expires"] = json!(expires(29));
-    repo.put(
-        "metadata/2.snapshot.json",
-        Repo::sign_with(&other, &[&repo.keys["snapshot"][0]]),
-    );
+    repo.forge("snapshot", "metadata/2.snapshot.json", |s| {
+        s["expires"] = json!(expires(29));
+    });
     let e = refresh(dir.path(), &repo).await.unwrap_err();
     assert!(matches!(e, Error::LengthOrHash(_)), "{e}");
 }
@@ -405,13 +416,10 @@ async fn metadata_of_the_wrong_type_is_refused() {
     let mut repo = Repo::new();
     let dir = client(&repo);
     // The timestamp key also signs a file that says it is a snapshot, served as timestamp.
-    let mut fake = repo.signed["timestamp"].clone();
-    fake["_type"] = json!("snapshot");
-    fake["version"] = json!(5);
-    repo.put(
-        "metadata/timestamp.json",
-        Repo::sign_with(&fake, &[&repo.keys["timestamp"][0]]),
-    );
+    repo.forge("timestamp", "metadata/timestamp.json", |s| {
+        s["_type"] = json!("snapshot");
+        s["version"] = json!(5);
+    });
     let e = refresh(dir.path(), &repo).await.unwrap_err();
     assert!(matches!(e, Error::BadMetadata(_)), "{e}");
     repo.snapshot_and_timestamp();
@@ -434,12 +442,9 @@ async fn targets_must_be_the_version_the_snapshot_names() {
         "proven steps are kept"
     );
     // v2 published under its name but saying it is v1.
-    let mut wrong = repo.signed["targets"].clone();
-    wrong["version"] = json!(1);
-    repo.put(
-        "metadata/2.targets.json",
-        Repo::sign_with(&wrong, &[&repo.keys["targets"][0]]),
-    );
+    repo.forge("targets", "metadata/2.targets.json", |s| {
+        s["version"] = json!(1);
+    });
     let e = refresh(dir.path(), &repo).await.unwrap_err();
     assert!(
         matches!(e, Error::BadMetadata(_) | Error::LengthOrHash(_)),
@@ -471,10 +476,7 @@ async fn targets_are_found_through_delegations_and_checked() {
     let dir = client(&repo);
     repo.delegate("targets", "drupal", &["drupal/*/*"], false);
     repo.add_target("drupal", "drupal/token/1.0.0.0", b"token 1.0");
-    repo.bump("targets");
-    repo.publish("targets");
-    repo.publish("drupal");
-    repo.snapshot_and_timestamp();
+    repo.release(&["drupal"]);
     let mut u = updater(dir.path(), &repo);
     u.refresh().await.unwrap();
     let info = u
@@ -512,11 +514,7 @@ async fn the_delegation_walk_is_preorder_and_stops_at_a_terminating_role() {
     repo.delegate("a", "a1", &["*"], true);
     repo.delegate("targets", "b", &["*"], false);
     repo.add_target("b", "file", b"from b");
-    repo.bump("targets");
-    for role in ["targets", "a", "a1", "b"] {
-        repo.publish(role);
-    }
-    repo.snapshot_and_timestamp();
+    repo.release(&["a", "a1", "b"]);
     let mut u = updater(dir.path(), &repo);
     u.refresh().await.unwrap();
     repo.requests();
@@ -533,9 +531,7 @@ async fn a_delegated_role_named_like_a_top_level_role_is_refused() {
     let dir = client(&repo);
     let key = SigningKey::generate().unwrap().0;
     repo.add_delegation("targets", "snapshot", &key, &["*"], false);
-    repo.bump("targets");
-    repo.publish("targets");
-    repo.snapshot_and_timestamp();
+    repo.release(&[]);
     // snapshot.json in the snapshot's meta would name the delegated role's version.
     let mut u = updater(dir.path(), &repo);
     u.refresh().await.unwrap();
@@ -563,11 +559,7 @@ async fn a_loaded_role_is_checked_again_for_each_delegator() {
     repo.keys.insert("release".into(), a_key); // signed with team-a's key only
     repo.add_target("release", "a/file", b"a");
     repo.add_target("release", "b/file", b"b");
-    repo.bump("targets");
-    for role in ["targets", "team-a", "team-b", "release"] {
-        repo.publish(role);
-    }
-    repo.snapshot_and_timestamp();
+    repo.release(&["team-a", "team-b", "release"]);
     let mut u = updater(dir.path(), &repo);
     u.refresh().await.unwrap();
     assert!(u.target_info("a/file").await.unwrap().is_some());
@@ -583,9 +575,7 @@ async fn oversized_path_patterns_are_refused() {
     let dir = client(&repo);
     let huge = "*".repeat(Config::default().max_pattern_length + 1);
     repo.delegate("targets", "wild", &[huge.as_str()], false);
-    repo.bump("targets");
-    repo.publish("targets");
-    repo.snapshot_and_timestamp();
+    repo.release(&[]);
     let e = refresh(dir.path(), &repo).await.unwrap_err();
     assert!(
         matches!(e, Error::BadMetadata(ref m) if m.contains("limits")),
@@ -600,10 +590,7 @@ async fn role_names_cannot_leave_the_metadata_folder() {
     let dir = client(&repo);
     repo.delegate("targets", "../escape", &["*"], false);
     repo.add_target("../escape", "f", b"f");
-    repo.bump("targets");
-    repo.publish("targets");
-    repo.publish("../escape");
-    repo.snapshot_and_timestamp();
+    repo.release(&["../escape"]);
     let mut u = updater(dir.path(), &repo);
     u.refresh().await.unwrap();
     assert!(u.target_info("f").await.unwrap().is_some());
