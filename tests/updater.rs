@@ -527,22 +527,25 @@ async fn the_delegation_walk_is_preorder_and_stops_at_a_terminating_role() {
 /// top-level role's in the metadata folder.
 #[tokio::test]
 async fn a_delegated_role_named_like_a_top_level_role_is_refused() {
-    let mut repo = Repo::new();
-    let dir = client(&repo);
-    let key = SigningKey::generate().unwrap().0;
-    repo.add_delegation("targets", "snapshot", &key, &["*"], false);
-    repo.release(&[]);
-    // snapshot.json in the snapshot's meta would name the delegated role's version.
-    let mut u = updater(dir.path(), &repo);
-    u.refresh().await.unwrap();
-    let e = u.target_info("x").await.unwrap_err();
-    assert!(matches!(e, Error::BadMetadata(_)), "{e}");
-    let kept: Value =
-        serde_json::from_slice(&std::fs::read(dir.path().join("snapshot.json")).unwrap()).unwrap();
-    assert_eq!(
-        kept["signed"]["_type"], "snapshot",
-        "the trusted snapshot is not overwritten"
-    );
+    // `Timestamp` too: on a case-insensitive file system it is `timestamp.json`.
+    for name in ["snapshot", "Timestamp", "ROOT"] {
+        let mut repo = Repo::new();
+        let dir = client(&repo);
+        let key = SigningKey::generate().unwrap().0;
+        repo.add_delegation("targets", name, &key, &["*"], false);
+        repo.release(&[]);
+        let mut u = updater(dir.path(), &repo);
+        u.refresh().await.unwrap();
+        let e = u.target_info("x").await.unwrap_err();
+        assert!(matches!(e, Error::BadMetadata(_)), "{name}: {e}");
+        let kept: Value =
+            serde_json::from_slice(&std::fs::read(dir.path().join("snapshot.json")).unwrap())
+                .unwrap();
+        assert_eq!(
+            kept["signed"]["_type"], "snapshot",
+            "the trusted snapshot is not overwritten"
+        );
+    }
 }
 
 /// A role reached through a second delegator is checked against that delegator's keys: the

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use crate::repository::{HashBins, Layout};
-use crate::updater::metadata::TargetsRole;
+use crate::updater::metadata::{DelegatedRole, TargetsRole};
 use crate::updater::TrustedSet;
 use crate::verify::trusted_chain;
 use crate::{Error, Result};
@@ -16,11 +16,12 @@ pub type Expected = HashMap<String, Option<(u64, String)>>;
 
 pub struct Coverage {
     layout: Layout,
-    /// Bins verified at a version (files of one version never change).
-    bins_cache: HashMap<(String, u64), TargetsRole>,
+    /// Bins verified at a version, under a top-level targets version (files of one version
+    /// never change).
+    bins_cache: HashMap<(String, u64, u64), TargetsRole>,
     last_timestamp: Vec<u8>,
-    /// Top-level targets version and the bins it delegates to.
-    top: Option<(u64, HashBins)>,
+    /// Top-level targets version, the bins it delegates to, and each delegation.
+    top: Option<(u64, HashBins, HashMap<String, DelegatedRole>)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,25 +74,38 @@ impl Coverage {
         let mut load_top = |set: &mut TrustedSet, me: &mut Coverage| -> Result<()> {
             if !top_loaded {
                 let top = me.read("targets", top_version)?;
-                let count = set
+                let roles: HashMap<String, DelegatedRole> = set
                     .update_targets(&top)?
                     .delegations
-                    .as_ref()
-                    .map_or(0, |d| d.roles.len()) as u32;
-                me.top = Some((top_version, HashBins::new(count)?));
+                    .iter()
+                    .flat_map(|d| d.roles.iter())
+                    .map(|r| (r.name.clone(), r.clone()))
+                    .collect();
+                me.top = Some((top_version, HashBins::new(roles.len() as u32)?, roles));
                 top_loaded = true;
             }
             Ok(())
         };
-        if self.top.as_ref().is_none_or(|(v, _)| *v != top_version) {
+        if self.top.as_ref().is_none_or(|(v, _, _)| *v != top_version) {
             load_top(&mut set, self)?;
         }
-        let bins = self.top.expect("just set").1;
+        let bins = self.top.as_ref().expect("just set").1;
         let before = pending.len();
         let mut done = Vec::new();
         for (name, want) in pending.iter() {
             let bin = bins.name(bins.index_of(name));
-            let key = (bin.clone(), version_of(&format!("{bin}.json"))?);
+            // The bin a client would look in: the delegation must cover the name's hash.
+            let delegated = &self.top.as_ref().expect("set").2;
+            if !delegated.get(&bin).is_some_and(|r| r.matches(name)) {
+                return Err(Error::Verify(format!(
+                    "targets does not delegate {name} to {bin}, the bin its hash names"
+                )));
+            }
+            let key = (
+                bin.clone(),
+                version_of(&format!("{bin}.json"))?,
+                top_version,
+            );
             if !self.bins_cache.contains_key(&key) {
                 load_top(&mut set, self)?;
                 let bytes = self.read(&bin, key.1)?;

@@ -10,6 +10,8 @@
 //! connection closes after the response when the client asks for it (`Connection: close`, or
 //! any HTTP/1.0 request), so clients that read to the end of the stream do not hang.
 
+use std::collections::HashMap;
+use std::net::IpAddr;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 
@@ -34,19 +36,39 @@ pub async fn serve(root: PathBuf, listen: &str) -> Result<()> {
 async fn run(listener: TcpListener, published: Published, max_connections: usize) -> Result<()> {
     let published = Arc::new(published);
     let slots = Arc::new(Semaphore::new(max_connections));
+    // Connections per client address: one client cannot take every slot.
+    let per_client: Arc<std::sync::Mutex<HashMap<IpAddr, usize>>> = Default::default();
     loop {
         let slot = slots.clone().acquire_owned().await.expect("never closed");
         let (stream, peer) = match listener.accept().await {
             Ok(x) => x,
             Err(e) => {
+                // Out of file descriptors, say: wait rather than spin.
                 tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
                 continue;
             }
         };
-        let published = published.clone();
+        {
+            let mut open = per_client.lock().expect("not poisoned");
+            let n = open.entry(peer.ip()).or_default();
+            if *n >= MAX_PER_CLIENT {
+                tracing::debug!(%peer, "too many connections from one address; closed");
+                continue; // the stream is dropped: closed
+            }
+            *n += 1;
+        }
+        let (published, per_client) = (published.clone(), per_client.clone());
         tokio::spawn(async move {
             if let Err(e) = handle(stream, &published).await {
                 tracing::debug!(%peer, error = %e, "connection ended");
+            }
+            let mut open = per_client.lock().expect("not poisoned");
+            if let Some(n) = open.get_mut(&peer.ip()) {
+                *n -= 1;
+                if *n == 0 {
+                    open.remove(&peer.ip());
+                }
             }
             drop(slot);
         });
@@ -58,34 +80,47 @@ pub const MAX_CONNECTIONS: usize = 256;
 /// Longest wait for a write to make progress (a client that stops reading).
 const WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// The folders served, as given and with their symbolic links resolved.
+/// The repository folder whose `metadata/` and `targets/` are served.
 struct Published {
     root: PathBuf,
-    real: Vec<PathBuf>,
 }
 
 impl Published {
     fn new(root: &Path) -> Published {
         Published {
             root: root.to_path_buf(),
-            real: ["metadata", "targets"]
-                .iter()
-                .filter_map(|d| std::fs::canonicalize(root.join(d)).ok())
-                .collect(),
         }
     }
 
     /// The regular file a request path names, opened, with its metadata: `None` unless the
-    /// path stays in `metadata/` or `targets/` both as written and once resolved.
+    /// path stays in `metadata/` or `targets/` as written, and the file opened is in one of
+    /// them once every symbolic link is resolved. The check is made on the open file (its
+    /// `/proc/self/fd` link), so a folder swapped for a link meanwhile cannot lead out; it is
+    /// opened non-blocking, so a FIFO planted there cannot hold the connection.
     async fn open(&self, target: &str) -> Option<(tokio::fs::File, std::fs::Metadata, PathBuf)> {
         let path = resolve(&self.root, target)?;
-        let real = tokio::fs::canonicalize(&path).await.ok()?;
-        if !self.real.iter().any(|dir| real.starts_with(dir)) {
+        let file = tokio::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&path)
+            .await
+            .ok()?;
+        let metadata = file.metadata().await.ok()?;
+        if !metadata.is_file() {
             return None;
         }
-        let file = tokio::fs::File::open(&real).await.ok()?;
-        let metadata = file.metadata().await.ok()?;
-        metadata.is_file().then_some((file, metadata, path))
+        use std::os::fd::AsRawFd;
+        let opened = tokio::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd()))
+            .await
+            .ok()?;
+        // Resolved on each request: folders made (or moved) after the server started count.
+        let mut inside = false;
+        for dir in ["metadata", "targets"] {
+            if let Ok(real) = tokio::fs::canonicalize(self.root.join(dir)).await {
+                inside |= opened.starts_with(real);
+            }
+        }
+        inside.then_some((file, metadata, path))
     }
 }
 
@@ -98,12 +133,16 @@ async fn write_all<W: tokio::io::AsyncWrite + Unpin>(
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "client stopped reading"))?
 }
 
-/// Longest request or header line, and most header lines, we read before giving up on a
-/// connection.
+/// Longest request or header line, most header lines, and most bytes of request line and
+/// headers together, that we read before giving up on a connection.
 const MAX_LINE: u64 = 8 * 1024;
 const MAX_HEADERS: usize = 100;
-/// How long a connection may take to send a request (or stay idle between two).
+const MAX_HEAD: usize = 32 * 1024;
+/// How long a connection may take to send its first request, and stay idle between two.
 const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+const IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+/// Most connections served at once to one client address.
+const MAX_PER_CLIENT: usize = 16;
 
 /// What we use of a request.
 #[derive(Debug, PartialEq)]
@@ -120,8 +159,11 @@ struct Request {
 async fn handle(stream: tokio::net::TcpStream, published: &Published) -> std::io::Result<()> {
     let (read, mut write) = stream.into_split();
     let mut reader = BufReader::new(read);
+    let mut first = true;
     loop {
-        let request = match tokio::time::timeout(REQUEST_TIMEOUT, read_request(&mut reader)).await {
+        let wait = if first { REQUEST_TIMEOUT } else { IDLE_TIMEOUT };
+        first = false;
+        let request = match tokio::time::timeout(wait, read_request(&mut reader)).await {
             Ok(Ok(Some(request))) => request,
             Ok(Ok(None)) | Err(_) => break,
             Ok(Err(e)) => return Err(e),
@@ -131,8 +173,10 @@ async fn handle(stream: tokio::net::TcpStream, published: &Published) -> std::io
         if request.method != "HEAD" {
             match response.body {
                 Body::Text(text) => write_all(&mut write, text.as_bytes()).await?,
-                Body::File(mut file, _) => {
-                    // Streamed in pieces, each with its own write timeout.
+                Body::File(file, len) => {
+                    // Streamed in pieces, each with its own write timeout; never more than the
+                    // length announced (a file that grows meanwhile does not break the stream).
+                    let mut file = file.take(len);
                     let mut buf = vec![0u8; 64 * 1024];
                     loop {
                         let n = file.read(&mut buf).await?;
@@ -158,6 +202,7 @@ async fn read_request<R: tokio::io::AsyncBufRead + Unpin>(
 ) -> std::io::Result<Option<Request>> {
     let too_big = || std::io::Error::new(std::io::ErrorKind::InvalidData, "request too large");
     let mut lines = Vec::new();
+    let mut head_bytes = 0;
     let mut blank = 0;
     loop {
         let mut line = Vec::new();
@@ -182,9 +227,10 @@ async fn read_request<R: tokio::io::AsyncBufRead + Unpin>(
             }
             break;
         }
-        if lines.len() > MAX_HEADERS {
+        if lines.len() > MAX_HEADERS || head_bytes + line.len() > MAX_HEAD {
             return Err(too_big());
         }
+        head_bytes += line.len();
         lines.push(text);
     }
     let mut parts = lines[0].split_whitespace();
@@ -547,6 +593,8 @@ mod tests {
         link(&root.join("control/secret.json"), "metadata/leak.json");
         link(&dir.path().join("outside"), "targets/outside");
         link(&root.join("targets/pkgs/big"), "targets/alias");
+        let fifo = std::ffi::CString::new(root.join("targets/fifo").to_str().unwrap()).unwrap();
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
 
         let published = Published::new(&root);
         for refused in [

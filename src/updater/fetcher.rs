@@ -35,6 +35,11 @@ pub fn base_url(text: &str) -> Result<Url> {
         Url::from_directory_path(&path)
             .map_err(|_| Error::Usage(format!("{text}: not a folder")))?
     };
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(Error::Usage(format!(
+            "{text}: a base URL with a query or fragment; give the folder's URL alone"
+        )));
+    }
     if !url.path().ends_with('/') {
         url.set_path(&format!("{}/", url.path()));
     }
@@ -63,18 +68,40 @@ impl HttpFetcher {
         }
     }
 
+    /// A local file: opened once, only a regular file, never more than `max_length` read
+    /// (a file that grows meanwhile, a device or a FIFO cannot get past the limit or block).
     fn fetch_file(&self, url: &Url, max_length: u64) -> Result<Option<Vec<u8>>> {
+        use std::io::Read;
+        use std::os::unix::fs::OpenOptionsExt;
         let path: PathBuf = url
             .to_file_path()
             .map_err(|_| Error::Usage(format!("{url}: bad file URL")))?;
-        match std::fs::metadata(&path) {
-            Ok(m) if m.len() > max_length => Err(too_long(url, max_length)),
-            Ok(_) => Ok(Some(
-                std::fs::read(&path).map_err(Error::storage("cannot read", &path))?,
-            )),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(Error::storage("cannot read", &path)(e)),
+        let file = match std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&path)
+        {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::storage("cannot read", &path)(e)),
+        };
+        let meta = file
+            .metadata()
+            .map_err(Error::storage("cannot read", &path))?;
+        if !meta.is_file() {
+            return Err(Error::Download {
+                url: url.to_string(),
+                reason: "not a regular file".into(),
+            });
         }
+        let mut bytes = Vec::new();
+        file.take(max_length + 1)
+            .read_to_end(&mut bytes)
+            .map_err(Error::storage("cannot read", &path))?;
+        if bytes.len() as u64 > max_length {
+            return Err(too_long(url, max_length));
+        }
+        Ok(Some(bytes))
     }
 }
 
@@ -94,12 +121,14 @@ impl Fetcher for HttpFetcher {
             url: url.to_string(),
             reason,
         };
-        let started = Instant::now();
-        let mut response = self
-            .http
-            .get(url.clone())
-            .send()
+        // The response head within a connect and a read timeout; then the body, where no read
+        // may wait longer than a read timeout and every window of a read timeout must bring
+        // the minimum speed (a trickle of a byte every few seconds is refused, however much
+        // came before).
+        let deadline = self.config.connect_timeout + self.config.read_timeout;
+        let mut response = tokio::time::timeout(deadline, self.http.get(url.clone()).send())
             .await
+            .map_err(|_| failed(format!("no response within {} s", deadline.as_secs())))?
             .map_err(|e| failed(e.to_string()))?;
         let status = response.status();
         if status == reqwest::StatusCode::NOT_FOUND || status == reqwest::StatusCode::FORBIDDEN {
@@ -112,22 +141,37 @@ impl Fetcher for HttpFetcher {
             return Err(too_long(url, max_length));
         }
         let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(|e| failed(e.to_string()))? {
+        let (mut window_start, mut window_bytes) = (Instant::now(), 0u64);
+        loop {
+            let chunk = tokio::time::timeout(self.config.read_timeout, response.chunk())
+                .await
+                .map_err(|_| {
+                    failed(format!(
+                        "no data for {} s",
+                        self.config.read_timeout.as_secs()
+                    ))
+                })?
+                .map_err(|e| failed(e.to_string()))?;
+            let Some(chunk) = chunk else {
+                break;
+            };
             if body.len() as u64 + chunk.len() as u64 > max_length {
                 return Err(too_long(url, max_length));
             }
             body.extend_from_slice(&chunk);
-            // A trickle: after the first read timeout, the average must keep the minimum.
-            let elapsed = started.elapsed();
-            if elapsed > self.config.read_timeout
-                && (body.len() as f64)
+            window_bytes += chunk.len() as u64;
+            let elapsed = window_start.elapsed();
+            if elapsed >= self.config.read_timeout {
+                if (window_bytes as f64)
                     < self.config.min_bytes_per_second as f64 * elapsed.as_secs_f64()
-            {
-                return Err(failed(format!(
-                    "slower than {} bytes/s after {:.0} s; giving up",
-                    self.config.min_bytes_per_second,
-                    elapsed.as_secs_f64()
-                )));
+                {
+                    return Err(failed(format!(
+                        "slower than {} bytes/s over {:.0} s; giving up",
+                        self.config.min_bytes_per_second,
+                        elapsed.as_secs_f64()
+                    )));
+                }
+                (window_start, window_bytes) = (Instant::now(), 0);
             }
         }
         Ok(Some(body))

@@ -21,6 +21,12 @@ use crate::verify::{authority, root_authority, unverified, verify_raw, Authority
 /// top-level role's in the metadata folder).
 pub const TOP_LEVEL: [&str; 4] = ["root", "timestamp", "snapshot", "targets"];
 
+/// Whether a delegated role may not be named `name`: a top-level role's name in any case (on
+/// a case-insensitive file system, `Timestamp.json` is `timestamp.json`).
+pub fn is_top_level_name(name: &str) -> bool {
+    TOP_LEVEL.iter().any(|t| t.eq_ignore_ascii_case(name))
+}
+
 /// A verified file: what it says, and its bytes (to persist, or to check again).
 #[derive(Debug, Clone)]
 pub struct Trusted<T> {
@@ -335,7 +341,7 @@ impl TrustedSet {
             }
             return root_authority(&self.root.signed, RoleType::Targets).map_err(Error::unsigned);
         }
-        if TOP_LEVEL.contains(&role) {
+        if is_top_level_name(role) {
             return Err(Error::BadMetadata(format!(
                 "{delegator} delegates to a role named {role:?}, a top-level role's name"
             )));

@@ -16,7 +16,7 @@ use super::config::Config;
 use super::error::{Error, Result};
 use super::fetcher::{join, Fetcher};
 use super::metadata::{quote, TargetFile, TargetsRole};
-use super::trusted_set::{TrustedSet, TOP_LEVEL};
+use super::trusted_set::{is_top_level_name, TrustedSet};
 use crate::repository::layout::{create_dir, write_durably};
 
 pub struct Updater<F: Fetcher> {
@@ -180,7 +180,7 @@ impl<F: Fetcher> Updater<F> {
     /// checked again against this delegator), the local copy when it is the version the
     /// snapshot names, else the repository's.
     async fn load_targets(&mut self, role: &str, delegator: &str) -> Result<TargetsRole> {
-        if delegator != "root" && TOP_LEVEL.contains(&role) {
+        if delegator != "root" && is_top_level_name(role) {
             return Err(Error::BadMetadata(format!(
                 "{delegator} delegates to a role named {role:?}, a top-level role's name"
             )));
@@ -281,7 +281,7 @@ impl<F: Fetcher> Updater<F> {
             },
             _ => name.to_string(),
         };
-        let url = join(targets_url, &quote_path(&file))?;
+        let url = join(targets_url, &quote_path(&file)?)?;
         let bytes = self
             .fetcher
             .fetch(&url, info.length)
@@ -295,9 +295,18 @@ impl<F: Fetcher> Updater<F> {
     }
 }
 
-/// A target path in a URL: each segment quoted, the `/` between them kept.
-fn quote_path(path: &str) -> String {
-    path.split('/').map(quote).collect::<Vec<_>>().join("/")
+/// A target path in a URL: each segment quoted, the `/` between them kept. A path with an
+/// empty, `.` or `..` segment is refused: URL parsing would fold it into another path.
+fn quote_path(path: &str) -> Result<String> {
+    if path
+        .split('/')
+        .any(|s| s.is_empty() || s == "." || s == "..")
+    {
+        return Err(Error::BadMetadata(format!(
+            "{path:?}: a target path with an empty, `.` or `..` segment"
+        )));
+    }
+    Ok(path.split('/').map(quote).collect::<Vec<_>>().join("/"))
 }
 
 /// Where `download -o DIR` writes target `name`: DIR/name, for names whose every segment is
@@ -341,6 +350,9 @@ mod tests {
 
     #[test]
     fn target_paths_keep_their_folders_in_urls() {
-        assert_eq!(quote_path("a b/c?.txt"), "a%20b/c%3F.txt");
+        assert_eq!(quote_path("a b/c?.txt").unwrap(), "a%20b/c%3F.txt");
+        for bad in ["a/../../x", "./a", "a//b", "/a"] {
+            assert!(quote_path(bad).is_err(), "{bad:?}");
+        }
     }
 }
