@@ -211,7 +211,7 @@ pub async fn run<S: Stage>(
     options: WorkerOptions,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<()> {
-    let mut backoff = Duration::from_millis(500);
+    let mut backoff = Backoff::default();
     let mut signer = Signer::new(load()?);
     let control = signer.stage.control();
     loop {
@@ -227,9 +227,14 @@ pub async fn run<S: Stage>(
             };
             match endpoint {
                 Ok(mut endpoint) => {
-                    backoff = Duration::from_millis(500);
+                    let opened = std::time::Instant::now();
                     let r = serve(&mut endpoint, &mut signer, &load, options, &mut shutdown).await;
                     endpoint.close().await;
+                    // Only a connection that held: one that fails at once (a write error on
+                    // every batch, say) keeps the delay growing.
+                    if opened.elapsed() >= Backoff::STABLE {
+                        backoff = Backoff::default();
+                    }
                     r
                 }
                 Err(e) => Err(e),
@@ -242,15 +247,48 @@ pub async fn run<S: Stage>(
             // that.
             Err(e @ (Error::Key { .. } | Error::Untrusted { .. })) => return Err(e),
             Err(e) => {
-                tracing::warn!(role = S::NAME, error = %e, retry_in_ms = backoff.as_millis() as u64,
+                let delay = backoff.next_delay();
+                tracing::warn!(role = S::NAME, error = %e, retry_in_ms = delay.as_millis() as u64,
                     "signer lost its queue or could not write; reconnecting (unacknowledged jobs come back)");
                 tokio::select! {
-                    _ = tokio::time::sleep(backoff) => {},
+                    _ = tokio::time::sleep(delay) => {},
                     _ = shutdown.changed() => return Ok(()),
                 }
-                backoff = (backoff * 2).min(Duration::from_secs(30));
             }
         }
+    }
+}
+
+/// The wait before reconnecting: doubling from [`Backoff::FIRST`] to [`Backoff::CAP`], each
+/// wait drawn between half and all of the current step ("equal jitter"), so that signers
+/// cut off together do not come back in step, and every signer is consuming again within
+/// [`Backoff::CAP`] of the broker's return.
+#[derive(Debug, Clone, Copy)]
+struct Backoff {
+    step: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff {
+            step: Backoff::FIRST,
+        }
+    }
+}
+
+impl Backoff {
+    const FIRST: Duration = Duration::from_millis(250);
+    const CAP: Duration = Duration::from_secs(3);
+    /// A connection that lasted this long starts the next wait from the first step again.
+    const STABLE: Duration = Duration::from_secs(10);
+
+    fn next_delay(&mut self) -> Duration {
+        let mut random = [0u8; 4];
+        let _ = aws_lc_rs::rand::fill(&mut random);
+        let fraction = u32::from_le_bytes(random) as f64 / u32::MAX as f64;
+        let delay = self.step.mul_f64(0.5 + fraction / 2.0);
+        self.step = (self.step * 2).min(Backoff::CAP);
+        delay
     }
 }
 
@@ -480,5 +518,33 @@ async fn serve<S: Stage>(
             ms = started.elapsed().as_secs_f64() * 1000.0,
             "batch done"
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Waits grow from a quarter second to the cap and stay under it, each between half and
+    /// all of its step; a new backoff starts from the first step again.
+    #[test]
+    fn reconnect_waits_grow_with_jitter_up_to_the_cap() {
+        let mut backoff = Backoff::default();
+        let mut step = Backoff::FIRST;
+        let mut delays = Vec::new();
+        for _ in 0..12 {
+            let delay = backoff.next_delay();
+            assert!(
+                delay >= step / 2 && delay <= step,
+                "{delay:?} for step {step:?}"
+            );
+            delays.push(delay);
+            step = (step * 2).min(Backoff::CAP);
+        }
+        assert!(delays.iter().all(|d| *d <= Backoff::CAP));
+        assert!(delays[11] >= Backoff::CAP / 2, "reached the cap");
+        let distinct: std::collections::HashSet<_> = delays[6..].iter().collect();
+        assert!(distinct.len() > 1, "jittered, not in step: {delays:?}");
+        assert!(Backoff::default().next_delay() <= Backoff::FIRST);
     }
 }
