@@ -17,7 +17,7 @@ pub type Expected = HashMap<String, Option<(u64, String)>>;
 pub struct Coverage {
     layout: Layout,
     /// Bins verified at a version, under a top-level targets version (files of one version
-    /// never change).
+    /// never change): the newest seen of each bin.
     bins_cache: HashMap<(String, u64, u64), TargetsRole>,
     last_timestamp: Vec<u8>,
     /// Top-level targets version, the bins it delegates to, and each delegation.
@@ -112,6 +112,8 @@ impl Coverage {
                 let verified = set
                     .update_delegated_targets(&bytes, &bin, "targets")?
                     .clone();
+                // One version per bin is kept: a wait over a busy repository stays small.
+                self.bins_cache.retain(|(b, _, _), _| *b != bin);
                 self.bins_cache.insert(key.clone(), verified);
             }
             let found = self.bins_cache[&key].targets.get(name).map(|t| {
