@@ -14,6 +14,7 @@ use tough::schema::RoleType;
 
 use crate::repository::Layout;
 use crate::schema::{Delegations, KeyMap, Root};
+use crate::updater::metadata::TargetsRole;
 use crate::updater::{Config, TrustedSet};
 use crate::{canonical, keys, Error, Result};
 
@@ -223,6 +224,34 @@ pub(crate) fn delegated_authority<'a>(
     )
 }
 
+/// A list of delegations that gives each delegated role's keys and threshold by name: our
+/// signers' schema ([`Delegations`]) and the updater's read it alike.
+pub(crate) trait DelegationKeys {
+    fn authority_for(&self, name: &str) -> Result<Authority<'_>>;
+}
+
+impl DelegationKeys for Delegations {
+    fn authority_for(&self, name: &str) -> Result<Authority<'_>> {
+        delegated_authority(self, name)
+    }
+}
+
+impl DelegationKeys for crate::updater::metadata::Delegations {
+    fn authority_for(&self, name: &str) -> Result<Authority<'_>> {
+        let r = self
+            .roles
+            .iter()
+            .find(|r| r.name == name)
+            .ok_or_else(|| fail(format!("no delegation to {name}")))?;
+        authority(
+            &self.keys,
+            &r.keyids,
+            r.threshold.get(),
+            &format!("the delegation to {name}"),
+        )
+    }
+}
+
 /// `threshold` of the keys `keyids` names in `keys` (a delegation's, as `whose` says).
 pub(crate) fn authority<'a>(
     keys: &'a KeyMap,
@@ -285,6 +314,47 @@ pub fn trusted_chain_at(layout: &Layout, reference_time: jiff::Timestamp) -> Res
         path: layout.metadata_dir(),
         reason: "no 1.root.json on disk; run tuf-signer init".into(),
     })
+}
+
+/// `set` (the root chain on disk, from [`trusted_chain`]) takes the published `timestamp`
+/// (the bytes of `timestamp.json`) and the snapshot it names, as a client takes them.
+pub fn trust_published_snapshot(
+    set: &mut TrustedSet,
+    layout: &Layout,
+    timestamp: &[u8],
+) -> Result<()> {
+    let version = set
+        .update_timestamp(timestamp)?
+        .meta
+        .get("snapshot.json")
+        .expect("checked by update_timestamp")
+        .version
+        .get();
+    set.update_snapshot(&read_published(layout, "snapshot", version)?, false)?;
+    Ok(())
+}
+
+/// `set` takes the published `role` as `delegator` delegates it ("root" for the top-level
+/// targets), at the version its trusted snapshot names.
+pub fn trust_published_targets<'s>(
+    set: &'s mut TrustedSet,
+    layout: &Layout,
+    role: &str,
+    delegator: &str,
+) -> Result<&'s TargetsRole> {
+    let version = set
+        .snapshot()
+        .and_then(|s| s.meta.get(&format!("{role}.json")))
+        .ok_or_else(|| fail(format!("the snapshot does not list {role}.json")))?
+        .version
+        .get();
+    let bytes = read_published(layout, role, version)?;
+    Ok(set.update_delegated_targets(&bytes, role, delegator)?)
+}
+
+fn read_published(layout: &Layout, role: &str, version: u64) -> Result<Vec<u8>> {
+    let path = layout.versioned(role, version);
+    std::fs::read(&path).map_err(Error::io("cannot read", &path))
 }
 
 /// The roots on disk, checked as a client checks an update (§5.3.4, §5.3.5): version N+1 is
@@ -355,14 +425,15 @@ impl RootChain {
 
 /// Parses `bytes` (the file at `path`) and checks it is signed as `delegations` require for
 /// the delegated role `name`.
-pub fn verify_delegated<T: DeserializeOwned>(
+pub(crate) fn verify_delegated<T: DeserializeOwned>(
     bytes: &[u8],
     path: &std::path::Path,
-    delegations: &Delegations,
+    delegations: &impl DelegationKeys,
     name: &str,
 ) -> Result<T> {
     let what = format!("{name}.json");
-    delegated_authority(delegations, name)
+    delegations
+        .authority_for(name)
         .and_then(|a| verify(bytes, &what, &a.by_key()))
         .map_err(|e| Error::Untrusted {
             path: path.into(),

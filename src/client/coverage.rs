@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use crate::repository::{HashBins, Layout};
 use crate::updater::metadata::{DelegatedRole, TargetsRole};
 use crate::updater::TrustedSet;
-use crate::verify::trusted_chain;
+use crate::verify::{trust_published_snapshot, trust_published_targets, trusted_chain};
 use crate::{Error, Result};
 
 /// What a name should look like once published: `Some((length, sha256))`, or `None` for
@@ -56,14 +56,9 @@ impl Coverage {
             });
         }
         let mut set = trusted_chain(&self.layout)?;
-        let timestamp_version = set.update_timestamp(&bytes)?.version.get();
-        let snapshot_version = set
-            .timestamp()
-            .and_then(|t| t.meta.get("snapshot.json"))
-            .map(|m| m.version.get())
-            .expect("checked by update_timestamp");
-        let snapshot = self.read("snapshot", snapshot_version)?;
-        let meta = set.update_snapshot(&snapshot, false)?.meta.clone();
+        trust_published_snapshot(&mut set, &self.layout, &bytes)?;
+        let timestamp_version = set.timestamp().expect("trusted").version.get();
+        let meta = set.snapshot().expect("trusted").meta.clone();
         let version_of = |file: &str| {
             meta.get(file)
                 .map(|m| m.version.get())
@@ -73,14 +68,13 @@ impl Coverage {
         let mut top_loaded = false;
         let mut load_top = |set: &mut TrustedSet, me: &mut Coverage| -> Result<()> {
             if !top_loaded {
-                let top = me.read("targets", top_version)?;
-                let roles: HashMap<String, DelegatedRole> = set
-                    .update_targets(&top)?
-                    .delegations
-                    .iter()
-                    .flat_map(|d| d.roles.iter())
-                    .map(|r| (r.name.clone(), r.clone()))
-                    .collect();
+                let roles: HashMap<String, DelegatedRole> =
+                    trust_published_targets(set, &me.layout, "targets", "root")?
+                        .delegations
+                        .iter()
+                        .flat_map(|d| d.roles.iter())
+                        .map(|r| (r.name.clone(), r.clone()))
+                        .collect();
                 me.top = Some((top_version, HashBins::new(roles.len() as u32)?, roles));
                 top_loaded = true;
             }
@@ -108,10 +102,8 @@ impl Coverage {
             );
             if !self.bins_cache.contains_key(&key) {
                 load_top(&mut set, self)?;
-                let bytes = self.read(&bin, key.1)?;
-                let verified = set
-                    .update_delegated_targets(&bytes, &bin, "targets")?
-                    .clone();
+                let verified =
+                    trust_published_targets(&mut set, &self.layout, &bin, "targets")?.clone();
                 // One version per bin is kept: a wait over a busy repository stays small.
                 self.bins_cache.retain(|(b, _, _), _| *b != bin);
                 self.bins_cache.insert(key.clone(), verified);
@@ -135,11 +127,6 @@ impl Coverage {
             timestamp_version,
             done: before - pending.len(),
         })
-    }
-
-    fn read(&self, role: &str, version: u64) -> Result<Vec<u8>> {
-        let path = self.layout.versioned(role, version);
-        std::fs::read(&path).map_err(Error::io("cannot read", &path))
     }
 }
 

@@ -11,9 +11,12 @@ use tough::schema::RoleType;
 use crate::keys::KeyIdRule;
 use crate::repository::Layout;
 use crate::roles::check_version;
-use crate::schema::{Header, Targets};
+use crate::schema::Header;
 use crate::updater::TrustedSet;
-use crate::verify::{trusted_chain_at, unverified, verify_delegated, RootChain};
+use crate::verify::{
+    trust_published_snapshot, trust_published_targets, trusted_chain_at, verify_delegated,
+    RootChain,
+};
 use crate::{Error, Result};
 
 #[derive(Debug, Default)]
@@ -108,28 +111,14 @@ pub fn validate(layout: &Layout, window: Duration) -> Result<Report> {
         root.roles[&RoleType::Root].threshold
     ));
     // The top-level roles: a failure stops here (nothing below can be checked without them).
-    let top_level = |set: &mut TrustedSet| -> Result<(u64, u64)> {
-        let timestamp = set
-            .update_timestamp(&read(layout, "timestamp.json")?)?
-            .clone();
-        let snap_meta = &timestamp.meta["snapshot.json"];
-        let snapshot = read(layout, &format!("{}.snapshot.json", snap_meta.version))?;
-        set.update_snapshot(&snapshot, false)?;
-        let top_version = set
-            .snapshot()
-            .and_then(|s| s.meta.get("targets.json"))
-            .ok_or_else(|| Error::Verify("snapshot does not list targets.json".into()))?
-            .version;
-        set.update_targets(&read(layout, &format!("{top_version}.targets.json"))?)?;
-        Ok((timestamp.version.get(), snap_meta.version.get()))
+    let top_level = |set: &mut TrustedSet| -> Result<()> {
+        trust_published_snapshot(set, layout, &read(layout, "timestamp.json")?)?;
+        trust_published_targets(set, layout, "targets", "root").map(drop)
     };
-    let (timestamp_version, snapshot_version) = match top_level(&mut set) {
-        Ok(v) => v,
-        Err(e) => {
-            report.problems.push(e.to_string());
-            return Ok(report);
-        }
-    };
+    if let Err(e) = top_level(&mut set) {
+        report.problems.push(e.to_string());
+        return Ok(report);
+    }
     let timestamp = set.timestamp().expect("loaded").clone();
     let snapshot = set.snapshot().expect("loaded").clone();
     let top = set.targets("targets").expect("loaded").clone();
@@ -137,7 +126,8 @@ pub fn validate(layout: &Layout, window: Duration) -> Result<Report> {
     expiry(&mut report, "snapshot", snapshot.expires);
     expiry(&mut report, "targets", top.expires);
     report.summary.push(format!(
-        "timestamp v{timestamp_version} -> snapshot v{snapshot_version} (length and sha256 match)"
+        "timestamp v{} -> snapshot v{} (length and sha256 match)",
+        timestamp.version, snapshot.version
     ));
     let Some(delegations) = &top.delegations else {
         report
@@ -161,19 +151,7 @@ pub fn validate(layout: &Layout, window: Duration) -> Result<Report> {
     );
     let mut targets = 0;
     for role in &delegations.roles {
-        let bin = match snapshot.meta.get(&format!("{}.json", role.name)) {
-            None => Err(Error::Verify(format!(
-                "snapshot does not list {}.json",
-                role.name
-            ))),
-            Some(meta) => {
-                read(layout, &format!("{}.{}.json", meta.version, role.name)).and_then(|bytes| {
-                    Ok(set
-                        .update_delegated_targets(&bytes, &role.name, "targets")?
-                        .clone())
-                })
-            }
-        };
+        let bin = trust_published_targets(&mut set, layout, &role.name, "targets").cloned();
         let bin = match bin {
             Ok(bin) => bin,
             Err(e) => {
@@ -228,14 +206,6 @@ pub fn validate(layout: &Layout, window: Duration) -> Result<Report> {
             .get(&format!("{role}.json"))
             .map_or(0, |m| m.version.get())
     };
-    // The signers' own view of the top-level targets (tough's schema, for verify_delegated).
-    let signer_top: Targets = unverified(
-        &read(layout, &format!("{}.targets.json", top.version))?,
-        "targets.json",
-    )?;
-    let Some(signer_delegations) = &signer_top.delegations else {
-        return Ok(report);
-    };
 
     // Files newer than the ones listed are what a signer adopts as its state when it starts
     // or reloads: each must verify, or the signer stops on it.
@@ -264,9 +234,9 @@ pub fn validate(layout: &Layout, window: Duration) -> Result<Report> {
     newer("targets", top.version.get(), &|b, p| {
         signers_chain(&chain)?.verify_role(b, p, RoleType::Targets)
     });
-    for role in &signer_delegations.roles {
+    for role in &delegations.roles {
         newer(&role.name, snapshot_listed(&role.name), &|b, p| {
-            verify_delegated(b, p, signer_delegations, &role.name)
+            verify_delegated(b, p, delegations, &role.name)
         });
     }
     if unlisted > 0 {

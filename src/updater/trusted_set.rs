@@ -15,7 +15,7 @@ use super::config::Config;
 use super::error::{Error, Result};
 use super::metadata::{check_type, MetaFile, MetaRole, TargetsRole};
 use crate::schema::Root;
-use crate::verify::{authority, root_authority, unverified, verify_raw, Authority};
+use crate::verify::{root_authority, unverified, verify_raw, Authority, DelegationKeys};
 
 /// The top-level role names: no delegated role may take one (its file would stand for the
 /// top-level role's in the metadata folder).
@@ -356,19 +356,11 @@ impl TrustedSet {
             .delegations
             .as_ref()
             .ok_or_else(|| Error::BadMetadata(format!("{delegator} delegates nothing")))?;
-        let delegated = delegations
-            .roles
-            .iter()
-            .find(|r| r.name == role)
-            .ok_or_else(|| {
-                Error::BadMetadata(format!("{delegator} does not delegate to {role}"))
-            })?;
-        authority(
-            &delegations.keys,
-            &delegated.keyids,
-            delegated.threshold.get(),
-            &format!("{delegator}'s delegation to {role}"),
-        )
-        .map_err(Error::unsigned)
+        if !delegations.roles.iter().any(|r| r.name == role) {
+            return Err(Error::BadMetadata(format!(
+                "{delegator} does not delegate to {role}"
+            )));
+        }
+        delegations.authority_for(role).map_err(Error::unsigned)
     }
 }
