@@ -28,8 +28,15 @@ pub struct LogArgs {
 #[derive(Debug, Clone, clap::Args)]
 pub struct BrokerArgs {
     /// RabbitMQ URL, e.g. amqp://tuf-signer@broker:5672/%2f; set it in AMQP_URL rather than
-    /// here when it holds the password. Unset or empty: no broker.
-    #[arg(long, env = "AMQP_URL", hide_env_values = true, value_name = "URL")]
+    /// here when it holds the password. Unset or empty: no broker. Several, separated by
+    /// commas (the nodes of a cluster): tried in turn, at start and whenever the connection
+    /// is lost.
+    #[arg(
+        long,
+        env = "AMQP_URL",
+        hide_env_values = true,
+        value_name = "URL[,URL...]"
+    )]
     pub amqp: Option<String>,
     /// A file holding the broker password (its first line), which replaces any in the URL.
     #[arg(long, env = "AMQP_PASSWORD_FILE", value_name = "FILE")]
@@ -38,6 +45,21 @@ pub struct BrokerArgs {
     /// signers and the clients of one repository the same).
     #[arg(long, env = "TUF_QUEUE_PREFIX", default_value = "")]
     pub queue_prefix: String,
+    /// How long a tuf-client command waits for a broker that is down or restarting before it
+    /// fails (e.g. 30s, 10m; 0s: not at all), saying on stderr that it waits. Signers always
+    /// wait.
+    #[arg(
+        long,
+        env = "TUF_BROKER_WAIT",
+        default_value = "5m",
+        value_name = "DURATION"
+    )]
+    pub broker_wait: String,
+    /// The kind of queue to declare where none exists yet: classic (one broker), or quorum
+    /// (a RabbitMQ cluster: every job replicated on a majority of nodes). Give every agent of
+    /// a repository the same; an existing queue keeps its kind (delete it to change).
+    #[arg(long, env = "TUF_QUEUE_TYPE", value_enum, default_value = "classic")]
+    pub queue_type: crate::broker::amqp::QueueType,
 }
 
 impl BrokerArgs {
@@ -46,26 +68,36 @@ impl BrokerArgs {
         let Some(url) = self.amqp.as_deref().filter(|u| !u.trim().is_empty()) else {
             return Ok(None);
         };
-        let mut url = url.to_string();
+        let mut config = AmqpConfig::new(url);
         if let Some(file) = &self.amqp_password_file {
             let text = std::fs::read_to_string(file)
                 .map_err(Error::io("cannot read the broker password file", file))?;
             let password = text.lines().next().unwrap_or("").trim_end();
-            let mut parsed = url::Url::parse(&url).map_err(|_| {
-                Error::Usage(format!(
-                    "{}: not a URL; write amqp://USER@HOST:PORT/VHOST",
-                    AmqpConfig::redact(&url)
-                ))
-            })?;
-            parsed.set_password(Some(password)).map_err(|_| {
-                Error::Usage("the AMQP URL has no user to give the password to".into())
-            })?;
-            url = parsed.to_string();
+            let with_password = |url: &str| -> Result<String> {
+                let mut parsed = url::Url::parse(url).map_err(|_| {
+                    Error::Usage(format!(
+                        "{}: not a URL; write amqp://USER@HOST:PORT/VHOST",
+                        AmqpConfig::redact(url)
+                    ))
+                })?;
+                parsed.set_password(Some(password)).map_err(|_| {
+                    Error::Usage("the AMQP URL has no user to give the password to".into())
+                })?;
+                Ok(parsed.to_string())
+            };
+            config.url = config
+                .urls()
+                .map(with_password)
+                .collect::<Result<Vec<_>>>()?
+                .join(",");
         }
-        Ok(Some(AmqpConfig {
-            url,
-            prefix: self.queue_prefix.clone(),
-        }))
+        config.prefix = self.queue_prefix.clone();
+        config.queue_type = self.queue_type;
+        config.patience = match self.broker_wait.trim_end_matches('s') {
+            "0" => std::time::Duration::ZERO,
+            _ => crate::repository::expiry::parse_duration(&self.broker_wait)?,
+        };
+        Ok(Some(config))
     }
 }
 

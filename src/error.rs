@@ -78,6 +78,37 @@ impl Error {
         }
     }
 
+    /// Whether this is a write that failed for want of space (`ENOSPC`, or a quota):
+    /// pruning superseded versions may let it through.
+    pub fn is_disk_full(&self) -> bool {
+        matches!(self, Error::Io { source, .. }
+            if matches!(source.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT)))
+    }
+
+    /// Whether this is the broker being out of reach (down, restarting, the connection cut)
+    /// rather than refusing us: the first is worth waiting out, the second is not.
+    pub fn is_broker_unreachable(&self) -> bool {
+        use lapin::protocol::{AMQPErrorKind, AMQPHardError};
+        let Error::Broker { source, .. } = self else {
+            return false;
+        };
+        match source.kind() {
+            lapin::ErrorKind::IOError(_)
+            | lapin::ErrorKind::InvalidConnectionState(_)
+            | lapin::ErrorKind::InvalidChannelState(..)
+            | lapin::ErrorKind::MissingHeartbeatError => true,
+            lapin::ErrorKind::ProtocolError(e) => matches!(
+                e.kind(),
+                AMQPErrorKind::Hard(
+                    AMQPHardError::CONNECTIONFORCED
+                        | AMQPHardError::INTERNALERROR
+                        | AMQPHardError::RESOURCEERROR
+                )
+            ),
+            _ => false,
+        }
+    }
+
     pub fn broker(context: impl Into<String>) -> impl FnOnce(lapin::Error) -> Error {
         let context = context.into();
         move |source| Error::Broker { context, source }

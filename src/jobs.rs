@@ -37,9 +37,17 @@ pub struct TargetsJob {
     /// Re-spread every target over this many bins (`tuf-client bins --count N`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bins: Option<u32>,
+    /// The adds may replace names already signed with other content (`add-targets
+    /// --replace`); otherwise such a name is refused unless it is mutable (see
+    /// [`crate::submission::Mutable`]).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub replace: bool,
     /// When the submitter signed it (see [`crate::submission`]); not part of the job's JSON.
     #[serde(skip)]
     pub issued: Option<jiff::Timestamp>,
+    /// The submission's id, [`crate::submission::id_of`] its bytes: what its receipt names.
+    #[serde(skip)]
+    pub id: Option<String>,
 }
 
 fn is_false(b: &bool) -> bool {

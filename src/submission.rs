@@ -64,6 +64,54 @@ pub fn sign(job: &TargetsJob, key: &SigningKey) -> Result<Vec<u8>> {
     sign_issued(job, key, Timestamp::now())
 }
 
+/// A submission's id: the first 128 bits of the SHA-256 of its bytes, in hex. The
+/// submitter and the targets signer both compute it, so a receipt can name the submission
+/// without the submission naming itself.
+pub fn id_of(body: &[u8]) -> String {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, body);
+    hex::encode(&digest.as_ref()[..16])
+}
+
+/// Which target names may be signed again with other content: what Composer rewrites
+/// (`packages.json`, the `p2/` metadata, dev versions). Every other name, once signed, is
+/// immutable: a submission giving it other bytes is refused unless it says `--replace`.
+/// Patterns match as delegation paths do (`*` within one folder level).
+#[derive(Debug, Clone)]
+pub struct Mutable {
+    patterns: Vec<String>,
+}
+
+impl Mutable {
+    /// `packages.json`, `p2/*/*` (`p2/vendor/name.json` and `~dev.json`), and the dev
+    /// versions of releases (`vendor/name/dev-main`, `vendor/name/1.x-dev` normalised to
+    /// `1.9999999.9999999.9999999-dev`).
+    pub const DEFAULT: &'static str = "packages.json,p2/*/*,*/*/dev-*,*/*/*-dev";
+
+    /// Comma-separated patterns; `none` for none.
+    pub fn parse(text: &str) -> Mutable {
+        Mutable {
+            patterns: text
+                .split(',')
+                .map(str::trim)
+                .filter(|p| !p.is_empty() && *p != "none")
+                .map(str::to_string)
+                .collect(),
+        }
+    }
+
+    pub fn matches(&self, name: &str) -> bool {
+        self.patterns
+            .iter()
+            .any(|p| crate::updater::delegation::path_matches(p, name))
+    }
+}
+
+impl Default for Mutable {
+    fn default() -> Self {
+        Mutable::parse(Mutable::DEFAULT)
+    }
+}
+
 /// Signs `job` as issued at `issued`.
 pub fn sign_issued(job: &TargetsJob, key: &SigningKey, issued: Timestamp) -> Result<Vec<u8>> {
     let body = Body {
@@ -75,13 +123,16 @@ pub fn sign_issued(job: &TargetsJob, key: &SigningKey, issued: Timestamp) -> Res
     Ok(sign_canonical(&signed, 0, &[key]).bytes)
 }
 
-/// The submitter keys the targets signer trusts, and how old a job it still takes.
+/// The submitter keys the targets signer trusts, how old a job it still takes, and which
+/// names may change.
 #[derive(Debug, Clone)]
 pub struct Policy {
     submitters: Arc<KeyMap>,
     pub max_age: Duration,
     /// Where the [`Ledger`] is kept.
     pub ledger: PathBuf,
+    /// Names that may be signed again with other content.
+    pub mutable: Mutable,
 }
 
 impl Policy {
@@ -95,6 +146,7 @@ impl Policy {
             submitters: Arc::new(keys),
             max_age,
             ledger,
+            mutable: Mutable::default(),
         })
     }
 
@@ -102,6 +154,7 @@ impl Policy {
     /// key, issued within the allowed age, or the signer's own unsigned expiry reminder.
     /// Anything else is an [`Error::InvalidJob`] saying why.
     pub fn open(&self, body: &[u8]) -> Result<TargetsJob> {
+        let body_bytes = body;
         /// Whether a message is signed at all, without parsing the job (one scan).
         #[derive(Deserialize)]
         struct Probe<'a> {
@@ -137,6 +190,7 @@ impl Policy {
         self.check_age(body.issued)?;
         let mut job = body.job;
         job.issued = Some(body.issued);
+        job.id = Some(id_of(body_bytes));
         Ok(job)
     }
 
@@ -348,6 +402,8 @@ impl Ledger {
                 remove: job.remove.iter().filter(|n| is_newer(n)).cloned().collect(),
                 bins: job.bins.filter(|_| is_newer(BINS)),
                 refresh_expiry: job.refresh_expiry && is_newer(REFRESH),
+                replace: job.replace,
+                id: job.id.clone(),
             };
             let count = |j: &TargetsJob| {
                 j.add.len()
@@ -376,6 +432,20 @@ impl Ledger {
             && !kept.refresh_expiry
             && !kept.check_expiry;
         (!empty).then_some(kept)
+    }
+
+    /// When the newest change applied to `key` (in this batch or before) was issued.
+    pub fn last_change(&self, key: &str) -> Option<Timestamp> {
+        self.admitted
+            .get(key)
+            .or_else(|| self.last.get(key))
+            .copied()
+    }
+
+    /// Takes back what [`Ledger::newer`] admitted for `key` in the batch under way: that
+    /// change was refused, so it is not remembered as applied.
+    pub fn forget(&mut self, key: &str) {
+        self.admitted.remove(key);
     }
 
     /// Refuses a job issued before the ledger began: the ledger cannot tell whether it is a

@@ -14,11 +14,13 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 use crate::broker::amqp::AmqpConfig;
+use crate::broker::backoff::Backoff;
 use crate::broker::memory::MemoryBroker;
 use crate::broker::{Endpoint, Queue};
 use crate::jobs::{ExpiryCheck, Job, SnapshotJob, TargetsJob, TimestampJob};
 use crate::keys::SigningKey;
 use crate::repository::control::Control;
+use crate::repository::prune::space_is_low;
 use crate::repository::Layout;
 use crate::roles::{ensure_key_listed, latest_root, SnapshotRole, TargetsRole, TimestampRole};
 use crate::{Error, Result};
@@ -43,8 +45,9 @@ pub trait Stage: Send + 'static {
     /// check (the version, length and hashes of a file it names) with what it read and
     /// verified.
     fn check(&mut self, job: Self::Job) -> Result<Self::Job>;
-    /// Applies a batch durably; returns the downstream job and how many files it wrote.
-    fn apply(&mut self, jobs: &[Self::Job]) -> Result<(Option<Vec<u8>>, usize)>;
+    /// Applies a batch durably; returns the downstream job, how many files it wrote, and the
+    /// jobs refused in part.
+    fn apply(&mut self, jobs: &[Self::Job]) -> Result<Applied>;
     /// The downstream job that re-announces this role's current files, sent at start.
     fn resync(&self) -> Option<Vec<u8>>;
     /// Whether another replica has written newer files since this state was loaded.
@@ -55,6 +58,16 @@ pub trait Stage: Send + 'static {
     fn layout(&self) -> &Layout;
     /// This role's signing key.
     fn key(&self) -> &SigningKey;
+
+    /// Removes superseded versions retention no longer keeps (see
+    /// [`crate::repository::prune`]); returns how many files went.
+    fn prune(&mut self) -> usize {
+        0
+    }
+    /// The disk is full: removes every superseded version no client can still need.
+    fn free_space(&mut self) -> usize {
+        0
+    }
 
     /// The lock and the pause switch.
     fn control(&self) -> Control {
@@ -70,6 +83,18 @@ pub trait Stage: Send + 'static {
             "--key",
         )
     }
+}
+
+/// What a batch did.
+#[derive(Debug, Default)]
+pub struct Applied {
+    /// The job for the next role.
+    pub next: Option<Vec<u8>>,
+    /// How many files were written.
+    pub written: usize,
+    /// Jobs (their index in the batch) part of which was refused, and why: each goes to the
+    /// dead letters with the reason, once the rest is durable.
+    pub refused: Vec<(usize, String)>,
 }
 
 fn encode<T: serde::Serialize>(job: &T) -> Vec<u8> {
@@ -91,12 +116,16 @@ impl Stage for TargetsRole {
     fn check(&mut self, job: TargetsJob) -> Result<TargetsJob> {
         TargetsRole::check(self, &job).map(|()| job)
     }
-    fn apply(&mut self, jobs: &[TargetsJob]) -> Result<(Option<Vec<u8>>, usize)> {
+    fn apply(&mut self, jobs: &[TargetsJob]) -> Result<Applied> {
         let out = TargetsRole::apply(self, jobs)?;
         let next = out
             .snapshot_job
             .map(|job| encode(&job.signed_with(self.key())));
-        Ok((next, out.changed_bins))
+        Ok(Applied {
+            next,
+            written: out.changed_bins,
+            refused: out.refused,
+        })
     }
     fn resync(&self) -> Option<Vec<u8>> {
         Some(encode(&TargetsRole::resync(self).signed_with(self.key())))
@@ -106,6 +135,12 @@ impl Stage for TargetsRole {
     }
     fn refresh_interval(&self) -> Duration {
         self.refresh_interval()
+    }
+    fn prune(&mut self) -> usize {
+        self.pruner().sweep()
+    }
+    fn free_space(&mut self) -> usize {
+        self.pruner().free_space()
     }
     fn layout(&self) -> &Layout {
         self.layout()
@@ -124,9 +159,13 @@ impl Stage for SnapshotRole {
     fn check(&mut self, job: SnapshotJob) -> Result<SnapshotJob> {
         SnapshotRole::check(self, job)
     }
-    fn apply(&mut self, jobs: &[SnapshotJob]) -> Result<(Option<Vec<u8>>, usize)> {
+    fn apply(&mut self, jobs: &[SnapshotJob]) -> Result<Applied> {
         let (changed, next) = SnapshotRole::apply(self, jobs)?;
-        Ok((Some(encode(&next)), usize::from(changed)))
+        Ok(Applied {
+            next: Some(encode(&next)),
+            written: usize::from(changed),
+            refused: Vec::new(),
+        })
     }
     fn resync(&self) -> Option<Vec<u8>> {
         Some(encode(&SnapshotRole::resync(self)))
@@ -136,6 +175,12 @@ impl Stage for SnapshotRole {
     }
     fn refresh_interval(&self) -> Duration {
         self.refresh_interval()
+    }
+    fn prune(&mut self) -> usize {
+        self.pruner().sweep()
+    }
+    fn free_space(&mut self) -> usize {
+        self.pruner().free_space()
     }
     fn layout(&self) -> &Layout {
         self.layout()
@@ -154,8 +199,11 @@ impl Stage for TimestampRole {
     fn check(&mut self, job: TimestampJob) -> Result<TimestampJob> {
         TimestampRole::check(self, job)
     }
-    fn apply(&mut self, jobs: &[TimestampJob]) -> Result<(Option<Vec<u8>>, usize)> {
-        Ok((None, usize::from(TimestampRole::apply(self, jobs)?)))
+    fn apply(&mut self, jobs: &[TimestampJob]) -> Result<Applied> {
+        Ok(Applied {
+            written: usize::from(TimestampRole::apply(self, jobs)?),
+            ..Applied::default()
+        })
     }
     fn resync(&self) -> Option<Vec<u8>> {
         None
@@ -214,6 +262,11 @@ pub async fn run<S: Stage>(
     let mut backoff = Backoff::default();
     let mut signer = Signer::new(load()?);
     let control = signer.stage.control();
+    // Opening the staging folder removes what writers stopped mid-write left there.
+    if let Err(e) = signer.stage.layout().staging() {
+        tracing::warn!(role = S::NAME, error = %e,
+            "cannot open the staging folder yet; trying again at the first write");
+    }
     loop {
         if *shutdown.borrow() {
             return Ok(());
@@ -256,39 +309,6 @@ pub async fn run<S: Stage>(
                 }
             }
         }
-    }
-}
-
-/// The wait before reconnecting: doubling from [`Backoff::FIRST`] to [`Backoff::CAP`], each
-/// wait drawn between half and all of the current step ("equal jitter"), so that signers
-/// cut off together do not come back in step, and every signer is consuming again within
-/// [`Backoff::CAP`] of the broker's return.
-#[derive(Debug, Clone, Copy)]
-struct Backoff {
-    step: Duration,
-}
-
-impl Default for Backoff {
-    fn default() -> Self {
-        Backoff {
-            step: Backoff::FIRST,
-        }
-    }
-}
-
-impl Backoff {
-    const FIRST: Duration = Duration::from_millis(250);
-    const CAP: Duration = Duration::from_secs(3);
-    /// A connection that lasted this long starts the next wait from the first step again.
-    const STABLE: Duration = Duration::from_secs(10);
-
-    fn next_delay(&mut self) -> Duration {
-        let mut random = [0u8; 4];
-        let _ = aws_lc_rs::rand::fill(&mut random);
-        let fraction = u32::from_le_bytes(random) as f64 / u32::MAX as f64;
-        let delay = self.step.mul_f64(0.5 + fraction / 2.0);
-        self.step = (self.step * 2).min(Backoff::CAP);
-        delay
     }
 }
 
@@ -343,8 +363,30 @@ impl<S: Stage> Signer<S> {
         Ok(())
     }
 
+    /// Removes superseded versions retention no longer keeps, or, when the disk is nearly
+    /// full, every one no client can still need.
+    fn prune(&mut self) {
+        let low = space_is_low(&self.stage.layout().metadata_dir());
+        let removed = tokio::task::block_in_place(|| {
+            if low {
+                self.stage.free_space()
+            } else {
+                self.stage.prune()
+            }
+        });
+        if low && removed > 0 {
+            tracing::warn!(
+                role = S::NAME,
+                removed,
+                "disk nearly full: removed superseded versions past the client grace"
+            );
+        } else if removed > 0 {
+            tracing::debug!(role = S::NAME, removed, "pruned superseded versions");
+        }
+    }
+
     /// Applies `jobs` under the role's lock; returns the downstream jobs to publish, in
-    /// order, and how many files were written.
+    /// order, how many files were written, and the jobs refused in part.
     ///
     /// When the lock names another writer (a standby taking over, a paused replica's
     /// refresh, this process's own first write), the state is reloaded if the disk moved,
@@ -356,7 +398,7 @@ impl<S: Stage> Signer<S> {
         jobs: &[S::Job],
         load: &impl Fn() -> Result<S>,
         control: &Control,
-    ) -> Result<(Vec<Vec<u8>>, usize)> {
+    ) -> Result<(Vec<Vec<u8>>, Applied)> {
         let mut lock = control.lock(S::NAME)?;
         self.check_root()?;
         let mut downstream = Vec::new();
@@ -371,17 +413,41 @@ impl<S: Stage> Signer<S> {
         // Named before writing: if this process dies mid-write, the next writer sees a
         // name not its own and checks the disk before signing.
         lock.record(&self.id)?;
-        match self.stage.apply(jobs) {
-            Ok((next, written)) => {
-                downstream.extend(next);
-                Ok((downstream, written))
-            }
-            Err(e) => {
-                self.stage = load()?;
-                Err(e)
+        let mut freed = false;
+        loop {
+            match self.stage.apply(jobs) {
+                Ok(mut applied) => {
+                    downstream.extend(applied.next.take());
+                    return Ok((downstream, applied));
+                }
+                Err(e) => {
+                    self.stage = load()?;
+                    // A full disk: prune what no client can still need and try once more.
+                    // Otherwise (or if that frees nothing) the batch comes back after the
+                    // reconnect wait, which grows, and pruning is tried again then.
+                    if e.is_disk_full() && !freed {
+                        freed = true;
+                        let removed = self.stage.free_space();
+                        tracing::warn!(role = S::NAME, error = %e, removed,
+                            "disk full: removed superseded versions past the client grace; \
+                             trying the batch again");
+                        if removed > 0 {
+                            continue;
+                        }
+                    }
+                    return Err(e);
+                }
             }
         }
     }
+}
+
+/// How often superseded versions are pruned, whether or not jobs come: a signer that cannot
+/// write (a full disk) still frees space.
+fn prune_interval() -> tokio::time::Interval {
+    let mut prune = tokio::time::interval(Duration::from_secs(5));
+    prune.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    prune
 }
 
 /// Paused (targets only): no consumer on the queue, so jobs wait there; the expiry refresh
@@ -407,8 +473,10 @@ async fn paused<S: Stage>(
     let mut poll = tokio::time::interval(Duration::from_millis(500));
     let mut expiry_check = tokio::time::interval(signer.stage.refresh_interval());
     expiry_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut prune = prune_interval();
     loop {
         tokio::select! {
+            _ = prune.tick() => signer.prune(),
             _ = poll.tick() => {
                 if control.paused()?.is_none() {
                     tracing::info!(role = S::NAME, "resumed: taking jobs again");
@@ -457,8 +525,13 @@ async fn serve<S: Stage>(
     let mut expiry_check = tokio::time::interval(signer.stage.refresh_interval());
     expiry_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut pause_poll = tokio::time::interval(Duration::from_millis(500));
+    let mut prune = prune_interval();
     loop {
         let batch = tokio::select! {
+            _ = prune.tick() => {
+                signer.prune();
+                continue;
+            }
             b = endpoint.next_batch(options.batch_max as usize) => b?,
             _ = expiry_check.tick() => {
                 // Also what stops a standby, which never applies, whose key was retired.
@@ -482,13 +555,18 @@ async fn serve<S: Stage>(
         let started = Instant::now();
         let stage = &mut signer.stage;
         let mut jobs = Vec::with_capacity(batch.len());
+        // Which delivery each job came from.
+        let mut from_delivery = Vec::with_capacity(batch.len());
         let mut rejected = 0;
-        for delivery in &batch {
+        for (d, delivery) in batch.iter().enumerate() {
             let job = stage
                 .decode(&delivery.body)
                 .and_then(|job| tokio::task::block_in_place(|| stage.check(job)));
             match job {
-                Ok(job) => jobs.push(job),
+                Ok(job) => {
+                    jobs.push(job);
+                    from_delivery.push(d);
+                }
                 // Not the job's fault (a root that no longer chains, a read error): stop or
                 // retry, with the batch unacknowledged.
                 Err(e) if !matches!(e, Error::InvalidJob(_)) => return Err(e),
@@ -501,13 +579,21 @@ async fn serve<S: Stage>(
             }
         }
         let items: usize = jobs.iter().map(Job::items).sum();
-        let (next, written) =
+        let (next, applied) =
             tokio::task::block_in_place(|| signer.apply_locked(&jobs, load, &control))?;
         if let Some(queue) = S::QUEUE.next() {
             for body in next {
                 endpoint.publish(queue, &body).await?;
             }
         }
+        for (index, reason) in &applied.refused {
+            rejected += 1;
+            tracing::warn!(role = S::NAME, reason = %reason, "job refused in part: sent to the dead-letter queue");
+            endpoint
+                .dead_letter(&batch[from_delivery[*index]], reason)
+                .await?;
+        }
+        let written = applied.written;
         endpoint.ack(&batch).await?;
         tracing::info!(
             role = S::NAME,
@@ -518,33 +604,5 @@ async fn serve<S: Stage>(
             ms = started.elapsed().as_secs_f64() * 1000.0,
             "batch done"
         );
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Waits grow from a quarter second to the cap and stay under it, each between half and
-    /// all of its step; a new backoff starts from the first step again.
-    #[test]
-    fn reconnect_waits_grow_with_jitter_up_to_the_cap() {
-        let mut backoff = Backoff::default();
-        let mut step = Backoff::FIRST;
-        let mut delays = Vec::new();
-        for _ in 0..12 {
-            let delay = backoff.next_delay();
-            assert!(
-                delay >= step / 2 && delay <= step,
-                "{delay:?} for step {step:?}"
-            );
-            delays.push(delay);
-            step = (step * 2).min(Backoff::CAP);
-        }
-        assert!(delays.iter().all(|d| *d <= Backoff::CAP));
-        assert!(delays[11] >= Backoff::CAP / 2, "reached the cap");
-        let distinct: std::collections::HashSet<_> = delays[6..].iter().collect();
-        assert!(distinct.len() > 1, "jittered, not in step: {delays:?}");
-        assert!(Backoff::default().next_delay() <= Backoff::FIRST);
     }
 }

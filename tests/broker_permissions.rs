@@ -154,6 +154,8 @@ async fn each_agent_user_does_its_own_job_and_nothing_else() {
         let config = AmqpConfig {
             url: amqp.clone(),
             prefix: String::new(),
+            patience: AmqpConfig::PATIENCE,
+            queue_type: Default::default(),
         };
         let endpoint = Endpoint::amqp(&config, own(agent), 10)
             .await
@@ -208,6 +210,8 @@ async fn each_agent_user_does_its_own_job_and_nothing_else() {
     let config = AmqpConfig {
         url: url(&user("packaging-pipeline"), "packaging-pipeline", &vhost),
         prefix: String::new(),
+        patience: AmqpConfig::PATIENCE,
+        queue_type: Default::default(),
     };
     let all = [
         Queue::Targets,

@@ -88,3 +88,127 @@ async fn malformed_jobs_go_to_the_dead_letter_queue_with_their_reason() {
     repo.wait_covered(expected_for(&releases), Duration::from_secs(60));
     delete_queues(&prefix).await;
 }
+
+fn dead_letters(repo: &TestRepo, prefix: &str, args: &[&str]) -> (bool, String, String) {
+    let out = run(std::process::Command::new(CLIENT)
+        .arg("dead-letters")
+        .args(args)
+        .args(["--amqp", &amqp_url(), "--queue-prefix", prefix])
+        .env("TUF_REPO", &repo.repo));
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `tuf-client dead-letters`: a submission refused because its key was not trusted yet is
+/// listed with why; once the operator trusts the key, replayed by its id, it is signed; the
+/// rest is dropped. The same over the embedded mode's inbox.
+#[tokio::test(flavor = "multi_thread")]
+async fn dead_letters_are_listed_with_why_replayed_and_dropped() {
+    let prefix = unique_prefix("dlq-tool");
+    let repo = TestRepo::init(16, &[]);
+    let mut signers = repo.spawn_all_signers(&prefix);
+    for s in signers.iter_mut() {
+        wait_ready(s);
+    }
+    // A second packaging pipeline whose key the targets signer does not trust yet.
+    let (key, pem) = package_signing::keys::SigningKey::generate().unwrap();
+    let new_key = repo.path("pipeline-2.pem");
+    package_signing::keys::SigningKey::save_pem(&pem, &new_key).unwrap();
+    let releases = make_releases(&repo.path("rel"), 3, "late-key");
+    let out = run(std::process::Command::new(CLIENT)
+        .env("TUF_SUBMITTER_KEY", &new_key)
+        .args([
+            "add-targets",
+            "--amqp",
+            &amqp_url(),
+            "--queue-prefix",
+            &prefix,
+        ])
+        .arg("--targets-dir")
+        .arg(repo.repo.join("targets"))
+        .arg(repo.path("rel")));
+    assert!(out.status.success());
+    publish_raw(&prefix, Queue::Targets, b"garbage").await;
+
+    let start = std::time::Instant::now();
+    let listed = loop {
+        let (ok, stdout, stderr) = dead_letters(&repo, &prefix, &[]);
+        assert!(ok, "{stderr}");
+        if stderr.contains("2 dead letter(s)") {
+            break stdout;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "{stdout}{stderr}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    println!("{listed}");
+    let submission = listed
+        .lines()
+        .find(|l| l.contains("not signed by a submitter key this signer trusts"))
+        .unwrap_or_else(|| panic!("{listed}"));
+    assert!(submission.contains("targets") && submission.contains("add 3, remove 0"));
+    let id = &submission[..12];
+    assert!(
+        listed.lines().any(|l| l.contains("not a targets job")),
+        "{listed}"
+    );
+    // Listing took nothing away.
+    let (_, _, stderr) = dead_letters(&repo, &prefix, &[]);
+    assert!(stderr.contains("2 dead letter(s)"), "{stderr}");
+    let (ok, _, stderr) = dead_letters(&repo, &prefix, &["replay"]);
+    assert!(!ok && stderr.contains("give their ids"), "{stderr}");
+
+    // The operator trusts the new key (and restarts the targets signer), then replays.
+    let trusted = repo.keys.join("submitters.pub");
+    let mut keys = std::fs::read_to_string(&trusted).unwrap();
+    keys.push_str(&package_signing::keys::public_pem(key.public()).unwrap());
+    std::fs::write(&trusted, keys).unwrap();
+    signers[0].kill();
+    signers[0] = repo.spawn_signer("targets", &prefix, &[]);
+    wait_ready(&mut signers[0]);
+    let (ok, stdout, stderr) = dead_letters(&repo, &prefix, &["replay", id]);
+    assert!(
+        ok && stdout.contains(&format!("replayed {id}")),
+        "{stdout}{stderr}"
+    );
+    repo.wait_covered(expected_for(&releases), Duration::from_secs(60));
+
+    let (ok, stdout, _) = dead_letters(&repo, &prefix, &["drop", "--all"]);
+    assert!(ok && stdout.contains("dropped"), "{stdout}");
+    let (_, _, stderr) = dead_letters(&repo, &prefix, &[]);
+    assert!(stderr.contains("0 dead letter(s)"), "{stderr}");
+    let report = ngclient_verify(&repo, &items_for(&releases));
+    println!("python-tuf: {report}");
+    delete_queues(&prefix).await;
+
+    // The embedded mode: the inbox's dead-letter/ folder.
+    let inbox = repo.path("inbox");
+    let mut embedded = repo.spawn_embedded(&inbox, &[]);
+    wait_ready(&mut embedded);
+    package_signing::broker::memory::submit_to_inbox(&inbox, b"{\"unsigned\":1}", 0).unwrap();
+    let in_inbox = |args: &[&str]| {
+        run(std::process::Command::new(CLIENT)
+            .arg("dead-letters")
+            .args(args)
+            .arg("--inbox")
+            .arg(&inbox)
+            .env_remove("AMQP_URL"))
+    };
+    let start = std::time::Instant::now();
+    while !String::from_utf8_lossy(&in_inbox(&[]).stderr).contains("1 dead letter(s)") {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "{}",
+            embedded.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let out = in_inbox(&["drop", "--all"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("dropped"));
+    assert!(String::from_utf8_lossy(&in_inbox(&[]).stderr).contains("0 dead letter(s)"));
+}

@@ -48,6 +48,8 @@ async fn pause_holds_jobs_refresh_goes_on_resume_signs_them() {
     let config = AmqpConfig {
         url: amqp_url(),
         prefix: prefix.clone(),
+        patience: AmqpConfig::PATIENCE,
+        queue_type: Default::default(),
     };
     let mut targets = repo.spawn_signer("targets", &prefix, &SHORT_LIFETIMES);
     let mut others = [

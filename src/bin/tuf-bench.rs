@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use aws_lc_rs::digest::{digest, SHA256, SHA512};
 use clap::Parser;
 use package_signing::broker::amqp::AmqpConfig;
-use package_signing::broker::Endpoint;
+use package_signing::broker::Publisher;
 use package_signing::client::coverage::{Coverage, Expected};
 use package_signing::client::submit::{Route, Sink};
 use package_signing::jobs::{NewTarget, TargetHashes, TargetsJob};
@@ -260,19 +260,15 @@ async fn main() {
 
     let signers = spawn(&exe_dir, &repo, &keys, &args.amqp, &prefix, &work);
     let layout = Layout::new(&repo);
-    let endpoint = Endpoint::amqp(
-        &AmqpConfig {
-            url: args.amqp.clone(),
-            prefix: prefix.clone(),
-        },
-        None,
-        1,
-    )
+    let publisher = Publisher::connect(&AmqpConfig {
+        prefix: prefix.clone(),
+        ..AmqpConfig::new(args.amqp.clone())
+    })
     .await
     .unwrap();
     // Every job signed with the submitter key, as the packaging pipeline sends them.
     let sink = Sink {
-        route: Route::Broker(endpoint),
+        route: Route::Broker(publisher),
         key: SigningKey::load(&keys.join("submitter.pem")).unwrap(),
     };
     wait_ready(&work);

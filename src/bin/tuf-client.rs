@@ -5,12 +5,14 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::{Args, Parser, Subcommand};
-use package_signing::broker::Endpoint;
+use package_signing::broker::Publisher;
 use package_signing::broker::Queue;
 use package_signing::cli;
-use package_signing::client::coverage::{Coverage, Expected};
+use package_signing::client::coverage::Expected;
+use package_signing::client::dead_letters;
 use package_signing::client::status;
-use package_signing::client::submit::{collect, describe, publish_file, Route, Sink};
+use package_signing::client::submit::{collect, describe, Route, Sink, TargetsFolder};
+use package_signing::client::wait::Wait;
 use package_signing::jobs::{check_target_name, SnapshotJob, TargetsJob, TimestampJob};
 use package_signing::keys::SigningKey;
 use package_signing::repository::control::Control;
@@ -58,6 +60,11 @@ enum Command {
         /// Name a file explicitly: NAME=FILE (repeatable).
         #[arg(long = "target", value_name = "NAME=FILE")]
         targets: Vec<String>,
+        /// Replace names already signed with other content. Without it such a name is
+        /// refused: a release, once signed, does not change (only the mutable names the
+        /// targets signer is configured with do: packages.json, p2/ metadata, dev versions).
+        #[arg(long)]
+        replace: bool,
         /// Folders or files to sign.
         inputs: Vec<PathBuf>,
     },
@@ -125,6 +132,34 @@ enum Command {
         /// Colour: auto (when printing to a terminal and NO_COLOR is unset), always, never.
         #[arg(long, default_value = "auto", value_parser = ["auto", "always", "never"])]
         color: String,
+    },
+    /// List, replay or drop the jobs the signers refused (the dead-letter queue), with why.
+    ///
+    /// Each letter is named by its id (for a submission, the id add-targets --wait and the
+    /// signer's receipts use); ids may be shortened to their first characters. Reading the
+    /// queue takes a broker user that may consume it (an operator's, not the pipeline's).
+    /// A replayed job is checked again like any other: a submission issued longer ago than
+    /// the targets signer's --max-job-age (24 h) is refused as stale (submit it again).
+    ///
+    /// Examples: tuf-client dead-letters --amqp amqp://operator@broker:5672/%2f
+    ///           tuf-client dead-letters replay 3f2a9c1e --amqp ...
+    ///           tuf-client dead-letters drop --all --amqp ...
+    ///           tuf-client dead-letters --inbox ./inbox          (the embedded mode)
+    #[command(verbatim_doc_comment)]
+    DeadLetters {
+        /// list, replay or drop.
+        #[arg(value_enum, default_value = "list")]
+        action: dead_letters::Action,
+        /// The letters to replay or drop: their ids, or the first characters of them.
+        ids: Vec<String>,
+        /// Replay or drop every letter.
+        #[arg(long, conflicts_with = "ids")]
+        all: bool,
+        #[command(flatten)]
+        broker: cli::BrokerArgs,
+        /// The embedded mode's inbox folder (its dead-letter/ holds the refused jobs).
+        #[arg(long, env = "TUF_INBOX")]
+        inbox: Option<PathBuf>,
     },
     /// Stop the targets signers taking new jobs: submissions wait in the queue, nothing is
     /// lost, and every role's expiry refresh goes on. Undo with `resume`.
@@ -197,8 +232,9 @@ struct SendArgs {
     /// --amqp and AMQP_URL).
     #[arg(long, env = "TUF_INBOX")]
     inbox: Option<PathBuf>,
-    /// Return only once a timestamp.json covering every submitted target is on disk, checked
-    /// as a client checks it (root chain, signatures, versions, hashes, expiry).
+    /// Return only once each name has an outcome: signed (a timestamp.json covering it is on
+    /// disk, checked as a client checks it), refused (already signed with other content; exit
+    /// 1, each named with why) or replaced (a later submission changed it again).
     #[arg(long, requires = "repo")]
     wait: bool,
     /// The repository folder to watch with --wait.
@@ -257,6 +293,7 @@ async fn dispatch(command: Command) -> Result<()> {
             send,
             targets_dir,
             targets,
+            replace,
             inputs,
         } => {
             if inputs.is_empty() && targets.is_empty() {
@@ -267,10 +304,14 @@ async fn dispatch(command: Command) -> Result<()> {
             let releases = collect(&inputs, &targets)?;
             let started = Instant::now();
             let mut described = Vec::with_capacity(releases.len());
+            let targets_dir = targets_dir
+                .as_deref()
+                .map(TargetsFolder::open)
+                .transpose()?;
             for (i, release) in releases.iter().enumerate() {
                 let target = describe(release)?;
                 if let Some(dir) = &targets_dir {
-                    publish_file(dir, release, &target)?;
+                    dir.publish(release, &target)?;
                 }
                 described.push(target);
                 if releases.len() >= 1000 && (i + 1) % 1000 == 0 {
@@ -285,6 +326,7 @@ async fn dispatch(command: Command) -> Result<()> {
                 .chunks(send.batch_size.max(1))
                 .map(|c| TargetsJob {
                     add: c.to_vec(),
+                    replace,
                     ..Default::default()
                 })
                 .collect();
@@ -353,6 +395,35 @@ async fn dispatch(command: Command) -> Result<()> {
                 }
             };
             print!("{}", report.render(colour));
+            Ok(())
+        }
+        Command::DeadLetters {
+            action,
+            ids,
+            all,
+            broker,
+            inbox,
+        } => {
+            if action != dead_letters::Action::List && ids.is_empty() && !all {
+                return Err(Error::Usage(
+                    "which letters? give their ids (as `dead-letters` lists them) or --all".into(),
+                ));
+            }
+            let choice = dead_letters::Choice { ids, all };
+            let done = match (inbox, broker.config()?) {
+                (Some(dir), _) => dead_letters::in_inbox(&dir, action, &choice)?,
+                (None, Some(config)) => dead_letters::over_broker(&config, action, &choice).await?,
+                (None, None) => {
+                    return Err(Error::Usage(
+                        "give --amqp URL (or AMQP_URL), or --inbox DIR".into(),
+                    ))
+                }
+            };
+            if action == dead_letters::Action::List {
+                eprintln!("{done} dead letter(s)");
+            } else if done == 0 {
+                return Err(Error::Usage("no dead letter has such an id".into()));
+            }
             Ok(())
         }
         Command::Pause { repo, reason } => {
@@ -514,7 +585,9 @@ async fn refresh_expiry(send: &SendArgs, role: Option<&str>) -> Result<()> {
                 ))
             }
             (None, Some(config)) => {
-                Endpoint::amqp(&config, None, 1).await?.publish(queue, &body).await?;
+                let publisher = Publisher::connect(&config).await?;
+                publisher.publish(queue, &body).await?;
+                publisher.close().await;
             }
             (None, None) => return Err(Error::Usage("give --amqp URL (or AMQP_URL), or --inbox DIR".into())),
         }
@@ -530,7 +603,7 @@ async fn sink_for(send: &SendArgs) -> Result<Sink> {
     let key = send.submitter_key()?;
     let route = match (&send.inbox, send.broker.config()?) {
         (Some(dir), _) => Route::Inbox(dir.clone()),
-        (None, Some(config)) => Route::Broker(Endpoint::amqp(&config, None, 1).await?),
+        (None, Some(config)) => Route::Broker(Publisher::connect(&config).await?),
         (None, None) => {
             return Err(Error::Usage(
                 "where should the job go? --amqp URL (or AMQP_URL) for signers over RabbitMQ, or --inbox DIR for `tuf-signer run --all --inbox DIR`".into(),
@@ -543,62 +616,34 @@ async fn sink_for(send: &SendArgs) -> Result<Sink> {
 async fn submit(
     send: &SendArgs,
     jobs: Vec<TargetsJob>,
-    mut expected: Expected,
+    expected: Expected,
     started: Instant,
 ) -> Result<()> {
+    // Following the receipts starts before the first job goes, so none is missed.
+    let mut wait = send
+        .repo
+        .clone()
+        .filter(|_| send.wait)
+        .map(|repo| Wait::new(Layout::new(repo)));
     let sink = sink_for(send).await?;
     let total = expected.len();
     for (seq, job) in jobs.iter().enumerate() {
-        sink.send(job, seq).await?;
+        let id = sink.send(job, seq).await?;
+        if let Some(wait) = &mut wait {
+            let names = job
+                .add
+                .iter()
+                .map(|t| t.name.clone())
+                .chain(job.remove.iter().cloned());
+            wait.sent(id, names.collect());
+        }
     }
     eprintln!("submitted {total} target(s) in {} job(s)", jobs.len());
-    if !send.wait {
-        return Ok(());
+    match &mut wait {
+        Some(wait) => {
+            wait.run(expected, started, parse_duration(&send.timeout)?)
+                .await
+        }
+        None => Ok(()),
     }
-    let timeout = parse_duration(&send.timeout)?;
-    let mut coverage = Coverage::new(Layout::new(
-        send.repo.clone().expect("clap requires --repo"),
-    ));
-    let mut last_report = Instant::now();
-    let mut done = 0;
-    // The last check that failed, said if the wait times out (a read can race with a signer's
-    // rename, which the next poll gets past; a repository that does not verify does not).
-    let mut last_error: Option<Error>;
-    loop {
-        let checked = coverage.check(&mut expected);
-        match checked {
-            Err(e) => last_error = Some(e),
-            Ok(p) => {
-                last_error = None;
-                done += p.done;
-                if total > 1
-                    && (p.done > 0 && last_report.elapsed() > Duration::from_millis(500)
-                        || expected.is_empty())
-                {
-                    eprintln!("signed {done}/{total} (timestamp v{})", p.timestamp_version);
-                    last_report = Instant::now();
-                }
-            }
-        }
-        if expected.is_empty() {
-            break;
-        }
-        if started.elapsed() > timeout {
-            let why = match &last_error {
-                Some(e) => format!("the published metadata does not verify: {e}"),
-                None => "are the signers running? (tuf-client status --repo ...)".into(),
-            };
-            return Err(Error::Usage(format!(
-                "timed out after {:?}: {} of {total} target(s) not yet covered by timestamp.json; {why}",
-                timeout,
-                expected.len()
-            )));
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    println!(
-        "{total} target(s) covered by timestamp.json in {:.3} s",
-        started.elapsed().as_secs_f64()
-    );
-    Ok(())
 }

@@ -9,6 +9,7 @@ use package_signing::cli;
 use package_signing::keys::{load_public, KeyIdRule, SigningKey};
 use package_signing::repository::expiry::parse_duration;
 use package_signing::repository::init::{find_key, init, InitOptions, SUBMITTER, SUBMITTERS_FILE};
+use package_signing::repository::prune::Retention;
 use package_signing::repository::{root, Expiries, Layout};
 use package_signing::roles::{latest_root, RoleSettings, SnapshotRole, TargetsRole, TimestampRole};
 use package_signing::submission::Policy;
@@ -81,7 +82,7 @@ enum Command {
     /// that `tuf-client add-targets --inbox DIR` writes to:
     ///   tuf-signer run --all --repo ./repo --keys ./keys --inbox ./inbox
     #[command(verbatim_doc_comment)]
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Make a new root version offline: new keys, thresholds, expiry.
     ///
     /// The ceremony, one step per keyholder, each on their own machine with their own key:
@@ -197,9 +198,20 @@ struct RunArgs {
     /// Most jobs folded into one batch (also the broker prefetch).
     #[arg(long, default_value_t = 1000)]
     batch_max: u16,
-    /// How long a superseded metadata version stays for clients mid-update ("never" keeps all).
+    /// How long a superseded metadata version stays for clients mid-update ("never": no age
+    /// limit). Pruning runs every few seconds, and at once when the disk is full (unless
+    /// both this and --keep-versions keep everything).
     #[arg(long, default_value = "1h")]
     prune_after: String,
+    /// At most this many superseded versions of each metadata file stay, however young ("all":
+    /// no count limit), which bounds the disk under sustained load (past --prune-grace). See
+    /// README, "Disk use".
+    #[arg(long, default_value = "100")]
+    keep_versions: String,
+    /// A superseded version younger than this is never pruned, not even on a full disk: a
+    /// client that read the snapshot naming it may be fetching it.
+    #[arg(long, default_value = "30s")]
+    prune_grace: String,
     /// Re-sign a role when less than this percentage of its lifetime is left (50: a 1-day
     /// timestamp is re-signed once 12 hours are left). Checked at start, then regularly.
     #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u8).range(1..=99))]
@@ -217,6 +229,18 @@ struct RunArgs {
     /// REPO/control/submissions.jsonl.
     #[arg(long, env = "TUF_SUBMISSION_LEDGER", value_name = "FILE")]
     submission_ledger: Option<PathBuf>,
+    /// Targets: the names that may be signed again with other content, comma-separated
+    /// patterns (`*` within one folder level; "none" for none). Every other name, once signed,
+    /// is immutable: a submission giving it other bytes is refused (dead-lettered, and its
+    /// `--wait` says why) unless submitted with `add-targets --replace`. The default is what
+    /// Composer rewrites: packages.json, p2/ metadata, dev versions.
+    #[arg(
+        long,
+        env = "TUF_MUTABLE_TARGETS",
+        default_value = package_signing::submission::Mutable::DEFAULT,
+        value_name = "PATTERNS"
+    )]
+    mutable_targets: String,
     #[command(flatten)]
     expiry: ExpiryArgs,
 }
@@ -342,7 +366,7 @@ async fn dispatch(command: Command) -> Result<()> {
             );
             Ok(())
         }
-        Command::Run(args) => run(args).await,
+        Command::Run(args) => run(*args).await,
         Command::Root(command) => root_command(command),
     }
 }
@@ -466,11 +490,9 @@ async fn run(args: RunArgs) -> Result<()> {
                 .submission_ledger
                 .clone()
                 .unwrap_or_else(|| layout.default_ledger());
-            Some(Policy::load(
-                &file,
-                parse_duration(&args.max_job_age)?,
-                ledger,
-            )?)
+            let mut policy = Policy::load(&file, parse_duration(&args.max_job_age)?, ledger)?;
+            policy.mutable = package_signing::submission::Mutable::parse(&args.mutable_targets);
+            Some(policy)
         }
         None => None,
     };
@@ -479,9 +501,18 @@ async fn run(args: RunArgs) -> Result<()> {
         refresh_window: f64::from(args.refresh_left_percent) / 100.0,
         layout,
         expiries: args.expiry.parse()?,
-        prune_after: match args.prune_after.as_str() {
-            "never" => None,
-            text => Some(parse_duration(text)?),
+        retention: Retention {
+            keep_for: match args.prune_after.as_str() {
+                "never" => None,
+                text => Some(parse_duration(text)?),
+            },
+            keep_versions: match args.keep_versions.as_str() {
+                "all" => None,
+                n => Some(n.parse().map_err(|_| {
+                    Error::Usage(format!("--keep-versions {n:?}: a number, or all"))
+                })?),
+            },
+            grace: parse_duration(&args.prune_grace)?,
         },
     };
     settings.layout.require_initialised()?;

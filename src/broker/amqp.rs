@@ -23,14 +23,64 @@ const BURST_GAP: Duration = Duration::from_millis(10);
 /// Where the broker is and which queues are ours.
 #[derive(Debug, Clone)]
 pub struct AmqpConfig {
+    /// One URL, or several separated by commas: the nodes of a cluster, tried in turn.
     pub url: String,
     pub prefix: String,
+    /// How long a command waits for a broker out of reach (see [`super::Waiting`]).
+    pub patience: Duration,
+    /// The kind of queue declared (where the agent declares them).
+    pub queue_type: QueueType,
 }
 
 impl AmqpConfig {
-    /// The URL with any password replaced, for logs and errors.
+    /// The default patience of commands: long enough for a broker restart or a cluster
+    /// node's failover, short enough that a wrong address is said the same morning.
+    pub const PATIENCE: Duration = Duration::from_secs(300);
+
+    /// A broker at `url` with no queue prefix and the default patience.
+    pub fn new(url: impl Into<String>) -> AmqpConfig {
+        AmqpConfig {
+            url: url.into(),
+            prefix: String::new(),
+            patience: AmqpConfig::PATIENCE,
+            queue_type: QueueType::Classic,
+        }
+    }
+
+    /// The URLs to try, in order.
+    pub fn urls(&self) -> impl Iterator<Item = &str> {
+        self.url.split(',').map(str::trim).filter(|u| !u.is_empty())
+    }
+
+    /// The URLs with any password replaced, for logs and errors.
     pub fn redacted_url(&self) -> String {
-        Self::redact(&self.url)
+        self.urls().map(Self::redact).collect::<Vec<_>>().join(",")
+    }
+
+    /// Connects to the first node that answers, trying each URL in turn; the error is the
+    /// last node's.
+    async fn connect(&self) -> Result<Connection> {
+        let mut last = None;
+        for url in self.urls() {
+            // A URL that does not parse will never connect: said at once, not waited out.
+            if url.parse::<lapin::uri::AMQPUri>().is_err() {
+                return Err(Error::Usage(format!(
+                    "{}: not an AMQP URL; write amqp://USER@HOST:PORT/VHOST",
+                    Self::redact(url)
+                )));
+            }
+            match Connection::connect(url, ConnectionProperties::default()).await {
+                Ok(connection) => return Ok(connection),
+                Err(e) => {
+                    tracing::debug!(broker = %Self::redact(url), error = %e, "broker node out of reach");
+                    last = Some(Error::broker(format!(
+                        "cannot connect to {}",
+                        Self::redact(url)
+                    ))(e));
+                }
+            }
+        }
+        Err(last.unwrap_or_else(|| Error::Usage("no AMQP URL given".into())))
     }
 
     /// `url` with any password replaced; a URL that does not parse (and might hold a password
@@ -53,14 +103,68 @@ pub struct AmqpEndpoint {
     connection: Connection,
     channel: Channel,
     consumer: Option<Consumer>,
+    /// The queue consumed, named in what this endpoint dead-letters.
+    consumes: Option<Queue>,
     /// Deliveries taken from the consumer and not yet handed out (see `next_batch`).
     pending: Vec<Delivery>,
 }
 
-/// The arguments every declaration of a role queue uses; RabbitMQ refuses a redeclaration
-/// with different ones, so there is exactly one place that says what they are.
-fn role_queue_arguments(prefix: &str) -> FieldTable {
+/// The header of a dead letter that says why it was refused.
+const REASON_HEADER: &str = "x-rejection-reason";
+/// The header of a dead letter that names the queue it was refused from (`targets`...).
+const FROM_HEADER: &str = "x-dead-letter-from";
+
+/// A job in the dead-letter queue, taken and held (unacknowledged) until it is replayed or
+/// dropped; let go (the connection closed), it stays in the queue.
+pub struct DeadLetter {
+    pub body: Vec<u8>,
+    pub reason: String,
+    /// The queue it was refused from; `None` when the letter does not say (then: targets).
+    pub from: Option<Queue>,
+    acker: lapin::Acker,
+}
+
+impl DeadLetter {
+    fn from_delivery(d: lapin::message::Delivery) -> DeadLetter {
+        let header = |name: &str| -> Option<String> {
+            match d.properties.headers().as_ref()?.inner().get(name)? {
+                AMQPValue::LongString(s) => Some(String::from_utf8_lossy(s.as_bytes()).into()),
+                other => Some(format!("{other:?}")),
+            }
+        };
+        DeadLetter {
+            reason: header(REASON_HEADER).unwrap_or_default(),
+            from: header(FROM_HEADER).and_then(|s| Queue::from_stage(&s)),
+            body: d.data,
+            acker: d.acker,
+        }
+    }
+}
+
+/// Which kind of RabbitMQ queue holds the jobs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum QueueType {
+    /// One node's queue (mirrored on none): enough on a single broker.
+    #[default]
+    Classic,
+    /// Replicated over a cluster's nodes by Raft: jobs survive the loss of a minority of
+    /// nodes. For a RabbitMQ cluster (3 nodes or more).
+    Quorum,
+}
+
+/// The arguments every declaration of a queue uses; RabbitMQ refuses a redeclaration with
+/// different ones, so there is exactly one place that says what they are.
+fn queue_arguments(queue: Queue, config: &AmqpConfig) -> FieldTable {
     let mut args = FieldTable::default();
+    if config.queue_type == QueueType::Quorum {
+        args.insert(
+            "x-queue-type".into(),
+            AMQPValue::LongString(LongString::from("quorum")),
+        );
+    }
+    if queue == Queue::DeadLetter {
+        return args;
+    }
     args.insert("x-single-active-consumer".into(), AMQPValue::Boolean(true));
     args.insert(
         "x-dead-letter-exchange".into(),
@@ -68,7 +172,7 @@ fn role_queue_arguments(prefix: &str) -> FieldTable {
     );
     args.insert(
         "x-dead-letter-routing-key".into(),
-        AMQPValue::LongString(LongString::from(Queue::DeadLetter.name(prefix))),
+        AMQPValue::LongString(LongString::from(Queue::DeadLetter.name(&config.prefix))),
     );
     args
 }
@@ -81,10 +185,7 @@ impl AmqpEndpoint {
         consume: Option<Queue>,
         prefetch: u16,
     ) -> Result<AmqpEndpoint> {
-        let redacted = config.redacted_url();
-        let connection = Connection::connect(&config.url, ConnectionProperties::default())
-            .await
-            .map_err(Error::broker(format!("cannot connect to {redacted}")))?;
+        let connection = config.connect().await?;
         let channel = connection
             .create_channel()
             .await
@@ -93,13 +194,7 @@ impl AmqpEndpoint {
             .confirm_select(ConfirmSelectOptions::default())
             .await
             .map_err(Error::broker("cannot enable publisher confirms"))?;
-        provision(
-            &connection,
-            &channel,
-            &config.prefix,
-            &Queue::used_by(consume),
-        )
-        .await?;
+        provision(&connection, &channel, config, &Queue::used_by(consume)).await?;
         let consumer = match consume {
             Some(queue) => {
                 channel
@@ -126,6 +221,7 @@ impl AmqpEndpoint {
             connection,
             channel,
             consumer,
+            consumes: consume,
             pending: Vec::new(),
         })
     }
@@ -176,9 +272,15 @@ impl AmqpEndpoint {
         if let Some(reason) = reason {
             let mut headers = FieldTable::default();
             headers.insert(
-                "x-rejection-reason".into(),
+                REASON_HEADER.into(),
                 AMQPValue::LongString(LongString::from(reason)),
             );
+            if let Some(from) = self.consumes {
+                headers.insert(
+                    FROM_HEADER.into(),
+                    AMQPValue::LongString(LongString::from(from.stage())),
+                );
+            }
             properties = properties.with_headers(headers);
         }
         let confirm = self
@@ -194,12 +296,17 @@ impl AmqpEndpoint {
                 properties,
             )
             .await
-            .map_err(Error::broker(format!("cannot publish to {exchange}")))?
+            .map_err(|e| self.refusal_or(e, format!("cannot publish to {exchange}")))?
             .await
-            .map_err(Error::broker(format!(
-                "no confirm from {exchange} (if access is refused, this agent's broker user may \
-                 not send jobs to {name})"
-            )))?;
+            .map_err(|e| {
+                self.refusal_or(
+                    e,
+                    format!(
+                        "no confirm from {exchange} (if access is refused, this agent's broker \
+                         user may not send jobs to {name})"
+                    ),
+                )
+            })?;
         match confirm {
             Confirmation::Ack(None) => Ok(()),
             Confirmation::Ack(Some(_)) => Err(Error::BrokerRefused(format!(
@@ -214,6 +321,64 @@ impl AmqpEndpoint {
                 Err(Error::BrokerRefused("publisher confirms are off".into()))
             }
         }
+    }
+
+    /// Takes every job in the dead-letter queue, unacknowledged (they stay in the queue
+    /// unless [`AmqpEndpoint::settle`]d): at most `max`.
+    pub async fn take_dead_letters(&self, max: usize) -> Result<Vec<DeadLetter>> {
+        let name = Queue::DeadLetter.name(&self.config.prefix);
+        let mut letters = Vec::new();
+        while letters.len() < max {
+            let got = self
+                .channel
+                .basic_get(
+                    ShortString::from(name.as_str()),
+                    lapin::options::BasicGetOptions::default(),
+                )
+                .await
+                .map_err(|e| {
+                    self.refusal_or(
+                        e,
+                        format!(
+                            "cannot read {name} (this broker user may not: use one that may \
+                             consume the dead-letter queue, an operator's)"
+                        ),
+                    )
+                })?;
+            match got {
+                Some(message) => letters.push(DeadLetter::from_delivery(message.delivery)),
+                None => break,
+            }
+        }
+        Ok(letters)
+    }
+
+    /// Removes a dead letter from its queue, for good.
+    pub async fn settle(&self, letter: &DeadLetter) -> Result<()> {
+        letter
+            .acker
+            .ack(BasicAckOptions::default())
+            .await
+            .map(drop)
+            .map_err(Error::broker("cannot acknowledge a dead letter"))
+    }
+
+    /// Publishes a dead letter's job to the queue it was refused from (targets when it does
+    /// not say), confirmed.
+    pub async fn replay(&self, letter: &DeadLetter) -> Result<()> {
+        self.publish(letter.from.unwrap_or(Queue::Targets), &letter.body, None)
+            .await
+    }
+
+    /// A channel closed under a connection that is still up was closed by the broker
+    /// refusing something (access, a missing exchange): no retry helps, so it is said as a
+    /// refusal; anything else is the broker error it is.
+    fn refusal_or(&self, e: lapin::Error, context: String) -> Error {
+        let channel_closed = matches!(e.kind(), lapin::ErrorKind::InvalidChannelState(..));
+        if channel_closed && self.connection.status().connected() {
+            return Error::BrokerRefused(format!("{context}: {e}"));
+        }
+        Error::broker(context)(e)
     }
 
     pub(super) async fn ack(&self, batch: &[Delivery]) -> Result<()> {
@@ -260,12 +425,13 @@ pub async fn inspect_queues(
     config: &AmqpConfig,
     queues: &[Queue],
 ) -> Result<Vec<(Queue, Option<(u32, u32)>)>> {
-    let connection = Connection::connect(&config.url, ConnectionProperties::default())
-        .await
-        .map_err(Error::broker(format!(
-            "cannot connect to {}",
-            config.redacted_url()
-        )))?;
+    let mut waiting = super::Waiting::new(config);
+    let connection = loop {
+        match config.connect().await {
+            Ok(connection) => break connection,
+            Err(e) => waiting.after(e).await?,
+        }
+    };
     let mut out = Vec::with_capacity(queues.len());
     for &queue in queues {
         let channel = connection
@@ -296,9 +462,10 @@ fn to_delivery(d: lapin::message::Delivery) -> Delivery {
 async fn provision(
     connection: &Connection,
     channel: &Channel,
-    prefix: &str,
+    config: &AmqpConfig,
     queues: &[Queue],
 ) -> Result<()> {
+    let prefix = config.prefix.as_str();
     if all_exist(connection, prefix, queues).await {
         return Ok(());
     }
@@ -312,10 +479,7 @@ async fn provision(
     for &queue in queues {
         let name = queue.name(prefix);
         let exchange = queue.exchange(prefix);
-        let arguments = match queue {
-            Queue::DeadLetter => FieldTable::default(),
-            _ => role_queue_arguments(prefix),
-        };
+        let arguments = queue_arguments(queue, config);
         channel
             .queue_declare(ShortString::from(name.as_str()), durable, arguments)
             .await

@@ -8,9 +8,123 @@
 //! in-process channels, fed from an inbox folder so that submissions survive a restart.
 
 pub mod amqp;
+pub mod backoff;
 pub mod memory;
 
+use std::time::{Duration, Instant};
+
 use crate::Result;
+
+/// A command's patience with a broker out of reach (see
+/// [`crate::Error::is_broker_unreachable`]): after each failed attempt, [`Waiting::after`]
+/// says on stderr that it waits, sleeps [`backoff::Backoff`]'s jittered wait, and lets the
+/// caller try again, for at most `patience` from the first failure; any other error, or the
+/// last one, it returns. A signer waits for ever in its own loop instead.
+#[derive(Debug)]
+pub struct Waiting {
+    broker: String,
+    patience: Duration,
+    backoff: backoff::Backoff,
+    since: Option<Instant>,
+}
+
+impl Waiting {
+    pub fn new(config: &amqp::AmqpConfig) -> Waiting {
+        Waiting {
+            broker: config.redacted_url(),
+            patience: config.patience,
+            backoff: backoff::Backoff::default(),
+            since: None,
+        }
+    }
+
+    /// Called with an attempt's error: `Ok` once it is worth another attempt.
+    pub async fn after(&mut self, e: crate::Error) -> Result<()> {
+        if !e.is_broker_unreachable() {
+            return Err(e);
+        }
+        let waited = self.since.get_or_insert_with(Instant::now).elapsed();
+        if waited >= self.patience {
+            return Err(crate::Error::BrokerRefused(format!(
+                "gave up after waiting {:.0} s for the broker at {} (--broker-wait): {e}; \
+                 nothing was lost: run the command again once the broker is back",
+                waited.as_secs_f64(),
+                self.broker
+            )));
+        }
+        let delay = self.backoff.next_delay().min(self.patience - waited);
+        eprintln!(
+            "waiting for the broker at {} ({e}); trying again in {:.1} s, giving up in {:.0} s",
+            self.broker,
+            delay.as_secs_f64(),
+            (self.patience - waited).as_secs_f64()
+        );
+        tokio::time::sleep(delay).await;
+        Ok(())
+    }
+}
+
+/// A command's way to the broker: connects, and publishes with confirms, waiting out an
+/// outage (see [`Waiting`]) by connecting again and sending the same bytes again. A job
+/// whose confirm was lost may so arrive twice: the same bytes are the same job, which the
+/// roles apply once (a targets job's issue time makes the second a redelivery, see
+/// [`crate::submission`]; the other jobs name versions).
+pub struct Publisher {
+    config: amqp::AmqpConfig,
+    endpoint: tokio::sync::Mutex<Option<Endpoint>>,
+}
+
+impl Publisher {
+    /// Connects now (waiting for the broker if need be), so that a wrong URL or password is
+    /// said before any work.
+    pub async fn connect(config: &amqp::AmqpConfig) -> Result<Publisher> {
+        let publisher = Publisher {
+            config: config.clone(),
+            endpoint: tokio::sync::Mutex::new(None),
+        };
+        let mut waiting = Waiting::new(config);
+        let endpoint = loop {
+            match Endpoint::amqp(config, None, 1).await {
+                Ok(endpoint) => break endpoint,
+                Err(e) => waiting.after(e).await?,
+            }
+        };
+        *publisher.endpoint.lock().await = Some(endpoint);
+        Ok(publisher)
+    }
+
+    /// Publishes `body` to `queue` and returns once the broker has confirmed it.
+    pub async fn publish(&self, queue: Queue, body: &[u8]) -> Result<()> {
+        let mut slot = self.endpoint.lock().await;
+        let mut waiting = Waiting::new(&self.config);
+        loop {
+            let attempt = match slot.as_ref() {
+                Some(endpoint) => endpoint.publish(queue, body).await,
+                None => match Endpoint::amqp(&self.config, None, 1).await {
+                    Ok(endpoint) => endpoint.publish(queue, body).await.map(|()| {
+                        *slot = Some(endpoint);
+                    }),
+                    Err(e) => Err(e),
+                },
+            };
+            match attempt {
+                Ok(()) => return Ok(()),
+                Err(e) => {
+                    if let Some(broken) = slot.take() {
+                        broken.close().await;
+                    }
+                    waiting.after(e).await?;
+                }
+            }
+        }
+    }
+
+    pub async fn close(self) {
+        if let Some(endpoint) = self.endpoint.into_inner() {
+            endpoint.close().await;
+        }
+    }
+}
 
 /// The queues of one deployment. A prefix keeps several deployments (or tests) apart on
 /// one broker.
@@ -32,13 +146,26 @@ impl Queue {
         format!("{prefix}tuf.to-{}", self.stage())
     }
 
-    fn stage(self) -> &'static str {
+    /// `targets`, `snapshot`, `timestamp`, `dead-letter`.
+    pub fn stage(self) -> &'static str {
         match self {
             Queue::Targets => "targets",
             Queue::Snapshot => "snapshot",
             Queue::Timestamp => "timestamp",
             Queue::DeadLetter => "dead-letter",
         }
+    }
+
+    /// The queue whose [`Queue::stage`] is `stage`.
+    pub fn from_stage(stage: &str) -> Option<Queue> {
+        [
+            Queue::Targets,
+            Queue::Snapshot,
+            Queue::Timestamp,
+            Queue::DeadLetter,
+        ]
+        .into_iter()
+        .find(|q| q.stage() == stage)
     }
 
     /// Where a role consuming this queue sends its jobs on.

@@ -22,6 +22,18 @@ pub struct Coverage {
     last_timestamp: Vec<u8>,
     /// Top-level targets version, the bins it delegates to, and each delegation.
     top: Option<(u64, HashBins, HashMap<String, DelegatedRole>)>,
+    /// For each name still pending after the last check, what the published metadata shows
+    /// of it: its bin, that bin's version, and its entry there.
+    published: HashMap<String, Published>,
+}
+
+/// What the published metadata shows of a name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Published {
+    pub bin: String,
+    pub bin_version: u64,
+    /// `(length, sha256)`, `None` when the bin lists no such target.
+    pub entry: Option<(u64, String)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,7 +49,13 @@ impl Coverage {
             bins_cache: HashMap::new(),
             last_timestamp: Vec::new(),
             top: None,
+            published: HashMap::new(),
         }
+    }
+
+    /// What the published metadata showed of each name still pending at the last check.
+    pub fn published(&self, name: &str) -> Option<&Published> {
+        self.published.get(name)
     }
 
     /// Removes from `pending` every name the current timestamp covers. Cheap when the
@@ -116,10 +134,20 @@ impl Coverage {
             });
             if &found == want {
                 done.push(name.clone());
+            } else {
+                self.published.insert(
+                    name.clone(),
+                    Published {
+                        bin: key.0.clone(),
+                        bin_version: key.1,
+                        entry: found,
+                    },
+                );
             }
         }
         for name in done {
             pending.remove(&name);
+            self.published.remove(&name);
         }
         // Only now: a failed read above (a file mid-rename) must be retried next time.
         self.last_timestamp = bytes;

@@ -2,20 +2,23 @@
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use aws_lc_rs::digest::{Context, SHA256, SHA512};
 
 use crate::broker::memory::submit_to_inbox;
-use crate::broker::{Endpoint, Queue};
+use crate::broker::{Publisher, Queue};
 use crate::jobs::{check_target_name, NewTarget, TargetHashes, TargetsJob};
 use crate::keys::SigningKey;
-use crate::repository::layout::{create_dir, write_durably};
+use crate::repository::layout::create_dir;
+use crate::repository::staging::Staging;
+use crate::repository::Layout;
 use crate::submission;
 use crate::{Error, Result};
 
 /// Where jobs go: the broker, or the inbox of `tuf-signer run --all` without one.
 pub enum Route {
-    Broker(Endpoint),
+    Broker(Publisher),
     Inbox(PathBuf),
 }
 
@@ -26,12 +29,16 @@ pub struct Sink {
 }
 
 impl Sink {
-    pub async fn send(&self, job: &TargetsJob, seq: usize) -> Result<()> {
+    /// Signs `job` and sends it; returns the submission's id (what its receipt names, see
+    /// [`crate::repository::receipts`]). Signed once: if the broker goes away mid-send, the
+    /// same bytes are sent again once it is back, which the targets signer applies once.
+    pub async fn send(&self, job: &TargetsJob, seq: usize) -> Result<String> {
         let body = submission::sign(job, &self.key)?;
         match &self.route {
-            Route::Broker(endpoint) => endpoint.publish(Queue::Targets, &body).await,
-            Route::Inbox(dir) => submit_to_inbox(dir, &body, seq).map(|_| ()),
+            Route::Broker(publisher) => publisher.publish(Queue::Targets, &body).await?,
+            Route::Inbox(dir) => submit_to_inbox(dir, &body, seq).map(|_| ())?,
         }
+        Ok(submission::id_of(&body))
     }
 }
 
@@ -179,15 +186,40 @@ pub fn consistent_path(name: &str, sha256: &str) -> String {
     }
 }
 
-/// Copies a release into the repository's targets folder under its consistent name.
-pub fn publish_file(targets_dir: &Path, release: &Release, target: &NewTarget) -> Result<()> {
-    let dest = targets_dir.join(consistent_path(&target.name, &target.hashes.sha256));
-    if dest.is_file() && std::fs::metadata(&dest).map(|m| m.len()).ok() == Some(target.length) {
-        return Ok(());
+/// Copies releases into a repository's targets folder, each under its consistent name, its
+/// temp file staged in the repository's `control/staging/` (the folder above `targets/`), not
+/// in the served folder.
+pub struct TargetsFolder {
+    dir: PathBuf,
+    staging: Arc<Staging>,
+}
+
+impl TargetsFolder {
+    /// `dir` is a repository's `targets/` folder.
+    pub fn open(dir: &Path) -> Result<TargetsFolder> {
+        let repo = match dir.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        Ok(TargetsFolder {
+            dir: dir.to_path_buf(),
+            staging: Layout::new(repo).staging()?,
+        })
     }
-    create_dir(dest.parent().expect("has a parent"))?;
-    let bytes = std::fs::read(&release.file).map_err(Error::io("cannot read", &release.file))?;
-    write_durably(&dest, &bytes)
+
+    /// Copies one release in (nothing to do when it is there already).
+    pub fn publish(&self, release: &Release, target: &NewTarget) -> Result<()> {
+        let dest = self
+            .dir
+            .join(consistent_path(&target.name, &target.hashes.sha256));
+        if dest.is_file() && std::fs::metadata(&dest).map(|m| m.len()).ok() == Some(target.length) {
+            return Ok(());
+        }
+        create_dir(dest.parent().expect("has a parent"))?;
+        let bytes =
+            std::fs::read(&release.file).map_err(Error::io("cannot read", &release.file))?;
+        self.staging.write_durably(&dest, &bytes)
+    }
 }
 
 #[cfg(test)]

@@ -10,9 +10,7 @@ use tough::schema::{
 use crate::schema::{Delegations, Root, Targets};
 
 use super::expiry::expires_in;
-use super::layout::{
-    create_dir, create_private_dir, write_all_durably, write_durably, write_version_durably,
-};
+use super::layout::{create_dir, create_private_dir, write_durably};
 use super::signed::{hex_decoded, non_zero, sign, SignedFile};
 use super::MetaEntry;
 use super::{Expiries, HashBins, Layout, SPEC_VERSION};
@@ -145,8 +143,9 @@ pub fn init(opts: &InitOptions, mut progress: impl FnMut(usize, usize)) -> Resul
     }
     key_ids.push((SUBMITTER.to_string(), keys[SUBMITTER].key_id().to_string()));
     let root_file = sign(&root, 1, &[&keys["root"]], "root")?;
-    write_version_durably(&layout.versioned("root", 1), &root_file.bytes)?;
-    write_durably(&layout.metadata_dir().join("root.json"), &root_file.bytes)?;
+    let staging = layout.staging()?;
+    staging.write_version_durably(&layout.versioned("root", 1), &root_file.bytes)?;
+    staging.write_durably(&layout.metadata_dir().join("root.json"), &root_file.bytes)?;
 
     let targets_key = &keys["targets"];
     let mut snapshot = Snapshot::new(
@@ -175,19 +174,20 @@ pub fn init(opts: &InitOptions, mut progress: impl FnMut(usize, usize)) -> Resul
         .iter()
         .map(|(p, b)| (p.clone(), b.as_slice()))
         .collect();
-    write_all_durably(&layout.metadata_dir(), &refs)?;
+    staging.write_all_durably(&layout.metadata_dir(), &refs)?;
 
     let top = build_top_targets(bins, targets_key, 1, opts.expiries)?;
     let top_file = sign(&top, 1, &[targets_key], "targets")?;
-    write_version_durably(&layout.versioned("targets", 1), &top_file.bytes)?;
+    staging.write_version_durably(&layout.versioned("targets", 1), &top_file.bytes)?;
     snapshot
         .meta
         .insert("targets.json".into(), top_file.meta.to_metafile()?);
 
     let snapshot_file = sign(&snapshot, 1, &[&keys["snapshot"]], "snapshot")?;
-    write_version_durably(&layout.versioned("snapshot", 1), &snapshot_file.bytes)?;
+    staging.write_version_durably(&layout.versioned("snapshot", 1), &snapshot_file.bytes)?;
     let timestamp_file = timestamp_for(&snapshot_file.meta, 1, &keys["timestamp"], opts.expiries)?;
-    write_durably(&layout.timestamp(), &timestamp_file.bytes)?;
+    staging.write_durably(&layout.timestamp(), &timestamp_file.bytes)?;
+    drop(staging);
 
     if let Some(gid) = opts.repo_group {
         ownership::share_with_group(&opts.repo, gid)?;

@@ -15,8 +15,10 @@ pub mod expiry;
 pub mod init;
 pub mod layout;
 pub mod prune;
+pub mod receipts;
 pub mod root;
 pub mod signed;
+pub mod staging;
 
 pub use bins::HashBins;
 pub use expiry::Expiries;

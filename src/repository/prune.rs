@@ -1,72 +1,236 @@
 //! Removing superseded metadata versions, late enough that a client in the middle of an
-//! update still finds the versions the snapshot it read names.
+//! update still finds the versions the snapshot it read names, and early enough that the
+//! disk holds a bounded number of them whatever the load.
+//!
+//! A superseded version goes once it is older than [`Retention::keep_for`] (an hour by
+//! default), or once its file has more than [`Retention::keep_versions`] newer superseded
+//! versions; never before [`Retention::grace`] (30 s) has passed since it was superseded: a
+//! client that read the snapshot naming it a moment ago may be fetching it now. So each file
+//! keeps at most `keep_versions` superseded versions plus those of the last grace period.
+//! When the disk is full or nearly so ([`space_is_low`]), every superseded version past the
+//! grace goes ([`Pruner::free_space`]).
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
+
+use super::Layout;
+
+/// How long superseded versions stay, and how many.
+#[derive(Debug, Clone, Copy)]
+pub struct Retention {
+    /// `None`: no age limit.
+    pub keep_for: Option<Duration>,
+    /// Superseded versions kept per file at most (past the grace); `None`: no limit.
+    pub keep_versions: Option<usize>,
+    /// A version superseded less than this long ago is never removed.
+    pub grace: Duration,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention {
+            keep_for: Some(Duration::from_secs(3600)),
+            keep_versions: Some(100),
+            grace: Retention::GRACE,
+        }
+    }
+}
+
+impl Retention {
+    /// The default grace: ample for a client between reading a snapshot and fetching what
+    /// it names.
+    pub const GRACE: Duration = Duration::from_secs(30);
+
+    /// Keeps every version forever.
+    pub const ALL: Retention = Retention {
+        keep_for: None,
+        keep_versions: None,
+        grace: Retention::GRACE,
+    };
+
+    fn keeps_all(&self) -> bool {
+        self.keep_for.is_none() && self.keep_versions.is_none()
+    }
+}
 
 #[derive(Debug)]
 pub struct Pruner {
-    keep_for: Option<Duration>,
-    due: VecDeque<(Instant, PathBuf)>,
+    retention: Retention,
+    /// Each file's superseded versions, oldest first, with when each was superseded.
+    superseded: HashMap<String, VecDeque<(Instant, PathBuf)>>,
 }
 
 impl Pruner {
-    /// `keep_for: None` keeps every version forever.
-    pub fn new(keep_for: Option<Duration>) -> Self {
+    pub fn new(retention: Retention) -> Self {
         Pruner {
-            keep_for,
-            due: VecDeque::new(),
+            retention,
+            superseded: HashMap::new(),
         }
     }
 
-    /// `path` was just superseded by a newer version.
-    pub fn superseded(&mut self, path: PathBuf) {
-        if let Some(keep) = self.keep_for {
-            self.due.push_back((Instant::now() + keep, path));
+    /// `version` of `role` was just superseded by a newer version.
+    pub fn superseded(&mut self, layout: &Layout, role: &str, version: u64) {
+        self.superseded_at(role, layout.versioned(role, version), Instant::now());
+    }
+
+    fn superseded_at(&mut self, role: &str, path: PathBuf, at: Instant) {
+        if self.retention.keeps_all() {
+            return;
+        }
+        self.superseded
+            .entry(role.to_string())
+            .or_default()
+            .push_back((at, path));
+    }
+
+    /// Takes on the versions of `role` found on disk (sorted): each one but the newest was
+    /// superseded when the next one was written, which its modification time tells.
+    pub fn adopt(&mut self, layout: &Layout, role: &str, versions: &[u64]) {
+        let (now, wall) = (Instant::now(), SystemTime::now());
+        for pair in versions.windows(2) {
+            let written = std::fs::metadata(layout.versioned(role, pair[1]))
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| wall.duration_since(t).ok())
+                .unwrap_or_default();
+            let at = now.checked_sub(written).unwrap_or(now);
+            self.superseded_at(role, layout.versioned(role, pair[0]), at);
         }
     }
 
-    /// Deletes what is due; returns how many files went.
+    /// Removes what retention no longer keeps; returns how many files went.
     pub fn sweep(&mut self) -> usize {
+        let Retention {
+            keep_for,
+            keep_versions,
+            grace,
+        } = self.retention;
+        self.remove(
+            |age, beyond_count| {
+                age >= grace && (keep_for.is_some_and(|k| age >= k) || beyond_count)
+            },
+            keep_versions,
+        )
+    }
+
+    /// The disk is full: removes every superseded version past the grace, whatever
+    /// retention says; returns how many files went.
+    pub fn free_space(&mut self) -> usize {
+        let grace = self.retention.grace;
+        self.remove(|age, _| age >= grace, None)
+    }
+
+    /// Removes, oldest first within each file, the versions `due(age, beyond_count)` says,
+    /// stopping at the first one of a file it keeps (the ones after it are younger).
+    fn remove(&mut self, due: impl Fn(Duration, bool) -> bool, keep: Option<usize>) -> usize {
         let now = Instant::now();
         let mut removed = 0;
-        while self.due.front().is_some_and(|(at, _)| *at <= now) {
-            let (_, path) = self.due.pop_front().expect("front exists");
-            match std::fs::remove_file(&path) {
-                Ok(()) => removed += 1,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => {
-                    tracing::warn!(path = %path.display(), error = %e, "cannot prune old metadata")
+        for versions in self.superseded.values_mut() {
+            while let Some((at, _)) = versions.front() {
+                let beyond_count = keep.is_some_and(|k| versions.len() > k);
+                if !due(now.saturating_duration_since(*at), beyond_count) {
+                    break;
+                }
+                let (_, path) = versions.pop_front().expect("front exists");
+                match std::fs::remove_file(&path) {
+                    Ok(()) => removed += 1,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => {
+                        tracing::warn!(path = %path.display(), error = %e, "cannot prune old metadata")
+                    }
                 }
             }
         }
+        self.superseded.retain(|_, v| !v.is_empty());
         removed
     }
+}
+
+/// Whether the volume holding `dir` is nearly full (less than a twentieth free, or
+/// unknown): then a signer's regular pruning frees what it can, before a write fails.
+pub fn space_is_low(dir: &std::path::Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(path) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: statvfs writes into the zeroed struct we own; the path is NUL-terminated.
+    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statvfs(path.as_ptr(), &mut stat) } != 0 {
+        return false;
+    }
+    (stat.f_bavail as u128) * 20 < stat.f_blocks as u128
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn removes_superseded_files_once_due_and_keeps_all_when_told() {
+    fn setup(versions: u64) -> (tempfile::TempDir, Layout) {
         let dir = tempfile::tempdir().unwrap();
-        let old = dir.path().join("1.bin-0.json");
-        std::fs::write(&old, b"x").unwrap();
-        let mut keep = Pruner::new(None);
-        keep.superseded(old.clone());
-        assert_eq!(keep.sweep(), 0);
-        assert!(old.exists());
+        let layout = Layout::new(dir.path());
+        std::fs::create_dir_all(layout.metadata_dir()).unwrap();
+        for v in 1..=versions {
+            std::fs::write(layout.versioned("bin-0", v), b"x").unwrap();
+        }
+        (dir, layout)
+    }
 
-        let mut later = Pruner::new(Some(Duration::from_secs(3600)));
-        later.superseded(old.clone());
-        assert_eq!(later.sweep(), 0, "not due yet");
+    fn on_disk(layout: &Layout) -> Vec<u64> {
+        layout.scan_versions().unwrap()["bin-0"].clone()
+    }
 
-        let mut now = Pruner::new(Some(Duration::ZERO));
-        now.superseded(old.clone());
-        now.superseded(dir.path().join("gone-already.json"));
-        assert_eq!(now.sweep(), 1);
-        assert!(!old.exists());
+    fn age(layout: &Layout, version: u64, secs: u64) {
+        std::fs::File::options()
+            .write(true)
+            .open(layout.versioned("bin-0", version))
+            .unwrap()
+            .set_modified(SystemTime::now() - Duration::from_secs(secs))
+            .unwrap();
+    }
+
+    #[test]
+    fn nothing_goes_within_the_grace_or_when_told_to_keep_all() {
+        let (_dir, layout) = setup(3);
+        let mut all = Pruner::new(Retention::ALL);
+        all.superseded(&layout, "bin-0", 1);
+        assert_eq!(all.sweep() + all.free_space(), 0);
+        let mut pruner = Pruner::new(Retention {
+            keep_for: Some(Duration::ZERO),
+            keep_versions: Some(0),
+            grace: Retention::GRACE,
+        });
+        pruner.superseded(&layout, "bin-0", 1);
+        pruner.superseded(&layout, "bin-0", 2);
+        assert_eq!(
+            pruner.sweep(),
+            0,
+            "superseded just now: a client may need them"
+        );
+        assert_eq!(pruner.free_space(), 0, "not even when the disk is full");
+        assert_eq!(on_disk(&layout), [1, 2, 3]);
+    }
+
+    /// Versions found at start are dated by the file that superseded them: past the hour,
+    /// they go at once; past the grace, the count bound applies; the newest stays.
+    #[test]
+    fn adopted_versions_go_by_age_and_by_count() {
+        let (_dir, layout) = setup(6);
+        for (v, secs) in [(2, 7200), (3, 600), (4, 500), (5, 400), (6, 10)] {
+            age(&layout, v, secs);
+        }
+        let mut pruner = Pruner::new(Retention {
+            keep_for: Some(Duration::from_secs(3600)),
+            keep_versions: Some(2),
+            grace: Retention::GRACE,
+        });
+        pruner.adopt(&layout, "bin-0", &[1, 2, 3, 4, 5, 6]);
+        // 1 (superseded 2 h ago) by age; 2 and 3 by count; 4 and 5 kept (4 is past the
+        // grace but within the count; 5 was superseded 10 s ago).
+        assert_eq!(pruner.sweep(), 3);
+        assert_eq!(on_disk(&layout), [4, 5, 6]);
+        // The disk is full: everything past the grace goes.
+        assert_eq!(pruner.free_space(), 1);
+        assert_eq!(on_disk(&layout), [5, 6]);
     }
 }

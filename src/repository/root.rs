@@ -17,7 +17,7 @@ use tough::schema::{RoleKeys, RoleType, Signed};
 use crate::schema::Root;
 
 use super::expiry::expires_in;
-use super::layout::{write_durably, write_version_durably};
+use super::layout::write_durably;
 use super::signed::{hex_decoded, non_zero};
 use super::Layout;
 use crate::keys::{self, KeyIdRule, SigningKey};
@@ -283,7 +283,9 @@ impl Draft {
             && std::fs::read(&numbered).is_ok_and(|on_disk| on_disk == bytes)
         {
             // Interrupted between the two writes last time.
-            write_durably(&layout.metadata_dir().join("root.json"), &bytes)?;
+            layout
+                .staging()?
+                .write_durably(&layout.metadata_dir().join("root.json"), &bytes)?;
             return Ok(version);
         }
         if version != current.version.get() + 1 {
@@ -318,8 +320,9 @@ impl Draft {
                 orphaned.join("; ")
             )));
         }
-        write_version_durably(&numbered, &bytes)?;
-        write_durably(&layout.metadata_dir().join("root.json"), &bytes)?;
+        let staging = layout.staging()?;
+        staging.write_version_durably(&numbered, &bytes)?;
+        staging.write_durably(&layout.metadata_dir().join("root.json"), &bytes)?;
         Ok(version)
     }
 

@@ -28,8 +28,8 @@ pub use timestamp::TimestampRole;
 pub struct RoleSettings {
     pub layout: Layout,
     pub expiries: Expiries,
-    /// How long a superseded version stays on disk; `None` keeps them all.
-    pub prune_after: Option<Duration>,
+    /// How long superseded versions stay on disk, and how many.
+    pub retention: crate::repository::prune::Retention,
     /// Re-sign a role when less than this fraction of its lifetime is left (0.5: a 1-day
     /// timestamp is re-signed once less than 12 hours remain).
     pub refresh_window: f64,

@@ -9,7 +9,6 @@ use crate::canonical::write_string;
 use crate::jobs::{check_meta, SnapshotJob, TimestampJob};
 use crate::keys;
 use crate::keys::SigningKey;
-use crate::repository::layout::write_version_durably;
 use crate::repository::prune::Pruner;
 use crate::repository::signed::sign_canonical;
 use crate::repository::{HashBins, MetaEntry, SPEC_VERSION};
@@ -58,10 +57,9 @@ impl SnapshotRole {
             })?;
             meta.insert(name.clone(), entry);
         }
-        let mut pruner = Pruner::new(settings.prune_after);
-        for old in all.iter().filter(|v| **v < version) {
-            pruner.superseded(layout.versioned("snapshot", *old));
-        }
+        let mut pruner = Pruner::new(settings.retention);
+        let on_disk: Vec<u64> = all.iter().copied().filter(|v| *v <= version).collect();
+        pruner.adopt(layout, "snapshot", &on_disk);
         let new_key = !signed_by(&snapshot, &key);
         if new_key {
             tracing::info!(
@@ -267,6 +265,11 @@ impl SnapshotRole {
         &self.key
     }
 
+    /// What removes this role's superseded versions.
+    pub fn pruner(&mut self) -> &mut Pruner {
+        &mut self.pruner
+    }
+
     pub fn layout(&self) -> &crate::repository::Layout {
         &self.settings.layout
     }
@@ -349,11 +352,12 @@ impl SnapshotRole {
             &[&self.key],
         );
         let layout = &self.settings.layout;
-        write_version_durably(&layout.versioned("snapshot", self.version), &file.bytes)?;
+        layout
+            .staging()?
+            .write_version_durably(&layout.versioned("snapshot", self.version), &file.bytes)?;
         self.own = file.meta;
         self.new_key = false;
-        self.pruner
-            .superseded(layout.versioned("snapshot", self.version - 1));
+        self.pruner.superseded(layout, "snapshot", self.version - 1);
         self.pruner.sweep();
         Ok(())
     }

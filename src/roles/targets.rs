@@ -19,8 +19,8 @@ use super::{
 use crate::canonical::write_string;
 use crate::jobs::{NewTarget, SnapshotJob, TargetsJob};
 use crate::keys::SigningKey;
-use crate::repository::layout::write_all_durably;
 use crate::repository::prune::Pruner;
+use crate::repository::receipts::{Receipt, Receipts};
 use crate::repository::signed::{self, sign_canonical};
 use crate::repository::{HashBins, MetaEntry, SPEC_VERSION};
 use crate::submission::{Ledger, Policy};
@@ -62,6 +62,8 @@ pub struct TargetsRole {
     new_key: bool,
     /// What the replay rule remembers of the submissions applied.
     ledger: Ledger,
+    /// What became of each submission, for the submitters' `--wait`.
+    receipts: Receipts,
 }
 
 /// What one batch did, for the log line and the tests.
@@ -69,6 +71,9 @@ pub struct TargetsRole {
 pub struct TargetsOutcome {
     pub changed_bins: usize,
     pub snapshot_job: Option<SnapshotJob>,
+    /// Jobs (their index in the batch) some of whose names were refused, and why: they go
+    /// to the dead letters with that reason (the rest of each was applied).
+    pub refused: Vec<(usize, String)>,
 }
 
 impl TargetsRole {
@@ -85,7 +90,7 @@ impl TargetsRole {
             )
         })?)?;
         let versions = layout.scan_versions()?;
-        let mut pruner = Pruner::new(settings.prune_after);
+        let mut pruner = Pruner::new(settings.retention);
         let newest = |role: &str| -> Result<u64> {
             versions
                 .get(role)
@@ -99,6 +104,7 @@ impl TargetsRole {
                 })
         };
         let top_version = newest("targets")?;
+        pruner.adopt(layout, "targets", &versions["targets"]);
         let top_path = layout.versioned("targets", top_version);
         let (top, top_meta) = load_state::<Targets>(
             &chain,
@@ -191,9 +197,12 @@ impl TargetsRole {
                     },
                 );
             }
-            for old in versions[&name].iter().filter(|v| **v < version) {
-                pruner.superseded(layout.versioned(&name, *old));
-            }
+            let on_disk: Vec<u64> = versions[&name]
+                .iter()
+                .copied()
+                .filter(|v| *v <= version)
+                .collect();
+            pruner.adopt(layout, &name, &on_disk);
             state.push(Bin {
                 name,
                 version,
@@ -211,6 +220,7 @@ impl TargetsRole {
         Ok(TargetsRole {
             new_key,
             ledger,
+            receipts: Receipts::new(&layout.control_dir()),
             settings,
             key,
             bins,
@@ -247,16 +257,57 @@ impl TargetsRole {
     /// Of each job only what is newer than the last change to the same name is applied, in
     /// the order the jobs were issued, and the ledger records it once the files are durable
     /// (see [`crate::submission`]).
+    ///
+    /// A release is immutable: an add giving a name already signed other content is refused
+    /// (the rest of its job applies) unless the name is mutable
+    /// ([`crate::submission::Mutable`]) or the job says `replace`. What became of each
+    /// submission is written to the receipts.
     pub fn apply(&mut self, jobs: &[TargetsJob]) -> Result<TargetsOutcome> {
-        let mut ordered: Vec<&TargetsJob> = jobs.iter().collect();
-        ordered.sort_by_key(|j| j.issued);
+        let mut ordered: Vec<(usize, &TargetsJob)> = jobs.iter().enumerate().collect();
+        ordered.sort_by_key(|(_, j)| j.issued);
         self.ledger.begin();
+        let mut receipt = Receipt::default();
         let mut newer = Vec::with_capacity(jobs.len());
-        for job in ordered {
-            newer.extend(self.ledger.newer(job));
+        for (i, job) in ordered {
+            let kept = self.ledger.newer(job);
+            if let Some(id) = &job.id {
+                receipt.jobs.push(id.clone());
+                // Left out because a later job changed them; not the same job delivered
+                // again (a redelivery, or a submitter's re-send), which was applied.
+                let mut left_out = superseded_names(job, kept.as_deref());
+                left_out.retain(|name| self.ledger.last_change(name) > job.issued);
+                if !left_out.is_empty() {
+                    receipt.superseded.insert(id.clone(), left_out);
+                }
+            }
+            newer.extend(kept.map(|k| (i, k)));
         }
-        let outcome = self.apply_newer(&newer)?;
+        let mut refusals = Vec::new();
+        let mut outcome = self.apply_newer(&newer, &mut refusals)?;
+        for (i, name, _) in &refusals {
+            // Not applied, so not remembered: replayed from the dead letters once the name
+            // is free (removed), it applies.
+            self.ledger.forget(name);
+            if let Some(id) = &jobs[*i].id {
+                let reasons = receipt.refused.entry(id.clone()).or_default();
+                reasons.insert(name.clone(), refusals_reason(&refusals, *i, name));
+            }
+        }
         self.ledger.commit()?;
+        outcome.refused = summarise(&refusals);
+        if !receipt.jobs.is_empty() {
+            if let Some(job) = &outcome.snapshot_job {
+                receipt.bins = job
+                    .meta
+                    .iter()
+                    .filter_map(|(file, m)| {
+                        Some((file.strip_suffix(".json")?.to_string(), m.version))
+                    })
+                    .filter(|(role, _)| role != "targets")
+                    .collect();
+            }
+            self.receipts.append(&receipt)?;
+        }
         Ok(outcome)
     }
 
@@ -274,19 +325,38 @@ impl TargetsRole {
             .expect("load refuses to start without one")
     }
 
-    fn apply_newer(&mut self, jobs: &[Cow<'_, TargetsJob>]) -> Result<TargetsOutcome> {
+    /// Applies `jobs` (each with its index in the batch), adding to `refused` each name an
+    /// add may not change, with the job's index and why.
+    fn apply_newer(
+        &mut self,
+        jobs: &[(usize, Cow<'_, TargetsJob>)],
+        refused: &mut Vec<(usize, String, String)>,
+    ) -> Result<TargetsOutcome> {
         let mut named = BTreeSet::new();
         let mut changed = BTreeSet::new();
-        for job in jobs {
+        let mutable = &self
+            .settings
+            .submissions
+            .as_ref()
+            .expect("load refuses to start without one")
+            .mutable;
+        for (index, job) in jobs {
             for t in &job.add {
                 let i = self.bins.index_of(&t.name) as usize;
-                named.insert(i);
                 let entry = entry_of(t)?;
                 let bin = &mut self.state[i];
-                if bin.targets.get(&t.name) != Some(&entry) {
-                    bin.targets.insert(t.name.clone(), entry);
-                    changed.insert(i);
+                match bin.targets.get(&t.name) {
+                    Some(old) if *old == entry => {}
+                    Some(old) if !job.replace && !mutable.matches(&t.name) => {
+                        refused.push((*index, t.name.clone(), immutable_reason(old, &entry)));
+                        continue;
+                    }
+                    _ => {
+                        bin.targets.insert(t.name.clone(), entry);
+                        changed.insert(i);
+                    }
                 }
+                named.insert(i);
             }
             for name in &job.remove {
                 let i = self.bins.index_of(name) as usize;
@@ -296,20 +366,21 @@ impl TargetsRole {
                 }
             }
         }
-        if let Some(count) = jobs.iter().filter_map(|j| j.bins).next_back() {
+        if let Some(count) = jobs.iter().filter_map(|(_, j)| j.bins).next_back() {
             if count != self.bins.count() {
                 // The adds and removes above are in the targets the new bins are made of.
                 let job = self.rebin(count)?;
                 return Ok(TargetsOutcome {
                     changed_bins: count as usize,
                     snapshot_job: Some(job),
+                    refused: Vec::new(),
                 });
             }
             tracing::info!(bins = count, "already {count} bins");
         }
         // (A replica that finished this change and died before handing it on: whoever
         // reloads its files announces them; see `worker::Signer::apply_locked`.)
-        let force = jobs.iter().any(|j| j.refresh_expiry);
+        let force = jobs.iter().any(|(_, j)| j.refresh_expiry);
         let mut refreshed = self.refresh_expiring(force)?;
         if named.is_empty() && refreshed.is_none() {
             return Ok(TargetsOutcome::default());
@@ -324,6 +395,7 @@ impl TargetsRole {
         Ok(TargetsOutcome {
             changed_bins: changed.len(),
             snapshot_job: refreshed,
+            refused: Vec::new(),
         })
     }
 
@@ -358,13 +430,11 @@ impl TargetsRole {
                 crate::repository::expiry::expires_in(self.settings.expiries.targets);
             let version = self.top.version.get();
             let file = signed::sign(&self.top, version, &[&self.key], "targets")?;
-            crate::repository::layout::write_version_durably(
-                &layout.versioned("targets", version),
-                &file.bytes,
-            )?;
+            layout
+                .staging()?
+                .write_version_durably(&layout.versioned("targets", version), &file.bytes)?;
             self.top_meta = file.meta;
-            self.pruner
-                .superseded(layout.versioned("targets", version - 1));
+            self.pruner.superseded(layout, "targets", version - 1);
             job.meta
                 .insert("targets.json".into(), self.top_meta.clone());
         }
@@ -438,15 +508,13 @@ impl TargetsRole {
         )?;
         let version = top.version.get();
         let file = signed::sign(&top, version, &[&self.key], "targets")?;
-        crate::repository::layout::write_version_durably(
-            &layout.versioned("targets", version),
-            &file.bytes,
-        )?;
+        layout
+            .staging()?
+            .write_version_durably(&layout.versioned("targets", version), &file.bytes)?;
         self.top = top;
         self.top_meta = file.meta;
         self.new_key = false;
-        self.pruner
-            .superseded(layout.versioned("targets", version - 1));
+        self.pruner.superseded(&layout, "targets", version - 1);
         crate::failpoint::hit("rebin:top-written");
         tracing::info!(bins = count, targets_version = version, "bins changed");
         Ok(self.resync())
@@ -490,13 +558,14 @@ impl TargetsRole {
                 .iter()
                 .map(|(p, b)| (p.clone(), b.as_slice()))
                 .collect();
-            write_all_durably(&layout.metadata_dir(), &refs)?;
+            layout
+                .staging()?
+                .write_all_durably(&layout.metadata_dir(), &refs)?;
         }
         for &i in &changed {
             let bin = &self.state[i];
             if bin.version > 1 {
-                self.pruner
-                    .superseded(layout.versioned(&bin.name, bin.version - 1));
+                self.pruner.superseded(layout, &bin.name, bin.version - 1);
             }
         }
         self.pruner.sweep();
@@ -505,6 +574,11 @@ impl TargetsRole {
 
     pub fn key(&self) -> &SigningKey {
         &self.key
+    }
+
+    /// What removes this role's superseded versions.
+    pub fn pruner(&mut self) -> &mut Pruner {
+        &mut self.pruner
     }
 
     pub fn layout(&self) -> &crate::repository::Layout {
@@ -592,6 +666,65 @@ fn encode_bin(bin: &Bin) -> Vec<u8> {
     out.extend_from_slice(bin.version.to_string().as_bytes());
     out.push(b'}');
     out
+}
+
+/// Why an add of `name` is refused: it is signed already, with other content.
+fn immutable_reason(old: &Entry, new: &Entry) -> String {
+    format!(
+        "already signed with other content (sha256 {}…, {} bytes; this submission: sha256 \
+         {}…, {} bytes): a release, once signed, does not change. Remove it first \
+         (tuf-client remove-targets) or submit it with --replace if replacing it is intended",
+        &hex::encode(old.sha256)[..16],
+        old.length,
+        &hex::encode(new.sha256)[..16],
+        new.length
+    )
+}
+
+/// The reason recorded for one refused name of job `index`.
+fn refusals_reason(refused: &[(usize, String, String)], index: usize, name: &str) -> String {
+    refused
+        .iter()
+        .find(|(i, n, _)| *i == index && n == name)
+        .map(|(_, _, why)| why.clone())
+        .unwrap_or_default()
+}
+
+/// One dead-letter reason per job with refused names: every name, and why.
+fn summarise(refused: &[(usize, String, String)]) -> Vec<(usize, String)> {
+    let mut by_job: BTreeMap<usize, Vec<String>> = BTreeMap::new();
+    for (i, name, why) in refused {
+        by_job.entry(*i).or_default().push(format!("{name}: {why}"));
+    }
+    by_job
+        .into_iter()
+        .map(|(i, names)| {
+            (
+                i,
+                format!(
+                    "{} target(s) refused, the rest of the job applied: {}",
+                    names.len(),
+                    names.join("; ")
+                ),
+            )
+        })
+        .collect()
+}
+
+/// The names of `job` the ledger left out of `kept` (all of them when nothing was kept).
+fn superseded_names(job: &TargetsJob, kept: Option<&TargetsJob>) -> Vec<String> {
+    let names = |j: &TargetsJob| -> BTreeSet<String> {
+        j.add
+            .iter()
+            .map(|t| t.name.clone())
+            .chain(j.remove.iter().cloned())
+            .collect()
+    };
+    match kept {
+        Some(k) if std::ptr::eq(k, job) => Vec::new(),
+        Some(k) => names(job).difference(&names(k)).cloned().collect(),
+        None => names(job).into_iter().collect(),
+    }
 }
 
 #[cfg(test)]

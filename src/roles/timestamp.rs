@@ -6,7 +6,6 @@ use super::{label_key, load_state, read_verified, signed_by, RoleSettings};
 use crate::jobs::{check_meta, TimestampJob};
 use crate::keys::SigningKey;
 use crate::repository::init::timestamp_for;
-use crate::repository::layout::write_durably;
 use crate::repository::{signed, MetaEntry};
 use crate::verify::RootChain;
 use crate::{Error, Result};
@@ -147,7 +146,10 @@ impl TimestampRole {
             &self.key,
             self.settings.expiries,
         )?;
-        write_durably(&self.settings.layout.timestamp(), &file.bytes)?;
+        let layout = &self.settings.layout;
+        layout
+            .staging()?
+            .write_durably(&layout.timestamp(), &file.bytes)?;
         self.version += 1;
         self.expires = crate::repository::expiry::expires_in(self.settings.expiries.timestamp);
         self.new_key = false;

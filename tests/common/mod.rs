@@ -1,6 +1,8 @@
 //! Shared by the integration tests: real binaries, the real broker, real files, python-tuf.
 #![allow(dead_code)]
 
+pub mod broker_node;
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -60,6 +62,12 @@ pub struct TestRepo {
 
 impl TestRepo {
     pub fn init(bins: u32, extra: &[&str]) -> TestRepo {
+        Self::init_with(bins, extra, |_| {})
+    }
+
+    /// The same, calling `prepare` with the repository folder (created, empty) before init
+    /// (to mount a small file system there, say).
+    pub fn init_with(bins: u32, extra: &[&str], prepare: impl FnOnce(&Path)) -> TestRepo {
         // KEEP_TEST_DIRS=1 keeps each test's folder (repository, keys, signer logs) for a look.
         let keep = std::env::var_os("KEEP_TEST_DIRS").is_some();
         let dir = tempfile::Builder::new()
@@ -72,6 +80,8 @@ impl TestRepo {
         }
         let repo = dir.path().join("repo");
         let keys = dir.path().join("keys");
+        std::fs::create_dir(&repo).unwrap();
+        prepare(&repo);
         let out = run(Command::new(SIGNER)
             .args(["init", "--repo"])
             .arg(&repo)
@@ -141,6 +151,19 @@ impl TestRepo {
         extra: &[&str],
         env: &[(&str, &str)],
     ) -> Proc {
+        self.spawn_signer_at(&amqp_url(), role, key, prefix, extra, env)
+    }
+
+    /// One signer process over the broker at `url` (one URL or several, comma-separated).
+    pub fn spawn_signer_at(
+        &self,
+        url: &str,
+        role: &str,
+        key: &Path,
+        prefix: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Proc {
         let log = self.path(&format!(
             "{role}-{}.log",
             SystemTime::now()
@@ -153,7 +176,7 @@ impl TestRepo {
             .arg(&self.repo)
             .arg("--key")
             .arg(key)
-            .args(["--amqp", &amqp_url(), "--queue-prefix", prefix])
+            .args(["--amqp", url, "--queue-prefix", prefix])
             .args(extra)
             // Where init put them, wherever the key comes from (a rotation's new key).
             .env("TUF_SUBMITTERS", self.keys.join("submitters.pub"))

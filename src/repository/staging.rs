@@ -1,0 +1,408 @@
+//! Where writes to the served folders are staged: never in them.
+//!
+//! Clients and web servers see `metadata/` and `targets/`; a temp file there (half written,
+//! or left by a killed writer) would be served, listed, and never cleaned. So every write to
+//! a served folder goes: temp file in `REPO/control/staging/PROCESS/` (same file system, so
+//! the rename or link into place is atomic) → fsync → rename or link → fsync of the folder.
+//!
+//! Each process stages in a folder of its own, which it holds a lock on for as long as it
+//! runs. When a process opens its staging folder it removes every other one whose lock is
+//! free (its process is gone: killed mid-write, say) and that it may remove: each agent
+//! cleans up after its own kind, since agents run as different users. Leftovers of the
+//! layout before this one (`.NAME.tmp-PID` beside the file in `metadata/`) go too, once an
+//! hour old.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
+
+use super::layout::{create_dir, sync_dir};
+use crate::{Error, Result};
+
+/// How old a temp file of the former layout (beside the file) must be before it is removed:
+/// a writer of that layout may still be running during an upgrade.
+const OLD_TEMP_AGE: Duration = Duration::from_secs(3600);
+
+/// A process's staging folder, locked while the process runs.
+#[derive(Debug)]
+pub struct Staging {
+    dir: PathBuf,
+    next: AtomicU64,
+    /// Holds the lock that tells other processes this folder is in use.
+    _lock: File,
+}
+
+impl Staging {
+    /// Opens (creates) this process's folder under `staging_root`, locks it, and removes the
+    /// folders of processes that are gone. `served` are the folders whose old-style temp
+    /// files are removed.
+    pub fn open(staging_root: &Path, served: &[PathBuf]) -> Result<Staging> {
+        create_dir(staging_root)?;
+        let nanos = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default();
+        let dir = staging_root.join(format!("{}-{nanos}", std::process::id()));
+        create_dir(&dir)?;
+        let lock_path = dir.join(".lock");
+        let lock = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&lock_path)
+            .map_err(Error::io("cannot create the staging lock", &lock_path))?;
+        if !try_lock(&lock).map_err(Error::io("cannot lock", &lock_path))? {
+            return Err(Error::Repository {
+                path: dir,
+                reason: "another process holds this staging folder".into(),
+            });
+        }
+        let staging = Staging {
+            dir,
+            next: AtomicU64::new(0),
+            _lock: lock,
+        };
+        let removed = staging.remove_leftovers(staging_root) + remove_old_temps(served);
+        if removed > 0 {
+            tracing::info!(
+                removed,
+                "removed temp files left by writers that were stopped mid-write"
+            );
+        }
+        Ok(staging)
+    }
+
+    /// The folder temp files go in.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Removes the staging folders under `root` whose process is gone; returns how many
+    /// files went. A folder this process may not remove (another agent's) is left alone.
+    fn remove_leftovers(&self, root: &Path) -> usize {
+        let Ok(entries) = fs::read_dir(root) else {
+            return 0;
+        };
+        let mut removed = 0;
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path == self.dir || !path.is_dir() {
+                continue;
+            }
+            let lock = OpenOptions::new().write(true).open(path.join(".lock"));
+            let free = match &lock {
+                Ok(file) => try_lock(file).unwrap_or(false),
+                // Created but not yet locked (a process starting this instant) or not ours
+                // to open: only an old one is taken to be abandoned.
+                Err(_) => is_older_than(&path, Duration::from_secs(60)),
+            };
+            if !free {
+                continue;
+            }
+            let files = fs::read_dir(&path)
+                .map(|d| d.count().saturating_sub(usize::from(lock.is_ok())))
+                .unwrap_or(0);
+            if fs::remove_dir_all(&path).is_ok() {
+                removed += files;
+            }
+        }
+        removed
+    }
+
+    /// A fresh temp path for a file that will be called `file_name`.
+    fn temp_for(&self, path: &Path) -> PathBuf {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+        self.dir.join(format!("{n}.{name}"))
+    }
+
+    /// Writes `bytes` to `path` so that a crash leaves either the old or the new content.
+    pub fn write_durably(&self, path: &Path, bytes: &[u8]) -> Result<()> {
+        let tmp = self.write_temp(path, bytes)?;
+        let renamed = fs::rename(&tmp, path);
+        if renamed.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        renamed.map_err(|e| place_error(path, e))?;
+        sync_dir(folder_of(path))
+    }
+
+    /// Writes a new version of a metadata file, which must not exist yet: a version, once
+    /// published, never changes (clients hold its hash). Finding it there with other content
+    /// means another signer wrote it; that is an error (the signer reloads and tries again),
+    /// never a silent overwrite. The same content is fine: the write was already done.
+    pub fn write_version_durably(&self, path: &Path, bytes: &[u8]) -> Result<()> {
+        let tmp = self.write_temp(path, bytes)?;
+        link_into_place(&tmp, path, bytes)?;
+        sync_dir(folder_of(path))
+    }
+
+    /// Writes several new versions in one folder (each must not exist yet, as with
+    /// [`Staging::write_version_durably`]): temp files first, flushed by a few threads at
+    /// once (the file system folds concurrent flushes into shared journal commits: 0.14 ms a
+    /// file with 16 threads against 0.52 ms one by one, measured here; 64 threads do no
+    /// worse), then the links and one folder fsync. A crash leaves each file old or new,
+    /// never torn.
+    pub fn write_all_durably(&self, dir: &Path, files: &[(PathBuf, &[u8])]) -> Result<()> {
+        if files.len() <= 1 {
+            return files
+                .iter()
+                .try_for_each(|(path, bytes)| self.write_version_durably(path, bytes));
+        }
+        const FLUSHERS: usize = 64;
+        let temps: Vec<PathBuf> = files.iter().map(|(path, _)| self.temp_for(path)).collect();
+        let chunk = files.len().div_ceil(FLUSHERS);
+        let flushed = std::thread::scope(|scope| {
+            let workers: Vec<_> = files
+                .chunks(chunk)
+                .zip(temps.chunks(chunk))
+                .map(|(files, temps)| {
+                    scope.spawn(move || -> Result<()> {
+                        for ((_, bytes), tmp) in files.iter().zip(temps) {
+                            flush_new(tmp, bytes, false)?;
+                        }
+                        crate::failpoint::hit("staging:temp-written");
+                        Ok(())
+                    })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .try_for_each(|w| w.join().expect("flush thread does not panic"))
+        });
+        let placed = flushed.and_then(|()| {
+            temps
+                .iter()
+                .zip(files)
+                .try_for_each(|(tmp, (path, bytes))| link_into_place(tmp, path, bytes))
+        });
+        if placed.is_err() {
+            for tmp in &temps {
+                let _ = fs::remove_file(tmp);
+            }
+        }
+        placed?;
+        sync_dir(dir)
+    }
+
+    /// Writes `bytes` to a flushed temp file; removed again if that fails.
+    fn write_temp(&self, path: &Path, bytes: &[u8]) -> Result<PathBuf> {
+        let tmp = self.temp_for(path);
+        flush_new(&tmp, bytes, true)?;
+        crate::failpoint::hit("staging:temp-written");
+        Ok(tmp)
+    }
+}
+
+impl Drop for Staging {
+    /// A process that ends cleanly leaves nothing: by now its folder holds only the lock.
+    fn drop(&mut self) {
+        let _ = fs::remove_file(self.dir.join(".lock"));
+        let _ = fs::remove_dir(&self.dir);
+    }
+}
+
+/// Creates `tmp` with `bytes`, flushed (`all`: metadata too); removes it if any step fails,
+/// so that a full disk leaves nothing behind.
+fn flush_new(tmp: &Path, bytes: &[u8], all: bool) -> Result<()> {
+    let written = File::create(tmp)
+        .map_err(Error::io("cannot create", tmp))
+        .and_then(|mut file| {
+            file.write_all(bytes)
+                .map_err(Error::io("cannot write", tmp))?;
+            if all {
+                file.sync_all()
+            } else {
+                file.sync_data()
+            }
+            .map_err(Error::io("cannot fsync", tmp))
+        });
+    if written.is_err() {
+        let _ = fs::remove_file(tmp);
+    }
+    written
+}
+
+/// `link(tmp, path)` then removes `tmp`: atomic, and unlike a rename it fails when `path`
+/// exists. On a file system without hard links, a rename after checking `path` is absent
+/// (writers of one role hold its lock, so nobody else writes between the two).
+fn link_into_place(tmp: &Path, path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut linked = fs::hard_link(tmp, path);
+    if let Err(e) = &linked {
+        let unsupported =
+            e.kind() != std::io::ErrorKind::AlreadyExists && e.raw_os_error() != Some(libc::EXDEV);
+        if unsupported && !path.exists() {
+            linked = fs::rename(tmp, path);
+        }
+    }
+    let _ = fs::remove_file(tmp);
+    match linked {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            if fs::read(path).is_ok_and(|existing| existing == bytes) {
+                Ok(())
+            } else {
+                Err(Error::Repository {
+                    path: path.into(),
+                    reason: "this version exists with other content: another signer wrote it \
+                             (two active replicas?); the signer reloads from disk and retries"
+                        .into(),
+                })
+            }
+        }
+        Err(e) => Err(place_error(path, e)),
+    }
+}
+
+/// A failed rename or link into place; says what to do when staging is on another file
+/// system.
+fn place_error(path: &Path, e: std::io::Error) -> Error {
+    if e.raw_os_error() == Some(libc::EXDEV) {
+        return Error::Repository {
+            path: path.into(),
+            reason: "control/staging/ is on another file system than this file, so it cannot \
+                     be moved into place atomically: keep the repository folder (metadata/, \
+                     targets/, control/) on one volume"
+                .into(),
+        };
+    }
+    Error::io("cannot move into place", path)(e)
+}
+
+/// The folder a file is in (`.` for a bare file name).
+fn folder_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+fn is_older_than(path: &Path, age: Duration) -> bool {
+    fs::symlink_metadata(path)
+        .and_then(|m| m.modified())
+        .is_ok_and(|t| t.elapsed().is_ok_and(|e| e > age))
+}
+
+/// Removes `.NAME.tmp-PID` files (the former layout's temp files) an hour old or more from
+/// each of `dirs` (not their subfolders); returns how many went.
+fn remove_old_temps(dirs: &[PathBuf]) -> usize {
+    let mut removed = 0;
+    for dir in dirs {
+        let Ok(entries) = fs::read_dir(dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            let old_temp = name.starts_with('.') && name.contains(".tmp-");
+            if old_temp
+                && is_older_than(&entry.path(), OLD_TEMP_AGE)
+                && fs::remove_file(entry.path()).is_ok()
+            {
+                removed += 1;
+            }
+        }
+    }
+    removed
+}
+
+/// `flock(LOCK_EX | LOCK_NB)`: `false` when another open file holds it.
+fn try_lock(file: &File) -> std::io::Result<bool> {
+    use std::os::unix::io::AsRawFd;
+    loop {
+        // SAFETY: flock on a descriptor this `File` owns and keeps open.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+            return Ok(true);
+        }
+        let err = std::io::Error::last_os_error();
+        match err.raw_os_error() {
+            Some(libc::EWOULDBLOCK) => return Ok(false),
+            Some(libc::EINTR) => continue,
+            _ => return Err(err),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entries(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn writes_leave_nothing_in_the_served_folder_and_never_replace_a_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let served = dir.path().join("metadata");
+        create_dir(&served).unwrap();
+        let staging = Staging::open(&dir.path().join("staging"), &[]).unwrap();
+        let path = served.join("3.snapshot.json");
+        staging.write_version_durably(&path, b"one").unwrap();
+        staging.write_version_durably(&path, b"one").unwrap();
+        let err = staging
+            .write_version_durably(&path, b"two")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("exists with other content"), "{err}");
+        let other = served.join("4.snapshot.json");
+        let err = staging
+            .write_all_durably(&served, &[(path.clone(), b"three"), (other, b"x")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("exists with other content"), "{err}");
+        staging
+            .write_durably(&served.join("timestamp.json"), b"a")
+            .unwrap();
+        staging
+            .write_durably(&served.join("timestamp.json"), b"b")
+            .unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"one");
+        assert_eq!(fs::read(served.join("timestamp.json")).unwrap(), b"b");
+        assert_eq!(entries(&served), ["3.snapshot.json", "timestamp.json"]);
+        assert_eq!(entries(staging.dir()), [".lock"], "no temp file left");
+    }
+
+    /// A writer killed mid-write leaves its staging folder; the next process to open one
+    /// removes it, but never the folder of a process still running.
+    #[test]
+    fn leftovers_of_a_dead_writer_go_and_a_live_writers_stay() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("staging");
+        let live = Staging::open(&root, &[]).unwrap();
+        fs::write(live.dir().join("0.bin-1.json"), b"in flight").unwrap();
+        let dead = root.join("999999-1");
+        create_dir(&dead).unwrap();
+        fs::write(dead.join(".lock"), b"").unwrap();
+        fs::write(dead.join("7.snapshot.json"), b"half").unwrap();
+        let served = dir.path().join("metadata");
+        create_dir(&served).unwrap();
+        let old = served.join(".2.snapshot.json.tmp-42");
+        fs::write(&old, b"half").unwrap();
+        let recent = served.join(".3.snapshot.json.tmp-43");
+        fs::write(&recent, b"half").unwrap();
+        let an_hour_ago = SystemTime::now() - Duration::from_secs(7200);
+        File::options()
+            .write(true)
+            .open(&old)
+            .unwrap()
+            .set_modified(an_hour_ago)
+            .unwrap();
+
+        let next = Staging::open(&root, std::slice::from_ref(&served)).unwrap();
+        assert!(!dead.exists(), "a dead writer's folder is removed");
+        assert!(
+            live.dir().join("0.bin-1.json").exists(),
+            "a live one's stays"
+        );
+        assert!(!old.exists() && recent.exists());
+        drop(next);
+    }
+}
