@@ -6,7 +6,9 @@
 //!
 //! Writes happen under the role's lock in `REPO/control/` (see [`Control`]), and the
 //! targets signer obeys the pause switch there: paused, it lets go of its queue (jobs wait
-//! there) and keeps only its expiry refresh going.
+//! there) and keeps only its expiry refresh going. Superseded versions are pruned every few
+//! seconds whatever happens, and a write that fails for want of space prunes and retries
+//! (see [`crate::repository::prune`]).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,7 +22,7 @@ use crate::broker::{Endpoint, Queue};
 use crate::jobs::{ExpiryCheck, Job, SnapshotJob, TargetsJob, TimestampJob};
 use crate::keys::SigningKey;
 use crate::repository::control::Control;
-use crate::repository::prune::space_is_low;
+use crate::repository::prune::{space_is_low, still_named, Named};
 use crate::repository::Layout;
 use crate::roles::{ensure_key_listed, latest_root, SnapshotRole, TargetsRole, TimestampRole};
 use crate::{Error, Result};
@@ -59,13 +61,13 @@ pub trait Stage: Send + 'static {
     /// This role's signing key.
     fn key(&self) -> &SigningKey;
 
-    /// Removes superseded versions retention no longer keeps (see
-    /// [`crate::repository::prune`]); returns how many files went.
-    fn prune(&mut self) -> usize {
+    /// Removes superseded versions retention no longer keeps and `named` does not protect
+    /// (see [`crate::repository::prune`]); returns how many files went.
+    fn prune(&mut self, _named: &Named) -> usize {
         0
     }
     /// The disk is full: removes every superseded version no client can still need.
-    fn free_space(&mut self) -> usize {
+    fn free_space(&mut self, _named: &Named) -> usize {
         0
     }
 
@@ -136,11 +138,11 @@ impl Stage for TargetsRole {
     fn refresh_interval(&self) -> Duration {
         self.refresh_interval()
     }
-    fn prune(&mut self) -> usize {
-        self.pruner().sweep()
+    fn prune(&mut self, named: &Named) -> usize {
+        self.pruner().sweep(named)
     }
-    fn free_space(&mut self) -> usize {
-        self.pruner().free_space()
+    fn free_space(&mut self, named: &Named) -> usize {
+        self.pruner().free_space(named)
     }
     fn layout(&self) -> &Layout {
         self.layout()
@@ -176,11 +178,11 @@ impl Stage for SnapshotRole {
     fn refresh_interval(&self) -> Duration {
         self.refresh_interval()
     }
-    fn prune(&mut self) -> usize {
-        self.pruner().sweep()
+    fn prune(&mut self, named: &Named) -> usize {
+        self.pruner().sweep(named)
     }
-    fn free_space(&mut self) -> usize {
-        self.pruner().free_space()
+    fn free_space(&mut self, named: &Named) -> usize {
+        self.pruner().free_space(named)
     }
     fn layout(&self) -> &Layout {
         self.layout()
@@ -366,12 +368,16 @@ impl<S: Stage> Signer<S> {
     /// Removes superseded versions retention no longer keeps, or, when the disk is nearly
     /// full, every one no client can still need.
     fn prune(&mut self) {
-        let low = space_is_low(&self.stage.layout().metadata_dir());
+        let layout = self.stage.layout();
+        let low = space_is_low(&layout.metadata_dir());
+        let Some(named) = still_named(layout) else {
+            return;
+        };
         let removed = tokio::task::block_in_place(|| {
             if low {
-                self.stage.free_space()
+                self.stage.free_space(&named)
             } else {
-                self.stage.prune()
+                self.stage.prune(&named)
             }
         });
         if low && removed > 0 {
@@ -427,7 +433,8 @@ impl<S: Stage> Signer<S> {
                     // reconnect wait, which grows, and pruning is tried again then.
                     if e.is_disk_full() && !freed {
                         freed = true;
-                        let removed = self.stage.free_space();
+                        let removed = still_named(self.stage.layout())
+                            .map_or(0, |named| self.stage.free_space(&named));
                         tracing::warn!(role = S::NAME, error = %e, removed,
                             "disk full: removed superseded versions past the client grace; \
                              trying the batch again");

@@ -203,10 +203,10 @@ struct RunArgs {
     /// both this and --keep-versions keep everything).
     #[arg(long, default_value = "1h")]
     prune_after: String,
-    /// At most this many superseded versions of each metadata file stay, however young ("all":
-    /// no count limit), which bounds the disk under sustained load (past --prune-grace). See
-    /// README, "Disk use".
-    #[arg(long, default_value = "100")]
+    /// At most this many superseded versions of each metadata file stay once past
+    /// --prune-grace, however recent ("all": no count limit): this bounds the disk under
+    /// sustained load. See README, "Disk use".
+    #[arg(long, default_value = "10")]
     keep_versions: String,
     /// A superseded version younger than this is never pruned, not even on a full disk: a
     /// client that read the snapshot naming it may be fetching it.

@@ -9,6 +9,11 @@
 //! keeps at most `keep_versions` superseded versions plus those of the last grace period.
 //! When the disk is full or nearly so ([`space_is_low`]), every superseded version past the
 //! grace goes ([`Pruner::free_space`]).
+//!
+//! Whatever the rule, a version the published metadata still names is kept
+//! ([`still_named`]): the snapshot `timestamp.json` names, and the files that snapshot and the
+//! newest one on disk name. A signer downstream that is slow or stopped so never leaves
+//! clients with a snapshot naming files that are gone.
 
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
@@ -31,7 +36,7 @@ impl Default for Retention {
     fn default() -> Self {
         Retention {
             keep_for: Some(Duration::from_secs(3600)),
-            keep_versions: Some(100),
+            keep_versions: Some(10),
             grace: Retention::GRACE,
         }
     }
@@ -99,8 +104,9 @@ impl Pruner {
         }
     }
 
-    /// Removes what retention no longer keeps; returns how many files went.
-    pub fn sweep(&mut self) -> usize {
+    /// Removes what retention no longer keeps, except what `named` protects (see
+    /// [`still_named`]); returns how many files went.
+    pub fn sweep(&mut self, named: &Named) -> usize {
         let Retention {
             keep_for,
             keep_versions,
@@ -111,25 +117,41 @@ impl Pruner {
                 age >= grace && (keep_for.is_some_and(|k| age >= k) || beyond_count)
             },
             keep_versions,
+            named,
         )
     }
 
     /// The disk is full: removes every superseded version past the grace, whatever
     /// retention says; returns how many files went.
-    pub fn free_space(&mut self) -> usize {
+    pub fn free_space(&mut self, named: &Named) -> usize {
         let grace = self.retention.grace;
-        self.remove(|age, _| age >= grace, None)
+        self.remove(|age, _| age >= grace, None, named)
     }
 
     /// Removes, oldest first within each file, the versions `due(age, beyond_count)` says,
-    /// stopping at the first one of a file it keeps (the ones after it are younger).
-    fn remove(&mut self, due: impl Fn(Duration, bool) -> bool, keep: Option<usize>) -> usize {
+    /// stopping at the first one of a file it keeps (the ones after it are younger, or newer
+    /// than one the published metadata names).
+    fn remove(
+        &mut self,
+        due: impl Fn(Duration, bool) -> bool,
+        keep: Option<usize>,
+        named: &Named,
+    ) -> usize {
         let now = Instant::now();
         let mut removed = 0;
-        for versions in self.superseded.values_mut() {
-            while let Some((at, _)) = versions.front() {
+        for (role, versions) in self.superseded.iter_mut() {
+            let oldest_named = named.get(role).copied();
+            while let Some((at, path)) = versions.front() {
                 let beyond_count = keep.is_some_and(|k| versions.len() > k);
                 if !due(now.saturating_duration_since(*at), beyond_count) {
+                    break;
+                }
+                let version = path
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .and_then(super::layout::parse_versioned)
+                    .map(|(v, _)| v);
+                if version.zip(oldest_named).is_some_and(|(v, n)| v >= n) {
                     break;
                 }
                 let (_, path) = versions.pop_front().expect("front exists");
@@ -145,6 +167,41 @@ impl Pruner {
         self.superseded.retain(|_, v| !v.is_empty());
         removed
     }
+}
+
+/// For each role, the oldest version the published metadata still names: none older may go.
+pub type Named = std::collections::HashMap<String, u64>;
+
+/// What the published metadata names (see the module's comment): read without verifying,
+/// since it only keeps files. `None` when it cannot be read whole (a file mid-rename): then
+/// nothing is pruned this time.
+pub fn still_named(layout: &Layout) -> Option<Named> {
+    #[derive(serde::Deserialize)]
+    struct Version {
+        version: u64,
+    }
+    #[derive(serde::Deserialize)]
+    struct Signed {
+        meta: std::collections::HashMap<String, Version>,
+    }
+    #[derive(serde::Deserialize)]
+    struct File {
+        signed: Signed,
+    }
+    let read =
+        |path: PathBuf| -> Option<File> { serde_json::from_slice(&std::fs::read(path).ok()?).ok() };
+    let timestamp = read(layout.timestamp())?;
+    let published = timestamp.signed.meta.get("snapshot.json")?.version;
+    let mut named = Named::from([("snapshot".to_string(), published)]);
+    let newest = layout.newest_version("snapshot").ok().flatten()?;
+    for version in [published, newest] {
+        for (file, meta) in read(layout.versioned("snapshot", version))?.signed.meta {
+            let role = file.trim_end_matches(".json").to_string();
+            let slot = named.entry(role).or_insert(meta.version);
+            *slot = (*slot).min(meta.version);
+        }
+    }
+    Some(named)
 }
 
 /// Whether the volume holding `dir` is nearly full (less than a twentieth free, or
@@ -194,7 +251,7 @@ mod tests {
         let (_dir, layout) = setup(3);
         let mut all = Pruner::new(Retention::ALL);
         all.superseded(&layout, "bin-0", 1);
-        assert_eq!(all.sweep() + all.free_space(), 0);
+        assert_eq!(all.sweep(&Named::new()) + all.free_space(&Named::new()), 0);
         let mut pruner = Pruner::new(Retention {
             keep_for: Some(Duration::ZERO),
             keep_versions: Some(0),
@@ -202,12 +259,17 @@ mod tests {
         });
         pruner.superseded(&layout, "bin-0", 1);
         pruner.superseded(&layout, "bin-0", 2);
+        let none = Named::new();
         assert_eq!(
-            pruner.sweep(),
+            pruner.sweep(&none),
             0,
             "superseded just now: a client may need them"
         );
-        assert_eq!(pruner.free_space(), 0, "not even when the disk is full");
+        assert_eq!(
+            pruner.free_space(&none),
+            0,
+            "not even when the disk is full"
+        );
         assert_eq!(on_disk(&layout), [1, 2, 3]);
     }
 
@@ -227,10 +289,13 @@ mod tests {
         pruner.adopt(&layout, "bin-0", &[1, 2, 3, 4, 5, 6]);
         // 1 (superseded 2 h ago) by age; 2 and 3 by count; 4 and 5 kept (4 is past the
         // grace but within the count; 5 was superseded 10 s ago).
-        assert_eq!(pruner.sweep(), 3);
+        assert_eq!(pruner.sweep(&Named::new()), 3);
         assert_eq!(on_disk(&layout), [4, 5, 6]);
-        // The disk is full: everything past the grace goes.
-        assert_eq!(pruner.free_space(), 1);
+        // The disk is full, but the published snapshot still names version 4: it stays.
+        let named = Named::from([("bin-0".to_string(), 4)]);
+        assert_eq!(pruner.free_space(&named), 0);
+        // Once it no longer does, everything past the grace goes.
+        assert_eq!(pruner.free_space(&Named::new()), 1);
         assert_eq!(on_disk(&layout), [5, 6]);
     }
 }

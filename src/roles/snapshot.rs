@@ -358,7 +358,6 @@ impl SnapshotRole {
         self.own = file.meta;
         self.new_key = false;
         self.pruner.superseded(layout, "snapshot", self.version - 1);
-        self.pruner.sweep();
         Ok(())
     }
 

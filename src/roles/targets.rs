@@ -568,7 +568,6 @@ impl TargetsRole {
                 self.pruner.superseded(layout, &bin.name, bin.version - 1);
             }
         }
-        self.pruner.sweep();
         Ok(())
     }
 
