@@ -4,10 +4,10 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::broker_node::{self, BrokerNodes};
+use common::stream::*;
 use common::*;
 
 /// How long after `since` each signer said "signer ready" for the `n`-th time (its
@@ -55,19 +55,8 @@ async fn submissions_wait_out_a_broker_restart_and_nothing_is_lost_or_doubled() 
     let down_at = Instant::now();
     let releases = make_releases(&repo.path("rel"), 400, "outage");
     let stderr = repo.path("add-targets.err");
-    let mut submit = Command::new(CLIENT)
-        .env("TUF_SUBMITTER_KEY", repo.submitter_key())
-        .args(["add-targets", "--amqp", &url, "--broker-wait", "2m"])
-        .args(["--batch-size", "20", "--wait", "--timeout", "3m", "--repo"])
-        .arg(&repo.repo)
-        .arg("--targets-dir")
-        .arg(repo.repo.join("targets"))
-        .arg(repo.path("rel"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&stderr).unwrap())
-        .spawn()
-        .unwrap();
+    let wait = ["--broker-wait", "2m", "--batch-size", "20"];
+    let mut submit = submit_in_background(&repo, &url, &repo.path("rel"), &wait, Some(&stderr));
     while !std::fs::read_to_string(&stderr)
         .unwrap()
         .contains("waiting for the broker")
@@ -109,30 +98,11 @@ async fn submissions_wait_out_a_broker_restart_and_nothing_is_lost_or_doubled() 
     // Now the broker goes away in the middle of a stream of jobs (graceful stop this time),
     // and comes back 3 s later: every job of the stream is signed, once.
     let more = make_releases(&repo.path("more"), 3000, "midstream");
-    let submit = Command::new(CLIENT)
-        .env("TUF_SUBMITTER_KEY", repo.submitter_key())
-        .args(["add-targets", "--amqp", &url, "--broker-wait", "2m"])
-        .args(["--batch-size", "1", "--wait", "--timeout", "3m", "--repo"])
-        .arg(&repo.repo)
-        .arg("--targets-dir")
-        .arg(repo.repo.join("targets"))
-        .arg(repo.path("more"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let ledger = repo.repo.join("control/submissions.jsonl");
-    let lines = |p: &std::path::Path| std::fs::read_to_string(p).unwrap().lines().count();
-    let before = lines(&ledger);
-    let start = Instant::now();
-    while lines(&ledger) < before + 1 {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "the stream never started"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    let one_by_one = ["--broker-wait", "2m", "--batch-size", "1"];
+    let submit = submit_in_background(&repo, &url, &repo.path("more"), &one_by_one, None);
+    let before = ledger_lines(&repo);
+    let why = "the stream never started";
+    wait_for_batches(&repo, before, 1, Duration::from_secs(60), why, &signers);
     node.stop(0);
     std::thread::sleep(Duration::from_secs(3));
     node.start(0);
@@ -143,23 +113,7 @@ async fn submissions_wait_out_a_broker_restart_and_nothing_is_lost_or_doubled() 
 
     let mut all = releases.clone();
     all.extend(more);
-    repo.wait_covered(expected_for(&all), Duration::from_secs(60));
-    // Nothing went to the dead letters, and every target is listed exactly once.
-    let config = package_signing::broker::amqp::AmqpConfig::new(url.clone());
-    let queues = package_signing::broker::amqp::inspect_queues(
-        &config,
-        &[package_signing::broker::Queue::DeadLetter],
-    )
-    .await
-    .unwrap();
-    assert_eq!(queues[0].1.map(|(messages, _)| messages), Some(0));
-    let status = ok(run(Command::new(CLIENT)
-        .args(["status", "--color", "never", "--repo"])
-        .arg(&repo.repo)));
-    assert!(
-        status.contains(&format!("targets signed: {}", all.len())),
-        "{status}"
-    );
+    assert_all_signed_once(&repo, &url, &all).await;
     let report = ngclient_verify(&repo, &items_for(&all));
     println!("python-tuf: {report}");
 }

@@ -5,10 +5,10 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::broker_node::{self, BrokerNodes};
+use common::stream::*;
 use common::*;
 
 #[tokio::test(flavor = "multi_thread")]
@@ -32,7 +32,6 @@ async fn a_cluster_node_killed_mid_stream_loses_nothing() {
             .collect::<Vec<_>>()
             .join(",")
     };
-    let quorum = ["--queue-type", "quorum"];
     // Small batches, so that the stream is still being signed when the node dies.
     let signer_flags = ["--queue-type", "quorum", "--batch-max", "5"];
     let mut signers = Vec::new();
@@ -64,50 +63,23 @@ async fn a_cluster_node_killed_mid_stream_loses_nothing() {
     );
 
     let releases = make_releases(&repo.path("rel"), 2000, "ha");
-    let submit = Command::new(CLIENT)
-        .env("TUF_SUBMITTER_KEY", repo.submitter_key())
-        .args(["add-targets", "--amqp", &urls_from(0)])
-        .args(quorum)
-        .args(["--batch-size", "5", "--wait", "--timeout", "5m", "--repo"])
-        .arg(&repo.repo)
-        .arg("--targets-dir")
-        .arg(repo.repo.join("targets"))
-        .arg(repo.path("rel"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let flags = ["--queue-type", "quorum", "--batch-size", "5"];
+    let submit = submit_in_background(&repo, &urls_from(0), &repo.path("rel"), &flags, None);
     // Once signing is under way, the first node (every client's first choice) dies.
-    let ledger = repo.repo.join("control/submissions.jsonl");
-    let lines = || std::fs::read_to_string(&ledger).unwrap().lines().count();
-    let before = lines();
-    let start = Instant::now();
-    while lines() < before + 2 {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "signing never started"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    let before = ledger_lines(&repo);
+    let why = "signing never started";
+    wait_for_batches(&repo, before, 2, Duration::from_secs(60), why, &signers);
     let killed_at = Instant::now();
     cluster.kill(0);
-    let applied_then = lines();
-    while lines() <= applied_then {
-        assert!(
-            killed_at.elapsed() < Duration::from_secs(120),
-            "signing never went on after the node died:\n{}",
-            signers
-                .iter()
-                .map(Proc::log_text)
-                .collect::<String>()
-                .lines()
-                .filter(|l| !l.contains("INFO"))
-                .collect::<Vec<_>>()
-                .join("\n")
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let why = "signing never went on after the node died";
+    wait_for_batches(
+        &repo,
+        ledger_lines(&repo),
+        1,
+        Duration::from_secs(120),
+        why,
+        &signers,
+    );
     println!(
         "node 1 killed; the targets signer applied a batch again {:.2} s later",
         killed_at.elapsed().as_secs_f64()
@@ -119,27 +91,7 @@ async fn a_cluster_node_killed_mid_stream_loses_nothing() {
         "add-targets: {}",
         String::from_utf8_lossy(&out.stdout).trim()
     );
-
-    repo.wait_covered(expected_for(&releases), Duration::from_secs(60));
-    let config = package_signing::broker::amqp::AmqpConfig::new(urls_from(1));
-    let dead = package_signing::broker::amqp::inspect_queues(
-        &config,
-        &[package_signing::broker::Queue::DeadLetter],
-    )
-    .await
-    .unwrap();
-    assert_eq!(
-        dead[0].1.map(|(messages, _)| messages),
-        Some(0),
-        "nothing refused"
-    );
-    let status = ok(run(Command::new(CLIENT)
-        .args(["status", "--color", "never", "--repo"])
-        .arg(&repo.repo)));
-    assert!(
-        status.contains(&format!("targets signed: {}", releases.len())),
-        "{status}"
-    );
+    assert_all_signed_once(&repo, &urls_from(1), &releases).await;
     let alive = signers
         .iter_mut()
         .map(Proc::is_running)

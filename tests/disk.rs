@@ -163,14 +163,7 @@ async fn a_full_disk_heals_itself_and_loses_nothing() {
                 out.status.success(),
                 "round {round} {verb}: {}\n--- signers:\n{}",
                 String::from_utf8_lossy(&out.stderr),
-                signers
-                    .iter()
-                    .map(Proc::log_text)
-                    .collect::<String>()
-                    .lines()
-                    .filter(|l| !l.contains("INFO"))
-                    .collect::<Vec<_>>()
-                    .join("\n")
+                common::stream::warnings(&signers)
             );
         }
     }

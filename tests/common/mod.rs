@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod broker_node;
+pub mod stream;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
