@@ -425,13 +425,7 @@ pub async fn inspect_queues(
     config: &AmqpConfig,
     queues: &[Queue],
 ) -> Result<Vec<(Queue, Option<(u32, u32)>)>> {
-    let mut waiting = super::Waiting::new(config);
-    let connection = loop {
-        match config.connect().await {
-            Ok(connection) => break connection,
-            Err(e) => waiting.after(e).await?,
-        }
-    };
+    let connection = super::Waiting::retry(config, || config.connect()).await?;
     let mut out = Vec::with_capacity(queues.len());
     for &queue in queues {
         let channel = connection

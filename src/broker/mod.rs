@@ -38,6 +38,21 @@ impl Waiting {
         }
     }
 
+    /// Runs `attempt` until it succeeds, or until [`Waiting::after`] gives up.
+    pub async fn retry<T, F, Fut>(config: &amqp::AmqpConfig, mut attempt: F) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T>>,
+    {
+        let mut waiting = Waiting::new(config);
+        loop {
+            match attempt().await {
+                Ok(value) => return Ok(value),
+                Err(e) => waiting.after(e).await?,
+            }
+        }
+    }
+
     /// Called with an attempt's error: `Ok` once it is worth another attempt.
     pub async fn after(&mut self, e: crate::Error) -> Result<()> {
         if !e.is_broker_unreachable() {
@@ -82,13 +97,7 @@ impl Publisher {
             config: config.clone(),
             endpoint: tokio::sync::Mutex::new(None),
         };
-        let mut waiting = Waiting::new(config);
-        let endpoint = loop {
-            match Endpoint::amqp(config, None, 1).await {
-                Ok(endpoint) => break endpoint,
-                Err(e) => waiting.after(e).await?,
-            }
-        };
+        let endpoint = Waiting::retry(config, || Endpoint::amqp(config, None, 1)).await?;
         *publisher.endpoint.lock().await = Some(endpoint);
         Ok(publisher)
     }

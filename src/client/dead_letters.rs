@@ -71,7 +71,8 @@ fn summary(body: &[u8]) -> String {
 /// Runs `action` on the dead-letter queue; returns how many letters it acted on (listed,
 /// replayed or dropped). Prints one line per letter.
 pub async fn over_broker(config: &AmqpConfig, action: Action, choice: &Choice) -> Result<usize> {
-    let endpoint = AmqpEndpoint::connect(config, None, 1).await?;
+    let endpoint =
+        crate::broker::Waiting::retry(config, || AmqpEndpoint::connect(config, None, 1)).await?;
     let found = crate::broker::amqp::inspect_queues(config, &[Queue::DeadLetter]).await?;
     if found[0].1.is_none() {
         println!("no dead-letter queue yet: nothing was ever refused");
