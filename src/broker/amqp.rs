@@ -20,6 +20,9 @@ use crate::{Error, Result};
 /// price of at most this much latency.
 const BURST_GAP: Duration = Duration::from_millis(10);
 
+/// How long one node may take to accept a connection before the next is tried.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Where the broker is and which queues are ours.
 #[derive(Debug, Clone)]
 pub struct AmqpConfig {
@@ -69,7 +72,20 @@ impl AmqpConfig {
                     Self::redact(url)
                 )));
             }
-            match Connection::connect(url, ConnectionProperties::default()).await {
+            // A node whose host is gone swallows the connection attempt: it is given up
+            // after CONNECT_TIMEOUT, so that the next node is tried.
+            let attempt = tokio::time::timeout(
+                CONNECT_TIMEOUT,
+                Connection::connect(url, ConnectionProperties::default()),
+            )
+            .await
+            .unwrap_or_else(|_| {
+                Err(lapin::Error::from(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("no answer within {} s", CONNECT_TIMEOUT.as_secs()),
+                )))
+            });
+            match attempt {
                 Ok(connection) => return Ok(connection),
                 Err(e) => {
                     tracing::debug!(broker = %Self::redact(url), error = %e, "broker node out of reach");
