@@ -6,8 +6,9 @@
 //! the rename or link into place is atomic) → fsync → rename or link → fsync of the folder.
 //!
 //! Each process stages in a folder of its own, which it holds a lock on for as long as it
-//! runs. When a process opens its staging folder it removes every other one whose lock is
-//! free (its process is gone: killed mid-write, say) and that it may remove: each agent
+//! runs: the folder appears under its name only once locked (it is made as `.new-NAME`, and
+//! renamed). When a process opens its staging folder it removes every other one whose lock
+//! is free (its process is gone: killed mid-write, say) and that it may remove: each agent
 //! cleans up after its own kind, since agents run as different users. Leftovers of the
 //! layout before this one (`.NAME.tmp-PID` beside the file in `metadata/`) go too, once an
 //! hour old.
@@ -20,6 +21,9 @@ use std::time::{Duration, SystemTime};
 
 use super::layout::{create_dir, sync_dir};
 use crate::{Error, Result};
+
+/// The name a staging folder has until it is locked.
+const PENDING: &str = ".new-";
 
 /// How old a temp file of the former layout (beside the file) must be before it is removed:
 /// a writer of that layout may still be running during an upgrade.
@@ -44,9 +48,12 @@ impl Staging {
             .duration_since(SystemTime::UNIX_EPOCH)
             .map(|d| d.as_nanos())
             .unwrap_or_default();
-        let dir = staging_root.join(format!("{}-{nanos}", std::process::id()));
-        create_dir(&dir)?;
-        let lock_path = dir.join(".lock");
+        let name = format!("{}-{nanos}", std::process::id());
+        // Locked before it has the name other processes look at: one that opens its staging
+        // folder at the same moment never finds it unlocked.
+        let pending = staging_root.join(format!("{PENDING}{name}"));
+        create_dir(&pending)?;
+        let lock_path = pending.join(".lock");
         let lock = OpenOptions::new()
             .write(true)
             .create(true)
@@ -55,10 +62,12 @@ impl Staging {
             .map_err(Error::io("cannot create the staging lock", &lock_path))?;
         if !try_lock(&lock).map_err(Error::io("cannot lock", &lock_path))? {
             return Err(Error::Repository {
-                path: dir,
+                path: pending,
                 reason: "another process holds this staging folder".into(),
             });
         }
+        let dir = staging_root.join(name);
+        std::fs::rename(&pending, &dir).map_err(Error::io("cannot name", &pending))?;
         let staging = Staging {
             dir,
             next: AtomicU64::new(0),
@@ -91,12 +100,14 @@ impl Staging {
             if path == self.dir || !path.is_dir() {
                 continue;
             }
-            let lock = OpenOptions::new().write(true).open(path.join(".lock"));
+            let being_made = entry.file_name().to_string_lossy().starts_with(PENDING);
+            let lock = OpenOptions::new().read(true).open(path.join(".lock"));
             let free = match &lock {
+                // A process is making it this instant: only an old one was abandoned.
+                _ if being_made => is_older_than(&path, Duration::from_secs(60)),
                 Ok(file) => try_lock(file).unwrap_or(false),
-                // Created but not yet locked (a process starting this instant) or not ours
-                // to open: only an old one is taken to be abandoned.
-                Err(_) => is_older_than(&path, Duration::from_secs(60)),
+                // Not made by a staging process (or not ours to open): left alone.
+                Err(_) => false,
             };
             if !free {
                 continue;
@@ -370,6 +381,25 @@ mod tests {
         assert_eq!(entries(staging.dir()), [".lock"], "no temp file left");
     }
 
+    /// Processes starting together (signers waiting for init, say) never remove each other's
+    /// folders: each is locked before it can be seen.
+    #[test]
+    fn writers_starting_together_keep_their_folders() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("staging");
+        for _ in 0..20 {
+            let stagings: Vec<Staging> = std::thread::scope(|scope| {
+                let opening: Vec<_> = (0..8)
+                    .map(|_| scope.spawn(|| Staging::open(&root, &[]).unwrap()))
+                    .collect();
+                opening.into_iter().map(|t| t.join().unwrap()).collect()
+            });
+            for staging in &stagings {
+                assert!(staging.dir().join(".lock").exists(), "{:?}", staging.dir());
+            }
+        }
+    }
+
     /// A writer killed mid-write leaves its staging folder; the next process to open one
     /// removes it, but never the folder of a process still running.
     #[test]
@@ -396,7 +426,16 @@ mod tests {
             .set_modified(an_hour_ago)
             .unwrap();
 
+        // A folder another process is making this instant (not locked yet) stays.
+        let being_made = root.join(".new-4242-1");
+        create_dir(&being_made).unwrap();
+        fs::write(being_made.join(".lock"), b"").unwrap();
+
         let next = Staging::open(&root, std::slice::from_ref(&served)).unwrap();
+        assert!(
+            being_made.exists(),
+            "a folder being made is left to its maker"
+        );
         assert!(!dead.exists(), "a dead writer's folder is removed");
         assert!(
             live.dir().join("0.bin-1.json").exists(),
