@@ -187,7 +187,6 @@ pub fn init(opts: &InitOptions, mut progress: impl FnMut(usize, usize)) -> Resul
     staging.write_version_durably(&layout.versioned("snapshot", 1), &snapshot_file.bytes)?;
     let timestamp_file = timestamp_for(&snapshot_file.meta, 1, &keys["timestamp"], opts.expiries)?;
     staging.write_durably(&layout.timestamp(), &timestamp_file.bytes)?;
-    drop(staging);
 
     if let Some(gid) = opts.repo_group {
         ownership::share_with_group(&opts.repo, gid)?;

@@ -43,7 +43,7 @@ impl Staging {
     /// folders of processes that are gone. `served` are the folders whose old-style temp
     /// files are removed.
     pub fn open(staging_root: &Path, served: &[PathBuf]) -> Result<Staging> {
-        create_dir(staging_root)?;
+        create_shared_dir(staging_root)?;
         let nanos = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
             .map(|d| d.as_nanos())
@@ -282,6 +282,23 @@ fn place_error(path: &Path, e: std::io::Error) -> Error {
     Error::io("cannot move into place", path)(e)
 }
 
+/// Creates `dir` (if missing) with its parent folder's mode: in a repository shared by agents
+/// running as different users (`init --repo-group`, a group-writable setgid `control/`),
+/// each must be able to make its own folder in it, whatever the umask of the first.
+fn create_shared_dir(dir: &Path) -> Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    create_dir(dir)?;
+    if let Some(parent) = dir.parent() {
+        if let Ok(meta) = fs::metadata(parent) {
+            fs::set_permissions(dir, meta.permissions())
+                .map_err(Error::io("cannot set the mode of", dir))?;
+        }
+    }
+    Ok(())
+}
+
 /// The folder a file is in (`.` for a bare file name).
 fn folder_of(path: &Path) -> &Path {
     match path.parent() {
@@ -379,6 +396,23 @@ mod tests {
         assert_eq!(fs::read(served.join("timestamp.json")).unwrap(), b"b");
         assert_eq!(entries(&served), ["3.snapshot.json", "timestamp.json"]);
         assert_eq!(entries(staging.dir()), [".lock"], "no temp file left");
+    }
+
+    /// The staging root made by a signer of a repository made before it existed takes the
+    /// mode of `control/`, so that agents of other users can make their folders in it.
+    #[test]
+    fn the_staging_root_is_as_shared_as_its_parent() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let control = dir.path().join("control");
+        create_dir(&control).unwrap();
+        fs::set_permissions(&control, fs::Permissions::from_mode(0o2775)).unwrap();
+        let _staging = Staging::open(&control.join("staging"), &[]).unwrap();
+        let mode = fs::metadata(control.join("staging"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o7777, 0o2775);
     }
 
     /// Processes starting together (signers waiting for init, say) never remove each other's
