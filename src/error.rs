@@ -42,6 +42,11 @@ pub enum Error {
     #[error("broker: {0}")]
     BrokerRefused(String),
 
+    /// The broker could not take a job this time (a publish nacked: a quorum queue between
+    /// leaders, a resource alarm): sent again.
+    #[error("broker: {0}")]
+    BrokerBusy(String),
+
     #[error("verification failed: {0}")]
     Verify(String),
 
@@ -89,8 +94,10 @@ impl Error {
     /// rather than refusing us: the first is worth waiting out, the second is not.
     pub fn is_broker_unreachable(&self) -> bool {
         use lapin::protocol::{AMQPErrorKind, AMQPHardError};
-        let Error::Broker { source, .. } = self else {
-            return false;
+        let source = match self {
+            Error::Broker { source, .. } => source,
+            Error::BrokerBusy(_) => return true,
+            _ => return false,
         };
         match source.kind() {
             lapin::ErrorKind::IOError(_)

@@ -330,8 +330,8 @@ impl AmqpEndpoint {
                  definitions (nix/rabbitmq/definitions.json: queues, exchanges, bindings), or \
                  start the signers once with a broker user that may declare them"
             ))),
-            Confirmation::Nack(_) => Err(Error::BrokerRefused(format!(
-                "the broker refused to store a job for {name}"
+            Confirmation::Nack(_) => Err(Error::BrokerBusy(format!(
+                "the broker could not store a job for {name} this time (nacked)"
             ))),
             Confirmation::NotRequested => {
                 Err(Error::BrokerRefused("publisher confirms are off".into()))
