@@ -143,17 +143,7 @@ fn write_temp<'a>(path: &'a Path, bytes: &[u8]) -> Result<(&'a Path, PathBuf)> {
     let dir = folder_of(path);
     let file_name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
     let tmp = dir.join(format!(".{file_name}.tmp-{}", std::process::id()));
-    let written = File::create(&tmp)
-        .map_err(Error::io("cannot create", &tmp))
-        .and_then(|mut file| {
-            file.write_all(bytes)
-                .map_err(Error::io("cannot write", &tmp))?;
-            file.sync_all().map_err(Error::io("cannot fsync", &tmp))
-        });
-    if let Err(e) = written {
-        let _ = fs::remove_file(&tmp);
-        return Err(e);
-    }
+    flush_new(&tmp, bytes, true)?;
     Ok((dir, tmp))
 }
 
@@ -175,8 +165,29 @@ pub fn write_secret_durably(path: &Path, bytes: &[u8]) -> Result<()> {
     sync_dir(folder_of(path))
 }
 
+/// Creates `tmp` with `bytes`, flushed (`all`: metadata too); removes it if any step fails,
+/// so that a full disk leaves nothing behind.
+pub(super) fn flush_new(tmp: &Path, bytes: &[u8], all: bool) -> Result<()> {
+    let written = File::create(tmp)
+        .map_err(Error::io("cannot create", tmp))
+        .and_then(|mut file| {
+            file.write_all(bytes)
+                .map_err(Error::io("cannot write", tmp))?;
+            if all {
+                file.sync_all()
+            } else {
+                file.sync_data()
+            }
+            .map_err(Error::io("cannot fsync", tmp))
+        });
+    if written.is_err() {
+        let _ = fs::remove_file(tmp);
+    }
+    written
+}
+
 /// The folder a file is in (`.` for a bare file name).
-fn folder_of(path: &Path) -> &Path {
+pub(super) fn folder_of(path: &Path) -> &Path {
     match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),

@@ -14,12 +14,11 @@
 //! hour old.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
-use super::layout::{create_dir, sync_dir};
+use super::layout::{create_dir, flush_new, folder_of, sync_dir};
 use crate::{Error, Result};
 
 /// The name a staging folder has until it is locked.
@@ -215,27 +214,6 @@ impl Drop for Staging {
     }
 }
 
-/// Creates `tmp` with `bytes`, flushed (`all`: metadata too); removes it if any step fails,
-/// so that a full disk leaves nothing behind.
-fn flush_new(tmp: &Path, bytes: &[u8], all: bool) -> Result<()> {
-    let written = File::create(tmp)
-        .map_err(Error::io("cannot create", tmp))
-        .and_then(|mut file| {
-            file.write_all(bytes)
-                .map_err(Error::io("cannot write", tmp))?;
-            if all {
-                file.sync_all()
-            } else {
-                file.sync_data()
-            }
-            .map_err(Error::io("cannot fsync", tmp))
-        });
-    if written.is_err() {
-        let _ = fs::remove_file(tmp);
-    }
-    written
-}
-
 /// `link(tmp, path)` then removes `tmp`: atomic, and unlike a rename it fails when `path`
 /// exists. On a file system without hard links, a rename after checking `path` is absent
 /// (writers of one role hold its lock, so nobody else writes between the two).
@@ -297,14 +275,6 @@ fn create_shared_dir(dir: &Path) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// The folder a file is in (`.` for a bare file name).
-fn folder_of(path: &Path) -> &Path {
-    match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    }
 }
 
 fn is_older_than(path: &Path, age: Duration) -> bool {
