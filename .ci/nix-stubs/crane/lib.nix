@@ -1,3 +1,4 @@
+# A stand-in for evaluating the flake offline only, never used by a real build (see ../README.md).
 # crane's functions take the mkDerivation attributes plus their own; `src` is required, as in
 # crane (it reads Cargo.toml and Cargo.lock from it at evaluation time).
 { pkgs }:
@@ -14,7 +15,7 @@ let
       builder = "/bin/sh";
       args = [
         "-c"
-        "echo 'nix/stubs: crane ${kind} is a stand-in and cannot be built' >&2; exit 1"
+        "echo 'stand-in: crane ${kind} is a stand-in and cannot be built' >&2; exit 1"
       ];
       src = args.src;
       attrs = builtins.toJSON (builtins.removeAttrs args [ "src" "cargoArtifacts" ]);

@@ -1,4 +1,5 @@
 # The few nixpkgs `lib` functions the flake calls, with nixpkgs' semantics.
+# Evaluation only, never used by a real build (see ../README.md).
 rec {
   genAttrs = names: f: builtins.listToAttrs (map (n: nameValuePair n (f n)) names);
   nameValuePair = name: value: { inherit name value; };

@@ -1,3 +1,4 @@
+# A stand-in for evaluating the flake offline only, never used by a real build (see ../README.md).
 # Packages and builders with nixpkgs 25.05's argument lists; every derivation fails to build.
 { lib, system }:
 let
@@ -9,7 +10,7 @@ let
         builder = "/bin/sh";
         args = [
           "-c"
-          "echo 'nix/stubs: ${name} is a stand-in and cannot be built' >&2; exit 1"
+          "echo 'stand-in: ${name} is a stand-in and cannot be built' >&2; exit 1"
         ];
       }
       // env

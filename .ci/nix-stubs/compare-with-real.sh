@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Checks the stand-ins against real sources where they can be read (not in CI: it has no network).
-#   nix/stubs/compare-with-real.sh NIXPKGS_LIB_DIR CRANE_DIR
+#   .ci/nix-stubs/compare-with-real.sh NIXPKGS_LIB_DIR CRANE_DIR
 # NIXPKGS_LIB_DIR: a checkout of nixpkgs' lib/ (e.g. nix-community/nixpkgs.lib at a 25.05-era commit);
 # CRANE_DIR: a checkout of ipetkov/crane.
 set -euo pipefail
