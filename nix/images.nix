@@ -1,4 +1,6 @@
 # One layered OCI image per agent, built with dockerTools: no Dockerfile.
+# The agent images install `binaries` (nix/package.nix): tuf-signer and tuf-client only; the
+# benchmark, tuf-bench, is `packages.tuf-bench` and in no image.
 # The signers and the packaging pipeline come from one template (`agentImage`); what differs
 # between them (user, entrypoint, environment) is data in ./agents.json, which the
 # integration test `image_contract` also reads and runs.
@@ -7,7 +9,7 @@
 # same data, and scripts/e2e-containers checks their config equals what this file evaluates to.
 {
   pkgs,
-  package,
+  binaries,
   revision,
 }:
 let
@@ -51,15 +53,16 @@ let
     Labels = labels name agent.description;
   };
 
-  # The worker template: the binary, CA certificates, a non-root user, the mount points.
+  # The worker template: the two binaries, CA certificates, a non-root user, the mount points.
   agentImage =
     name: agent:
     pkgs.dockerTools.buildLayeredImage {
       inherit name;
       tag = "latest";
-      # The package in `contents` links its binaries at /bin, where compose files can name them.
+      # `binaries` (tuf-signer and tuf-client, nothing else) in `contents` links them at /bin,
+      # where compose files can name them.
       contents = [
-        package
+        binaries
         pkgs.cacert
       ] ++ identity {
         inherit name gid;

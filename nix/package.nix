@@ -1,5 +1,9 @@
-# The two binaries, built with crane. Dependencies build in their own derivation
-# (buildDepsOnly), so a change to our sources does not rebuild them.
+# The Rust build, with crane. Dependencies build in their own derivation (buildDepsOnly), so a
+# change to our sources does not rebuild them; our crate builds once (`workspace`, every binary).
+#   binaries   tuf-signer and tuf-client only: the default package and what every image installs
+#   workspace  every binary, tuf-bench too: `packages.tuf-bench` (the bench runs the tuf-signer
+#              and tuf-client beside it), never in an image
+#   checks     the workspace build, clippy, rustfmt and the unit tests (`nix flake check`)
 {
   pkgs,
   craneLib,
@@ -16,20 +20,32 @@ let
     ];
   };
   cargoArtifacts = craneLib.buildDepsOnly common;
-  package = craneLib.buildPackage (
+  workspace = craneLib.buildPackage (
     common
     // {
       inherit cargoArtifacts;
       # The integration tests need RabbitMQ and python-tuf; `checks.tests` runs the unit tests.
       doCheck = false;
-      meta.mainProgram = "tuf-signer";
+      meta.mainProgram = "tuf-bench";
     }
   );
+  # The two shipped binaries copied out of the one build; refusing a reference to `workspace`
+  # keeps tuf-bench out of the closure of anything that installs them.
+  binaries =
+    pkgs.runCommand "package-signing"
+      {
+        disallowedReferences = [ workspace ];
+        meta.mainProgram = "tuf-signer";
+      }
+      ''
+        mkdir -p $out/bin
+        cp ${workspace}/bin/tuf-signer ${workspace}/bin/tuf-client $out/bin/
+      '';
 in
 {
-  inherit package;
+  inherit binaries workspace;
   checks = {
-    inherit package;
+    inherit workspace;
     clippy = craneLib.cargoClippy (
       common
       // {

@@ -1,13 +1,13 @@
-# `nix develop`: what a developer needs to build, test and ship.
-{ pkgs }:
-pkgs.mkShell {
+# `nix develop`: the checks' build inputs (crane's devShell takes them from `checks`, with
+# rustc, cargo, clippy and rustfmt), plus the tools the integration tests and shipping need.
+{
+  pkgs,
+  craneLib,
+  checks,
+}:
+craneLib.devShell {
+  inherit checks;
   packages = [
-    pkgs.cargo
-    pkgs.rustc
-    pkgs.clippy
-    pkgs.rustfmt
-    pkgs.cmake
-    pkgs.perl
     pkgs.rabbitmq-server
     (pkgs.python3.withPackages (ps: [ ps.tuf ]))
     pkgs.skopeo

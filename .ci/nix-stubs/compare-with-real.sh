@@ -22,9 +22,10 @@ nix-instantiate --eval --strict -E "
   in assert builtins.toJSON (cases real) == builtins.toJSON (cases stub); true" >/dev/null
 echo "lib: genAttrs, mapAttrs', mapAttrsToList, mapAttrs, nameValuePair agree with $lib"
 # 2. Every crane function and argument the flake uses exists in crane.
-for f in cleanCargoSource buildDepsOnly buildPackage cargoClippy cargoFmt cargoTest; do
+for f in cleanCargoSource buildDepsOnly buildPackage cargoClippy cargoFmt cargoTest devShell; do
   grep -Eq "^ +$f = " "$crane/lib/default.nix" || { echo "crane has no $f" >&2; exit 1; }
 done
 grep -q "cargoClippyExtraArgs ?" "$crane/lib/cargoClippy.nix"
 grep -q "cargoTestExtraArgs ?" "$crane/lib/cargoTest.nix"
+grep -q "checks ? " "$crane/lib/devShell.nix"
 echo "crane: every function and argument the flake uses is in $crane"

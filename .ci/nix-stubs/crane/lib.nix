@@ -39,4 +39,28 @@ in
   cargoClippy = args: assert args ? cargoArtifacts; drv "clippy" args;
   cargoFmt = drv "fmt";
   cargoTest = args: assert args ? cargoArtifacts; drv "test" args;
+  # As in crane: mkShell with the checks as inputsFrom, and rustc, cargo, clippy and rustfmt.
+  devShell =
+    {
+      checks ? { },
+      inputsFrom ? [ ],
+      packages ? [ ],
+      ...
+    }@args:
+    pkgs.mkShell (
+      builtins.removeAttrs args [
+        "checks"
+        "inputsFrom"
+        "nativeBuildInputs"
+      ]
+      // {
+        inputsFrom = builtins.attrValues checks ++ inputsFrom;
+        packages = [
+          pkgs.rustc
+          pkgs.cargo
+          pkgs.clippy
+          pkgs.rustfmt
+        ] ++ packages;
+      }
+    );
 }

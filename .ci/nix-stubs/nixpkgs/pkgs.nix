@@ -40,6 +40,14 @@ packages
 // {
   inherit lib python3;
 
+  # trivial-builders' runCommand: a name, the derivation's attributes, the build script.
+  runCommand =
+    name: env: buildCommand:
+    stub name (builtins.removeAttrs env [ "meta" "passthru" ] // { inherit buildCommand; })
+    // {
+      meta = env.meta or { };
+    };
+
   writeTextDir = path: text: stub (baseNameOf path) { inherit path text; };
 
   linkFarm =
@@ -62,6 +70,7 @@ packages
     }@attrs:
     stub name {
       packages = toString packages;
+      inputsFrom = toString inputsFrom;
       inherit shellHook;
       env = builtins.toJSON (
         builtins.removeAttrs attrs [
