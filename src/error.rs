@@ -83,6 +83,19 @@ impl Error {
         }
     }
 
+    /// Whether the job is at fault (malformed, unsigned, naming files its signer never
+    /// wrote): it goes to the dead-letter queue with this reason, and the batch goes on.
+    pub fn is_job_fault(&self) -> bool {
+        matches!(self, Error::InvalidJob(_))
+    }
+
+    /// What stops a signer rather than making it reconnect and retry: a key the root does not
+    /// list, or state that does not verify. Everything else (a lost broker, a failed write)
+    /// is worth another try.
+    pub fn restart_cannot_fix(&self) -> bool {
+        matches!(self, Error::Key { .. } | Error::Untrusted { .. })
+    }
+
     /// Whether this is a write that failed for want of space (`ENOSPC`, or a quota):
     /// pruning superseded versions may let it through.
     pub fn is_disk_full(&self) -> bool {

@@ -8,6 +8,7 @@
 //! - [`repository`]: the files on disk: names, durable writes, hashed bins, `init`.
 //! - [`jobs`]: the messages that flow between the roles, and the checks on them.
 //! - [`submission`]: targets jobs signed by the packaging pipeline, and the replay rule.
+//! - [`role`]: the roles named once: name, file, key file, queue and agent of each.
 //! - [`roles`]: what each online role does with a batch of jobs (targets, snapshot, timestamp).
 //! - [`broker`]: how jobs travel: RabbitMQ, or an in-process queue for the embedded mode.
 //! - [`worker`]: the loop every signer runs: take a batch, sign, write, hand on, acknowledge.
@@ -26,6 +27,7 @@ pub mod jobs;
 pub mod keys;
 pub mod logging;
 pub mod repository;
+pub mod role;
 pub mod roles;
 pub mod schema;
 pub mod submission;

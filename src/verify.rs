@@ -13,6 +13,7 @@ use tough::schema::key::Key;
 use tough::schema::RoleType;
 
 use crate::repository::Layout;
+use crate::role::Role;
 use crate::schema::{Delegations, KeyMap, Root};
 use crate::updater::metadata::TargetsRole;
 use crate::updater::{Config, TrustedSet};
@@ -282,7 +283,7 @@ pub fn trusted_chain_at(layout: &Layout, reference_time: jiff::Timestamp) -> Res
     layout.require_initialised()?;
     let mut chain: Option<TrustedSet> = None;
     for v in 1u64.. {
-        let path = layout.versioned("root", v);
+        let path = layout.versioned(Role::Root, v);
         let bytes = match std::fs::read(&path) {
             Ok(bytes) => bytes,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
@@ -326,7 +327,7 @@ pub fn trust_published_snapshot(
     let version = set
         .update_timestamp(timestamp)?
         .meta
-        .get("snapshot.json")
+        .get(Role::Snapshot.file())
         .expect("checked by update_timestamp")
         .version
         .get();
@@ -377,7 +378,7 @@ impl RootChain {
         for (i, v) in roots.iter().enumerate() {
             if *v != i as u64 + 1 {
                 return Err(Error::Untrusted {
-                    path: layout.versioned("root", *v),
+                    path: layout.versioned(Role::Root, *v),
                     reason: format!("root versions on disk are not 1..N: version {v} follows {i}"),
                 });
             }
@@ -390,7 +391,7 @@ impl RootChain {
     /// Walks the chain again when a newer root has appeared on disk (one `stat` otherwise).
     pub fn refresh(&mut self, layout: &Layout) -> Result<()> {
         let next = self.current.version.get() + 1;
-        if layout.versioned("root", next).is_file() {
+        if layout.versioned(Role::Root, next).is_file() {
             *self = RootChain::load(layout)?;
         }
         Ok(())

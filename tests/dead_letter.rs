@@ -190,7 +190,7 @@ async fn dead_letters_are_listed_with_why_replayed_and_dropped() {
     let inbox = repo.path("inbox");
     let mut embedded = repo.spawn_embedded(&inbox, &[]);
     wait_ready(&mut embedded);
-    package_signing::broker::memory::submit_to_inbox(&inbox, b"{\"unsigned\":1}", 0).unwrap();
+    package_signing::broker::inbox::submit_to_inbox(&inbox, b"{\"unsigned\":1}", 0).unwrap();
     let in_inbox = |args: &[&str]| {
         run(std::process::Command::new(CLIENT)
             .arg("dead-letters")

@@ -269,7 +269,9 @@ fn init_keys_are_read_by_openssl_and_python_cryptography() {
         s.PublicFormat.SubjectPublicKeyInfo).decode())";
     for role in ["root", "targets", "snapshot", "timestamp"] {
         let key = repo.key(role);
-        let role_type = package_signing::repository::root::role_type(role).unwrap();
+        let role_type = package_signing::role::Role::top_level(role)
+            .unwrap()
+            .role_type();
         let published = root.keys_of(role_type)[0];
         let ours = package_signing::keys::public_pem(published).unwrap();
         let by_openssl = ok(run(Command::new("openssl")

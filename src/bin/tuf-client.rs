@@ -577,7 +577,7 @@ async fn refresh_expiry(send: &SendArgs, role: Option<&str>) -> Result<()> {
     for (seq, (queue, body)) in bodies.into_iter().enumerate() {
         match (&send.inbox, send.broker.config()?) {
             (Some(dir), _) if queue == Queue::Targets => {
-                package_signing::broker::memory::submit_to_inbox(dir, &body, seq)?;
+                package_signing::broker::inbox::submit_to_inbox(dir, &body, seq)?;
             }
             (Some(_), _) => {
                 return Err(Error::Usage(

@@ -4,16 +4,17 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use package_signing::broker::memory::MemoryBroker;
+use package_signing::broker::inbox::Inbox;
 use package_signing::cli;
 use package_signing::keys::{load_public, KeyIdRule, SigningKey};
 use package_signing::repository::expiry::parse_duration;
 use package_signing::repository::init::{find_key, init, InitOptions, SUBMITTER, SUBMITTERS_FILE};
 use package_signing::repository::prune::Retention;
 use package_signing::repository::{root, Expiries, Layout};
+use package_signing::role::Role;
 use package_signing::roles::{latest_root, RoleSettings, SnapshotRole, TargetsRole, TimestampRole};
 use package_signing::submission::Policy;
-use package_signing::worker::{self, Connector, WorkerOptions};
+use package_signing::worker::{self, Transport, WorkerOptions};
 use package_signing::{Error, Result};
 
 /// Signs a Composer package repository with The Update Framework (TUF).
@@ -302,7 +303,7 @@ fn parse_role_value(text: &str) -> std::result::Result<(String, String), String>
     let (role, value) = text
         .split_once('=')
         .ok_or("write ROLE=VALUE, e.g. root=alice.pub.pem")?;
-    root::role_type(role).map_err(|e| e.to_string())?;
+    Role::top_level(role).map_err(|e| e.to_string())?;
     Ok((role.to_string(), value.to_string()))
 }
 
@@ -394,14 +395,14 @@ fn root_command(command: RootCommand) -> Result<()> {
                     .iter()
                     .map(|(role, file)| {
                         Ok((
-                            root::role_type(role)?,
+                            Role::top_level(role)?.role_type(),
                             load_public(std::path::Path::new(file))?,
                         ))
                     })
                     .collect::<Result<_>>()?,
                 remove: remove
                     .iter()
-                    .map(|(role, id)| Ok((root::role_type(role)?, id.to_lowercase())))
+                    .map(|(role, id)| Ok((Role::top_level(role)?.role_type(), id.to_lowercase())))
                     .collect::<Result<_>>()?,
                 thresholds: thresholds
                     .iter()
@@ -409,7 +410,7 @@ fn root_command(command: RootCommand) -> Result<()> {
                         let n = n.parse().map_err(|_| {
                             Error::Usage(format!("--threshold {role}={n}: not a number"))
                         })?;
-                        Ok((root::role_type(role)?, n))
+                        Ok((Role::top_level(role)?.role_type(), n))
                     })
                     .collect::<Result<_>>()?,
                 key_id_rule,
@@ -447,7 +448,8 @@ fn root_command(command: RootCommand) -> Result<()> {
             let d = root::Draft::load(&draft.draft)?;
             let version = d.publish(&layout, force)?;
             println!("published root v{version}");
-            for (name, role) in root::ROLES.into_iter().skip(1) {
+            for role in Role::ONLINE {
+                let (name, role) = (role.name(), role.role_type());
                 if previous.roles.get(&role).map(|r| &r.keyids)
                     != d.root.roles.get(&role).map(|r| &r.keyids)
                 {
@@ -522,15 +524,15 @@ async fn run(args: RunArgs) -> Result<()> {
     let broker = args.broker.config()?;
     let embedded = args.all && (args.inbox.is_some() || broker.is_none());
     let connector = match (broker, embedded) {
-        (Some(config), false) => Connector::Amqp(config),
+        (Some(config), false) => Transport::Amqp(config),
         (_, true) => {
-            let broker = MemoryBroker::new();
+            let broker = Inbox::new();
             let inbox = args.inbox.clone().ok_or_else(|| {
                 Error::Usage("run --all without --amqp takes jobs from a folder: add --inbox DIR (and submit with `tuf-client add-targets --inbox DIR`)".into())
             })?;
             tracing::info!(inbox = %inbox.display(), "no broker configured: embedded mode, jobs from the inbox");
             tokio::spawn(broker.clone().feed_from_inbox(inbox));
-            Connector::Memory(broker)
+            Transport::Inbox(broker)
         }
         (None, false) => {
             return Err(Error::Usage("a single-role signer needs a broker: pass --amqp URL or set AMQP_URL (or use --all for the embedded mode)".into()))
@@ -629,7 +631,7 @@ async fn wait_for_repository(
     if done.is_file() {
         return true;
     }
-    tracing::warn!(repo = %layout.root.display(),
+    tracing::warn!(repo = %layout.dir.display(),
         "waiting for the repository: no metadata/timestamp.json yet (run `tuf-signer init`; \
          it writes that file last)");
     loop {

@@ -4,12 +4,12 @@
 //! (a second replica is a hot standby), persistent messages, publisher confirms and manual
 //! acks. Each queue is fed by an exchange of its own (`tuf.to-targets` feeds `tuf.targets`),
 //! so that the broker's write permission, which it checks on exchanges, can say who may send
-//! each stage its jobs; nobody publishes through `amq.default`. Without a broker ([`memory`]) the three roles run in one process and pass jobs over
+//! each stage its jobs; nobody publishes through `amq.default`. Without a broker ([`inbox`]) the three roles run in one process and pass jobs over
 //! in-process channels, fed from an inbox folder so that submissions survive a restart.
 
 pub mod amqp;
 pub mod backoff;
-pub mod memory;
+pub mod inbox;
 
 use std::time::{Duration, Instant};
 
@@ -212,13 +212,13 @@ pub struct Delivery {
 #[derive(Debug)]
 enum Handle {
     Amqp(lapin::Acker),
-    Memory(Option<std::path::PathBuf>),
+    Inbox(Option<std::path::PathBuf>),
 }
 
 /// A connection for one role: consumes its queue, publishes downstream.
 pub enum Endpoint {
     Amqp(Box<amqp::AmqpEndpoint>),
-    Memory(memory::MemoryEndpoint),
+    Inbox(inbox::InboxEndpoint),
 }
 
 impl Endpoint {
@@ -237,7 +237,7 @@ impl Endpoint {
     pub async fn next_batch(&mut self, max: usize) -> Result<Vec<Delivery>> {
         match self {
             Endpoint::Amqp(e) => e.next_batch(max).await,
-            Endpoint::Memory(e) => e.next_batch(max).await,
+            Endpoint::Inbox(e) => e.next_batch(max).await,
         }
     }
 
@@ -245,7 +245,7 @@ impl Endpoint {
     pub async fn publish(&self, queue: Queue, body: &[u8]) -> Result<()> {
         match self {
             Endpoint::Amqp(e) => e.publish(queue, body, None).await,
-            Endpoint::Memory(e) => e.publish(queue, body),
+            Endpoint::Inbox(e) => e.publish(queue, body),
         }
     }
 
@@ -256,7 +256,7 @@ impl Endpoint {
                 e.publish(Queue::DeadLetter, &delivery.body, Some(reason))
                     .await
             }
-            Endpoint::Memory(e) => e.dead_letter(delivery, reason),
+            Endpoint::Inbox(e) => e.dead_letter(delivery, reason),
         }
     }
 
@@ -264,7 +264,7 @@ impl Endpoint {
     pub async fn close(self) {
         match self {
             Endpoint::Amqp(e) => e.close().await,
-            Endpoint::Memory(e) => drop(e),
+            Endpoint::Inbox(e) => drop(e),
         }
     }
 
@@ -272,7 +272,7 @@ impl Endpoint {
     pub async fn ack(&self, batch: &[Delivery]) -> Result<()> {
         match self {
             Endpoint::Amqp(e) => e.ack(batch).await,
-            Endpoint::Memory(e) => e.ack(batch),
+            Endpoint::Inbox(e) => e.ack(batch),
         }
     }
 }

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 
 use crate::repository::{HashBins, Layout};
+use crate::role::Role;
 use crate::updater::metadata::{DelegatedRole, TargetsRole};
 use crate::updater::TrustedSet;
 use crate::verify::{trust_published_snapshot, trust_published_targets, trusted_chain};
@@ -82,7 +83,7 @@ impl Coverage {
                 .map(|m| m.version.get())
                 .ok_or_else(|| Error::Verify(format!("the snapshot lists no {file}")))
         };
-        let top_version = version_of("targets.json")?;
+        let top_version = version_of(Role::Targets.file())?;
         let mut top_loaded = false;
         let mut load_top = |set: &mut TrustedSet, me: &mut Coverage| -> Result<()> {
             if !top_loaded {

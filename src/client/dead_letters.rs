@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::broker::amqp::{AmqpConfig, AmqpEndpoint, DeadLetter};
-use crate::broker::memory::submit_to_inbox;
+use crate::broker::inbox::submit_to_inbox;
 use crate::broker::Queue;
 use crate::repository::layout::sync_dir;
 use crate::submission::id_of;

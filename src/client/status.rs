@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use tough::schema::{RoleType, Snapshot, Timestamp};
 
+use crate::role::Role;
 use crate::schema::Targets;
 
 use crate::broker::amqp::{inspect_queues, AmqpConfig};
@@ -54,10 +55,11 @@ pub fn published_bins(layout: &Layout) -> Result<usize> {
     let version_of = |meta: &std::collections::HashMap<String, tough::schema::Metafile>, file| {
         meta.get(file).map(|m| m.version.get()).unwrap_or(1)
     };
-    let snap = version_of(&ts.signed.meta, "snapshot.json");
-    let (snapshot, _) = signed::load::<Snapshot>(&layout.versioned("snapshot", snap), "snapshot")?;
-    let top = version_of(&snapshot.signed.meta, "targets.json");
-    let (top, _) = signed::load::<Targets>(&layout.versioned("targets", top), "targets")?;
+    let snap = version_of(&ts.signed.meta, Role::Snapshot.file());
+    let (snapshot, _) =
+        signed::load::<Snapshot>(&layout.versioned(Role::Snapshot, snap), "snapshot")?;
+    let top = version_of(&snapshot.signed.meta, Role::Targets.file());
+    let (top, _) = signed::load::<Targets>(&layout.versioned(Role::Targets, top), "targets")?;
     Ok(top.signed.delegations.map_or(0, |d| d.roles.len()))
 }
 
@@ -73,18 +75,19 @@ pub fn read(layout: &Layout) -> Result<Status> {
     let snap_version = ts
         .signed
         .meta
-        .get("snapshot.json")
+        .get(Role::Snapshot.file())
         .map(|m| m.version.get())
         .unwrap_or(1);
     let (snapshot, _) =
-        signed::load::<Snapshot>(&layout.versioned("snapshot", snap_version), "snapshot")?;
+        signed::load::<Snapshot>(&layout.versioned(Role::Snapshot, snap_version), "snapshot")?;
     let top_version = snapshot
         .signed
         .meta
-        .get("targets.json")
+        .get(Role::Targets.file())
         .map(|m| m.version.get())
         .unwrap_or(1);
-    let (top, _) = signed::load::<Targets>(&layout.versioned("targets", top_version), "targets")?;
+    let (top, _) =
+        signed::load::<Targets>(&layout.versioned(Role::Targets, top_version), "targets")?;
     let mut targets = 0;
     let delegated = top
         .signed

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use aws_lc_rs::digest::{Context, SHA256, SHA512};
 
-use crate::broker::memory::submit_to_inbox;
+use crate::broker::inbox::submit_to_inbox;
 use crate::broker::{Publisher, Queue};
 use crate::jobs::{check_target_name, NewTarget, TargetHashes, TargetsJob};
 use crate::keys::SigningKey;

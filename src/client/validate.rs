@@ -10,6 +10,7 @@ use tough::schema::RoleType;
 
 use crate::keys::KeyIdRule;
 use crate::repository::Layout;
+use crate::role::Role;
 use crate::roles::check_version;
 use crate::schema::Header;
 use crate::updater::TrustedSet;
@@ -112,7 +113,7 @@ pub fn validate(layout: &Layout, window: Duration) -> Result<Report> {
     ));
     // The top-level roles: a failure stops here (nothing below can be checked without them).
     let top_level = |set: &mut TrustedSet| -> Result<()> {
-        trust_published_snapshot(set, layout, &read(layout, "timestamp.json")?)?;
+        trust_published_snapshot(set, layout, &read(layout, Role::Timestamp.file())?)?;
         trust_published_targets(set, layout, "targets", "root").map(drop)
     };
     if let Err(e) = top_level(&mut set) {
@@ -179,7 +180,7 @@ pub fn validate(layout: &Layout, window: Duration) -> Result<Report> {
         .collect();
     let mut retired = 0;
     for file in snapshot.meta.keys() {
-        if file == "targets.json" || delegated.contains(file) {
+        if file == Role::Targets.file() || delegated.contains(file) {
             continue;
         }
         match file.strip_suffix(".json") {

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::layout::{create_dir, sync_dir, write_durably};
 use super::Layout;
+use crate::role::Role;
 use crate::{Error, Result};
 
 #[derive(Debug, Clone)]
@@ -85,7 +86,7 @@ impl Control {
     }
 
     /// Takes `role`'s write lock, waiting for another replica to finish its write.
-    pub fn lock(&self, role: &str) -> Result<RoleLock> {
+    pub fn lock(&self, role: Role) -> Result<RoleLock> {
         create_dir(&self.dir)?;
         let path = self.dir.join(format!("{role}.lock"));
         let file = OpenOptions::new()
@@ -95,33 +96,32 @@ impl Control {
             .truncate(false)
             .open(&path)
             .map_err(Error::io("cannot open lock file", &path))?;
-        lock_exclusive(&file).map_err(Error::io("cannot lock", &path))?;
+        flock(&file, true).map_err(Error::io("cannot lock", &path))?;
         Ok(RoleLock { file, path })
     }
 }
 
-/// `flock(LOCK_EX)`, waiting. (`File::lock` does this from Rust 1.89; we build with 1.85+.)
-/// The lock goes with the file descriptor, so dropping the file releases it, and so does a
-/// crash.
-fn lock_exclusive(file: &File) -> std::io::Result<()> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::io::AsRawFd;
-        loop {
-            // SAFETY: flock on a descriptor this `File` owns and keeps open.
-            if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } == 0 {
-                return Ok(());
-            }
-            let err = std::io::Error::last_os_error();
-            if err.kind() != std::io::ErrorKind::Interrupted {
-                return Err(err);
-            }
+/// `flock(LOCK_EX)` on `file`: waiting for it when `wait`, else `Ok(false)` when another
+/// holder has it. (`File::lock` does this from Rust 1.89; we build with 1.85+.) The lock goes
+/// with the file descriptor, so dropping the file releases it, and so does a crash.
+pub(crate) fn flock(file: &File, wait: bool) -> std::io::Result<bool> {
+    use std::os::unix::io::AsRawFd;
+    let operation = if wait {
+        libc::LOCK_EX
+    } else {
+        libc::LOCK_EX | libc::LOCK_NB
+    };
+    loop {
+        // SAFETY: flock on a descriptor this `File` owns and keeps open.
+        if unsafe { libc::flock(file.as_raw_fd(), operation) } == 0 {
+            return Ok(true);
         }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = file;
-        Ok(())
+        let err = std::io::Error::last_os_error();
+        match err.raw_os_error() {
+            Some(libc::EWOULDBLOCK) if !wait => return Ok(false),
+            Some(libc::EINTR) => continue,
+            _ => return Err(err),
+        }
     }
 }
 
@@ -179,13 +179,13 @@ mod tests {
     fn lock_remembers_the_last_writer() {
         let dir = tempfile::tempdir().unwrap();
         let control = Control::new(&Layout::new(dir.path()));
-        let mut lock = control.lock("targets").unwrap();
+        let mut lock = control.lock(Role::Targets).unwrap();
         assert_eq!(lock.last_writer().unwrap(), "");
         lock.record("writer-a-long-name").unwrap();
         lock.record("writer-b").unwrap();
         drop(lock);
         assert_eq!(
-            control.lock("targets").unwrap().last_writer().unwrap(),
+            control.lock(Role::Targets).unwrap().last_writer().unwrap(),
             "writer-b"
         );
     }

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use tough::schema::{
-    DelegatedRole, PathHashPrefix, PathSet, Role, RoleKeys, RoleType, Snapshot, Timestamp,
+    DelegatedRole, PathHashPrefix, PathSet, Role as _, RoleKeys, Snapshot, Timestamp,
 };
 
 use crate::schema::{Delegations, Root, Targets};
@@ -15,11 +15,8 @@ use super::signed::{hex_decoded, non_zero, sign, SignedFile};
 use super::MetaEntry;
 use super::{Expiries, HashBins, Layout, SPEC_VERSION};
 use crate::keys::{self, KeyIdRule, SigningKey};
+use crate::role::Role;
 use crate::{Error, Result};
-
-/// The online roles, each with its own key file `KEYS/<role>.pem`. Root's key is written to
-/// `KEYS/root.pem` and belongs offline: move it away once init is done.
-pub const KEY_ROLES: [&str; 4] = ["root", "targets", "snapshot", "timestamp"];
 
 /// The packaging pipeline's key, `KEYS/submitter.pem`, with which it signs every targets job
 /// (see [`crate::submission`]); no metadata lists it.
@@ -85,8 +82,11 @@ pub fn init(opts: &InitOptions, mut progress: impl FnMut(usize, usize)) -> Resul
                 .into(),
         });
     }
-    for role in KEY_ROLES.iter().chain(&[SUBMITTER]) {
-        let path = new_key_path(opts, role);
+    // Each top-level role has its own key file `KEYS/<role>.pem` (`Role::key_file`); root's
+    // belongs offline: move it away once init is done.
+    let key_names = Role::TOP_LEVEL.map(Role::name);
+    for name in key_names.iter().chain(&[SUBMITTER]) {
+        let path = new_key_path(opts, name);
         if path.exists() {
             return Err(Error::Key {
                 path,
@@ -110,44 +110,48 @@ pub fn init(opts: &InitOptions, mut progress: impl FnMut(usize, usize)) -> Resul
 
     let mut keys = HashMap::new();
     let mut key_ids = Vec::new();
-    for role in KEY_ROLES.iter().chain(&[SUBMITTER]) {
+    for name in key_names.iter().chain(&[SUBMITTER]) {
         let (key, pem) = SigningKey::generate()?;
-        let path = new_key_path(opts, role);
+        let path = new_key_path(opts, name);
         if opts.key_folders {
             create_private_dir(path.parent().expect("key files have a folder"), 0o700)?;
         }
         SigningKey::save_pem(&pem, &path)?;
-        give_to_owner(opts, role, &path)?;
-        keys.insert(*role, key);
+        give_to_owner(opts, name, &path)?;
+        keys.insert(*name, key);
     }
     // The targets signer applies only jobs signed by a key in this file.
-    let submitters = new_key_path(opts, "targets").with_file_name(SUBMITTERS_FILE);
+    let submitters = new_key_path(opts, Role::Targets.name()).with_file_name(SUBMITTERS_FILE);
     let public = keys::public_pem(keys[SUBMITTER].public()).expect("an ed25519 key");
     write_durably(&submitters, public.as_bytes())?;
-    give_to_owner(opts, "targets", &submitters)?;
+    give_to_owner(opts, Role::Targets.name(), &submitters)?;
     // What the targets signer's replay rule remembers; it appends to it.
     let ledger = layout.default_ledger();
     crate::submission::Ledger::create(&ledger)?;
-    if let Some((_, uid)) = opts.key_owners.iter().find(|(r, _)| r == "targets") {
+    if let Some((_, uid)) = opts
+        .key_owners
+        .iter()
+        .find(|(r, _)| r == Role::Targets.name())
+    {
         ownership::give(&ledger, *uid)?;
     }
 
     let root = build_root(&keys, opts.expiries, opts.key_id_rule)?;
-    for (role, kind) in super::root::ROLES {
-        let key = keys.get_mut(role).expect("made above");
+    for role in Role::TOP_LEVEL {
+        let key = keys.get_mut(role.name()).expect("made above");
         let id = root
-            .id_of(kind, key.public())
+            .id_of(role.role_type(), key.public())
             .expect("root lists every key");
         key.sign_as(id);
         key_ids.push((role.to_string(), key.key_id().to_string()));
     }
     key_ids.push((SUBMITTER.to_string(), keys[SUBMITTER].key_id().to_string()));
-    let root_file = sign(&root, 1, &[&keys["root"]], "root")?;
+    let root_file = sign(&root, 1, &[&keys[Role::Root.name()]], Role::Root.name())?;
     let staging = layout.staging()?;
-    staging.write_version_durably(&layout.versioned("root", 1), &root_file.bytes)?;
-    staging.write_durably(&layout.metadata_dir().join("root.json"), &root_file.bytes)?;
+    staging.write_version_durably(&layout.versioned(Role::Root, 1), &root_file.bytes)?;
+    staging.write_durably(&layout.root(), &root_file.bytes)?;
 
-    let targets_key = &keys["targets"];
+    let targets_key = &keys[Role::Targets.name()];
     let mut snapshot = Snapshot::new(
         SPEC_VERSION.into(),
         non_zero(1)?,
@@ -177,15 +181,25 @@ pub fn init(opts: &InitOptions, mut progress: impl FnMut(usize, usize)) -> Resul
     staging.write_all_durably(&layout.metadata_dir(), &refs)?;
 
     let top = build_top_targets(bins, targets_key, 1, opts.expiries)?;
-    let top_file = sign(&top, 1, &[targets_key], "targets")?;
-    staging.write_version_durably(&layout.versioned("targets", 1), &top_file.bytes)?;
+    let top_file = sign(&top, 1, &[targets_key], Role::Targets.name())?;
+    staging.write_version_durably(&layout.versioned(Role::Targets, 1), &top_file.bytes)?;
     snapshot
         .meta
-        .insert("targets.json".into(), top_file.meta.to_metafile()?);
+        .insert(Role::Targets.file().into(), top_file.meta.to_metafile()?);
 
-    let snapshot_file = sign(&snapshot, 1, &[&keys["snapshot"]], "snapshot")?;
-    staging.write_version_durably(&layout.versioned("snapshot", 1), &snapshot_file.bytes)?;
-    let timestamp_file = timestamp_for(&snapshot_file.meta, 1, &keys["timestamp"], opts.expiries)?;
+    let snapshot_file = sign(
+        &snapshot,
+        1,
+        &[&keys[Role::Snapshot.name()]],
+        Role::Snapshot.name(),
+    )?;
+    staging.write_version_durably(&layout.versioned(Role::Snapshot, 1), &snapshot_file.bytes)?;
+    let timestamp_file = timestamp_for(
+        &snapshot_file.meta,
+        1,
+        &keys[Role::Timestamp.name()],
+        opts.expiries,
+    )?;
     staging.write_durably(&layout.timestamp(), &timestamp_file.bytes)?;
 
     if let Some(gid) = opts.repo_group {
@@ -223,17 +237,12 @@ fn build_root(
         roles: HashMap::new(),
         _extra: HashMap::new(),
     };
-    for (role, kind) in [
-        ("root", RoleType::Root),
-        ("targets", RoleType::Targets),
-        ("snapshot", RoleType::Snapshot),
-        ("timestamp", RoleType::Timestamp),
-    ] {
-        let key = &keys[role];
+    for role in Role::TOP_LEVEL {
+        let key = &keys[role.name()];
         let id = hex_decoded(&keys::key_id(key.public(), rule)?)?;
         root.keys.insert(id.clone(), key.public().clone());
         root.roles.insert(
-            kind,
+            role.role_type(),
             RoleKeys {
                 keyids: vec![id],
                 threshold: non_zero(1)?,
@@ -293,9 +302,9 @@ pub fn timestamp_for(
     );
     timestamp
         .meta
-        .insert("snapshot.json".into(), snapshot.to_metafile()?);
+        .insert(Role::Snapshot.file().into(), snapshot.to_metafile()?);
     debug_assert_eq!(timestamp.version().get(), version);
-    sign(&timestamp, version, &[key], "timestamp")
+    sign(&timestamp, version, &[key], Role::Timestamp.name())
 }
 
 /// Ownership for deployments where each agent runs as its own user (the images).

@@ -12,20 +12,22 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use super::staging::Staging;
+use crate::role::Role;
 use crate::{Error, Result};
 
 /// Where a repository's files live.
 #[derive(Debug, Clone)]
 pub struct Layout {
-    pub root: PathBuf,
+    /// The repository folder (`REPO`).
+    pub dir: PathBuf,
     /// This process's staging folder, opened at the first write (shared by clones).
     staging: Arc<Mutex<Option<Arc<Staging>>>>,
 }
 
 impl Layout {
-    pub fn new(root: impl Into<PathBuf>) -> Self {
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
         Layout {
-            root: root.into(),
+            dir: dir.into(),
             staging: Arc::default(),
         }
     }
@@ -46,25 +48,33 @@ impl Layout {
     }
 
     pub fn metadata_dir(&self) -> PathBuf {
-        self.root.join("metadata")
+        self.dir.join("metadata")
     }
 
     pub fn targets_dir(&self) -> PathBuf {
-        self.root.join("targets")
+        self.dir.join("targets")
     }
 
-    /// `N.ROLE.json`, the consistent-snapshot name of a role's version.
-    pub fn versioned(&self, role: &str, version: u64) -> PathBuf {
+    /// `N.ROLE.json`, the consistent-snapshot name of a version of a role ([`Role`]) or of a
+    /// bin (`bin-000-001`).
+    pub fn versioned(&self, role: impl AsRef<str>, version: u64) -> PathBuf {
+        let role = role.as_ref();
         self.metadata_dir().join(format!("{version}.{role}.json"))
     }
 
+    /// `metadata/timestamp.json`, the one unversioned file.
     pub fn timestamp(&self) -> PathBuf {
-        self.metadata_dir().join("timestamp.json")
+        self.metadata_dir().join(Role::Timestamp.file())
+    }
+
+    /// `metadata/root.json`, the newest root under its unversioned name.
+    pub fn root(&self) -> PathBuf {
+        self.metadata_dir().join(Role::Root.file())
     }
 
     /// `control/`: locks, the pause switch and the submission ledger; never served.
     pub fn control_dir(&self) -> PathBuf {
-        self.root.join("control")
+        self.dir.join("control")
     }
 
     /// Where the targets signer keeps its submission ledger unless told otherwise.
@@ -78,7 +88,7 @@ impl Layout {
             Ok(())
         } else {
             Err(Error::Repository {
-                path: self.root.clone(),
+                path: self.dir.clone(),
                 reason: "no metadata/1.root.json here; create the repository first with \
                          `tuf-signer init --repo DIR --keys DIR`"
                     .into(),
@@ -86,13 +96,25 @@ impl Layout {
         }
     }
 
-    /// The newest version of `role` on disk, if any (one directory scan).
-    pub fn newest_version(&self, role: &str) -> Result<Option<u64>> {
+    /// The newest version of `role` (a [`Role`] or a bin's name) on disk, if any (one
+    /// directory scan).
+    pub fn newest(&self, role: impl AsRef<str>) -> Result<Option<u64>> {
         Ok(self
             .scan_versions()?
-            .get(role)
+            .get(role.as_ref())
             .and_then(|v| v.last())
             .copied())
+    }
+
+    /// The newest root after version `known`, found as a client finds it: `N.root.json` for
+    /// N = `known + 1`, `known + 2`, … until the next is missing (one `stat` a version, no
+    /// folder scan); `known` when there is no newer one.
+    pub fn newest_root_after(&self, known: u64) -> u64 {
+        let mut newest = known;
+        while self.versioned(Role::Root, newest + 1).is_file() {
+            newest += 1;
+        }
+        newest
     }
 
     /// Every version on disk of each role: `role -> sorted versions`, from one directory scan.
@@ -271,7 +293,7 @@ mod tests {
             Some((12, "bin-000-001"))
         );
         assert_eq!(parse_versioned("1.root.json"), Some((1, "root")));
-        assert_eq!(parse_versioned("timestamp.json"), None);
+        assert_eq!(parse_versioned(Role::Timestamp.file()), None);
         assert_eq!(parse_versioned("01.root.json"), None);
         assert_eq!(parse_versioned(".1.root.json.tmp-3"), None);
     }

@@ -20,6 +20,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
 
 use super::Layout;
+use crate::role::Role;
 
 /// How long superseded versions stay, and how many.
 #[derive(Debug, Clone, Copy)]
@@ -75,7 +76,8 @@ impl Pruner {
     }
 
     /// `version` of `role` was just superseded by a newer version.
-    pub fn superseded(&mut self, layout: &Layout, role: &str, version: u64) {
+    pub fn superseded(&mut self, layout: &Layout, role: impl AsRef<str>, version: u64) {
+        let role = role.as_ref();
         self.superseded_at(role, layout.versioned(role, version), Instant::now());
     }
 
@@ -91,7 +93,8 @@ impl Pruner {
 
     /// Takes on the versions of `role` found on disk (sorted): each one but the newest was
     /// superseded when the next one was written, which its modification time tells.
-    pub fn adopt(&mut self, layout: &Layout, role: &str, versions: &[u64]) {
+    pub fn adopt(&mut self, layout: &Layout, role: impl AsRef<str>, versions: &[u64]) {
+        let role = role.as_ref();
         let (now, wall) = (Instant::now(), SystemTime::now());
         for pair in versions.windows(2) {
             let written = std::fs::metadata(layout.versioned(role, pair[1]))
@@ -191,11 +194,11 @@ pub fn still_named(layout: &Layout) -> Option<Named> {
     let read =
         |path: PathBuf| -> Option<File> { serde_json::from_slice(&std::fs::read(path).ok()?).ok() };
     let timestamp = read(layout.timestamp())?;
-    let published = timestamp.signed.meta.get("snapshot.json")?.version;
+    let published = timestamp.signed.meta.get(Role::Snapshot.file())?.version;
     let mut named = Named::from([("snapshot".to_string(), published)]);
-    let newest = layout.newest_version("snapshot").ok().flatten()?;
+    let newest = layout.newest(Role::Snapshot).ok().flatten()?;
     for version in [published, newest] {
-        for (file, meta) in read(layout.versioned("snapshot", version))?.signed.meta {
+        for (file, meta) in read(layout.versioned(Role::Snapshot, version))?.signed.meta {
             let role = file.trim_end_matches(".json").to_string();
             let slot = named.entry(role).or_insert(meta.version);
             *slot = (*slot).min(meta.version);

@@ -21,35 +21,13 @@ use super::layout::write_durably;
 use super::signed::{hex_decoded, non_zero};
 use super::Layout;
 use crate::keys::{self, KeyIdRule, SigningKey};
+use crate::role::Role;
 use crate::roles::latest_root;
 use crate::verify::{root_authority, verify};
 use crate::{canonical, Error, Result};
 
-pub const ROLES: [(&str, RoleType); 4] = [
-    ("root", RoleType::Root),
-    ("targets", RoleType::Targets),
-    ("snapshot", RoleType::Snapshot),
-    ("timestamp", RoleType::Timestamp),
-];
-
-pub fn role_type(name: &str) -> Result<RoleType> {
-    ROLES
-        .iter()
-        .find(|(n, _)| *n == name)
-        .map(|(_, r)| *r)
-        .ok_or_else(|| {
-            Error::Usage(format!(
-                "{name}: not a top-level role (root, targets, snapshot, timestamp)"
-            ))
-        })
-}
-
-pub fn role_name(role: RoleType) -> &'static str {
-    ROLES
-        .iter()
-        .find(|(_, r)| *r == role)
-        .map(|(n, _)| *n)
-        .unwrap_or("delegated")
+fn role_name(role: RoleType) -> &'static str {
+    Role::of_type(role).name()
 }
 
 /// What a new root version changes.
@@ -278,14 +256,12 @@ impl Draft {
         let current = latest_root(layout)?;
         let version = self.root.version.get();
         let bytes = self.to_bytes()?;
-        let numbered = layout.versioned("root", version);
+        let numbered = layout.versioned(Role::Root, version);
         if version == current.version.get()
             && std::fs::read(&numbered).is_ok_and(|on_disk| on_disk == bytes)
         {
             // Interrupted between the two writes last time.
-            layout
-                .staging()?
-                .write_durably(&layout.metadata_dir().join("root.json"), &bytes)?;
+            layout.staging()?.write_durably(&layout.root(), &bytes)?;
             return Ok(version);
         }
         if version != current.version.get() + 1 {
@@ -322,7 +298,7 @@ impl Draft {
         }
         let staging = layout.staging()?;
         staging.write_version_durably(&numbered, &bytes)?;
-        staging.write_durably(&layout.metadata_dir().join("root.json"), &bytes)?;
+        staging.write_durably(&layout.root(), &bytes)?;
         Ok(version)
     }
 
@@ -334,7 +310,8 @@ impl Draft {
             "root v{} (replaces v{}), expires {}",
             self.root.version, previous.version, self.root.expires
         );
-        for (name, role) in ROLES {
+        for role in Role::TOP_LEVEL {
+            let (name, role) = (role.name(), role.role_type());
             let ids = |root: &Root| -> (BTreeSet<String>, u64) {
                 root.roles
                     .get(&role)
@@ -397,18 +374,18 @@ fn unsigned_under(layout: &Layout, root: &Root) -> Result<Vec<String>> {
     let timestamp = check(
         RoleType::Timestamp,
         layout.timestamp(),
-        "timestamp.json".into(),
+        Role::Timestamp.file().into(),
     )?;
-    if let Some(v) = version_of(&timestamp, "snapshot.json") {
+    if let Some(v) = version_of(&timestamp, Role::Snapshot.file()) {
         let snapshot = check(
             RoleType::Snapshot,
-            layout.versioned("snapshot", v),
+            layout.versioned(Role::Snapshot, v),
             format!("{v}.snapshot.json"),
         )?;
-        if let Some(v) = version_of(&snapshot, "targets.json") {
+        if let Some(v) = version_of(&snapshot, Role::Targets.file()) {
             check(
                 RoleType::Targets,
-                layout.versioned("targets", v),
+                layout.versioned(Role::Targets, v),
                 format!("{v}.targets.json"),
             )?;
         }
@@ -446,7 +423,8 @@ fn check_roles(root: &Root) -> Result<()> {
     let keys: &HashMap<_, _> = &root.keys;
     crate::verify::refuse_duplicate_keys(keys, "the root")
         .map_err(|e| Error::Usage(e.to_string()))?;
-    for (name, role) in ROLES {
+    for role in Role::TOP_LEVEL {
+        let (name, role) = (role.name(), role.role_type());
         let r = root
             .roles
             .get(&role)

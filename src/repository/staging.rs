@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
+use super::control::flock;
 use super::layout::{create_dir, flush_new, folder_of, sync_dir};
 use crate::{Error, Result};
 
@@ -59,7 +60,7 @@ impl Staging {
             .truncate(false)
             .open(&lock_path)
             .map_err(Error::io("cannot create the staging lock", &lock_path))?;
-        if !try_lock(&lock).map_err(Error::io("cannot lock", &lock_path))? {
+        if !flock(&lock, false).map_err(Error::io("cannot lock", &lock_path))? {
             return Err(Error::Repository {
                 path: pending,
                 reason: "another process holds this staging folder".into(),
@@ -104,7 +105,7 @@ impl Staging {
             let free = match &lock {
                 // A process is making it this instant: only an old one was abandoned.
                 _ if being_made => is_older_than(&path, Duration::from_secs(60)),
-                Ok(file) => try_lock(file).unwrap_or(false),
+                Ok(file) => flock(file, false).unwrap_or(false),
                 // Not made by a staging process (or not ours to open): left alone.
                 Err(_) => false,
             };
@@ -304,23 +305,6 @@ fn remove_old_temps(dirs: &[PathBuf]) -> usize {
         }
     }
     removed
-}
-
-/// `flock(LOCK_EX | LOCK_NB)`: `false` when another open file holds it.
-fn try_lock(file: &File) -> std::io::Result<bool> {
-    use std::os::unix::io::AsRawFd;
-    loop {
-        // SAFETY: flock on a descriptor this `File` owns and keeps open.
-        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
-            return Ok(true);
-        }
-        let err = std::io::Error::last_os_error();
-        match err.raw_os_error() {
-            Some(libc::EWOULDBLOCK) => return Ok(false),
-            Some(libc::EINTR) => continue,
-            _ => return Err(err),
-        }
-    }
 }
 
 #[cfg(test)]

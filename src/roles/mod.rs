@@ -2,6 +2,7 @@
 //! from its own latest files when it becomes the active signer, and writes only its own files.
 
 pub mod snapshot;
+pub mod stage;
 pub mod targets;
 pub mod timestamp;
 
@@ -15,11 +16,13 @@ use crate::verify::RootChain;
 
 use crate::keys::SigningKey;
 use crate::repository::{signed, Expiries, Layout, MetaEntry};
+use crate::role::Role;
 use crate::schema::Header;
 use crate::{Error, Result};
 use serde::de::{DeserializeOwned, IgnoredAny};
 
 pub use snapshot::SnapshotRole;
+pub use stage::{Applied, Core, Last, Refusal, Stage};
 pub use targets::TargetsRole;
 pub use timestamp::TimestampRole;
 
@@ -74,7 +77,7 @@ fn read_named(layout: &Layout, role: &str, version: u64) -> Result<Option<Vec<u8
     let path = layout.versioned(role, version);
     match std::fs::read(&path) {
         Ok(bytes) => Ok(Some(bytes)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => match layout.newest_version(role)? {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => match layout.newest(role)? {
             Some(newest) if newest > version => {
                 tracing::warn!(file = %path.display(), newest,
                         "a job names a superseded file that is no longer on disk; left out");
@@ -94,16 +97,20 @@ fn read_named(layout: &Layout, role: &str, version: u64) -> Result<Option<Vec<u8
 /// it, and returns its header with its meta entry taken from the bytes; `None` when it was
 /// superseded and pruned ([`read_named`]). The check: when the job's signer `vouched` for
 /// these bytes, their hash must be the one it listed; otherwise `verify` checks the file's
-/// own signatures. Either way it must be `kind` metadata of that version. Every refusal is
+/// own signatures. Either way it must be metadata of its role's kind, of that version. Every refusal is
 /// the job's fault: an [`Error::InvalidJob`] naming the file.
 pub fn read_verified(
     layout: &Layout,
-    role: &str,
+    role: impl AsRef<str>,
     version: u64,
-    kind: &str,
     vouched: Option<&MetaEntry>,
     verify: impl FnOnce(&[u8], &std::path::Path) -> Result<Header>,
 ) -> Result<Option<(Header, MetaEntry)>> {
+    let role = role.as_ref();
+    let kind: &str = match Role::of_metadata(role) {
+        Some(known) => known.kind(),
+        None => role,
+    };
     let Some(bytes) = read_named(layout, role, version)? else {
         return Ok(None);
     };
@@ -141,12 +148,13 @@ pub fn read_verified(
 pub fn load_state<T: DeserializeOwned + tough::schema::Role>(
     chain: &RootChain,
     path: &std::path::Path,
-    role: RoleType,
-    what: &'static str,
+    role: Role,
     named: Option<u64>,
 ) -> Result<(Signed<T>, MetaEntry)> {
-    let loaded = signed::load_verified::<T>(path, what, |bytes| {
-        chain.verify_role::<IgnoredAny>(bytes, path, role).map(drop)
+    let loaded = signed::load_verified::<T>(path, role.name(), |bytes| {
+        chain
+            .verify_role::<IgnoredAny>(bytes, path, role.role_type())
+            .map(drop)
     })?;
     if let Some(named) = named {
         check_version(path, loaded.0.signed.version().get(), named)?;
@@ -170,10 +178,10 @@ pub fn check_version(path: &std::path::Path, claimed: u64, named: u64) -> Result
 /// verified against the root's snapshot keys: the versions a signer's state may not be
 /// older than. Empty before the first snapshot.
 pub fn listed_versions(layout: &Layout, chain: &RootChain) -> Result<BTreeMap<String, u64>> {
-    let Some(newest) = layout.newest_version("snapshot")? else {
+    let Some(newest) = layout.newest(Role::Snapshot)? else {
         return Ok(BTreeMap::new());
     };
-    let path = layout.versioned("snapshot", newest);
+    let path = layout.versioned(Role::Snapshot, newest);
     let bytes = std::fs::read(&path).map_err(Error::io("cannot read metadata", &path))?;
     let snapshot: tough::schema::Snapshot = chain.verify_role(&bytes, &path, RoleType::Snapshot)?;
     check_version(&path, snapshot.version.get(), newest)?;
@@ -253,7 +261,7 @@ fn not_listed(root: &Root, role: RoleType, key: &SigningKey, flag_hint: &str) ->
                  (tuf-signer init wrote it as KEYS/{}.pem)",
             key.key_id(),
             root.version,
-            crate::repository::root::role_name(role)
+            crate::role::Role::of_type(role)
         ),
     }
 }

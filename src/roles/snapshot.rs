@@ -4,14 +4,15 @@ use std::collections::BTreeMap;
 
 use tough::schema::{RoleType, Snapshot};
 
-use super::{check_version, label_key, load_state, read_verified, signed_by, RoleSettings};
+use super::stage::{Applied, Core, Stage};
+use super::{check_version, load_state, read_verified, RoleSettings};
 use crate::canonical::write_string;
 use crate::jobs::{check_meta, SnapshotJob, TimestampJob};
 use crate::keys;
 use crate::keys::SigningKey;
-use crate::repository::prune::Pruner;
 use crate::repository::signed::sign_canonical;
 use crate::repository::{HashBins, MetaEntry, SPEC_VERSION};
+use crate::role::Role;
 use crate::schema::{Delegations, Header};
 use crate::verify::{verify_delegated, RootChain};
 use crate::{Error, Result};
@@ -19,15 +20,11 @@ use tough::schema::key::Key;
 
 #[derive(Debug)]
 pub struct SnapshotRole {
-    settings: RoleSettings,
-    key: SigningKey,
+    core: Core,
     version: u64,
     expires: jiff::Timestamp,
     meta: BTreeMap<String, MetaEntry>,
     own: MetaEntry,
-    pruner: Pruner,
-    /// The current snapshot is not signed by this signer's key (a key rotation).
-    new_key: bool,
     /// The roots, to check top-level targets against.
     chain: RootChain,
     /// The newest top-level targets verified so far, `(version, delegations)`: what the bins
@@ -37,18 +34,19 @@ pub struct SnapshotRole {
 
 impl SnapshotRole {
     pub fn load(settings: RoleSettings, key: SigningKey) -> Result<SnapshotRole> {
-        let layout = &settings.layout;
+        let layout = &settings.layout.clone();
         let chain = RootChain::load(layout)?;
-        let key = label_key(&chain.current, RoleType::Snapshot, key, "--key")?;
         let versions = layout.scan_versions()?;
-        let all = versions.get("snapshot").cloned().unwrap_or_default();
+        let all = versions
+            .get(Role::Snapshot.name())
+            .cloned()
+            .unwrap_or_default();
         let version = *all.last().ok_or_else(|| Error::Repository {
             path: layout.metadata_dir(),
             reason: "no N.snapshot.json on disk; the repository is incomplete".into(),
         })?;
-        let path = layout.versioned("snapshot", version);
-        let (snapshot, own) =
-            load_state::<Snapshot>(&chain, &path, RoleType::Snapshot, "snapshot", Some(version))?;
+        let path = layout.versioned(Role::Snapshot, version);
+        let (snapshot, own) = load_state::<Snapshot>(&chain, &path, Role::Snapshot, Some(version))?;
         let mut meta = BTreeMap::new();
         for (name, m) in &snapshot.signed.meta {
             let entry = MetaEntry::from_metafile(m).ok_or_else(|| Error::Repository {
@@ -57,28 +55,45 @@ impl SnapshotRole {
             })?;
             meta.insert(name.clone(), entry);
         }
-        let mut pruner = Pruner::new(settings.retention);
         let on_disk: Vec<u64> = all.iter().copied().filter(|v| *v <= version).collect();
-        pruner.adopt(layout, "snapshot", &on_disk);
-        let new_key = !signed_by(&snapshot, &key);
-        if new_key {
-            tracing::info!(
-                key_id = key.key_id(),
-                "the snapshot is not signed by this key yet: re-signing it now"
-            );
-        }
+        let mut core = Core::new(settings, Role::Snapshot, key, &chain)?;
+        core.pruner.adopt(layout, Role::Snapshot, &on_disk);
+        core.check_signed_by_key(&snapshot, Role::Snapshot);
         Ok(SnapshotRole {
-            new_key,
+            core,
             chain,
             delegations: None,
-            settings,
-            key,
             version,
             expires: snapshot.signed.expires,
             meta,
             own,
-            pruner,
         })
+    }
+}
+
+impl Stage for SnapshotRole {
+    const ROLE: Role = Role::Snapshot;
+    type Job = SnapshotJob;
+    type Next = TimestampJob;
+
+    fn core(&self) -> &Core {
+        &self.core
+    }
+
+    fn core_mut(&mut self) -> &mut Core {
+        &mut self.core
+    }
+
+    fn lifetimes(&self) -> Vec<std::time::Duration> {
+        vec![self.core.settings.expiries.snapshot]
+    }
+
+    /// Whether another replica has written a newer snapshot than the one held here.
+    fn is_stale(&self) -> Result<bool> {
+        Ok(self
+            .layout()
+            .newest(Role::Snapshot)?
+            .is_some_and(|v| v > self.version))
     }
 
     /// A job may only name targets.json and hashed bins (of any bin count: a change of the
@@ -92,12 +107,12 @@ impl SnapshotRole {
     /// meets the threshold for a file, its signature vouches for the sha256 listed: the
     /// file's bytes must hash to it, and its own signature is not checked again (a thousand
     /// bins cost one signature check, not a thousand). Otherwise each file's signatures are.
-    pub fn check(&mut self, mut job: SnapshotJob) -> Result<SnapshotJob> {
+    fn check(&mut self, mut job: SnapshotJob) -> Result<SnapshotJob> {
         if job.meta.is_empty() && !job.refresh_expiry && !job.check_expiry {
             return Err(Error::InvalidJob("the job names no metadata file".into()));
         }
         for (name, entry) in &job.meta {
-            let known = name == "targets.json"
+            let known = name == Role::Targets.file()
                 || name
                     .strip_suffix(".json")
                     .is_some_and(HashBins::is_bin_name);
@@ -108,14 +123,14 @@ impl SnapshotRole {
             }
             check_meta(name, entry)?;
         }
-        self.chain.refresh(&self.settings.layout)?;
+        self.chain.refresh(&self.core.settings.layout)?;
         // Before anything is taken out of the job: the signature covers all of it.
         let voucher = self.voucher(&job)?;
         // What is not newer than what is listed changes nothing (a redelivery, a resync).
         job.meta
             .retain(|name, hint| self.meta.get(name).is_none_or(|m| hint.version > m.version));
         // Top-level targets first: the bins are checked against its delegations.
-        if let Some(hint) = job.meta.get("targets.json").cloned() {
+        if let Some(hint) = job.meta.get(Role::Targets.file()).cloned() {
             let root = &self.chain.current;
             let vouched = voucher
                 .as_ref()
@@ -128,10 +143,9 @@ impl SnapshotRole {
                 })
                 .map(|_| &hint);
             let entry = read_verified(
-                &self.settings.layout,
-                "targets",
+                &self.core.settings.layout,
+                Role::Targets,
                 hint.version,
-                "targets",
                 vouched,
                 |bytes, path| self.chain.verify_role(bytes, path, RoleType::Targets),
             )?;
@@ -152,23 +166,23 @@ impl SnapshotRole {
                     {
                         self.delegations = Some((hint.version, d));
                     }
-                    job.meta.insert("targets.json".into(), entry);
+                    job.meta.insert(Role::Targets.file().into(), entry);
                 }
                 None => {
-                    job.meta.remove("targets.json");
+                    job.meta.remove(Role::Targets.file());
                 }
             }
         }
         let bins: Vec<(String, MetaEntry)> = job
             .meta
             .iter()
-            .filter(|(name, _)| *name != "targets.json")
+            .filter(|(name, _)| *name != Role::Targets.file())
             .map(|(name, hint)| (name.clone(), hint.clone()))
             .collect();
         if bins.is_empty() {
             return Ok(job);
         }
-        let layout = self.settings.layout.clone();
+        let layout = self.core.settings.layout.clone();
         let delegations = self.delegations()?;
         // The bins the job's signer alone may sign: decided once, not once a bin.
         let vouched_for: std::collections::HashSet<&str> = match &voucher {
@@ -190,14 +204,9 @@ impl SnapshotRole {
         let checked = in_parallel(&bins, |(name, hint)| {
             let role = name.strip_suffix(".json").unwrap_or(name);
             let vouched = vouched_for.contains(role).then_some(hint);
-            read_verified(
-                &layout,
-                role,
-                hint.version,
-                "targets",
-                vouched,
-                |bytes, path| verify_delegated(bytes, path, delegations, role),
-            )
+            read_verified(&layout, role, hint.version, vouched, |bytes, path| {
+                verify_delegated(bytes, path, delegations, role)
+            })
         });
         for ((name, _), entry) in bins.into_iter().zip(checked) {
             match entry? {
@@ -208,6 +217,54 @@ impl SnapshotRole {
         Ok(job)
     }
 
+    fn resync(&self) -> Option<TimestampJob> {
+        Some(TimestampJob {
+            snapshot: Some(self.own.clone()),
+            ..Default::default()
+        })
+    }
+
+    /// Takes every newer version the jobs carry; writes one snapshot if anything moved.
+    /// Always hands on the timestamp job for the current snapshot (a redelivered batch,
+    /// signed before a crash, still reaches the timestamp).
+    fn apply(&mut self, jobs: &[SnapshotJob]) -> Result<Applied<TimestampJob>> {
+        let mut changed = false;
+        for job in jobs {
+            for (name, entry) in &job.meta {
+                // Files are never dropped: clients refuse a snapshot that lists fewer files
+                // than the last (§5.5.5), so bins of an earlier bin count stay listed.
+                match self.meta.get_mut(name) {
+                    None => {
+                        self.meta.insert(name.clone(), entry.clone());
+                        changed = true;
+                    }
+                    Some(current) if entry.version > current.version => {
+                        *current = entry.clone();
+                        changed = true;
+                    }
+                    Some(current) if entry.version == current.version && entry != current => {
+                        tracing::warn!(file = %name, version = entry.version,
+                            "two different files claim the same version; keeping the first");
+                    }
+                    Some(current) if entry.version < current.version => {
+                        // Normal for a redelivered job; worth a look when it persists.
+                        tracing::debug!(file = %name, offered = entry.version, listed = current.version,
+                            "older version than the one listed; ignored");
+                    }
+                    Some(_) => {}
+                }
+            }
+        }
+        let force = jobs.iter().any(|j| j.refresh_expiry);
+        let expiring = (self.core).expiring(self.expires, self.core.settings.expiries.snapshot);
+        if changed || force || expiring {
+            self.sign_new_version()?;
+        }
+        Ok(Applied::new(usize::from(changed), self.resync()))
+    }
+}
+
+impl SnapshotRole {
     /// The key that signed `job`, if it is one of the root's targets keys or of the keys the
     /// bins are delegated to: it vouches for the hashes the job lists. `None` for an unsigned
     /// job (its files' own signatures are checked); a signature no such key made refuses it.
@@ -241,18 +298,18 @@ impl SnapshotRole {
     /// listed one, or, if it was pruned while this signer was down, the newest on disk.
     fn delegations(&mut self) -> Result<&Delegations> {
         if self.delegations.is_none() {
-            let layout = &self.settings.layout;
-            let listed = self.meta.get("targets.json").map(|m| m.version);
-            let version = match listed.filter(|v| layout.versioned("targets", *v).is_file()) {
+            let layout = &self.core.settings.layout;
+            let listed = self.meta.get(Role::Targets.file()).map(|m| m.version);
+            let version = match listed.filter(|v| layout.versioned(Role::Targets, *v).is_file()) {
                 Some(v) => v,
                 None => layout
-                    .newest_version("targets")?
+                    .newest(Role::Targets)?
                     .ok_or_else(|| Error::Repository {
                         path: layout.metadata_dir(),
                         reason: "no N.targets.json on disk; the repository is incomplete".into(),
                     })?,
             };
-            let path = layout.versioned("targets", version);
+            let path = layout.versioned(Role::Targets, version);
             let bytes = std::fs::read(&path).map_err(Error::io("cannot read metadata", &path))?;
             let top: Header = self.chain.verify_role(&bytes, &path, RoleType::Targets)?;
             check_version(&path, top.version.get(), version)?;
@@ -261,103 +318,21 @@ impl SnapshotRole {
         Ok(&self.delegations.as_ref().expect("set above").1)
     }
 
-    pub fn key(&self) -> &SigningKey {
-        &self.key
-    }
-
-    /// What removes this role's superseded versions.
-    pub fn pruner(&mut self) -> &mut Pruner {
-        &mut self.pruner
-    }
-
-    pub fn layout(&self) -> &crate::repository::Layout {
-        &self.settings.layout
-    }
-
-    /// How often the worker should look for metadata about to expire.
-    pub fn refresh_interval(&self) -> std::time::Duration {
-        super::refresh_check_interval(&self.settings, &[self.settings.expiries.snapshot])
-    }
-
-    /// Whether another replica has written a newer snapshot than the one held here.
-    pub fn is_stale(&self) -> Result<bool> {
-        let versions = self.settings.layout.scan_versions()?;
-        Ok(versions
-            .get("snapshot")
-            .and_then(|v| v.last())
-            .is_some_and(|v| *v > self.version))
-    }
-
-    pub fn resync(&self) -> TimestampJob {
-        TimestampJob {
-            snapshot: Some(self.own.clone()),
-            ..Default::default()
-        }
-    }
-
-    /// Takes every newer version the jobs carry; writes one snapshot if anything moved.
-    /// Always returns the timestamp job for the current snapshot (see [`TargetsRole::apply`]).
-    ///
-    /// [`TargetsRole::apply`]: super::TargetsRole::apply
-    pub fn apply(&mut self, jobs: &[SnapshotJob]) -> Result<(bool, TimestampJob)> {
-        let mut changed = false;
-        for job in jobs {
-            for (name, entry) in &job.meta {
-                // Files are never dropped: clients refuse a snapshot that lists fewer files
-                // than the last (§5.5.5), so bins of an earlier bin count stay listed.
-                match self.meta.get_mut(name) {
-                    None => {
-                        self.meta.insert(name.clone(), entry.clone());
-                        changed = true;
-                    }
-                    Some(current) if entry.version > current.version => {
-                        *current = entry.clone();
-                        changed = true;
-                    }
-                    Some(current) if entry.version == current.version && entry != current => {
-                        tracing::warn!(file = %name, version = entry.version,
-                            "two different files claim the same version; keeping the first");
-                    }
-                    Some(current) if entry.version < current.version => {
-                        // Normal for a redelivered job; worth a look when it persists.
-                        tracing::debug!(file = %name, offered = entry.version, listed = current.version,
-                            "older version than the one listed; ignored");
-                    }
-                    Some(_) => {}
-                }
-            }
-        }
-        let force = jobs.iter().any(|j| j.refresh_expiry);
-        if changed || force || self.expiring() {
-            self.sign_new_version()?;
-        }
-        Ok((changed, self.resync()))
-    }
-
-    fn expiring(&self) -> bool {
-        self.new_key
-            || super::expires_within(
-                self.expires,
-                self.settings.expiries.snapshot,
-                self.settings.refresh_window,
-            )
-    }
-
     fn sign_new_version(&mut self) -> Result<()> {
         self.version += 1;
-        self.expires = crate::repository::expiry::expires_in(self.settings.expiries.snapshot);
+        self.expires = crate::repository::expiry::expires_in(self.core.settings.expiries.snapshot);
         let file = sign_canonical(
             &self.encode(&crate::schema::expiry_string(self.expires)),
             self.version,
-            &[&self.key],
+            &[&self.core.key],
         );
-        let layout = &self.settings.layout;
+        let layout = &self.core.settings.layout;
         layout
             .staging()?
-            .write_version_durably(&layout.versioned("snapshot", self.version), &file.bytes)?;
+            .write_version_durably(&layout.versioned(Role::Snapshot, self.version), &file.bytes)?;
         self.own = file.meta;
-        self.new_key = false;
-        self.pruner.superseded(layout, "snapshot", self.version - 1);
+        self.core.new_key = false;
+        (self.core.pruner).superseded(layout, Role::Snapshot, self.version - 1);
         Ok(())
     }
 

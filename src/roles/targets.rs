@@ -9,17 +9,16 @@ use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
-use tough::schema::{PathSet, RoleType};
+use tough::schema::PathSet;
 
+use crate::role::Role;
 use crate::schema::Targets;
 
-use super::{
-    check_not_older, check_version, label_key, listed_versions, load_state, signed_by, RoleSettings,
-};
+use super::stage::{Applied, Core, Refusal, Stage};
+use super::{check_not_older, check_version, listed_versions, load_state, signed_by, RoleSettings};
 use crate::canonical::write_string;
 use crate::jobs::{NewTarget, SnapshotJob, TargetsJob};
 use crate::keys::SigningKey;
-use crate::repository::prune::Pruner;
 use crate::repository::receipts::{Receipt, Receipts};
 use crate::repository::signed::{self, sign_canonical};
 use crate::repository::{HashBins, MetaEntry, SPEC_VERSION};
@@ -50,30 +49,17 @@ struct Bin {
 
 #[derive(Debug)]
 pub struct TargetsRole {
-    settings: RoleSettings,
-    key: SigningKey,
+    /// Its `new_key`: some file is not signed by this signer's key, or the delegations name
+    /// another key (a key rotation): top-level targets and every bin are re-signed at once.
+    core: Core,
     bins: HashBins,
     top: Targets,
     top_meta: MetaEntry,
     state: Vec<Bin>,
-    pruner: Pruner,
-    /// Some file is not signed by this signer's key, or the delegations name another key (a
-    /// key rotation): top-level targets and every bin are re-signed with this key at once.
-    new_key: bool,
     /// What the replay rule remembers of the submissions applied.
     ledger: Ledger,
     /// What became of each submission, for the submitters' `--wait`.
     receipts: Receipts,
-}
-
-/// What one batch did, for the log line and the tests.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct TargetsOutcome {
-    pub changed_bins: usize,
-    pub snapshot_job: Option<SnapshotJob>,
-    /// Jobs (their index in the batch) some of whose names were refused, and why: they go
-    /// to the dead letters with that reason (the rest of each was applied).
-    pub refused: Vec<(usize, String)>,
 }
 
 impl TargetsRole {
@@ -83,14 +69,15 @@ impl TargetsRole {
         // targets keys, each bin against the keys top-level targets delegates it to. A file
         // that does not is never re-signed (issue 10: a planted unsigned bin was).
         let chain = RootChain::load(layout)?;
-        let key = label_key(&chain.current, RoleType::Targets, key, "--key")?;
         let ledger = Ledger::open(settings.submissions.as_ref().ok_or_else(|| {
             Error::Usage(
                 "the targets signer needs the submitter keys it trusts (--submitters)".into(),
             )
         })?)?;
         let versions = layout.scan_versions()?;
-        let mut pruner = Pruner::new(settings.retention);
+        let mut core = Core::new(settings, Role::Targets, key, &chain)?;
+        let layout = &core.settings.layout.clone();
+        let key = &core.key;
         let newest = |role: &str| -> Result<u64> {
             versions
                 .get(role)
@@ -103,28 +90,27 @@ impl TargetsRole {
                     ),
                 })
         };
-        let top_version = newest("targets")?;
-        pruner.adopt(layout, "targets", &versions["targets"]);
-        let top_path = layout.versioned("targets", top_version);
-        let (top, top_meta) = load_state::<Targets>(
-            &chain,
-            &top_path,
-            RoleType::Targets,
-            "targets",
-            Some(top_version),
-        )?;
+        let top_version = newest(Role::Targets.name())?;
+        (core.pruner).adopt(layout, Role::Targets, &versions[Role::Targets.name()]);
+        let top_path = layout.versioned(Role::Targets, top_version);
+        let (top, top_meta) =
+            load_state::<Targets>(&chain, &top_path, Role::Targets, Some(top_version))?;
         let listed = listed_versions(layout, &chain)?;
-        check_not_older(&top_path, top_version, listed.get("targets").copied())?;
+        check_not_older(
+            &top_path,
+            top_version,
+            listed.get(Role::Targets.name()).copied(),
+        )?;
         let delegations = top
             .signed
             .delegations
             .as_ref()
             .ok_or_else(|| Error::Repository {
-                path: layout.versioned("targets", top_version),
+                path: layout.versioned(Role::Targets, top_version),
                 reason: "top-level targets delegates to no bins".into(),
             })?;
         let our_id = signed::hex_decoded(key.key_id())?;
-        let mut new_key = !signed_by(&top, &key)
+        let mut new_key = !signed_by(&top, key)
             || delegations.keys.len() != 1
             || !delegations.keys.contains_key(&our_id)
             || delegations
@@ -139,7 +125,7 @@ impl TargetsRole {
                     if p.iter().map(|x| x.value()).eq(expected.iter().map(String::as_str)));
             if !matches {
                 return Err(Error::Repository {
-                    path: layout.versioned("targets", top_version),
+                    path: layout.versioned(Role::Targets, top_version),
                     reason: format!(
                         "delegation {} is not the hashed bin this signer expects",
                         role.name
@@ -171,7 +157,7 @@ impl TargetsRole {
                     reason: format!("is not {name}: it lists targets outside its hash range"),
                 });
             }
-            new_key |= !signed_by(&bin, &key);
+            new_key |= !signed_by(&bin, key);
             let mut targets = BTreeMap::new();
             for (target_name, t) in bin.signed.targets {
                 let sha512 = t
@@ -202,7 +188,7 @@ impl TargetsRole {
                 .copied()
                 .filter(|v| *v <= version)
                 .collect();
-            pruner.adopt(layout, &name, &on_disk);
+            core.pruner.adopt(layout, &name, &on_disk);
             state.push(Bin {
                 name,
                 version,
@@ -217,37 +203,66 @@ impl TargetsRole {
                 "targets metadata is not all signed by this key yet: re-signing every file now"
             );
         }
+        core.new_key = new_key;
         Ok(TargetsRole {
-            new_key,
             ledger,
             receipts: Receipts::new(&layout.control_dir()),
-            settings,
-            key,
+            core,
             bins,
             top: top.signed,
             top_meta,
             state,
-            pruner,
         })
     }
 
     pub fn bins(&self) -> HashBins {
         self.bins
     }
+}
+
+impl Stage for TargetsRole {
+    const ROLE: Role = Role::Targets;
+    const PAUSABLE: bool = true;
+    type Job = TargetsJob;
+    type Next = SnapshotJob;
+
+    fn core(&self) -> &Core {
+        &self.core
+    }
+
+    fn core_mut(&mut self) -> &mut Core {
+        &mut self.core
+    }
+
+    /// Only a submission signed by a trusted submitter key, within the allowed age (or the
+    /// signer's own expiry reminder): see [`crate::submission`].
+    fn decode(&self, body: &[u8]) -> Result<TargetsJob> {
+        self.submissions().open(body)
+    }
+
+    fn lifetimes(&self) -> Vec<std::time::Duration> {
+        let expiries = &self.core.settings.expiries;
+        vec![expiries.bins, expiries.targets]
+    }
+
+    /// Whether a newer version of any of our files is on disk than the one held here.
+    fn is_stale(&self) -> Result<bool> {
+        let versions = self.layout().scan_versions()?;
+        let newest = |role: &str| {
+            versions
+                .get(role)
+                .and_then(|v| v.last())
+                .copied()
+                .unwrap_or(0)
+        };
+        Ok(newest(Role::Targets.name()) > self.top_meta.version
+            || self.state.iter().any(|b| newest(&b.name) > b.version))
+    }
 
     /// What the snapshot signer should hold now, sent once at start: after a crash between
     /// writing bins and handing them on, this is what hands them on.
-    pub fn resync(&self) -> SnapshotJob {
-        let mut meta: BTreeMap<String, MetaEntry> = self
-            .state
-            .iter()
-            .map(|b| (format!("{}.json", b.name), b.meta.clone()))
-            .collect();
-        meta.insert("targets.json".into(), self.top_meta.clone());
-        SnapshotJob {
-            meta,
-            ..Default::default()
-        }
+    fn resync(&self) -> Option<SnapshotJob> {
+        Some(self.every_file().signed_with(&self.core.key))
     }
 
     /// Applies a batch: every touched bin gets one new version, written durably before this
@@ -261,8 +276,9 @@ impl TargetsRole {
     /// A release is immutable: an add giving a name already signed other content is refused
     /// (the rest of its job applies) unless the name is mutable
     /// ([`crate::submission::Mutable`]) or the job says `replace`. What became of each
-    /// submission is written to the receipts.
-    pub fn apply(&mut self, jobs: &[TargetsJob]) -> Result<TargetsOutcome> {
+    /// submission is written to the receipts. The snapshot job goes signed with the targets
+    /// key: it vouches for the hashes it lists (see `SnapshotRole::check`).
+    fn apply(&mut self, jobs: &[TargetsJob]) -> Result<Applied<SnapshotJob>> {
         let mut ordered: Vec<(usize, &TargetsJob)> = jobs.iter().enumerate().collect();
         ordered.sort_by_key(|(_, j)| j.issued);
         self.ledger.begin();
@@ -296,14 +312,14 @@ impl TargetsRole {
         self.ledger.commit()?;
         outcome.refused = summarise(&refusals);
         if !receipt.jobs.is_empty() {
-            if let Some(job) = &outcome.snapshot_job {
+            if let Some(job) = &outcome.next {
                 receipt.bins = job
                     .meta
                     .iter()
                     .filter_map(|(file, m)| {
                         Some((file.strip_suffix(".json")?.to_string(), m.version))
                     })
-                    .filter(|(role, _)| role != "targets")
+                    .filter(|(role, _)| role != Role::Targets.name())
                     .collect();
             }
             // A report, not state: a receipt lost costs a submitter's --wait its detail
@@ -312,18 +328,37 @@ impl TargetsRole {
                 tracing::warn!(error = %e, "cannot write the receipt of a batch");
             }
         }
+        outcome.next = outcome.next.map(|job| job.signed_with(&self.core.key));
         Ok(outcome)
     }
 
     /// Refuses what the ledger cannot vouch for (see [`Ledger::check_since`]).
-    pub fn check(&self, job: &TargetsJob) -> Result<()> {
+    fn check(&mut self, job: TargetsJob) -> Result<TargetsJob> {
         job.check()?;
-        self.ledger.check_since(job)
+        self.ledger.check_since(&job)?;
+        Ok(job)
+    }
+}
+
+impl TargetsRole {
+    /// The snapshot job listing every file of this role, unsigned.
+    fn every_file(&self) -> SnapshotJob {
+        let mut meta: BTreeMap<String, MetaEntry> = self
+            .state
+            .iter()
+            .map(|b| (format!("{}.json", b.name), b.meta.clone()))
+            .collect();
+        meta.insert(Role::Targets.file().into(), self.top_meta.clone());
+        SnapshotJob {
+            meta,
+            ..Default::default()
+        }
     }
 
     /// The submission policy this signer was started with.
     pub fn submissions(&self) -> &Policy {
-        self.settings
+        self.core
+            .settings
             .submissions
             .as_ref()
             .expect("load refuses to start without one")
@@ -335,10 +370,11 @@ impl TargetsRole {
         &mut self,
         jobs: &[(usize, Cow<'_, TargetsJob>)],
         refused: &mut Vec<(usize, String, String)>,
-    ) -> Result<TargetsOutcome> {
+    ) -> Result<Applied<SnapshotJob>> {
         let mut named = BTreeSet::new();
         let mut changed = BTreeSet::new();
         let mutable = &self
+            .core
             .settings
             .submissions
             .as_ref()
@@ -374,11 +410,7 @@ impl TargetsRole {
             if count != self.bins.count() {
                 // The adds and removes above are in the targets the new bins are made of.
                 let job = self.rebin(count)?;
-                return Ok(TargetsOutcome {
-                    changed_bins: count as usize,
-                    snapshot_job: Some(job),
-                    refused: Vec::new(),
-                });
+                return Ok(Applied::new(count as usize, Some(job)));
             }
             tracing::info!(bins = count, "already {count} bins");
         }
@@ -387,7 +419,7 @@ impl TargetsRole {
         let force = jobs.iter().any(|(_, j)| j.refresh_expiry);
         let mut refreshed = self.refresh_expiring(force)?;
         if named.is_empty() && refreshed.is_none() {
-            return Ok(TargetsOutcome::default());
+            return Ok(Applied::new(0, None));
         }
         self.sign_bins(changed.iter().copied().collect())?;
         let job = refreshed.get_or_insert_with(SnapshotJob::default);
@@ -396,28 +428,24 @@ impl TargetsRole {
             job.meta
                 .insert(format!("{}.json", bin.name), bin.meta.clone());
         }
-        Ok(TargetsOutcome {
-            changed_bins: changed.len(),
-            snapshot_job: refreshed,
-            refused: Vec::new(),
-        })
+        Ok(Applied::new(changed.len(), refreshed))
     }
 
     /// Re-signs, with a fresh expiry, top-level targets and every bin that expires within the
     /// refresh window (all of them with `force`); returns the snapshot job for what it wrote.
     pub fn refresh_expiring(&mut self, force: bool) -> Result<Option<SnapshotJob>> {
-        let window = self.settings.refresh_window;
-        let force = force || self.new_key;
-        if self.new_key {
+        let window = self.core.settings.refresh_window;
+        let force = force || self.core.new_key;
+        if self.core.new_key {
             self.delegate_to_own_key()?;
         }
         let due = |expires: jiff::Timestamp, lifetime| {
             force || super::expires_within(expires, lifetime, window)
         };
         let bins: Vec<usize> = (0..self.state.len())
-            .filter(|&i| due(self.state[i].expires, self.settings.expiries.bins))
+            .filter(|&i| due(self.state[i].expires, self.core.settings.expiries.bins))
             .collect();
-        let top = due(self.top.expires, self.settings.expiries.targets);
+        let top = due(self.top.expires, self.core.settings.expiries.targets);
         if bins.is_empty() && !top {
             return Ok(None);
         }
@@ -428,22 +456,24 @@ impl TargetsRole {
         );
         let mut job = SnapshotJob::default();
         if top {
-            let layout = &self.settings.layout;
+            let layout = &self.core.settings.layout;
             self.top.version = signed::non_zero(self.top.version.get() + 1)?;
             self.top.expires =
-                crate::repository::expiry::expires_in(self.settings.expiries.targets);
+                crate::repository::expiry::expires_in(self.core.settings.expiries.targets);
             let version = self.top.version.get();
-            let file = signed::sign(&self.top, version, &[&self.key], "targets")?;
+            let file = signed::sign(&self.top, version, &[&self.core.key], Role::Targets.name())?;
             layout
                 .staging()?
-                .write_version_durably(&layout.versioned("targets", version), &file.bytes)?;
+                .write_version_durably(&layout.versioned(Role::Targets, version), &file.bytes)?;
             self.top_meta = file.meta;
-            self.pruner.superseded(layout, "targets", version - 1);
+            self.core
+                .pruner
+                .superseded(layout, Role::Targets, version - 1);
             job.meta
-                .insert("targets.json".into(), self.top_meta.clone());
+                .insert(Role::Targets.file().into(), self.top_meta.clone());
         }
         self.sign_bins(bins.clone())?;
-        self.new_key = false;
+        self.core.new_key = false;
         for i in bins {
             let bin = &self.state[i];
             job.meta
@@ -460,7 +490,7 @@ impl TargetsRole {
     /// longer delegated.
     fn rebin(&mut self, count: u32) -> Result<SnapshotJob> {
         let bins = HashBins::new(count)?;
-        let layout = self.settings.layout.clone();
+        let layout = self.core.settings.layout.clone();
         let on_disk = layout.scan_versions()?;
         tracing::info!(
             from = self.bins.count(),
@@ -506,32 +536,34 @@ impl TargetsRole {
 
         let top = crate::repository::init::build_top_targets(
             bins,
-            &self.key,
+            &self.core.key,
             self.top.version.get() + 1,
-            self.settings.expiries,
+            self.core.settings.expiries,
         )?;
         let version = top.version.get();
-        let file = signed::sign(&top, version, &[&self.key], "targets")?;
+        let file = signed::sign(&top, version, &[&self.core.key], Role::Targets.name())?;
         layout
             .staging()?
-            .write_version_durably(&layout.versioned("targets", version), &file.bytes)?;
+            .write_version_durably(&layout.versioned(Role::Targets, version), &file.bytes)?;
         self.top = top;
         self.top_meta = file.meta;
-        self.new_key = false;
-        self.pruner.superseded(&layout, "targets", version - 1);
+        self.core.new_key = false;
+        self.core
+            .pruner
+            .superseded(&layout, Role::Targets, version - 1);
         crate::failpoint::hit("rebin:top-written");
         tracing::info!(bins = count, targets_version = version, "bins changed");
-        Ok(self.resync())
+        Ok(self.every_file())
     }
 
     /// Makes the delegations name this signer's key, and only it, for every bin.
     fn delegate_to_own_key(&mut self) -> Result<()> {
-        let id = signed::hex_decoded(self.key.key_id())?;
+        let id = signed::hex_decoded(self.core.key.key_id())?;
         let delegations = self.top.delegations.as_mut().expect("checked at load");
         delegations.keys.clear();
         delegations
             .keys
-            .insert(id.clone(), self.key.public().clone());
+            .insert(id.clone(), self.core.key.public().clone());
         for role in &mut delegations.roles {
             role.keyids = vec![id.clone()];
         }
@@ -540,8 +572,8 @@ impl TargetsRole {
 
     /// Gives each listed bin a new version with a fresh expiry, written durably.
     fn sign_bins(&mut self, changed: Vec<usize>) -> Result<()> {
-        let expires = crate::repository::expiry::expires_in(self.settings.expiries.bins);
-        let layout = &self.settings.layout;
+        let expires = crate::repository::expiry::expires_in(self.core.settings.expiries.bins);
+        let layout = &self.core.settings.layout;
         // Bins are encoded, signed and written a slice at a time: at a million targets a
         // batch that touches every bin would otherwise hold the whole repository in memory.
         for slice in changed.chunks(WRITE_SLICE) {
@@ -554,7 +586,7 @@ impl TargetsRole {
                     reason: "no version can follow it".into(),
                 })?;
                 bin.expires = expires;
-                let file = sign_canonical(&encode_bin(bin), bin.version, &[&self.key]);
+                let file = sign_canonical(&encode_bin(bin), bin.version, &[&self.core.key]);
                 bin.meta = file.meta;
                 files.push((layout.versioned(&bin.name, bin.version), file.bytes));
             }
@@ -569,45 +601,12 @@ impl TargetsRole {
         for &i in &changed {
             let bin = &self.state[i];
             if bin.version > 1 {
-                self.pruner.superseded(layout, &bin.name, bin.version - 1);
+                self.core
+                    .pruner
+                    .superseded(layout, &bin.name, bin.version - 1);
             }
         }
         Ok(())
-    }
-
-    pub fn key(&self) -> &SigningKey {
-        &self.key
-    }
-
-    /// What removes this role's superseded versions.
-    pub fn pruner(&mut self) -> &mut Pruner {
-        &mut self.pruner
-    }
-
-    pub fn layout(&self) -> &crate::repository::Layout {
-        &self.settings.layout
-    }
-
-    /// How often the worker should look for metadata about to expire.
-    pub fn refresh_interval(&self) -> std::time::Duration {
-        super::refresh_check_interval(
-            &self.settings,
-            &[self.settings.expiries.bins, self.settings.expiries.targets],
-        )
-    }
-
-    /// Whether a newer version of any of our files is on disk than the one held here.
-    pub fn is_stale(&self) -> Result<bool> {
-        let versions = self.settings.layout.scan_versions()?;
-        let newest = |role: &str| {
-            versions
-                .get(role)
-                .and_then(|v| v.last())
-                .copied()
-                .unwrap_or(0)
-        };
-        Ok(newest("targets") > self.top_meta.version
-            || self.state.iter().any(|b| newest(&b.name) > b.version))
     }
 
     /// Number of targets signed, over all bins.
@@ -694,22 +693,20 @@ fn refusals_reason(refused: &[(usize, String, String)], index: usize, name: &str
 }
 
 /// One dead-letter reason per job with refused names: every name, and why.
-fn summarise(refused: &[(usize, String, String)]) -> Vec<(usize, String)> {
+fn summarise(refused: &[(usize, String, String)]) -> Vec<Refusal> {
     let mut by_job: BTreeMap<usize, Vec<String>> = BTreeMap::new();
     for (i, name, why) in refused {
         by_job.entry(*i).or_default().push(format!("{name}: {why}"));
     }
     by_job
         .into_iter()
-        .map(|(i, names)| {
-            (
-                i,
-                format!(
-                    "{} target(s) refused, the rest of the job applied: {}",
-                    names.len(),
-                    names.join("; ")
-                ),
-            )
+        .map(|(job, names)| Refusal {
+            job,
+            reason: format!(
+                "{} target(s) refused, the rest of the job applied: {}",
+                names.len(),
+                names.join("; ")
+            ),
         })
         .collect()
 }

@@ -2,23 +2,22 @@
 
 use tough::schema::{RoleType, Timestamp};
 
-use super::{label_key, load_state, read_verified, signed_by, RoleSettings};
+use super::stage::{Applied, Core, Last, Stage};
+use super::{load_state, read_verified, RoleSettings};
 use crate::jobs::{check_meta, TimestampJob};
 use crate::keys::SigningKey;
 use crate::repository::init::timestamp_for;
 use crate::repository::{signed, MetaEntry};
+use crate::role::Role;
 use crate::verify::RootChain;
 use crate::{Error, Result};
 
 #[derive(Debug)]
 pub struct TimestampRole {
-    settings: RoleSettings,
-    key: SigningKey,
+    core: Core,
     version: u64,
     expires: jiff::Timestamp,
     snapshot: MetaEntry,
-    /// The current timestamp.json is not signed by this signer's key (a key rotation).
-    new_key: bool,
     /// The roots, to check snapshots against.
     chain: RootChain,
 }
@@ -27,62 +26,64 @@ impl TimestampRole {
     pub fn load(settings: RoleSettings, key: SigningKey) -> Result<TimestampRole> {
         let layout = &settings.layout;
         let chain = RootChain::load(layout)?;
-        let key = label_key(&chain.current, RoleType::Timestamp, key, "--key")?;
         let path = layout.timestamp();
-        let (ts, _) =
-            load_state::<Timestamp>(&chain, &path, RoleType::Timestamp, "timestamp", None)?;
+        let (ts, _) = load_state::<Timestamp>(&chain, &path, Role::Timestamp, None)?;
         let snapshot = ts
             .signed
             .meta
-            .get("snapshot.json")
+            .get(Role::Snapshot.file())
             .and_then(MetaEntry::from_metafile)
             .ok_or_else(|| Error::Repository {
                 path: layout.timestamp(),
                 reason: "timestamp.json does not describe snapshot.json with length and sha256"
                     .into(),
             })?;
-        let new_key = !signed_by(&ts, &key);
-        if new_key {
-            tracing::info!(
-                key_id = key.key_id(),
-                "timestamp.json is not signed by this key yet: re-signing it now"
-            );
-        }
+        let mut core = Core::new(settings, Role::Timestamp, key, &chain)?;
+        core.check_signed_by_key(&ts, Role::Timestamp);
         Ok(TimestampRole {
-            new_key,
+            core,
             chain,
-            settings,
-            key,
             version: ts.signed.version.get(),
             expires: ts.signed.expires,
             snapshot,
         })
     }
+}
 
-    pub fn key(&self) -> &SigningKey {
-        &self.key
+impl Stage for TimestampRole {
+    const ROLE: Role = Role::Timestamp;
+    type Job = TimestampJob;
+    type Next = Last;
+
+    fn core(&self) -> &Core {
+        &self.core
     }
 
-    pub fn layout(&self) -> &crate::repository::Layout {
-        &self.settings.layout
+    fn core_mut(&mut self) -> &mut Core {
+        &mut self.core
     }
 
-    /// How often the worker should look for metadata about to expire.
-    pub fn refresh_interval(&self) -> std::time::Duration {
-        super::refresh_check_interval(&self.settings, &[self.settings.expiries.timestamp])
+    fn lifetimes(&self) -> Vec<std::time::Duration> {
+        vec![self.core.settings.expiries.timestamp]
     }
 
     /// Whether another replica has written a newer timestamp than the one held here.
-    pub fn is_stale(&self) -> Result<bool> {
-        let (ts, _) = signed::load::<Timestamp>(&self.settings.layout.timestamp(), "timestamp")?;
+    fn is_stale(&self) -> Result<bool> {
+        let (ts, _) =
+            signed::load::<Timestamp>(&self.layout().timestamp(), Role::Timestamp.name())?;
         Ok(ts.signed.version.get() > self.version)
+    }
+
+    /// Nothing follows the timestamp.
+    fn resync(&self) -> Option<Last> {
+        None
     }
 
     /// A job's snapshot entry is a hint: a snapshot newer than the current one is read and
     /// verified against the root's snapshot keys, and its version, length and sha256 are
     /// taken from the bytes. One that does not verify, or was never written, refuses the job
     /// (issue 10: a job naming version 2^64-1 was signed and broke every client).
-    pub fn check(&mut self, mut job: TimestampJob) -> Result<TimestampJob> {
+    fn check(&mut self, mut job: TimestampJob) -> Result<TimestampJob> {
         let Some(hint) = job.snapshot.take() else {
             return if job.refresh_expiry || job.check_expiry {
                 Ok(job)
@@ -90,28 +91,23 @@ impl TimestampRole {
                 Err(Error::InvalidJob("the job names no snapshot".into()))
             };
         };
-        check_meta("snapshot.json", &hint)?;
+        check_meta(Role::Snapshot.file(), &hint)?;
         if hint.version <= self.snapshot.version {
             return Ok(job); // nothing newer: a redelivery or a resync
         }
-        let layout = &self.settings.layout;
+        let layout = &self.core.settings.layout;
         self.chain.refresh(layout)?;
         let chain = &self.chain;
-        let verified = read_verified(
-            layout,
-            "snapshot",
-            hint.version,
-            "snapshot",
-            None,
-            |b, p| chain.verify_role(b, p, RoleType::Snapshot),
-        )?;
+        let verified = read_verified(layout, Role::Snapshot, hint.version, None, |b, p| {
+            chain.verify_role(b, p, RoleType::Snapshot)
+        })?;
         job.snapshot = verified.map(|(_, entry)| entry);
         Ok(job)
     }
 
     /// Writes a new timestamp when a job names a newer snapshot, when asked to refresh it, or
-    /// when it is inside its refresh window; returns whether it did.
-    pub fn apply(&mut self, jobs: &[TimestampJob]) -> Result<bool> {
+    /// when it is inside its refresh window.
+    fn apply(&mut self, jobs: &[TimestampJob]) -> Result<Applied<Last>> {
         let newest = jobs
             .iter()
             .filter_map(|j| j.snapshot.as_ref())
@@ -120,39 +116,33 @@ impl TimestampRole {
             .filter(|m| m.version > self.snapshot.version)
             .cloned();
         let force = jobs.iter().any(|j| j.refresh_expiry);
-        if newer.is_none() && !force && !self.expiring() {
-            return Ok(false);
+        let expiring = (self.core).expiring(self.expires, self.core.settings.expiries.timestamp);
+        if newer.is_none() && !force && !expiring {
+            return Ok(Applied::new(0, None));
         }
         if let Some(meta) = newer {
             self.snapshot = meta;
         }
         self.sign_new_version()?;
-        Ok(true)
+        Ok(Applied::new(1, None))
     }
+}
 
-    fn expiring(&self) -> bool {
-        self.new_key
-            || super::expires_within(
-                self.expires,
-                self.settings.expiries.timestamp,
-                self.settings.refresh_window,
-            )
-    }
-
+impl TimestampRole {
     fn sign_new_version(&mut self) -> Result<()> {
         let file = timestamp_for(
             &self.snapshot,
             self.version + 1,
-            &self.key,
-            self.settings.expiries,
+            &self.core.key,
+            self.core.settings.expiries,
         )?;
-        let layout = &self.settings.layout;
+        let layout = &self.core.settings.layout;
         layout
             .staging()?
             .write_durably(&layout.timestamp(), &file.bytes)?;
         self.version += 1;
-        self.expires = crate::repository::expiry::expires_in(self.settings.expiries.timestamp);
-        self.new_key = false;
+        self.expires = crate::repository::expiry::expires_in(self.core.settings.expiries.timestamp);
+        self.core.new_key = false;
         Ok(())
     }
 }

@@ -14,6 +14,7 @@ use tough::schema::RoleType;
 use super::config::Config;
 use super::error::{Error, Result};
 use super::metadata::{check_type, MetaFile, MetaRole, TargetsRole};
+use crate::role::Role;
 use crate::schema::Root;
 use crate::verify::{root_authority, unverified, verify_raw, Authority, DelegationKeys};
 
@@ -163,7 +164,7 @@ impl TrustedSet {
         let authority =
             root_authority(&self.root.signed, RoleType::Timestamp).map_err(Error::unsigned)?;
         let new: MetaRole = parse_verified(bytes, "timestamp", "timestamp", &authority)?;
-        let snapshot_of = |t: &MetaRole| t.meta.get("snapshot.json").map(|m| m.version);
+        let snapshot_of = |t: &MetaRole| t.meta.get(Role::Snapshot.file()).map(|m| m.version);
         let new_snapshot = snapshot_of(&new)
             .ok_or_else(|| Error::BadMetadata("timestamp names no snapshot.json".into()))?;
         if let Some(old) = &self.timestamp {
@@ -204,7 +205,9 @@ impl TrustedSet {
         if t.expires <= self.reference_time {
             return Err(expired("timestamp", t.expires));
         }
-        Ok(t.meta.get("snapshot.json").expect("checked on update"))
+        Ok(t.meta
+            .get(Role::Snapshot.file())
+            .expect("checked on update"))
     }
 
     /// §5.5: a snapshot matching what the timestamp says of it (`trusted` skips the length and

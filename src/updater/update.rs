@@ -18,6 +18,7 @@ use super::fetcher::{join, Fetcher};
 use super::metadata::{quote, TargetFile, TargetsRole};
 use super::trusted_set::{is_top_level_name, TrustedSet};
 use crate::repository::layout::{create_dir, write_durably};
+use crate::role::Role;
 
 pub struct Updater<F: Fetcher> {
     dir: PathBuf,
@@ -52,20 +53,20 @@ fn storage(e: crate::Error) -> Error {
 pub fn init(dir: &Path, root: &[u8]) -> Result<()> {
     TrustedSet::new(root, jiff::Timestamp::now(), &Config::default())?;
     create_dir(dir).map_err(storage)?;
-    if dir.join("root.json").exists() {
+    if dir.join(Role::Root.file()).exists() {
         return Err(Error::Usage(format!(
             "{} already trusts a root; to start over, empty that folder first",
             dir.display()
         )));
     }
-    write_durably(&dir.join("root.json"), root).map_err(storage)
+    write_durably(&dir.join(Role::Root.file()), root).map_err(storage)
 }
 
 impl<F: Fetcher> Updater<F> {
     /// Starts an update from the metadata folder's trusted root, with the current time as
     /// the reference for every expiry check of this update.
     pub fn new(dir: &Path, metadata_url: Url, fetcher: F, config: Config) -> Result<Updater<F>> {
-        let root = std::fs::read(dir.join("root.json")).map_err(|_| {
+        let root = std::fs::read(dir.join(Role::Root.file())).map_err(|_| {
             Error::Usage(format!(
                 "{} holds no trusted root.json; run `tuf-client init --metadata-dir {} ROOT_JSON` first",
                 dir.display(),
@@ -142,7 +143,7 @@ impl<F: Fetcher> Updater<F> {
             }
         }
         let bytes = self
-            .fetch("timestamp.json", self.config.timestamp_max_length)
+            .fetch(Role::Timestamp.file(), self.config.timestamp_max_length)
             .await?;
         match self.trusted.update_timestamp(&bytes) {
             Ok(_) => self.persist("timestamp", &bytes),
@@ -162,14 +163,14 @@ impl<F: Fetcher> Updater<F> {
         let meta = self
             .trusted
             .timestamp()
-            .and_then(|t| t.meta.get("snapshot.json"))
+            .and_then(|t| t.meta.get(Role::Snapshot.file()))
             .cloned()
             .ok_or(Error::Order("timestamp first"))?;
         let max = meta.length.unwrap_or(self.config.snapshot_max_length);
         let file = if self.trusted.root().consistent_snapshot {
             format!("{}.snapshot.json", meta.version)
         } else {
-            "snapshot.json".to_string()
+            Role::Snapshot.file().to_string()
         };
         let bytes = self.fetch(&file, max).await?;
         self.trusted.update_snapshot(&bytes, false)?;

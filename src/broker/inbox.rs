@@ -20,7 +20,7 @@ struct Message {
 
 type Receiver = Arc<tokio::sync::Mutex<UnboundedReceiver<Message>>>;
 
-pub struct MemoryBroker {
+pub struct Inbox {
     senders: HashMap<Queue, UnboundedSender<Message>>,
     receivers: HashMap<Queue, Receiver>,
     in_flight: Mutex<HashSet<PathBuf>>,
@@ -29,13 +29,13 @@ pub struct MemoryBroker {
 /// A role's end of the in-process queues. Dropped with jobs unacknowledged (the role failed
 /// and reconnects), it hands their inbox files back to the feeder, as a broker would
 /// redeliver them.
-pub struct MemoryEndpoint {
-    broker: Arc<MemoryBroker>,
+pub struct InboxEndpoint {
+    broker: Arc<Inbox>,
     rx: Option<Receiver>,
     unacked: Mutex<HashSet<PathBuf>>,
 }
 
-impl Drop for MemoryEndpoint {
+impl Drop for InboxEndpoint {
     fn drop(&mut self) {
         let unacked = std::mem::take(&mut *self.unacked.lock().expect("lock"));
         let mut in_flight = self.broker.in_flight.lock().expect("lock");
@@ -45,8 +45,8 @@ impl Drop for MemoryEndpoint {
     }
 }
 
-impl MemoryBroker {
-    pub fn new() -> Arc<MemoryBroker> {
+impl Inbox {
+    pub fn new() -> Arc<Inbox> {
         let mut senders = HashMap::new();
         let mut receivers = HashMap::new();
         for q in [Queue::Targets, Queue::Snapshot, Queue::Timestamp] {
@@ -54,7 +54,7 @@ impl MemoryBroker {
             senders.insert(q, tx);
             receivers.insert(q, Arc::new(tokio::sync::Mutex::new(rx)));
         }
-        Arc::new(MemoryBroker {
+        Arc::new(Inbox {
             senders,
             receivers,
             in_flight: Mutex::new(HashSet::new()),
@@ -62,8 +62,8 @@ impl MemoryBroker {
     }
 
     /// An endpoint that consumes `queue` (each queue has one consumer in this mode).
-    pub fn endpoint(self: &Arc<Self>, consume: Option<Queue>) -> MemoryEndpoint {
-        MemoryEndpoint {
+    pub fn endpoint(self: &Arc<Self>, consume: Option<Queue>) -> InboxEndpoint {
+        InboxEndpoint {
             broker: self.clone(),
             rx: consume.and_then(|q| self.receivers.get(&q).cloned()),
             unacked: Mutex::new(HashSet::new()),
@@ -119,7 +119,7 @@ pub fn submit_to_inbox(inbox: &Path, body: &[u8], seq: usize) -> Result<PathBuf>
     Ok(path)
 }
 
-impl MemoryEndpoint {
+impl InboxEndpoint {
     pub(super) async fn next_batch(&mut self, max: usize) -> Result<Vec<Delivery>> {
         let mut rx = self.rx.as_ref().expect("a consuming endpoint").lock().await;
         let first = rx
@@ -149,7 +149,7 @@ impl MemoryEndpoint {
 
     /// Moves the inbox file to `inbox/dead-letter/`, with the reason beside it.
     pub(super) fn dead_letter(&self, delivery: &Delivery, reason: &str) -> Result<()> {
-        let Handle::Memory(Some(source)) = &delivery.handle else {
+        let Handle::Inbox(Some(source)) = &delivery.handle else {
             tracing::error!(
                 reason,
                 "dropped an in-process job that could not be processed"
@@ -174,7 +174,7 @@ impl MemoryEndpoint {
     pub(super) fn ack(&self, batch: &[Delivery]) -> Result<()> {
         let mut dirs = HashSet::new();
         for d in batch {
-            if let Handle::Memory(Some(source)) = &d.handle {
+            if let Handle::Inbox(Some(source)) = &d.handle {
                 match std::fs::remove_file(source) {
                     Ok(()) => {}
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -193,7 +193,7 @@ fn to_delivery(m: Message) -> Delivery {
     Delivery {
         body: m.body,
         redelivered: false,
-        handle: Handle::Memory(m.source),
+        handle: Handle::Inbox(m.source),
     }
 }
 
@@ -206,7 +206,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let inbox = dir.path().join("inbox");
         let path = submit_to_inbox(&inbox, b"{\"remove\":[\"a/b\"]}", 0).unwrap();
-        let broker = MemoryBroker::new();
+        let broker = Inbox::new();
         tokio::spawn(broker.clone().feed_from_inbox(inbox.clone()));
 
         let mut first = broker.endpoint(Some(Queue::Targets));

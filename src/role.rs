@@ -1,0 +1,221 @@
+//! The roles, named once. Every table of roles (init's keys, the root's role list, the CLI's
+//! `--role` values, the queues, the agents) and every role name in a file name, a log line or
+//! a lock goes through [`Role`]: a role's name, its metadata file, its key file, the queue its
+//! signer consumes and the agent (container image, `nix/agents.json`) that runs it.
+//!
+//! The hashed bins are one role here, [`Role::Bins`]: each bin is its own delegated metadata
+//! file (`N.bin-000-001.json`, named by [`crate::repository::HashBins`]), all signed by the
+//! targets key, by the same signer, from the same queue.
+
+use std::fmt;
+use std::str::FromStr;
+
+use tough::schema::RoleType;
+
+use crate::broker::Queue;
+use crate::repository::HashBins;
+use crate::{Error, Result};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Role {
+    Root,
+    Targets,
+    Snapshot,
+    Timestamp,
+    /// The hashed-bin roles the top-level targets delegates to.
+    Bins,
+}
+
+impl Role {
+    /// The top-level roles, in the order the root lists them.
+    pub const TOP_LEVEL: [Role; 4] = [Role::Root, Role::Targets, Role::Snapshot, Role::Timestamp];
+    /// The roles whose keys are online, each held by its own signer.
+    pub const ONLINE: [Role; 3] = [Role::Targets, Role::Snapshot, Role::Timestamp];
+
+    /// `root`, `targets`, `snapshot`, `timestamp`, `bins`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Role::Root => "root",
+            Role::Targets => "targets",
+            Role::Snapshot => "snapshot",
+            Role::Timestamp => "timestamp",
+            Role::Bins => "bins",
+        }
+    }
+
+    /// The role's metadata file as snapshot and timestamp list it: `targets.json`. (A bin's
+    /// file is named by the bin, `bin-000-001.json`; this gives the pattern.)
+    pub const fn file(self) -> &'static str {
+        match self {
+            Role::Root => "root.json",
+            Role::Targets => "targets.json",
+            Role::Snapshot => "snapshot.json",
+            Role::Timestamp => "timestamp.json",
+            Role::Bins => "bin-*.json",
+        }
+    }
+
+    /// The `_type` its metadata carries: a bin is `targets` metadata.
+    pub const fn kind(self) -> &'static str {
+        match self {
+            Role::Bins => "targets",
+            role => role.name(),
+        }
+    }
+
+    /// The role whose key signs this one's metadata: the bins are signed with the targets key.
+    pub const fn key_role(self) -> Role {
+        match self {
+            Role::Bins => Role::Targets,
+            role => role,
+        }
+    }
+
+    /// The key file `init` writes for this role (`KEYS/targets.pem`, or
+    /// `KEYS/targets/targets.pem` with `--key-folders`).
+    pub const fn key_file(self) -> &'static str {
+        match self.key_role() {
+            Role::Root => "root.pem",
+            Role::Snapshot => "snapshot.pem",
+            Role::Timestamp => "timestamp.pem",
+            _ => "targets.pem",
+        }
+    }
+
+    /// The queue this role's signer consumes; the root has none (its key is offline).
+    pub const fn queue(self) -> Option<Queue> {
+        match self.key_role() {
+            Role::Root => None,
+            Role::Snapshot => Some(Queue::Snapshot),
+            Role::Timestamp => Some(Queue::Timestamp),
+            _ => Some(Queue::Targets),
+        }
+    }
+
+    /// The agent (container image, see `nix/agents.json`) that holds this role's key.
+    pub const fn agent(self) -> Option<&'static str> {
+        match self.key_role() {
+            Role::Root => None,
+            Role::Snapshot => Some("snapshot-signer"),
+            Role::Timestamp => Some("timestamp-signer"),
+            _ => Some("delegated-targets-signer"),
+        }
+    }
+
+    /// The role as the root (and tough) types it.
+    pub const fn role_type(self) -> RoleType {
+        match self {
+            Role::Root => RoleType::Root,
+            Role::Targets => RoleType::Targets,
+            Role::Snapshot => RoleType::Snapshot,
+            Role::Timestamp => RoleType::Timestamp,
+            Role::Bins => RoleType::DelegatedTargets,
+        }
+    }
+
+    pub const fn of_type(role: RoleType) -> Role {
+        match role {
+            RoleType::Root => Role::Root,
+            RoleType::Targets => Role::Targets,
+            RoleType::Snapshot => Role::Snapshot,
+            RoleType::Timestamp => Role::Timestamp,
+            RoleType::DelegatedTargets => Role::Bins,
+        }
+    }
+
+    /// The role a metadata name (`snapshot`, `bin-000-001`) belongs to.
+    pub fn of_metadata(name: &str) -> Option<Role> {
+        match name {
+            "bins" => None,
+            _ if HashBins::is_bin_name(name) => Some(Role::Bins),
+            _ => Self::TOP_LEVEL.into_iter().find(|r| r.name() == name),
+        }
+    }
+
+    /// A top-level role by name, or a usage error listing them.
+    pub fn top_level(name: &str) -> Result<Role> {
+        Self::TOP_LEVEL
+            .into_iter()
+            .find(|r| r.name() == name)
+            .ok_or_else(|| {
+                Error::Usage(format!(
+                    "{name}: not a top-level role (root, targets, snapshot, timestamp)"
+                ))
+            })
+    }
+
+    /// An online role by name (`targets`, `snapshot`, `timestamp`), or a usage error.
+    pub fn online(name: &str) -> Result<Role> {
+        Self::ONLINE
+            .into_iter()
+            .find(|r| r.name() == name)
+            .ok_or_else(|| {
+                Error::Usage(format!(
+                    "{name}: not an online role (targets, snapshot or timestamp)"
+                ))
+            })
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl AsRef<str> for Role {
+    fn as_ref(&self) -> &str {
+        self.name()
+    }
+}
+
+impl FromStr for Role {
+    type Err = Error;
+
+    /// Any role by its name, `bins` included.
+    fn from_str(name: &str) -> Result<Role> {
+        [Self::TOP_LEVEL.as_slice(), &[Role::Bins]]
+            .concat()
+            .into_iter()
+            .find(|r| r.name() == name)
+            .ok_or_else(|| {
+                Error::Usage(format!(
+                    "{name}: not a role (root, targets, snapshot, timestamp, bins)"
+                ))
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_role_round_trips_through_its_name_and_type() {
+        for role in [
+            Role::Root,
+            Role::Targets,
+            Role::Snapshot,
+            Role::Timestamp,
+            Role::Bins,
+        ] {
+            assert_eq!(role.name().parse::<Role>().unwrap(), role);
+            assert_eq!(Role::of_type(role.role_type()), role);
+        }
+        assert_eq!(Role::of_metadata("bin-000-001"), Some(Role::Bins));
+        assert_eq!(Role::of_metadata("snapshot"), Some(Role::Snapshot));
+        assert_eq!(Role::of_metadata("bins"), None);
+        assert!(Role::top_level("bins").is_err());
+        assert!(Role::online("root").is_err());
+    }
+
+    #[test]
+    fn the_bins_share_the_targets_key_queue_and_agent() {
+        assert_eq!(Role::Bins.key_file(), "targets.pem");
+        assert_eq!(Role::Bins.queue(), Some(Queue::Targets));
+        assert_eq!(Role::Bins.agent(), Some("delegated-targets-signer"));
+        assert_eq!(Role::Root.queue(), None);
+        assert_eq!(Role::Root.agent(), None);
+        assert_eq!(Role::Timestamp.queue(), Some(Queue::Timestamp));
+    }
+}

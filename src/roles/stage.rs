@@ -1,0 +1,193 @@
+//! What a role is to the worker: a [`Stage`] that checks and applies batches of its jobs and
+//! names the job it hands the next role, on a [`Core`] every role shares (its settings, its
+//! key as the root names it, whether that key is new, and the pruner of its superseded
+//! versions). A role writes only its own files, and only through `apply`.
+
+use std::time::Duration;
+
+use serde::Serialize;
+use tough::schema::Signed;
+
+use super::{ensure_key_listed, label_key, latest_root, RoleSettings};
+use crate::broker::Queue;
+use crate::jobs::ExpiryCheck;
+use crate::keys::SigningKey;
+use crate::repository::control::Control;
+use crate::repository::prune::{Named, Pruner};
+use crate::repository::Layout;
+use crate::role::Role;
+use crate::verify::RootChain;
+use crate::{Error, Result};
+
+/// A role as the worker drives it.
+pub trait Stage: Send + 'static {
+    /// The role this stage signs; its queue is the one it consumes.
+    const ROLE: Role;
+    const QUEUE: Queue = match Self::ROLE.queue() {
+        Some(queue) => queue,
+        None => panic!("an offline role has no stage"),
+    };
+    /// Whether `tuf-client pause` stops this role taking jobs.
+    const PAUSABLE: bool = false;
+    /// What its queue carries.
+    type Job: ExpiryCheck;
+    /// What it hands the next role ([`Last`] for the last one).
+    type Next: Serialize;
+
+    fn core(&self) -> &Core;
+    fn core_mut(&mut self) -> &mut Core;
+
+    /// Reads a job off the queue; an [`Error::InvalidJob`] sends it to the dead letters.
+    fn decode(&self, body: &[u8]) -> Result<Self::Job> {
+        serde_json::from_slice(body)
+            .map_err(|e| Error::InvalidJob(format!("not a {} job: {e}", Self::ROLE)))
+    }
+    /// Refuses a job that must not be applied (the reason goes with it to the dead letters),
+    /// or returns what to apply: a job's contents are hints, and a role replaces what it can
+    /// check (the version, length and hashes of a file it names) with what it read and
+    /// verified.
+    fn check(&mut self, job: Self::Job) -> Result<Self::Job>;
+    /// Applies a batch durably: every file it names is written (temp file, fsync, rename)
+    /// before this returns.
+    fn apply(&mut self, jobs: &[Self::Job]) -> Result<Applied<Self::Next>>;
+    /// The job that re-announces this role's current files downstream, sent at start and
+    /// after a reload: the replica that wrote them may have died before handing them on.
+    fn resync(&self) -> Option<Self::Next>;
+    /// Whether another replica has written newer files since this state was loaded.
+    fn is_stale(&self) -> Result<bool>;
+    /// The lifetimes of the metadata this role signs, which set how often it looks for
+    /// metadata about to expire.
+    fn lifetimes(&self) -> Vec<Duration>;
+
+    /// The repository this role signs.
+    fn layout(&self) -> &Layout {
+        &self.core().settings.layout
+    }
+    /// This role's signing key, labelled with the id the root gives it.
+    fn key(&self) -> &SigningKey {
+        &self.core().key
+    }
+    /// How often to look for metadata about to expire.
+    fn refresh_interval(&self) -> Duration {
+        super::refresh_check_interval(&self.core().settings, &self.lifetimes())
+    }
+    /// The lock and the pause switch.
+    fn control(&self) -> Control {
+        Control::new(self.layout())
+    }
+    /// Removes superseded versions retention no longer keeps and `named` does not protect
+    /// (see [`crate::repository::prune`]); returns how many files went.
+    fn prune(&mut self, named: &Named) -> usize {
+        self.core_mut().pruner.sweep(named)
+    }
+    /// The disk is full: removes every superseded version no client can still need.
+    fn free_space(&mut self, named: &Named) -> usize {
+        self.core_mut().pruner.free_space(named)
+    }
+    /// Fails once the newest root no longer lists this signer's key for its role (a rotation
+    /// finished without restarting this signer): what it signs would be refused by clients.
+    fn key_still_listed(&self) -> Result<()> {
+        ensure_key_listed(
+            &latest_root(self.layout())?,
+            Self::ROLE.role_type(),
+            self.key(),
+            "--key",
+        )
+    }
+    /// The next job's bytes on the queue.
+    fn encode(next: &Self::Next) -> Vec<u8> {
+        serde_json::to_vec(next).expect("jobs always serialise")
+    }
+}
+
+/// What a batch did.
+#[derive(Debug)]
+pub struct Applied<N> {
+    /// The job for the next role.
+    pub next: Option<N>,
+    /// How many files were written.
+    pub written: usize,
+    /// Jobs part of which was refused: each goes to the dead letters with the reason, once
+    /// the rest is durable.
+    pub refused: Vec<Refusal>,
+}
+
+impl<N> Applied<N> {
+    /// A batch that wrote `written` files and hands on `next`, refusing nothing.
+    pub fn new(written: usize, next: Option<N>) -> Applied<N> {
+        Applied {
+            next,
+            written,
+            refused: Vec::new(),
+        }
+    }
+}
+
+/// A job of a batch part of which was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// Its index in the batch.
+    pub job: usize,
+    /// Why, for the dead letters and the submitter's `--wait`.
+    pub reason: String,
+}
+
+/// The job after the last role: there is none.
+#[derive(Debug, Serialize)]
+pub enum Last {}
+
+/// What every online role holds beside its own files' state.
+#[derive(Debug)]
+pub struct Core {
+    pub settings: RoleSettings,
+    /// The role's key, labelled with the id the current root lists it under.
+    pub key: SigningKey,
+    /// Some file of the role is not signed by `key` (an online key rotation): it is
+    /// re-signed with this key at once.
+    pub new_key: bool,
+    /// The role's superseded versions, removed as retention allows.
+    pub pruner: Pruner,
+}
+
+impl Core {
+    /// Refuses a key the current root does not list for `role` (a wrong mount fails at once
+    /// instead of producing metadata no client accepts), and labels it with the listed id.
+    pub fn new(
+        settings: RoleSettings,
+        role: Role,
+        key: SigningKey,
+        chain: &RootChain,
+    ) -> Result<Core> {
+        let key = label_key(&chain.current, role.role_type(), key, "--key")?;
+        let pruner = Pruner::new(settings.retention);
+        Ok(Core {
+            settings,
+            key,
+            new_key: false,
+            pruner,
+        })
+    }
+
+    pub fn layout(&self) -> &Layout {
+        &self.settings.layout
+    }
+
+    /// Notes whether `file`, the role's newest, lacks this key's signature (a key rotation):
+    /// then it is re-signed at the first batch.
+    pub fn check_signed_by_key<T>(&mut self, file: &Signed<T>, role: Role) {
+        self.new_key = !super::signed_by(file, &self.key);
+        if self.new_key {
+            tracing::info!(
+                key_id = self.key.key_id(),
+                role = %role,
+                "the role's newest file is not signed by this key yet: re-signing it now"
+            );
+        }
+    }
+
+    /// Whether metadata expiring at `expires` with `lifetime` should be signed again now:
+    /// inside the refresh window, or not yet signed by this key.
+    pub fn expiring(&self, expires: jiff::Timestamp, lifetime: Duration) -> bool {
+        self.new_key || super::expires_within(expires, lifetime, self.settings.refresh_window)
+    }
+}

@@ -1,0 +1,134 @@
+//! The consuming state: batches off the role's queue, each taken through
+//! check → lock, reload, apply → hand on → dead-letter → acknowledge.
+
+use std::time::Instant;
+
+use tokio::sync::watch;
+
+use super::writer::Writer;
+use super::{expiry_interval, hand_on, prune_interval, State, Transport, WorkerOptions};
+use crate::broker::{Delivery, Endpoint};
+use crate::roles::Stage;
+use crate::Result;
+
+/// Consumes the role's queue until shutdown (`Stopped`) or the pause switch (`Paused`); an
+/// error means reconnecting, with the batch in hand unacknowledged (it comes back).
+pub(super) async fn consume<S: Stage, L: Fn() -> Result<S>>(
+    transport: &Transport,
+    writer: &mut Writer<S, L>,
+    options: WorkerOptions,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Result<State> {
+    let mut endpoint = tokio::select! {
+        e = transport.open(Some(S::QUEUE), options.batch_max) => e?,
+        _ = shutdown.changed() => return Ok(State::Stopped),
+    };
+    let state = consume_from(&mut endpoint, writer, options, shutdown).await;
+    endpoint.close().await;
+    state
+}
+
+async fn consume_from<S: Stage, L: Fn() -> Result<S>>(
+    endpoint: &mut Endpoint,
+    writer: &mut Writer<S, L>,
+    options: WorkerOptions,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Result<State> {
+    hand_on::<S>(endpoint, writer.resync().into_iter().collect()).await?;
+    // The key id is the one the root gives this signer's key, whichever rule made it.
+    tracing::info!(
+        role = %S::ROLE,
+        key_id = writer.stage.key().key_id(),
+        "signer ready"
+    );
+    // Expiry is checked at once (a signer that was down may find its metadata expired), then
+    // regularly, through this role's own queue: see `ExpiryCheck`.
+    let mut expiry_check = expiry_interval(&writer.stage);
+    let mut pause_poll = tokio::time::interval(std::time::Duration::from_millis(500));
+    let mut prune = prune_interval();
+    loop {
+        let batch = tokio::select! {
+            _ = prune.tick() => {
+                writer.prune();
+                continue;
+            }
+            b = endpoint.next_batch(options.batch_max as usize) => b?,
+            _ = expiry_check.tick() => {
+                // Also what stops a standby, which never applies, whose key was retired.
+                writer.check_root()?;
+                endpoint.publish(S::QUEUE, &Writer::<S, L>::expiry_check()).await?;
+                continue;
+            }
+            _ = pause_poll.tick(), if S::PAUSABLE => {
+                if writer.is_paused()? {
+                    return Ok(State::Paused);
+                }
+                continue;
+            }
+            _ = shutdown.changed() => return Ok(State::Stopped),
+        };
+        if writer.is_paused()? {
+            // Paused while this batch was on its way: unacknowledged, it goes back to the
+            // queue when the connection closes.
+            return Ok(State::Paused);
+        }
+        process(endpoint, writer, &batch).await?;
+    }
+}
+
+/// One batch, start to acknowledgement.
+async fn process<S: Stage, L: Fn() -> Result<S>>(
+    endpoint: &Endpoint,
+    writer: &mut Writer<S, L>,
+    batch: &[Delivery],
+) -> Result<()> {
+    let started = Instant::now();
+    let stage = &mut writer.stage;
+    let mut jobs = Vec::with_capacity(batch.len());
+    // Which delivery each job came from.
+    let mut from_delivery = Vec::with_capacity(batch.len());
+    let mut rejected = 0;
+    for (d, delivery) in batch.iter().enumerate() {
+        let job = stage
+            .decode(&delivery.body)
+            .and_then(|job| tokio::task::block_in_place(|| stage.check(job)));
+        match job {
+            Ok(job) => {
+                jobs.push(job);
+                from_delivery.push(d);
+            }
+            Err(e) if e.is_job_fault() => {
+                rejected += 1;
+                let reason = e.to_string();
+                tracing::warn!(role = %S::ROLE, reason = %reason, "job sent to the dead-letter queue");
+                endpoint.dead_letter(delivery, &reason).await?;
+            }
+            // Not the job's fault (a root that no longer chains, a read error): stop or
+            // retry, with the batch unacknowledged.
+            Err(e) => return Err(e),
+        }
+    }
+    let items = Writer::<S, L>::items(&jobs);
+    let done = tokio::task::block_in_place(|| writer.apply_locked(&jobs))?;
+    hand_on::<S>(endpoint, done.downstream).await?;
+    let applied = done.applied;
+    for refusal in &applied.refused {
+        rejected += 1;
+        tracing::warn!(role = %S::ROLE, reason = %refusal.reason,
+            "job refused in part: sent to the dead-letter queue");
+        endpoint
+            .dead_letter(&batch[from_delivery[refusal.job]], &refusal.reason)
+            .await?;
+    }
+    endpoint.ack(batch).await?;
+    tracing::info!(
+        role = %S::ROLE,
+        jobs = batch.len(),
+        items,
+        rejected,
+        files_written = applied.written,
+        ms = started.elapsed().as_secs_f64() * 1000.0,
+        "batch done"
+    );
+    Ok(())
+}
