@@ -122,6 +122,17 @@ pub fn main_with(
     }
 }
 
+/// A switch that turns true on Ctrl-C or SIGTERM, logging `saying` then.
+pub fn stop_on_signal(saying: &'static str) -> tokio::sync::watch::Receiver<bool> {
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        stop_signal().await;
+        tracing::info!("{saying}");
+        let _ = stop_tx.send(true);
+    });
+    stop_rx
+}
+
 /// Returns on Ctrl-C or SIGTERM (what a container runtime sends to stop).
 pub async fn stop_signal() {
     #[cfg(unix)]

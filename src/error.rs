@@ -62,8 +62,14 @@ pub enum Error {
     #[error("download {url}: {reason}")]
     Download { url: String, reason: String },
 
+    /// A command's mistake: a flag missing, a value that does not parse, a choice that
+    /// cannot be made. Nothing was done.
     #[error("{0}")]
     Usage(String),
+
+    /// A `--wait` that gave up; what it waited for is still queued.
+    #[error("{0}")]
+    TimedOut(String),
 
     /// What the verifying updater found (typed: rollback, expiry, signatures, download...).
     #[error(transparent)]

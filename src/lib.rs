@@ -11,6 +11,7 @@
 //! - [`role`]: the roles named once: name, file, key file, queue and agent of each.
 //! - [`roles`]: what each online role does with a batch of jobs (targets, snapshot, timestamp).
 //! - [`broker`]: how jobs travel: RabbitMQ, or an in-process queue for the embedded mode.
+//! - [`signer`]: what `tuf-signer run` runs: one role's signer, or all three in one process.
 //! - [`worker`]: the loop every signer runs: take a batch, sign, write, hand on, acknowledge.
 //! - [`cli`]: what both binaries share around their commands.
 //! - [`client`]: the packaging-pipeline side: submit releases, wait, status, validate, serve.
@@ -30,6 +31,7 @@ pub mod repository;
 pub mod role;
 pub mod roles;
 pub mod schema;
+pub mod signer;
 pub mod submission;
 pub mod updater;
 pub mod verify;

@@ -2,25 +2,17 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
 
 use clap::{Args, Parser, Subcommand};
-use package_signing::broker::Publisher;
-use package_signing::broker::Queue;
+use package_signing::broker::Via;
 use package_signing::cli;
-use package_signing::client::coverage::Expected;
-use package_signing::client::dead_letters;
-use package_signing::client::status;
-use package_signing::client::submit::{collect, describe, Route, Sink, TargetsFolder};
-use package_signing::client::wait::Wait;
-use package_signing::jobs::{check_target_name, SnapshotJob, TargetsJob, TimestampJob};
-use package_signing::keys::SigningKey;
-use package_signing::repository::control::Control;
+use package_signing::client::composer::{self, Remote};
+use package_signing::client::send::{self, Sending};
+use package_signing::client::{dead_letters, serve, status, validate};
 use package_signing::repository::expiry::parse_duration;
-use package_signing::repository::layout::{create_dir, write_durably};
 use package_signing::repository::Layout;
-use package_signing::updater::{self, base_url, HttpFetcher, Updater};
-use package_signing::{Error, Result};
+use package_signing::role::Role;
+use package_signing::Result;
 
 /// The packaging pipeline's side of a TUF-signed Composer repository.
 ///
@@ -253,15 +245,14 @@ struct SendArgs {
 }
 
 impl SendArgs {
-    fn submitter_key(&self) -> Result<SigningKey> {
-        let file = self.submitter_key.as_ref().ok_or_else(|| {
-            Error::Usage(
-                "targets jobs are signed: give --submitter-key FILE (or TUF_SUBMITTER_KEY), the \
-                 key `tuf-signer init` wrote as KEYS/submitter.pem"
-                    .into(),
-            )
-        })?;
-        SigningKey::load(file)
+    fn sending(&self) -> Result<Sending> {
+        Ok(Sending {
+            via: Via::choose(self.inbox.clone(), self.broker.config()?)?,
+            submitter_key: self.submitter_key.clone(),
+            wait: self.repo.clone().filter(|_| self.wait).map(Layout::new),
+            timeout: parse_duration(&self.timeout)?,
+            batch_size: self.batch_size,
+        })
     }
 }
 
@@ -296,107 +287,37 @@ async fn dispatch(command: Command) -> Result<()> {
             replace,
             inputs,
         } => {
-            if inputs.is_empty() && targets.is_empty() {
-                return Err(Error::Usage(
-                    "nothing to sign: give folders or files, or --target NAME=FILE".into(),
-                ));
-            }
-            let releases = collect(&inputs, &targets)?;
-            let started = Instant::now();
-            let mut described = Vec::with_capacity(releases.len());
-            let targets_dir = targets_dir
-                .as_deref()
-                .map(TargetsFolder::open)
-                .transpose()?;
-            for (i, release) in releases.iter().enumerate() {
-                let target = describe(release)?;
-                if let Some(dir) = &targets_dir {
-                    dir.publish(release, &target)?;
-                }
-                described.push(target);
-                if releases.len() >= 1000 && (i + 1) % 1000 == 0 {
-                    eprintln!("hashed {}/{}", i + 1, releases.len());
-                }
-            }
-            let expected: Expected = described
-                .iter()
-                .map(|t| (t.name.clone(), Some((t.length, t.hashes.sha256.clone()))))
-                .collect();
-            let jobs: Vec<TargetsJob> = described
-                .chunks(send.batch_size.max(1))
-                .map(|c| TargetsJob {
-                    add: c.to_vec(),
-                    replace,
-                    ..Default::default()
-                })
-                .collect();
-            submit(&send, jobs, expected, started).await
+            let sending = send.sending()?;
+            send::add_targets(&sending, &inputs, &targets, targets_dir.as_deref(), replace).await
         }
         Command::RemoveTargets { send, names } => {
-            for n in &names {
-                check_target_name(n)?;
-            }
-            let expected: Expected = names.iter().map(|n| (n.clone(), None)).collect();
-            let jobs = names
-                .chunks(send.batch_size.max(1))
-                .map(|c| TargetsJob {
-                    remove: c.to_vec(),
-                    ..Default::default()
-                })
-                .collect();
-            submit(&send, jobs, expected, Instant::now()).await
+            send::remove_targets(&send.sending()?, &names).await
         }
-        Command::Serve { listen, repo } => {
-            // Stops at once on SIGTERM or Ctrl-C (as a container's PID 1 too): it holds nothing.
-            // The signal handler is set up before the port opens (polled first).
-            tokio::select! {
-                biased;
-                () = cli::stop_signal() => Ok(()),
-                served = package_signing::client::serve::serve(repo, &listen) => served,
-            }
+        Command::RefreshExpiry { send, role } => {
+            let role = Role::online(role.as_deref().unwrap_or("targets"))?;
+            send::refresh_expiry(&send.sending()?, role).await
         }
+        Command::Bins { send, count } => send::change_bins(&send.sending()?, count).await,
+        // Stops at once on SIGTERM or Ctrl-C (as a container's PID 1 too): it holds nothing.
+        // The signal handler is set up before the port opens (polled first).
+        Command::Serve { listen, repo } => tokio::select! {
+            biased;
+            () = cli::stop_signal() => Ok(()),
+            served = serve::serve(repo, &listen) => served,
+        },
         Command::Idle => {
             cli::stop_signal().await;
             Ok(())
         }
-        Command::RefreshExpiry { send, role } => refresh_expiry(&send, role.as_deref()).await,
-        Command::Bins { send, count } => change_bins(&send, count).await,
         Command::Validate {
             repo,
             expires_within,
-        } => {
-            let report =
-                package_signing::client::validate::validate(&Layout::new(repo), expires_within)?;
-            print!("{}", report.render());
-            if report.is_ok() {
-                Ok(())
-            } else {
-                Err(Error::Verify(format!(
-                    "{} problem(s) found",
-                    report.problems.len()
-                )))
-            }
-        }
+        } => validate::run(&Layout::new(repo), expires_within),
         Command::Status {
             repo,
             broker,
             color,
-        } => {
-            let mut report = status::read(&Layout::new(repo))?;
-            if let Some(config) = broker.config()? {
-                report = report.with_queues(&config).await?;
-            }
-            let colour = match color.as_str() {
-                "always" => true,
-                "never" => false,
-                _ => {
-                    use std::io::IsTerminal;
-                    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
-                }
-            };
-            print!("{}", report.render(colour));
-            Ok(())
-        }
+        } => status::show(&Layout::new(repo), broker.config()?.as_ref(), &color).await,
         Command::DeadLetters {
             action,
             ids,
@@ -404,246 +325,30 @@ async fn dispatch(command: Command) -> Result<()> {
             broker,
             inbox,
         } => {
-            if action != dead_letters::Action::List && ids.is_empty() && !all {
-                return Err(Error::Usage(
-                    "which letters? give their ids (as `dead-letters` lists them) or --all".into(),
-                ));
-            }
-            let choice = dead_letters::Choice { ids, all };
-            let done = match (inbox, broker.config()?) {
-                (Some(dir), _) => dead_letters::in_inbox(&dir, action, &choice)?,
-                (None, Some(config)) => dead_letters::over_broker(&config, action, &choice).await?,
-                (None, None) => {
-                    return Err(Error::Usage(
-                        "give --amqp URL (or AMQP_URL), or --inbox DIR".into(),
-                    ))
-                }
-            };
-            if action == dead_letters::Action::List {
-                eprintln!("{done} dead letter(s)");
-            } else if done == 0 {
-                return Err(Error::Usage("no dead letter has such an id".into()));
-            }
-            Ok(())
+            let via = Via::choose(inbox, broker.config()?)?;
+            dead_letters::run(&via, action, &dead_letters::Choice { ids, all }).await
         }
-        Command::Pause { repo, reason } => {
-            let layout = Layout::new(repo);
-            layout.require_initialised()?;
-            match Control::new(&layout).pause(reason)? {
-                Some(p) => println!("already paused since {}", p.since),
-                None => println!(
-                    "paused: the targets signers stop taking jobs within a second (the batch \
-                     in hand finishes); submissions wait in the queue"
-                ),
-            }
-            Ok(())
-        }
-        Command::Resume { repo } => {
-            let layout = Layout::new(repo);
-            layout.require_initialised()?;
-            match Control::new(&layout).resume()? {
-                Some(p) => println!("resumed (paused since {})", p.since),
-                None => println!("was not paused"),
-            }
-            Ok(())
-        }
+        Command::Pause { repo, reason } => status::pause(&Layout::new(repo), reason),
+        Command::Resume { repo } => status::resume(&Layout::new(repo)),
         Command::Init {
             metadata_dir,
             root_json,
-        } => {
-            let bytes = std::fs::read(&root_json).map_err(Error::io("cannot read", &root_json))?;
-            updater::init(&metadata_dir, &bytes)?;
-            println!(
-                "trusting {} in {}",
-                root_json.display(),
-                metadata_dir.display()
-            );
-            Ok(())
-        }
-        Command::Refresh { remote } => {
-            let mut updater = remote.updater()?;
-            updater.refresh().await?;
-            println!(
-                "metadata up to date (root v{})",
-                updater.trusted().root().version
-            );
-            Ok(())
-        }
+        } => composer::trust(&metadata_dir, &root_json),
+        Command::Refresh { remote } => composer::refresh(&remote.into()).await,
         Command::Download {
             remote,
             targets_url,
             out,
             names,
-        } => {
-            let targets_url = base_url(&targets_url)?;
-            let mut updater = remote.updater()?;
-            updater.refresh().await?;
-            for name in &names {
-                let dest = updater::output_path(&out, name)?;
-                let info = updater.target_info(name).await?.ok_or_else(|| {
-                    Error::Verify(format!("{name}: no such target in the signed metadata"))
-                })?;
-                // A file already there with the signed length and hashes is not fetched again.
-                if std::fs::read(&dest).is_ok_and(|b| info.check(name, &b).is_ok()) {
-                    println!("verified {name} (already at {})", dest.display());
-                    continue;
-                }
-                let bytes = updater.download_target(name, &info, &targets_url).await?;
-                create_dir(dest.parent().unwrap_or(&out))?;
-                write_durably(&dest, &bytes)?;
-                println!("verified {name} -> {}", dest.display());
-            }
-            Ok(())
-        }
+        } => composer::download(&remote.into(), &targets_url, &out, &names).await,
     }
 }
 
-impl RemoteArgs {
-    fn updater(&self) -> Result<Updater<HttpFetcher>> {
-        let config = updater::Config::default();
-        let fetcher = HttpFetcher::new(&config);
-        Ok(Updater::new(
-            &self.metadata_dir,
-            base_url(&self.metadata_url)?,
-            fetcher,
-            config,
-        )?)
-    }
-}
-
-async fn change_bins(send: &SendArgs, count: u32) -> Result<()> {
-    package_signing::repository::HashBins::new(count)?;
-    let job = TargetsJob {
-        bins: Some(count),
-        ..Default::default()
-    };
-    let started = Instant::now();
-    sink_for(send).await?.send(&job, 0).await?;
-    eprintln!("asked the targets signer for {count} bins");
-    if !send.wait {
-        return Ok(());
-    }
-    let layout = Layout::new(send.repo.clone().expect("clap requires --repo"));
-    let timeout = parse_duration(&send.timeout)?;
-    loop {
-        // A read can race with a signer's rename; the next poll sees the finished files.
-        if status::published_bins(&layout).is_ok_and(|n| n == count as usize) {
-            println!(
-                "{count} bins published ({} targets) in {:.1} s",
-                status::read(&layout)?.targets,
-                started.elapsed().as_secs_f64()
-            );
-            return Ok(());
+impl From<RemoteArgs> for Remote {
+    fn from(args: RemoteArgs) -> Remote {
+        Remote {
+            metadata_dir: args.metadata_dir,
+            metadata_url: args.metadata_url,
         }
-        if started.elapsed() > timeout {
-            return Err(Error::Usage(format!(
-                "timed out after {timeout:?} waiting for {count} bins; the job stays queued: \
-                 are the signers running, or paused? (tuf-client status --repo ...)"
-            )));
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-async fn refresh_expiry(send: &SendArgs, role: Option<&str>) -> Result<()> {
-    let bodies: Vec<(Queue, Vec<u8>)> = match role {
-        None | Some("targets") => vec![(
-            Queue::Targets,
-            package_signing::submission::sign(
-                &TargetsJob {
-                    refresh_expiry: true,
-                    ..Default::default()
-                },
-                &send.submitter_key()?,
-            )?,
-        )],
-        Some("snapshot") => vec![(
-            Queue::Snapshot,
-            serde_json::to_vec(&SnapshotJob {
-                refresh_expiry: true,
-                ..Default::default()
-            })
-            .expect("serialises"),
-        )],
-        _ => vec![(
-            Queue::Timestamp,
-            serde_json::to_vec(&TimestampJob {
-                refresh_expiry: true,
-                ..Default::default()
-            })
-            .expect("serialises"),
-        )],
-    };
-    for (seq, (queue, body)) in bodies.into_iter().enumerate() {
-        match (&send.inbox, send.broker.config()?) {
-            (Some(dir), _) if queue == Queue::Targets => {
-                package_signing::broker::inbox::submit_to_inbox(dir, &body, seq)?;
-            }
-            (Some(_), _) => {
-                return Err(Error::Usage(
-                    "over the inbox only the targets role can be asked; snapshot and timestamp follow it".into(),
-                ))
-            }
-            (None, Some(config)) => {
-                let publisher = Publisher::connect(&config).await?;
-                publisher.publish(queue, &body).await?;
-                publisher.close().await;
-            }
-            (None, None) => return Err(Error::Usage("give --amqp URL (or AMQP_URL), or --inbox DIR".into())),
-        }
-    }
-    println!(
-        "asked the {} signer to re-sign with a fresh expiry",
-        role.unwrap_or("targets")
-    );
-    Ok(())
-}
-
-async fn sink_for(send: &SendArgs) -> Result<Sink> {
-    let key = send.submitter_key()?;
-    let route = match (&send.inbox, send.broker.config()?) {
-        (Some(dir), _) => Route::Inbox(dir.clone()),
-        (None, Some(config)) => Route::Broker(Publisher::connect(&config).await?),
-        (None, None) => {
-            return Err(Error::Usage(
-                "where should the job go? --amqp URL (or AMQP_URL) for signers over RabbitMQ, or --inbox DIR for `tuf-signer run --all --inbox DIR`".into(),
-            ))
-        }
-    };
-    Ok(Sink { route, key })
-}
-
-async fn submit(
-    send: &SendArgs,
-    jobs: Vec<TargetsJob>,
-    expected: Expected,
-    started: Instant,
-) -> Result<()> {
-    // Following the receipts starts before the first job goes, so none is missed.
-    let mut wait = send
-        .repo
-        .clone()
-        .filter(|_| send.wait)
-        .map(|repo| Wait::new(Layout::new(repo)));
-    let sink = sink_for(send).await?;
-    let total = expected.len();
-    for (seq, job) in jobs.iter().enumerate() {
-        let id = sink.send(job, seq).await?;
-        if let Some(wait) = &mut wait {
-            let names = job
-                .add
-                .iter()
-                .map(|t| t.name.clone())
-                .chain(job.remove.iter().cloned());
-            wait.sent(id, names.collect());
-        }
-    }
-    eprintln!("submitted {total} target(s) in {} job(s)", jobs.len());
-    match &mut wait {
-        Some(wait) => {
-            wait.run(expected, started, parse_duration(&send.timeout)?)
-                .await
-        }
-        None => Ok(()),
     }
 }

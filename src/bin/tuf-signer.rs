@@ -1,20 +1,21 @@
 //! `tuf-signer`: create a TUF repository, and run its online signers.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use package_signing::broker::inbox::Inbox;
+use package_signing::broker::Via;
 use package_signing::cli;
-use package_signing::keys::{load_public, KeyIdRule, SigningKey};
+use package_signing::keys::KeyIdRule;
+use package_signing::repository::deployment::Deployment;
 use package_signing::repository::expiry::parse_duration;
-use package_signing::repository::init::{find_key, init, InitOptions, SUBMITTER, SUBMITTERS_FILE};
+use package_signing::repository::init::{find_key, init, InitOptions, SUBMITTER};
 use package_signing::repository::prune::Retention;
 use package_signing::repository::{root, Expiries, Layout};
 use package_signing::role::Role;
-use package_signing::roles::{latest_root, RoleSettings, SnapshotRole, TargetsRole, TimestampRole};
-use package_signing::submission::Policy;
-use package_signing::worker::{self, Transport, WorkerOptions};
+use package_signing::signer::{Signers, Submissions};
+use package_signing::submission::Mutable;
+use package_signing::worker::{Transport, WorkerOptions};
 use package_signing::{Error, Result};
 
 /// Signs a Composer package repository with The Update Framework (TUF).
@@ -246,11 +247,22 @@ struct RunArgs {
     expiry: ExpiryArgs,
 }
 
+/// The online roles, as `--role` takes them.
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum RoleArg {
     Targets,
     Snapshot,
     Timestamp,
+}
+
+impl From<RoleArg> for Role {
+    fn from(role: RoleArg) -> Role {
+        match role {
+            RoleArg::Targets => Role::Targets,
+            RoleArg::Snapshot => Role::Snapshot,
+            RoleArg::Timestamp => Role::Timestamp,
+        }
+    }
 }
 
 #[derive(Args)]
@@ -288,7 +300,7 @@ fn parse_owner(text: &str) -> std::result::Result<(String, u32), String> {
     let (role, uid) = text
         .split_once('=')
         .ok_or("write ROLE=UID, e.g. targets=10001")?;
-    if !["targets", "snapshot", "timestamp", "root", "submitter"].contains(&role) {
+    if Role::top_level(role).is_err() && role != SUBMITTER {
         return Err(format!(
             "{role}: not a key init makes (root, targets, snapshot, timestamp, submitter)"
         ));
@@ -325,13 +337,15 @@ async fn dispatch(command: Command) -> Result<()> {
             expiry,
         } => {
             let opts = InitOptions {
-                repo: repo.clone(),
-                keys: keys.clone(),
+                repo,
+                keys,
                 bins,
                 expiries: expiry.parse()?,
-                key_folders,
-                key_owners,
-                repo_group,
+                deployment: Deployment {
+                    key_owners,
+                    key_folders,
+                    repo_group,
+                },
                 key_id_rule,
             };
             let report = init(&opts, |done, total| {
@@ -339,32 +353,7 @@ async fn dispatch(command: Command) -> Result<()> {
                     eprintln!("signed {done}/{total} bins");
                 }
             })?;
-            println!(
-                "Initialised {} ({} bins, {} metadata files).",
-                repo.display(),
-                bins,
-                report.files_written
-            );
-            for (role, id) in &report.key_ids {
-                println!("  {role:<9} key {id}  {}", find_key(&keys, role).display());
-            }
-            println!(
-                "Move {} to offline storage: no signer needs it.",
-                find_key(&keys, "root").display()
-            );
-            println!(
-                "The packaging pipeline signs its jobs with {} (tuf-client --submitter-key); \
-                 the targets signer trusts the key in {}.",
-                find_key(&keys, SUBMITTER).display(),
-                find_key(&keys, "targets")
-                    .with_file_name(SUBMITTERS_FILE)
-                    .display()
-            );
-            println!(
-                "Next: tuf-signer run --all --repo {} --keys {} --inbox ./inbox",
-                repo.display(),
-                keys.display()
-            );
+            print!("{}", report.summary(&opts));
             Ok(())
         }
         Command::Run(args) => run(*args).await,
@@ -373,7 +362,7 @@ async fn dispatch(command: Command) -> Result<()> {
 }
 
 fn root_command(command: RootCommand) -> Result<()> {
-    match command {
+    let text = match command {
         RootCommand::New {
             draft,
             add,
@@ -383,283 +372,70 @@ fn root_command(command: RootCommand) -> Result<()> {
             key_id_rule,
             force,
         } => {
-            if draft.draft.exists() && !force {
-                return Err(Error::Usage(format!(
-                    "{} exists: finish that ceremony, or pass --force to start over",
-                    draft.draft.display()
-                )));
-            }
+            let changes = root::Changes::parse(&add, &remove, &thresholds, expires.as_deref())?;
             let changes = root::Changes {
-                expires: expires.as_deref().map(parse_duration).transpose()?,
-                add: add
-                    .iter()
-                    .map(|(role, file)| {
-                        Ok((
-                            Role::top_level(role)?.role_type(),
-                            load_public(std::path::Path::new(file))?,
-                        ))
-                    })
-                    .collect::<Result<_>>()?,
-                remove: remove
-                    .iter()
-                    .map(|(role, id)| Ok((Role::top_level(role)?.role_type(), id.to_lowercase())))
-                    .collect::<Result<_>>()?,
-                thresholds: thresholds
-                    .iter()
-                    .map(|(role, n)| {
-                        let n = n.parse().map_err(|_| {
-                            Error::Usage(format!("--threshold {role}={n}: not a number"))
-                        })?;
-                        Ok((Role::top_level(role)?.role_type(), n))
-                    })
-                    .collect::<Result<_>>()?,
                 key_id_rule,
+                ..changes
             };
-            let layout = Layout::new(&draft.repo);
-            let new = root::Draft::new(&layout, &changes)?;
-            new.save(&draft.draft)?;
-            print!("{}", new.describe(&latest_root(&layout)?)?);
-            println!(
-                "Wrote {}. Next: each keyholder runs `tuf-signer root sign --draft {} --key KEY`.",
-                draft.draft.display(),
-                draft.draft.display()
-            );
-            Ok(())
+            draft.ceremony().start(&changes, force)?
         }
-        RootCommand::Sign { draft, key } => {
-            let layout = Layout::new(&draft.repo);
-            let current = latest_root(&layout)?;
-            let mut d = root::Draft::load(&draft.draft)?;
-            let key = SigningKey::load(&key)?;
-            let ids = d.sign(&key, Some(&current))?;
-            d.save(&draft.draft)?;
-            println!("signed with {}", ids.join(" and "));
-            print!("{}", d.describe(&current)?);
-            Ok(())
-        }
-        RootCommand::Status { draft } => {
-            let current = latest_root(&Layout::new(&draft.repo))?;
-            print!("{}", root::Draft::load(&draft.draft)?.describe(&current)?);
-            Ok(())
-        }
-        RootCommand::Publish { draft, force } => {
-            let layout = Layout::new(&draft.repo);
-            let previous = latest_root(&layout)?;
-            let d = root::Draft::load(&draft.draft)?;
-            let version = d.publish(&layout, force)?;
-            println!("published root v{version}");
-            for role in Role::ONLINE {
-                let (name, role) = (role.name(), role.role_type());
-                if previous.roles.get(&role).map(|r| &r.keyids)
-                    != d.root.roles.get(&role).map(|r| &r.keyids)
-                {
-                    println!(
-                        "  {name} keys changed: restart the {name} signer with its listed key"
-                    );
-                }
-            }
-            Ok(())
-        }
+        RootCommand::Sign { draft, key } => draft.ceremony().sign(&key)?,
+        RootCommand::Status { draft } => draft.ceremony().status()?,
+        RootCommand::Publish { draft, force } => draft.ceremony().publish(force)?,
+    };
+    print!("{text}");
+    Ok(())
+}
+
+impl DraftArgs {
+    fn ceremony(&self) -> root::Ceremony {
+        root::Ceremony::new(Layout::new(&self.repo), &self.draft)
     }
 }
 
 async fn run(args: RunArgs) -> Result<()> {
-    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
-    tokio::spawn(async move {
-        cli::stop_signal().await;
-        tracing::info!("stopping after the current batch");
-        let _ = stop_tx.send(true);
-    });
-    // Started before `tuf-signer init` (a container set coming up together): wait for the
-    // repository rather than exit and be restarted in a loop. init writes the keys first and
-    // timestamp.json last; once that is there, a missing key is a mistake, said at once.
-    let layout = Layout::new(&args.repo);
-    if !wait_for_repository(&layout, &mut stop_rx).await {
-        return Ok(());
-    }
-    let targets_key = match (&args.role, &args.key, &args.keys) {
-        (Some(RoleArg::Targets), Some(key), _) => Some(key.clone()),
-        (None, _, Some(keys)) => Some(find_key(keys, "targets")),
-        _ => None,
-    };
-    let submissions = match targets_key {
-        Some(key) => {
-            let file = args
-                .submitters
-                .clone()
-                .unwrap_or_else(|| key.parent().unwrap_or(Path::new(".")).join(SUBMITTERS_FILE));
-            let ledger = args
-                .submission_ledger
-                .clone()
-                .unwrap_or_else(|| layout.default_ledger());
-            let mut policy = Policy::load(&file, parse_duration(&args.max_job_age)?, ledger)?;
-            policy.mutable = package_signing::submission::Mutable::parse(&args.mutable_targets);
-            Some(policy)
-        }
-        None => None,
-    };
-    let settings = RoleSettings {
-        submissions,
-        refresh_window: f64::from(args.refresh_left_percent) / 100.0,
-        layout,
-        expiries: args.expiry.parse()?,
-        retention: Retention {
-            keep_for: match args.prune_after.as_str() {
-                "never" => None,
-                text => Some(parse_duration(text)?),
-            },
-            keep_versions: match args.keep_versions.as_str() {
-                "all" => None,
-                n => Some(n.parse().map_err(|_| {
-                    Error::Usage(format!("--keep-versions {n:?}: a number, or all"))
-                })?),
-            },
-            grace: parse_duration(&args.prune_grace)?,
-        },
-    };
-    settings.layout.require_initialised()?;
-    let options = WorkerOptions {
-        batch_max: args.batch_max.max(1),
+    let stop = cli::stop_on_signal("stopping after the current batch");
+    let keys = match (args.role, args.key.clone(), &args.keys) {
+        (Some(role), Some(key), _) => vec![(role.into(), key)],
+        (_, _, Some(keys)) => Role::ONLINE
+            .into_iter()
+            .map(|role| (role, find_key(keys, role.name())))
+            .collect(),
+        _ => unreachable!("clap requires --role and --key, or --all and --keys"),
     };
     let broker = args.broker.config()?;
-    let embedded = args.all && (args.inbox.is_some() || broker.is_none());
-    let connector = match (broker, embedded) {
-        (Some(config), false) => Transport::Amqp(config),
-        (_, true) => {
-            let broker = Inbox::new();
-            let inbox = args.inbox.clone().ok_or_else(|| {
-                Error::Usage("run --all without --amqp takes jobs from a folder: add --inbox DIR (and submit with `tuf-client add-targets --inbox DIR`)".into())
-            })?;
-            tracing::info!(inbox = %inbox.display(), "no broker configured: embedded mode, jobs from the inbox");
-            tokio::spawn(broker.clone().feed_from_inbox(inbox));
-            Transport::Inbox(broker)
-        }
-        (None, false) => {
-            return Err(Error::Usage("a single-role signer needs a broker: pass --amqp URL or set AMQP_URL (or use --all for the embedded mode)".into()))
-        }
+    let via = if args.all && (args.inbox.is_some() || broker.is_none()) {
+        Via::Inbox(args.inbox.clone().ok_or_else(|| {
+            Error::Usage(
+                "run --all without --amqp takes jobs from a folder: add --inbox DIR (and submit \
+                 with `tuf-client add-targets --inbox DIR`)"
+                    .into(),
+            )
+        })?)
+    } else {
+        Via::Broker(broker.ok_or_else(|| {
+            Error::Usage(
+                "a single-role signer needs a broker: pass --amqp URL or set AMQP_URL (or use \
+                 --all for the embedded mode)"
+                    .into(),
+            )
+        })?)
     };
-    if args.all {
-        let keys = args.keys.clone().expect("clap requires --keys with --all");
-        let load_key = |role: &str| SigningKey::load(&find_key(&keys, role));
-        let (k1, k2, k3) = (
-            load_key("targets")?,
-            load_key("snapshot")?,
-            load_key("timestamp")?,
-        );
-        let s = &settings;
-        let t = tokio::spawn(worker::run(
-            connector.clone(),
-            make_loader(
-                s.clone(),
-                Some(k1),
-                find_key(&keys, "targets"),
-                TargetsRole::load,
-            ),
-            options,
-            stop_rx.clone(),
-        ));
-        let sn = tokio::spawn(worker::run(
-            connector.clone(),
-            make_loader(
-                s.clone(),
-                Some(k2),
-                find_key(&keys, "snapshot"),
-                SnapshotRole::load,
-            ),
-            options,
-            stop_rx.clone(),
-        ));
-        let ts = tokio::spawn(worker::run(
-            connector,
-            make_loader(
-                s.clone(),
-                Some(k3),
-                find_key(&keys, "timestamp"),
-                TimestampRole::load,
-            ),
-            options,
-            stop_rx,
-        ));
-        for handle in [t, sn, ts] {
-            handle
-                .await
-                .map_err(|e| Error::Usage(format!("a signer task panicked: {e}")))??;
-        }
-        return Ok(());
-    }
-    let key_file = args.key.clone().expect("clap requires --key with --role");
-    let key = SigningKey::load(&key_file)?;
-    tracing::info!(key_file = %key_file.display(), "loaded signing key");
-    match args.role.expect("clap requires --role") {
-        RoleArg::Targets => {
-            worker::run(
-                connector,
-                make_loader(settings, Some(key), key_file, TargetsRole::load),
-                options,
-                stop_rx,
-            )
-            .await
-        }
-        RoleArg::Snapshot => {
-            worker::run(
-                connector,
-                make_loader(settings, Some(key), key_file, SnapshotRole::load),
-                options,
-                stop_rx,
-            )
-            .await
-        }
-        RoleArg::Timestamp => {
-            worker::run(
-                connector,
-                make_loader(settings, Some(key), key_file, TimestampRole::load),
-                options,
-                stop_rx,
-            )
-            .await
-        }
-    }
-}
-
-/// Waits until `init` has finished the repository (it writes `metadata/timestamp.json`
-/// last), saying once what it waits for; `false` when stopped first.
-async fn wait_for_repository(
-    layout: &Layout,
-    stop: &mut tokio::sync::watch::Receiver<bool>,
-) -> bool {
-    let done = layout.timestamp();
-    if done.is_file() {
-        return true;
-    }
-    tracing::warn!(repo = %layout.dir.display(),
-        "waiting for the repository: no metadata/timestamp.json yet (run `tuf-signer init`; \
-         it writes that file last)");
-    loop {
-        tokio::select! {
-            _ = tokio::time::sleep(std::time::Duration::from_millis(500)) => {}
-            _ = stop.changed() => return false,
-        }
-        if done.is_file() {
-            tracing::info!("the repository is there: starting");
-            return true;
-        }
-    }
-}
-
-/// A loader the worker calls when it (re)starts consuming: the first call uses the key
-/// already loaded, later ones read the key file again.
-fn make_loader<S>(
-    settings: RoleSettings,
-    key: Option<SigningKey>,
-    key_file: PathBuf,
-    load: fn(RoleSettings, SigningKey) -> Result<S>,
-) -> impl Fn() -> Result<S> {
-    let first = std::sync::Mutex::new(key);
-    move || {
-        let key = match first.lock().expect("lock").take() {
-            Some(k) => k,
-            None => SigningKey::load(&key_file)?,
-        };
-        load(settings.clone(), key)
-    }
+    let signers = Signers {
+        repo: args.repo.clone(),
+        keys,
+        expiries: args.expiry.parse()?,
+        retention: Retention::parse(&args.prune_after, &args.keep_versions, &args.prune_grace)?,
+        refresh_window: f64::from(args.refresh_left_percent) / 100.0,
+        submissions: Submissions {
+            submitters: args.submitters.clone(),
+            max_job_age: parse_duration(&args.max_job_age)?,
+            ledger: args.submission_ledger.clone(),
+            mutable: Mutable::parse(&args.mutable_targets),
+        },
+        options: WorkerOptions {
+            batch_max: args.batch_max.max(1),
+        },
+    };
+    signers.run(Transport::start(via), stop).await
 }

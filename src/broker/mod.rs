@@ -15,6 +15,33 @@ use std::time::{Duration, Instant};
 
 use crate::Result;
 
+/// Which way jobs travel, chosen once for every command that sends or takes them: a broker,
+/// or the embedded mode's inbox folder (`tuf-signer run --all --inbox DIR`).
+#[derive(Debug, Clone)]
+pub enum Via {
+    Broker(amqp::AmqpConfig),
+    Inbox(std::path::PathBuf),
+}
+
+impl Via {
+    /// An inbox wins over a broker (so a broker in the environment does not get in the way
+    /// of the embedded mode); neither is a usage error saying what to give.
+    pub fn choose(
+        inbox: Option<std::path::PathBuf>,
+        broker: Option<amqp::AmqpConfig>,
+    ) -> Result<Via> {
+        match (inbox, broker) {
+            (Some(dir), _) => Ok(Via::Inbox(dir)),
+            (None, Some(config)) => Ok(Via::Broker(config)),
+            (None, None) => Err(crate::Error::Usage(
+                "where do jobs go? --amqp URL (or AMQP_URL) for signers over RabbitMQ, or \
+                 --inbox DIR for `tuf-signer run --all --inbox DIR`"
+                    .into(),
+            )),
+        }
+    }
+}
+
 /// A command's patience with a broker out of reach (see
 /// [`crate::Error::is_broker_unreachable`]): after each failed attempt, [`Waiting::after`]
 /// says on stderr that it waits, sleeps [`backoff::Backoff`]'s jittered wait, and lets the

@@ -175,9 +175,7 @@ mod tests {
             keys: dir.path().join("keys"),
             bins: 16,
             expiries: Default::default(),
-            key_folders: false,
-            key_owners: vec![],
-            repo_group: None,
+            deployment: Default::default(),
             key_id_rule: Default::default(),
         };
         init(&opts, |_, _| {}).unwrap();

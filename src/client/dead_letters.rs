@@ -68,6 +68,26 @@ fn summary(body: &[u8]) -> String {
     format!("{issued}add {}, remove {}", count("add"), count("remove"))
 }
 
+/// `tuf-client dead-letters`: runs `action` on the letters `via` holds, a line each, then
+/// says how many were listed; replaying or dropping none is an error (a mistyped id).
+pub async fn run(via: &crate::broker::Via, action: Action, choice: &Choice) -> Result<()> {
+    if action != Action::List && choice.ids.is_empty() && !choice.all {
+        return Err(Error::Usage(
+            "which letters? give their ids (as `dead-letters` lists them) or --all".into(),
+        ));
+    }
+    let done = match via {
+        crate::broker::Via::Inbox(dir) => in_inbox(dir, action, choice)?,
+        crate::broker::Via::Broker(config) => over_broker(config, action, choice).await?,
+    };
+    if action == Action::List {
+        eprintln!("{done} dead letter(s)");
+    } else if done == 0 {
+        return Err(Error::Usage("no dead letter has such an id".into()));
+    }
+    Ok(())
+}
+
 /// Runs `action` on the dead-letter queue; returns how many letters it acted on (listed,
 /// replayed or dropped). Prints one line per letter.
 pub async fn over_broker(config: &AmqpConfig, action: Action, choice: &Choice) -> Result<usize> {

@@ -1,14 +1,18 @@
 //! The packaging-pipeline side.
 //!
-//! - [`submit`]: hash release files, send them to the targets queue; [`wait`] until each is
+//! - [`send`]: the commands that send jobs (add-targets, remove-targets, refresh-expiry, bins);
+//!   [`submit`] hashes release files and signs jobs; [`wait`] follows each name until it is
 //!   signed (a `timestamp.json` covers it, [`coverage`]), refused, or replaced.
 //! - [`status`]: what each role's newest metadata says; [`dead_letters`]: the jobs refused.
 //! - [`validate`], [`serve`]: check a repository folder; serve it read-only over HTTP.
 //!
-//! Composer's side, the verifying updater, is [`crate::updater`].
+//! - [`composer`]: Composer's side, the verifying [`crate::updater`] behind `tuf-client init`,
+//!   `refresh` and `download`.
 
+pub mod composer;
 pub mod coverage;
 pub mod dead_letters;
+pub mod send;
 pub mod serve;
 pub mod status;
 pub mod submit;

@@ -137,6 +137,48 @@ pub fn read(layout: &Layout) -> Result<Status> {
     })
 }
 
+/// `tuf-client status`: prints the repository's status and, with a broker, its queues;
+/// `colour` is "always", "never" or "auto" (a terminal, with NO_COLOR unset).
+pub async fn show(layout: &Layout, broker: Option<&AmqpConfig>, colour: &str) -> Result<()> {
+    let mut report = read(layout)?;
+    if let Some(config) = broker {
+        report = report.with_queues(config).await?;
+    }
+    let colour = match colour {
+        "always" => true,
+        "never" => false,
+        _ => {
+            use std::io::IsTerminal;
+            std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+        }
+    };
+    print!("{}", report.render(colour));
+    Ok(())
+}
+
+/// `tuf-client pause`: stops the targets signers taking jobs (see [`Control::pause`]).
+pub fn pause(layout: &Layout, reason: Option<String>) -> Result<()> {
+    layout.require_initialised()?;
+    match Control::new(layout).pause(reason)? {
+        Some(p) => println!("already paused since {}", p.since),
+        None => println!(
+            "paused: the targets signers stop taking jobs within a second (the batch in hand \
+             finishes); submissions wait in the queue"
+        ),
+    }
+    Ok(())
+}
+
+/// `tuf-client resume`: lets them take jobs again.
+pub fn resume(layout: &Layout) -> Result<()> {
+    layout.require_initialised()?;
+    match Control::new(layout).resume()? {
+        Some(p) => println!("resumed (paused since {})", p.since),
+        None => println!("was not paused"),
+    }
+    Ok(())
+}
+
 impl Status {
     /// Adds each queue's depth and consumers as the broker reports them.
     pub async fn with_queues(mut self, config: &AmqpConfig) -> Result<Status> {

@@ -66,6 +66,20 @@ fn read(layout: &Layout, file: &str) -> Result<Vec<u8>> {
 }
 
 /// Validates the repository at `layout`; metadata expiring within `window` is a problem.
+/// `tuf-client validate`: prints the report; fails when it found problems.
+pub fn run(layout: &Layout, window: Duration) -> Result<()> {
+    let report = validate(layout, window)?;
+    print!("{}", report.render());
+    if report.is_ok() {
+        Ok(())
+    } else {
+        Err(Error::Verify(format!(
+            "{} problem(s) found",
+            report.problems.len()
+        )))
+    }
+}
+
 pub fn validate(layout: &Layout, window: Duration) -> Result<Report> {
     layout.require_initialised()?;
     let mut report = Report::default();

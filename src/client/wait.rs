@@ -19,6 +19,25 @@ use crate::repository::receipts::{ReceiptReader, Receipts};
 use crate::repository::Layout;
 use crate::{Error, Result};
 
+/// Calls `check` every `every` until it gives a value, or until `timeout` has passed since
+/// `started` (then `None`): how every `--wait` waits.
+pub async fn poll<T>(
+    started: Instant,
+    timeout: Duration,
+    every: Duration,
+    mut check: impl FnMut() -> Option<T>,
+) -> Option<T> {
+    loop {
+        if let Some(value) = check() {
+            return Some(value);
+        }
+        if started.elapsed() > timeout {
+            return None;
+        }
+        tokio::time::sleep(every).await;
+    }
+}
+
 /// What became of one name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -130,8 +149,9 @@ impl Wait {
         // The last check that failed, said if the wait times out (a read can race with a
         // signer's rename, which the next poll gets past; a repository that does not verify
         // does not).
-        let mut last_error: Option<Error>;
-        loop {
+        let mut last_error: Option<Error> = None;
+        let every = Duration::from_millis(20);
+        let done = poll(started, timeout, every, || {
             let decided = self.outcomes.len();
             match self.poll(&mut pending) {
                 Err(e) => last_error = Some(e),
@@ -150,30 +170,28 @@ impl Wait {
                     }
                 }
             }
-            if pending.is_empty() {
-                break;
-            }
-            if started.elapsed() > timeout {
-                let why = match &last_error {
-                    Some(e) => format!("the published metadata does not verify: {e}"),
-                    None if !self.unreceipted.is_empty() => format!(
-                        "{} of {} job(s) not yet taken by the targets signer: is it running, \
-                         or paused? (tuf-client status --repo ...)",
-                        self.unreceipted.len(),
-                        self.names_of.len()
-                    ),
-                    None => "every job was applied; the snapshot and timestamp signers have \
-                             not published it yet: are they running? (tuf-client status \
-                             --repo ...)"
-                        .into(),
-                };
-                return Err(Error::Verify(format!(
-                    "timed out after {timeout:?}: {} of {total} target(s) not yet covered by \
-                     timestamp.json; {why}",
-                    pending.len()
-                )));
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            pending.is_empty().then_some(())
+        })
+        .await;
+        if done.is_none() {
+            let why = match &last_error {
+                Some(e) => format!("the published metadata does not verify: {e}"),
+                None if !self.unreceipted.is_empty() => format!(
+                    "{} of {} job(s) not yet taken by the targets signer: is it running, \
+                     or paused? (tuf-client status --repo ...)",
+                    self.unreceipted.len(),
+                    self.names_of.len()
+                ),
+                None => "every job was applied; the snapshot and timestamp signers have \
+                         not published it yet: are they running? (tuf-client status \
+                         --repo ...)"
+                    .into(),
+            };
+            return Err(Error::Verify(format!(
+                "timed out after {timeout:?}: {} of {total} target(s) not yet covered by \
+                 timestamp.json; {why}",
+                pending.len()
+            )));
         }
         self.report(total, started)
     }

@@ -1,19 +1,18 @@
 //! `tuf-signer init`: the keys and the first signed version of every role.
+//!
+//! In order: refuse to overwrite anything → write the keys (private from their first byte) →
+//! build every role's first version ([`super::build`]), sign it, write it (through staging;
+//! `timestamp.json` last, which is what starting signers wait for) → give keys and folders to
+//! the agents' users ([`Deployment`]).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use tough::schema::{
-    DelegatedRole, PathHashPrefix, PathSet, Role as _, RoleKeys, Snapshot, Timestamp,
-};
-
-use crate::schema::{Delegations, Root, Targets};
-
-use super::expiry::expires_in;
+use super::build;
+use super::deployment::Deployment;
 use super::layout::{create_dir, create_private_dir, write_durably};
-use super::signed::{hex_decoded, non_zero, sign, SignedFile};
-use super::MetaEntry;
-use super::{Expiries, HashBins, Layout, SPEC_VERSION};
+use super::signed::sign;
+use super::{Expiries, HashBins, Layout};
 use crate::keys::{self, KeyIdRule, SigningKey};
 use crate::role::Role;
 use crate::{Error, Result};
@@ -30,13 +29,8 @@ pub struct InitOptions {
     pub keys: PathBuf,
     pub bins: u32,
     pub expiries: Expiries,
-    /// Write `KEYS/<role>/<role>.pem` instead of `KEYS/<role>.pem`: one folder, so one
-    /// volume, per role.
-    pub key_folders: bool,
-    /// Give a role's key (file and folder) to this uid: each signer runs as its own user.
-    pub key_owners: Vec<(String, u32)>,
-    /// Make the repository folders group-writable (setgid) for this gid, shared by the agents.
-    pub repo_group: Option<u32>,
+    /// Who gets which key, one folder per key or not, and the agents' group.
+    pub deployment: Deployment,
     /// How the root names its keys (and the targets role its bins' key).
     pub key_id_rule: KeyIdRule,
 }
@@ -64,10 +58,47 @@ pub fn find_key(keys_dir: &Path, role: &str) -> PathBuf {
 }
 
 fn new_key_path(opts: &InitOptions, role: &str) -> PathBuf {
-    if opts.key_folders {
+    if opts.deployment.key_folders {
         opts.keys.join(role).join(format!("{role}.pem"))
     } else {
         key_path(&opts.keys, role)
+    }
+}
+
+/// Where `init` wrote the submitter keys the targets signer trusts.
+pub fn submitters_file(keys_dir: &Path) -> PathBuf {
+    find_key(keys_dir, Role::Targets.name()).with_file_name(SUBMITTERS_FILE)
+}
+
+impl InitReport {
+    /// What `tuf-signer init` prints: the keys, where they are, and what to do next.
+    pub fn summary(&self, opts: &InitOptions) -> String {
+        let keys = &opts.keys;
+        let mut out = format!(
+            "Initialised {} ({} bins, {} metadata files).\n",
+            opts.repo.display(),
+            opts.bins,
+            self.files_written
+        );
+        for (role, id) in &self.key_ids {
+            out += &format!("  {role:<9} key {id}  {}\n", find_key(keys, role).display());
+        }
+        out += &format!(
+            "Move {} to offline storage: no signer needs it.\n",
+            find_key(keys, Role::Root.name()).display()
+        );
+        out += &format!(
+            "The packaging pipeline signs its jobs with {} (tuf-client --submitter-key); the \
+             targets signer trusts the key in {}.\n",
+            find_key(keys, SUBMITTER).display(),
+            submitters_file(keys).display()
+        );
+        out += &format!(
+            "Next: tuf-signer run --all --repo {} --keys {} --inbox ./inbox\n",
+            opts.repo.display(),
+            keys.display()
+        );
+        out
     }
 }
 
@@ -96,76 +127,70 @@ pub fn init(opts: &InitOptions, mut progress: impl FnMut(usize, usize)) -> Resul
             });
         }
     }
-    // Keys are private from the start: the folder 0700, each key file 0600 from its first byte.
-    // With --key-owner, other users must reach their own folder inside: 0711 (no listing).
-    let keys_mode = if opts.key_owners.is_empty() {
-        0o700
-    } else {
-        0o711
-    };
-    create_private_dir(&opts.keys, keys_mode)?;
+    // Keys are private from the start: each key file 0600 from its first byte.
+    let deployment = &opts.deployment;
+    create_private_dir(&opts.keys, deployment.keys_mode())?;
     create_dir(&layout.metadata_dir())?;
     create_dir(&layout.targets_dir())?;
     create_dir(&layout.control_dir())?;
 
     let mut keys = HashMap::new();
-    let mut key_ids = Vec::new();
     for name in key_names.iter().chain(&[SUBMITTER]) {
         let (key, pem) = SigningKey::generate()?;
         let path = new_key_path(opts, name);
-        if opts.key_folders {
+        if deployment.key_folders {
             create_private_dir(path.parent().expect("key files have a folder"), 0o700)?;
         }
         SigningKey::save_pem(&pem, &path)?;
-        give_to_owner(opts, name, &path)?;
+        deployment.give_key(name, &path)?;
         keys.insert(*name, key);
     }
     // The targets signer applies only jobs signed by a key in this file.
     let submitters = new_key_path(opts, Role::Targets.name()).with_file_name(SUBMITTERS_FILE);
     let public = keys::public_pem(keys[SUBMITTER].public()).expect("an ed25519 key");
     write_durably(&submitters, public.as_bytes())?;
-    give_to_owner(opts, Role::Targets.name(), &submitters)?;
+    deployment.give_key(Role::Targets.name(), &submitters)?;
     // What the targets signer's replay rule remembers; it appends to it.
     let ledger = layout.default_ledger();
     crate::submission::Ledger::create(&ledger)?;
-    if let Some((_, uid)) = opts
-        .key_owners
-        .iter()
-        .find(|(r, _)| r == Role::Targets.name())
-    {
-        ownership::give(&ledger, *uid)?;
-    }
+    deployment.give_to_targets_signer(&ledger)?;
 
-    let root = build_root(&keys, opts.expiries, opts.key_id_rule)?;
+    let submitter = keys.remove(SUBMITTER).expect("made above");
+    let mut keys: HashMap<Role, SigningKey> = Role::TOP_LEVEL
+        .into_iter()
+        .map(|role| (role, keys.remove(role.name()).expect("made above")))
+        .collect();
+    let root = build::root(
+        &keys.iter().map(|(role, key)| (*role, key)).collect(),
+        opts.expiries,
+        opts.key_id_rule,
+    )?;
+    let mut key_ids = Vec::new();
     for role in Role::TOP_LEVEL {
-        let key = keys.get_mut(role.name()).expect("made above");
+        let key = keys.get_mut(&role).expect("made above");
         let id = root
             .id_of(role.role_type(), key.public())
             .expect("root lists every key");
         key.sign_as(id);
         key_ids.push((role.to_string(), key.key_id().to_string()));
     }
-    key_ids.push((SUBMITTER.to_string(), keys[SUBMITTER].key_id().to_string()));
-    let root_file = sign(&root, 1, &[&keys[Role::Root.name()]], Role::Root.name())?;
+    key_ids.push((SUBMITTER.to_string(), submitter.key_id().to_string()));
+    let root_file = sign(&root, 1, &[&keys[&Role::Root]], Role::Root.name())?;
     let staging = layout.staging()?;
     staging.write_version_durably(&layout.versioned(Role::Root, 1), &root_file.bytes)?;
     staging.write_durably(&layout.root(), &root_file.bytes)?;
 
-    let targets_key = &keys[Role::Targets.name()];
-    let mut snapshot = Snapshot::new(
-        SPEC_VERSION.into(),
-        non_zero(1)?,
-        expires_in(opts.expiries.snapshot),
-    );
+    let targets_key = &keys[&Role::Targets];
+    let mut snapshot = build::snapshot(1, opts.expiries)?;
     let total = bins.count() as usize;
     let mut files = Vec::with_capacity(total);
     for (i, name) in bins.names().enumerate() {
-        let bin = Targets::new(
-            SPEC_VERSION.into(),
-            non_zero(1)?,
-            expires_in(opts.expiries.bins),
-        );
-        let file = sign(&bin, 1, &[targets_key], &name)?;
+        let file = sign(
+            &build::empty_bin(1, opts.expiries)?,
+            1,
+            &[targets_key],
+            &name,
+        )?;
         snapshot
             .meta
             .insert(format!("{name}.json"), file.meta.to_metafile()?);
@@ -180,7 +205,7 @@ pub fn init(opts: &InitOptions, mut progress: impl FnMut(usize, usize)) -> Resul
         .collect();
     staging.write_all_durably(&layout.metadata_dir(), &refs)?;
 
-    let top = build_top_targets(bins, targets_key, 1, opts.expiries)?;
+    let top = build::top_targets(bins, targets_key, 1, opts.expiries)?;
     let top_file = sign(&top, 1, &[targets_key], Role::Targets.name())?;
     staging.write_version_durably(&layout.versioned(Role::Targets, 1), &top_file.bytes)?;
     snapshot
@@ -190,168 +215,22 @@ pub fn init(opts: &InitOptions, mut progress: impl FnMut(usize, usize)) -> Resul
     let snapshot_file = sign(
         &snapshot,
         1,
-        &[&keys[Role::Snapshot.name()]],
+        &[&keys[&Role::Snapshot]],
         Role::Snapshot.name(),
     )?;
     staging.write_version_durably(&layout.versioned(Role::Snapshot, 1), &snapshot_file.bytes)?;
-    let timestamp_file = timestamp_for(
+    let timestamp_file = build::timestamp(
         &snapshot_file.meta,
         1,
-        &keys[Role::Timestamp.name()],
+        &keys[&Role::Timestamp],
         opts.expiries,
     )?;
     staging.write_durably(&layout.timestamp(), &timestamp_file.bytes)?;
 
-    if let Some(gid) = opts.repo_group {
-        ownership::share_with_group(&opts.repo, gid)?;
-    }
+    deployment.share_repository(&opts.repo)?;
 
     Ok(InitReport {
         key_ids,
         files_written: total + 5,
     })
-}
-
-/// With `--key-owner ROLE=UID`: `path` (and, with `--key-folders`, its folder) to that user.
-fn give_to_owner(opts: &InitOptions, role: &str, path: &Path) -> Result<()> {
-    if let Some((_, uid)) = opts.key_owners.iter().find(|(r, _)| r == role) {
-        ownership::give(path, *uid)?;
-        if opts.key_folders {
-            ownership::give(path.parent().expect("has a folder"), *uid)?;
-        }
-    }
-    Ok(())
-}
-
-fn build_root(
-    keys: &HashMap<&str, SigningKey>,
-    expiries: Expiries,
-    rule: KeyIdRule,
-) -> Result<Root> {
-    let mut root = Root {
-        spec_version: SPEC_VERSION.into(),
-        consistent_snapshot: true,
-        version: non_zero(1)?,
-        expires: expires_in(expiries.root),
-        keys: HashMap::new(),
-        roles: HashMap::new(),
-        _extra: HashMap::new(),
-    };
-    for role in Role::TOP_LEVEL {
-        let key = &keys[role.name()];
-        let id = hex_decoded(&keys::key_id(key.public(), rule)?)?;
-        root.keys.insert(id.clone(), key.public().clone());
-        root.roles.insert(
-            role.role_type(),
-            RoleKeys {
-                keyids: vec![id],
-                threshold: non_zero(1)?,
-                _extra: HashMap::new(),
-            },
-        );
-    }
-    Ok(root)
-}
-
-/// Top-level targets: no targets of its own, every bin delegated by hash prefix, terminating,
-/// to `key` under the id it signs with (the one the root gives it).
-pub fn build_top_targets(
-    bins: HashBins,
-    key: &SigningKey,
-    version: u64,
-    expiries: Expiries,
-) -> Result<Targets> {
-    let id = hex_decoded(key.key_id())?;
-    let mut delegations = Delegations::default();
-    delegations.keys.insert(id.clone(), key.public().clone());
-    for i in 0..bins.count() {
-        let prefixes = bins
-            .prefixes(i)
-            .into_iter()
-            .map(|p| PathHashPrefix::new(p).map_err(|e| Error::Usage(e.to_string())))
-            .collect::<Result<Vec<_>>>()?;
-        delegations.roles.push(DelegatedRole {
-            name: bins.name(i),
-            keyids: vec![id.clone()],
-            threshold: non_zero(1)?,
-            paths: PathSet::PathHashPrefixes(prefixes),
-            terminating: true,
-            targets: None,
-        });
-    }
-    let mut top = Targets::new(
-        SPEC_VERSION.into(),
-        non_zero(version)?,
-        expires_in(expiries.targets),
-    );
-    top.delegations = Some(delegations);
-    Ok(top)
-}
-
-/// A timestamp that points at `snapshot`.
-pub fn timestamp_for(
-    snapshot: &MetaEntry,
-    version: u64,
-    key: &SigningKey,
-    expiries: Expiries,
-) -> Result<SignedFile> {
-    let mut timestamp = Timestamp::new(
-        SPEC_VERSION.into(),
-        non_zero(version)?,
-        expires_in(expiries.timestamp),
-    );
-    timestamp
-        .meta
-        .insert(Role::Snapshot.file().into(), snapshot.to_metafile()?);
-    debug_assert_eq!(timestamp.version().get(), version);
-    sign(&timestamp, version, &[key], Role::Timestamp.name())
-}
-
-/// Ownership for deployments where each agent runs as its own user (the images).
-mod ownership {
-    use std::path::Path;
-
-    use crate::{Error, Result};
-
-    /// `chown uid:uid path`.
-    pub fn give(path: &Path, uid: u32) -> Result<()> {
-        #[cfg(unix)]
-        std::os::unix::fs::chown(path, Some(uid), Some(uid)).map_err(Error::io(
-            "cannot change owner (init must run as root to give keys to other users)",
-            path,
-        ))?;
-        #[cfg(not(unix))]
-        let _ = (path, uid);
-        Ok(())
-    }
-
-    /// Every folder under `root` to group `gid`, group-writable and setgid, so that each
-    /// signer can add its files; files stay group-readable.
-    pub fn share_with_group(root: &Path, gid: u32) -> Result<()> {
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let mut stack = vec![root.to_path_buf()];
-            while let Some(dir) = stack.pop() {
-                std::os::unix::fs::chown(&dir, None, Some(gid)).map_err(Error::io(
-                    "cannot change group (init must run as root)",
-                    &dir,
-                ))?;
-                std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o2775))
-                    .map_err(Error::io("cannot make group-writable", &dir))?;
-                for entry in std::fs::read_dir(&dir).map_err(Error::io("cannot list", &dir))? {
-                    let path = entry.map_err(Error::io("cannot list", &dir))?.path();
-                    if path.is_dir() {
-                        stack.push(path);
-                    } else {
-                        std::os::unix::fs::chown(&path, None, Some(gid))
-                            .map_err(Error::io("cannot change group", &path))?;
-                    }
-                }
-            }
-        }
-        #[cfg(not(unix))]
-        let _ = (root, gid);
-        Ok(())
-    }
 }

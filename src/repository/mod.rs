@@ -10,7 +10,9 @@
 //! ```
 
 pub mod bins;
+pub mod build;
 pub mod control;
+pub mod deployment;
 pub mod expiry;
 pub mod init;
 pub mod layout;

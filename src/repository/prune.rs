@@ -33,6 +33,27 @@ pub struct Retention {
     pub grace: Duration,
 }
 
+impl Retention {
+    /// From `tuf-signer run`'s flags: `--prune-after` (a duration, or "never"),
+    /// `--keep-versions` (a number, or "all") and `--prune-grace` (a duration).
+    pub fn parse(keep_for: &str, keep_versions: &str, grace: &str) -> crate::Result<Retention> {
+        use crate::repository::expiry::parse_duration;
+        Ok(Retention {
+            keep_for: match keep_for {
+                "never" => None,
+                text => Some(parse_duration(text)?),
+            },
+            keep_versions: match keep_versions {
+                "all" => None,
+                n => Some(n.parse().map_err(|_| {
+                    crate::Error::Usage(format!("--keep-versions {n:?}: a number, or all"))
+                })?),
+            },
+            grace: parse_duration(grace)?,
+        })
+    }
+}
+
 impl Default for Retention {
     fn default() -> Self {
         Retention {

@@ -44,6 +44,111 @@ pub struct Changes {
     pub key_id_rule: Option<KeyIdRule>,
 }
 
+impl Changes {
+    /// From `tuf-signer root new`'s flags, each `ROLE=VALUE`: keys to add (`ROLE=FILE`, a
+    /// public or private ed25519 PEM), keys to remove (`ROLE=KEYID`), thresholds
+    /// (`ROLE=N`), and the new lifetime (`365d`).
+    pub fn parse(
+        add: &[(String, String)],
+        remove: &[(String, String)],
+        thresholds: &[(String, String)],
+        expires: Option<&str>,
+    ) -> Result<Changes> {
+        let role = |name: &str| Role::top_level(name).map(Role::role_type);
+        Ok(Changes {
+            expires: expires.map(super::expiry::parse_duration).transpose()?,
+            add: add
+                .iter()
+                .map(|(r, file)| Ok((role(r)?, keys::load_public(Path::new(file))?)))
+                .collect::<Result<_>>()?,
+            remove: remove
+                .iter()
+                .map(|(r, id)| Ok((role(r)?, id.to_lowercase())))
+                .collect::<Result<_>>()?,
+            thresholds: thresholds
+                .iter()
+                .map(|(r, n)| {
+                    let n = n
+                        .parse()
+                        .map_err(|_| Error::Usage(format!("--threshold {r}={n}: not a number")))?;
+                    Ok((role(r)?, n))
+                })
+                .collect::<Result<_>>()?,
+            key_id_rule: None,
+        })
+    }
+}
+
+/// The offline ceremony's steps on one draft file, each saying what it did and what comes
+/// next (what `tuf-signer root` prints).
+pub struct Ceremony {
+    layout: Layout,
+    draft: std::path::PathBuf,
+}
+
+impl Ceremony {
+    pub fn new(layout: Layout, draft: &Path) -> Ceremony {
+        Ceremony {
+            layout,
+            draft: draft.to_path_buf(),
+        }
+    }
+
+    /// Drafts the next root version from the newest one with `changes`; refuses to replace a
+    /// draft in progress unless `force`.
+    pub fn start(&self, changes: &Changes, force: bool) -> Result<String> {
+        let path = self.draft.display();
+        if self.draft.exists() && !force {
+            return Err(Error::Usage(format!(
+                "{path} exists: finish that ceremony, or pass --force to start over"
+            )));
+        }
+        let new = Draft::new(&self.layout, changes)?;
+        new.save(&self.draft)?;
+        Ok(format!(
+            "{}Wrote {path}. Next: each keyholder runs `tuf-signer root sign --draft {path} --key KEY`.\n",
+            new.describe(&latest_root(&self.layout)?)?
+        ))
+    }
+
+    /// Adds the signature of `key_file`, a root key of the current root or of the new one.
+    pub fn sign(&self, key_file: &Path) -> Result<String> {
+        let current = latest_root(&self.layout)?;
+        let mut draft = Draft::load(&self.draft)?;
+        let ids = draft.sign(&SigningKey::load(key_file)?, Some(&current))?;
+        draft.save(&self.draft)?;
+        Ok(format!(
+            "signed with {}\n{}",
+            ids.join(" and "),
+            draft.describe(&current)?
+        ))
+    }
+
+    /// What the draft changes, and which signatures it has and still needs.
+    pub fn status(&self) -> Result<String> {
+        Draft::load(&self.draft)?.describe(&latest_root(&self.layout)?)
+    }
+
+    /// Publishes the draft once both thresholds are met, saying which signers to restart.
+    pub fn publish(&self, force: bool) -> Result<String> {
+        let previous = latest_root(&self.layout)?;
+        let draft = Draft::load(&self.draft)?;
+        let version = draft.publish(&self.layout, force)?;
+        let mut out = format!("published root v{version}\n");
+        for role in Role::ONLINE {
+            let (name, kind) = (role.name(), role.role_type());
+            if previous.roles.get(&kind).map(|r| &r.keyids)
+                != draft.root.roles.get(&kind).map(|r| &r.keyids)
+            {
+                out += &format!(
+                    "  {name} keys changed: restart the {name} signer with its listed key\n"
+                );
+            }
+        }
+        Ok(out)
+    }
+}
+
 /// A root version on its way to being published.
 #[derive(Debug, Clone)]
 pub struct Draft {

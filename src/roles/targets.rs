@@ -534,7 +534,7 @@ impl TargetsRole {
         self.sign_bins((half..count as usize).collect())?;
         crate::failpoint::hit("rebin:bins-written");
 
-        let top = crate::repository::init::build_top_targets(
+        let top = crate::repository::build::top_targets(
             bins,
             &self.core.key,
             self.top.version.get() + 1,

@@ -6,7 +6,7 @@ use super::stage::{Applied, Core, Last, Stage};
 use super::{load_state, read_verified, RoleSettings};
 use crate::jobs::{check_meta, TimestampJob};
 use crate::keys::SigningKey;
-use crate::repository::init::timestamp_for;
+use crate::repository::build;
 use crate::repository::{signed, MetaEntry};
 use crate::role::Role;
 use crate::verify::RootChain;
@@ -130,7 +130,7 @@ impl Stage for TimestampRole {
 
 impl TimestampRole {
     fn sign_new_version(&mut self) -> Result<()> {
-        let file = timestamp_for(
+        let file = build::timestamp(
             &self.snapshot,
             self.version + 1,
             &self.core.key,

@@ -32,7 +32,7 @@ use tokio::sync::watch;
 use crate::broker::amqp::AmqpConfig;
 use crate::broker::backoff::Backoff;
 use crate::broker::inbox::Inbox;
-use crate::broker::{Endpoint, Queue};
+use crate::broker::{Endpoint, Queue, Via};
 use crate::roles::Stage;
 use crate::Result;
 use writer::Writer;
@@ -46,6 +46,19 @@ pub enum Transport {
 }
 
 impl Transport {
+    /// The transport `via` names; for an inbox, starts feeding its submissions in.
+    pub fn start(via: Via) -> Transport {
+        match via {
+            Via::Broker(config) => Transport::Amqp(config),
+            Via::Inbox(dir) => {
+                let inbox = Inbox::new();
+                tracing::info!(inbox = %dir.display(), "no broker configured: embedded mode, jobs from the inbox");
+                tokio::spawn(inbox.clone().feed_from_inbox(dir));
+                Transport::Inbox(inbox)
+            }
+        }
+    }
+
     /// Connects, consuming `consume` (or nothing, to publish only).
     pub async fn open(&self, consume: Option<Queue>, prefetch: u16) -> Result<Endpoint> {
         match self {

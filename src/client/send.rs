@@ -1,0 +1,229 @@
+//! The jobs the packaging pipeline sends (`tuf-client add-targets`, `remove-targets`,
+//! `refresh-expiry`, `bins`) and, with `--wait`, how it follows them to an outcome.
+//!
+//! Every targets job is signed with the submitter key (see [`crate::submission`]); the jobs go
+//! the one way [`Via`] names, the broker or an inbox folder.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use super::coverage::Expected;
+use super::status;
+use super::submit::{collect, describe, Route, Sink, TargetsFolder};
+use super::wait::{poll, Wait};
+use crate::broker::inbox::submit_to_inbox;
+use crate::broker::{Publisher, Queue, Via};
+use crate::jobs::{check_target_name, NewTarget, SnapshotJob, TargetsJob, TimestampJob};
+use crate::keys::SigningKey;
+use crate::repository::{HashBins, Layout};
+use crate::role::Role;
+use crate::{Error, Result};
+
+/// How a command sends its jobs, and whether it waits for their outcome.
+#[derive(Debug, Clone)]
+pub struct Sending {
+    pub via: Via,
+    /// The packaging pipeline's key file, which signs every targets job.
+    pub submitter_key: Option<PathBuf>,
+    /// Follow the jobs to an outcome in this repository (`--wait --repo`), for at most
+    /// `timeout`.
+    pub wait: Option<Layout>,
+    pub timeout: Duration,
+    /// Targets per job.
+    pub batch_size: usize,
+}
+
+impl Sending {
+    fn submitter_key(&self) -> Result<SigningKey> {
+        let file = self.submitter_key.as_ref().ok_or_else(|| {
+            Error::Usage(
+                "targets jobs are signed: give --submitter-key FILE (or TUF_SUBMITTER_KEY), the \
+                 key `tuf-signer init` wrote as KEYS/submitter.pem"
+                    .into(),
+            )
+        })?;
+        SigningKey::load(file)
+    }
+
+    /// Connects (waiting for a broker that is down, see [`crate::broker::Waiting`]).
+    pub async fn sink(&self) -> Result<Sink> {
+        let key = self.submitter_key()?;
+        let route = match &self.via {
+            Via::Inbox(dir) => Route::Inbox(dir.clone()),
+            Via::Broker(config) => Route::Broker(Publisher::connect(config).await?),
+        };
+        Ok(Sink { route, key })
+    }
+
+    /// Sends `jobs`, then, with `--wait`, follows them until every name in `expected` has an
+    /// outcome (see [`Wait`]).
+    pub async fn submit(
+        &self,
+        jobs: Vec<TargetsJob>,
+        expected: Expected,
+        started: Instant,
+    ) -> Result<()> {
+        // Following the receipts starts before the first job goes, so none is missed.
+        let mut wait = self.wait.clone().map(Wait::new);
+        let sink = self.sink().await?;
+        let total = expected.len();
+        for (seq, job) in jobs.iter().enumerate() {
+            let id = sink.send(job, seq).await?;
+            if let Some(wait) = &mut wait {
+                let names = job.add.iter().map(|t| t.name.clone());
+                wait.sent(id, names.chain(job.remove.iter().cloned()).collect());
+            }
+        }
+        eprintln!("submitted {total} target(s) in {} job(s)", jobs.len());
+        match &mut wait {
+            Some(wait) => wait.run(expected, started, self.timeout).await,
+            None => Ok(()),
+        }
+    }
+}
+
+/// The jobs that add `targets`, `batch_size` a job.
+pub fn add_jobs(targets: &[NewTarget], batch_size: usize, replace: bool) -> Vec<TargetsJob> {
+    targets
+        .chunks(batch_size.max(1))
+        .map(|c| TargetsJob {
+            add: c.to_vec(),
+            replace,
+            ..Default::default()
+        })
+        .collect()
+}
+
+/// `tuf-client add-targets`: hashes the release files `inputs` and `named` (`NAME=FILE`)
+/// give, copies each into `targets_dir` under its consistent-snapshot name when given, and
+/// submits them.
+pub async fn add_targets(
+    sending: &Sending,
+    inputs: &[PathBuf],
+    named: &[String],
+    targets_dir: Option<&Path>,
+    replace: bool,
+) -> Result<()> {
+    if inputs.is_empty() && named.is_empty() {
+        return Err(Error::Usage(
+            "nothing to sign: give folders or files, or --target NAME=FILE".into(),
+        ));
+    }
+    let releases = collect(inputs, named)?;
+    let started = Instant::now();
+    let targets_dir = targets_dir.map(TargetsFolder::open).transpose()?;
+    let mut described = Vec::with_capacity(releases.len());
+    for (i, release) in releases.iter().enumerate() {
+        let target = describe(release)?;
+        if let Some(dir) = &targets_dir {
+            dir.publish(release, &target)?;
+        }
+        described.push(target);
+        if releases.len() >= 1000 && (i + 1) % 1000 == 0 {
+            eprintln!("hashed {}/{}", i + 1, releases.len());
+        }
+    }
+    let expected: Expected = described
+        .iter()
+        .map(|t| (t.name.clone(), Some((t.length, t.hashes.sha256.clone()))))
+        .collect();
+    let jobs = add_jobs(&described, sending.batch_size, replace);
+    sending.submit(jobs, expected, started).await
+}
+
+/// `tuf-client remove-targets`: withdraws `names`.
+pub async fn remove_targets(sending: &Sending, names: &[String]) -> Result<()> {
+    for n in names {
+        check_target_name(n)?;
+    }
+    let expected: Expected = names.iter().map(|n| (n.clone(), None)).collect();
+    let jobs = names
+        .chunks(sending.batch_size.max(1))
+        .map(|c| TargetsJob {
+            remove: c.to_vec(),
+            ..Default::default()
+        })
+        .collect();
+    sending.submit(jobs, expected, Instant::now()).await
+}
+
+/// `tuf-client refresh-expiry`: asks `role`'s signer to re-sign with a fresh expiry now (the
+/// roles after it follow). Over an inbox only the targets role can be asked.
+pub async fn refresh_expiry(sending: &Sending, role: Role) -> Result<()> {
+    let body = match role {
+        Role::Snapshot => serde_json::to_vec(&SnapshotJob {
+            refresh_expiry: true,
+            ..Default::default()
+        }),
+        Role::Timestamp => serde_json::to_vec(&TimestampJob {
+            refresh_expiry: true,
+            ..Default::default()
+        }),
+        _ => {
+            let job = TargetsJob {
+                refresh_expiry: true,
+                ..Default::default()
+            };
+            Ok(crate::submission::sign(&job, &sending.submitter_key()?)?)
+        }
+    }
+    .expect("jobs serialise");
+    let queue = role.queue().unwrap_or(Queue::Targets);
+    match &sending.via {
+        Via::Inbox(dir) if queue == Queue::Targets => {
+            submit_to_inbox(dir, &body, 0)?;
+        }
+        Via::Inbox(_) => {
+            return Err(Error::Usage(
+                "over the inbox only the targets role can be asked; snapshot and timestamp \
+                 follow it"
+                    .into(),
+            ))
+        }
+        Via::Broker(config) => {
+            let publisher = Publisher::connect(config).await?;
+            publisher.publish(queue, &body).await?;
+            publisher.close().await;
+        }
+    }
+    println!(
+        "asked the {} signer to re-sign with a fresh expiry",
+        role.key_role()
+    );
+    Ok(())
+}
+
+/// `tuf-client bins`: asks the targets signer to spread every target over `count` bins;
+/// with `--wait`, returns once that many bins are published.
+pub async fn change_bins(sending: &Sending, count: u32) -> Result<()> {
+    HashBins::new(count)?;
+    let job = TargetsJob {
+        bins: Some(count),
+        ..Default::default()
+    };
+    let started = Instant::now();
+    sending.sink().await?.send(&job, 0).await?;
+    eprintln!("asked the targets signer for {count} bins");
+    let Some(layout) = &sending.wait else {
+        return Ok(());
+    };
+    let every = Duration::from_millis(100);
+    // A read can race with a signer's rename; the next poll sees the finished files.
+    let published = poll(started, sending.timeout, every, || {
+        (status::published_bins(layout).ok()? == count as usize).then_some(())
+    })
+    .await;
+    if published.is_none() {
+        return Err(Error::TimedOut(format!(
+            "timed out after {:?} waiting for {count} bins; the job stays queued: are the \
+             signers running, or paused? (tuf-client status --repo ...)",
+            sending.timeout
+        )));
+    }
+    println!(
+        "{count} bins published ({} targets) in {:.1} s",
+        status::read(layout)?.targets,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}

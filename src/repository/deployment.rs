@@ -1,0 +1,109 @@
+//! Who owns what in a deployment where each agent runs as its own user (`init --key-owner`,
+//! `--key-folders`, `--repo-group`): each signer's key goes to that signer's user, and the
+//! repository's folders to a group every agent is in. Nothing here touches metadata.
+
+use std::path::Path;
+
+use crate::role::Role;
+use crate::{Error, Result};
+
+/// The ownership `init` gives what it writes.
+#[derive(Debug, Clone, Default)]
+pub struct Deployment {
+    /// A key's owner, by key name (`targets`, …, `submitter`): each signer runs as its own
+    /// user and reads only its own key.
+    pub key_owners: Vec<(String, u32)>,
+    /// One folder (so one volume) per key: `KEYS/<role>/<role>.pem`.
+    pub key_folders: bool,
+    /// The group every agent's user is in: the repository's folders become group-writable
+    /// (setgid) for it.
+    pub repo_group: Option<u32>,
+}
+
+impl Deployment {
+    /// The keys folder's mode: private (0700), or, when keys go to other users, 0711 so each
+    /// reaches its own folder inside without listing the others.
+    pub fn keys_mode(&self) -> u32 {
+        if self.key_owners.is_empty() {
+            0o700
+        } else {
+            0o711
+        }
+    }
+
+    fn owner_of(&self, key: &str) -> Option<u32> {
+        self.key_owners
+            .iter()
+            .find(|(name, _)| name == key)
+            .map(|(_, uid)| *uid)
+    }
+
+    /// Gives `path`, key `key`'s file (and with key folders, its folder), to the key's owner.
+    pub fn give_key(&self, key: &str, path: &Path) -> Result<()> {
+        if let Some(uid) = self.owner_of(key) {
+            give(path, uid)?;
+            if self.key_folders {
+                give(path.parent().expect("has a folder"), uid)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Gives a file only the targets signer writes (its submission ledger) to its owner.
+    pub fn give_to_targets_signer(&self, path: &Path) -> Result<()> {
+        match self.owner_of(Role::Targets.name()) {
+            Some(uid) => give(path, uid),
+            None => Ok(()),
+        }
+    }
+
+    /// Every folder of the repository to the agents' group (see [`share_with_group`]).
+    pub fn share_repository(&self, repo: &Path) -> Result<()> {
+        match self.repo_group {
+            Some(gid) => share_with_group(repo, gid),
+            None => Ok(()),
+        }
+    }
+}
+
+/// `chown uid:uid path`.
+pub fn give(path: &Path, uid: u32) -> Result<()> {
+    #[cfg(unix)]
+    std::os::unix::fs::chown(path, Some(uid), Some(uid)).map_err(Error::io(
+        "cannot change owner (init must run as root to give keys to other users)",
+        path,
+    ))?;
+    #[cfg(not(unix))]
+    let _ = (path, uid);
+    Ok(())
+}
+
+/// Every folder under `root` to group `gid`, group-writable and setgid, so that each
+/// signer can add its files; files stay group-readable.
+pub fn share_with_group(root: &Path, gid: u32) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mut stack = vec![root.to_path_buf()];
+        while let Some(dir) = stack.pop() {
+            std::os::unix::fs::chown(&dir, None, Some(gid)).map_err(Error::io(
+                "cannot change group (init must run as root)",
+                &dir,
+            ))?;
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o2775))
+                .map_err(Error::io("cannot make group-writable", &dir))?;
+            for entry in std::fs::read_dir(&dir).map_err(Error::io("cannot list", &dir))? {
+                let path = entry.map_err(Error::io("cannot list", &dir))?.path();
+                if path.is_dir() {
+                    stack.push(path);
+                } else {
+                    std::os::unix::fs::chown(&path, None, Some(gid))
+                        .map_err(Error::io("cannot change group", &path))?;
+                }
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (root, gid);
+    Ok(())
+}

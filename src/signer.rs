@@ -1,0 +1,212 @@
+//! What `tuf-signer run` runs: the signer of one online role (an agent: the
+//! delegated-targets-signer, snapshot-signer or timestamp-signer image), or all three in one
+//! process (the embedded mode), each a [`worker`] over one [`Transport`], until stopped.
+//!
+//! A signer loads only its own role's key, and reads its key file again whenever it reloads
+//! its state (a rotated key takes effect at the next reload).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use crate::keys::SigningKey;
+use crate::repository::init::SUBMITTERS_FILE;
+use crate::repository::prune::Retention;
+use crate::repository::{Expiries, Layout};
+use crate::role::Role;
+use crate::roles::{RoleSettings, SnapshotRole, TargetsRole, TimestampRole};
+use crate::submission::{Mutable, Policy};
+use crate::worker::{self, Transport, WorkerOptions};
+use crate::{Error, Result};
+
+/// Whose targets jobs the targets signer applies, and how it judges them (see
+/// [`crate::submission`]).
+#[derive(Debug, Clone)]
+pub struct Submissions {
+    /// The submitter public keys; default: `submitters.pub` beside the targets key.
+    pub submitters: Option<PathBuf>,
+    /// Jobs issued longer ago are refused; also how long the ledger remembers.
+    pub max_job_age: Duration,
+    /// The submission ledger; default: `REPO/control/submissions.jsonl`.
+    pub ledger: Option<PathBuf>,
+    /// Names that may be signed again with other content.
+    pub mutable: Mutable,
+}
+
+impl Default for Submissions {
+    fn default() -> Self {
+        Submissions {
+            submitters: None,
+            max_job_age: Duration::from_secs(24 * 3600),
+            ledger: None,
+            mutable: Mutable::parse(Mutable::DEFAULT),
+        }
+    }
+}
+
+/// The signers one process runs, and what each is given.
+#[derive(Debug, Clone)]
+pub struct Signers {
+    pub repo: PathBuf,
+    /// Each role to run with its key file: one, or all three online roles.
+    pub keys: Vec<(Role, PathBuf)>,
+    pub expiries: Expiries,
+    pub retention: Retention,
+    /// Re-sign a role when less than this fraction of its lifetime is left.
+    pub refresh_window: f64,
+    pub submissions: Submissions,
+    pub options: WorkerOptions,
+}
+
+impl Signers {
+    /// `repo`'s signers with the defaults `tuf-signer run` has, each role's key from `keys`.
+    pub fn new(repo: impl Into<PathBuf>, keys: Vec<(Role, PathBuf)>) -> Signers {
+        Signers {
+            repo: repo.into(),
+            keys,
+            expiries: Expiries::default(),
+            retention: Retention::default(),
+            refresh_window: 0.5,
+            submissions: Submissions::default(),
+            options: WorkerOptions::default(),
+        }
+    }
+
+    /// What every role is given; the targets signer's submission policy is loaded (its keys
+    /// read) only when it is among the roles.
+    pub fn settings(&self) -> Result<RoleSettings> {
+        let layout = Layout::new(&self.repo);
+        let submissions = match self.key_file(Role::Targets) {
+            Some(key) => {
+                let s = &self.submissions;
+                let file = s.submitters.clone().unwrap_or_else(|| {
+                    key.parent().unwrap_or(Path::new(".")).join(SUBMITTERS_FILE)
+                });
+                let ledger = s.ledger.clone().unwrap_or_else(|| layout.default_ledger());
+                let mut policy = Policy::load(&file, s.max_job_age, ledger)?;
+                policy.mutable = s.mutable.clone();
+                Some(policy)
+            }
+            None => None,
+        };
+        Ok(RoleSettings {
+            layout,
+            expiries: self.expiries,
+            retention: self.retention,
+            refresh_window: self.refresh_window,
+            submissions,
+        })
+    }
+
+    fn key_file(&self, role: Role) -> Option<&Path> {
+        self.keys
+            .iter()
+            .find(|(r, _)| *r == role)
+            .map(|(_, f)| f.as_path())
+    }
+
+    /// Runs every signer until `stop` turns true, or until one fails with what a restart
+    /// cannot fix (then the others stop too). Waits first for `init` to finish the repository.
+    pub async fn run(&self, transport: Transport, mut stop: watch::Receiver<bool>) -> Result<()> {
+        // Started before `tuf-signer init` (a container set coming up together): wait for the
+        // repository rather than exit and be restarted in a loop. init writes the keys first
+        // and timestamp.json last; once that is there, a missing key is a mistake, said at once.
+        if !wait_for_repository(&Layout::new(&self.repo), &mut stop).await {
+            return Ok(());
+        }
+        let settings = self.settings()?;
+        settings.layout.require_initialised()?;
+        // Every key is loaded before any signer starts: a wrong one fails at once.
+        let mut keys = Vec::with_capacity(self.keys.len());
+        for (role, file) in &self.keys {
+            let key = SigningKey::load(file)?;
+            tracing::info!(role = %role, key_file = %file.display(), "loaded signing key");
+            keys.push((*role, file.clone(), key));
+        }
+        let mut signers = tokio::task::JoinSet::new();
+        for (role, file, key) in keys {
+            signers.spawn(run_role(
+                role,
+                transport.clone(),
+                settings.clone(),
+                (key, file),
+                self.options,
+                stop.clone(),
+            ));
+        }
+        while let Some(done) = signers.join_next().await {
+            done.map_err(|e| Error::Usage(format!("a signer task panicked: {e}")))??;
+        }
+        Ok(())
+    }
+}
+
+/// Runs `role`'s signer with `key` (read again from its file at each reload).
+pub async fn run_role(
+    role: Role,
+    transport: Transport,
+    settings: RoleSettings,
+    (key, key_file): (SigningKey, PathBuf),
+    options: WorkerOptions,
+    stop: watch::Receiver<bool>,
+) -> Result<()> {
+    match role {
+        Role::Targets => {
+            let load = loader(settings, key, key_file, TargetsRole::load);
+            worker::run(transport, load, options, stop).await
+        }
+        Role::Snapshot => {
+            let load = loader(settings, key, key_file, SnapshotRole::load);
+            worker::run(transport, load, options, stop).await
+        }
+        Role::Timestamp => {
+            let load = loader(settings, key, key_file, TimestampRole::load);
+            worker::run(transport, load, options, stop).await
+        }
+        Role::Root | Role::Bins => Err(Error::Usage(format!(
+            "{role} has no signer of its own (root is signed offline, the bins by the targets \
+             signer)"
+        ))),
+    }
+}
+
+/// What the worker calls when it (re)loads the role's state: the first call uses the key
+/// already loaded, later ones read the key file again.
+pub fn loader<S>(
+    settings: RoleSettings,
+    key: SigningKey,
+    key_file: PathBuf,
+    load: fn(RoleSettings, SigningKey) -> Result<S>,
+) -> impl Fn() -> Result<S> {
+    let first = std::sync::Mutex::new(Some(key));
+    move || {
+        let key = match first.lock().expect("lock").take() {
+            Some(k) => k,
+            None => SigningKey::load(&key_file)?,
+        };
+        load(settings.clone(), key)
+    }
+}
+
+/// Waits until `init` has finished the repository (it writes `metadata/timestamp.json`
+/// last), saying once what it waits for; `false` when stopped first.
+pub async fn wait_for_repository(layout: &Layout, stop: &mut watch::Receiver<bool>) -> bool {
+    let done = layout.timestamp();
+    if done.is_file() {
+        return true;
+    }
+    tracing::warn!(repo = %layout.dir.display(),
+        "waiting for the repository: no metadata/timestamp.json yet (run `tuf-signer init`; \
+         it writes that file last)");
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+            _ = stop.changed() => return false,
+        }
+        if done.is_file() {
+            tracing::info!("the repository is there: starting");
+            return true;
+        }
+    }
+}
