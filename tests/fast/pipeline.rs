@@ -1,0 +1,79 @@
+//! Releases through the three signers to a client, as tests/pipeline.rs does over the broker
+//! with python-tuf: submitted in several jobs, signed, downloaded and verified byte for byte,
+//! removed again.
+
+use std::time::Duration;
+
+use package_signing::client::status;
+use package_signing::client::validate::validate;
+use package_signing::client::wait::Outcome;
+
+use crate::harness::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn releases_go_through_targets_snapshot_timestamp_and_verify_byte_for_byte() {
+    let repo = Repo::init(64);
+    let signers = repo.start().await;
+
+    // 120 releases in jobs of 25, plus Composer metadata under its repository path.
+    let mut releases = repo.releases("rel", 120, "a");
+    releases.push(repo.release("p2/drupal/module1.json", r#"{"packages":{}}"#));
+    let submitted = repo.submit(&repo.inbox, &releases, 25, false).await;
+    assert_eq!(submitted.expected.len(), 121);
+    let outcomes = submitted.outcomes().await;
+    assert_all_signed(&outcomes, 121);
+
+    // The verifying updater, from a fresh trusted folder holding only 1.root.json: a sample
+    // and the Composer file, byte for byte; only the bins those names need are fetched.
+    let mut sample: Vec<_> = releases[..120].iter().step_by(7).cloned().collect();
+    sample.push(releases[120].clone());
+    let client = repo.assert_downloads(&sample).await;
+    assert!(
+        (1..=sample.len()).contains(&client.bins_fetched()),
+        "fetched {} bins for {} names",
+        client.bins_fetched(),
+        sample.len()
+    );
+
+    // Every signature, hash, bin and expiry, as `tuf-client validate` checks them.
+    let report = validate(&repo.layout, Duration::from_secs(3600)).unwrap();
+    assert!(report.is_ok(), "{}", report.render());
+    assert!(
+        report.render().contains("64 bins, 121 targets"),
+        "{}",
+        report.render()
+    );
+    assert_eq!(status::read(&repo.layout).unwrap().targets, 121);
+
+    // The inbox is empty once every job is signed and handed on; nothing was refused.
+    assert_eq!(inbox_jobs(&repo.inbox), 0);
+    assert!(!repo.inbox.join("dead-letter").exists());
+    signers.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removed_targets_disappear_for_the_client_and_the_rest_stay() {
+    let repo = Repo::init(16);
+    let signers = repo.start().await;
+    let releases = repo.releases("rel", 10, "r");
+    assert_all_signed(&repo.add(&releases).await, 10);
+    let before = repo.newest("snapshot");
+
+    let removed: Vec<&str> = releases[..3].iter().map(|r| r.name.as_str()).collect();
+    let outcomes = repo.remove(&removed).await;
+    assert_eq!(outcomes.len(), 3);
+    assert!(
+        outcomes.values().all(|o| *o == Outcome::Signed),
+        "{outcomes:?}"
+    );
+    assert!(repo.newest("snapshot") > before);
+
+    let mut client = repo.assert_downloads(&releases[3..]).await;
+    for name in &removed {
+        assert_eq!(client.download(name).await, None, "{name} still listed");
+    }
+    let report = validate(&repo.layout, Duration::from_secs(3600)).unwrap();
+    assert!(report.is_ok(), "{}", report.render());
+    assert_eq!(status::read(&repo.layout).unwrap().targets, 7);
+    signers.stop().await;
+}

@@ -1,0 +1,218 @@
+//! What the signers refuse, and that refusing never stops them: malformed, unsigned, stale or
+//! forged jobs go to the dead letters with their reason (tests/dead_letter.rs), and a release
+//! already signed is never given other bytes unless replaced on purpose (tests/immutable.rs).
+
+use package_signing::broker::memory::submit_to_inbox;
+use package_signing::broker::Queue;
+use package_signing::client::wait::Outcome;
+use package_signing::keys::SigningKey;
+use package_signing::repository::control::Control;
+use serde_json::json;
+
+use crate::harness::*;
+
+fn add(name: &str, length: serde_json::Value, sha256: &str) -> serde_json::Value {
+    json!({"add": [{"name": name, "length": length, "hashes": {"sha256": sha256, "sha512": "b".repeat(128)}}]})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_jobs_go_to_the_dead_letters_with_their_reason_and_the_rest_is_signed() {
+    let repo = Repo::init(16);
+    let signers = repo.start().await;
+    let key = submitter_key(&repo);
+    let now = jiff::Timestamp::now();
+    let signed = |job: serde_json::Value| submission(&key, &job, now);
+    let (stranger, _) = SigningKey::generate().unwrap();
+    let hours = |h| jiff::SignedDuration::from_hours(h);
+    let good = "a".repeat(64);
+    let cases: Vec<(Vec<u8>, &str)> = vec![
+        (b"this is not json".to_vec(), "not a targets job"),
+        (br#"{"remove":["drupal/x/1.0.0.0"]}"#.to_vec(), "unsigned"),
+        (
+            submission(&stranger, &json!({"remove": ["drupal/x/1.0.0.0"]}), now),
+            "not signed by a submitter key this signer trusts",
+        ),
+        (
+            submission(
+                &key,
+                &json!({"remove": ["drupal/x/1.0.0.0"]}),
+                now - hours(48),
+            ),
+            "stale",
+        ),
+        (
+            submission(
+                &key,
+                &json!({"remove": ["drupal/x/1.0.0.0"]}),
+                now + hours(2),
+            ),
+            "ahead of this signer's clock",
+        ),
+        (
+            signed(json!({"add": [], "frobnicate": true})),
+            "unknown field",
+        ),
+        (signed(json!({})), "adds and removes nothing"),
+        (
+            signed(add("../etc/passwd", json!(1), &good)),
+            ". or .. segment",
+        ),
+        (signed(add("/etc/passwd", json!(1), &good)), "absolute"),
+        (
+            signed(add("drupal/a\u{0}b", json!(1), &good)),
+            "control character",
+        ),
+        (
+            signed(add(&"a".repeat(2000), json!(1), &good)),
+            "the limit is 1024",
+        ),
+        (
+            signed(add("drupal/x/1.0.0.0", json!(1u64 << 50), &good)),
+            "larger than any release",
+        ),
+        (
+            signed(add("drupal/x/1.0.0.0", json!(1), "zz")),
+            "sha256 must be 64",
+        ),
+    ];
+    for (seq, (body, _)) in cases.iter().enumerate() {
+        submit_to_inbox(&repo.inbox, body, seq).unwrap();
+    }
+    // Good releases after them: signed, the bad ones around them notwithstanding.
+    let releases = repo.releases("rel", 5, "ok");
+    assert_all_signed(&repo.add(&releases).await, 5);
+
+    let letters = eventually("every bad job in INBOX/dead-letter/", || {
+        let letters = dead_letters(&repo.inbox);
+        (letters.len() >= cases.len()).then_some(letters)
+    })
+    .await;
+    assert_eq!(letters.len(), cases.len());
+    for (body, want) in &cases {
+        let (_, reason) = letters
+            .iter()
+            .find(|(letter, _)| letter == body)
+            .unwrap_or_else(|| panic!("not dead-lettered: {}", String::from_utf8_lossy(body)));
+        assert!(
+            reason.contains(want),
+            "reason {reason:?} should say {want:?}"
+        );
+    }
+    assert_eq!(
+        signers.targets.count("job sent to the dead-letter queue"),
+        cases.len()
+    );
+    assert_eq!(inbox_jobs(&repo.inbox), 0, "nothing left behind");
+
+    // What the snapshot and timestamp signers refuse from upstream (here on the transport
+    // itself, as a forger with access to their queues would send it).
+    let meta = json!({"version": 9, "length": 10, "sha256": good});
+    let bad_snapshot = json!({"meta": {"bin-zzz.json": meta}});
+    publish(
+        &signers,
+        Queue::Snapshot,
+        bad_snapshot.to_string().as_bytes(),
+    )
+    .await;
+    let bad_timestamp = json!({"snapshot": {"version": 0, "length": 10, "sha256": good}});
+    publish(
+        &signers,
+        Queue::Timestamp,
+        bad_timestamp.to_string().as_bytes(),
+    )
+    .await;
+    for (log, want) in [
+        (&signers.snapshot, "unknown role"),
+        (&signers.timestamp, "version 0"),
+    ] {
+        log.wait_for("job sent to the dead-letter queue", 1).await;
+        let line = log
+            .text()
+            .lines()
+            .find(|l| l.contains("job sent to the dead-letter queue"))
+            .unwrap()
+            .to_string();
+        assert!(line.contains(want), "{line}");
+    }
+
+    // Every signer is still up and signs the next good job.
+    assert!(signers.all_running());
+    let more = repo.releases("more", 3, "after");
+    assert_all_signed(&repo.add(&more).await, 3);
+    repo.assert_downloads(&[releases, more].concat()).await;
+    signers.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signed_release_never_changes_unless_replaced_on_purpose() {
+    let repo = Repo::init(16);
+    let signers = repo.start().await;
+    let name = "drupal/token/1.9.0.0";
+    let release = repo.release(name, "the release");
+    let tampered = repo.release(name, "a backdoored release");
+    let next = repo.release("drupal/token/1.9.1.0", "the next release");
+    assert_all_signed(&repo.add(std::slice::from_ref(&release)).await, 1);
+
+    // Other bytes under the signed name, in one job with a new release: the name is refused
+    // and says why, the new release is signed, the job is dead-lettered with the reason.
+    let outcomes = repo
+        .submit(&repo.inbox, &[tampered.clone(), next.clone()], 100, false)
+        .await
+        .outcomes()
+        .await;
+    match &outcomes[name] {
+        Outcome::Refused(why) => {
+            assert!(why.contains("already signed with other content"), "{why}")
+        }
+        other => panic!("{name}: {other:?}"),
+    }
+    assert_eq!(outcomes[&next.name], Outcome::Signed);
+    let letters = eventually("the refused job dead-lettered", || {
+        Some(dead_letters(&repo.inbox)).filter(|l| !l.is_empty())
+    })
+    .await;
+    assert_eq!(letters.len(), 1);
+    assert!(letters[0].1.contains(name), "{}", letters[0].1);
+    repo.assert_downloads(&[release, next]).await;
+
+    // What Composer rewrites changes freely: p2/ metadata and dev versions.
+    for (mutable, first, second) in [
+        ("p2/drupal/token.json", "{\"v\":1}", "{\"v\":2}"),
+        ("drupal/token/dev-main", "main at a1", "main at b2"),
+    ] {
+        for content in [first, second] {
+            let r = repo.release(mutable, content);
+            assert_all_signed(&repo.add(std::slice::from_ref(&r)).await, 1);
+            repo.assert_downloads(&[r]).await;
+        }
+    }
+
+    // --replace replaces on purpose.
+    let replaced = repo.submit(&repo.inbox, std::slice::from_ref(&tampered), 100, true);
+    assert_all_signed(&replaced.await.outcomes().await, 1);
+    repo.assert_downloads(std::slice::from_ref(&tampered)).await;
+
+    // Two submitters race on one name, both held while the signer is paused: the later one
+    // is signed, the earlier one learns it was replaced; neither waits in vain.
+    let control = Control::new(&repo.layout);
+    control.pause(None).unwrap();
+    signers
+        .targets
+        .wait_for("paused (tuf-client resume", 1)
+        .await;
+    let racing = "p2/drupal/views.json";
+    let first = repo.release(racing, r#"{"from":"first"}"#);
+    let second = repo.release(racing, r#"{"from":"second"}"#);
+    let first_sent = repo
+        .submit(&repo.inbox, std::slice::from_ref(&first), 100, false)
+        .await;
+    let second_sent = repo
+        .submit(&repo.inbox, std::slice::from_ref(&second), 100, false)
+        .await;
+    control.resume().unwrap();
+    assert_eq!(first_sent.outcomes().await[racing], Outcome::Replaced);
+    assert_eq!(second_sent.outcomes().await[racing], Outcome::Signed);
+    repo.assert_downloads(&[second]).await;
+    assert_eq!(dead_letters(&repo.inbox).len(), 1, "only the refused job");
+    signers.stop().await;
+}

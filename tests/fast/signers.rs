@@ -1,0 +1,203 @@
+//! The signers of the fast tier: the three roles of `tuf-signer run --all`, each a task
+//! running `worker::run` over a `MemoryBroker` fed from an inbox folder, stopped through the
+//! watch channel it takes; each signer's log captured on its own ([`Log`]), so that a test
+//! waits for what a signer says (ready, paused, reloading) instead of sleeping.
+
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use package_signing::broker::memory::MemoryBroker;
+use package_signing::broker::{Endpoint, Queue};
+use package_signing::keys::SigningKey;
+use package_signing::repository::init::find_key;
+use package_signing::roles::{RoleSettings, SnapshotRole, TargetsRole, TimestampRole};
+use package_signing::worker::{self, Connector, Stage, WorkerOptions};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tracing::instrument::WithSubscriber;
+
+use crate::harness::{Repo, PATIENCE};
+
+/// One signer's log lines, captured apart from the others'.
+#[derive(Clone, Default)]
+pub struct Log(Arc<Mutex<Vec<u8>>>);
+
+impl Log {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+
+    pub fn count(&self, needle: &str) -> usize {
+        self.text().matches(needle).count()
+    }
+
+    /// Waits until the log holds `needle` at least `times` times.
+    pub async fn wait_for(&self, needle: &str, times: usize) {
+        let start = Instant::now();
+        while self.count(needle) < times {
+            assert!(
+                start.elapsed() < PATIENCE,
+                "the signer never logged {needle:?} {times} time(s):\n{}",
+                self.text()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Write for Log {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Log {
+    type Writer = Log;
+    fn make_writer(&'a self) -> Log {
+        self.clone()
+    }
+}
+
+/// The three signers of `run --all`, each a task running `worker::run`, stopped through the
+/// watch channel it takes.
+pub struct Signers {
+    pub broker: Arc<MemoryBroker>,
+    stop: watch::Sender<bool>,
+    tasks: Vec<(&'static str, JoinHandle<package_signing::Result<()>>)>,
+    feeder: JoinHandle<package_signing::Result<()>>,
+    pub targets: Log,
+    pub snapshot: Log,
+    pub timestamp: Log,
+}
+
+impl Signers {
+    /// Starts the three roles over a new `MemoryBroker` fed from `inbox` (as `tuf-signer run
+    /// --all --inbox INBOX` does), and waits until each says it is ready.
+    pub async fn start(repo: &Repo, inbox: &Path) -> Signers {
+        let signers = Signers::start_with(repo, inbox, repo.settings());
+        for log in [&signers.targets, &signers.snapshot, &signers.timestamp] {
+            log.wait_for("signer ready", 1).await;
+        }
+        signers
+    }
+
+    /// The same with `settings`, not waiting (a paused targets signer never says ready).
+    pub fn start_with(repo: &Repo, inbox: &Path, settings: RoleSettings) -> Signers {
+        let broker = MemoryBroker::new();
+        let feeder = tokio::spawn(broker.clone().feed_from_inbox(inbox.to_path_buf()));
+        let connector = Connector::Memory(broker.clone());
+        let (stop, stop_rx) = watch::channel(false);
+        let (targets, snapshot, timestamp) = (Log::default(), Log::default(), Log::default());
+        let key = |role: &str| find_key(&repo.keys, role);
+        let tasks = vec![
+            (
+                "targets",
+                spawn(
+                    &connector,
+                    make_loader(settings.clone(), key("targets"), TargetsRole::load),
+                    &stop_rx,
+                    &targets,
+                ),
+            ),
+            (
+                "snapshot",
+                spawn(
+                    &connector,
+                    make_loader(settings.clone(), key("snapshot"), SnapshotRole::load),
+                    &stop_rx,
+                    &snapshot,
+                ),
+            ),
+            (
+                "timestamp",
+                spawn(
+                    &connector,
+                    make_loader(settings, key("timestamp"), TimestampRole::load),
+                    &stop_rx,
+                    &timestamp,
+                ),
+            ),
+        ];
+        Signers {
+            broker,
+            stop,
+            tasks,
+            feeder,
+            targets,
+            snapshot,
+            timestamp,
+        }
+    }
+
+    /// Whether every signer is still running.
+    pub fn all_running(&self) -> bool {
+        self.tasks.iter().all(|(_, t)| !t.is_finished())
+    }
+
+    /// A publisher on this transport (what another agent, or an attacker with access to the
+    /// queues, would use).
+    pub fn publisher(&self) -> Endpoint {
+        Endpoint::Memory(self.broker.endpoint(None))
+    }
+
+    /// Stops every signer (after its current batch) and checks each ended cleanly.
+    pub async fn stop(self) {
+        self.stop.send(true).unwrap();
+        for (role, task) in self.tasks {
+            let ended = tokio::time::timeout(PATIENCE, task)
+                .await
+                .unwrap_or_else(|_| panic!("the {role} signer did not stop"))
+                .unwrap();
+            assert!(ended.is_ok(), "the {role} signer failed: {ended:?}");
+        }
+        self.feeder.abort();
+    }
+}
+
+/// `worker::run` for one role as a task, its log captured in `log`.
+fn spawn<S: Stage>(
+    connector: &Connector,
+    load: impl Fn() -> package_signing::Result<S> + Send + Sync + 'static,
+    stop: &watch::Receiver<bool>,
+    log: &Log,
+) -> JoinHandle<package_signing::Result<()>> {
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(log.clone())
+        .with_ansi(false)
+        .with_max_level(tracing::Level::INFO)
+        .finish();
+    tokio::spawn(
+        worker::run(
+            connector.clone(),
+            load,
+            WorkerOptions::default(),
+            stop.clone(),
+        )
+        .with_subscriber(subscriber),
+    )
+}
+
+/// Copied from `src/bin/tuf-signer.rs` (`make_loader`), which keeps it private: the loader
+/// the worker calls when it (re)starts consuming or reloads. There the first call takes the
+/// key `run` already loaded; here every call reads the key file.
+fn make_loader<S>(
+    settings: RoleSettings,
+    key_file: PathBuf,
+    load: fn(RoleSettings, SigningKey) -> package_signing::Result<S>,
+) -> impl Fn() -> package_signing::Result<S> {
+    move || load(settings.clone(), SigningKey::load(&key_file)?)
+}
+
+/// A job for `queue` straight onto the transport, as `tuf-client refresh-expiry --role` or
+/// an upstream signer sends it.
+pub async fn publish(signers: &Signers, queue: Queue, body: &[u8]) {
+    signers.publisher().publish(queue, body).await.unwrap();
+}
