@@ -11,15 +11,15 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use package_signing::client::coverage::{Coverage, Expected};
+use package_signing::client::send::add_jobs;
 use package_signing::client::submit::{collect, describe, Release, Route, Sink, TargetsFolder};
 use package_signing::client::wait::{Outcome, Wait};
 use package_signing::jobs::{NewTarget, TargetsJob};
 use package_signing::keys::SigningKey;
-use package_signing::repository::init::{find_key, init, InitOptions, SUBMITTER, SUBMITTERS_FILE};
-use package_signing::repository::prune::Retention;
+use package_signing::repository::init::{find_key, init, InitOptions, SUBMITTER};
 use package_signing::repository::{Expiries, Layout};
+use package_signing::role::Role;
 use package_signing::roles::RoleSettings;
-use package_signing::submission::Policy;
 use package_signing::updater::{self, base_url, HttpFetcher, Updater};
 
 pub use crate::signers::*;
@@ -78,9 +78,7 @@ impl Repo {
             keys: dir.path().join("keys"),
             bins,
             expiries,
-            key_folders: false,
-            key_owners: vec![],
-            repo_group: None,
+            deployment: Default::default(),
             key_id_rule: Default::default(),
         };
         init(&opts, |_, _| {}).unwrap();
@@ -100,20 +98,12 @@ impl Repo {
 
     /// What `tuf-signer run --all` gives its roles (defaults of its flags).
     pub fn settings(&self) -> RoleSettings {
-        let submitters = find_key(&self.keys, "targets").with_file_name(SUBMITTERS_FILE);
-        let policy = Policy::load(
-            &submitters,
-            Duration::from_secs(24 * 3600),
-            self.layout.default_ledger(),
-        )
-        .unwrap();
-        RoleSettings {
-            layout: self.layout.clone(),
-            expiries: self.expiries,
-            retention: Retention::default(),
-            refresh_window: 0.5,
-            submissions: Some(policy),
-        }
+        let keys = Role::ONLINE
+            .map(|role| (role, find_key(&self.keys, role.name())))
+            .to_vec();
+        let mut signers = package_signing::signer::Signers::new(&self.layout.dir, keys);
+        signers.expiries = self.expiries;
+        signers.settings().unwrap()
     }
 
     /// The three signers over a new in-process transport fed from this repository's inbox.
@@ -196,15 +186,7 @@ impl Repo {
         batch_size: usize,
         replace: bool,
     ) -> Submitted {
-        let jobs: Vec<TargetsJob> = self
-            .stage(releases)
-            .chunks(batch_size)
-            .map(|c| TargetsJob {
-                add: c.to_vec(),
-                replace,
-                ..Default::default()
-            })
-            .collect();
+        let jobs = add_jobs(&self.stage(releases), batch_size, replace);
         self.send(inbox, &jobs).await
     }
 
@@ -247,7 +229,7 @@ impl Repo {
 
     /// The newest version of `role` on disk.
     pub fn newest(&self, role: &str) -> u64 {
-        self.layout.newest_version(role).unwrap().unwrap()
+        self.layout.newest(role).unwrap().unwrap()
     }
 
     /// `signed.version` and `signed.expires` of timestamp.json.

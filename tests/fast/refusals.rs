@@ -2,7 +2,7 @@
 //! forged jobs go to the dead letters with their reason (tests/dead_letter.rs), and a release
 //! already signed is never given other bytes unless replaced on purpose (tests/immutable.rs).
 
-use package_signing::broker::memory::submit_to_inbox;
+use package_signing::broker::inbox::submit_to_inbox;
 use package_signing::broker::Queue;
 use package_signing::client::wait::Outcome;
 use package_signing::keys::SigningKey;

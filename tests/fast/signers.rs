@@ -1,21 +1,23 @@
 //! The signers of the fast tier: the three roles of `tuf-signer run --all`, each a task
-//! running `worker::run` over a `MemoryBroker` fed from an inbox folder, stopped through the
+//! running `signer::run_role` over the in-process transport fed from an inbox folder, stopped through the
 //! watch channel it takes; each signer's log captured on its own ([`Log`]), so that a test
 //! waits for what a signer says (ready, paused, reloading) instead of sleeping.
 
 #![allow(dead_code)]
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use package_signing::broker::memory::MemoryBroker;
+use package_signing::broker::inbox::Inbox;
 use package_signing::broker::{Endpoint, Queue};
 use package_signing::keys::SigningKey;
 use package_signing::repository::init::find_key;
-use package_signing::roles::{RoleSettings, SnapshotRole, TargetsRole, TimestampRole};
-use package_signing::worker::{self, Connector, Stage, WorkerOptions};
+use package_signing::role::Role;
+use package_signing::roles::RoleSettings;
+use package_signing::signer::run_role;
+use package_signing::worker::{Transport, WorkerOptions};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::instrument::WithSubscriber;
@@ -69,7 +71,7 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Log {
 /// The three signers of `run --all`, each a task running `worker::run`, stopped through the
 /// watch channel it takes.
 pub struct Signers {
-    pub broker: Arc<MemoryBroker>,
+    pub broker: Arc<Inbox>,
     stop: watch::Sender<bool>,
     tasks: Vec<(&'static str, JoinHandle<package_signing::Result<()>>)>,
     feeder: JoinHandle<package_signing::Result<()>>,
@@ -79,7 +81,7 @@ pub struct Signers {
 }
 
 impl Signers {
-    /// Starts the three roles over a new `MemoryBroker` fed from `inbox` (as `tuf-signer run
+    /// Starts the three roles over a new in-process transport fed from `inbox` (as `tuf-signer run
     /// --all --inbox INBOX` does), and waits until each says it is ready.
     pub async fn start(repo: &Repo, inbox: &Path) -> Signers {
         let signers = Signers::start_with(repo, inbox, repo.settings());
@@ -91,41 +93,39 @@ impl Signers {
 
     /// The same with `settings`, not waiting (a paused targets signer never says ready).
     pub fn start_with(repo: &Repo, inbox: &Path, settings: RoleSettings) -> Signers {
-        let broker = MemoryBroker::new();
+        let broker = Inbox::new();
         let feeder = tokio::spawn(broker.clone().feed_from_inbox(inbox.to_path_buf()));
-        let connector = Connector::Memory(broker.clone());
+        let transport = Transport::Inbox(broker.clone());
         let (stop, stop_rx) = watch::channel(false);
         let (targets, snapshot, timestamp) = (Log::default(), Log::default(), Log::default());
-        let key = |role: &str| find_key(&repo.keys, role);
-        let tasks = vec![
+        let tasks = [
+            (Role::Targets, &targets),
+            (Role::Snapshot, &snapshot),
+            (Role::Timestamp, &timestamp),
+        ]
+        .into_iter()
+        .map(|(role, log)| {
+            let file = find_key(&repo.keys, role.name());
+            let key = SigningKey::load(&file).unwrap();
+            let subscriber = tracing_subscriber::fmt()
+                .with_writer(log.clone())
+                .with_ansi(false)
+                .with_max_level(tracing::Level::INFO)
+                .finish();
+            let signer = run_role(
+                role,
+                transport.clone(),
+                settings.clone(),
+                (key, file),
+                WorkerOptions::default(),
+                stop_rx.clone(),
+            );
             (
-                "targets",
-                spawn(
-                    &connector,
-                    make_loader(settings.clone(), key("targets"), TargetsRole::load),
-                    &stop_rx,
-                    &targets,
-                ),
-            ),
-            (
-                "snapshot",
-                spawn(
-                    &connector,
-                    make_loader(settings.clone(), key("snapshot"), SnapshotRole::load),
-                    &stop_rx,
-                    &snapshot,
-                ),
-            ),
-            (
-                "timestamp",
-                spawn(
-                    &connector,
-                    make_loader(settings, key("timestamp"), TimestampRole::load),
-                    &stop_rx,
-                    &timestamp,
-                ),
-            ),
-        ];
+                role.name(),
+                tokio::spawn(signer.with_subscriber(subscriber)),
+            )
+        })
+        .collect();
         Signers {
             broker,
             stop,
@@ -145,7 +145,7 @@ impl Signers {
     /// A publisher on this transport (what another agent, or an attacker with access to the
     /// queues, would use).
     pub fn publisher(&self) -> Endpoint {
-        Endpoint::Memory(self.broker.endpoint(None))
+        Endpoint::Inbox(self.broker.endpoint(None))
     }
 
     /// Stops every signer (after its current batch) and checks each ended cleanly.
@@ -160,40 +160,6 @@ impl Signers {
         }
         self.feeder.abort();
     }
-}
-
-/// `worker::run` for one role as a task, its log captured in `log`.
-fn spawn<S: Stage>(
-    connector: &Connector,
-    load: impl Fn() -> package_signing::Result<S> + Send + Sync + 'static,
-    stop: &watch::Receiver<bool>,
-    log: &Log,
-) -> JoinHandle<package_signing::Result<()>> {
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(log.clone())
-        .with_ansi(false)
-        .with_max_level(tracing::Level::INFO)
-        .finish();
-    tokio::spawn(
-        worker::run(
-            connector.clone(),
-            load,
-            WorkerOptions::default(),
-            stop.clone(),
-        )
-        .with_subscriber(subscriber),
-    )
-}
-
-/// Copied from `src/bin/tuf-signer.rs` (`make_loader`), which keeps it private: the loader
-/// the worker calls when it (re)starts consuming or reloads. There the first call takes the
-/// key `run` already loaded; here every call reads the key file.
-fn make_loader<S>(
-    settings: RoleSettings,
-    key_file: PathBuf,
-    load: fn(RoleSettings, SigningKey) -> package_signing::Result<S>,
-) -> impl Fn() -> package_signing::Result<S> {
-    move || load(settings.clone(), SigningKey::load(&key_file)?)
 }
 
 /// A job for `queue` straight onto the transport, as `tuf-client refresh-expiry --role` or
