@@ -71,6 +71,15 @@ pub enum Error {
     #[error("{0}")]
     TimedOut(String),
 
+    /// An understood request refused for the reason given (a root draft that cannot be
+    /// published yet): the same request may succeed once that is mended.
+    #[error("{0}")]
+    Refused(String),
+
+    /// A bug: a task that panicked.
+    #[error("internal error: {0}")]
+    Internal(String),
+
     /// What the verifying updater found (typed: rollback, expiry, signatures, download...).
     #[error(transparent)]
     Update(#[from] crate::updater::Error),

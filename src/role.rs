@@ -209,6 +209,29 @@ mod tests {
         assert!(Role::online("root").is_err());
     }
 
+    /// `nix/agents.json`, the one source of the images, runs each online role's signer in the
+    /// agent `Role::agent` names, with the key file `Role::key_file` names.
+    #[test]
+    fn each_signer_agent_in_the_images_runs_its_role_with_its_key() {
+        let agents: serde_json::Value =
+            serde_json::from_str(include_str!("../nix/agents.json")).unwrap();
+        for role in Role::ONLINE {
+            let agent = &agents[role.agent().unwrap()];
+            let args: Vec<&str> = agent["args"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|a| a.as_str().unwrap())
+                .collect();
+            assert_eq!(args, ["run", "--role", role.name()], "{role}");
+            let key = agent["env"]["TUF_KEY"].as_str().unwrap();
+            assert!(
+                key.ends_with(&format!("/{}", role.key_file())),
+                "{role}: {key}"
+            );
+        }
+    }
+
     #[test]
     fn the_bins_share_the_targets_key_queue_and_agent() {
         assert_eq!(Role::Bins.key_file(), "targets.pem");

@@ -136,7 +136,7 @@ impl Signers {
             ));
         }
         while let Some(done) = signers.join_next().await {
-            done.map_err(|e| Error::Usage(format!("a signer task panicked: {e}")))??;
+            done.map_err(|e| Error::Internal(format!("a signer task panicked: {e}")))??;
         }
         Ok(())
     }

@@ -370,7 +370,7 @@ impl Draft {
             return Ok(version);
         }
         if version != current.version.get() + 1 {
-            return Err(Error::Usage(format!(
+            return Err(Error::Refused(format!(
                 "this draft is root v{version} but the repository is at v{}; start a new \
                  draft with `tuf-signer root new`",
                 current.version
@@ -378,7 +378,7 @@ impl Draft {
         }
         check_roles(&self.root)?;
         if self.root.expires <= jiff::Timestamp::now() {
-            return Err(Error::Usage(
+            return Err(Error::Refused(
                 "this draft has already expired; start a new one".into(),
             ));
         }
@@ -386,15 +386,15 @@ impl Draft {
         // chain on disk: a threshold of the current root keys, then of the new ones.
         let mut chain = crate::verify::trusted_chain(layout)?;
         chain.update_root(&bytes).map_err(|e| match e {
-            crate::updater::Error::Unsigned(m) => Error::Usage(format!(
+            crate::updater::Error::Unsigned(m) => Error::Refused(format!(
                 "not enough signatures of the current or the new root keys ({m}); see \
                  `tuf-signer root status`"
             )),
-            other => Error::Usage(format!("clients would refuse this root: {other}")),
+            other => Error::Refused(format!("clients would refuse this root: {other}")),
         })?;
         let orphaned = unsigned_under(layout, &self.root)?;
         if !orphaned.is_empty() && !force {
-            return Err(Error::Usage(format!(
+            return Err(Error::Refused(format!(
                 "clients would refuse the repository under this root: {}. Restart that \
                  signer with a key this root lists first (rotate in two root versions: add \
                  the new key, restart the signer, then remove the old key), or pass --force",
@@ -519,7 +519,7 @@ fn rename_keys(root: &mut Root, rule: KeyIdRule) -> Result<()> {
 fn role_keys(root: &mut Root, role: RoleType) -> Result<&mut RoleKeys> {
     root.roles
         .get_mut(&role)
-        .ok_or_else(|| Error::Usage(format!("the current root has no {} role", role_name(role))))
+        .ok_or_else(|| Error::Refused(format!("the current root has no {} role", role_name(role))))
 }
 
 /// Every top-level role present, with at least as many keys as its threshold, each listed, and
