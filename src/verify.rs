@@ -331,7 +331,10 @@ pub fn trust_published_snapshot(
         .expect("checked by update_timestamp")
         .version
         .get();
-    set.update_snapshot(&read_published(layout, "snapshot", version)?, false)?;
+    set.update_snapshot(
+        &read_published(layout, Role::Snapshot.name(), version)?,
+        false,
+    )?;
     Ok(())
 }
 
@@ -374,7 +377,7 @@ impl RootChain {
         layout.require_initialised()?;
         // A gap (a planted `4.root.json` with no 3) is refused, not skipped.
         let versions = layout.scan_versions()?;
-        let roots = versions.get("root").cloned().unwrap_or_default();
+        let roots = versions.get(Role::Root.name()).cloned().unwrap_or_default();
         for (i, v) in roots.iter().enumerate() {
             if *v != i as u64 + 1 {
                 return Err(Error::Untrusted {

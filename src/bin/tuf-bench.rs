@@ -17,6 +17,7 @@ use package_signing::client::submit::{Route, Sink};
 use package_signing::jobs::{NewTarget, TargetHashes, TargetsJob};
 use package_signing::keys::SigningKey;
 use package_signing::repository::Layout;
+use package_signing::role::Role;
 
 /// Measures throughput, latency under load, per-add cost as the repository grows, and the
 /// signers' peak memory.
@@ -175,7 +176,11 @@ async fn latency(sink: &Sink, layout: &Layout, rate: u32, secs: u64, tag: &str) 
 /// Waits until the three signers have logged that they consume their queues.
 fn wait_ready(work: &Path) {
     let start = Instant::now();
-    for role in ["targets", "snapshot", "timestamp"] {
+    for role in [
+        Role::Targets.name(),
+        Role::Snapshot.name(),
+        Role::Timestamp.name(),
+    ] {
         while !std::fs::read_to_string(work.join(format!("{role}.log")))
             .unwrap_or_default()
             .contains("signer ready")
@@ -202,23 +207,27 @@ fn spawn(
     work: &Path,
 ) -> Signers {
     Signers(
-        ["targets", "snapshot", "timestamp"]
-            .iter()
-            .map(|role| {
-                let child = Command::new(exe_dir.join("tuf-signer"))
-                    .args(["run", "--role", role, "--repo"])
-                    .arg(repo)
-                    .arg("--key")
-                    .arg(keys.join(format!("{role}.pem")))
-                    .args(["--amqp", amqp, "--queue-prefix", prefix])
-                    .env("RUST_LOG", "info")
-                    .stdout(Stdio::null())
-                    .stderr(std::fs::File::create(work.join(format!("{role}.log"))).unwrap())
-                    .spawn()
-                    .expect("tuf-signer next to tuf-bench (cargo build --release)");
-                (role.to_string(), child)
-            })
-            .collect(),
+        [
+            Role::Targets.name(),
+            Role::Snapshot.name(),
+            Role::Timestamp.name(),
+        ]
+        .iter()
+        .map(|role| {
+            let child = Command::new(exe_dir.join("tuf-signer"))
+                .args(["run", "--role", role, "--repo"])
+                .arg(repo)
+                .arg("--key")
+                .arg(keys.join(format!("{role}.pem")))
+                .args(["--amqp", amqp, "--queue-prefix", prefix])
+                .env("RUST_LOG", "info")
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(work.join(format!("{role}.log"))).unwrap())
+                .spawn()
+                .expect("tuf-signer next to tuf-bench (cargo build --release)");
+            (role.to_string(), child)
+        })
+        .collect(),
     )
 }
 
@@ -340,10 +349,14 @@ async fn main() {
         {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        let snapshot_bytes = std::fs::read(layout.versioned(
-            "snapshot",
-            *layout.scan_versions().unwrap()["snapshot"].last().unwrap(),
-        ))
+        let snapshot_bytes = std::fs::read(
+            layout.versioned(
+                Role::Snapshot.name(),
+                *layout.scan_versions().unwrap()[Role::Snapshot.name()]
+                    .last()
+                    .unwrap(),
+            ),
+        )
         .unwrap()
         .len();
         println!(

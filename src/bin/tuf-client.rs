@@ -77,7 +77,7 @@ enum Command {
         #[command(flatten)]
         send: SendArgs,
         /// Only this role: targets, snapshot or timestamp.
-        #[arg(long, value_parser = ["targets", "snapshot", "timestamp"])]
+        #[arg(long, value_parser = Role::ONLINE.map(Role::name))]
         role: Option<String>,
     },
     /// Change the number of hashed bins, keeping every target.
@@ -294,7 +294,7 @@ async fn dispatch(command: Command) -> Result<()> {
             send::remove_targets(&send.sending()?, &names).await
         }
         Command::RefreshExpiry { send, role } => {
-            let role = Role::online(role.as_deref().unwrap_or("targets"))?;
+            let role = role.as_deref().map_or(Ok(Role::Targets), Role::online)?;
             send::refresh_expiry(&send.sending()?, role).await
         }
         Command::Bins { send, count } => send::change_bins(&send.sending()?, count).await,

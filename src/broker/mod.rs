@@ -13,6 +13,7 @@ pub mod inbox;
 
 use std::time::{Duration, Instant};
 
+use crate::role::Role;
 use crate::Result;
 
 /// Which way jobs travel, chosen once for every command that sends or takes them: a broker,
@@ -185,9 +186,9 @@ impl Queue {
     /// `targets`, `snapshot`, `timestamp`, `dead-letter`.
     pub fn stage(self) -> &'static str {
         match self {
-            Queue::Targets => "targets",
-            Queue::Snapshot => "snapshot",
-            Queue::Timestamp => "timestamp",
+            Queue::Targets => Role::Targets.name(),
+            Queue::Snapshot => Role::Snapshot.name(),
+            Queue::Timestamp => Role::Timestamp.name(),
             Queue::DeadLetter => "dead-letter",
         }
     }

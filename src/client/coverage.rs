@@ -87,13 +87,17 @@ impl Coverage {
         let mut top_loaded = false;
         let mut load_top = |set: &mut TrustedSet, me: &mut Coverage| -> Result<()> {
             if !top_loaded {
-                let roles: HashMap<String, DelegatedRole> =
-                    trust_published_targets(set, &me.layout, "targets", "root")?
-                        .delegations
-                        .iter()
-                        .flat_map(|d| d.roles.iter())
-                        .map(|r| (r.name.clone(), r.clone()))
-                        .collect();
+                let roles: HashMap<String, DelegatedRole> = trust_published_targets(
+                    set,
+                    &me.layout,
+                    Role::Targets.name(),
+                    Role::Root.name(),
+                )?
+                .delegations
+                .iter()
+                .flat_map(|d| d.roles.iter())
+                .map(|r| (r.name.clone(), r.clone()))
+                .collect();
                 me.top = Some((top_version, HashBins::new(roles.len() as u32)?, roles));
                 top_loaded = true;
             }
@@ -122,7 +126,8 @@ impl Coverage {
             if !self.bins_cache.contains_key(&key) {
                 load_top(&mut set, self)?;
                 let verified =
-                    trust_published_targets(&mut set, &self.layout, &bin, "targets")?.clone();
+                    trust_published_targets(&mut set, &self.layout, &bin, Role::Targets.name())?
+                        .clone();
                 // One version per bin is kept: a wait over a busy repository stays small.
                 self.bins_cache.retain(|(b, _, _), _| *b != bin);
                 self.bins_cache.insert(key.clone(), verified);

@@ -40,26 +40,25 @@ pub struct Status {
 /// Below this much time left a role's expiry is shown as a warning: a quarter of the
 /// default lifetime, by which time its signer (which re-signs at half) should have acted.
 fn warn_below(role: &str) -> Duration {
-    let day = 86_400;
-    Duration::from_secs(match role {
-        "timestamp" => day / 4,
-        "snapshot" => 7 * day / 4,
-        _ => 365 * day / 4,
-    })
+    let role = Role::of_metadata(role).unwrap_or(Role::Bins);
+    crate::repository::Expiries::default().of(role) / 4
 }
 
 /// The number of bins the published repository delegates to (timestamp → snapshot →
 /// top-level targets), reading no bin.
 pub fn published_bins(layout: &Layout) -> Result<usize> {
-    let (ts, _) = signed::load::<Timestamp>(&layout.timestamp(), "timestamp")?;
+    let (ts, _) = signed::load::<Timestamp>(&layout.timestamp(), Role::Timestamp.name())?;
     let version_of = |meta: &std::collections::HashMap<String, tough::schema::Metafile>, file| {
         meta.get(file).map(|m| m.version.get()).unwrap_or(1)
     };
     let snap = version_of(&ts.signed.meta, Role::Snapshot.file());
-    let (snapshot, _) =
-        signed::load::<Snapshot>(&layout.versioned(Role::Snapshot, snap), "snapshot")?;
+    let (snapshot, _) = signed::load::<Snapshot>(
+        &layout.versioned(Role::Snapshot, snap),
+        Role::Snapshot.name(),
+    )?;
     let top = version_of(&snapshot.signed.meta, Role::Targets.file());
-    let (top, _) = signed::load::<Targets>(&layout.versioned(Role::Targets, top), "targets")?;
+    let (top, _) =
+        signed::load::<Targets>(&layout.versioned(Role::Targets, top), Role::Targets.name())?;
     Ok(top.signed.delegations.map_or(0, |d| d.roles.len()))
 }
 
@@ -71,23 +70,27 @@ pub fn read(layout: &Layout) -> Result<Status> {
             .map(|r| r.keyids.iter().map(hex::encode).collect())
             .unwrap_or_default()
     };
-    let (ts, _) = signed::load::<Timestamp>(&layout.timestamp(), "timestamp")?;
+    let (ts, _) = signed::load::<Timestamp>(&layout.timestamp(), Role::Timestamp.name())?;
     let snap_version = ts
         .signed
         .meta
         .get(Role::Snapshot.file())
         .map(|m| m.version.get())
         .unwrap_or(1);
-    let (snapshot, _) =
-        signed::load::<Snapshot>(&layout.versioned(Role::Snapshot, snap_version), "snapshot")?;
+    let (snapshot, _) = signed::load::<Snapshot>(
+        &layout.versioned(Role::Snapshot, snap_version),
+        Role::Snapshot.name(),
+    )?;
     let top_version = snapshot
         .signed
         .meta
         .get(Role::Targets.file())
         .map(|m| m.version.get())
         .unwrap_or(1);
-    let (top, _) =
-        signed::load::<Targets>(&layout.versioned(Role::Targets, top_version), "targets")?;
+    let (top, _) = signed::load::<Targets>(
+        &layout.versioned(Role::Targets, top_version),
+        Role::Targets.name(),
+    )?;
     let mut targets = 0;
     let delegated = top
         .signed
@@ -104,25 +107,25 @@ pub fn read(layout: &Layout) -> Result<Status> {
     }
     let roles = vec![
         RoleStatus {
-            role: "root".into(),
+            role: Role::Root.name().into(),
             version: root.version.get(),
             expires: root.expires,
             key_ids: keys_of(RoleType::Root),
         },
         RoleStatus {
-            role: "targets".into(),
+            role: Role::Targets.name().into(),
             version: top.signed.version.get(),
             expires: top.signed.expires,
             key_ids: keys_of(RoleType::Targets),
         },
         RoleStatus {
-            role: "snapshot".into(),
+            role: Role::Snapshot.name().into(),
             version: snapshot.signed.version.get(),
             expires: snapshot.signed.expires,
             key_ids: keys_of(RoleType::Snapshot),
         },
         RoleStatus {
-            role: "timestamp".into(),
+            role: Role::Timestamp.name().into(),
             version: ts.signed.version.get(),
             expires: ts.signed.expires,
             key_ids: keys_of(RoleType::Timestamp),

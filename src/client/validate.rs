@@ -119,7 +119,7 @@ pub fn validate(layout: &Layout, window: Duration) -> Result<Report> {
     };
     let root = set.root().clone();
     let versions = layout.scan_versions()?;
-    expiry(&mut report, "root", root.expires);
+    expiry(&mut report, Role::Root.name(), root.expires);
     report.summary.push(format!(
         "root chain v1..v{} ({} signature(s) checked per version)",
         root.version,
@@ -128,7 +128,7 @@ pub fn validate(layout: &Layout, window: Duration) -> Result<Report> {
     // The top-level roles: a failure stops here (nothing below can be checked without them).
     let top_level = |set: &mut TrustedSet| -> Result<()> {
         trust_published_snapshot(set, layout, &read(layout, Role::Timestamp.file())?)?;
-        trust_published_targets(set, layout, "targets", "root").map(drop)
+        trust_published_targets(set, layout, Role::Targets.name(), Role::Root.name()).map(drop)
     };
     if let Err(e) = top_level(&mut set) {
         report.problems.push(e.to_string());
@@ -136,10 +136,10 @@ pub fn validate(layout: &Layout, window: Duration) -> Result<Report> {
     }
     let timestamp = set.timestamp().expect("loaded").clone();
     let snapshot = set.snapshot().expect("loaded").clone();
-    let top = set.targets("targets").expect("loaded").clone();
-    expiry(&mut report, "timestamp", timestamp.expires);
-    expiry(&mut report, "snapshot", snapshot.expires);
-    expiry(&mut report, "targets", top.expires);
+    let top = set.targets(Role::Targets.name()).expect("loaded").clone();
+    expiry(&mut report, Role::Timestamp.name(), timestamp.expires);
+    expiry(&mut report, Role::Snapshot.name(), snapshot.expires);
+    expiry(&mut report, Role::Targets.name(), top.expires);
     report.summary.push(format!(
         "timestamp v{} -> snapshot v{} (length and sha256 match)",
         timestamp.version, snapshot.version
@@ -166,7 +166,8 @@ pub fn validate(layout: &Layout, window: Duration) -> Result<Report> {
     );
     let mut targets = 0;
     for role in &delegations.roles {
-        let bin = trust_published_targets(&mut set, layout, &role.name, "targets").cloned();
+        let bin =
+            trust_published_targets(&mut set, layout, &role.name, Role::Targets.name()).cloned();
         let bin = match bin {
             Ok(bin) => bin,
             Err(e) => {
@@ -243,10 +244,10 @@ pub fn validate(layout: &Layout, window: Duration) -> Result<Report> {
                 report.problems.push(e.to_string());
             }
         };
-    newer("snapshot", snapshot.version.get(), &|b, p| {
+    newer(Role::Snapshot.name(), snapshot.version.get(), &|b, p| {
         signers_chain(&chain)?.verify_role(b, p, RoleType::Snapshot)
     });
-    newer("targets", top.version.get(), &|b, p| {
+    newer(Role::Targets.name(), top.version.get(), &|b, p| {
         signers_chain(&chain)?.verify_role(b, p, RoleType::Targets)
     });
     for role in &delegations.roles {

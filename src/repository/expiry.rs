@@ -13,6 +13,20 @@ pub struct Expiries {
     pub timestamp: Duration,
 }
 
+impl Expiries {
+    /// The lifetime of `role`'s metadata.
+    pub fn of(&self, role: crate::role::Role) -> Duration {
+        use crate::role::Role;
+        match role {
+            Role::Root => self.root,
+            Role::Targets => self.targets,
+            Role::Bins => self.bins,
+            Role::Snapshot => self.snapshot,
+            Role::Timestamp => self.timestamp,
+        }
+    }
+}
+
 const DAY: u64 = 86_400;
 
 impl Default for Expiries {

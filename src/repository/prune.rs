@@ -216,7 +216,7 @@ pub fn still_named(layout: &Layout) -> Option<Named> {
         |path: PathBuf| -> Option<File> { serde_json::from_slice(&std::fs::read(path).ok()?).ok() };
     let timestamp = read(layout.timestamp())?;
     let published = timestamp.signed.meta.get(Role::Snapshot.file())?.version;
-    let mut named = Named::from([("snapshot".to_string(), published)]);
+    let mut named = Named::from([(Role::Snapshot.name().to_string(), published)]);
     let newest = layout.newest(Role::Snapshot).ok().flatten()?;
     for version in [published, newest] {
         for (file, meta) in read(layout.versioned(Role::Snapshot, version))?.signed.meta {

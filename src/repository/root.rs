@@ -277,7 +277,7 @@ impl Draft {
             .map(|(keyid, sig)| json!({"keyid": keyid, "sig": sig}))
             .collect();
         let signed = serde_json::to_value(&self.root).map_err(|e| Error::Canonical {
-            what: "root".into(),
+            what: Role::Root.name().into(),
             reason: e.to_string(),
         })?;
         canonical::value_to_vec(&json!({"signatures": signatures, "signed": signed}), "root")
@@ -288,7 +288,7 @@ impl Draft {
     }
 
     fn message(&self) -> Result<Vec<u8>> {
-        canonical::to_vec(&self.root, "root")
+        canonical::to_vec(&self.root, Role::Root.name())
     }
 
     /// Adds `key`'s signature, under the id each of the two roots gives it (the same id unless

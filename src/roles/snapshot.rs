@@ -85,7 +85,7 @@ impl Stage for SnapshotRole {
     }
 
     fn lifetimes(&self) -> Vec<std::time::Duration> {
-        vec![self.core.settings.expiries.snapshot]
+        vec![self.core.settings.expiries.of(Role::Snapshot)]
     }
 
     /// Whether another replica has written a newer snapshot than the one held here.

@@ -64,7 +64,7 @@ impl Stage for TimestampRole {
     }
 
     fn lifetimes(&self) -> Vec<std::time::Duration> {
-        vec![self.core.settings.expiries.timestamp]
+        vec![self.core.settings.expiries.of(Role::Timestamp)]
     }
 
     /// Whether another replica has written a newer timestamp than the one held here.

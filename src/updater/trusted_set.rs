@@ -20,7 +20,12 @@ use crate::verify::{root_authority, unverified, verify_raw, Authority, Delegatio
 
 /// The top-level role names: no delegated role may take one (its file would stand for the
 /// top-level role's in the metadata folder).
-pub const TOP_LEVEL: [&str; 4] = ["root", "timestamp", "snapshot", "targets"];
+pub const TOP_LEVEL: [&str; 4] = [
+    Role::Root.name(),
+    Role::Timestamp.name(),
+    Role::Snapshot.name(),
+    Role::Targets.name(),
+];
 
 /// Whether a delegated role may not be named `name`: a top-level role's name in any case (on
 /// a case-insensitive file system, `Timestamp.json` is `timestamp.json`).
@@ -159,11 +164,16 @@ impl TrustedSet {
         }
         // §5.3.10: the final root must not be expired.
         if self.root.signed.expires <= self.reference_time {
-            return Err(expired("root", self.root.signed.expires));
+            return Err(expired(Role::Root.name(), self.root.signed.expires));
         }
         let authority =
             root_authority(&self.root.signed, RoleType::Timestamp).map_err(Error::unsigned)?;
-        let new: MetaRole = parse_verified(bytes, "timestamp", "timestamp", &authority)?;
+        let new: MetaRole = parse_verified(
+            bytes,
+            Role::Timestamp.name(),
+            Role::Timestamp.name(),
+            &authority,
+        )?;
         let snapshot_of = |t: &MetaRole| t.meta.get(Role::Snapshot.file()).map(|m| m.version);
         let new_snapshot = snapshot_of(&new)
             .ok_or_else(|| Error::BadMetadata("timestamp names no snapshot.json".into()))?;
@@ -176,7 +186,7 @@ impl TrustedSet {
                 )));
             }
             if new.version == old.signed.version {
-                return Err(Error::SameVersion("timestamp".into()));
+                return Err(Error::SameVersion(Role::Timestamp.name().into()));
             }
             // §5.4.3.2: ... naming no older snapshot.
             if snapshot_of(&old.signed).is_some_and(|v| new_snapshot < v) {
@@ -203,7 +213,7 @@ impl TrustedSet {
             .ok_or(Error::Order("timestamp first"))?
             .signed;
         if t.expires <= self.reference_time {
-            return Err(expired("timestamp", t.expires));
+            return Err(expired(Role::Timestamp.name(), t.expires));
         }
         Ok(t.meta
             .get(Role::Snapshot.file())
@@ -214,18 +224,23 @@ impl TrustedSet {
     /// hash check for a local copy that was checked when it was first trusted), signed by the
     /// root's snapshot keys, dropping no file and rolling none back.
     pub fn update_snapshot(&mut self, bytes: &[u8], trusted: bool) -> Result<&MetaRole> {
-        if self.targets.contains_key("targets") {
+        if self.targets.contains_key(Role::Targets.name()) {
             return Err(Error::Order(
                 "snapshot cannot change once targets is loaded",
             ));
         }
         let meta = self.check_final_timestamp()?.clone();
         if !trusted {
-            meta.check("snapshot", bytes)?;
+            meta.check(Role::Snapshot.name(), bytes)?;
         }
         let authority =
             root_authority(&self.root.signed, RoleType::Snapshot).map_err(Error::unsigned)?;
-        let new: MetaRole = parse_verified(bytes, "snapshot", "snapshot", &authority)?;
+        let new: MetaRole = parse_verified(
+            bytes,
+            Role::Snapshot.name(),
+            Role::Snapshot.name(),
+            &authority,
+        )?;
         // §5.5.5: every file the trusted snapshot lists, at no older version.
         if let Some(old) = &self.snapshot {
             for (file, old_meta) in &old.signed.meta {
@@ -262,7 +277,7 @@ impl TrustedSet {
             .ok_or(Error::Order("snapshot first"))?
             .signed;
         if s.expires <= self.reference_time {
-            return Err(expired("snapshot", s.expires));
+            return Err(expired(Role::Snapshot.name(), s.expires));
         }
         let named = self.check_final_timestamp()?.version;
         if s.version != named {
@@ -276,7 +291,7 @@ impl TrustedSet {
 
     /// §5.6: the top-level targets role, signed by the root's targets keys.
     pub fn update_targets(&mut self, bytes: &[u8]) -> Result<&TargetsRole> {
-        self.update_delegated_targets(bytes, "targets", "root")
+        self.update_delegated_targets(bytes, Role::Targets.name(), Role::Root.name())
     }
 
     /// §5.6, §5.6.7.2: `role` as `delegator` ("root" for the top-level targets) delegates it:
@@ -299,7 +314,7 @@ impl TrustedSet {
             .cloned()
             .ok_or_else(|| Error::BadMetadata(format!("the snapshot does not list {role}.json")))?;
         meta.check(role, bytes)?;
-        let new: TargetsRole = parse_verified(bytes, role, "targets", &authority)?;
+        let new: TargetsRole = parse_verified(bytes, role, Role::Targets.name(), &authority)?;
         drop(authority);
         if let Some(d) = &new.delegations {
             d.check(role, self.limits.0, self.limits.1)?;
@@ -338,8 +353,8 @@ impl TrustedSet {
 
     /// The keys and threshold that must sign `role` as `delegator` delegates it.
     fn authority(&self, role: &str, delegator: &str) -> Result<Authority<'_>> {
-        if delegator == "root" {
-            if role != "targets" {
+        if delegator == Role::Root.name() {
+            if role != Role::Targets.name() {
                 return Err(Error::Order("root delegates only targets"));
             }
             return root_authority(&self.root.signed, RoleType::Targets).map_err(Error::unsigned);

@@ -93,7 +93,8 @@ impl<F: Fetcher> Updater<F> {
         self.load_root().await?;
         self.load_timestamp().await?;
         self.load_snapshot().await?;
-        self.load_targets("targets", "root").await?;
+        self.load_targets(Role::Targets.name(), Role::Root.name())
+            .await?;
         Ok(())
     }
 
@@ -129,7 +130,7 @@ impl<F: Fetcher> Updater<F> {
                 break;
             };
             self.trusted.update_root(&bytes)?;
-            self.persist("root", &bytes)?;
+            self.persist(Role::Root.name(), &bytes)?;
         }
         Ok(())
     }
@@ -137,7 +138,7 @@ impl<F: Fetcher> Updater<F> {
     /// §5.4: the local timestamp first (the reference for rollback, even when expired), then
     /// the repository's; the same version again keeps the local one.
     async fn load_timestamp(&mut self) -> Result<()> {
-        if let Some(local) = self.read_local("timestamp") {
+        if let Some(local) = self.read_local(Role::Timestamp.name()) {
             if let Err(e) = self.trusted.update_timestamp(&local) {
                 tracing::debug!("local timestamp not valid as final: {e}");
             }
@@ -146,7 +147,7 @@ impl<F: Fetcher> Updater<F> {
             .fetch(Role::Timestamp.file(), self.config.timestamp_max_length)
             .await?;
         match self.trusted.update_timestamp(&bytes) {
-            Ok(_) => self.persist("timestamp", &bytes),
+            Ok(_) => self.persist(Role::Timestamp.name(), &bytes),
             Err(Error::SameVersion(_)) => Ok(()),
             Err(e) => Err(e),
         }
@@ -154,7 +155,7 @@ impl<F: Fetcher> Updater<F> {
 
     /// §5.5: the local snapshot when it is the one the timestamp names, else the repository's.
     async fn load_snapshot(&mut self) -> Result<()> {
-        if let Some(local) = self.read_local("snapshot") {
+        if let Some(local) = self.read_local(Role::Snapshot.name()) {
             match self.trusted.update_snapshot(&local, true) {
                 Ok(_) => return Ok(()),
                 Err(e) => tracing::debug!("local snapshot not valid as final: {e}"),
@@ -174,14 +175,14 @@ impl<F: Fetcher> Updater<F> {
         };
         let bytes = self.fetch(&file, max).await?;
         self.trusted.update_snapshot(&bytes, false)?;
-        self.persist("snapshot", &bytes)
+        self.persist(Role::Snapshot.name(), &bytes)
     }
 
     /// §5.6: a targets role as `delegator` delegates it: loaded earlier in this update (and
     /// checked again against this delegator), the local copy when it is the version the
     /// snapshot names, else the repository's.
     async fn load_targets(&mut self, role: &str, delegator: &str) -> Result<TargetsRole> {
-        if delegator != "root" && is_top_level_name(role) {
+        if delegator != Role::Root.name() && is_top_level_name(role) {
             return Err(Error::BadMetadata(format!(
                 "{delegator} delegates to a role named {role:?}, a top-level role's name"
             )));
@@ -223,10 +224,11 @@ impl<F: Fetcher> Updater<F> {
     /// delegations (a terminating delegation ends the search beyond it), visiting at most
     /// `max_delegations` roles; `None` when no role that may sign for it lists it.
     pub async fn target_info(&mut self, name: &str) -> Result<Option<TargetFile>> {
-        if self.trusted.targets("targets").is_none() {
+        if self.trusted.targets(Role::Targets.name()).is_none() {
             return Err(Error::Order("refresh before looking up targets"));
         }
-        let mut to_visit: Vec<(String, String)> = vec![("targets".into(), "root".into())];
+        let mut to_visit: Vec<(String, String)> =
+            vec![(Role::Targets.name().into(), Role::Root.name().into())];
         let mut visited: HashSet<(String, String)> = HashSet::new();
         let mut budget = self.config.max_delegations;
         while budget > 0 {
