@@ -134,25 +134,22 @@ impl Role {
 
     /// A top-level role by name, or a usage error listing them.
     pub fn top_level(name: &str) -> Result<Role> {
-        Self::TOP_LEVEL
-            .into_iter()
-            .find(|r| r.name() == name)
-            .ok_or_else(|| {
-                Error::Usage(format!(
-                    "{name}: not a top-level role (root, targets, snapshot, timestamp)"
-                ))
-            })
+        Self::find(&Self::TOP_LEVEL, name, "a top-level role")
     }
 
     /// An online role by name (`targets`, `snapshot`, `timestamp`), or a usage error.
     pub fn online(name: &str) -> Result<Role> {
-        Self::ONLINE
-            .into_iter()
+        Self::find(&Self::ONLINE, name, "an online role")
+    }
+
+    fn find(among: &[Role], name: &str, what: &str) -> Result<Role> {
+        among
+            .iter()
+            .copied()
             .find(|r| r.name() == name)
             .ok_or_else(|| {
-                Error::Usage(format!(
-                    "{name}: not an online role (targets, snapshot or timestamp)"
-                ))
+                let names: Vec<&str> = among.iter().map(|r| r.name()).collect();
+                Error::Usage(format!("{name}: not {what} ({})", names.join(", ")))
             })
     }
 }
@@ -174,15 +171,8 @@ impl FromStr for Role {
 
     /// Any role by its name, `bins` included.
     fn from_str(name: &str) -> Result<Role> {
-        [Self::TOP_LEVEL.as_slice(), &[Role::Bins]]
-            .concat()
-            .into_iter()
-            .find(|r| r.name() == name)
-            .ok_or_else(|| {
-                Error::Usage(format!(
-                    "{name}: not a role (root, targets, snapshot, timestamp, bins)"
-                ))
-            })
+        let all = [Self::TOP_LEVEL.as_slice(), &[Role::Bins]].concat();
+        Self::find(&all, name, "a role")
     }
 }
 
