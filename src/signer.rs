@@ -124,6 +124,11 @@ impl Signers {
             tracing::info!(role = %role, key_file = %file.display(), "loaded signing key");
             keys.push((*role, file.clone(), key));
         }
+        // One role (a signer's own process): run it on this task, not a spawned one.
+        if keys.len() == 1 {
+            let (role, file, key) = keys.pop().expect("one key");
+            return run_role(role, transport, settings, (key, file), self.options, stop).await;
+        }
         let mut signers = tokio::task::JoinSet::new();
         for (role, file, key) in keys {
             signers.spawn(run_role(

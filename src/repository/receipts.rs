@@ -38,6 +38,20 @@ pub struct Receipt {
     pub superseded: BTreeMap<String, Vec<String>>,
 }
 
+impl Receipt {
+    /// Takes the bins the batch's snapshot job names, at their versions (top-level targets
+    /// left out).
+    pub fn set_bins(&mut self, next: &crate::jobs::SnapshotJob) {
+        let top = crate::role::Role::Targets.name();
+        self.bins = next
+            .meta
+            .iter()
+            .filter_map(|(file, m)| Some((file.strip_suffix(".json")?.to_string(), m.version)))
+            .filter(|(role, _)| role != top)
+            .collect();
+    }
+}
+
 /// Where receipts are written and read.
 #[derive(Debug, Clone)]
 pub struct Receipts {
@@ -53,6 +67,18 @@ impl Receipts {
 
     fn rotated(&self) -> PathBuf {
         self.path.with_extension("jsonl.1")
+    }
+
+    /// Appends `receipt` when it names a submission. A report, not state: a receipt lost
+    /// costs a submitter's `--wait` its detail (it then waits for coverage), never a signed
+    /// file, so a failure is only logged.
+    pub fn record(&self, receipt: &Receipt) {
+        if receipt.jobs.is_empty() {
+            return;
+        }
+        if let Err(e) = self.append(receipt) {
+            tracing::warn!(error = %e, "cannot write the receipt of a batch");
+        }
     }
 
     /// Appends one batch's receipt (see the module's comment for why without a flush).

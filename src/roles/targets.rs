@@ -311,23 +311,10 @@ impl Stage for TargetsRole {
         }
         self.ledger.commit()?;
         outcome.refused = summarise(&refusals);
-        if !receipt.jobs.is_empty() {
-            if let Some(job) = &outcome.next {
-                receipt.bins = job
-                    .meta
-                    .iter()
-                    .filter_map(|(file, m)| {
-                        Some((file.strip_suffix(".json")?.to_string(), m.version))
-                    })
-                    .filter(|(role, _)| role != Role::Targets.name())
-                    .collect();
-            }
-            // A report, not state: a receipt lost costs a submitter's --wait its detail
-            // (it then waits for coverage), never a signed file.
-            if let Err(e) = self.receipts.append(&receipt) {
-                tracing::warn!(error = %e, "cannot write the receipt of a batch");
-            }
+        if let Some(job) = outcome.next.as_ref().filter(|_| !receipt.jobs.is_empty()) {
+            receipt.set_bins(job);
         }
+        self.receipts.record(&receipt);
         outcome.next = outcome.next.map(|job| job.signed_with(&self.core.key));
         Ok(outcome)
     }

@@ -1,30 +1,38 @@
 //! The consuming state: batches off the role's queue, each taken through
 //! check → lock, reload, apply → hand on → dead-letter → acknowledge.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
 use super::writer::Writer;
 use super::{expiry_interval, hand_on, prune_interval, State, Transport, WorkerOptions};
+use crate::broker::backoff::Backoff;
 use crate::broker::{Delivery, Endpoint};
 use crate::roles::Stage;
 use crate::Result;
 
 /// Consumes the role's queue until shutdown (`Stopped`) or the pause switch (`Paused`); an
-/// error means reconnecting, with the batch in hand unacknowledged (it comes back).
+/// error means reconnecting, with the batch in hand unacknowledged (it comes back). A
+/// connection that held at least [`Backoff::STABLE`] resets `backoff`, however it ended: one
+/// that fails at once (a write error on every batch, say) keeps the wait growing.
 pub(super) async fn consume<S: Stage, L: Fn() -> Result<S>>(
     transport: &Transport,
     writer: &mut Writer<S, L>,
     options: WorkerOptions,
     shutdown: &mut watch::Receiver<bool>,
+    backoff: &mut Backoff,
 ) -> Result<State> {
     let mut endpoint = tokio::select! {
         e = transport.open(Some(S::QUEUE), options.batch_max) => e?,
         _ = shutdown.changed() => return Ok(State::Stopped),
     };
+    let opened = Instant::now();
     let state = consume_from(&mut endpoint, writer, options, shutdown).await;
     endpoint.close().await;
+    if opened.elapsed() >= Backoff::STABLE {
+        *backoff = Backoff::default();
+    }
     state
 }
 
@@ -44,7 +52,7 @@ async fn consume_from<S: Stage, L: Fn() -> Result<S>>(
     // Expiry is checked at once (a signer that was down may find its metadata expired), then
     // regularly, through this role's own queue: see `ExpiryCheck`.
     let mut expiry_check = expiry_interval(&writer.stage);
-    let mut pause_poll = tokio::time::interval(std::time::Duration::from_millis(500));
+    let mut pause_poll = tokio::time::interval(Duration::from_millis(500));
     let mut prune = prune_interval();
     loop {
         let batch = tokio::select! {

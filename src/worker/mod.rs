@@ -25,7 +25,7 @@ mod paused;
 mod writer;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::sync::watch;
 
@@ -113,14 +113,8 @@ pub async fn run<S: Stage>(
         let next = match state {
             State::Stopped => return Ok(()),
             State::Consuming => {
-                let opened = Instant::now();
-                let next = batch::consume(&transport, &mut writer, options, &mut shutdown).await;
-                // Only a connection that held resets the wait: one that fails at once (a
-                // write error on every batch, say) keeps it growing.
-                if opened.elapsed() >= Backoff::STABLE {
-                    backoff = Backoff::default();
-                }
-                next
+                let (writer, shutdown) = (&mut writer, &mut shutdown);
+                batch::consume(&transport, writer, options, shutdown, &mut backoff).await
             }
             State::Paused => paused::hold(&transport, &mut writer, &mut shutdown).await,
             State::Reconnecting(delay) => {
