@@ -256,7 +256,9 @@ impl Stage for SnapshotRole {
             }
         }
         let force = jobs.iter().any(|j| j.refresh_expiry);
-        let expiring = (self.core).expiring(self.expires, self.core.settings.expiries.snapshot);
+        let expiring = self
+            .core
+            .expiring(self.expires, self.core.settings.expiries.snapshot);
         if changed || force || expiring {
             self.sign_new_version()?;
         }
@@ -332,7 +334,9 @@ impl SnapshotRole {
             .write_version_durably(&layout.versioned(Role::Snapshot, self.version), &file.bytes)?;
         self.own = file.meta;
         self.core.new_key = false;
-        (self.core.pruner).superseded(layout, Role::Snapshot, self.version - 1);
+        self.core
+            .pruner
+            .superseded(layout, Role::Snapshot, self.version - 1);
         Ok(())
     }
 

@@ -91,7 +91,8 @@ impl TargetsRole {
                 })
         };
         let top_version = newest(Role::Targets.name())?;
-        (core.pruner).adopt(layout, Role::Targets, &versions[Role::Targets.name()]);
+        core.pruner
+            .adopt(layout, Role::Targets, &versions[Role::Targets.name()]);
         let top_path = layout.versioned(Role::Targets, top_version);
         let (top, top_meta) =
             load_state::<Targets>(&chain, &top_path, Role::Targets, Some(top_version))?;

@@ -116,7 +116,9 @@ impl Stage for TimestampRole {
             .filter(|m| m.version > self.snapshot.version)
             .cloned();
         let force = jobs.iter().any(|j| j.refresh_expiry);
-        let expiring = (self.core).expiring(self.expires, self.core.settings.expiries.timestamp);
+        let expiring = self
+            .core
+            .expiring(self.expires, self.core.settings.expiries.timestamp);
         if newer.is_none() && !force && !expiring {
             return Ok(Applied::new(0, None));
         }
