@@ -4,7 +4,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use package_signing::broker::Via;
 use package_signing::cli;
 use package_signing::client::composer::{self, Remote};
 use package_signing::client::send::{self, Sending};
@@ -244,15 +243,16 @@ struct SendArgs {
     submitter_key: Option<PathBuf>,
 }
 
-impl SendArgs {
-    fn sending(&self) -> Result<Sending> {
-        Ok(Sending {
-            via: Via::choose(self.inbox.clone(), self.broker.config()?)?,
-            submitter_key: self.submitter_key.clone(),
-            wait: self.repo.clone().filter(|_| self.wait).map(Layout::new),
-            timeout: parse_duration(&self.timeout)?,
-            batch_size: self.batch_size,
-        })
+impl From<SendArgs> for Sending {
+    fn from(args: SendArgs) -> Sending {
+        Sending {
+            wait: args.repo.filter(|_| args.wait).map(Layout::new),
+            inbox: args.inbox,
+            broker: args.broker,
+            submitter_key: args.submitter_key,
+            timeout: args.timeout,
+            batch_size: args.batch_size,
+        }
     }
 }
 
@@ -287,17 +287,15 @@ async fn dispatch(command: Command) -> Result<()> {
             replace,
             inputs,
         } => {
-            let sending = send.sending()?;
-            send::add_targets(&sending, &inputs, &targets, targets_dir.as_deref(), replace).await
+            let (sending, dir) = (send.into(), targets_dir.as_deref());
+            send::add_targets(&sending, &inputs, &targets, dir, replace).await
         }
-        Command::RemoveTargets { send, names } => {
-            send::remove_targets(&send.sending()?, &names).await
-        }
+        Command::RemoveTargets { send, names } => send::remove_targets(&send.into(), &names).await,
         Command::RefreshExpiry { send, role } => {
             let role = role.as_deref().map_or(Ok(Role::Targets), Role::online)?;
-            send::refresh_expiry(&send.sending()?, role).await
+            send::refresh_expiry(&send.into(), role).await
         }
-        Command::Bins { send, count } => send::change_bins(&send.sending()?, count).await,
+        Command::Bins { send, count } => send::change_bins(&send.into(), count).await,
         // Stops at once on SIGTERM or Ctrl-C (as a container's PID 1 too): it holds nothing.
         // The signal handler is set up before the port opens (polled first).
         Command::Serve { listen, repo } => tokio::select! {
@@ -317,17 +315,14 @@ async fn dispatch(command: Command) -> Result<()> {
             repo,
             broker,
             color,
-        } => status::show(&Layout::new(repo), broker.config()?.as_ref(), &color).await,
+        } => status::show(&Layout::new(repo), &broker, &color).await,
         Command::DeadLetters {
             action,
             ids,
             all,
             broker,
             inbox,
-        } => {
-            let via = Via::choose(inbox, broker.config()?)?;
-            dead_letters::run(&via, action, &dead_letters::Choice { ids, all }).await
-        }
+        } => dead_letters::run(inbox, &broker, action, &dead_letters::Choice { ids, all }).await,
         Command::Pause { repo, reason } => status::pause(&Layout::new(repo), reason),
         Command::Resume { repo } => status::resume(&Layout::new(repo)),
         Command::Init {

@@ -372,12 +372,14 @@ fn root_command(command: RootCommand) -> Result<()> {
             key_id_rule,
             force,
         } => {
+            let ceremony = draft.ceremony();
+            ceremony.may_start(force)?;
             let changes = root::Changes::parse(&add, &remove, &thresholds, expires.as_deref())?;
             let changes = root::Changes {
                 key_id_rule,
                 ..changes
             };
-            draft.ceremony().start(&changes, force)?
+            ceremony.start(&changes)?
         }
         RootCommand::Sign { draft, key } => draft.ceremony().sign(&key)?,
         RootCommand::Status { draft } => draft.ceremony().status()?,

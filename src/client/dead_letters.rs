@@ -68,17 +68,23 @@ fn summary(body: &[u8]) -> String {
     format!("{issued}add {}, remove {}", count("add"), count("remove"))
 }
 
-/// `tuf-client dead-letters`: runs `action` on the letters `via` holds, a line each, then
+/// `tuf-client dead-letters`: runs `action` on the letters the inbox or the broker holds, a line each, then
 /// says how many were listed; replaying or dropping none is an error (a mistyped id).
-pub async fn run(via: &crate::broker::Via, action: Action, choice: &Choice) -> Result<()> {
+pub async fn run(
+    inbox: Option<PathBuf>,
+    broker: &crate::cli::BrokerArgs,
+    action: Action,
+    choice: &Choice,
+) -> Result<()> {
+    use crate::broker::Via;
     if action != Action::List && choice.ids.is_empty() && !choice.all {
         return Err(Error::Usage(
             "which letters? give their ids (as `dead-letters` lists them) or --all".into(),
         ));
     }
-    let done = match via {
-        crate::broker::Via::Inbox(dir) => in_inbox(dir, action, choice)?,
-        crate::broker::Via::Broker(config) => over_broker(config, action, choice).await?,
+    let done = match Via::choose(inbox, broker.config()?)? {
+        Via::Inbox(dir) => in_inbox(&dir, action, choice)?,
+        Via::Broker(config) => over_broker(&config, action, choice).await?,
     };
     if action == Action::List {
         eprintln!("{done} dead letter(s)");

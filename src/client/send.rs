@@ -19,21 +19,33 @@ use crate::repository::{HashBins, Layout};
 use crate::role::Role;
 use crate::{Error, Result};
 
-/// How a command sends its jobs, and whether it waits for their outcome.
+/// How a command sends its jobs, and whether it waits for their outcome. The broker, the
+/// key and the timeout are read when first needed, after the command's own checks and work
+/// (a command with nothing to sign says so, whatever else is missing).
 #[derive(Debug, Clone)]
 pub struct Sending {
-    pub via: Via,
+    /// Where the jobs go: the inbox folder if given, else the broker.
+    pub inbox: Option<PathBuf>,
+    pub broker: crate::cli::BrokerArgs,
     /// The packaging pipeline's key file, which signs every targets job.
     pub submitter_key: Option<PathBuf>,
     /// Follow the jobs to an outcome in this repository (`--wait --repo`), for at most
-    /// `timeout`.
+    /// `timeout` (a duration, e.g. 10m).
     pub wait: Option<Layout>,
-    pub timeout: Duration,
+    pub timeout: String,
     /// Targets per job.
     pub batch_size: usize,
 }
 
 impl Sending {
+    fn via(&self) -> Result<Via> {
+        Via::choose(self.inbox.clone(), self.broker.config()?)
+    }
+
+    fn timeout(&self) -> Result<Duration> {
+        crate::repository::expiry::parse_duration(&self.timeout)
+    }
+
     fn submitter_key(&self) -> Result<SigningKey> {
         let file = self.submitter_key.as_ref().ok_or_else(|| {
             Error::Usage(
@@ -48,9 +60,9 @@ impl Sending {
     /// Connects (waiting for a broker that is down, see [`crate::broker::Waiting`]).
     pub async fn sink(&self) -> Result<Sink> {
         let key = self.submitter_key()?;
-        let route = match &self.via {
-            Via::Inbox(dir) => Route::Inbox(dir.clone()),
-            Via::Broker(config) => Route::Broker(Publisher::connect(config).await?),
+        let route = match self.via()? {
+            Via::Inbox(dir) => Route::Inbox(dir),
+            Via::Broker(config) => Route::Broker(Publisher::connect(&config).await?),
         };
         Ok(Sink { route, key })
     }
@@ -76,7 +88,7 @@ impl Sending {
         }
         eprintln!("submitted {total} target(s) in {} job(s)", jobs.len());
         match &mut wait {
-            Some(wait) => wait.run(expected, started, self.timeout).await,
+            Some(wait) => wait.run(expected, started, self.timeout()?).await,
             None => Ok(()),
         }
     }
@@ -169,9 +181,9 @@ pub async fn refresh_expiry(sending: &Sending, role: Role) -> Result<()> {
     }
     .expect("jobs serialise");
     let queue = role.queue().unwrap_or(Queue::Targets);
-    match &sending.via {
+    match sending.via()? {
         Via::Inbox(dir) if queue == Queue::Targets => {
-            submit_to_inbox(dir, &body, 0)?;
+            submit_to_inbox(&dir, &body, 0)?;
         }
         Via::Inbox(_) => {
             return Err(Error::Usage(
@@ -181,7 +193,7 @@ pub async fn refresh_expiry(sending: &Sending, role: Role) -> Result<()> {
             ))
         }
         Via::Broker(config) => {
-            let publisher = Publisher::connect(config).await?;
+            let publisher = Publisher::connect(&config).await?;
             publisher.publish(queue, &body).await?;
             publisher.close().await;
         }
@@ -207,17 +219,16 @@ pub async fn change_bins(sending: &Sending, count: u32) -> Result<()> {
     let Some(layout) = &sending.wait else {
         return Ok(());
     };
-    let every = Duration::from_millis(100);
+    let (timeout, every) = (sending.timeout()?, Duration::from_millis(100));
     // A read can race with a signer's rename; the next poll sees the finished files.
-    let published = poll(started, sending.timeout, every, || {
+    let published = poll(started, timeout, every, || {
         (status::published_bins(layout).ok()? == count as usize).then_some(())
     })
     .await;
     if published.is_none() {
         return Err(Error::TimedOut(format!(
-            "timed out after {:?} waiting for {count} bins; the job stays queued: are the \
-             signers running, or paused? (tuf-client status --repo ...)",
-            sending.timeout
+            "timed out after {timeout:?} waiting for {count} bins; the job stays queued: are \
+             the signers running, or paused? (tuf-client status --repo ...)"
         )));
     }
     println!(

@@ -142,10 +142,10 @@ pub fn read(layout: &Layout) -> Result<Status> {
 
 /// `tuf-client status`: prints the repository's status and, with a broker, its queues;
 /// `colour` is "always", "never" or "auto" (a terminal, with NO_COLOR unset).
-pub async fn show(layout: &Layout, broker: Option<&AmqpConfig>, colour: &str) -> Result<()> {
+pub async fn show(layout: &Layout, broker: &crate::cli::BrokerArgs, colour: &str) -> Result<()> {
     let mut report = read(layout)?;
-    if let Some(config) = broker {
-        report = report.with_queues(config).await?;
+    if let Some(config) = broker.config()? {
+        report = report.with_queues(&config).await?;
     }
     let colour = match colour {
         "always" => true,

@@ -94,15 +94,21 @@ impl Ceremony {
         }
     }
 
-    /// Drafts the next root version from the newest one with `changes`; refuses to replace a
-    /// draft in progress unless `force`.
-    pub fn start(&self, changes: &Changes, force: bool) -> Result<String> {
-        let path = self.draft.display();
+    /// Refuses to replace a draft in progress unless `force`: said before anything else.
+    pub fn may_start(&self, force: bool) -> Result<()> {
         if self.draft.exists() && !force {
             return Err(Error::Usage(format!(
-                "{path} exists: finish that ceremony, or pass --force to start over"
+                "{} exists: finish that ceremony, or pass --force to start over",
+                self.draft.display()
             )));
         }
+        Ok(())
+    }
+
+    /// Drafts the next root version from the newest one with `changes`, once
+    /// [`Ceremony::may_start`] allows it.
+    pub fn start(&self, changes: &Changes) -> Result<String> {
+        let path = self.draft.display();
         let new = Draft::new(&self.layout, changes)?;
         new.save(&self.draft)?;
         Ok(format!(
@@ -126,7 +132,8 @@ impl Ceremony {
 
     /// What the draft changes, and which signatures it has and still needs.
     pub fn status(&self) -> Result<String> {
-        Draft::load(&self.draft)?.describe(&latest_root(&self.layout)?)
+        let current = latest_root(&self.layout)?;
+        Draft::load(&self.draft)?.describe(&current)
     }
 
     /// Publishes the draft once both thresholds are met, saying which signers to restart.

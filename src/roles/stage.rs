@@ -168,10 +168,6 @@ impl Core {
         })
     }
 
-    pub fn layout(&self) -> &Layout {
-        &self.settings.layout
-    }
-
     /// Notes whether `file`, the role's newest, lacks this key's signature (a key rotation):
     /// then it is re-signed at the first batch.
     pub fn check_signed_by_key<T>(&mut self, file: &Signed<T>, role: Role) {
