@@ -93,10 +93,7 @@ impl BrokerArgs {
         }
         config.prefix = self.queue_prefix.clone();
         config.queue_type = self.queue_type;
-        config.patience = match self.broker_wait.trim_end_matches('s') {
-            "0" => std::time::Duration::ZERO,
-            _ => crate::repository::expiry::parse_duration(&self.broker_wait)?,
-        };
+        config.patience = crate::repository::expiry::parse_duration_or_zero(&self.broker_wait)?;
         Ok(Some(config))
     }
 }

@@ -393,8 +393,8 @@ impl RootChain {
 
     /// Walks the chain again when a newer root has appeared on disk (one `stat` otherwise).
     pub fn refresh(&mut self, layout: &Layout) -> Result<()> {
-        let next = self.current.version.get() + 1;
-        if layout.versioned(Role::Root, next).is_file() {
+        let current = self.current.version.get();
+        if layout.newest_root_after(current) > current {
             *self = RootChain::load(layout)?;
         }
         Ok(())

@@ -8,7 +8,7 @@ use package_signing::cli;
 use package_signing::client::composer::{self, Remote};
 use package_signing::client::send::{self, Sending};
 use package_signing::client::{dead_letters, serve, status, validate};
-use package_signing::repository::expiry::parse_duration;
+use package_signing::repository::expiry::parse_duration_or_zero;
 use package_signing::repository::Layout;
 use package_signing::role::Role;
 use package_signing::Result;
@@ -267,10 +267,7 @@ struct RemoteArgs {
 }
 
 fn parse_window(text: &str) -> std::result::Result<std::time::Duration, String> {
-    if text.trim_end_matches('s') == "0" {
-        return Ok(std::time::Duration::ZERO);
-    }
-    parse_duration(text).map_err(|e| e.to_string())
+    parse_duration_or_zero(text).map_err(|e| e.to_string())
 }
 
 fn main() -> ExitCode {

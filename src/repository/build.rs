@@ -16,11 +16,7 @@ use crate::schema::{Delegations, Root, Targets};
 use crate::{Error, Result};
 
 /// Root version 1: each top-level role with its one key (named by `rule`), threshold 1.
-pub fn root(
-    keys: &HashMap<Role, &SigningKey>,
-    expiries: Expiries,
-    rule: KeyIdRule,
-) -> Result<Root> {
+pub fn root(keys: &HashMap<Role, SigningKey>, expiries: Expiries, rule: KeyIdRule) -> Result<Root> {
     let mut root = Root {
         spec_version: SPEC_VERSION.into(),
         consistent_snapshot: true,
@@ -31,7 +27,7 @@ pub fn root(
         _extra: HashMap::new(),
     };
     for role in Role::TOP_LEVEL {
-        let key = keys[&role];
+        let key = &keys[&role];
         let id = hex_decoded(&keys::key_id(key.public(), rule)?)?;
         root.keys.insert(id.clone(), key.public().clone());
         root.roles.insert(

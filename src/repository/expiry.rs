@@ -47,6 +47,14 @@ pub fn expires_in(d: Duration) -> jiff::Timestamp {
     jiff::Timestamp::from_second(now + d.as_secs() as i64).expect("expiry within jiff's range")
 }
 
+/// [`parse_duration`], or none at all: `0` or `0s` (a wait or window that may be empty).
+pub fn parse_duration_or_zero(text: &str) -> Result<Duration> {
+    match text.trim_end_matches('s') {
+        "0" => Ok(Duration::ZERO),
+        _ => parse_duration(text),
+    }
+}
+
 /// Parses `365d`, `12h`, `30m`, `90s` or a plain number of seconds.
 pub fn parse_duration(text: &str) -> Result<Duration> {
     let text = text.trim();

@@ -134,8 +134,8 @@ pub fn init(opts: &InitOptions, mut progress: impl FnMut(usize, usize)) -> Resul
     create_dir(&layout.targets_dir())?;
     create_dir(&layout.control_dir())?;
 
-    let mut keys = HashMap::new();
-    for name in key_names.iter().chain(&[SUBMITTER]) {
+    // Written private and given to its owner before anything else is made.
+    let new_key = |name: &str| -> Result<SigningKey> {
         let (key, pem) = SigningKey::generate()?;
         let path = new_key_path(opts, name);
         if deployment.key_folders {
@@ -143,11 +143,16 @@ pub fn init(opts: &InitOptions, mut progress: impl FnMut(usize, usize)) -> Resul
         }
         SigningKey::save_pem(&pem, &path)?;
         deployment.give_key(name, &path)?;
-        keys.insert(*name, key);
-    }
+        Ok(key)
+    };
+    let mut keys = Role::TOP_LEVEL
+        .into_iter()
+        .map(|role| Ok((role, new_key(role.name())?)))
+        .collect::<Result<HashMap<Role, SigningKey>>>()?;
+    let submitter = new_key(SUBMITTER)?;
     // The targets signer applies only jobs signed by a key in this file.
     let submitters = new_key_path(opts, Role::Targets.name()).with_file_name(SUBMITTERS_FILE);
-    let public = keys::public_pem(keys[SUBMITTER].public()).expect("an ed25519 key");
+    let public = keys::public_pem(submitter.public()).expect("an ed25519 key");
     write_durably(&submitters, public.as_bytes())?;
     deployment.give_key(Role::Targets.name(), &submitters)?;
     // What the targets signer's replay rule remembers; it appends to it.
@@ -155,16 +160,7 @@ pub fn init(opts: &InitOptions, mut progress: impl FnMut(usize, usize)) -> Resul
     crate::submission::Ledger::create(&ledger)?;
     deployment.give_to_targets_signer(&ledger)?;
 
-    let submitter = keys.remove(SUBMITTER).expect("made above");
-    let mut keys: HashMap<Role, SigningKey> = Role::TOP_LEVEL
-        .into_iter()
-        .map(|role| (role, keys.remove(role.name()).expect("made above")))
-        .collect();
-    let root = build::root(
-        &keys.iter().map(|(role, key)| (*role, key)).collect(),
-        opts.expiries,
-        opts.key_id_rule,
-    )?;
+    let root = build::root(&keys, opts.expiries, opts.key_id_rule)?;
     let mut key_ids = Vec::new();
     for role in Role::TOP_LEVEL {
         let key = keys.get_mut(&role).expect("made above");

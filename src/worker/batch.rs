@@ -9,6 +9,7 @@ use super::writer::Writer;
 use super::{expiry_interval, hand_on, prune_interval, State, Transport, WorkerOptions};
 use crate::broker::backoff::Backoff;
 use crate::broker::{Delivery, Endpoint};
+use crate::jobs::{ExpiryCheck, Job};
 use crate::roles::Stage;
 use crate::Result;
 
@@ -64,7 +65,8 @@ async fn consume_from<S: Stage, L: Fn() -> Result<S>>(
             _ = expiry_check.tick() => {
                 // Also what stops a standby, which never applies, whose key was retired.
                 writer.check_root()?;
-                endpoint.publish(S::QUEUE, &Writer::<S, L>::expiry_check()).await?;
+                let check = serde_json::to_vec(&S::Job::expiry_check()).expect("jobs serialise");
+                endpoint.publish(S::QUEUE, &check).await?;
                 continue;
             }
             _ = pause_poll.tick(), if S::PAUSABLE => {
@@ -116,7 +118,7 @@ async fn process<S: Stage, L: Fn() -> Result<S>>(
             Err(e) => return Err(e),
         }
     }
-    let items = Writer::<S, L>::items(&jobs);
+    let items: usize = jobs.iter().map(Job::items).sum();
     let done = tokio::task::block_in_place(|| writer.apply_locked(&jobs))?;
     hand_on::<S>(endpoint, done.downstream).await?;
     let applied = done.applied;

@@ -3,7 +3,6 @@
 //! announcing what it reloaded downstream (the replica that wrote it may have died before
 //! handing it on).
 
-use crate::jobs::Job;
 use crate::repository::control::Control;
 use crate::repository::prune::{space_is_low, still_named};
 use crate::roles::{Applied, Stage};
@@ -116,7 +115,7 @@ impl<S: Stage, L: Fn() -> Result<S>> Writer<S, L> {
                 "another replica signed since this one loaded: reloading state from disk"
             );
             self.stage = (self.load)()?;
-            downstream.extend(self.stage.resync().as_ref().map(S::encode));
+            downstream.extend(self.resync());
         }
         // Named before writing: if this process dies mid-write, the next writer sees a
         // name not its own and checks the disk before signing.
@@ -156,16 +155,5 @@ impl<S: Stage, L: Fn() -> Result<S>> Writer<S, L> {
     /// The job that re-announces this role's files downstream, if it has a next role.
     pub fn resync(&self) -> Option<Vec<u8>> {
         self.stage.resync().as_ref().map(S::encode)
-    }
-
-    /// The expiry reminder this role sends itself (see [`crate::jobs::ExpiryCheck`]).
-    pub fn expiry_check() -> Vec<u8> {
-        serde_json::to_vec(&<S::Job as crate::jobs::ExpiryCheck>::expiry_check())
-            .expect("jobs always serialise")
-    }
-
-    /// How many items `jobs` hold, for the batch log line.
-    pub fn items(jobs: &[S::Job]) -> usize {
-        jobs.iter().map(Job::items).sum()
     }
 }
