@@ -212,3 +212,230 @@ async fn dead_letters_are_listed_with_why_replayed_and_dropped() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("dropped"));
     assert!(String::from_utf8_lossy(&in_inbox(&[]).stderr).contains("0 dead letter(s)"));
 }
+
+/// A terminal escape sequence that sets the window title and clears the screen.
+const EVIL: &str = "\u{1b}]0;pwned\u{7}\u{1b}[2J";
+
+/// Neither output holds a control character but the line ends: every text from a letter
+/// was escaped.
+fn assert_escaped(stdout: &str, stderr: &str) {
+    for text in [stdout, stderr] {
+        assert!(
+            !text.chars().any(|c| c.is_control() && c != '\n'),
+            "a raw control character reached the terminal: {text:?}"
+        );
+    }
+}
+
+/// Publishes `body` to the dead-letter queue as anyone who may publish there can, with the
+/// headers they choose.
+async fn forge_dead_letter(prefix: &str, body: &[u8], from: &str, reason: &str) {
+    use lapin::types::{AMQPValue, FieldTable, LongString};
+    let (_conn, channel) = confirming_channel(&amqp_url()).await;
+    let mut headers = FieldTable::default();
+    headers.insert(
+        "x-rejection-reason".into(),
+        AMQPValue::LongString(LongString::from(reason)),
+    );
+    headers.insert(
+        "x-dead-letter-from".into(),
+        AMQPValue::LongString(LongString::from(from)),
+    );
+    let confirm = channel
+        .basic_publish(
+            Queue::DeadLetter.exchange(prefix).as_str().into(),
+            Queue::DeadLetter.name(prefix).as_str().into(),
+            lapin::options::BasicPublishOptions {
+                mandatory: true,
+                ..Default::default()
+            },
+            body,
+            lapin::BasicProperties::default()
+                .with_delivery_mode(2)
+                .with_headers(headers),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    assert_eq!(confirm, lapin::Confirmation::Ack(None));
+}
+
+/// Issue 22: a dead letter's headers are anyone's to write. A signed submission whose
+/// `x-dead-letter-from` names the snapshot stage is replayed to targets (and signed); a
+/// timestamp job claiming targets goes to timestamp (which refuses it again, naming itself);
+/// a body that is no job is not replayed, and the error names it. Escape sequences in the
+/// reason, the header and the body reach neither the listing nor the replay's output.
+#[tokio::test(flavor = "multi_thread")]
+async fn dead_letters_go_where_their_body_says_and_print_no_escape_sequences() {
+    use package_signing::submission::id_of;
+    let prefix = unique_prefix("dlq-forged");
+    let repo = TestRepo::init(16, &[]);
+    let mut signers = repo.spawn_all_signers(&prefix);
+    for s in signers.iter_mut() {
+        wait_ready(s);
+    }
+    let releases = make_releases(&repo.path("rel"), 2, "forged");
+    let add: Vec<serde_json::Value> = releases
+        .iter()
+        .map(|(name, path)| {
+            let bytes = std::fs::read(path).unwrap();
+            let hash = |alg| hex::encode(aws_lc_rs::digest::digest(alg, &bytes));
+            json!({"name": name, "length": bytes.len(), "hashes": {
+                "sha256": hash(&aws_lc_rs::digest::SHA256),
+                "sha512": hash(&aws_lc_rs::digest::SHA512)}})
+        })
+        .collect();
+    let submission = repo.submission(&json!({ "add": add }));
+    let timestamp_job = serde_json::to_vec(
+        &json!({"snapshot": {"version": 9999, "length": 10, "sha256": "a".repeat(64)}}),
+    )
+    .unwrap();
+    let garbage = format!("not a job {EVIL}").into_bytes();
+    forge_dead_letter(&prefix, &submission, "snapshot", EVIL).await;
+    forge_dead_letter(&prefix, &timestamp_job, "targets", EVIL).await;
+    forge_dead_letter(&prefix, &garbage, EVIL, EVIL).await;
+    let (submission_id, timestamp_id, garbage_id) =
+        (id_of(&submission), id_of(&timestamp_job), id_of(&garbage));
+
+    let (ok, stdout, stderr) = dead_letters(&repo, &prefix, &[]);
+    println!("{stdout}{stderr}");
+    assert!(
+        ok && stderr.contains("3 dead letter(s)"),
+        "{stdout}{stderr}"
+    );
+    assert_escaped(&stdout, &stderr);
+    assert_eq!(
+        stdout.matches("\\u{1b}]0;pwned\\u{7}\\u{1b}[2J").count(),
+        4,
+        "three reasons and a header, escaped (a body that is not JSON is shown by its size): \
+         {stdout}"
+    );
+    let line = |out: &str, id: &str| {
+        out.lines()
+            .find(|l| l.starts_with(id))
+            .unwrap_or_else(|| panic!("{id} not listed: {out}"))
+            .to_string()
+    };
+    assert!(line(&stdout, &submission_id).contains("targets submission issued"));
+    assert!(line(&stdout, &timestamp_id).contains("timestamp job, snapshot version 9999"));
+    assert!(line(&stdout, &garbage_id).contains("not a job ("));
+    for (id, header, stage) in [
+        (&submission_id, "snapshot", "targets"),
+        (&timestamp_id, "targets", "timestamp"),
+    ] {
+        assert!(
+            stderr.contains(&format!(
+                "dead letter {id}: its x-dead-letter-from header says \"{header}\""
+            )) && stderr.contains(&format!("replay sends it to {stage}")),
+            "{stderr}"
+        );
+    }
+
+    let (ok, stdout, stderr) = dead_letters(&repo, &prefix, &["replay", "--all"]);
+    println!("{stdout}{stderr}");
+    assert_escaped(&stdout, &stderr);
+    assert!(
+        !ok,
+        "a letter that is no job must make replay fail: {stdout}{stderr}"
+    );
+    assert!(
+        stdout.contains(&format!("replayed {submission_id} to targets"))
+            && stdout.contains(&format!("replayed {timestamp_id} to timestamp")),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "dead letter {garbage_id} not replayed: no stage takes it"
+        )),
+        "{stderr}"
+    );
+    // Sent to the snapshot stage as its header says, the submission would have come back
+    // refused; sent to targets, it is signed.
+    repo.wait_covered(expected_for(&releases), Duration::from_secs(60));
+    // The timestamp job reached the timestamp signer, which checked it as any job and
+    // refused it (no such snapshot): back in the dead letters, from timestamp. The letter
+    // that is no job is still there.
+    let start = std::time::Instant::now();
+    loop {
+        let (ok, stdout, stderr) = dead_letters(&repo, &prefix, &[]);
+        assert!(ok, "{stderr}");
+        assert_escaped(&stdout, &stderr);
+        let back = stdout.lines().find(|l| l.starts_with(&timestamp_id));
+        if let Some(back) = back {
+            assert!(
+                back.starts_with(&format!("{timestamp_id}  timestamp ")),
+                "{back}"
+            );
+            assert!(back.contains("version 9999 is not on disk"), "{back}");
+            assert!(line(&stdout, &garbage_id).contains("not a job ("));
+            assert!(stderr.contains("2 dead letter(s)"), "{stdout}{stderr}");
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "{stdout}{stderr}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    for s in signers.iter_mut() {
+        assert!(s.is_running(), "a signer died:\n{}", s.log_text());
+    }
+    delete_queues(&prefix).await;
+}
+
+/// The same over the embedded mode's `INBOX/dead-letter/`: a `.reason` holding escape
+/// sequences is shown escaped, a signed submission goes back into the inbox, and a snapshot
+/// job (which the inbox cannot carry) stays, the error naming it.
+#[test]
+fn inbox_dead_letters_print_escaped_and_replay_only_submissions() {
+    use package_signing::submission::id_of;
+    let repo = TestRepo::init(16, &[]);
+    let inbox = repo.path("inbox");
+    let letters = inbox.join("dead-letter");
+    std::fs::create_dir_all(&letters).unwrap();
+    let submission = repo.submission(&json!({"remove": ["drupal/x/1.0.0.0"]}));
+    let snapshot = serde_json::to_vec(
+        &json!({"meta": {"bin-0-f.json": {"version": 3, "length": 10, "sha256": "a".repeat(64)}}}),
+    )
+    .unwrap();
+    for (name, body) in [("1.json", &submission), ("2.json", &snapshot)] {
+        std::fs::write(letters.join(name), body).unwrap();
+        std::fs::write(letters.join(name).with_extension("reason"), EVIL).unwrap();
+    }
+    let in_inbox = |args: &[&str]| {
+        let out = run(std::process::Command::new(CLIENT)
+            .arg("dead-letters")
+            .args(args)
+            .arg("--inbox")
+            .arg(&inbox)
+            .env_remove("AMQP_URL"));
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        );
+        assert_escaped(&stdout, &stderr);
+        (out.status.success(), stdout, stderr)
+    };
+    let (ok, stdout, stderr) = in_inbox(&[]);
+    assert!(
+        ok && stderr.contains("2 dead letter(s)"),
+        "{stdout}{stderr}"
+    );
+    assert_eq!(stdout.matches("\\u{1b}]0;pwned").count(), 2, "{stdout}");
+    let (ok, stdout, stderr) = in_inbox(&["replay", "--all"]);
+    assert!(!ok, "{stdout}{stderr}");
+    assert!(
+        stdout.contains(&format!("replayed {} to targets", id_of(&submission))),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "dead letter {} not replayed: a snapshot job",
+            id_of(&snapshot)
+        )),
+        "{stderr}"
+    );
+    let (_, _, stderr) = in_inbox(&[]);
+    assert!(stderr.contains("1 dead letter(s)"), "{stderr}");
+}

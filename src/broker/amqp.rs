@@ -132,11 +132,19 @@ const FROM_HEADER: &str = "x-dead-letter-from";
 
 /// A job in the dead-letter queue, taken and held (unacknowledged) until it is replayed or
 /// dropped; let go (the connection closed), it stays in the queue.
+///
+/// Its headers are whatever the publisher wrote: any broker user that may publish to the
+/// dead-letter exchange (every signer's) can write any reason and any queue name. They are
+/// kept as text to show (escaped: see [`crate::client::dead_letters::printable`]), never to
+/// decide where the letter goes: [`AmqpEndpoint::replay`] is told the queue, which
+/// `tuf-client dead-letters` decides from the body.
 pub struct DeadLetter {
     pub body: Vec<u8>,
+    /// `x-rejection-reason` as written (empty when absent).
     pub reason: String,
-    /// The queue it was refused from; `None` when the letter does not say (then: targets).
-    pub from: Option<Queue>,
+    /// `x-dead-letter-from` as written: the stage it says refused the job; `None` when it
+    /// does not say.
+    pub from: Option<String>,
     acker: lapin::Acker,
 }
 
@@ -150,7 +158,7 @@ impl DeadLetter {
         };
         DeadLetter {
             reason: header(REASON_HEADER).unwrap_or_default(),
-            from: header(FROM_HEADER).and_then(|s| Queue::from_stage(&s)),
+            from: header(FROM_HEADER),
             body: d.data,
             acker: d.acker,
         }
@@ -379,11 +387,16 @@ impl AmqpEndpoint {
             .map_err(Error::broker("cannot acknowledge a dead letter"))
     }
 
-    /// Publishes a dead letter's job to the queue it was refused from (targets when it does
-    /// not say), confirmed.
-    pub async fn replay(&self, letter: &DeadLetter) -> Result<()> {
-        self.publish(letter.from.unwrap_or(Queue::Targets), &letter.body, None)
-            .await
+    /// Publishes a dead letter's job, without its headers, to the exchange of `to`, confirmed.
+    /// The caller decides `to` from the body, never from the letter's headers (see
+    /// [`DeadLetter`]); the dead-letter queue itself is no stage and is refused.
+    pub async fn replay(&self, letter: &DeadLetter, to: Queue) -> Result<()> {
+        if to == Queue::DeadLetter {
+            return Err(Error::Internal(
+                "a dead letter cannot be replayed into the dead-letter queue".into(),
+            ));
+        }
+        self.publish(to, &letter.body, None).await
     }
 
     /// A channel closed under a connection that is still up was closed by the broker

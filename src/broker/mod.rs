@@ -193,18 +193,6 @@ impl Queue {
         }
     }
 
-    /// The queue whose [`Queue::stage`] is `stage`.
-    pub fn from_stage(stage: &str) -> Option<Queue> {
-        [
-            Queue::Targets,
-            Queue::Snapshot,
-            Queue::Timestamp,
-            Queue::DeadLetter,
-        ]
-        .into_iter()
-        .find(|q| q.stage() == stage)
-    }
-
     /// Where a role consuming this queue sends its jobs on.
     pub const fn next(self) -> Option<Queue> {
         match self {
