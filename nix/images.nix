@@ -70,9 +70,11 @@ let
         group = "tuf";
       };
       fakeRootCommands = ''
-        mkdir -p ./srv/tuf/repo ./srv/tuf/client ./run/keys ./tmp
+        mkdir -p ./srv/tuf/repo ./srv/tuf/client ./srv/tuf/state ./run/keys ./tmp
         chown -R ${toString agent.uid}:${toString gid} ./srv/tuf
         chmod 2775 ./srv/tuf/repo
+        chown ${toString agent.uid}:${toString agent.uid} ./srv/tuf/state
+        chmod 0700 ./srv/tuf/state
         chown ${toString agent.uid}:${toString agent.uid} ./run/keys
         chmod 0700 ./run/keys
         chmod 1777 ./tmp

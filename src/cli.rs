@@ -23,6 +23,24 @@ pub struct LogArgs {
     pub log_format: LogFormat,
 }
 
+/// The root a command trusts: where its check of the repository starts ([`crate::pin`]).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct RootArgs {
+    /// The root you trust: a copy of the repository's root.json handed over out of band
+    /// (`tuf-signer init` writes one into every key folder). Every root in the repository must
+    /// chain from it; the repository's own 1.root.json is never trusted by itself. Default:
+    /// root.json beside this agent's key (--key, --keys, --submitter-key).
+    #[arg(long = "root", env = "TUF_ROOT", value_name = "FILE")]
+    pub root: Option<PathBuf>,
+}
+
+impl RootArgs {
+    /// The pin: `--root`, else `root.json` beside `key`, else a usage error naming `command`.
+    pub fn pin(&self, key: Option<&std::path::Path>, command: &str) -> Result<crate::pin::Pin> {
+        crate::pin::Pin::resolve(self.root.as_deref(), key, command)
+    }
+}
+
 /// How to reach RabbitMQ, the same for every command that talks to it. The password belongs
 /// in `AMQP_URL` or in a password file, never on the command line, where `ps` shows it.
 #[derive(Debug, Clone, clap::Args)]

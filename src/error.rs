@@ -54,8 +54,9 @@ pub enum Error {
     /// retry can fix it.
     #[error(
         "{path}: {reason}; this signer will not adopt or re-sign it. Find out who wrote it \
-         (only a signer holding the role's key can), move it out of metadata/, and start the \
-         signer again (`tuf-client validate` lists every such file)"
+         (any agent that can write the volume could have), restore it from a copy you trust \
+         or move it out of metadata/, and start the signer again (`tuf-client validate --root \
+         ROOT` lists every such file)"
     )]
     Untrusted { path: PathBuf, reason: String },
 

@@ -4,6 +4,8 @@
 //! - [`canonical`]: canonical JSON, byte for byte what python-tuf (securesystemslib) signs.
 //! - [`keys`]: ed25519 signing keys (one file per role), key ids, and signature checks of every standard key type.
 //! - [`schema`]: root and targets as plain serde types that keep key ids as written.
+//! - [`high_water`]: the highest version a signer signed of each file, in its own state folder.
+//! - [`pin`]: the pinned root, outside the repository: where every check starts.
 //! - [`verify`]: signatures, thresholds and meta checks, for the client, `validate` and root.
 //! - [`repository`]: the files on disk: names, durable writes, hashed bins, `init`.
 //! - [`jobs`]: the messages that flow between the roles, and the checks on them.
@@ -24,9 +26,11 @@ pub mod cli;
 pub mod client;
 pub mod error;
 pub mod failpoint;
+pub mod high_water;
 pub mod jobs;
 pub mod keys;
 pub mod logging;
+pub mod pin;
 pub mod repository;
 pub mod role;
 pub mod roles;

@@ -57,6 +57,11 @@ pub struct Signers {
     pub refresh_window: f64,
     pub submissions: Submissions,
     pub options: WorkerOptions,
+    /// The root this signer trusts (`--root`); default: `root.json` beside the (first) key.
+    pub root: Option<PathBuf>,
+    /// The signer's own state folder (`--state`): its moved pin and the versions it signed;
+    /// default: `state/` beside the (first) key. Never inside the repository.
+    pub state: Option<PathBuf>,
 }
 
 impl Signers {
@@ -70,7 +75,32 @@ impl Signers {
             refresh_window: 0.5,
             submissions: Submissions::default(),
             options: WorkerOptions::default(),
+            root: None,
+            state: None,
         }
+    }
+
+    /// The state folder: `--state`, else `state/` beside the first key. Refused inside the
+    /// repository, which every agent can write.
+    pub fn state_dir(&self) -> Result<PathBuf> {
+        let dir = match (&self.state, self.keys.first()) {
+            (Some(dir), _) => dir.clone(),
+            (None, Some((_, key))) => key
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."))
+                .join("state"),
+            (None, None) => return Err(Error::Usage("a signer needs a key (--key)".into())),
+        };
+        let absolute = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+        if absolute(&dir).starts_with(absolute(&self.repo)) {
+            return Err(Error::Usage(format!(
+                "--state {}: the signer's state folder must not be inside the repository \
+                 (every agent can write that); give it a private volume of its own",
+                dir.display()
+            )));
+        }
+        Ok(dir)
     }
 
     /// What every role is given; the targets signer's submission policy is loaded (its keys
@@ -90,7 +120,22 @@ impl Signers {
             }
             None => None,
         };
+        let state = self.state_dir()?;
+        let first_key = self.keys.first().map(|(_, f)| f.as_path());
+        let pin = crate::pin::Pin::resolve(self.root.as_deref(), first_key, "tuf-signer run")?
+            .moving_in(&state)
+            .map_err(|e| match e {
+                Error::Io { path, source, .. } => Error::Usage(format!(
+                    "cannot make the signer's state folder {}: {source}. Pass --state DIR (or \
+                     TUF_STATE): a private, writable folder of this signer's own, not in the \
+                     repository",
+                    path.display()
+                )),
+                e => e,
+            })?;
         Ok(RoleSettings {
+            pin,
+            state,
             layout,
             expiries: self.expiries,
             retention: self.retention,

@@ -1,8 +1,8 @@
 //! Checking metadata: signatures against the keys and threshold that must sign a role. One
 //! place, used by the verifying updater's trusted set, `validate`, `add-targets --wait`, the
 //! root ceremony and the signers' checks of what they load. The root chain on disk is walked
-//! with the updater's trusted set ([`trusted_chain`]), so every one of them checks a new root
-//! the way a client does.
+//! from the agent's pinned root ([`crate::pin`]) with the updater's trusted set
+//! ([`trusted_chain`]), so every one of them checks a new root the way a client does.
 //!
 //! Invariant: a key id is a label. A threshold counts distinct public keys
 //! ([`crate::keys::same_key`]), and a key map that lists one key under two ids is refused.
@@ -12,6 +12,7 @@ use serde_json::Value;
 use tough::schema::key::Key;
 use tough::schema::RoleType;
 
+use crate::pin::Pin;
 use crate::repository::Layout;
 use crate::role::Role;
 use crate::schema::{Delegations, KeyMap, Root};
@@ -269,52 +270,84 @@ pub(crate) fn authority<'a>(
     })
 }
 
-/// The roots on disk, `1.root.json` to the newest, checked as a client checks each new root
-/// (the updater's [`TrustedSet`]): a trusted set holding the newest, ready for the timestamp.
-/// Fails on the first version that does not chain, naming its file.
-pub fn trusted_chain(layout: &Layout) -> Result<TrustedSet> {
-    trusted_chain_at(layout, jiff::Timestamp::now())
+/// The roots on disk from the pinned version to the newest, checked as a client checks each
+/// new root (the updater's [`TrustedSet`]): a trusted set holding the newest, ready for the
+/// timestamp. Trust starts at `pin`, never at the repository's own `1.root.json`. Fails,
+/// naming the file, when the repository's copy of the pinned version is not the pinned root
+/// or missing (roots replaced, or rolled back), or a newer version does not chain. A pin that
+/// moves ([`Pin::forward`]) is moved to the newest root, durably, before this returns.
+pub fn trusted_chain(layout: &Layout, pin: &Pin) -> Result<TrustedSet> {
+    trusted_chain_at(layout, pin, jiff::Timestamp::now())
 }
 
 /// [`trusted_chain`] with `reference_time` for every expiry check of the set. Takes
-/// `N.root.json` for N = 1, 2, … until the next is missing, as a client does (no folder scan:
-/// cheap enough to run on every poll of `add-targets --wait`).
-pub fn trusted_chain_at(layout: &Layout, reference_time: jiff::Timestamp) -> Result<TrustedSet> {
+/// `N.root.json` for N = the pinned version + 1, + 2, … until the next is missing, as a
+/// client does (no folder scan: cheap enough to run on every poll of `add-targets --wait`).
+pub fn trusted_chain_at(
+    layout: &Layout,
+    pin: &Pin,
+    reference_time: jiff::Timestamp,
+) -> Result<TrustedSet> {
     layout.require_initialised()?;
-    let mut chain: Option<TrustedSet> = None;
-    for v in 1u64.. {
-        let path = layout.versioned(Role::Root, v);
+    let pinned = pin.load()?;
+    let pinned_version = pinned.root.version.get();
+    let mut set =
+        TrustedSet::new(&pinned.bytes, reference_time, &Config::default()).map_err(|e| {
+            Error::Untrusted {
+                path: pinned.from.clone(),
+                reason: e.to_string(),
+            }
+        })?;
+    // The repository's copy of the pinned version must be the very root pinned: otherwise
+    // its roots were replaced (a chain of someone else's), or it was rolled back below the pin.
+    let own = layout.versioned(Role::Root, pinned_version);
+    match std::fs::read(&own) {
+        Ok(bytes) if bytes == pinned.bytes => {}
+        Ok(_) => {
+            return Err(Error::Untrusted {
+                path: own,
+                reason: format!(
+                    "is not the root this agent trusts ({}): the repository's roots were \
+                     replaced; nothing is signed or trusted until they are restored",
+                    pinned.from.display()
+                ),
+            })
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(Error::Untrusted {
+                path: own,
+                reason: format!(
+                    "is missing, but this agent trusts root version {pinned_version} ({}): the \
+                     repository was rolled back, or is another repository",
+                    pinned.from.display()
+                ),
+            })
+        }
+        Err(e) => return Err(Error::io("cannot read metadata", &own)(e)),
+    }
+    let mut newest: Option<Vec<u8>> = None;
+    let mut version = pinned_version;
+    while let Some(next) = version.checked_add(1) {
+        let path = layout.versioned(Role::Root, next);
         let bytes = match std::fs::read(&path) {
             Ok(bytes) => bytes,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
             Err(e) => return Err(Error::io("cannot read metadata", &path)(e)),
         };
-        let untrusted = |reason: String| Error::Untrusted {
+        set.update_root(&bytes).map_err(|e| Error::Untrusted {
             path: path.clone(),
-            reason,
-        };
-        match &mut chain {
-            None => {
-                let set = TrustedSet::new(&bytes, reference_time, &Config::default())
-                    .map_err(|e| untrusted(e.to_string()))?;
-                if set.root().version.get() != 1 {
-                    return Err(untrusted(format!(
-                        "says it is version {}",
-                        set.root().version
-                    )));
-                }
-                chain = Some(set);
-            }
-            Some(set) => {
-                set.update_root(&bytes)
-                    .map_err(|e| untrusted(e.to_string()))?;
-            }
-        }
+            reason: format!(
+                "does not extend the pinned root ({}, version {pinned_version}): {e}",
+                pinned.from.display()
+            ),
+        })?;
+        version = next;
+        newest = Some(bytes);
     }
-    chain.ok_or_else(|| Error::Repository {
-        path: layout.metadata_dir(),
-        reason: "no 1.root.json on disk; run tuf-signer init".into(),
-    })
+    if let Some(bytes) = newest {
+        pin.advance(&pinned, &bytes, version)?;
+    }
+    Ok(set)
 }
 
 /// `set` (the root chain on disk, from [`trusted_chain`]) takes the published `timestamp`
@@ -361,33 +394,24 @@ fn read_published(layout: &Layout, role: &str, version: u64) -> Result<Vec<u8>> 
     std::fs::read(&path).map_err(Error::io("cannot read", &path))
 }
 
-/// The roots on disk, checked as a client checks an update (§5.3.4, §5.3.5): version N+1 is
-/// signed by a threshold of version N's root keys and of its own, and says it is N+1.
-/// `1.root.json` on disk is the anchor; a signer trusts no root that does not chain to it.
+/// The roots on disk, from the pin, checked as a client checks an update (§5.3.4, §5.3.5):
+/// version N+1 is signed by a threshold of version N's root keys and of its own, and says it
+/// is N+1. A signer trusts no root that does not chain to its pin (see [`trusted_chain`]).
 #[derive(Debug, Clone)]
 pub struct RootChain {
     /// The newest root that chains.
     pub current: Root,
+    /// Where the chain starts.
+    pub pin: Pin,
 }
 
 impl RootChain {
-    /// Walks `1.root.json`, `2.root.json`, … on disk up to the newest; fails on the first
-    /// version that does not chain, naming it.
-    pub fn load(layout: &Layout) -> Result<RootChain> {
-        layout.require_initialised()?;
-        // A gap (a planted `4.root.json` with no 3) is refused, not skipped.
-        let versions = layout.scan_versions()?;
-        let roots = versions.get(Role::Root.name()).cloned().unwrap_or_default();
-        for (i, v) in roots.iter().enumerate() {
-            if *v != i as u64 + 1 {
-                return Err(Error::Untrusted {
-                    path: layout.versioned(Role::Root, *v),
-                    reason: format!("root versions on disk are not 1..N: version {v} follows {i}"),
-                });
-            }
-        }
+    /// Walks the roots on disk from the pinned version up to the newest; fails on the first
+    /// that does not chain, naming it.
+    pub fn load(layout: &Layout, pin: &Pin) -> Result<RootChain> {
         Ok(RootChain {
-            current: trusted_chain(layout)?.root().clone(),
+            current: trusted_chain(layout, pin)?.root().clone(),
+            pin: pin.clone(),
         })
     }
 
@@ -395,7 +419,7 @@ impl RootChain {
     pub fn refresh(&mut self, layout: &Layout) -> Result<()> {
         let current = self.current.version.get();
         if layout.newest_root_after(current) > current {
-            *self = RootChain::load(layout)?;
+            *self = RootChain::load(layout, &self.pin)?;
         }
         Ok(())
     }

@@ -29,7 +29,9 @@ fn client(repo: &TestRepo, prefix: &str, args: &[&str]) -> String {
 fn validate(repo: &TestRepo) -> String {
     let out = run(Command::new(CLIENT)
         .args(["validate", "--repo"])
-        .arg(&repo.repo));
+        .arg(&repo.repo)
+        .arg("--root")
+        .arg(repo.pin_file()));
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(out.status.success(), "{text}");
     text

@@ -225,7 +225,17 @@ fn expired_timestamp_is_refused_as_a_freeze() {
 fn validate_passes_a_good_repository_and_names_what_is_wrong_with_a_bad_one() {
     let s = setup(&[]);
     add(&s, "v");
-    let out = client(&["validate", "--repo"], &[&s.repo.repo]);
+    let pin = s.repo.pin_file();
+    let validate = |extra: &[&str], repo: &Path| {
+        run(Command::new(CLIENT)
+            .arg("validate")
+            .args(extra)
+            .arg("--root")
+            .arg(&pin)
+            .arg("--repo")
+            .arg(repo))
+    };
+    let out = validate(&[], &s.repo.repo);
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(out.status.success(), "{stdout}{}", stderr(&out));
     assert!(
@@ -234,10 +244,7 @@ fn validate_passes_a_good_repository_and_names_what_is_wrong_with_a_bad_one() {
     );
 
     // A timestamp that expires within the window asked for is reported.
-    let out = client(
-        &["validate", "--expires-within", "2d", "--repo"],
-        &[&s.repo.repo],
-    );
+    let out = validate(&["--expires-within", "2d"], &s.repo.repo);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stdout).contains("PROBLEM timestamp expires"));
 
@@ -256,7 +263,7 @@ fn validate_passes_a_good_repository_and_names_what_is_wrong_with_a_bad_one() {
         .unwrap()
         .replacen("\"length\":", "\"length\": ", 1);
     std::fs::write(&file, text).unwrap();
-    let out = client(&["validate", "--repo"], &[&copy]);
+    let out = validate(&[], &copy);
     assert_eq!(out.status.code(), Some(1));
     let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
     assert!(

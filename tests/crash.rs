@@ -75,7 +75,7 @@ async fn sigkill_mid_batch_then_restart_signs_every_target_exactly_once() {
     targets.kill();
     snapshot.kill();
     let mut pending = expected_for(&releases);
-    let mut coverage = package_signing::client::coverage::Coverage::new(repo.layout());
+    let mut coverage = package_signing::client::coverage::Coverage::new(repo.layout(), repo.pin());
     coverage.check(&mut pending).unwrap();
     assert!(
         !pending.is_empty(),

@@ -33,13 +33,20 @@ fn program(name: &str) -> &'static str {
     }
 }
 
-/// The container's paths, as mounted here: the repository volume and the key mount.
+/// The container's paths, as mounted here: the repository volume, the key mount and the
+/// signer's own state volume. Every path the image names is mapped: none reaches the host's.
 fn map_path(value: &str, repo: &TestRepo) -> String {
     if let Some(rest) = value.strip_prefix("/srv/tuf/repo") {
         format!("{}{rest}", repo.repo.display())
     } else if let Some(rest) = value.strip_prefix("/run/keys/") {
         repo.keys.join(rest).display().to_string()
+    } else if let Some(rest) = value.strip_prefix("/srv/tuf/state") {
+        format!("{}{rest}", repo.path("state").display())
     } else {
+        assert!(
+            !value.starts_with('/'),
+            "nix/agents.json names {value}, a path this test does not mount"
+        );
         value.to_string()
     }
 }

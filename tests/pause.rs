@@ -14,6 +14,7 @@ use package_signing::broker::Queue;
 fn client(args: &[&str], repo: &TestRepo) -> String {
     let out = run(Command::new(CLIENT)
         .env("TUF_SUBMITTER_KEY", repo.submitter_key())
+        .env("TUF_ROOT", repo.pin_file())
         .args(args)
         .arg("--repo")
         .arg(&repo.repo));

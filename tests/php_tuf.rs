@@ -581,7 +581,9 @@ async fn a_spec_rule_repository_moves_to_php_tufs_rule() {
     ngclient_update(&repo, "python-client", &items_for(&releases));
     let report = ok(run(Command::new(CLIENT)
         .args(["validate", "--repo"])
-        .arg(&repo.repo)));
+        .arg(&repo.repo)
+        .arg("--root")
+        .arg(repo.pin_file())));
     assert!(report.contains("key ids by php-tuf's rule"), "{report}");
     drop(signers);
     delete_queues(&prefix).await;

@@ -30,7 +30,9 @@ async fn thousand_releases_through_three_signer_processes_verify_with_python_tuf
 
     let status = run(Command::new(CLIENT)
         .args(["status", "--repo"])
-        .arg(&repo.repo));
+        .arg(&repo.repo)
+        .arg("--root")
+        .arg(repo.pin_file()));
     let status = String::from_utf8_lossy(&status.stdout).to_string();
     assert!(status.contains("targets signed: 1001"), "{status}");
 
@@ -126,7 +128,9 @@ async fn thousand_releases_through_three_signer_processes_verify_with_python_tuf
     assert!(assert_metadata_rules(&repo) > 2048);
     let out = run(Command::new(CLIENT)
         .args(["validate", "--repo"])
-        .arg(&repo.repo));
+        .arg(&repo.repo)
+        .arg("--root")
+        .arg(repo.pin_file()));
     let report = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success() && report.contains("2048 bins, 996 targets"),

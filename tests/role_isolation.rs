@@ -8,7 +8,7 @@
 mod common;
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -90,7 +90,7 @@ fn honest(repo: &TestRepo, releases: Vec<(String, PathBuf)>) {
     let attackers = ["!drupal/evil/1.0.0.0", "!drupal/core/99.0.0.0"].map(String::from);
     let report = ngclient_verify(repo, &attackers);
     assert_eq!(report["absent"], attackers.len());
-    let (valid, out) = validate(&repo.repo);
+    let (valid, out) = validate(repo);
     assert!(valid, "{out}");
 }
 
@@ -109,8 +109,12 @@ fn wait_exit(proc: &mut Proc, timeout: Duration) -> std::process::ExitStatus {
     }
 }
 
-fn validate(repo: &Path) -> (bool, String) {
-    let out = run(Command::new(CLIENT).args(["validate", "--repo"]).arg(repo));
+fn validate(repo: &TestRepo) -> (bool, String) {
+    let out = run(Command::new(CLIENT)
+        .args(["validate", "--repo"])
+        .arg(&repo.repo)
+        .arg("--root")
+        .arg(repo.pin_file()));
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -250,7 +254,7 @@ async fn a_planted_file_stops_the_signer_that_would_adopt_it() {
     });
     let name = planted.file_name().unwrap().to_str().unwrap().to_string();
 
-    let (valid, out) = validate(&repo.repo);
+    let (valid, out) = validate(&repo);
     assert!(!valid, "{out}");
     assert!(
         out.contains(&name) && out.contains("not signed by the keys targets delegates"),
@@ -276,7 +280,7 @@ async fn a_planted_file_stops_the_signer_that_would_adopt_it() {
     // (it would bring back whatever was removed since).
     std::fs::rename(&planted, repo.path("quarantined.json")).unwrap();
     std::fs::copy(repo.layout().versioned(bin, 1), &planted).unwrap();
-    let (valid, out) = validate(&repo.repo);
+    let (valid, out) = validate(&repo);
     assert!(!valid && out.contains("says it is version 1"), "{out}");
     refused_at_start("says it is version 1");
 

@@ -13,7 +13,9 @@ use common::*;
 fn validate(repo: &TestRepo) {
     ok(run(Command::new(CLIENT)
         .args(["validate", "--repo"])
-        .arg(&repo.repo)));
+        .arg(&repo.repo)
+        .arg("--root")
+        .arg(repo.pin_file())));
 }
 
 #[test]
@@ -339,7 +341,9 @@ async fn the_spec_key_id_rule_is_kept_and_accepted() {
     our_client_downloads(&repo, &releases);
     let report = ok(run(Command::new(CLIENT)
         .args(["validate", "--repo"])
-        .arg(&repo.repo)));
+        .arg(&repo.repo)
+        .arg("--root")
+        .arg(repo.pin_file())));
     assert!(
         report.contains("key ids by the specification's rule"),
         "{report}"

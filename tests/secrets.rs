@@ -37,6 +37,8 @@ fn an_unparseable_url_is_never_shown() {
     let out = run(Command::new(CLIENT)
         .args(["status", "--repo"])
         .arg(&repo.repo)
+        .arg("--root")
+        .arg(repo.pin_file())
         .env("AMQP_URL", BAD_URL));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -58,6 +60,8 @@ fn the_password_comes_from_a_file_and_an_empty_url_means_no_broker() {
         run(Command::new(CLIENT)
             .args(["status", "--repo"])
             .arg(&repo.repo)
+            .arg("--root")
+            .arg(repo.pin_file())
             .args(extra)
             .env_remove("AMQP_URL"))
     };
@@ -76,6 +80,8 @@ fn the_password_comes_from_a_file_and_an_empty_url_means_no_broker() {
     let shown = ok(run(Command::new(CLIENT)
         .args(["status", "--repo"])
         .arg(&repo.repo)
+        .arg("--root")
+        .arg(repo.pin_file())
         .env("AMQP_URL", "")));
     assert!(
         !shown.contains("tuf.dead-letter"),

@@ -106,8 +106,17 @@ fn expected(targets: &[NewTarget]) -> Expected {
         .collect()
 }
 
+/// The root init wrote beside the keys, in the work folder beside the repository.
+fn pin(layout: &Layout) -> package_signing::pin::Pin {
+    let work = layout
+        .dir
+        .parent()
+        .expect("the repository is in the work folder");
+    package_signing::pin::Pin::new(work.join("keys").join(package_signing::pin::PIN_FILE))
+}
+
 async fn wait_covered(layout: &Layout, mut pending: Expected) {
-    let mut coverage = Coverage::new(layout.clone());
+    let mut coverage = Coverage::new(layout.clone(), pin(layout));
     let mut last = Vec::new();
     while !pending.is_empty() {
         let now = std::fs::read(layout.timestamp()).unwrap_or_default();
@@ -139,7 +148,7 @@ async fn latency(sink: &Sink, layout: &Layout, rate: u32, secs: u64, tag: &str) 
     let interval = Duration::from_secs_f64(1.0 / rate as f64);
     let mut sent: HashMap<String, Instant> = HashMap::new();
     let mut pending: Expected = HashMap::new();
-    let mut coverage = Coverage::new(layout.clone());
+    let mut coverage = Coverage::new(layout.clone(), pin(layout));
     let mut latencies = Vec::with_capacity(total);
     let mut next_send = Instant::now();
     let mut i = 0;
@@ -335,7 +344,7 @@ async fn main() {
     }
     let rebin = args.rebin.unwrap_or(args.bins * 2);
     if rebin > 0 {
-        let held = package_signing::client::status::read(&layout)
+        let held = package_signing::client::status::read(&layout, &pin(&layout))
             .unwrap()
             .targets;
         let t = Instant::now();

@@ -106,6 +106,8 @@ enum Command {
         /// The repository folder.
         #[arg(long, env = "TUF_REPO")]
         repo: PathBuf,
+        #[command(flatten)]
+        root: cli::RootArgs,
         /// Also report metadata that expires within this window (e.g. 1h, 2d).
         #[arg(long, default_value = "0s", value_parser = parse_window)]
         expires_within: std::time::Duration,
@@ -117,6 +119,8 @@ enum Command {
         /// The repository folder.
         #[arg(long, env = "TUF_REPO")]
         repo: PathBuf,
+        #[command(flatten)]
+        root: cli::RootArgs,
         /// The broker, to show queue depths.
         #[command(flatten)]
         broker: cli::BrokerArgs,
@@ -241,6 +245,9 @@ struct SendArgs {
     /// it as KEYS/submitter.pem): the targets signer applies no other.
     #[arg(long, env = "TUF_SUBMITTER_KEY", value_name = "FILE")]
     submitter_key: Option<PathBuf>,
+    /// With --wait: the root the published metadata is checked from.
+    #[command(flatten)]
+    root: cli::RootArgs,
 }
 
 impl From<SendArgs> for Sending {
@@ -252,6 +259,7 @@ impl From<SendArgs> for Sending {
             submitter_key: args.submitter_key,
             timeout: args.timeout,
             batch_size: args.batch_size,
+            root: args.root,
         }
     }
 }
@@ -306,13 +314,27 @@ async fn dispatch(command: Command) -> Result<()> {
         }
         Command::Validate {
             repo,
+            root,
             expires_within,
-        } => validate::run(&Layout::new(repo), expires_within),
+        } => validate::run(
+            &Layout::new(repo),
+            &root.pin(None, "validate")?,
+            expires_within,
+        ),
         Command::Status {
             repo,
+            root,
             broker,
             color,
-        } => status::show(&Layout::new(repo), &broker, &color).await,
+        } => {
+            status::show(
+                &Layout::new(repo),
+                &root.pin(None, "status")?,
+                &broker,
+                &color,
+            )
+            .await
+        }
         Command::DeadLetters {
             action,
             ids,

@@ -166,6 +166,10 @@ struct DraftArgs {
     /// The draft file that travels between keyholders.
     #[arg(long, default_value = "root-draft.json")]
     draft: PathBuf,
+    /// The root the keyholders trust (init wrote KEYS/root.json): the repository's roots must
+    /// chain from it, and publish moves it to the new root.
+    #[arg(long = "root", env = "TUF_ROOT", value_name = "FILE")]
+    root: PathBuf,
 }
 
 #[derive(Args)]
@@ -191,6 +195,14 @@ struct RunArgs {
     /// The folder holding targets.pem, snapshot.pem, timestamp.pem (with --all).
     #[arg(long, required_if_eq("all", "true"))]
     keys: Option<PathBuf>,
+    #[command(flatten)]
+    root: cli::RootArgs,
+    /// This signer's own state folder: the root it trusts once it has moved past --root, and
+    /// the highest version it signed of each file (it never signs at or below one). Private
+    /// and writable, never inside the repository: a volume of this signer's own. Default:
+    /// state/ beside the key.
+    #[arg(long, env = "TUF_STATE", value_name = "DIR")]
+    state: Option<PathBuf>,
     /// The broker. Without one (and with --all), jobs pass in-process and come from --inbox.
     #[command(flatten)]
     broker: cli::BrokerArgs,
@@ -391,7 +403,7 @@ fn root_command(command: RootCommand) -> Result<()> {
 
 impl DraftArgs {
     fn ceremony(&self) -> root::Ceremony {
-        root::Ceremony::new(Layout::new(&self.repo), &self.draft)
+        root::Ceremony::new(Layout::new(&self.repo), &self.root, &self.draft)
     }
 }
 
@@ -438,6 +450,8 @@ async fn run(args: RunArgs) -> Result<()> {
         options: WorkerOptions {
             batch_max: args.batch_max.max(1),
         },
+        root: args.root.root.clone(),
+        state: args.state.clone(),
     };
     signers.run(Transport::start(via), stop).await
 }

@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 
+use crate::pin::Pin;
 use crate::repository::{HashBins, Layout};
 use crate::role::Role;
 use crate::updater::metadata::{DelegatedRole, TargetsRole};
@@ -17,6 +18,8 @@ pub type Expected = HashMap<String, Option<(u64, String)>>;
 
 pub struct Coverage {
     layout: Layout,
+    /// Where the check of the published roots starts.
+    pin: Pin,
     /// Bins verified at a version, under a top-level targets version (files of one version
     /// never change): the newest seen of each bin.
     bins_cache: HashMap<(String, u64, u64), TargetsRole>,
@@ -44,9 +47,10 @@ pub struct Progress {
 }
 
 impl Coverage {
-    pub fn new(layout: Layout) -> Self {
+    pub fn new(layout: Layout, pin: Pin) -> Self {
         Coverage {
             layout,
+            pin,
             bins_cache: HashMap::new(),
             last_timestamp: Vec::new(),
             top: None,
@@ -74,7 +78,7 @@ impl Coverage {
                 done: 0,
             });
         }
-        let mut set = trusted_chain(&self.layout)?;
+        let mut set = trusted_chain(&self.layout, &self.pin)?;
         trust_published_snapshot(&mut set, &self.layout, &bytes)?;
         let timestamp_version = set.timestamp().expect("trusted").version.get();
         let meta = set.snapshot().expect("trusted").meta.clone();
@@ -185,10 +189,13 @@ mod tests {
         };
         init(&opts, |_, _| {}).unwrap();
         let layout = Layout::new(opts.repo.clone());
+        let pin = Pin::new(opts.keys.join(crate::pin::PIN_FILE));
         let removed = || Expected::from([("drupal/gone/1.0.0.0".to_string(), None)]);
 
         let mut pending = removed();
-        let progress = Coverage::new(layout.clone()).check(&mut pending).unwrap();
+        let progress = Coverage::new(layout.clone(), pin.clone())
+            .check(&mut pending)
+            .unwrap();
         assert_eq!((progress.timestamp_version, progress.done), (1, 1));
 
         let path = layout.timestamp();
@@ -201,7 +208,7 @@ mod tests {
         )
         .unwrap();
         let mut pending = removed();
-        let e = Coverage::new(layout).check(&mut pending).unwrap_err();
+        let e = Coverage::new(layout, pin).check(&mut pending).unwrap_err();
         assert!(e.to_string().contains("valid signature"), "{e}");
         assert_eq!(pending.len(), 1);
     }

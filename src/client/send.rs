@@ -32,6 +32,9 @@ pub struct Sending {
     /// Follow the jobs to an outcome in this repository (`--wait --repo`), for at most
     /// `timeout` (a duration, e.g. 10m).
     pub wait: Option<Layout>,
+    /// The root `--wait` checks the published metadata from (default: root.json beside the
+    /// submitter key).
+    pub root: crate::cli::RootArgs,
     pub timeout: String,
     /// Targets per job.
     pub batch_size: usize,
@@ -57,6 +60,11 @@ impl Sending {
         SigningKey::load(file)
     }
 
+    /// Where `--wait`'s check of the published metadata starts.
+    fn pin(&self) -> Result<crate::pin::Pin> {
+        self.root.pin(self.submitter_key.as_deref(), "--wait")
+    }
+
     /// Connects (waiting for a broker that is down, see [`crate::broker::Waiting`]).
     pub async fn sink(&self) -> Result<Sink> {
         let key = self.submitter_key()?;
@@ -76,7 +84,10 @@ impl Sending {
         started: Instant,
     ) -> Result<()> {
         // Following the receipts starts before the first job goes, so none is missed.
-        let mut wait = self.wait.clone().map(Wait::new);
+        let mut wait = match &self.wait {
+            Some(layout) => Some(Wait::new(layout.clone(), self.pin()?)),
+            None => None,
+        };
         let sink = self.sink().await?;
         let total = expected.len();
         for (seq, job) in jobs.iter().enumerate() {
@@ -233,7 +244,7 @@ pub async fn change_bins(sending: &Sending, count: u32) -> Result<()> {
     }
     println!(
         "{count} bins published ({} targets) in {:.1} s",
-        status::read(layout)?.targets,
+        status::read(layout, &sending.pin()?)?.targets,
         started.elapsed().as_secs_f64()
     );
     Ok(())

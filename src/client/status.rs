@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use tough::schema::{RoleType, Snapshot, Timestamp};
 
+use crate::pin::Pin;
 use crate::role::Role;
 use crate::schema::Targets;
 
@@ -62,8 +63,9 @@ pub fn published_bins(layout: &Layout) -> Result<usize> {
     Ok(top.signed.delegations.map_or(0, |d| d.roles.len()))
 }
 
-pub fn read(layout: &Layout) -> Result<Status> {
-    let root = latest_root(layout)?;
+/// The repository's status, its roots checked from `pin`.
+pub fn read(layout: &Layout, pin: &Pin) -> Result<Status> {
+    let root = latest_root(layout, pin)?;
     let keys_of = |role: RoleType| -> Vec<String> {
         root.roles
             .get(&role)
@@ -142,8 +144,13 @@ pub fn read(layout: &Layout) -> Result<Status> {
 
 /// `tuf-client status`: prints the repository's status and, with a broker, its queues;
 /// `colour` is "always", "never" or "auto" (a terminal, with NO_COLOR unset).
-pub async fn show(layout: &Layout, broker: &crate::cli::BrokerArgs, colour: &str) -> Result<()> {
-    let mut report = read(layout)?;
+pub async fn show(
+    layout: &Layout,
+    pin: &Pin,
+    broker: &crate::cli::BrokerArgs,
+    colour: &str,
+) -> Result<()> {
+    let mut report = read(layout, pin)?;
     if let Some(config) = broker.config()? {
         report = report.with_queues(&config).await?;
     }

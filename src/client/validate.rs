@@ -9,6 +9,7 @@ use std::time::Duration;
 use tough::schema::RoleType;
 
 use crate::keys::KeyIdRule;
+use crate::pin::Pin;
 use crate::repository::Layout;
 use crate::role::Role;
 use crate::roles::check_version;
@@ -67,8 +68,8 @@ fn read(layout: &Layout, file: &str) -> Result<Vec<u8>> {
 
 /// Validates the repository at `layout`; metadata expiring within `window` is a problem.
 /// `tuf-client validate`: prints the report; fails when it found problems.
-pub fn run(layout: &Layout, window: Duration) -> Result<()> {
-    let report = validate(layout, window)?;
+pub fn run(layout: &Layout, pin: &Pin, window: Duration) -> Result<()> {
+    let report = validate(layout, pin, window)?;
     print!("{}", report.render());
     if report.is_ok() {
         Ok(())
@@ -80,7 +81,9 @@ pub fn run(layout: &Layout, window: Duration) -> Result<()> {
     }
 }
 
-pub fn validate(layout: &Layout, window: Duration) -> Result<Report> {
+/// Validates the repository at `layout`, its roots checked from `pin` (the root the caller
+/// trusts); metadata expiring within `window` is a problem.
+pub fn validate(layout: &Layout, pin: &Pin, window: Duration) -> Result<Report> {
     layout.require_initialised()?;
     let mut report = Report::default();
     let deadline = jiff::Timestamp::now().as_second() + window.as_secs() as i64;
@@ -97,8 +100,7 @@ pub fn validate(layout: &Layout, window: Duration) -> Result<Report> {
     // chain, then timestamp, snapshot, targets and every bin. Expiry is judged here against
     // the window, every role at once, so the set is given the earliest reference time (for
     // it, nothing has expired).
-    let chain = RootChain::load(layout);
-    let mut set = match trusted_chain_at(layout, jiff::Timestamp::MIN) {
+    let mut set = match trusted_chain_at(layout, pin, jiff::Timestamp::MIN) {
         Ok(set) => set,
         Err(e) => {
             report.problems.push(e.to_string());
@@ -108,21 +110,19 @@ pub fn validate(layout: &Layout, window: Duration) -> Result<Report> {
             return Ok(report);
         }
     };
-    // What the signers adopt: they refuse a gap in the root versions on disk, which a client
-    // only stops at. Reported; the files newer than the snapshot lists are then not checked.
-    let chain = match chain {
-        Ok(chain) => Some(chain),
-        Err(e) => {
-            report.problems.push(e.to_string());
-            None
-        }
-    };
     let root = set.root().clone();
+    // What the signers adopt: the same chain, from the same pin.
+    let chain = Some(RootChain {
+        current: root.clone(),
+        pin: pin.clone(),
+    });
     let versions = layout.scan_versions()?;
     expiry(&mut report, Role::Root.name(), root.expires);
     report.summary.push(format!(
-        "root chain v1..v{} ({} signature(s) checked per version)",
+        "root chain v{}..v{} from the pinned root {} ({} signature(s) checked per version)",
+        pin.load()?.root.version,
         root.version,
+        pin.file.display(),
         root.roles[&RoleType::Root].threshold
     ));
     // The top-level roles: a failure stops here (nothing below can be checked without them).

@@ -15,6 +15,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use super::coverage::{Coverage, Expected};
+use crate::pin::Pin;
 use crate::repository::receipts::{ReceiptReader, Receipts};
 use crate::repository::Layout;
 use crate::{Error, Result};
@@ -63,10 +64,10 @@ pub struct Wait {
 impl Wait {
     /// Starts following the receipts of `layout`'s repository: made before anything is
     /// sent, so that no receipt is missed.
-    pub fn new(layout: Layout) -> Wait {
+    pub fn new(layout: Layout, pin: Pin) -> Wait {
         Wait {
             receipts: Receipts::new(&layout.control_dir()).follow(),
-            coverage: Coverage::new(layout),
+            coverage: Coverage::new(layout, pin),
             names_of: HashMap::new(),
             unreceipted: HashSet::new(),
             landed: HashMap::new(),

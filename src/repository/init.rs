@@ -93,6 +93,8 @@ impl InitReport {
             find_key(keys, SUBMITTER).display(),
             submitters_file(keys).display()
         );
+        out += "Each key's folder holds root.json, the root that agent trusts (its --root): copy \
+                it with the key; the repository's own roots count only if they chain from it.\n";
         out += &format!(
             "Next: tuf-signer run --all --repo {} --keys {} --inbox ./inbox\n",
             opts.repo.display(),
@@ -172,6 +174,21 @@ pub fn init(opts: &InitOptions, mut progress: impl FnMut(usize, usize)) -> Resul
     }
     key_ids.push((SUBMITTER.to_string(), submitter.key_id().to_string()));
     let root_file = sign(&root, 1, &[&keys[&Role::Root]], Role::Root.name())?;
+    // Each agent's pinned root, beside its key (crate::pin): where its trust starts, handed
+    // over with the key, never read from the repository.
+    // One in each key folder, or one beside all the keys (public: anyone may read it).
+    let folders: Vec<&str> = if deployment.key_folders {
+        key_names.iter().copied().chain([SUBMITTER]).collect()
+    } else {
+        vec![Role::Root.name()]
+    };
+    for name in folders {
+        let pin = new_key_path(opts, name).with_file_name(crate::pin::PIN_FILE);
+        write_durably(&pin, &root_file.bytes)?;
+        if deployment.key_folders {
+            deployment.give_key(name, &pin)?;
+        }
+    }
     let staging = layout.staging()?;
     staging.write_version_durably(&layout.versioned(Role::Root, 1), &root_file.bytes)?;
     staging.write_durably(&layout.root(), &root_file.bytes)?;

@@ -111,8 +111,11 @@ impl Layout {
     /// folder scan); `known` when there is no newer one.
     pub fn newest_root_after(&self, known: u64) -> u64 {
         let mut newest = known;
-        while self.versioned(Role::Root, newest + 1).is_file() {
-            newest += 1;
+        while let Some(next) = newest.checked_add(1) {
+            if !self.versioned(Role::Root, next).is_file() {
+                break;
+            }
+            newest = next;
         }
         newest
     }

@@ -21,6 +21,7 @@ use super::layout::write_durably;
 use super::signed::{hex_decoded, non_zero};
 use super::Layout;
 use crate::keys::{self, KeyIdRule, SigningKey};
+use crate::pin::Pin;
 use crate::role::Role;
 use crate::roles::latest_root;
 use crate::verify::{root_authority, verify};
@@ -83,13 +84,22 @@ impl Changes {
 /// next (what `tuf-signer root` prints).
 pub struct Ceremony {
     layout: Layout,
+    /// The root the keyholders trust: the repository's roots must chain from it, and it
+    /// moves forward to each root they publish.
+    pin: Pin,
     draft: std::path::PathBuf,
 }
 
 impl Ceremony {
-    pub fn new(layout: Layout, draft: &Path) -> Ceremony {
+    /// The ceremony on `draft` for the repository at `layout`, trusting `pin_file` (a root
+    /// the keyholders hold, moved forward to every root they publish).
+    pub fn new(layout: Layout, pin_file: &Path, draft: &Path) -> Ceremony {
         Ceremony {
             layout,
+            pin: Pin {
+                file: pin_file.into(),
+                forward: Some(pin_file.into()),
+            },
             draft: draft.to_path_buf(),
         }
     }
@@ -109,17 +119,17 @@ impl Ceremony {
     /// [`Ceremony::may_start`] allows it.
     pub fn start(&self, changes: &Changes) -> Result<String> {
         let path = self.draft.display();
-        let new = Draft::new(&self.layout, changes)?;
+        let new = Draft::new(&self.layout, &self.pin, changes)?;
         new.save(&self.draft)?;
         Ok(format!(
             "{}Wrote {path}. Next: each keyholder runs `tuf-signer root sign --draft {path} --key KEY`.\n",
-            new.describe(&latest_root(&self.layout)?)?
+            new.describe(&latest_root(&self.layout, &self.pin)?)?
         ))
     }
 
     /// Adds the signature of `key_file`, a root key of the current root or of the new one.
     pub fn sign(&self, key_file: &Path) -> Result<String> {
-        let current = latest_root(&self.layout)?;
+        let current = latest_root(&self.layout, &self.pin)?;
         let mut draft = Draft::load(&self.draft)?;
         let ids = draft.sign(&SigningKey::load(key_file)?, Some(&current))?;
         draft.save(&self.draft)?;
@@ -132,15 +142,15 @@ impl Ceremony {
 
     /// What the draft changes, and which signatures it has and still needs.
     pub fn status(&self) -> Result<String> {
-        let current = latest_root(&self.layout)?;
+        let current = latest_root(&self.layout, &self.pin)?;
         Draft::load(&self.draft)?.describe(&current)
     }
 
     /// Publishes the draft once both thresholds are met, saying which signers to restart.
     pub fn publish(&self, force: bool) -> Result<String> {
-        let previous = latest_root(&self.layout)?;
+        let previous = latest_root(&self.layout, &self.pin)?;
         let draft = Draft::load(&self.draft)?;
-        let version = draft.publish(&self.layout, force)?;
+        let version = draft.publish(&self.layout, &self.pin, force)?;
         let mut out = format!("published root v{version}\n");
         for role in Role::ONLINE {
             let (name, kind) = (role.name(), role.role_type());
@@ -180,10 +190,13 @@ impl Quorum {
 
 impl Draft {
     /// Starts version N+1 of the repository's newest root, with `changes` applied.
-    pub fn new(layout: &Layout, changes: &Changes) -> Result<Draft> {
-        let current = latest_root(layout)?;
+    pub fn new(layout: &Layout, pin: &Pin, changes: &Changes) -> Result<Draft> {
+        let current = latest_root(layout, pin)?;
         let mut root = current.clone();
-        root.version = non_zero(current.version.get() + 1)?;
+        root.version = non_zero(super::signed::next_version(
+            current.version.get(),
+            &layout.versioned(Role::Root, current.version.get()),
+        )?)?;
         if let Some(lifetime) = changes.expires {
             root.expires = expires_in(lifetime);
         }
@@ -364,8 +377,8 @@ impl Draft {
     /// Refuses (unless `force`) a root under which the online metadata being served would
     /// not verify: published before the signer re-signed with its new key, it would stop
     /// every client until then. Running it again after an interruption finishes the job.
-    pub fn publish(&self, layout: &Layout, force: bool) -> Result<u64> {
-        let current = latest_root(layout)?;
+    pub fn publish(&self, layout: &Layout, pin: &Pin, force: bool) -> Result<u64> {
+        let current = latest_root(layout, pin)?;
         let version = self.root.version.get();
         let bytes = self.to_bytes()?;
         let numbered = layout.versioned(Role::Root, version);
@@ -376,7 +389,7 @@ impl Draft {
             layout.staging()?.write_durably(&layout.root(), &bytes)?;
             return Ok(version);
         }
-        if version != current.version.get() + 1 {
+        if current.version.get().checked_add(1) != Some(version) {
             return Err(Error::Refused(format!(
                 "this draft is root v{version} but the repository is at v{}; start a new \
                  draft with `tuf-signer root new`",
@@ -391,7 +404,7 @@ impl Draft {
         }
         // The same check clients make (§5.3.4-§5.3.6), by the updater's trusted set over the
         // chain on disk: a threshold of the current root keys, then of the new ones.
-        let mut chain = crate::verify::trusted_chain(layout)?;
+        let mut chain = crate::verify::trusted_chain(layout, pin)?;
         chain.update_root(&bytes).map_err(|e| match e {
             crate::updater::Error::Unsigned(m) => Error::Refused(format!(
                 "not enough signatures of the current or the new root keys ({m}); see \
@@ -411,6 +424,8 @@ impl Draft {
         let staging = layout.staging()?;
         staging.write_version_durably(&numbered, &bytes)?;
         staging.write_durably(&layout.root(), &bytes)?;
+        // The keyholders' pin moves to the root they just published.
+        pin.advance(&pin.load()?, &bytes, version)?;
         Ok(version)
     }
 

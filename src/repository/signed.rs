@@ -135,3 +135,31 @@ pub fn non_zero(version: u64) -> Result<NonZeroU64> {
     NonZeroU64::new(version)
         .ok_or_else(|| Error::InvalidJob("version 0 is not a TUF version".into()))
 }
+
+/// The highest version this project signs or adopts: far above any real count (a new version
+/// every millisecond for 285,000 years), far below where `u64` arithmetic wraps, and exact as
+/// a JSON number in every client (2^53 - 1). A version above it is refused wherever it is
+/// read, so no version computed from one can wrap to 0 (which every client refuses as a
+/// rollback, for good).
+pub const MAX_VERSION: u64 = (1 << 53) - 1;
+
+/// The version after `version` of the file at `path`: refused at the ceiling, never wrapped.
+pub fn next_version(version: u64, path: &std::path::Path) -> Result<u64> {
+    check_ceiling(version, path)?;
+    Ok(version + 1)
+}
+
+/// Refuses a version above [`MAX_VERSION`] (or at it: nothing may follow it), read from the
+/// file at `path`.
+pub fn check_ceiling(version: u64, path: &std::path::Path) -> Result<()> {
+    if version < MAX_VERSION {
+        return Ok(());
+    }
+    Err(Error::Untrusted {
+        path: path.into(),
+        reason: format!(
+            "has version {version}, at or above the ceiling of {MAX_VERSION}: no real \
+             repository gets there, and a version after it could wrap to 0"
+        ),
+    })
+}

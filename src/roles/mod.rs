@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use tough::schema::{RoleType, Signed};
 
+use crate::pin::Pin;
 use crate::schema::Root;
 use crate::verify::RootChain;
 
@@ -30,6 +31,11 @@ pub use timestamp::TimestampRole;
 #[derive(Debug, Clone)]
 pub struct RoleSettings {
     pub layout: Layout,
+    /// Where trust starts: every root on disk must chain from it ([`crate::pin`]).
+    pub pin: Pin,
+    /// The signer's own state folder (never on the shared volume): its moved pin and the
+    /// highest version it signed of each file ([`crate::high_water`]).
+    pub state: std::path::PathBuf,
     pub expiries: Expiries,
     /// How long superseded versions stay on disk, and how many.
     pub retention: crate::repository::prune::Retention,
@@ -207,9 +213,9 @@ pub fn check_not_older(path: &std::path::Path, version: u64, listed: Option<u64>
     }
 }
 
-/// The newest root on disk that chains to `1.root.json` (see [`RootChain`]).
-pub fn latest_root(layout: &Layout) -> Result<Root> {
-    Ok(RootChain::load(layout)?.current)
+/// The newest root on disk that chains to `pin` (see [`RootChain`]).
+pub fn latest_root(layout: &Layout, pin: &Pin) -> Result<Root> {
+    Ok(RootChain::load(layout, pin)?.current)
 }
 
 /// Gives a starting signer's key the id the root lists it under for `role`, so that it signs

@@ -35,7 +35,7 @@ pub struct SnapshotRole {
 impl SnapshotRole {
     pub fn load(settings: RoleSettings, key: SigningKey) -> Result<SnapshotRole> {
         let layout = &settings.layout.clone();
-        let chain = RootChain::load(layout)?;
+        let chain = RootChain::load(layout, &settings.pin)?;
         let versions = layout.scan_versions()?;
         let all = versions
             .get(Role::Snapshot.name())
@@ -53,10 +53,12 @@ impl SnapshotRole {
                 path: path.clone(),
                 reason: format!("{name} has no length or sha256; this signer always writes both"),
             })?;
+            crate::repository::signed::check_ceiling(entry.version, &path)?;
             meta.insert(name.clone(), entry);
         }
         let on_disk: Vec<u64> = all.iter().copied().filter(|v| *v <= version).collect();
         let mut core = Core::new(settings, Role::Snapshot, key, &chain)?;
+        core.check_loaded(Role::Snapshot.name(), version, &path)?;
         core.pruner.adopt(layout, Role::Snapshot, &on_disk);
         core.check_signed_by_key(&snapshot, Role::Snapshot);
         Ok(SnapshotRole {
@@ -321,7 +323,11 @@ impl SnapshotRole {
     }
 
     fn sign_new_version(&mut self) -> Result<()> {
-        self.version += 1;
+        let name = Role::Snapshot.name();
+        let layout = &self.core.settings.layout;
+        self.version =
+            self.core
+                .next_version(name, self.version, &layout.versioned(name, self.version))?;
         self.expires = crate::repository::expiry::expires_in(self.core.settings.expiries.snapshot);
         let file = sign_canonical(
             &self.encode(&crate::schema::expiry_string(self.expires)),
@@ -332,6 +338,7 @@ impl SnapshotRole {
         layout
             .staging()?
             .write_version_durably(&layout.versioned(Role::Snapshot, self.version), &file.bytes)?;
+        self.core.high_water.record([(name, self.version)])?;
         self.own = file.meta;
         self.core.new_key = false;
         self.core

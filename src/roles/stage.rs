@@ -10,6 +10,7 @@ use tough::schema::Signed;
 
 use super::{ensure_key_listed, label_key, latest_root, RoleSettings};
 use crate::broker::Queue;
+use crate::high_water::HighWater;
 use crate::jobs::ExpiryCheck;
 use crate::keys::SigningKey;
 use crate::repository::control::Control;
@@ -88,7 +89,7 @@ pub trait Stage: Send + 'static {
     /// finished without restarting this signer): what it signs would be refused by clients.
     fn key_still_listed(&self) -> Result<()> {
         ensure_key_listed(
-            &latest_root(self.layout())?,
+            &latest_root(self.layout(), &self.core().settings.pin)?,
             Self::ROLE.role_type(),
             self.key(),
             "--key",
@@ -147,6 +148,8 @@ pub struct Core {
     pub new_key: bool,
     /// The role's superseded versions, removed as retention allows.
     pub pruner: Pruner,
+    /// The highest version this signer signed of each of the role's files.
+    pub high_water: HighWater,
 }
 
 impl Core {
@@ -160,12 +163,30 @@ impl Core {
     ) -> Result<Core> {
         let key = label_key(&chain.current, role.role_type(), key, "--key")?;
         let pruner = Pruner::new(settings.retention);
+        let high_water = HighWater::open(&settings.state, role)?;
         Ok(Core {
             settings,
             key,
             new_key: false,
             pruner,
+            high_water,
         })
+    }
+
+    /// The version to sign after `current` of `name` (the file at `path`): checked, never
+    /// wrapped, and above every version of it this signer signed.
+    pub fn next_version(&self, name: &str, current: u64, path: &std::path::Path) -> Result<u64> {
+        let next = crate::repository::signed::next_version(current, path)?;
+        self.high_water.check_next(name, next, path)?;
+        Ok(next)
+    }
+
+    /// Refuses `role`'s file `name` loaded from disk at `version` (from `path`) when it is
+    /// above the version ceiling, or below a version this signer signed (the volume went
+    /// back).
+    pub fn check_loaded(&self, name: &str, version: u64, path: &std::path::Path) -> Result<()> {
+        crate::repository::signed::check_ceiling(version, path)?;
+        self.high_water.check_loaded(name, version, path)
     }
 
     /// Notes whether `file`, the role's newest, lacks this key's signature (a key rotation):

@@ -68,7 +68,7 @@ impl TargetsRole {
         // Every file adopted as state must verify: top-level targets against the root's
         // targets keys, each bin against the keys top-level targets delegates it to. A file
         // that does not is never re-signed (issue 10: a planted unsigned bin was).
-        let chain = RootChain::load(layout)?;
+        let chain = RootChain::load(layout, &settings.pin)?;
         let ledger = Ledger::open(settings.submissions.as_ref().ok_or_else(|| {
             Error::Usage(
                 "the targets signer needs the submitter keys it trusts (--submitters)".into(),
@@ -96,6 +96,7 @@ impl TargetsRole {
         let top_path = layout.versioned(Role::Targets, top_version);
         let (top, top_meta) =
             load_state::<Targets>(&chain, &top_path, Role::Targets, Some(top_version))?;
+        core.check_loaded(Role::Targets.name(), top_version, &top_path)?;
         let listed = listed_versions(layout, &chain)?;
         check_not_older(
             &top_path,
@@ -143,6 +144,7 @@ impl TargetsRole {
             })?;
             check_version(&path, bin.signed.version.get(), version)?;
             check_not_older(&path, version, listed.get(&name).copied())?;
+            core.check_loaded(&name, version, &path)?;
             // The same key signs every bin: one bin's file copied under another's name
             // verifies, but lists targets that are not this bin's.
             let index = state.len() as u32;
@@ -445,14 +447,19 @@ impl TargetsRole {
         let mut job = SnapshotJob::default();
         if top {
             let layout = &self.core.settings.layout;
-            self.top.version = signed::non_zero(self.top.version.get() + 1)?;
+            let name = Role::Targets.name();
+            let version = self.top.version.get();
+            let version =
+                self.core
+                    .next_version(name, version, &layout.versioned(name, version))?;
+            self.top.version = signed::non_zero(version)?;
             self.top.expires =
                 crate::repository::expiry::expires_in(self.core.settings.expiries.targets);
-            let version = self.top.version.get();
-            let file = signed::sign(&self.top, version, &[&self.core.key], Role::Targets.name())?;
+            let file = signed::sign(&self.top, version, &[&self.core.key], name)?;
             layout
                 .staging()?
-                .write_version_durably(&layout.versioned(Role::Targets, version), &file.bytes)?;
+                .write_version_durably(&layout.versioned(name, version), &file.bytes)?;
+            self.core.high_water.record([(name, version)])?;
             self.top_meta = file.meta;
             self.core
                 .pruner
@@ -487,7 +494,7 @@ impl TargetsRole {
             "changing the number of bins"
         );
         // What the newest snapshot lists, in case a retired bin's files were removed by hand.
-        let listed = listed_versions(&layout, &RootChain::load(&layout)?)?;
+        let listed = listed_versions(&layout, &RootChain::load(&layout, &self.core.settings.pin)?)?;
         let now = jiff::Timestamp::now();
         let mut state: Vec<Bin> = bins
             .names()
@@ -495,12 +502,14 @@ impl TargetsRole {
                 // Above any version of this name on disk or in the snapshot: the name may
                 // have been a bin before (a count used earlier) or half-written by an
                 // interrupted change.
+                // And above any this signer signed (a count used before, since pruned).
                 version: on_disk
                     .get(&name)
                     .and_then(|v| v.last())
                     .copied()
                     .unwrap_or(0)
-                    .max(listed.get(&name).copied().unwrap_or(0)),
+                    .max(listed.get(&name).copied().unwrap_or(0))
+                    .max(self.core.high_water.highest(&name).unwrap_or(0)),
                 name,
                 expires: now,
                 targets: BTreeMap::new(),
@@ -522,17 +531,22 @@ impl TargetsRole {
         self.sign_bins((half..count as usize).collect())?;
         crate::failpoint::hit("rebin:bins-written");
 
+        let name = Role::Targets.name();
+        let current = self.top.version.get();
+        let version = self
+            .core
+            .next_version(name, current, &layout.versioned(name, current))?;
         let top = crate::repository::build::top_targets(
             bins,
             &self.core.key,
-            self.top.version.get() + 1,
+            version,
             self.core.settings.expiries,
         )?;
-        let version = top.version.get();
-        let file = signed::sign(&top, version, &[&self.core.key], Role::Targets.name())?;
+        let file = signed::sign(&top, version, &[&self.core.key], name)?;
         layout
             .staging()?
-            .write_version_durably(&layout.versioned(Role::Targets, version), &file.bytes)?;
+            .write_version_durably(&layout.versioned(name, version), &file.bytes)?;
+        self.core.high_water.record([(name, version)])?;
         self.top = top;
         self.top_meta = file.meta;
         self.core.new_key = false;
@@ -568,11 +582,12 @@ impl TargetsRole {
             let mut files = Vec::with_capacity(slice.len());
             for &i in slice {
                 let bin = &mut self.state[i];
-                // A file planted under an absurd version (2^64-1) would otherwise wrap.
-                bin.version = bin.version.checked_add(1).ok_or_else(|| Error::Untrusted {
-                    path: layout.versioned(&bin.name, bin.version),
-                    reason: "no version can follow it".into(),
-                })?;
+                // Checked: a file planted under an absurd version (2^64-1) would otherwise wrap.
+                bin.version = self.core.next_version(
+                    &bin.name,
+                    bin.version,
+                    &layout.versioned(&bin.name, bin.version),
+                )?;
                 bin.expires = expires;
                 let file = sign_canonical(&encode_bin(bin), bin.version, &[&self.core.key]);
                 bin.meta = file.meta;
@@ -585,6 +600,10 @@ impl TargetsRole {
             layout
                 .staging()?
                 .write_all_durably(&layout.metadata_dir(), &refs)?;
+            let signed = slice
+                .iter()
+                .map(|&i| (self.state[i].name.as_str(), self.state[i].version));
+            self.core.high_water.record(signed)?;
         }
         for &i in &changed {
             let bin = &self.state[i];

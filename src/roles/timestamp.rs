@@ -25,7 +25,7 @@ pub struct TimestampRole {
 impl TimestampRole {
     pub fn load(settings: RoleSettings, key: SigningKey) -> Result<TimestampRole> {
         let layout = &settings.layout;
-        let chain = RootChain::load(layout)?;
+        let chain = RootChain::load(layout, &settings.pin)?;
         let path = layout.timestamp();
         let (ts, _) = load_state::<Timestamp>(&chain, &path, Role::Timestamp, None)?;
         let snapshot = ts
@@ -39,6 +39,7 @@ impl TimestampRole {
                     .into(),
             })?;
         let mut core = Core::new(settings, Role::Timestamp, key, &chain)?;
+        core.check_loaded(Role::Timestamp.name(), ts.signed.version.get(), &path)?;
         core.check_signed_by_key(&ts, Role::Timestamp);
         Ok(TimestampRole {
             core,
@@ -132,17 +133,22 @@ impl Stage for TimestampRole {
 
 impl TimestampRole {
     fn sign_new_version(&mut self) -> Result<()> {
+        let layout = &self.core.settings.layout;
+        let name = Role::Timestamp.name();
+        let version = self
+            .core
+            .next_version(name, self.version, &layout.timestamp())?;
         let file = build::timestamp(
             &self.snapshot,
-            self.version + 1,
+            version,
             &self.core.key,
             self.core.settings.expiries,
         )?;
-        let layout = &self.core.settings.layout;
         layout
             .staging()?
             .write_durably(&layout.timestamp(), &file.bytes)?;
-        self.version += 1;
+        self.core.high_water.record([(name, version)])?;
+        self.version = version;
         self.expires = crate::repository::expiry::expires_in(self.core.settings.expiries.timestamp);
         self.core.new_key = false;
         Ok(())

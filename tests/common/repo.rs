@@ -74,6 +74,20 @@ impl TestRepo {
         Layout::new(&self.repo)
     }
 
+    /// The root init handed over beside the keys (the packaging pipeline's, with
+    /// `--key-folders`): where every check of this repository starts.
+    pub fn pin_file(&self) -> PathBuf {
+        let folder = self.keys.join("submitter");
+        if folder.is_dir() {
+            return folder.join(package_signing::pin::PIN_FILE);
+        }
+        self.keys.join(package_signing::pin::PIN_FILE)
+    }
+
+    pub fn pin(&self) -> package_signing::pin::Pin {
+        package_signing::pin::Pin::new(self.pin_file())
+    }
+
     pub fn key(&self, role: &str) -> PathBuf {
         self.keys.join(format!("{role}.pem"))
     }
@@ -136,6 +150,7 @@ impl TestRepo {
             .args(extra)
             // Where init put them, wherever the key comes from (a rotation's new key).
             .env("TUF_SUBMITTERS", self.keys.join("submitters.pub"))
+            .env("TUF_ROOT", self.pin_file())
             .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
@@ -230,7 +245,7 @@ impl TestRepo {
 
     /// Waits until timestamp.json covers `expected` (names → Some((len, sha256)) or None).
     pub fn wait_covered(&self, mut expected: Expected, timeout: Duration) {
-        let mut coverage = Coverage::new(self.layout());
+        let mut coverage = Coverage::new(self.layout(), self.pin());
         let start = Instant::now();
         while !expected.is_empty() {
             let _ = coverage.check(&mut expected);

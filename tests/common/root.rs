@@ -30,7 +30,9 @@ pub fn root_cmd(repo: &TestRepo, args: &[&str]) -> std::process::Output {
         .arg("--repo")
         .arg(&repo.repo)
         .arg("--draft")
-        .arg(repo.path("root-draft.json")))
+        .arg(repo.path("root-draft.json"))
+        .arg("--root")
+        .arg(repo.pin_file()))
 }
 
 pub fn root_sign(repo: &TestRepo, key: &Path) -> String {

@@ -95,7 +95,9 @@ pub async fn assert_all_signed_once(
     );
     let status = ok(run(Command::new(CLIENT)
         .args(["status", "--color", "never", "--repo"])
-        .arg(&repo.repo)));
+        .arg(&repo.repo)
+        .arg("--root")
+        .arg(repo.pin_file())));
     assert!(
         status.contains(&format!("targets signed: {}", releases.len())),
         "{status}"

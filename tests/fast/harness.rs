@@ -96,6 +96,11 @@ impl Repo {
         self.dir.path().join(rel)
     }
 
+    /// The root init handed over beside the keys: where every check starts.
+    pub fn pin(&self) -> package_signing::pin::Pin {
+        package_signing::pin::Pin::new(self.keys.join(package_signing::pin::PIN_FILE))
+    }
+
     /// What `tuf-signer run --all` gives its roles (defaults of its flags).
     pub fn settings(&self) -> RoleSettings {
         let keys = Role::ONLINE
@@ -161,7 +166,7 @@ impl Repo {
 
     /// Sends `jobs` to `inbox`, following their receipts from before the first is sent.
     pub async fn send(&self, inbox: &Path, jobs: &[TargetsJob]) -> Submitted {
-        let mut wait = Wait::new(self.layout.clone());
+        let mut wait = Wait::new(self.layout.clone(), self.pin());
         let sink = self.sink(inbox);
         let mut expected = Expected::new();
         for (seq, job) in jobs.iter().enumerate() {
@@ -210,7 +215,7 @@ impl Repo {
     /// Waits until the published metadata, checked as a client checks it, shows every name
     /// as `expected` says (a release's length and hash, or absent).
     pub async fn covered(&self, mut pending: Expected) {
-        let mut coverage = Coverage::new(self.layout.clone());
+        let mut coverage = Coverage::new(self.layout.clone(), self.pin());
         let mut last = String::new();
         let start = Instant::now();
         while !pending.is_empty() {

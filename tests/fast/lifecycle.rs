@@ -59,7 +59,10 @@ async fn pause_holds_jobs_across_a_restart_and_resume_signs_them() {
         .targets
         .wait_for("paused (tuf-client resume", 1)
         .await;
-    let paused = status::read(&repo.layout).unwrap().paused.expect("paused");
+    let paused = status::read(&repo.layout, &repo.pin())
+        .unwrap()
+        .paused
+        .expect("paused");
     assert_eq!(paused.reason.as_deref(), Some("release freeze"));
     assert_eq!(
         inbox_jobs(&repo.inbox),
@@ -75,7 +78,7 @@ async fn pause_holds_jobs_across_a_restart_and_resume_signs_them() {
     assert_all_signed(&submitted.outcomes().await, 7);
     assert_eq!(inbox_jobs(&repo.inbox), 0);
     repo.assert_downloads(&[before, held].concat()).await;
-    let status = status::read(&repo.layout).unwrap();
+    let status = status::read(&repo.layout, &repo.pin()).unwrap();
     assert!(status.paused.is_none());
     assert_eq!(status.targets, 12);
     signers.stop().await;
@@ -106,8 +109,8 @@ async fn signers_stopped_and_started_again_lose_nothing_and_carry_on() {
     repo.covered(expected(&all)).await;
     repo.assert_downloads(&all.iter().step_by(3).cloned().collect::<Vec<_>>())
         .await;
-    assert_eq!(status::read(&repo.layout).unwrap().targets, 60);
-    let report = validate(&repo.layout, Duration::from_secs(3600)).unwrap();
+    assert_eq!(status::read(&repo.layout, &repo.pin()).unwrap().targets, 60);
+    let report = validate(&repo.layout, &repo.pin(), Duration::from_secs(3600)).unwrap();
     assert!(report.is_ok(), "{}", report.render());
     signers.stop().await;
 }
@@ -161,8 +164,8 @@ async fn a_second_replica_reloads_what_the_other_wrote_and_nothing_is_lost() {
     repo.covered(expected(&all)).await;
     repo.assert_downloads(&all.iter().step_by(4).cloned().collect::<Vec<_>>())
         .await;
-    assert_eq!(status::read(&repo.layout).unwrap().targets, 90);
-    let report = validate(&repo.layout, Duration::from_secs(3600)).unwrap();
+    assert_eq!(status::read(&repo.layout, &repo.pin()).unwrap().targets, 90);
+    let report = validate(&repo.layout, &repo.pin(), Duration::from_secs(3600)).unwrap();
     assert!(report.is_ok(), "{}", report.render());
     a.stop().await;
     b.stop().await;

@@ -36,14 +36,17 @@ async fn releases_go_through_targets_snapshot_timestamp_and_verify_byte_for_byte
     );
 
     // Every signature, hash, bin and expiry, as `tuf-client validate` checks them.
-    let report = validate(&repo.layout, Duration::from_secs(3600)).unwrap();
+    let report = validate(&repo.layout, &repo.pin(), Duration::from_secs(3600)).unwrap();
     assert!(report.is_ok(), "{}", report.render());
     assert!(
         report.render().contains("64 bins, 121 targets"),
         "{}",
         report.render()
     );
-    assert_eq!(status::read(&repo.layout).unwrap().targets, 121);
+    assert_eq!(
+        status::read(&repo.layout, &repo.pin()).unwrap().targets,
+        121
+    );
 
     // The inbox is empty once every job is signed and handed on; nothing was refused.
     assert_eq!(inbox_jobs(&repo.inbox), 0);
@@ -72,8 +75,8 @@ async fn removed_targets_disappear_for_the_client_and_the_rest_stay() {
     for name in &removed {
         assert_eq!(client.download(name).await, None, "{name} still listed");
     }
-    let report = validate(&repo.layout, Duration::from_secs(3600)).unwrap();
+    let report = validate(&repo.layout, &repo.pin(), Duration::from_secs(3600)).unwrap();
     assert!(report.is_ok(), "{}", report.render());
-    assert_eq!(status::read(&repo.layout).unwrap().targets, 7);
+    assert_eq!(status::read(&repo.layout, &repo.pin()).unwrap().targets, 7);
     signers.stop().await;
 }

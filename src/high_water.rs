@@ -1,0 +1,191 @@
+//! The highest version a signer has signed of each of its role's files, kept in its own state
+//! folder (`tuf-signer run --state`), never on the shared volume.
+//!
+//! Invariant: a signer never signs a file at or below a version it signed before, whatever
+//! the shared volume holds now (files removed, an older copy restored, a failed write and a
+//! reload): clients that saw the higher version would refuse the lower one as a rollback
+//! forever, and an attacker who can write the volume could otherwise have old content signed
+//! again. A version is recorded once its file is durable; a signer that finds its newest file
+//! on disk below its record stops, naming the file, instead of signing from there.
+//!
+//! The record is `STATE/ROLE.versions`, one `NAME VERSION` line per signed file, appended and
+//! fsynced a batch at a time (a batch touching a few bins writes a few lines, not the whole
+//! map), and rewritten compactly when it has grown to several lines per file.
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::repository::layout::{sync_dir, write_durably};
+use crate::role::Role;
+use crate::{Error, Result};
+
+/// One role's record of the highest version it signed of each file.
+#[derive(Debug)]
+pub struct HighWater {
+    path: PathBuf,
+    highest: HashMap<String, u64>,
+    /// Lines in the file, to know when to compact it.
+    lines: usize,
+}
+
+impl HighWater {
+    /// Reads `role`'s record in `state_dir` (none yet: nothing signed by this signer).
+    pub fn open(state_dir: &Path, role: Role) -> Result<HighWater> {
+        let path = state_dir.join(format!("{}.versions", role.name()));
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) => {
+                return Err(Error::io("cannot read the signer's version record", &path)(
+                    e,
+                ))
+            }
+        };
+        let mut highest: HashMap<String, u64> = HashMap::new();
+        let mut lines = 0;
+        // A last line without its newline was cut short by a crash mid-append: its file's
+        // version is recorded again by the write that follows it, or was never durable.
+        let complete = text.rfind('\n').map_or("", |end| &text[..end]);
+        for (n, line) in complete.lines().enumerate() {
+            let parsed = line
+                .split_once(' ')
+                .and_then(|(name, v)| Some((name, v.parse::<u64>().ok()?)));
+            let Some((name, version)) = parsed else {
+                return Err(Error::Repository {
+                    path: path.clone(),
+                    reason: format!(
+                        "line {} is not NAME VERSION: this signer's private state is damaged; \
+                         restore it from a backup (deleting it lets the signer sign versions \
+                         it has signed before)",
+                        n + 1
+                    ),
+                });
+            };
+            let slot = highest.entry(name.to_string()).or_default();
+            *slot = (*slot).max(version);
+            lines += 1;
+        }
+        Ok(HighWater {
+            path,
+            highest,
+            lines,
+        })
+    }
+
+    /// The highest version of `name` this signer signed, if any.
+    pub fn highest(&self, name: &str) -> Option<u64> {
+        self.highest.get(name).copied()
+    }
+
+    /// Refuses `version` of `name` (the newest on disk, at `path`), when this signer already
+    /// signed a higher one: the volume went back.
+    pub fn check_loaded(&self, name: &str, version: u64, path: &Path) -> Result<()> {
+        match self.highest(name) {
+            Some(highest) if version < highest => Err(self.went_back(name, highest, path)),
+            _ => Ok(()),
+        }
+    }
+
+    /// Refuses to sign `version` of `name` (to be written at `path`) at or below a version
+    /// this signer already signed.
+    pub fn check_next(&self, name: &str, version: u64, path: &Path) -> Result<()> {
+        match self.highest(name) {
+            Some(highest) if version <= highest => Err(self.went_back(name, highest, path)),
+            _ => Ok(()),
+        }
+    }
+
+    fn went_back(&self, name: &str, highest: u64, path: &Path) -> Error {
+        Error::Untrusted {
+            path: path.into(),
+            reason: format!(
+                "this signer already signed version {highest} of {name} ({}): the repository \
+                 went back (newer files removed, or an older copy restored). Restore the \
+                 newer files; nothing is signed below a version clients may have seen",
+                self.path.display()
+            ),
+        }
+    }
+
+    /// Records `signed` (`name`, version), whose files are durable, durably.
+    pub fn record<'a>(&mut self, signed: impl IntoIterator<Item = (&'a str, u64)>) -> Result<()> {
+        let mut text = String::new();
+        for (name, version) in signed {
+            let slot = self.highest.entry(name.to_string()).or_default();
+            if version > *slot {
+                *slot = version;
+                text.push_str(&format!("{name} {version}\n"));
+                self.lines += 1;
+            }
+        }
+        if text.is_empty() {
+            return Ok(());
+        }
+        if self.lines > 4 * self.highest.len() + 64 {
+            return self.compact();
+        }
+        let new = !self.path.exists();
+        let error = || Error::io("cannot record the versions signed in", &self.path);
+        let mut file: File = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)
+            .map_err(error())?;
+        file.write_all(text.as_bytes()).map_err(error())?;
+        file.sync_data().map_err(error())?;
+        if new {
+            sync_dir(self.path.parent().unwrap_or(Path::new(".")))?;
+        }
+        Ok(())
+    }
+
+    /// Rewrites the record with one line per file.
+    fn compact(&mut self) -> Result<()> {
+        let mut names: Vec<(&String, &u64)> = self.highest.iter().collect();
+        names.sort();
+        let text: String = names.iter().map(|(n, v)| format!("{n} {v}\n")).collect();
+        write_durably(&self.path, text.as_bytes())?;
+        self.lines = names.len();
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remembers_the_highest_across_opens_and_compactions() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut hw = HighWater::open(dir.path(), Role::Targets).unwrap();
+        let p = Path::new("x");
+        hw.record([("bin-0", 3), ("targets", 1)]).unwrap();
+        for v in 4..400 {
+            hw.record([("bin-0", v)]).unwrap();
+        }
+        hw.record([("bin-0", 2)]).unwrap(); // lower: not recorded
+        let hw = HighWater::open(dir.path(), Role::Targets).unwrap();
+        assert_eq!(hw.highest("bin-0"), Some(399));
+        assert_eq!(hw.highest("targets"), Some(1));
+        assert!(hw.lines < 100, "compacted: {} lines", hw.lines);
+        assert!(hw.check_next("bin-0", 399, p).is_err());
+        assert!(hw.check_next("bin-0", 400, p).is_ok());
+        assert!(hw.check_loaded("bin-0", 398, p).is_err());
+        assert!(hw.check_loaded("bin-0", 399, p).is_ok());
+        assert!(hw.check_next("bin-1", 1, p).is_ok());
+    }
+
+    #[test]
+    fn a_line_cut_short_is_ignored_and_a_damaged_one_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("snapshot.versions");
+        std::fs::write(&file, "snapshot 7\nsnapshot 9").unwrap();
+        let hw = HighWater::open(dir.path(), Role::Snapshot).unwrap();
+        assert_eq!(hw.highest("snapshot"), Some(7));
+        std::fs::write(&file, "snapshot seven\n").unwrap();
+        let e = HighWater::open(dir.path(), Role::Snapshot).unwrap_err();
+        assert!(e.to_string().contains("damaged"), "{e}");
+    }
+}

@@ -1,0 +1,135 @@
+//! The pinned root: where every check of the repository starts.
+//!
+//! Invariant: nothing read from the repository folder is trusted unless it chains, root by
+//! root, from a root this agent holds outside the repository: the `root.json` handed to it
+//! out of band (`tuf-signer init` writes one into every key folder; `--root`, `TUF_ROOT`), or
+//! a newer root it verified from there and kept in its own state folder (a signer's
+//! `--state`). The repository's own `1.root.json` is never a starting point: whoever can write
+//! the shared volume can write that, and a chain of their own above it.
+//!
+//! A pin only moves forward, and only to a root that a threshold of the pinned root's keys
+//! and of its own signed (TUF 1.0 §5.3.4, §5.3.5, checked by the updater's trusted set); the
+//! moved pin is written durably before anything signed under it.
+
+use std::path::{Path, PathBuf};
+
+use crate::repository::layout::{create_private_dir, write_durably};
+use crate::schema::Root;
+use crate::updater::config::Config;
+use crate::updater::trusted_set::TrustedSet;
+use crate::{Error, Result};
+
+/// The pin's file name: in a key folder, and in a signer's state folder.
+pub const PIN_FILE: &str = "root.json";
+
+/// Where an agent's trust starts, and where it moves forward to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pin {
+    /// The root handed over out of band; read only.
+    pub file: PathBuf,
+    /// Where the pin moves forward (a signer's state folder's `root.json`); `None`: it stays
+    /// (a command that keeps no state walks the chain from `file` each time).
+    pub forward: Option<PathBuf>,
+}
+
+/// The pinned root as loaded: its bytes, version, and the file they came from.
+#[derive(Debug, Clone)]
+pub struct Pinned {
+    pub bytes: Vec<u8>,
+    pub root: Root,
+    pub from: PathBuf,
+}
+
+impl Pin {
+    /// Trust starts at `file` and stays there.
+    pub fn new(file: impl Into<PathBuf>) -> Pin {
+        Pin {
+            file: file.into(),
+            forward: None,
+        }
+    }
+
+    /// `--root` when given, else the `root.json` beside `key` (the agent's own key folder:
+    /// `init` writes both), else a usage error saying what to pass.
+    pub fn resolve(explicit: Option<&Path>, key: Option<&Path>, command: &str) -> Result<Pin> {
+        match (explicit, key) {
+            (Some(file), _) => Ok(Pin::new(file)),
+            (None, Some(key)) => Ok(Pin::new(
+                key.parent()
+                    .filter(|p| !p.as_os_str().is_empty())
+                    .unwrap_or(Path::new("."))
+                    .join(PIN_FILE),
+            )),
+            (None, None) => Err(Error::Usage(format!(
+                "{command} needs the root you trust: --root FILE or TUF_ROOT (tuf-signer init \
+                 wrote KEYS/root.json). The repository's own roots are checked against it, \
+                 never trusted by themselves"
+            ))),
+        }
+    }
+
+    /// The pin also moves forward, into `state_dir/root.json` (made private if missing).
+    pub fn moving_in(mut self, state_dir: &Path) -> Result<Pin> {
+        create_private_dir(state_dir, 0o700)?;
+        self.forward = Some(state_dir.join(PIN_FILE));
+        Ok(self)
+    }
+
+    /// The newest root this agent trusts: the out-of-band file, or the root it moved forward
+    /// to, whichever is newer. Each must be signed by a threshold of its own root keys.
+    pub fn load(&self) -> Result<Pinned> {
+        let handed = read_root(&self.file).map_err(|e| match e {
+            Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+                Error::Key {
+                    path: self.file.clone(),
+                    reason: "no pinned root here: copy the repository's trusted root.json \
+                             (tuf-signer init wrote it into every key folder) here, or pass \
+                             --root FILE (TUF_ROOT)"
+                        .into(),
+                }
+            }
+            e => e,
+        })?;
+        let Some(forward) = &self.forward else {
+            return Ok(handed);
+        };
+        match read_root(forward) {
+            Ok(moved) if moved.root.version > handed.root.version => Ok(moved),
+            Ok(_) => Ok(handed),
+            Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                Ok(handed)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Moves the pin to `newer` (a root verified from the pin): durably, before anything is
+    /// signed under it. Nothing to do for a pin that stays, or a root no newer than the pin.
+    pub fn advance(&self, pinned: &Pinned, newer: &[u8], version: u64) -> Result<()> {
+        let Some(forward) = &self.forward else {
+            return Ok(());
+        };
+        if version <= pinned.root.version.get() {
+            return Ok(());
+        }
+        write_durably(forward, newer)?;
+        tracing::info!(pin = %forward.display(), version, "moved the pinned root forward");
+        Ok(())
+    }
+}
+
+/// Reads a root file and checks it is signed by a threshold of its own root keys.
+fn read_root(path: &Path) -> Result<Pinned> {
+    let bytes = std::fs::read(path).map_err(Error::io("cannot read the pinned root", path))?;
+    let set = TrustedSet::new(&bytes, jiff::Timestamp::MIN, &Config::default()).map_err(|e| {
+        Error::Key {
+            path: path.into(),
+            reason: format!("not a root signed by its own root keys: {e}"),
+        }
+    })?;
+    Ok(Pinned {
+        root: set.root().clone(),
+        bytes,
+        from: path.into(),
+    })
+}
