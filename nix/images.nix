@@ -72,7 +72,7 @@ let
       fakeRootCommands = ''
         mkdir -p ./srv/tuf/repo ./srv/tuf/client ./srv/tuf/state ./run/keys ./tmp
         chown -R ${toString agent.uid}:${toString gid} ./srv/tuf
-        chmod 2775 ./srv/tuf/repo
+        chmod 3775 ./srv/tuf/repo
         chown ${toString agent.uid}:${toString agent.uid} ./srv/tuf/state
         chmod 0700 ./srv/tuf/state
         chown ${toString agent.uid}:${toString agent.uid} ./run/keys

@@ -48,6 +48,10 @@ pub struct TargetsJob {
     /// The submission's id, [`crate::submission::id_of`] its bytes: what its receipt names.
     #[serde(skip)]
     pub id: Option<String>,
+    /// The key id its signature is labelled with (a submitter key the signer trusts signed
+    /// it); for the receipts and tombstones.
+    #[serde(skip)]
+    pub submitter: Option<String>,
 }
 
 fn is_false(b: &bool) -> bool {

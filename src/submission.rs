@@ -160,6 +160,12 @@ impl Policy {
         struct Probe<'a> {
             #[serde(borrow)]
             signed: Option<&'a serde_json::value::RawValue>,
+            #[serde(default)]
+            signatures: Vec<Labelled>,
+        }
+        #[derive(Deserialize)]
+        struct Labelled {
+            keyid: Option<String>,
         }
         let not_a_job = |e: serde_json::Error| Error::InvalidJob(format!("not a targets job: {e}"));
         let probe: Probe = serde_json::from_slice(body).map_err(not_a_job)?;
@@ -191,6 +197,7 @@ impl Policy {
         let mut job = body.job;
         job.issued = Some(body.issued);
         job.id = Some(id_of(body_bytes));
+        job.submitter = probe.signatures.into_iter().find_map(|s| s.keyid);
         Ok(job)
     }
 
@@ -404,6 +411,7 @@ impl Ledger {
                 refresh_expiry: job.refresh_expiry && is_newer(REFRESH),
                 replace: job.replace,
                 id: job.id.clone(),
+                submitter: job.submitter.clone(),
             };
             let count = |j: &TargetsJob| {
                 j.add.len()

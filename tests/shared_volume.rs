@@ -142,8 +142,16 @@ impl Deployed {
     }
 
     /// Puts `files` in place as the attacker's uid: each written into a folder of its own,
-    /// then moved over the target (what its write access to the volume allows).
+    /// then moved over the target (what its write access to the volume allows); panics if
+    /// the volume does not let it (see [`Deployed::try_plant`]).
     fn plant_as_attacker(&self, files: &[(PathBuf, Vec<u8>)]) {
+        if let Err(e) = self.try_plant(files) {
+            panic!("{e}");
+        }
+    }
+
+    /// The same; the first file the volume does not let it write, with why.
+    fn try_plant(&self, files: &[(PathBuf, Vec<u8>)]) -> Result<(), String> {
         let own = self.repo.path("attacker");
         std::fs::create_dir_all(&own).unwrap();
         std::os::unix::fs::chown(&own, Some(PIPELINE), Some(PIPELINE)).unwrap();
@@ -157,12 +165,25 @@ impl Deployed {
                 .arg("-f")
                 .arg(&staged)
                 .arg(dest));
-            assert!(
-                out.status.success(),
-                "the attacker's uid could not write {}: {}",
-                dest.display(),
-                String::from_utf8_lossy(&out.stderr)
-            );
+            if !out.status.success() {
+                return Err(format!(
+                    "the attacker's uid could not write {}: {}",
+                    dest.display(),
+                    String::from_utf8_lossy(&out.stderr)
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The repository's folders as `init` made them before they were sticky (2775): any
+    /// agent's uid may then replace or remove any file in them, the placing the pin and the
+    /// version record must hold against by themselves.
+    fn unstick(&self) {
+        use std::os::unix::fs::PermissionsExt;
+        for dir in ["", "metadata", "targets", "control", "control/staging"] {
+            let path = self.repo.repo.join(dir);
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o2775)).unwrap();
         }
     }
 
@@ -312,6 +333,11 @@ async fn a_forged_root_chain_on_the_volume_gets_nothing_signed() {
         .iter()
         .map(|(p, _)| (p.clone(), std::fs::read(p).ok()))
         .collect();
+    // The sticky metadata/ keeps the attacker's uid from replacing the genuine roots...
+    let refused = d.try_plant(&forged[..1]).unwrap_err();
+    assert!(refused.contains("not permitted"), "{refused}");
+    // ...but a repository made before it was sticky does not.
+    d.unstick();
     d.plant_as_attacker(&forged);
     // What the signers did before their pin: walked from the volume's own 1.root.json. From
     // there the forged chain verifies and lists the attacker's targets key.
@@ -363,59 +389,148 @@ async fn a_forged_root_chain_on_the_volume_gets_nothing_signed() {
     delete_queues(&d.prefix).await;
 }
 
-/// Attacks 2 and 3: the volume goes back (an older, genuinely signed timestamp.json put back
-/// by the attacker's uid). A timestamp signer that starts on it stops, naming the file and
-/// the version it signed, instead of signing a lower version than clients have seen; the
-/// file stays as the attacker left it. Once the operator restores the newer file, signing
-/// goes on above every version signed before.
+/// Attacks 2 and 3: the volume goes back. An older, genuinely signed timestamp.json put back
+/// by the attacker's uid is refused as a file the timestamp signer did not write; the newest
+/// snapshots removed (an older one is then the newest on disk) stop the snapshot signer,
+/// which already signed a newer version, naming the file, instead of signing a version
+/// clients have seen again. Nothing is signed lower; once the operator restores the files,
+/// signing goes on above every version signed before.
 #[tokio::test(flavor = "multi_thread")]
-async fn a_timestamp_put_back_is_never_signed_lower() {
+async fn a_volume_that_goes_back_is_never_signed_lower() {
     let Some(mut d) = deploy("wentback") else {
         return;
     };
+    let layout = d.repo.layout();
     let first = make_releases(&d.repo.path("first"), 2, "a");
     ok(d.submit(&d.repo.path("first"), true));
-    let layout = d.repo.layout();
-    let old = std::fs::read(layout.timestamp()).unwrap();
+    let old_timestamp = std::fs::read(layout.timestamp()).unwrap();
     let second = make_releases(&d.repo.path("second"), 2, "b");
     ok(d.submit(&d.repo.path("second"), true));
-    let newer = std::fs::read(layout.timestamp()).unwrap();
+    let newer_timestamp = std::fs::read(layout.timestamp()).unwrap();
     let version = |bytes: &[u8]| {
         serde_json::from_slice::<Value>(bytes).unwrap()["signed"]["version"]
             .as_u64()
             .unwrap()
     };
-    assert!(version(&newer) > version(&old));
+    assert!(version(&newer_timestamp) > version(&old_timestamp));
 
+    // An old timestamp put back: the sticky metadata/ does not let the attacker's uid replace
+    // the timestamp signer's file; in a repository made before it was sticky, the timestamp
+    // signer refuses a file it did not write.
+    let put_back = [(layout.timestamp(), old_timestamp.clone())];
+    let refused = d.try_plant(&put_back).unwrap_err();
+    assert!(refused.contains("not permitted"), "{refused}");
+    d.unstick();
     d.signer("timestamp").kill();
-    d.plant_as_attacker(&[(layout.timestamp(), old.clone())]);
+    d.plant_as_attacker(&put_back);
     d.start("timestamp");
     let log = exited(d.signer("timestamp"), Duration::from_secs(60));
     assert!(
-        log.contains("timestamp.json")
-            && log.contains(&format!(
-                "already signed version {} of timestamp",
-                version(&newer)
-            )),
+        log.contains("timestamp.json") && log.contains("owned by uid 10004"),
         "{log}"
     );
-    assert_eq!(
-        std::fs::read(layout.timestamp()).unwrap(),
-        old,
-        "nothing signed"
-    );
+    assert_eq!(std::fs::read(layout.timestamp()).unwrap(), old_timestamp);
+    std::fs::write(layout.timestamp(), &newer_timestamp).unwrap();
+    std::os::unix::fs::chown(layout.timestamp(), Some(uid_of("timestamp")), None).unwrap();
 
-    std::fs::write(layout.timestamp(), &newer).unwrap();
+    // The newest snapshots removed by the attacker's uid (the folder is not sticky now).
+    d.signer("snapshot").kill();
+    let snapshots = layout.scan_versions().unwrap()["snapshot"].clone();
+    let newest = *snapshots.last().unwrap();
+    let removed: Vec<(PathBuf, Vec<u8>)> = snapshots
+        .iter()
+        .filter(|v| **v > 1 && **v + 2 > newest)
+        .map(|v| {
+            let path = layout.versioned("snapshot", *v);
+            (path.clone(), std::fs::read(&path).unwrap())
+        })
+        .collect();
+    assert!(snapshots.len() > removed.len());
+    for (path, _) in &removed {
+        ok(run(Command::new("rm").uid(PIPELINE).gid(GROUP).arg(path)));
+    }
+    d.start("snapshot");
+    let log = exited(d.signer("snapshot"), Duration::from_secs(60));
+    assert!(
+        log.contains(&format!("already signed version {newest} of snapshot")),
+        "{log}"
+    );
+    assert!(
+        layout.scan_versions().unwrap()["snapshot"].last() < Some(&newest),
+        "nothing signed at or below what was signed before"
+    );
+    for (path, bytes) in &removed {
+        std::fs::write(path, bytes).unwrap();
+        std::os::unix::fs::chown(path, Some(uid_of("snapshot")), None).unwrap();
+    }
+    d.start("snapshot");
+    wait_ready(d.signer("snapshot"));
     d.start("timestamp");
     wait_ready(d.signer("timestamp"));
     let third = make_releases(&d.repo.path("third"), 1, "c");
     ok(d.submit(&d.repo.path("third"), true));
-    assert!(version(&std::fs::read(layout.timestamp()).unwrap()) > version(&newer));
+    assert!(version(&std::fs::read(layout.timestamp()).unwrap()) > version(&newer_timestamp));
+    assert!(layout.scan_versions().unwrap()["snapshot"].last() > Some(&newest));
     let mut all = first;
     all.extend(second);
     all.extend(third);
     let report = ngclient_verify(&d.repo, &items_for(&all));
     assert_eq!(report["verified"], all.len());
+    drop(d.signers);
+    delete_queues(&d.prefix).await;
+}
+
+/// Attack 4: the attacker's uid replaces a signer's staging folder with a symlink to a file
+/// of that signer's user outside the repository (its key), or plants symlinks where the
+/// signer makes its temp files. The staging root is sticky and each staging folder its
+/// process's own, so neither works; signing goes on, the key is untouched and every served
+/// file stays a plain file.
+#[tokio::test(flavor = "multi_thread")]
+async fn staging_folders_cannot_be_swapped() {
+    let Some(d) = deploy("staging") else {
+        return;
+    };
+    let staging = d.repo.repo.join("control/staging");
+    let key = d.key("timestamp");
+    let key_before = std::fs::read(&key).unwrap();
+    let theirs: Vec<PathBuf> = std::fs::read_dir(&staging)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert!(!theirs.is_empty(), "the signers stage their writes there");
+    let attacker = |script: &str| {
+        run(Command::new("sh")
+            .uid(PIPELINE)
+            .gid(GROUP)
+            .args(["-c", script]))
+    };
+    for folder in &theirs {
+        let f = folder.display();
+        let swapped = attacker(&format!(
+            "mv {f} {f}.gone && ln -s {} {f}",
+            key.parent().unwrap().display()
+        ));
+        assert!(!swapped.status.success(), "{f} was swapped");
+        let planted = attacker(&format!("ln -s {} {f}/0.timestamp.json", key.display()));
+        assert!(!planted.status.success(), "a symlink was planted in {f}");
+    }
+    let releases = make_releases(&d.repo.path("rel"), 3, "s");
+    ok(d.submit(&d.repo.path("rel"), true));
+    assert_eq!(
+        std::fs::read(&key).unwrap(),
+        key_before,
+        "the key is untouched"
+    );
+    for entry in std::fs::read_dir(d.repo.repo.join("metadata")).unwrap() {
+        let entry = entry.unwrap();
+        assert!(
+            entry.file_type().unwrap().is_file(),
+            "{} is not a plain file",
+            entry.path().display()
+        );
+    }
+    let report = ngclient_verify(&d.repo, &items_for(&releases));
+    assert_eq!(report["verified"], releases.len());
     drop(d.signers);
     delete_queues(&d.prefix).await;
 }

@@ -194,7 +194,7 @@ def agent_rootfs(name, agent, bin_dir):
     uid = agent["uid"]
     # images.nix fakeRootCommands
     fs.dir("srv/tuf", 0o755, uid, TUF_GID)
-    fs.dir("srv/tuf/repo", 0o2775, uid, TUF_GID)
+    fs.dir("srv/tuf/repo", 0o3775, uid, TUF_GID)
     fs.dir("srv/tuf/client", 0o755, uid, TUF_GID)
     fs.dir("srv/tuf/state", 0o700, uid, uid)  # a signer's own state (TUF_STATE): its volume
     fs.dir("run/keys", 0o700, uid, uid)

@@ -57,6 +57,34 @@ impl Deployment {
         }
     }
 
+    /// Each metadata file `init` wrote to the user of the signer that writes its later
+    /// versions (bins and top-level targets to the targets signer's, and so on; roots stay
+    /// root's): in the sticky shared folders, only a file's owner may replace or remove it.
+    pub fn give_metadata(&self, layout: &super::Layout) -> Result<()> {
+        if self.key_owners.is_empty() {
+            return Ok(());
+        }
+        let dir = layout.metadata_dir();
+        for entry in std::fs::read_dir(&dir).map_err(Error::io("cannot list", &dir))? {
+            let path = entry.map_err(Error::io("cannot list", &dir))?.path();
+            let name = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default();
+            let role = match super::layout::parse_versioned(name) {
+                Some((_, role)) => Role::of_metadata(role),
+                None => Role::of_metadata(name.trim_end_matches(".json")),
+            };
+            let owner = role
+                .filter(|r| *r != Role::Root)
+                .and_then(|r| self.owner_of(r.key_role().name()));
+            if let Some(uid) = owner {
+                give(&path, uid)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Every folder of the repository to the agents' group (see [`share_with_group`]).
     pub fn share_repository(&self, repo: &Path) -> Result<()> {
         match self.repo_group {
@@ -78,8 +106,9 @@ pub fn give(path: &Path, uid: u32) -> Result<()> {
     Ok(())
 }
 
-/// Every folder under `root` to group `gid`, group-writable and setgid, so that each
-/// signer can add its files; files stay group-readable.
+/// Every folder under `root` to group `gid`, group-writable, setgid and sticky, so that each
+/// signer can add its files and no agent can rename or remove another's (a file, or a
+/// staging folder swapped for a symlink); files stay group-readable.
 pub fn share_with_group(root: &Path, gid: u32) -> Result<()> {
     #[cfg(unix)]
     {
@@ -90,7 +119,7 @@ pub fn share_with_group(root: &Path, gid: u32) -> Result<()> {
                 "cannot change group (init must run as root)",
                 &dir,
             ))?;
-            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o2775))
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o3775))
                 .map_err(Error::io("cannot make group-writable", &dir))?;
             for entry in std::fs::read_dir(&dir).map_err(Error::io("cannot list", &dir))? {
                 let path = entry.map_err(Error::io("cannot list", &dir))?.path();

@@ -240,6 +240,7 @@ pub fn init(opts: &InitOptions, mut progress: impl FnMut(usize, usize)) -> Resul
     )?;
     staging.write_durably(&layout.timestamp(), &timestamp_file.bytes)?;
 
+    deployment.give_metadata(&layout)?;
     deployment.share_repository(&opts.repo)?;
 
     Ok(InitReport {

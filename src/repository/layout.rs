@@ -11,6 +11,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use super::folder::{name_of, Folder};
 use super::staging::Staging;
 use crate::role::Role;
 use crate::{Error, Result};
@@ -152,24 +153,19 @@ pub fn parse_versioned(file_name: &str) -> Option<(u64, &str)> {
 /// Writes `bytes` to `path` so that a crash leaves either the old or the new content, its temp
 /// file beside it: for files nobody serves (control files, a client's downloads). What goes
 /// in `metadata/` or `targets/` is written through [`Layout::staging`].
+/// The temp file is made in the held folder with no symlink followed ([`Folder`]).
 pub fn write_durably(path: &Path, bytes: &[u8]) -> Result<()> {
-    let (dir, tmp) = write_temp(path, bytes)?;
-    if let Err(e) = fs::rename(&tmp, path) {
-        let _ = fs::remove_file(&tmp);
+    let folder = Folder::open(folder_of(path))?;
+    let name = name_of(path)?;
+    let tmp = format!(".{name}.tmp-{}", std::process::id());
+    // Left by a process of this pid that was stopped mid-write (or planted: never followed).
+    let _ = folder.remove(&tmp);
+    folder.create_new(&tmp, bytes, true, 0o666)?;
+    if let Err(e) = folder.rename(&tmp, &folder, name) {
+        let _ = folder.remove(&tmp);
         return Err(Error::io("cannot rename into place", path)(e));
     }
-    sync_dir(dir)
-}
-
-/// Writes `bytes` to a flushed temp file beside `path`; returns the folder and the temp path.
-/// (For files nobody serves; files in `metadata/` and `targets/` are staged elsewhere: see
-/// [`Layout::staging`].)
-fn write_temp<'a>(path: &'a Path, bytes: &[u8]) -> Result<(&'a Path, PathBuf)> {
-    let dir = folder_of(path);
-    let file_name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
-    let tmp = dir.join(format!(".{file_name}.tmp-{}", std::process::id()));
-    flush_new(&tmp, bytes, true)?;
-    Ok((dir, tmp))
+    folder.sync()
 }
 
 /// Writes a new file that only its owner can read, from its first byte: created with mode 0600
@@ -188,27 +184,6 @@ pub fn write_secret_durably(path: &Path, bytes: &[u8]) -> Result<()> {
         .map_err(Error::io("cannot write", path))?;
     file.sync_all().map_err(Error::io("cannot fsync", path))?;
     sync_dir(folder_of(path))
-}
-
-/// Creates `tmp` with `bytes`, flushed (`all`: metadata too); removes it if any step fails,
-/// so that a full disk leaves nothing behind.
-pub(super) fn flush_new(tmp: &Path, bytes: &[u8], all: bool) -> Result<()> {
-    let written = File::create(tmp)
-        .map_err(Error::io("cannot create", tmp))
-        .and_then(|mut file| {
-            file.write_all(bytes)
-                .map_err(Error::io("cannot write", tmp))?;
-            if all {
-                file.sync_all()
-            } else {
-                file.sync_data()
-            }
-            .map_err(Error::io("cannot fsync", tmp))
-        });
-    if written.is_err() {
-        let _ = fs::remove_file(tmp);
-    }
-    written
 }
 
 /// The folder a file is in (`.` for a bare file name).

@@ -14,6 +14,7 @@ pub mod build;
 pub mod control;
 pub mod deployment;
 pub mod expiry;
+pub mod folder;
 pub mod init;
 pub mod layout;
 pub mod prune;
@@ -21,6 +22,7 @@ pub mod receipts;
 pub mod root;
 pub mod signed;
 pub mod staging;
+pub mod tombstones;
 
 pub use bins::HashBins;
 pub use expiry::Expiries;

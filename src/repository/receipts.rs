@@ -36,6 +36,17 @@ pub struct Receipt {
     /// changed them.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub superseded: BTreeMap<String, Vec<String>>,
+    /// Per submission, the names it removed (each not mutable left a tombstone: see
+    /// [`crate::repository::tombstones`]).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub removed: BTreeMap<String, Vec<String>>,
+    /// Per submission, the names it published with other bytes than they were last signed
+    /// with (`--replace`, or a mutable name), removed since or not.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub replaced: BTreeMap<String, Vec<String>>,
+    /// Per submission, the submitter key id its signature is labelled with.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub submitters: BTreeMap<String, String>,
 }
 
 impl Receipt {

@@ -104,24 +104,76 @@ pub fn load<T: DeserializeOwned + tough::schema::Role>(
     path: &Path,
     what: &'static str,
 ) -> Result<(Signed<T>, MetaEntry)> {
-    load_verified(path, what, |_| Ok(()))
+    let bytes = std::fs::read(path).map_err(Error::io("cannot read metadata", path))?;
+    parse(path, what, &bytes)
 }
 
-/// Reads a metadata file, lets `verify` check its bytes (signatures, against the keys that
-/// must have signed it), then parses it; returns it with its own meta entry.
+/// Reads a metadata file a signer adopts as its state ([`read_own`]: a plain file of this
+/// signer's user), lets `verify` check its bytes (signatures, against the keys that must
+/// have signed it), then parses it; returns it with its own meta entry.
 pub fn load_verified<T: DeserializeOwned + tough::schema::Role>(
     path: &Path,
     what: &'static str,
     verify: impl FnOnce(&[u8]) -> Result<()>,
 ) -> Result<(Signed<T>, MetaEntry)> {
-    let bytes = std::fs::read(path).map_err(Error::io("cannot read metadata", path))?;
+    let bytes = read_own(path)?;
     verify(&bytes)?;
-    let signed: Signed<T> = serde_json::from_slice(&bytes).map_err(|source| Error::Parse {
+    parse(path, what, &bytes)
+}
+
+/// The bytes of a file a signer wrote: a plain file (not a symlink, never followed) owned by
+/// this process's user, or by root (`init`, and the root ceremony, run as root). A file of
+/// another agent's user was not written by this role's signer: refused, naming it.
+pub fn read_own(path: &Path) -> Result<Vec<u8>> {
+    use std::io::Read;
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ELOOP) => Error::Untrusted {
+                path: path.into(),
+                reason: "is a symlink, which no signer writes".into(),
+            },
+            _ => Error::io("cannot read metadata", path)(e),
+        })?;
+    let meta = file
+        .metadata()
+        .map_err(Error::io("cannot read metadata", path))?;
+    // SAFETY: geteuid has no preconditions.
+    let me = unsafe { libc::geteuid() };
+    if !meta.is_file() || (meta.uid() != me && meta.uid() != 0) {
+        return Err(Error::Untrusted {
+            path: path.into(),
+            reason: format!(
+                "is {} owned by uid {}, but this signer runs as uid {me}: it did not write it",
+                if meta.is_file() {
+                    "a file"
+                } else {
+                    "not a plain file"
+                },
+                meta.uid()
+            ),
+        });
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.read_to_end(&mut bytes)
+        .map_err(Error::io("cannot read metadata", path))?;
+    Ok(bytes)
+}
+
+fn parse<T: DeserializeOwned + tough::schema::Role>(
+    path: &Path,
+    what: &'static str,
+    bytes: &[u8],
+) -> Result<(Signed<T>, MetaEntry)> {
+    let signed: Signed<T> = serde_json::from_slice(bytes).map_err(|source| Error::Parse {
         what,
         path: path.into(),
         source,
     })?;
-    let meta = MetaEntry::of(signed.signed.version().get(), &bytes);
+    let meta = MetaEntry::of(signed.signed.version().get(), bytes);
     Ok((signed, meta))
 }
 

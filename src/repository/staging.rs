@@ -19,7 +19,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use super::control::flock;
-use super::layout::{create_dir, flush_new, folder_of, sync_dir};
+use super::folder::{name_of, Folder};
+use super::layout::{create_dir, folder_of};
 use crate::{Error, Result};
 
 /// The name a staging folder has until it is locked.
@@ -29,10 +30,13 @@ const PENDING: &str = ".new-";
 /// a writer of that layout may still be running during an upgrade.
 const OLD_TEMP_AGE: Duration = Duration::from_secs(3600);
 
-/// A process's staging folder, locked while the process runs.
+/// A process's staging folder, locked while the process runs, and held open: temp files are
+/// made in it through its handle, and moved into place between held handles ([`Folder`]), so
+/// a staging folder swapped for a symlink by another user redirects nothing.
 #[derive(Debug)]
 pub struct Staging {
     dir: PathBuf,
+    folder: Folder,
     next: AtomicU64,
     /// Holds the lock that tells other processes this folder is in use.
     _lock: File,
@@ -52,14 +56,10 @@ impl Staging {
         // Locked before it has the name other processes look at: one that opens its staging
         // folder at the same moment never finds it unlocked.
         let pending = staging_root.join(format!("{PENDING}{name}"));
-        create_dir(&pending)?;
+        std::fs::create_dir(&pending).map_err(Error::io("cannot create directory", &pending))?;
+        let folder = Folder::open(&pending)?;
         let lock_path = pending.join(".lock");
-        let lock = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&lock_path)
-            .map_err(Error::io("cannot create the staging lock", &lock_path))?;
+        let lock = folder.open_lock(".lock")?;
         if !flock(&lock, false).map_err(Error::io("cannot lock", &lock_path))? {
             return Err(Error::Repository {
                 path: pending,
@@ -69,6 +69,7 @@ impl Staging {
         let dir = staging_root.join(name);
         std::fs::rename(&pending, &dir).map_err(Error::io("cannot name", &pending))?;
         let staging = Staging {
+            folder: folder.renamed(&dir),
             dir,
             next: AtomicU64::new(0),
             _lock: lock,
@@ -122,22 +123,22 @@ impl Staging {
         removed
     }
 
-    /// A fresh temp path for a file that will be called `file_name`.
-    fn temp_for(&self, path: &Path) -> PathBuf {
+    /// A fresh temp name for a file that will be called `name`.
+    fn temp_for(&self, name: &str) -> String {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
-        self.dir.join(format!("{n}.{name}"))
+        format!("{n}.{name}")
     }
 
     /// Writes `bytes` to `path` so that a crash leaves either the old or the new content.
     pub fn write_durably(&self, path: &Path, bytes: &[u8]) -> Result<()> {
-        let tmp = self.write_temp(path, bytes)?;
-        let renamed = fs::rename(&tmp, path);
+        let (dest, name) = (Folder::open(folder_of(path))?, name_of(path)?);
+        let tmp = self.write_temp(name, bytes)?;
+        let renamed = self.folder.rename(&tmp, &dest, name);
         if renamed.is_err() {
-            let _ = fs::remove_file(&tmp);
+            let _ = self.folder.remove(&tmp);
         }
         renamed.map_err(|e| place_error(path, e))?;
-        sync_dir(folder_of(path))
+        dest.sync()
     }
 
     /// Writes a new version of a metadata file, which must not exist yet: a version, once
@@ -145,9 +146,10 @@ impl Staging {
     /// means another signer wrote it; that is an error (the signer reloads and tries again),
     /// never a silent overwrite. The same content is fine: the write was already done.
     pub fn write_version_durably(&self, path: &Path, bytes: &[u8]) -> Result<()> {
-        let tmp = self.write_temp(path, bytes)?;
-        link_into_place(&tmp, path, bytes)?;
-        sync_dir(folder_of(path))
+        let (dest, name) = (Folder::open(folder_of(path))?, name_of(path)?);
+        let tmp = self.write_temp(name, bytes)?;
+        self.link_into_place(&tmp, &dest, name, bytes)?;
+        dest.sync()
     }
 
     /// Writes several new versions in one folder (each must not exist yet, as with
@@ -163,7 +165,12 @@ impl Staging {
                 .try_for_each(|(path, bytes)| self.write_version_durably(path, bytes));
         }
         const FLUSHERS: usize = 64;
-        let temps: Vec<PathBuf> = files.iter().map(|(path, _)| self.temp_for(path)).collect();
+        let dest = Folder::open(dir)?;
+        let names: Vec<&str> = files
+            .iter()
+            .map(|(path, _)| name_of(path))
+            .collect::<Result<_>>()?;
+        let temps: Vec<String> = names.iter().map(|name| self.temp_for(name)).collect();
         let chunk = files.len().div_ceil(FLUSHERS);
         let flushed = std::thread::scope(|scope| {
             let workers: Vec<_> = files
@@ -172,7 +179,7 @@ impl Staging {
                 .map(|(files, temps)| {
                     scope.spawn(move || -> Result<()> {
                         for ((_, bytes), tmp) in files.iter().zip(temps) {
-                            flush_new(tmp, bytes, false)?;
+                            self.folder.create_new(tmp, bytes, false, 0o666)?;
                         }
                         crate::failpoint::hit("staging:temp-written");
                         Ok(())
@@ -183,66 +190,71 @@ impl Staging {
                 .into_iter()
                 .try_for_each(|w| w.join().expect("flush thread does not panic"))
         });
-        let placed = flushed.and_then(|()| {
-            temps
-                .iter()
-                .zip(files)
-                .try_for_each(|(tmp, (path, bytes))| link_into_place(tmp, path, bytes))
-        });
+        let placed =
+            flushed.and_then(|()| {
+                temps.iter().zip(names.iter().zip(files)).try_for_each(
+                    |(tmp, (name, (_, bytes)))| self.link_into_place(tmp, &dest, name, bytes),
+                )
+            });
         if placed.is_err() {
             for tmp in &temps {
-                let _ = fs::remove_file(tmp);
+                let _ = self.folder.remove(tmp);
             }
         }
         placed?;
-        sync_dir(dir)
+        dest.sync()
     }
 
-    /// Writes `bytes` to a flushed temp file; removed again if that fails.
-    fn write_temp(&self, path: &Path, bytes: &[u8]) -> Result<PathBuf> {
-        let tmp = self.temp_for(path);
-        flush_new(&tmp, bytes, true)?;
+    /// Writes `bytes` to a flushed temp file for `name`; removed again if that fails.
+    fn write_temp(&self, name: &str, bytes: &[u8]) -> Result<String> {
+        let tmp = self.temp_for(name);
+        self.folder.create_new(&tmp, bytes, true, 0o666)?;
         crate::failpoint::hit("staging:temp-written");
         Ok(tmp)
+    }
+
+    /// `link(tmp, name)` then removes `tmp`: atomic, and unlike a rename it fails when `name`
+    /// exists. On a file system without hard links, a rename after checking `name` is absent
+    /// (writers of one role hold its lock, so nobody else writes between the two).
+    fn link_into_place(&self, tmp: &str, dest: &Folder, name: &str, bytes: &[u8]) -> Result<()> {
+        let path = dest.path().join(name);
+        let mut linked = self.folder.link(tmp, dest, name);
+        if let Err(e) = &linked {
+            let unsupported = e.kind() != std::io::ErrorKind::AlreadyExists
+                && e.raw_os_error() != Some(libc::EXDEV);
+            let absent = dest
+                .read(name)
+                .is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound);
+            if unsupported && absent {
+                linked = self.folder.rename(tmp, dest, name);
+            }
+        }
+        let _ = self.folder.remove(tmp);
+        match linked {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                if dest.read(name).is_ok_and(|existing| existing == bytes) {
+                    Ok(())
+                } else {
+                    Err(Error::Repository {
+                        path,
+                        reason: "this version exists with other content: another signer wrote \
+                                 it (two active replicas?); the signer reloads from disk and \
+                                 retries"
+                            .into(),
+                    })
+                }
+            }
+            Err(e) => Err(place_error(&path, e)),
+        }
     }
 }
 
 impl Drop for Staging {
     /// A process that ends cleanly leaves nothing: by now its folder holds only the lock.
     fn drop(&mut self) {
-        let _ = fs::remove_file(self.dir.join(".lock"));
+        let _ = self.folder.remove(".lock");
         let _ = fs::remove_dir(&self.dir);
-    }
-}
-
-/// `link(tmp, path)` then removes `tmp`: atomic, and unlike a rename it fails when `path`
-/// exists. On a file system without hard links, a rename after checking `path` is absent
-/// (writers of one role hold its lock, so nobody else writes between the two).
-fn link_into_place(tmp: &Path, path: &Path, bytes: &[u8]) -> Result<()> {
-    let mut linked = fs::hard_link(tmp, path);
-    if let Err(e) = &linked {
-        let unsupported =
-            e.kind() != std::io::ErrorKind::AlreadyExists && e.raw_os_error() != Some(libc::EXDEV);
-        if unsupported && !path.exists() {
-            linked = fs::rename(tmp, path);
-        }
-    }
-    let _ = fs::remove_file(tmp);
-    match linked {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            if fs::read(path).is_ok_and(|existing| existing == bytes) {
-                Ok(())
-            } else {
-                Err(Error::Repository {
-                    path: path.into(),
-                    reason: "this version exists with other content: another signer wrote it \
-                             (two active replicas?); the signer reloads from disk and retries"
-                        .into(),
-                })
-            }
-        }
-        Err(e) => Err(place_error(path, e)),
     }
 }
 
@@ -261,17 +273,26 @@ fn place_error(path: &Path, e: std::io::Error) -> Error {
     Error::io("cannot move into place", path)(e)
 }
 
-/// Creates `dir` (if missing) with its parent folder's mode: in a repository shared by agents
-/// running as different users (`init --repo-group`, a group-writable setgid `control/`),
-/// each must be able to make its own folder in it, whatever the umask of the first.
+/// Creates `dir` (if missing) with its parent folder's mode and the sticky bit: in a
+/// repository shared by agents running as different users (`init --repo-group`, a
+/// group-writable setgid `control/`), each must be able to make its own folder in it, whatever
+/// the umask of the first, and none may rename or remove another's (a folder swapped for a
+/// symlink). A staging root made before the sticky bit gets it from its owner.
 fn create_shared_dir(dir: &Path) -> Result<()> {
-    if dir.is_dir() {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(meta) = fs::symlink_metadata(dir) {
+        let mode = meta.permissions().mode();
+        if meta.is_dir() && mode & 0o1000 == 0 {
+            // Only its owner may; the others go on as before.
+            let _ = fs::set_permissions(dir, fs::Permissions::from_mode(mode | 0o1000));
+        }
         return Ok(());
     }
     create_dir(dir)?;
     if let Some(parent) = dir.parent() {
         if let Ok(meta) = fs::metadata(parent) {
-            fs::set_permissions(dir, meta.permissions())
+            let mode = meta.permissions().mode() | 0o1000;
+            fs::set_permissions(dir, fs::Permissions::from_mode(mode))
                 .map_err(Error::io("cannot set the mode of", dir))?;
         }
     }
@@ -353,9 +374,10 @@ mod tests {
     }
 
     /// The staging root made by a signer of a repository made before it existed takes the
-    /// mode of `control/`, so that agents of other users can make their folders in it.
+    /// mode of `control/`, so that agents of other users can make their folders in it, and the
+    /// sticky bit, so that none can rename or remove another's.
     #[test]
-    fn the_staging_root_is_as_shared_as_its_parent() {
+    fn the_staging_root_is_as_shared_as_its_parent_and_sticky() {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         let control = dir.path().join("control");
@@ -366,7 +388,7 @@ mod tests {
             .unwrap()
             .permissions()
             .mode();
-        assert_eq!(mode & 0o7777, 0o2775);
+        assert_eq!(mode & 0o7777, 0o3775);
     }
 
     /// Processes starting together (signers waiting for init, say) never remove each other's

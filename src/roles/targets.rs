@@ -21,6 +21,7 @@ use crate::jobs::{NewTarget, SnapshotJob, TargetsJob};
 use crate::keys::SigningKey;
 use crate::repository::receipts::{Receipt, Receipts};
 use crate::repository::signed::{self, sign_canonical};
+use crate::repository::tombstones::{Tombstone, Tombstones};
 use crate::repository::{HashBins, MetaEntry, SPEC_VERSION};
 use crate::submission::{Ledger, Policy};
 use crate::verify::{verify_delegated, RootChain};
@@ -60,6 +61,16 @@ pub struct TargetsRole {
     ledger: Ledger,
     /// What became of each submission, for the submitters' `--wait`.
     receipts: Receipts,
+    /// The releases removed, and the bytes they had.
+    tombstones: Tombstones,
+}
+
+/// What a batch did to names beyond adding new ones, each with its job's index in the batch.
+#[derive(Debug, Default)]
+struct Changes {
+    refused: Vec<(usize, String, String)>,
+    removed: Vec<(usize, String)>,
+    replaced: Vec<(usize, String)>,
 }
 
 impl TargetsRole {
@@ -69,11 +80,13 @@ impl TargetsRole {
         // targets keys, each bin against the keys top-level targets delegates it to. A file
         // that does not is never re-signed (issue 10: a planted unsigned bin was).
         let chain = RootChain::load(layout, &settings.pin)?;
-        let ledger = Ledger::open(settings.submissions.as_ref().ok_or_else(|| {
+        let policy = settings.submissions.as_ref().ok_or_else(|| {
             Error::Usage(
                 "the targets signer needs the submitter keys it trusts (--submitters)".into(),
             )
-        })?)?;
+        })?;
+        let ledger = Ledger::open(policy)?;
+        let tombstones = Tombstones::open(&policy.ledger)?;
         let versions = layout.scan_versions()?;
         let mut core = Core::new(settings, Role::Targets, key, &chain)?;
         let layout = &core.settings.layout.clone();
@@ -210,6 +223,7 @@ impl TargetsRole {
         Ok(TargetsRole {
             ledger,
             receipts: Receipts::new(&layout.control_dir()),
+            tombstones,
             core,
             bins,
             top: top.signed,
@@ -301,8 +315,9 @@ impl Stage for TargetsRole {
             }
             newer.extend(kept.map(|k| (i, k)));
         }
-        let mut refusals = Vec::new();
-        let mut outcome = self.apply_newer(&newer, &mut refusals)?;
+        let mut changes = Changes::default();
+        let mut outcome = self.apply_newer(&newer, &mut changes)?;
+        let refusals = changes.refused;
         for (i, name, _) in &refusals {
             // Not applied, so not remembered: replayed from the dead letters once the name
             // is free (removed), it applies.
@@ -313,6 +328,21 @@ impl Stage for TargetsRole {
             }
         }
         self.ledger.commit()?;
+        let by_id = |list: Vec<(usize, String)>| {
+            let mut map: BTreeMap<String, Vec<String>> = BTreeMap::new();
+            for (i, name) in list {
+                if let Some(id) = &jobs[i].id {
+                    map.entry(id.clone()).or_default().push(name);
+                }
+            }
+            map
+        };
+        receipt.removed = by_id(changes.removed);
+        receipt.replaced = by_id(changes.replaced);
+        receipt.submitters = jobs
+            .iter()
+            .filter_map(|j| Some((j.id.clone()?, j.submitter.clone()?)))
+            .collect();
         outcome.refused = summarise(&refusals);
         if let Some(job) = outcome.next.as_ref().filter(|_| !receipt.jobs.is_empty()) {
             receipt.set_bins(job);
@@ -354,12 +384,14 @@ impl TargetsRole {
             .expect("load refuses to start without one")
     }
 
-    /// Applies `jobs` (each with its index in the batch), adding to `refused` each name an
-    /// add may not change, with the job's index and why.
+    /// Applies `jobs` (each with its index in the batch), adding to `changes` each name an
+    /// add may not change (with why), each name removed and each replaced. A removal leaves a
+    /// tombstone, durable before the bins are written; an add of a removed release's name
+    /// with other bytes is refused as a change to a signed release is.
     fn apply_newer(
         &mut self,
         jobs: &[(usize, Cow<'_, TargetsJob>)],
-        refused: &mut Vec<(usize, String, String)>,
+        changes: &mut Changes,
     ) -> Result<Applied<SnapshotJob>> {
         let mut named = BTreeSet::new();
         let mut changed = BTreeSet::new();
@@ -370,18 +402,33 @@ impl TargetsRole {
             .as_ref()
             .expect("load refuses to start without one")
             .mutable;
+        let mut stones = Vec::new();
         for (index, job) in jobs {
             for t in &job.add {
                 let i = self.bins.index_of(&t.name) as usize;
                 let entry = entry_of(t)?;
                 let bin = &mut self.state[i];
+                let free = job.replace || mutable.matches(&t.name);
                 match bin.targets.get(&t.name) {
                     Some(old) if *old == entry => {}
-                    Some(old) if !job.replace && !mutable.matches(&t.name) => {
-                        refused.push((*index, t.name.clone(), immutable_reason(old, &entry)));
+                    Some(old) if !free => {
+                        let why = immutable_reason(old, &entry);
+                        changes.refused.push((*index, t.name.clone(), why));
                         continue;
                     }
-                    _ => {
+                    old => {
+                        let buried = self.tombstones.of(&t.name).filter(|s| !s.holds(&entry));
+                        match buried {
+                            Some(stone) if old.is_none() && !free => {
+                                let why = removed_reason(stone, &entry);
+                                changes.refused.push((*index, t.name.clone(), why));
+                                continue;
+                            }
+                            _ if old.is_some() || buried.is_some() => {
+                                changes.replaced.push((*index, t.name.clone()));
+                            }
+                            _ => {}
+                        }
                         bin.targets.insert(t.name.clone(), entry);
                         changed.insert(i);
                     }
@@ -391,11 +438,24 @@ impl TargetsRole {
             for name in &job.remove {
                 let i = self.bins.index_of(name) as usize;
                 named.insert(i);
-                if self.state[i].targets.remove(name).is_some() {
+                if let Some(old) = self.state[i].targets.remove(name) {
                     changed.insert(i);
+                    changes.removed.push((*index, name.clone()));
+                    if !mutable.matches(name) {
+                        stones.push(Tombstone {
+                            name: name.clone(),
+                            length: old.length,
+                            sha256: hex::encode(old.sha256),
+                            removed: job.issued.unwrap_or_else(jiff::Timestamp::now),
+                            by: job.submitter.clone(),
+                        });
+                    }
                 }
             }
         }
+        // Durable before any bin drops a name: a crash in between removes it again, and
+        // writes its tombstone again.
+        self.tombstones.bury(stones)?;
         if let Some(count) = jobs.iter().filter_map(|(_, j)| j.bins).next_back() {
             if count != self.bins.count() {
                 // The adds and removes above are in the targets the new bins are made of.
@@ -688,6 +748,32 @@ fn immutable_reason(old: &Entry, new: &Entry) -> String {
         &hex::encode(new.sha256)[..16],
         new.length
     )
+}
+
+/// Why an add of `name`, removed since it was signed, is refused: it had other bytes.
+fn removed_reason(stone: &Tombstone, new: &Entry) -> String {
+    format!(
+        "was signed with other content (sha256 {}…, {} bytes) and removed at {}{}; this \
+         submission: sha256 {}…, {} bytes. A release keeps its bytes across removal: submit it \
+         with --replace if publishing other bytes under this name is intended",
+        &stone.sha256[..16.min(stone.sha256.len())],
+        stone.length,
+        stone.removed,
+        stone
+            .by
+            .as_deref()
+            .map(|k| format!(" by submitter key {}…", &k[..16.min(k.len())]))
+            .unwrap_or_default(),
+        &hex::encode(new.sha256)[..16],
+        new.length
+    )
+}
+
+impl Tombstone {
+    /// Whether it holds `entry`'s bytes (length and sha256).
+    fn holds(&self, entry: &Entry) -> bool {
+        self.length == entry.length && self.sha256 == hex::encode(entry.sha256)
+    }
 }
 
 /// The reason recorded for one refused name of job `index`.

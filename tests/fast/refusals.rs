@@ -216,3 +216,68 @@ async fn a_signed_release_never_changes_unless_replaced_on_purpose() {
     assert_eq!(dead_letters(&repo.inbox).len(), 1, "only the refused job");
     signers.stop().await;
 }
+
+/// Issue 22, item 5: a release keeps its bytes across removal. Removed and published again
+/// with other bytes it is refused like any change to a signed release; the same bytes come
+/// back freely, `--replace` changes it on purpose, and the receipts name each removal and
+/// replacement with the submitter key that signed it. Mutable names leave no tombstone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_release_keeps_its_bytes_unless_replaced_on_purpose() {
+    let repo = Repo::init(16);
+    let signers = repo.start().await;
+    let name = "drupal/token/1.9.0.0";
+    let release = repo.release(name, "the release");
+    let other = repo.release(name, "other bytes under the same name");
+    assert_all_signed(&repo.add(std::slice::from_ref(&release)).await, 1);
+    assert_eq!(repo.remove(&[name]).await[name], Outcome::Signed);
+
+    match &repo.add(std::slice::from_ref(&other)).await[name] {
+        Outcome::Refused(why) => assert!(
+            why.contains("removed at") && why.contains("keeps its bytes across removal"),
+            "{why}"
+        ),
+        outcome => panic!("{name}: {outcome:?}"),
+    }
+    // The same bytes again: a release put back as it was.
+    assert_all_signed(&repo.add(std::slice::from_ref(&release)).await, 1);
+    assert_eq!(repo.remove(&[name]).await[name], Outcome::Signed);
+    let replaced = repo.submit(&repo.inbox, std::slice::from_ref(&other), 100, true);
+    assert_all_signed(&replaced.await.outcomes().await, 1);
+    repo.assert_downloads(std::slice::from_ref(&other)).await;
+
+    // A mutable name (Composer's metadata) changes without --replace, and its removal
+    // leaves no tombstone.
+    let p2 = repo.release("p2/drupal/token.json", "{\"packages\":{}}");
+    let p2_other = repo.release("p2/drupal/token.json", "{\"packages\":{\"x\":[]}}");
+    assert_all_signed(&repo.add(std::slice::from_ref(&p2)).await, 1);
+    assert_all_signed(&repo.add(std::slice::from_ref(&p2_other)).await, 1);
+    assert_eq!(repo.remove(&[&p2.name]).await[&p2.name], Outcome::Signed);
+
+    let text = std::fs::read_to_string(repo.layout.control_dir().join("receipts.jsonl")).unwrap();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let removals = lines.iter().filter(|r| r["removed"].is_object()).count();
+    let replacements: Vec<&serde_json::Value> =
+        lines.iter().filter(|r| r["replaced"].is_object()).collect();
+    assert_eq!(removals, 3, "{text}");
+    assert_eq!(replacements.len(), 2, "the release and the p2 file: {text}");
+    let key_id = submitter_key(&repo).key_id().to_string();
+    assert!(
+        lines.iter().all(|r| r["submitters"]
+            .as_object()
+            .unwrap()
+            .values()
+            .all(|k| *k == key_id)),
+        "{text}"
+    );
+    let stones =
+        std::fs::read_to_string(repo.layout.control_dir().join("tombstones.jsonl")).unwrap();
+    assert_eq!(
+        stones.lines().count(),
+        2,
+        "no tombstone for the mutable name: {stones}"
+    );
+    signers.stop().await;
+}
