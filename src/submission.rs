@@ -247,7 +247,9 @@ fn humantime(d: Duration) -> String {
 pub struct Ledger {
     path: PathBuf,
     max_age: Duration,
-    /// Jobs issued before this are refused: the ledger knows nothing older.
+    /// Jobs issued before this are refused: the ledger knows nothing older. It began then,
+    /// or it forgot what was older (the age window of the day): a `--max-job-age` raised
+    /// later cannot reach back past it, so a change it forgot is never replayed.
     since: Timestamp,
     last: HashMap<String, Timestamp>,
     /// Admitted by [`Ledger::newer`] in the batch under way: merged into `last` only once
@@ -352,12 +354,20 @@ impl Ledger {
                 *slot = (*slot).max(issued);
             }
         }
-        ledger.since = since.ok_or_else(|| Error::Repository {
+        let began = since.ok_or_else(|| Error::Repository {
             path: path.clone(),
             reason: "the submission ledger has no start line; move it away and restart the \
                      targets signer (it starts a new one)"
                 .into(),
         })?;
+        // What was older than the window was just left out: the ledger's memory starts at
+        // the window now (kept at its next compaction).
+        ledger.since = began.max(horizon);
+        if horizon < began {
+            tracing::warn!(ledger = %path.display(), remembers_since = %began,
+                "--max-job-age reaches back before what the submission ledger remembers: jobs \
+                 issued before then are refused as possible replays");
+        }
         Ok(ledger)
     }
 
@@ -383,7 +393,7 @@ impl Ledger {
         };
         if issued < self.since {
             tracing::warn!(%issued, since = %self.since,
-                "issued before the submission ledger began: skipped");
+                "issued before what the submission ledger remembers: skipped");
             return None;
         }
         let is_newer = |key: &str| {
@@ -461,8 +471,9 @@ impl Ledger {
     pub fn check_since(&self, job: &TargetsJob) -> Result<()> {
         match job.issued {
             Some(issued) if issued < self.since => Err(Error::InvalidJob(format!(
-                "issued at {issued}, before the submission ledger began ({}), so it may be a \
-                 replay; submit it again",
+                "issued at {issued}, before what the submission ledger remembers (changes \
+                 issued since {}: it began then, or forgot older ones), so it may be a replay; \
+                 submit it again",
                 self.since
             ))),
             _ => Ok(()),
@@ -505,6 +516,7 @@ impl Ledger {
             self.commits = 0;
             let horizon = self.horizon();
             self.last.retain(|_, t| *t >= horizon);
+            self.since = self.since.max(horizon);
             if self.lines > 10_000 && self.lines > 4 * self.last.len() {
                 return self.compact();
             }
@@ -701,5 +713,38 @@ mod tests {
         reopened.begin();
         assert!(reopened.newer(&first).is_none());
         assert!(reopened.newer(&second).is_none());
+    }
+
+    /// Issue 22: a ledger that forgot what was older than its window (`--max-job-age` 1 h)
+    /// keeps refusing it when the window is raised (to 7 days): a change it forgot could
+    /// otherwise be replayed.
+    #[test]
+    fn a_wider_window_does_not_reach_past_what_the_ledger_forgot() {
+        let (_dir, _key, policy) = setup();
+        let began = Timestamp::now() - jiff::SignedDuration::from_hours(72);
+        let two_days_ago = Timestamp::now() - jiff::SignedDuration::from_hours(48);
+        std::fs::write(
+            &policy.ledger,
+            format!(
+                "{{\"since\":\"{began}\"}}\n{{\"issued\":\"{two_days_ago}\",\"keys\":[\"a/b\"]}}\n"
+            ),
+        )
+        .unwrap();
+        let mut ledger = Ledger::open(&policy).unwrap();
+        ledger.compact().unwrap();
+        let wider = Policy {
+            max_age: Duration::from_secs(7 * 24 * 3600),
+            ..policy.clone()
+        };
+        let replay = TargetsJob {
+            issued: Some(two_days_ago - jiff::SignedDuration::from_hours(1)),
+            ..remove("a/b")
+        };
+        let reopened = Ledger::open(&wider).unwrap();
+        let err = reopened.check_since(&replay).unwrap_err().to_string();
+        assert!(
+            err.contains("before what the submission ledger remembers"),
+            "{err}"
+        );
     }
 }

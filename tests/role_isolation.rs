@@ -423,7 +423,9 @@ async fn the_targets_signer_applies_only_fresh_signed_submissions() {
     let dead = drain_dead_letters(&prefix, 1, Duration::from_secs(60)).await;
     assert_eq!(dead.len(), 1);
     assert!(
-        dead[0].1.contains("before the submission ledger began"),
+        dead[0]
+            .1
+            .contains("before what the submission ledger remembers"),
         "{}",
         dead[0].1
     );
