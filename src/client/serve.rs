@@ -4,20 +4,22 @@
 //! the file they name once symbolic links are resolved; only regular files are served.
 //!
 //! Invariant: no client can hold more than a bounded share of it: request lines and headers
-//! are bounded, at most [`MAX_CONNECTIONS`] are served at once (more wait to be accepted),
-//! every read and write has a timeout, and files are streamed, never read whole.
+//! are bounded, at most [`MAX_CONNECTIONS`] are open at once, every read and write has a
+//! timeout, and files are streamed, never read whole. At the cap, a new connection closes the
+//! connection that has waited longest for a request (idle, whatever its address: a limit per
+//! address is no limit against a client with many), so idle connections never keep a new
+//! client waiting; only when every connection is busy answering does it wait for one to end.
 //! `Last-Modified` and `If-Modified-Since` (304), which Composer's TUF plugin sends; a
 //! connection closes after the response when the client asks for it (`Connection: close`, or
 //! any HTTP/1.0 request), so clients that read to the end of the stream do not hang.
 
-use std::collections::HashMap;
-use std::net::IpAddr;
+use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::{Notify, Semaphore};
 
 use crate::repository::layout::parse_versioned;
 use crate::{Error, Result};
@@ -31,15 +33,14 @@ pub async fn serve(root: PathBuf, listen: &str) -> Result<()> {
     run(listener, Published::new(&root), MAX_CONNECTIONS).await
 }
 
-/// Accepts and serves connections, at most `max_connections` at once: at the cap, further
-/// connections wait in the listen backlog until one ends.
+/// Accepts and serves connections, at most `max_connections` at once: at the cap, the
+/// connection idle longest is closed to make room (see [`Idle`]); when none is idle, the new
+/// one waits until another ends.
 async fn run(listener: TcpListener, published: Published, max_connections: usize) -> Result<()> {
     let published = Arc::new(published);
     let slots = Arc::new(Semaphore::new(max_connections));
-    // Connections per client address: one client cannot take every slot.
-    let per_client: Arc<std::sync::Mutex<HashMap<IpAddr, usize>>> = Default::default();
+    let idle = Arc::new(Idle::default());
     loop {
-        let slot = slots.clone().acquire_owned().await.expect("never closed");
         let (stream, peer) = match listener.accept().await {
             Ok(x) => x,
             Err(e) => {
@@ -49,29 +50,51 @@ async fn run(listener: TcpListener, published: Published, max_connections: usize
                 continue;
             }
         };
-        {
-            let mut open = per_client.lock().expect("not poisoned");
-            let n = open.entry(peer.ip()).or_default();
-            if *n >= MAX_PER_CLIENT {
-                tracing::debug!(%peer, "too many connections from one address; closed");
-                continue; // the stream is dropped: closed
-            }
-            *n += 1;
-        }
-        let (published, per_client) = (published.clone(), per_client.clone());
-        tokio::spawn(async move {
-            if let Err(e) = handle(stream, &published).await {
-                tracing::debug!(%peer, error = %e, "connection ended");
-            }
-            let mut open = per_client.lock().expect("not poisoned");
-            if let Some(n) = open.get_mut(&peer.ip()) {
-                *n -= 1;
-                if *n == 0 {
-                    open.remove(&peer.ip());
+        let slot = match slots.clone().try_acquire_owned() {
+            Ok(slot) => slot,
+            Err(_) => {
+                if idle.close_oldest() {
+                    tracing::debug!(%peer, "at the connection cap: closed the longest idle");
                 }
+                slots.clone().acquire_owned().await.expect("never closed")
+            }
+        };
+        let (published, idle) = (published.clone(), idle.clone());
+        tokio::spawn(async move {
+            if let Err(e) = handle(stream, &published, &idle).await {
+                tracing::debug!(%peer, error = %e, "connection ended");
             }
             drop(slot);
         });
+    }
+}
+
+/// The connections waiting for a request, in the order they began to wait: at the cap, the
+/// first is told to close.
+#[derive(Default)]
+struct Idle {
+    waiting: std::sync::Mutex<(u64, BTreeMap<u64, Arc<Notify>>)>,
+}
+
+impl Idle {
+    /// A connection begins to wait; `closed` fires when it is to close. Returns its place.
+    fn enter(&self, closed: &Arc<Notify>) -> u64 {
+        let mut waiting = self.waiting.lock().expect("not poisoned");
+        waiting.0 += 1;
+        let key = waiting.0;
+        waiting.1.insert(key, closed.clone());
+        key
+    }
+
+    /// It stopped waiting (a request came, or it ended).
+    fn leave(&self, key: u64) {
+        self.waiting.lock().expect("not poisoned").1.remove(&key);
+    }
+
+    /// Tells the connection that has waited longest to close; `false` when none waits.
+    fn close_oldest(&self) -> bool {
+        let oldest = self.waiting.lock().expect("not poisoned").1.pop_first();
+        oldest.map(|(_, closed)| closed.notify_one()).is_some()
     }
 }
 
@@ -141,8 +164,6 @@ const MAX_HEAD: usize = 32 * 1024;
 /// How long a connection may take to send its first request, and stay idle between two.
 const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 const IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
-/// Most connections served at once to one client address.
-const MAX_PER_CLIENT: usize = 16;
 
 /// What we use of a request.
 #[derive(Debug, PartialEq)]
@@ -156,17 +177,29 @@ struct Request {
     if_modified_since: Option<jiff::Timestamp>,
 }
 
-async fn handle(stream: tokio::net::TcpStream, published: &Published) -> std::io::Result<()> {
+async fn handle(
+    stream: tokio::net::TcpStream,
+    published: &Published,
+    idle: &Idle,
+) -> std::io::Result<()> {
     let (read, mut write) = stream.into_split();
     let mut reader = BufReader::new(read);
     let mut first = true;
     loop {
         let wait = if first { REQUEST_TIMEOUT } else { IDLE_TIMEOUT };
         first = false;
-        let request = match tokio::time::timeout(wait, read_request(&mut reader)).await {
-            Ok(Ok(Some(request))) => request,
-            Ok(Ok(None)) | Err(_) => break,
-            Ok(Err(e)) => return Err(e),
+        // Idle until a request comes: the first to close when a new connection needs room.
+        let closed = Arc::new(Notify::new());
+        let place = idle.enter(&closed);
+        let read = tokio::select! {
+            read = tokio::time::timeout(wait, read_request(&mut reader)) => Some(read),
+            () = closed.notified() => None,
+        };
+        idle.leave(place);
+        let request = match read {
+            Some(Ok(Ok(Some(request)))) => request,
+            None | Some(Ok(Ok(None)) | Err(_)) => break,
+            Some(Ok(Err(e))) => return Err(e),
         };
         let response = respond(published, &request).await;
         write_all(&mut write, &response.head(request.keep_alive)).await?;
@@ -489,7 +522,7 @@ mod tests {
         let published = Published::new(root);
         tokio::spawn(async move {
             let (stream, _) = listener.accept().await.unwrap();
-            let _ = handle(stream, &published).await;
+            let _ = handle(stream, &published, &Idle::default()).await;
         });
         let mut client = tokio::net::TcpStream::connect(addr).await.unwrap();
         client.write_all(request.as_bytes()).await.unwrap();
@@ -624,40 +657,45 @@ mod tests {
         );
     }
 
-    /// At the cap, a connection waits until another ends: idle connections cannot lock
-    /// others out for longer than they hold their slot.
+    /// Issue 22: at the cap ([`MAX_CONNECTIONS`], all held idle by one address), a new
+    /// client is served at once, not after the idle ones time out (30 s): the connection idle
+    /// longest is closed for it. (The bound below only tells the two apart; the time taken is
+    /// printed, not asserted.)
     #[tokio::test]
-    async fn connections_beyond_the_cap_wait_for_a_free_slot() {
+    async fn idle_connections_at_the_cap_make_room_for_a_new_client() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("metadata")).unwrap();
         std::fs::write(dir.path().join("metadata/timestamp.json"), "{}").unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        tokio::spawn(run(listener, Published::new(dir.path()), 2));
-        // Two idle connections take both slots.
-        let idle_a = tokio::net::TcpStream::connect(addr).await.unwrap();
-        let _idle_b = tokio::net::TcpStream::connect(addr).await.unwrap();
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        let mut third = tokio::net::TcpStream::connect(addr).await.unwrap();
-        third
+        tokio::spawn(run(listener, Published::new(dir.path()), MAX_CONNECTIONS));
+        let mut held = Vec::new();
+        for _ in 0..MAX_CONNECTIONS {
+            held.push(tokio::net::TcpStream::connect(addr).await.unwrap());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        let started = std::time::Instant::now();
+        let mut client = tokio::net::TcpStream::connect(addr).await.unwrap();
+        client
             .write_all(b"GET /metadata/timestamp.json HTTP/1.0\r\n\r\n")
             .await
             .unwrap();
         let mut answer = Vec::new();
-        let early = tokio::time::timeout(
-            std::time::Duration::from_millis(300),
-            third.read_to_end(&mut answer),
-        )
-        .await;
-        assert!(early.is_err() && answer.is_empty(), "served beyond the cap");
-        drop(idle_a);
         tokio::time::timeout(
-            std::time::Duration::from_secs(5),
-            third.read_to_end(&mut answer),
+            std::time::Duration::from_secs(10),
+            client.read_to_end(&mut answer),
         )
         .await
-        .expect("served once a slot was free")
+        .expect("served before the idle connections time out")
         .unwrap();
+        println!("served at the cap in {:?}", started.elapsed());
         assert!(String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 200 OK"));
+        // The oldest idle connection was the one closed.
+        let mut byte = [0u8; 1];
+        let read = tokio::time::timeout(std::time::Duration::from_secs(1), held[0].read(&mut byte))
+            .await
+            .expect("the oldest was closed");
+        assert_eq!(read.unwrap(), 0);
+        tracing::debug!(elapsed = ?started.elapsed(), "served at the cap");
     }
 }
