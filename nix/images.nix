@@ -24,9 +24,13 @@ let
     "org.opencontainers.image.description" = description;
   };
 
-  # Every agent's user is in group `tuf` (gid 10000), which owns the shared repository volume
-  # (`tuf-signer init --repo-group 10000`); keys belong to one user each.
+  # Every signer's user is in group `tuf` (gid 10000), the group that may write the shared
+  # volume's metadata/ (`tuf-signer init --repo-group 10000`); an agent with a `gid` of its own
+  # in agents.json (the packaging pipeline) is not, and writes only the folders init gives it.
+  # Keys belong to one user each.
   gid = 10000;
+  gidOf = agent: agent.gid or gid;
+  groupOf = agent: agent.group or "tuf";
 
   # /etc/passwd and /etc/group holding only the image's own user and group.
   identity =
@@ -44,7 +48,7 @@ let
   # An agent's runtime config. Keys and the AMQP URL (it holds a password) are given at run
   # time, never baked in. `cacert` in the contents puts the bundle at /etc/ssl/certs.
   agentConfig = name: agent: {
-    User = "${toString agent.uid}:${toString gid}";
+    User = "${toString agent.uid}:${toString (gidOf agent)}";
     Entrypoint = [ "/bin/${agent.program}" ] ++ agent.args;
     Env = lib.mapAttrsToList (k: v: "${k}=${v}") agent.env ++ [
       "SSL_CERT_FILE=/etc/ssl/certs/ca-bundle.crt"
@@ -65,13 +69,14 @@ let
         binaries
         pkgs.cacert
       ] ++ identity {
-        inherit name gid;
+        inherit name;
         inherit (agent) uid;
-        group = "tuf";
+        gid = gidOf agent;
+        group = groupOf agent;
       };
       fakeRootCommands = ''
         mkdir -p ./srv/tuf/repo ./srv/tuf/client ./srv/tuf/state ./run/keys ./tmp
-        chown -R ${toString agent.uid}:${toString gid} ./srv/tuf
+        chown -R ${toString agent.uid}:${toString (gidOf agent)} ./srv/tuf
         chmod 3775 ./srv/tuf/repo
         chown ${toString agent.uid}:${toString agent.uid} ./srv/tuf/state
         chmod 0700 ./srv/tuf/state

@@ -28,7 +28,7 @@ pub struct Submissions {
     pub submitters: Option<PathBuf>,
     /// Jobs issued longer ago are refused; also how long the ledger remembers.
     pub max_job_age: Duration,
-    /// The submission ledger; default: `REPO/control/submissions.jsonl`.
+    /// The submission ledger; default: `REPO/control/targets/submissions.jsonl`.
     pub ledger: Option<PathBuf>,
     /// Names that may be signed again with other content.
     pub mutable: Mutable,
@@ -113,7 +113,16 @@ impl Signers {
                 let file = s.submitters.clone().unwrap_or_else(|| {
                     key.parent().unwrap_or(Path::new(".")).join(SUBMITTERS_FILE)
                 });
-                let ledger = s.ledger.clone().unwrap_or_else(|| layout.default_ledger());
+                let ledger = match &s.ledger {
+                    Some(ledger) => ledger.clone(),
+                    None => {
+                        let ledger = layout.default_ledger();
+                        // Where a repository made before per-writer folders kept it.
+                        let legacy = layout.control_dir().join("submissions.jsonl");
+                        crate::repository::layout::move_legacy(&legacy, &ledger);
+                        ledger
+                    }
+                };
                 let mut policy = Policy::load(&file, s.max_job_age, ledger)?;
                 policy.mutable = s.mutable.clone();
                 Some(policy)

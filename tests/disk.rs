@@ -222,9 +222,11 @@ async fn a_writer_killed_mid_write_leaves_no_temp_file_where_clients_look() {
         std::thread::sleep(Duration::from_millis(20));
     }
     assert!(targets.log_text().contains("aborting here"));
+    // control/staging/UID/PROCESS/FILE
     let left: Vec<PathBuf> = std::fs::read_dir(&staging)
         .unwrap()
         .flatten()
+        .flat_map(|user| std::fs::read_dir(user.path()).unwrap().flatten())
         .flat_map(|d| std::fs::read_dir(d.path()).unwrap().flatten())
         .map(|e| e.path())
         .filter(|p| !p.ends_with(".lock"))
@@ -246,7 +248,9 @@ async fn a_writer_killed_mid_write_leaves_no_temp_file_where_clients_look() {
 
     // A submission that fails (no broker to send to) after copying its files leaves no temp
     // file in targets/ and no staging folder.
-    let before = std::fs::read_dir(&staging).unwrap().count();
+    // SAFETY: geteuid has no preconditions.
+    let mine = staging.join(unsafe { libc::geteuid() }.to_string());
+    let before = std::fs::read_dir(&mine).unwrap().count();
     let more = make_releases(&repo.path("more"), 3, "fail");
     let out = run(Command::new(CLIENT)
         .env("TUF_SUBMITTER_KEY", repo.submitter_key())
@@ -262,7 +266,7 @@ async fn a_writer_killed_mid_write_leaves_no_temp_file_where_clients_look() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("gave up after waiting"), "{stderr}");
     assert!(temp_files(&repo.repo.join("targets")).is_empty());
-    assert_eq!(std::fs::read_dir(&staging).unwrap().count(), before);
+    assert_eq!(std::fs::read_dir(&mine).unwrap().count(), before);
     drop(more);
     let report = ngclient_verify(&repo, &items_for(&releases));
     println!("python-tuf: {report}");

@@ -415,7 +415,7 @@ async fn the_targets_signer_applies_only_fresh_signed_submissions() {
     // A lost ledger: what was issued before the signer started a new one is refused.
     let issued_before = jiff::Timestamp::now() - jiff::SignedDuration::from_secs(60);
     signers[0].kill();
-    std::fs::remove_file(repo.repo.join("control/submissions.jsonl")).unwrap();
+    std::fs::remove_file(repo.repo.join("control/targets/submissions.jsonl")).unwrap();
     signers[0] = repo.spawn_signer("targets", &prefix, &[]);
     wait_ready(&mut signers[0]);
     let old = repo.submission_issued(&evil, issued_before);

@@ -1,7 +1,7 @@
 //! Issue 22's attacks on the shared repository volume, each run as the attacker is placed in
 //! the compose set: every agent its own uid (targets 10001, snapshot 10002, timestamp 10003,
-//! packaging pipeline 10004; the repository's group 10000), against the real broker and the
-//! real files. The attacker is an agent that can write the volume and holds no signing key:
+//! packaging pipeline 10004; the signers in the repository's group 10000, the pipeline in a
+//! group of its own), against the real broker and the real files. The attacker is an agent that can write the volume and holds no signing key:
 //! the packaging pipeline's uid. What it writes never gets signed by a genuine key: the
 //! signers trust only a root chain that starts at the root beside their key (their pin) and
 //! never sign a version at or below one they signed; they stop, naming the file, and once the
@@ -21,6 +21,7 @@ use package_signing::pin::Pin;
 use package_signing::repository::HashBins;
 use serde_json::{json, Value};
 
+/// The signers' group: theirs alone may write `metadata/`.
 const GROUP: u32 = 10000;
 const PIPELINE: u32 = 10004;
 const BINS: u32 = 16;
@@ -41,6 +42,9 @@ struct Deployed {
     repo: TestRepo,
     prefix: String,
     signers: Vec<(&'static str, Proc)>,
+    /// The packaging pipeline's group: its own (nix/agents.json), or the signers' in a
+    /// deployment made before it had one ([`Deployed::unstick`]).
+    pipeline_gid: u32,
 }
 
 fn deploy(tag: &str) -> Option<Deployed> {
@@ -67,6 +71,7 @@ fn deploy(tag: &str) -> Option<Deployed> {
         repo,
         prefix: unique_prefix(tag),
         signers: Vec::new(),
+        pipeline_gid: PIPELINE,
     };
     for role in ["targets", "snapshot", "timestamp"] {
         deployed.start(role);
@@ -122,7 +127,7 @@ impl Deployed {
     fn submit(&self, input: &Path, wait: bool) -> Output {
         let mut cmd = Command::new(CLIENT);
         cmd.uid(PIPELINE)
-            .gid(GROUP)
+            .gid(self.pipeline_gid)
             .args([
                 "add-targets",
                 "--amqp",
@@ -161,7 +166,7 @@ impl Deployed {
             std::os::unix::fs::chown(&staged, Some(PIPELINE), Some(PIPELINE)).unwrap();
             let out = run(Command::new("mv")
                 .uid(PIPELINE)
-                .gid(GROUP)
+                .gid(self.pipeline_gid)
                 .arg("-f")
                 .arg(&staged)
                 .arg(dest));
@@ -176,22 +181,25 @@ impl Deployed {
         Ok(())
     }
 
-    /// The repository's folders as `init` made them before they were sticky (2775): any
-    /// agent's uid may then replace or remove any file in them, the placing the pin and the
+    /// The repository as deployments made before this one had it: every agent, the pipeline
+    /// too, in the repository's group, every folder group-writable and not sticky (2775), so
+    /// that any agent's uid may replace or remove any file: the placing the pin and the
     /// version record must hold against by themselves.
-    fn unstick(&self) {
+    fn unstick(&mut self) {
         use std::os::unix::fs::PermissionsExt;
         for dir in ["", "metadata", "targets", "control", "control/staging"] {
             let path = self.repo.repo.join(dir);
+            std::os::unix::fs::chown(&path, None, Some(GROUP)).unwrap();
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o2775)).unwrap();
         }
+        self.pipeline_gid = GROUP;
     }
 
     /// `tuf-client validate` from the packaging pipeline's pin.
     fn validate(&self) -> (bool, String) {
         let out = run(Command::new(CLIENT)
             .uid(PIPELINE)
-            .gid(GROUP)
+            .gid(self.pipeline_gid)
             .args(["validate", "--repo"])
             .arg(&self.repo.repo)
             .arg("--root")
@@ -333,9 +341,12 @@ async fn a_forged_root_chain_on_the_volume_gets_nothing_signed() {
         .iter()
         .map(|(p, _)| (p.clone(), std::fs::read(p).ok()))
         .collect();
-    // The sticky metadata/ keeps the attacker's uid from replacing the genuine roots...
-    let refused = d.try_plant(&forged[..1]).unwrap_err();
-    assert!(refused.contains("not permitted"), "{refused}");
+    // metadata/ is the signers' alone: the attacker's uid can neither replace the genuine
+    // roots nor add a root of its own...
+    for file in &forged[..2] {
+        let refused = d.try_plant(std::slice::from_ref(file)).unwrap_err();
+        assert!(refused.contains("Permission denied"), "{refused}");
+    }
     // ...but a repository made before it was sticky does not.
     d.unstick();
     d.plant_as_attacker(&forged);
@@ -414,12 +425,11 @@ async fn a_volume_that_goes_back_is_never_signed_lower() {
     };
     assert!(version(&newer_timestamp) > version(&old_timestamp));
 
-    // An old timestamp put back: the sticky metadata/ does not let the attacker's uid replace
-    // the timestamp signer's file; in a repository made before it was sticky, the timestamp
-    // signer refuses a file it did not write.
+    // An old timestamp put back: metadata/ is the signers' alone; in a repository made before
+    // it was, the timestamp signer refuses a file it did not write.
     let put_back = [(layout.timestamp(), old_timestamp.clone())];
     let refused = d.try_plant(&put_back).unwrap_err();
-    assert!(refused.contains("not permitted"), "{refused}");
+    assert!(refused.contains("Permission denied"), "{refused}");
     d.unstick();
     d.signer("timestamp").kill();
     d.plant_as_attacker(&put_back);
@@ -447,7 +457,10 @@ async fn a_volume_that_goes_back_is_never_signed_lower() {
         .collect();
     assert!(snapshots.len() > removed.len());
     for (path, _) in &removed {
-        ok(run(Command::new("rm").uid(PIPELINE).gid(GROUP).arg(path)));
+        ok(run(Command::new("rm")
+            .uid(PIPELINE)
+            .gid(d.pipeline_gid)
+            .arg(path)));
     }
     d.start("snapshot");
     let log = exited(d.signer("snapshot"), Duration::from_secs(60));
@@ -493,24 +506,31 @@ async fn staging_folders_cannot_be_swapped() {
     let staging = d.repo.repo.join("control/staging");
     let key = d.key("timestamp");
     let key_before = std::fs::read(&key).unwrap();
-    let theirs: Vec<PathBuf> = std::fs::read_dir(&staging)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    assert!(!theirs.is_empty(), "the signers stage their writes there");
+    // Each agent's user has a folder there, and each process one inside it.
+    let mut theirs: Vec<PathBuf> = Vec::new();
+    for user in std::fs::read_dir(&staging).unwrap() {
+        let user = user.unwrap().path();
+        if user.ends_with(PIPELINE.to_string()) {
+            continue;
+        }
+        theirs.extend(std::fs::read_dir(&user).unwrap().map(|e| e.unwrap().path()));
+        theirs.push(user);
+    }
+    assert!(theirs.len() > 3, "the signers stage their writes there");
     let attacker = |script: &str| {
         run(Command::new("sh")
             .uid(PIPELINE)
-            .gid(GROUP)
+            .gid(d.pipeline_gid)
             .args(["-c", script]))
     };
     for folder in &theirs {
         let f = folder.display();
         let swapped = attacker(&format!(
-            "mv {f} {f}.gone && ln -s {} {f}",
+            "mv {f} {f}.gone || ln -s {} {f}.new && mv -T {f}.new {f}",
             key.parent().unwrap().display()
         ));
         assert!(!swapped.status.success(), "{f} was swapped");
+        assert!(folder.is_dir() && !folder.is_symlink(), "{f}");
         let planted = attacker(&format!("ln -s {} {f}/0.timestamp.json", key.display()));
         assert!(!planted.status.success(), "a symlink was planted in {f}");
     }

@@ -62,7 +62,7 @@ def env_list(env):
 def agent_config(name, agent, revision):
     """nix/images.nix `agentConfig`, from the same agents.json entry."""
     return {
-        "User": f"{agent['uid']}:{TUF_GID}",
+        "User": f"{agent['uid']}:{agent.get('gid', TUF_GID)}",
         "Entrypoint": [f"/bin/{agent['program']}"] + agent["args"],
         "Env": env_list(agent["env"]) + [f"SSL_CERT_FILE={CA_BUNDLE}"],
         "WorkingDir": "/srv/tuf",
@@ -190,12 +190,13 @@ def agent_rootfs(name, agent, bin_dir):
     for program in AGENT_PROGRAMS:
         fs.entries[f"usr/bin/{program}"] = ("host", str(bin_dir / program), 0o755, 0, 0)
     fs.entries[CA_BUNDLE.strip("/")] = ("host", "/etc/ssl/certs/ca-certificates.crt", 0o644, 0, 0)
-    identity(fs, name, agent["uid"], "tuf", TUF_GID)
+    gid = agent.get("gid", TUF_GID)  # images.nix gidOf, groupOf
+    identity(fs, name, agent["uid"], agent.get("group", "tuf"), gid)
     uid = agent["uid"]
     # images.nix fakeRootCommands
-    fs.dir("srv/tuf", 0o755, uid, TUF_GID)
-    fs.dir("srv/tuf/repo", 0o3775, uid, TUF_GID)
-    fs.dir("srv/tuf/client", 0o755, uid, TUF_GID)
+    fs.dir("srv/tuf", 0o755, uid, gid)
+    fs.dir("srv/tuf/repo", 0o3775, uid, gid)
+    fs.dir("srv/tuf/client", 0o755, uid, gid)
     fs.dir("srv/tuf/state", 0o700, uid, uid)  # a signer's own state (TUF_STATE): its volume
     fs.dir("run/keys", 0o700, uid, uid)
     fs.dir("tmp", 0o1777)

@@ -159,7 +159,7 @@ enum Command {
     /// Stop the targets signers taking new jobs: submissions wait in the queue, nothing is
     /// lost, and every role's expiry refresh goes on. Undo with `resume`.
     ///
-    /// The switch is REPO/control/paused.json, so it holds across signer restarts.
+    /// The switch is REPO/control/pause/paused.json, so it holds across signer restarts.
     Pause {
         /// The repository folder the signers sign.
         #[arg(long, env = "TUF_REPO")]

@@ -240,7 +240,7 @@ struct RunArgs {
     max_job_age: String,
     /// Targets: the submission ledger, what the replay rule remembers (see README, "Threat
     /// model"). Put it on a volume only the targets signer writes. Default:
-    /// REPO/control/submissions.jsonl.
+    /// REPO/control/targets/submissions.jsonl.
     #[arg(long, env = "TUF_SUBMISSION_LEDGER", value_name = "FILE")]
     submission_ledger: Option<PathBuf>,
     /// Targets: the names that may be signed again with other content, comma-separated

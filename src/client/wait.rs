@@ -66,7 +66,7 @@ impl Wait {
     /// sent, so that no receipt is missed.
     pub fn new(layout: Layout, pin: Pin) -> Wait {
         Wait {
-            receipts: Receipts::new(&layout.control_dir()).follow(),
+            receipts: Receipts::new(&layout).follow(),
             coverage: Coverage::new(layout, pin),
             names_of: HashMap::new(),
             unreceipted: HashSet::new(),

@@ -1,9 +1,12 @@
 //! `REPO/control/`: the operator's switches and the signers' coordination, beside the
-//! metadata but never served (only `metadata/` and `targets/` are).
+//! metadata but never served (only `metadata/` and `targets/` are). Each file is in the folder
+//! of the one agent that writes it:
 //!
-//! - `paused.json`: while it exists the targets signer takes no new jobs (they wait in the
-//!   queue); expiry refresh goes on. Written by `tuf-client pause`, removed by `resume`.
-//! - `ROLE.lock`: every write of a role's metadata happens under this file lock, and the
+//! - `pause/paused.json`: while it exists the targets signer takes no new jobs (they wait in
+//!   the queue); expiry refresh goes on. Written by `tuf-client pause`, removed by `resume`.
+//!   (`control/paused.json`, where a repository made before per-writer folders kept it, is
+//!   still obeyed, and removed by `resume`.)
+//! - `ROLE/ROLE.lock`: every write of a role's metadata happens under this file lock, and the
 //!   lock file names the last writer. A replica that finds another's name there reloads
 //!   before writing, so two replicas never sign the same version twice.
 
@@ -20,7 +23,7 @@ use crate::{Error, Result};
 
 #[derive(Debug, Clone)]
 pub struct Control {
-    dir: PathBuf,
+    layout: Layout,
 }
 
 /// Why and since when the signers are paused.
@@ -34,12 +37,17 @@ pub struct Pause {
 impl Control {
     pub fn new(layout: &Layout) -> Control {
         Control {
-            dir: layout.control_dir(),
+            layout: layout.clone(),
         }
     }
 
     fn paused_file(&self) -> PathBuf {
-        self.dir.join("paused.json")
+        self.layout.pause_dir().join("paused.json")
+    }
+
+    /// Where a repository made before per-writer folders kept the switch.
+    fn legacy_paused_file(&self) -> PathBuf {
+        self.layout.control_dir().join("paused.json")
     }
 
     /// Pauses the targets signers; returns the pause already in force, if any.
@@ -47,7 +55,7 @@ impl Control {
         if let Some(p) = self.paused()? {
             return Ok(Some(p));
         }
-        create_dir(&self.dir)?;
+        create_dir(&self.layout.pause_dir())?;
         let pause = Pause {
             since: jiff::Timestamp::from_second(jiff::Timestamp::now().as_second())
                 .expect("now is in range"),
@@ -63,10 +71,12 @@ impl Control {
     /// Resumes; returns the pause that was in force, if any.
     pub fn resume(&self) -> Result<Option<Pause>> {
         let was = self.paused()?;
-        if was.is_some() {
-            let path = self.paused_file();
-            std::fs::remove_file(&path).map_err(Error::io("cannot remove", &path))?;
-            sync_dir(&self.dir)?;
+        for path in [self.paused_file(), self.legacy_paused_file()] {
+            match std::fs::remove_file(&path) {
+                Ok(()) => sync_dir(super::layout::folder_of(&path))?,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io("cannot remove", &path)(e)),
+            }
         }
         Ok(was)
     }
@@ -74,7 +84,12 @@ impl Control {
     /// The pause in force. An unreadable pause file still counts as a pause: stopping is the
     /// safe reading of a switch we cannot read.
     pub fn paused(&self) -> Result<Option<Pause>> {
-        let path = self.paused_file();
+        let legacy = self.legacy_paused_file();
+        let path = if legacy.exists() {
+            legacy
+        } else {
+            self.paused_file()
+        };
         match std::fs::read(&path) {
             Ok(bytes) => Ok(Some(serde_json::from_slice(&bytes).unwrap_or(Pause {
                 since: jiff::Timestamp::UNIX_EPOCH,
@@ -87,8 +102,9 @@ impl Control {
 
     /// Takes `role`'s write lock, waiting for another replica to finish its write.
     pub fn lock(&self, role: Role) -> Result<RoleLock> {
-        create_dir(&self.dir)?;
-        let path = self.dir.join(format!("{role}.lock"));
+        let dir = self.layout.role_dir(role);
+        create_dir(&dir)?;
+        let path = dir.join(format!("{role}.lock"));
         let file = OpenOptions::new()
             .read(true)
             .write(true)

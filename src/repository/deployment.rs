@@ -85,12 +85,58 @@ impl Deployment {
         Ok(())
     }
 
-    /// Every folder of the repository to the agents' group (see [`share_with_group`]).
-    pub fn share_repository(&self, repo: &Path) -> Result<()> {
-        match self.repo_group {
-            Some(gid) => share_with_group(repo, gid),
-            None => Ok(()),
+    /// The repository's folders to their writers. With `--key-owner`s, each folder has one
+    /// writer, or only the signers (the `--repo-group`, which the packaging pipeline is not
+    /// in) with the sticky bit:
+    ///
+    /// | folder | owner | mode | written by |
+    /// | --- | --- | --- | --- |
+    /// | `REPO/`, `control/`, `control/staging/` | root | 0755 | `init` |
+    /// | `metadata/` | root, the signers' group | 3775 | each signer its own files |
+    /// | `targets/`, `control/pause/` | the packaging pipeline | 0755 | it |
+    /// | `control/ROLE/` | ROLE's signer | 0755 | it (lock; ledger, tombstones, receipts) |
+    /// | `control/staging/UID/` | UID | 0755 | that agent's processes |
+    ///
+    /// Without key owners, every folder goes to the `--repo-group`, if any, group-writable,
+    /// setgid and sticky (see [`share_with_group`]): one user, or agents that trust each other.
+    pub fn lay_out(&self, layout: &super::Layout) -> Result<()> {
+        if self.key_owners.is_empty() {
+            return match self.repo_group {
+                Some(gid) => share_with_group(&layout.dir, gid),
+                None => Ok(()),
+            };
         }
+        let set = |path: &Path, uid: Option<u32>, mode: u32| -> Result<()> {
+            use std::os::unix::fs::PermissionsExt;
+            std::os::unix::fs::chown(path, uid, self.repo_group).map_err(Error::io(
+                "cannot change owner (init must run as root)",
+                path,
+            ))?;
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+                .map_err(Error::io("cannot set the mode of", path))
+        };
+        let staging = layout.control_dir().join("staging");
+        crate::repository::layout::create_dir(&staging)?;
+        for dir in [&layout.dir, &layout.control_dir(), &staging] {
+            set(dir, Some(0), 0o755)?;
+        }
+        set(&layout.metadata_dir(), Some(0), 0o3775)?;
+        let pipeline = self.owner_of(super::init::SUBMITTER);
+        set(&layout.targets_dir(), pipeline, 0o755)?;
+        set(&layout.pause_dir(), pipeline, 0o755)?;
+        for role in Role::ONLINE {
+            set(&layout.role_dir(role), self.owner_of(role.name()), 0o755)?;
+        }
+        let mut uids: Vec<u32> = self.key_owners.iter().map(|(_, uid)| *uid).collect();
+        uids.sort_unstable();
+        uids.dedup();
+        for uid in uids {
+            let own = staging.join(uid.to_string());
+            crate::repository::layout::create_dir(&own)?;
+            set(&own, Some(uid), 0o755)?;
+        }
+        // What init staged its own writes in (root's) stays root's.
+        Ok(())
     }
 }
 

@@ -135,6 +135,10 @@ pub fn init(opts: &InitOptions, mut progress: impl FnMut(usize, usize)) -> Resul
     create_dir(&layout.metadata_dir())?;
     create_dir(&layout.targets_dir())?;
     create_dir(&layout.control_dir())?;
+    for role in Role::ONLINE {
+        create_dir(&layout.role_dir(role))?;
+    }
+    create_dir(&layout.pause_dir())?;
 
     // Written private and given to its owner before anything else is made.
     let new_key = |name: &str| -> Result<SigningKey> {
@@ -241,7 +245,7 @@ pub fn init(opts: &InitOptions, mut progress: impl FnMut(usize, usize)) -> Resul
     staging.write_durably(&layout.timestamp(), &timestamp_file.bytes)?;
 
     deployment.give_metadata(&layout)?;
-    deployment.share_repository(&opts.repo)?;
+    deployment.lay_out(&layout)?;
 
     Ok(InitReport {
         key_ids,

@@ -41,7 +41,7 @@ impl Layout {
             return Ok(staging.clone());
         }
         let staging = Arc::new(Staging::open(
-            &self.control_dir().join("staging"),
+            &self.staging_root()?,
             &[self.metadata_dir()],
         )?);
         *slot = Some(staging.clone());
@@ -73,14 +73,50 @@ impl Layout {
         self.metadata_dir().join(Role::Root.file())
     }
 
-    /// `control/`: locks, the pause switch and the submission ledger; never served.
+    /// `control/`: never served. It holds a folder per writer, each written by one agent
+    /// only (see [`Layout::role_dir`], [`Layout::pause_dir`], [`Layout::staging_root`]).
     pub fn control_dir(&self) -> PathBuf {
         self.dir.join("control")
     }
 
+    /// `control/ROLE/`: what only `role`'s signer writes: its lock and, for targets, the
+    /// submission ledger, the tombstones and the receipts.
+    pub fn role_dir(&self, role: Role) -> PathBuf {
+        self.control_dir().join(role.name())
+    }
+
+    /// `control/pause/`: the pause switch, the operator's (the packaging pipeline's user).
+    pub fn pause_dir(&self) -> PathBuf {
+        self.control_dir().join("pause")
+    }
+
     /// Where the targets signer keeps its submission ledger unless told otherwise.
     pub fn default_ledger(&self) -> PathBuf {
-        self.control_dir().join("submissions.jsonl")
+        self.role_dir(Role::Targets).join("submissions.jsonl")
+    }
+
+    /// `control/staging/UID/`: this user's staging folders (one per process), its own: `init`
+    /// makes one for each agent's user of a deployment; elsewhere the first process of a user
+    /// makes it. A folder of another user there is refused, never written through.
+    pub fn staging_root(&self) -> Result<PathBuf> {
+        use std::os::unix::fs::MetadataExt;
+        // SAFETY: geteuid has no preconditions.
+        let me = unsafe { libc::geteuid() };
+        let dir = self.control_dir().join("staging").join(me.to_string());
+        if !dir.exists() {
+            create_dir(&dir)?;
+        }
+        let meta = fs::symlink_metadata(&dir).map_err(Error::io("cannot read", &dir))?;
+        if !meta.is_dir() || meta.uid() != me {
+            return Err(Error::Repository {
+                path: dir,
+                reason: format!(
+                    "is not a folder of uid {me}, this process's: the staging folders of each user \
+                     are its own (remove it, or give it to uid {me})"
+                ),
+            });
+        }
+        Ok(dir)
     }
 
     /// Fails with advice when the repository was never initialised.
@@ -216,6 +252,23 @@ pub fn create_private_dir(dir: &Path, mode: u32) -> Result<()> {
             .map_err(Error::io("cannot restrict directory permissions", dir))?;
     }
     Ok(())
+}
+
+/// Moves `old` (a file where an earlier layout kept it) to `new` when only `old` exists,
+/// saying so; a move that fails is logged, and `new` then starts afresh.
+pub fn move_legacy(old: &Path, new: &Path) {
+    if new.exists() || !old.exists() {
+        return;
+    }
+    let moved = create_dir(folder_of(new)).and_then(|()| {
+        fs::rename(old, new).map_err(Error::io("cannot move", old))?;
+        sync_dir(folder_of(new))
+    });
+    match moved {
+        Ok(()) => tracing::info!(from = %old.display(), to = %new.display(),
+            "moved to where this version keeps it"),
+        Err(e) => tracing::warn!(error = %e, "cannot move to where this version keeps it"),
+    }
 }
 
 /// Makes renames in `dir` durable.

@@ -1,4 +1,4 @@
-//! `REPO/control/receipts.jsonl`: what the targets signer did with each submission, so that
+//! `REPO/control/targets/receipts.jsonl`: what the targets signer did with each submission, so that
 //! the submitter's `--wait` can say, per name, signed, refused (and why) or replaced by a
 //! later submission, rather than wait for content that will never be published.
 //!
@@ -70,9 +70,12 @@ pub struct Receipts {
 }
 
 impl Receipts {
-    pub fn new(control_dir: &Path) -> Receipts {
+    /// `layout`'s receipts, in the targets signer's folder (`control/targets/`).
+    pub fn new(layout: &super::Layout) -> Receipts {
         Receipts {
-            path: control_dir.join("receipts.jsonl"),
+            path: layout
+                .role_dir(crate::role::Role::Targets)
+                .join("receipts.jsonl"),
         }
     }
 
@@ -186,7 +189,9 @@ mod tests {
     #[test]
     fn a_reader_sees_its_receipts_appended_later_across_a_rotation() {
         let dir = tempfile::tempdir().unwrap();
-        let receipts = Receipts::new(dir.path());
+        let layout = super::super::Layout::new(dir.path());
+        std::fs::create_dir_all(layout.role_dir(crate::role::Role::Targets)).unwrap();
+        let receipts = Receipts::new(&layout);
         let receipt = |id: &str| Receipt {
             jobs: vec![id.into()],
             ..Default::default()

@@ -222,7 +222,7 @@ impl TargetsRole {
         core.new_key = new_key;
         Ok(TargetsRole {
             ledger,
-            receipts: Receipts::new(&layout.control_dir()),
+            receipts: Receipts::new(layout),
             tombstones,
             core,
             bins,

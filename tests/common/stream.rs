@@ -39,7 +39,7 @@ pub fn submit_in_background(
 
 /// Lines in the targets signer's ledger: one more each batch it applies.
 pub fn ledger_lines(repo: &TestRepo) -> usize {
-    std::fs::read_to_string(repo.repo.join("control/submissions.jsonl"))
+    std::fs::read_to_string(repo.repo.join("control/targets/submissions.jsonl"))
         .unwrap()
         .lines()
         .count()

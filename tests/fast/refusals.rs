@@ -253,7 +253,8 @@ async fn a_removed_release_keeps_its_bytes_unless_replaced_on_purpose() {
     assert_all_signed(&repo.add(std::slice::from_ref(&p2_other)).await, 1);
     assert_eq!(repo.remove(&[&p2.name]).await[&p2.name], Outcome::Signed);
 
-    let text = std::fs::read_to_string(repo.layout.control_dir().join("receipts.jsonl")).unwrap();
+    let text =
+        std::fs::read_to_string(repo.layout.control_dir().join("targets/receipts.jsonl")).unwrap();
     let lines: Vec<serde_json::Value> = text
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
@@ -273,7 +274,8 @@ async fn a_removed_release_keeps_its_bytes_unless_replaced_on_purpose() {
         "{text}"
     );
     let stones =
-        std::fs::read_to_string(repo.layout.control_dir().join("tombstones.jsonl")).unwrap();
+        std::fs::read_to_string(repo.layout.control_dir().join("targets/tombstones.jsonl"))
+            .unwrap();
     assert_eq!(
         stones.lines().count(),
         2,
