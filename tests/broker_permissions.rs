@@ -94,53 +94,12 @@ async fn each_agent_user_does_its_own_job_and_nothing_else() {
     if Command::new("rabbitmqctl").arg("--help").output().is_err() {
         panic!("rabbitmqctl is needed to load the definitions into the local broker (apt-get install rabbitmq-server)");
     }
-    let suffix = unique_prefix("perm").replace('.', "-");
-    let vhost = format!("tuf{suffix}");
     let text = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/nix/rabbitmq/definitions.json"
     ))
     .unwrap();
-    let mut defs: serde_json::Value = serde_json::from_str(&text).unwrap();
-    let agents: Vec<String> = defs["users"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|u| u["name"].as_str().unwrap().to_string())
-        .collect();
-    let user = |agent: &str| format!("{agent}{suffix}");
-    for u in defs["users"].as_array_mut().unwrap() {
-        u["name"] = user(u["name"].as_str().unwrap()).into();
-    }
-    for p in defs["permissions"].as_array_mut().unwrap() {
-        p["user"] = user(p["user"].as_str().unwrap()).into();
-        p["vhost"] = vhost.clone().into();
-    }
-    for kind in ["queues", "exchanges", "bindings"] {
-        for q in defs[kind].as_array_mut().unwrap() {
-            q["vhost"] = vhost.clone().into();
-        }
-    }
-    defs["vhosts"] = serde_json::json!([{"name": vhost}]);
-    let _cleanup = Cleanup {
-        vhost: vhost.clone(),
-        users: agents.iter().map(|a| user(a)).collect(),
-    };
-    let file = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(file.path(), serde_json::to_vec(&defs).unwrap()).unwrap();
-    // rabbitmqctl reads it as the broker's user; it holds only password hashes.
-    std::fs::set_permissions(
-        file.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o644),
-    )
-    .unwrap();
-    let out = rabbitmqctl(&["import_definitions", file.path().to_str().unwrap()]);
-    assert!(
-        out.status.success(),
-        "import_definitions: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-
+    let (vhost, agents, user, _cleanup) = load_definitions(&text, "perm");
     let own = |agent: &str| match agent {
         "delegated-targets-signer" => Some(Queue::Targets),
         "snapshot-signer" => Some(Queue::Snapshot),
@@ -236,4 +195,135 @@ async fn each_agent_user_does_its_own_job_and_nothing_else() {
             .await
             .is_err()
     );
+}
+
+/// Loads broker definitions (`text`) into the local broker, in a vhost of their own with user
+/// names suffixed so nothing collides; returns the vhost, the agents (the users' names in
+/// the definitions), the suffixing rule, and what removes them again.
+fn load_definitions(
+    text: &str,
+    tag: &str,
+) -> (String, Vec<String>, impl Fn(&str) -> String, Cleanup) {
+    let suffix = unique_prefix(tag).replace('.', "-");
+    let vhost = format!("tuf{suffix}");
+    let mut defs: serde_json::Value = serde_json::from_str(text).unwrap();
+    let agents: Vec<String> = defs["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["name"].as_str().unwrap().to_string())
+        .collect();
+    let user = move |agent: &str| format!("{agent}{suffix}");
+    for u in defs["users"].as_array_mut().unwrap() {
+        u["name"] = user(u["name"].as_str().unwrap()).into();
+    }
+    for p in defs["permissions"].as_array_mut().unwrap() {
+        p["user"] = user(p["user"].as_str().unwrap()).into();
+        p["vhost"] = vhost.clone().into();
+    }
+    for kind in ["queues", "exchanges", "bindings"] {
+        for q in defs[kind].as_array_mut().unwrap() {
+            q["vhost"] = vhost.clone().into();
+        }
+    }
+    defs["vhosts"] = serde_json::json!([{"name": vhost}]);
+    let cleanup = Cleanup {
+        vhost: vhost.clone(),
+        users: agents.iter().map(|a| user(a)).collect(),
+    };
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), serde_json::to_vec(&defs).unwrap()).unwrap();
+    // rabbitmqctl reads it as the broker's user; it holds only password hashes.
+    std::fs::set_permissions(
+        file.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o644),
+    )
+    .unwrap();
+    let out = rabbitmqctl(&["import_definitions", file.path().to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "import_definitions: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (vhost, agents, user, cleanup)
+}
+
+/// Issue 22: a deployment's broker passwords (`tuf-signer broker-secrets`) replace the
+/// development ones published here: each agent connects with the password in its own file,
+/// `dev-AGENT` is refused, and the broker image's entrypoint refuses to start on the
+/// development definitions unless told it is a development set-up.
+#[tokio::test(flavor = "multi_thread")]
+async fn deployment_passwords_replace_the_published_development_ones() {
+    if Command::new("rabbitmqctl").arg("--help").output().is_err() {
+        panic!("rabbitmqctl is needed to load the definitions into the local broker (apt-get install rabbitmq-server)");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("secrets");
+    ok(run(Command::new(SIGNER)
+        .args(["broker-secrets", "--out"])
+        .arg(&out)));
+    let text = std::fs::read_to_string(out.join("definitions.json")).unwrap();
+    let (vhost, agents, user, _cleanup) = load_definitions(&text, "secrets");
+    for agent in &agents {
+        let password = std::fs::read_to_string(out.join(format!("{agent}.password"))).unwrap();
+        let with = |password: &str| {
+            format!(
+                "amqp://{}:{}@127.0.0.1:5672/{vhost}",
+                user(agent),
+                password.trim()
+            )
+        };
+        let conn = lapin::Connection::connect(&with(&password), Default::default()).await;
+        assert!(
+            conn.is_ok(),
+            "{agent} with its own password: {:?}",
+            conn.err()
+        );
+        let dev_url = with(&format!("dev-{agent}"));
+        let dev = lapin::Connection::connect(&dev_url, Default::default()).await;
+        assert!(dev.is_err(), "{agent} with the development password");
+    }
+
+    // The image's entrypoint, with a stand-in for the server it starts.
+    let bin = dir.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    std::fs::write(bin.join("rabbitmq-server"), "#!/bin/sh\necho started\n").unwrap();
+    std::fs::set_permissions(
+        bin.join("rabbitmq-server"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let dev_defs = concat!(env!("CARGO_MANIFEST_DIR"), "/nix/rabbitmq/definitions.json");
+    let entrypoint = |defs: &std::path::Path, dev: bool| {
+        let mut cmd = Command::new("sh");
+        cmd.arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/nix/rabbitmq/entrypoint.sh"
+        ))
+        .env(
+            "PATH",
+            format!("{}:{}", bin.display(), std::env::var("PATH").unwrap()),
+        )
+        .env("TUF_BROKER_DEFINITIONS", defs)
+        .env("TUF_BROKER_DEV_DEFINITIONS", dev_defs)
+        .env_remove("TUF_BROKER_DEV");
+        if dev {
+            cmd.env("TUF_BROKER_DEV", "1");
+        }
+        run(&mut cmd)
+    };
+    let refused = entrypoint(std::path::Path::new(dev_defs), false);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("tuf-signer broker-secrets"));
+    for (defs, dev) in [
+        (std::path::Path::new(dev_defs), true),
+        (&out.join("definitions.json"), false),
+    ] {
+        let started = entrypoint(defs, dev);
+        assert_eq!(
+            String::from_utf8_lossy(&started.stdout),
+            "started\n",
+            "{defs:?}"
+        );
+    }
 }

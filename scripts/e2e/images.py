@@ -74,7 +74,7 @@ def broker_config(spec, revision):
     """nix/rabbitmq/default.nix `config`, from the same image.json."""
     return {
         "User": f"{spec['uid']}:{spec['uid']}",
-        "Entrypoint": [f"/bin/{spec['program']}"],
+        "Entrypoint": spec["entrypoint"],
         "Env": env_list(spec["env"]),
         "ExposedPorts": {p: {} for p in spec["ports"]},
         "Volumes": {v: {} for v in spec["volumes"]},
@@ -219,6 +219,8 @@ def broker_rootfs(spec):
     fs.link("usr/bin/sh", "dash")
     fs.text("etc/rabbitmq/rabbitmq.conf", (NIX / "rabbitmq/rabbitmq.conf").read_text())
     fs.text("etc/rabbitmq/definitions.json", (NIX / "rabbitmq/definitions.json").read_text())
+    fs.text("etc/rabbitmq/definitions.dev.json", (NIX / "rabbitmq/definitions.json").read_text())
+    fs.text("etc/rabbitmq/entrypoint.sh", (NIX / "rabbitmq/entrypoint.sh").read_text())
     fs.text("etc/nsswitch.conf", "passwd: files\ngroup: files\nhosts: files dns\n")
     uid = spec["uid"]
     identity(fs, "rabbitmq", uid, "rabbitmq", uid)

@@ -102,6 +102,39 @@ enum Command {
     /// its metadata with it at once), then a root version that removes the old key.
     #[command(verbatim_doc_comment, subcommand)]
     Root(RootCommand),
+    /// Make a deployment's broker passwords: one random password per agent's broker user,
+    /// each in OUT/AGENT.password (0600), and OUT/definitions.json for the broker with their
+    /// salted hashes (the users, permissions and queues of nix/rabbitmq/definitions.json).
+    ///
+    /// The broker image refuses the development passwords baked into it (dev-AGENT, published
+    /// in this repository) unless started with TUF_BROKER_DEV=1 (DDEV sets it): mount
+    /// OUT/definitions.json over /etc/rabbitmq/definitions.json, and each password file into
+    /// its agent only, named by AMQP_PASSWORD_FILE.
+    ///
+    /// Example: tuf-signer broker-secrets --out ./broker-secrets \
+    ///              --owner delegated-targets-signer=10001 --owner packaging-pipeline=10004
+    #[command(verbatim_doc_comment)]
+    BrokerSecrets {
+        /// The folder to write into (made private; nothing in it is replaced).
+        #[arg(long)]
+        out: PathBuf,
+        /// Give AGENT's password file to user UID (repeatable; run as root).
+        #[arg(long = "owner", value_name = "AGENT=UID", value_parser = parse_agent_owner)]
+        owners: Vec<(String, u32)>,
+        /// Broker definitions to start from (default: the image's, nix/rabbitmq/definitions.json).
+        #[arg(long, value_name = "FILE")]
+        definitions: Option<PathBuf>,
+    },
+}
+
+fn parse_agent_owner(text: &str) -> std::result::Result<(String, u32), String> {
+    let (agent, uid) = text
+        .split_once('=')
+        .ok_or("write AGENT=UID, e.g. delegated-targets-signer=10001")?;
+    Ok((
+        agent.to_string(),
+        uid.parse().map_err(|_| format!("{uid}: not a uid"))?,
+    ))
 }
 
 #[derive(Subcommand)]
@@ -369,6 +402,20 @@ async fn dispatch(command: Command) -> Result<()> {
             Ok(())
         }
         Command::Run(args) => run(*args).await,
+        Command::BrokerSecrets {
+            out,
+            owners,
+            definitions,
+        } => {
+            use package_signing::broker::secrets;
+            let template = match &definitions {
+                Some(file) => std::fs::read_to_string(file)
+                    .map_err(Error::io("cannot read the broker definitions", file))?,
+                None => secrets::DEV_DEFINITIONS.to_string(),
+            };
+            print!("{}", secrets::write(&out, &template, &owners)?.summary());
+            Ok(())
+        }
         Command::Root(command) => root_command(command),
     }
 }

@@ -10,6 +10,7 @@
 pub mod amqp;
 pub mod backoff;
 pub mod inbox;
+pub mod secrets;
 
 use std::time::{Duration, Instant};
 
