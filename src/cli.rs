@@ -59,6 +59,11 @@ pub struct BrokerArgs {
     /// A file holding the broker password (its first line), which replaces any in the URL.
     #[arg(long, env = "AMQP_PASSWORD_FILE", value_name = "FILE")]
     pub amqp_password_file: Option<PathBuf>,
+    /// For a broker on another host (amqps://HOST:5671/...): the PEM file of the certificate
+    /// authority that signed its certificate. Without it, amqps:// trusts the system's
+    /// authorities; amqp:// is plain text, for a broker on this host or a private network.
+    #[arg(long, env = "AMQP_CA_FILE", value_name = "FILE")]
+    pub amqp_ca_file: Option<PathBuf>,
     /// Prefix of the queue names, to run several repositories on one broker (give the
     /// signers and the clients of one repository the same).
     #[arg(long, env = "TUF_QUEUE_PREFIX", default_value = "")]
@@ -109,6 +114,7 @@ impl BrokerArgs {
                 .collect::<Result<Vec<_>>>()?
                 .join(",");
         }
+        config.ca_file = self.amqp_ca_file.clone();
         config.prefix = self.queue_prefix.clone();
         config.queue_type = self.queue_type;
         config.patience = crate::repository::expiry::parse_duration_or_zero(&self.broker_wait)?;

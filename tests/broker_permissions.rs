@@ -115,6 +115,7 @@ async fn each_agent_user_does_its_own_job_and_nothing_else() {
             prefix: String::new(),
             patience: AmqpConfig::PATIENCE,
             queue_type: Default::default(),
+            ca_file: None,
         };
         let endpoint = Endpoint::amqp(&config, own(agent), 10)
             .await
@@ -171,6 +172,7 @@ async fn each_agent_user_does_its_own_job_and_nothing_else() {
         prefix: String::new(),
         patience: AmqpConfig::PATIENCE,
         queue_type: Default::default(),
+        ca_file: None,
     };
     let all = [
         Queue::Targets,

@@ -51,6 +51,7 @@ async fn pause_holds_jobs_refresh_goes_on_resume_signs_them() {
         prefix: prefix.clone(),
         patience: AmqpConfig::PATIENCE,
         queue_type: Default::default(),
+        ca_file: None,
     };
     let mut targets = repo.spawn_signer("targets", &prefix, &SHORT_LIFETIMES);
     let mut others = [

@@ -33,6 +33,10 @@ pub struct AmqpConfig {
     pub patience: Duration,
     /// The kind of queue declared (where the agent declares them).
     pub queue_type: QueueType,
+    /// For `amqps://` URLs: the PEM file of the certificate authority that signed the
+    /// broker's certificate (a broker on another host, with a certificate of its own CA);
+    /// without it, the system's trusted authorities.
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 impl AmqpConfig {
@@ -47,6 +51,7 @@ impl AmqpConfig {
             prefix: String::new(),
             patience: AmqpConfig::PATIENCE,
             queue_type: QueueType::Classic,
+            ca_file: None,
         }
     }
 
@@ -64,6 +69,18 @@ impl AmqpConfig {
     /// last node's.
     async fn connect(&self) -> Result<Connection> {
         let mut last = None;
+        let tls = match &self.ca_file {
+            Some(file) => lapin::tcp::OwnedTLSConfig {
+                identity: None,
+                cert_chain: Some(
+                    std::fs::read_to_string(file)
+                        .map_err(Error::io("cannot read the broker's CA file", file))?,
+                ),
+            },
+            None => lapin::tcp::OwnedTLSConfig::default(),
+        };
+        let runtime = lapin::runtime::default_runtime()
+            .map_err(Error::broker("no runtime to connect to the broker with"))?;
         for url in self.urls() {
             // A URL that does not parse will never connect: said at once, not waited out.
             if url.parse::<lapin::uri::AMQPUri>().is_err() {
@@ -76,7 +93,12 @@ impl AmqpConfig {
             // after CONNECT_TIMEOUT, so that the next node is tried.
             let attempt = tokio::time::timeout(
                 CONNECT_TIMEOUT,
-                Connection::connect(url, ConnectionProperties::default()),
+                Connection::connect_with_config(
+                    url,
+                    ConnectionProperties::default(),
+                    tls.clone(),
+                    runtime.clone(),
+                ),
             )
             .await
             .unwrap_or_else(|_| {
