@@ -493,13 +493,13 @@ async fn a_volume_that_goes_back_is_never_signed_lower() {
     delete_queues(&d.prefix).await;
 }
 
-/// Attack 4: the attacker's uid replaces a signer's staging folder with a symlink to a file
-/// of that signer's user outside the repository (its key), or plants symlinks where the
-/// signer makes its temp files. The staging root is sticky and each staging folder its
-/// process's own, so neither works; signing goes on, the key is untouched and every served
-/// file stays a plain file.
+/// Attacks 4, 5 and 8: the attacker's uid replaces a signer's staging folder with a symlink
+/// to a file of that signer's user outside the repository (its key), plants symlinks where
+/// the signer makes its temp files, or replaces the targets signer's ledger, lock or receipts.
+/// Each of those folders is its writer's own (control/staging/UID/, control/ROLE/), so none
+/// works; signing goes on, the key is untouched and every served file stays a plain file.
 #[tokio::test(flavor = "multi_thread")]
-async fn staging_folders_cannot_be_swapped() {
+async fn control_and_staging_folders_are_their_writers_own() {
     let Some(d) = deploy("staging") else {
         return;
     };
@@ -533,6 +533,21 @@ async fn staging_folders_cannot_be_swapped() {
         assert!(folder.is_dir() && !folder.is_symlink(), "{f}");
         let planted = attacker(&format!("ln -s {} {f}/0.timestamp.json", key.display()));
         assert!(!planted.status.success(), "a symlink was planted in {f}");
+    }
+    let control = d.repo.repo.join("control");
+    for role in ["targets", "snapshot", "timestamp"] {
+        for file in [
+            "submissions.jsonl",
+            "receipts.jsonl",
+            &format!("{role}.lock"),
+        ] {
+            let path = control.join(role).join(file);
+            let p = path.display();
+            let replaced = attacker(&format!("echo '{{}}' > {p}.new && mv -f {p}.new {p}"));
+            assert!(!replaced.status.success(), "{p} was replaced");
+            let written = attacker(&format!("echo '{{}}' >> {p}"));
+            assert!(!written.status.success(), "{p} was written");
+        }
     }
     let releases = make_releases(&d.repo.path("rel"), 3, "s");
     ok(d.submit(&d.repo.path("rel"), true));
