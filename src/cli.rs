@@ -32,12 +32,24 @@ pub struct RootArgs {
     /// root.json beside this agent's key (--key, --keys, --submitter-key).
     #[arg(long = "root", env = "TUF_ROOT", value_name = "FILE")]
     pub root: Option<PathBuf>,
+    /// This agent's own state folder, private and writable, never inside the repository:
+    /// the root it trusts once it has moved past --root (kept durably, so that trust only
+    /// moves forward), and for a signer the highest version it signed of each file (it never
+    /// signs at or below one). A signer's default: state/ beside its key; a command without
+    /// it walks the roots from --root each time and keeps nothing.
+    #[arg(long = "state", env = "TUF_STATE", value_name = "DIR")]
+    pub state: Option<PathBuf>,
 }
 
 impl RootArgs {
-    /// The pin: `--root`, else `root.json` beside `key`, else a usage error naming `command`.
+    /// The pin: `--root`, else `root.json` beside `key`, else a usage error naming `command`;
+    /// moving forward into `--state` when given.
     pub fn pin(&self, key: Option<&std::path::Path>, command: &str) -> Result<crate::pin::Pin> {
-        crate::pin::Pin::resolve(self.root.as_deref(), key, command)
+        let pin = crate::pin::Pin::resolve(self.root.as_deref(), key, command)?;
+        match &self.state {
+            Some(state) => pin.moving_in(state),
+            None => Ok(pin),
+        }
     }
 }
 

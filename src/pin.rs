@@ -133,3 +133,87 @@ fn read_root(path: &Path) -> Result<Pinned> {
         from: path.into(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::repository::init::{init, InitOptions};
+    use crate::repository::root::{Ceremony, Changes};
+    use crate::repository::Layout;
+    use crate::verify::trusted_chain;
+
+    /// A pin moves forward, durably, only along the chain; the repository may then not go
+    /// back below it, and a root that does not chain from it is refused, naming the file.
+    #[test]
+    fn a_pin_moves_forward_along_the_chain_and_never_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = InitOptions {
+            repo: dir.path().join("repo"),
+            keys: dir.path().join("keys"),
+            bins: 1,
+            expiries: Default::default(),
+            deployment: Default::default(),
+            key_id_rule: Default::default(),
+        };
+        init(&opts, |_, _| {}).unwrap();
+        let layout = Layout::new(&opts.repo);
+        let handed = dir.path().join("handed-root.json");
+        std::fs::copy(opts.keys.join(PIN_FILE), &handed).unwrap();
+        let state = dir.path().join("state");
+        let pin = Pin::new(&handed).moving_in(&state).unwrap();
+        assert_eq!(
+            trusted_chain(&layout, &pin).unwrap().root().version.get(),
+            1
+        );
+        assert!(!state.join(PIN_FILE).exists(), "nothing newer to move to");
+
+        // The keyholders publish root v2: the pin follows it, into the state folder.
+        let ceremony = Ceremony::new(
+            layout.clone(),
+            &opts.keys.join(PIN_FILE),
+            &dir.path().join("draft.json"),
+        );
+        ceremony
+            .start(&Changes {
+                expires: Some(std::time::Duration::from_secs(86400)),
+                ..Default::default()
+            })
+            .unwrap();
+        ceremony.sign(&opts.keys.join("root.pem")).unwrap();
+        ceremony.publish(false).unwrap();
+        assert_eq!(
+            trusted_chain(&layout, &pin).unwrap().root().version.get(),
+            2
+        );
+        assert_eq!(pin.load().unwrap().root.version.get(), 2);
+        assert_eq!(
+            std::fs::read(state.join(PIN_FILE)).unwrap(),
+            std::fs::read(layout.versioned("root", 2)).unwrap()
+        );
+
+        // The repository's v2 removed (rolled back): refused, though v1 is still there.
+        let v2 = layout.versioned("root", 2);
+        let bytes = std::fs::read(&v2).unwrap();
+        std::fs::remove_file(&v2).unwrap();
+        let e = trusted_chain(&layout, &pin).unwrap_err().to_string();
+        assert!(
+            e.contains("2.root.json") && e.contains("rolled back"),
+            "{e}"
+        );
+        // Put back with a byte changed: not the root this agent trusts.
+        let mut changed = bytes.clone();
+        let at = changed.len() - 2;
+        changed.insert(at, b' ');
+        std::fs::write(&v2, &changed).unwrap();
+        let e = trusted_chain(&layout, &pin).unwrap_err().to_string();
+        assert!(e.contains("is not the root this agent trusts"), "{e}");
+        std::fs::write(&v2, &bytes).unwrap();
+        // A v3 signed by nobody the pin trusts: refused, naming it.
+        std::fs::write(layout.versioned("root", 3), &bytes).unwrap();
+        let e = trusted_chain(&layout, &pin).unwrap_err().to_string();
+        assert!(
+            e.contains("3.root.json") && e.contains("does not extend the pinned root"),
+            "{e}"
+        );
+    }
+}

@@ -42,6 +42,8 @@ fn map_path(value: &str, repo: &TestRepo) -> String {
         repo.keys.join(rest).display().to_string()
     } else if let Some(rest) = value.strip_prefix("/srv/tuf/state") {
         format!("{}{rest}", repo.path("state").display())
+    } else if let Some(rest) = value.strip_prefix("/srv/tuf/client") {
+        format!("{}{rest}", repo.path("client").display())
     } else {
         assert!(
             !value.starts_with('/'),

@@ -230,12 +230,6 @@ struct RunArgs {
     keys: Option<PathBuf>,
     #[command(flatten)]
     root: cli::RootArgs,
-    /// This signer's own state folder: the root it trusts once it has moved past --root, and
-    /// the highest version it signed of each file (it never signs at or below one). Private
-    /// and writable, never inside the repository: a volume of this signer's own. Default:
-    /// state/ beside the key.
-    #[arg(long, env = "TUF_STATE", value_name = "DIR")]
-    state: Option<PathBuf>,
     /// The broker. Without one (and with --all), jobs pass in-process and come from --inbox.
     #[command(flatten)]
     broker: cli::BrokerArgs,
@@ -498,7 +492,7 @@ async fn run(args: RunArgs) -> Result<()> {
             batch_max: args.batch_max.max(1),
         },
         root: args.root.root.clone(),
-        state: args.state.clone(),
+        state: args.root.state.clone(),
     };
     signers.run(Transport::start(via), stop).await
 }

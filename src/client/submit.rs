@@ -178,13 +178,7 @@ pub fn describe(release: &Release) -> Result<NewTarget> {
     })
 }
 
-/// Where a target file lives in a consistent-snapshot repository: `dir/SHA256.file`.
-pub fn consistent_path(name: &str, sha256: &str) -> String {
-    match name.rsplit_once('/') {
-        Some((dir, file)) => format!("{dir}/{sha256}.{file}"),
-        None => format!("{sha256}.{name}"),
-    }
-}
+pub use crate::repository::layout::consistent_path;
 
 /// Copies releases into a repository's targets folder, each under its consistent name, its
 /// temp file staged in the repository's `control/staging/` (the folder above `targets/`), not

@@ -176,6 +176,14 @@ impl Layout {
     }
 }
 
+/// Where a target file lives in a consistent-snapshot repository: `dir/SHA256.file`.
+pub fn consistent_path(name: &str, sha256: &str) -> String {
+    match name.rsplit_once('/') {
+        Some((dir, file)) => format!("{dir}/{sha256}.{file}"),
+        None => format!("{sha256}.{name}"),
+    }
+}
+
 /// `"12.bin-000-001.json"` → `(12, "bin-000-001")`.
 pub fn parse_versioned(file_name: &str) -> Option<(u64, &str)> {
     let stem = file_name.strip_suffix(".json")?;

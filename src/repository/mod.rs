@@ -11,6 +11,7 @@
 
 pub mod bins;
 pub mod build;
+pub mod composer_p2;
 pub mod control;
 pub mod deployment;
 pub mod expiry;

@@ -19,6 +19,7 @@ use super::{check_not_older, check_version, listed_versions, load_state, signed_
 use crate::canonical::write_string;
 use crate::jobs::{NewTarget, SnapshotJob, TargetsJob};
 use crate::keys::SigningKey;
+use crate::repository::composer_p2;
 use crate::repository::receipts::{Receipt, Receipts};
 use crate::repository::signed::{self, sign_canonical};
 use crate::repository::tombstones::{Tombstone, Tombstones};
@@ -417,6 +418,22 @@ impl TargetsRole {
                         continue;
                     }
                     old => {
+                        // Mutable, but not in what it says of a version already released.
+                        let p2 = old
+                            .filter(|_| !job.replace && composer_p2::is_release_metadata(&t.name));
+                        if let Some(old) = p2 {
+                            let targets = self.core.settings.layout.targets_dir();
+                            let why = composer_p2::refused_change(
+                                &targets,
+                                &t.name,
+                                &old.sha256,
+                                &entry.sha256,
+                            );
+                            if let Some(why) = why {
+                                changes.refused.push((*index, t.name.clone(), why));
+                                continue;
+                            }
+                        }
                         let buried = self.tombstones.of(&t.name).filter(|s| !s.holds(&entry));
                         match buried {
                             Some(stone) if old.is_none() && !free => {

@@ -283,3 +283,45 @@ async fn a_removed_release_keeps_its_bytes_unless_replaced_on_purpose() {
     );
     signers.stop().await;
 }
+
+/// Issue 22, item 5: `p2/VENDOR/NAME.json` changes freely, but not in what it says of a
+/// version already released: a new p2 file that moves a released version's archive is
+/// refused, saying which version and field; one that adds a release is signed; `--replace`
+/// changes it on purpose.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn composer_metadata_keeps_released_versions_as_they_were() {
+    let repo = Repo::init(16);
+    let signers = repo.start().await;
+    let name = "p2/drupal/token.json";
+    let entry = |version: &str, url: &str| {
+        json!({"version": version, "version_normalized": format!("{version}.0"),
+               "dist": {"type": "zip", "url": url}, "require": {"drupal/core": "^10"}})
+    };
+    let p2 = |entries: Vec<serde_json::Value>| {
+        json!({"packages": {"drupal/token": entries}}).to_string()
+    };
+    let v190 = entry("1.9.0", "https://example.org/token-1.9.0.zip");
+    let first = repo.release(name, &p2(vec![v190.clone()]));
+    assert_all_signed(&repo.add(std::slice::from_ref(&first)).await, 1);
+
+    let moved = repo.release(
+        name,
+        &p2(vec![entry("1.9.0", "https://evil.example/token.zip")]),
+    );
+    match &repo.add(std::slice::from_ref(&moved)).await[name] {
+        Outcome::Refused(why) => assert!(why.contains("1.9.0.0 changes its dist"), "{why}"),
+        outcome => panic!("{name}: {outcome:?}"),
+    }
+    let grown = repo.release(
+        name,
+        &p2(vec![
+            entry("1.9.1", "https://example.org/token-1.9.1.zip"),
+            v190,
+        ]),
+    );
+    assert_all_signed(&repo.add(std::slice::from_ref(&grown)).await, 1);
+    let replaced = repo.submit(&repo.inbox, std::slice::from_ref(&moved), 100, true);
+    assert_all_signed(&replaced.await.outcomes().await, 1);
+    repo.assert_downloads(std::slice::from_ref(&moved)).await;
+    signers.stop().await;
+}
