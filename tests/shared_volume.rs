@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use common::*;
+use common::{php, *};
 use package_signing::keys::SigningKey;
 use package_signing::pin::Pin;
 use package_signing::repository::HashBins;
@@ -215,6 +215,18 @@ impl Deployed {
     }
 }
 
+/// php-tuf (Composer's client), installed with the genuine root handed over out of band,
+/// verifies every release; where there is no php-tuf checkout this says skipped, on one line.
+fn php_tuf_accepts(repo: &TestRepo, releases: &[(String, PathBuf)], tag: &str) {
+    if !cfg!(php_tuf) {
+        println!("skipped: php-tuf (no php-tuf checkout; PHP_TUF_CHECKOUTS)");
+        return;
+    }
+    let server = HttpServer::serve(&repo.repo);
+    let clients = php::PhpClient::trusting_file(repo, tag, &repo.pin_file());
+    php::all_accept(&clients, &server, releases, &format!("the {tag} attack"));
+}
+
 /// Waits until `proc` has exited; returns its log.
 fn exited(proc: &mut Proc, within: Duration) -> String {
     let start = Instant::now();
@@ -393,6 +405,7 @@ async fn a_forged_root_chain_on_the_volume_gets_nothing_signed() {
     items.push(format!("!{backdoor}"));
     let report = ngclient_verify(&d.repo, &items);
     assert_eq!(report["verified"], all.len());
+    php_tuf_accepts(&d.repo, &all, "forged-chain");
     assert!(files_listing(&d.repo, backdoor).is_empty());
     let (valid, report) = d.validate();
     assert!(valid, "{report}");
@@ -489,6 +502,7 @@ async fn a_volume_that_goes_back_is_never_signed_lower() {
     all.extend(third);
     let report = ngclient_verify(&d.repo, &items_for(&all));
     assert_eq!(report["verified"], all.len());
+    php_tuf_accepts(&d.repo, &all, "went-back");
     drop(d.signers);
     delete_queues(&d.prefix).await;
 }
@@ -566,6 +580,7 @@ async fn control_and_staging_folders_are_their_writers_own() {
     }
     let report = ngclient_verify(&d.repo, &items_for(&releases));
     assert_eq!(report["verified"], releases.len());
+    php_tuf_accepts(&d.repo, &releases, "swaps");
     drop(d.signers);
     delete_queues(&d.prefix).await;
 }

@@ -4,6 +4,7 @@
 pub mod broker;
 pub mod broker_node;
 pub mod interop;
+pub mod php;
 pub mod repo;
 pub mod root;
 pub mod stream;
