@@ -13,11 +13,9 @@
 //! map), and rewritten compactly when it has grown to several lines per file.
 
 use std::collections::HashMap;
-use std::fs::{File, OpenOptions};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use crate::repository::layout::{sync_dir, write_durably};
+use crate::repository::layout::{append_durably, write_durably};
 use crate::role::Role;
 use crate::{Error, Result};
 
@@ -126,19 +124,7 @@ impl HighWater {
         if self.lines > 4 * self.highest.len() + 64 {
             return self.compact();
         }
-        let new = !self.path.exists();
-        let error = || Error::io("cannot record the versions signed in", &self.path);
-        let mut file: File = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.path)
-            .map_err(error())?;
-        file.write_all(text.as_bytes()).map_err(error())?;
-        file.sync_data().map_err(error())?;
-        if new {
-            sync_dir(self.path.parent().unwrap_or(Path::new(".")))?;
-        }
-        Ok(())
+        append_durably(&self.path, text.as_bytes())
     }
 
     /// Rewrites the record with one line per file.

@@ -13,7 +13,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::repository::layout::{create_private_dir, write_durably};
+use crate::repository::layout::{create_private_dir, folder_of, write_durably};
 use crate::schema::Root;
 use crate::updater::config::Config;
 use crate::updater::trusted_set::TrustedSet;
@@ -54,12 +54,7 @@ impl Pin {
     pub fn resolve(explicit: Option<&Path>, key: Option<&Path>, command: &str) -> Result<Pin> {
         match (explicit, key) {
             (Some(file), _) => Ok(Pin::new(file)),
-            (None, Some(key)) => Ok(Pin::new(
-                key.parent()
-                    .filter(|p| !p.as_os_str().is_empty())
-                    .unwrap_or(Path::new("."))
-                    .join(PIN_FILE),
-            )),
+            (None, Some(key)) => Ok(Pin::new(folder_of(key).join(PIN_FILE))),
             (None, None) => Err(Error::Usage(format!(
                 "{command} needs the root you trust: --root FILE or TUF_ROOT (tuf-signer init \
                  wrote KEYS/root.json). The repository's own roots are checked against it, \

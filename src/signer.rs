@@ -85,11 +85,7 @@ impl Signers {
     pub fn state_dir(&self) -> Result<PathBuf> {
         let dir = match (&self.state, self.keys.first()) {
             (Some(dir), _) => dir.clone(),
-            (None, Some((_, key))) => key
-                .parent()
-                .filter(|p| !p.as_os_str().is_empty())
-                .unwrap_or(Path::new("."))
-                .join("state"),
+            (None, Some((_, key))) => crate::repository::layout::folder_of(key).join("state"),
             (None, None) => return Err(Error::Usage("a signer needs a key (--key)".into())),
         };
         let absolute = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());

@@ -212,6 +212,27 @@ pub fn write_durably(path: &Path, bytes: &[u8]) -> Result<()> {
     folder.sync()
 }
 
+/// Appends `bytes` to `path` (made if missing, never through a symlink) and flushes it, and
+/// its folder when the file is new: for the append-only records a signer keeps (the versions
+/// it signed, the tombstones). A last line cut short by a crash is for the reader to ignore.
+pub fn append_durably(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let error = || Error::io("cannot append to", path);
+    let new = !path.exists();
+    let mut file = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .map_err(error())?;
+    file.write_all(bytes).map_err(error())?;
+    file.sync_data().map_err(error())?;
+    if new {
+        sync_dir(folder_of(path))?;
+    }
+    Ok(())
+}
+
 /// Writes a new file that only its owner can read, from its first byte: created with mode 0600
 /// (the umask can only take bits away), refused if anything is at `path` already, a symlink
 /// included; flushed, and its folder too. There is no temp name another user could create
@@ -231,7 +252,7 @@ pub fn write_secret_durably(path: &Path, bytes: &[u8]) -> Result<()> {
 }
 
 /// The folder a file is in (`.` for a bare file name).
-pub(super) fn folder_of(path: &Path) -> &Path {
+pub(crate) fn folder_of(path: &Path) -> &Path {
     match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),

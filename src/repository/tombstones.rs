@@ -14,8 +14,6 @@
 //! symlink.
 
 use std::collections::HashMap;
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -86,19 +84,7 @@ impl Tombstones {
             serde_json::to_writer(&mut text, stone).expect("tombstones serialise");
             text.push(b'\n');
         }
-        let error = || Error::io("cannot record removed releases in", &self.path);
-        let new = !self.path.exists();
-        let mut file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&self.path)
-            .map_err(error())?;
-        file.write_all(&text).map_err(error())?;
-        file.sync_data().map_err(error())?;
-        if new {
-            crate::repository::layout::sync_dir(crate::repository::layout::folder_of(&self.path))?;
-        }
+        crate::repository::layout::append_durably(&self.path, &text)?;
         for stone in stones {
             self.newest.insert(stone.name.clone(), stone);
         }
