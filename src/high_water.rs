@@ -45,7 +45,7 @@ impl HighWater {
         let mut lines = 0;
         // A last line without its newline was cut short by a crash mid-append: its file's
         // version is recorded again by the write that follows it, or was never durable.
-        let complete = text.rfind('\n').map_or("", |end| &text[..end]);
+        let complete = crate::repository::layout::complete_lines(&text);
         for (n, line) in complete.lines().enumerate() {
             let parsed = line
                 .split_once(' ')
@@ -170,6 +170,15 @@ mod tests {
         std::fs::write(&file, "snapshot 7\nsnapshot 9").unwrap();
         let hw = HighWater::open(dir.path(), Role::Snapshot).unwrap();
         assert_eq!(hw.highest("snapshot"), Some(7));
+        // Appended after a torn line: the torn line is cut off, the record reads back.
+        let mut hw = HighWater::open(dir.path(), Role::Snapshot).unwrap();
+        hw.record([("snapshot", 12)]).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&file).unwrap(),
+            "snapshot 7\nsnapshot 12\n"
+        );
+        let hw = HighWater::open(dir.path(), Role::Snapshot).unwrap();
+        assert_eq!(hw.highest("snapshot"), Some(12));
         std::fs::write(&file, "snapshot seven\n").unwrap();
         let e = HighWater::open(dir.path(), Role::Snapshot).unwrap_err();
         assert!(e.to_string().contains("damaged"), "{e}");

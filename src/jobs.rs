@@ -48,8 +48,8 @@ pub struct TargetsJob {
     /// The submission's id, [`crate::submission::id_of`] its bytes: what its receipt names.
     #[serde(skip)]
     pub id: Option<String>,
-    /// The key id its signature is labelled with (a submitter key the signer trusts signed
-    /// it); for the receipts and tombstones.
+    /// The id (php-tuf's rule) of the trusted submitter key that signed it; for the receipts
+    /// and tombstones.
     #[serde(skip)]
     pub submitter: Option<String>,
 }

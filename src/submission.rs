@@ -160,12 +160,6 @@ impl Policy {
         struct Probe<'a> {
             #[serde(borrow)]
             signed: Option<&'a serde_json::value::RawValue>,
-            #[serde(default)]
-            signatures: Vec<Labelled>,
-        }
-        #[derive(Deserialize)]
-        struct Labelled {
-            keyid: Option<String>,
         }
         let not_a_job = |e: serde_json::Error| Error::InvalidJob(format!("not a targets job: {e}"));
         let probe: Probe = serde_json::from_slice(body).map_err(not_a_job)?;
@@ -197,7 +191,16 @@ impl Policy {
         let mut job = body.job;
         job.issued = Some(body.issued);
         job.id = Some(id_of(body_bytes));
-        job.submitter = probe.signatures.into_iter().find_map(|s| s.keyid);
+        // Which trusted key signed it, by trying each: the ids the signatures are labelled
+        // with are anyone's to write.
+        job.submitter = self
+            .submitters
+            .iter()
+            .find(|(id, key)| {
+                let one: KeyMap = [((*id).clone(), (*key).clone())].into_iter().collect();
+                verify_raw(body_bytes, "submission", &Authority::any_of(&one)).is_ok()
+            })
+            .map(|(id, _)| hex::encode(id));
         Ok(job)
     }
 

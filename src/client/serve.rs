@@ -52,12 +52,17 @@ async fn run(listener: TcpListener, published: Published, max_connections: usize
         };
         let slot = match slots.clone().try_acquire_owned() {
             Ok(slot) => slot,
-            Err(_) => {
+            // At the cap: close the longest idle, and again while waiting (the one told may
+            // just have taken a request, and goes on serving it).
+            Err(_) => loop {
                 if idle.close_oldest() {
                     tracing::debug!(%peer, "at the connection cap: closed the longest idle");
                 }
-                slots.clone().acquire_owned().await.expect("never closed")
-            }
+                tokio::select! {
+                    slot = slots.clone().acquire_owned() => break slot.expect("never closed"),
+                    () = tokio::time::sleep(std::time::Duration::from_millis(100)) => {}
+                }
+            },
         };
         let (published, idle) = (published.clone(), idle.clone());
         tokio::spawn(async move {

@@ -4,7 +4,8 @@
 //! what it says of a version already released is not: a site that locked `1.9.0` must get the
 //! same archive and the same dependencies tomorrow. Invariant: a new `p2/VENDOR/NAME.json`
 //! (not `~dev.json`) is signed without `--replace` only if every version it shares with the
-//! one signed before keeps its `dist` and its `require` (compared as JSON values). Versions
+//! one signed before keeps its `dist`, `source` and `require` (compared as JSON values;
+//! versions matched by their normalised form, `1.9.0` and `v1.9.0` being `1.9.0.0`). Versions
 //! may be added or dropped; other fields (descriptions, authors, support links) may change;
 //! dev versions (`dev-*`, `*-dev`) are exempt. Both files are read from the repository's
 //! `targets/` folder, where `add-targets --targets-dir` puts them, and checked against the
@@ -18,8 +19,13 @@ use serde_json::Value;
 
 use super::layout::consistent_path;
 
-/// The fields of a released version that never change without `--replace`.
-pub const FROZEN: [&str; 2] = ["dist", "require"];
+/// The fields of a released version that never change without `--replace`: what is
+/// installed (the archive, or the source a `--prefer-source` install checks out) and what
+/// comes with it.
+pub const FROZEN: [&str; 3] = ["dist", "source", "require"];
+
+/// The largest p2 file compared (Drupal's largest are a few MB).
+const MAX_P2: u64 = 64 << 20;
 
 /// Whether `name` is Composer metadata of tagged releases: `p2/VENDOR/NAME.json`, not the
 /// `~dev.json` of dev branches.
@@ -40,7 +46,8 @@ pub fn refused_change(
 ) -> Option<String> {
     let read = |sha256: &[u8; 32], which: &str| -> Result<Value, String> {
         let path = targets.join(consistent_path(name, &hex::encode(sha256)));
-        let bytes = std::fs::read(&path).map_err(|e| {
+        // Written by the packaging pipeline's user: a plain file only, read without blocking.
+        let bytes = super::layout::read_plain(&path, MAX_P2).map_err(|e| {
             format!(
                 "cannot compare the {which} {name} with the one signed before ({}: {e}), so \
                  no released version can be shown unchanged",
@@ -106,12 +113,15 @@ fn versions(file: &Value) -> BTreeMap<(String, String), serde_json::Map<String, 
                     expanded.insert(k.clone(), v.clone());
                 }
             }
-            let version = expanded
-                .get("version_normalized")
-                .or_else(|| expanded.get("version"))
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_string();
+            let version = match expanded.get("version_normalized").and_then(Value::as_str) {
+                Some(normalized) => normalized.to_string(),
+                None => normalize(
+                    expanded
+                        .get("version")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default(),
+                ),
+            };
             if version.is_empty() || version.starts_with("dev-") || version.ends_with("-dev") {
                 continue;
             }
@@ -119,6 +129,23 @@ fn versions(file: &Value) -> BTreeMap<(String, String), serde_json::Map<String, 
         }
     }
     out
+}
+
+/// A tagged version as Composer normalises the plain ones: `v1.9` and `1.9.0` are `1.9.0.0`.
+/// Anything else (a pre-release suffix, a branch) is kept as written.
+fn normalize(version: &str) -> String {
+    let plain = version.strip_prefix(['v', 'V']).unwrap_or(version);
+    let parts: Vec<&str> = plain.split('.').collect();
+    if parts.len() <= 4
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+    {
+        let mut parts: Vec<String> = parts.iter().map(|p| p.to_string()).collect();
+        parts.resize(4, "0".into());
+        return parts.join(".");
+    }
+    version.to_string()
 }
 
 #[cfg(test)]
@@ -196,6 +223,14 @@ mod tests {
         // Not there to compare: refused with the reason.
         let why = refused_change(dir.path(), name, &old, &[7; 32]).unwrap();
         assert!(why.contains("cannot compare"), "{why}");
+        // The same version written without its normalised form is still the same version.
+        let unnormalized = json!({"packages": {"drupal/token": [{"version": "v1.9.0",
+            "dist": {"type": "zip", "url": "https://evil.example/x.zip"},
+            "require": {"drupal/core": "^10"}}]}});
+        let bad = stored(dir.path(), name, &unnormalized);
+        assert!(refused_change(dir.path(), name, &old, &bad).is_some());
+        assert_eq!(normalize("1.9"), "1.9.0.0");
+        assert_eq!(normalize("1.9.0-beta1"), "1.9.0-beta1");
         assert!(is_release_metadata(name));
         assert!(!is_release_metadata("p2/drupal/token~dev.json"));
         assert!(!is_release_metadata("packages.json"));

@@ -90,12 +90,19 @@ impl Control {
         } else {
             self.paused_file()
         };
-        match std::fs::read(&path) {
-            Ok(bytes) => Ok(Some(serde_json::from_slice(&bytes).unwrap_or(Pause {
-                since: jiff::Timestamp::UNIX_EPOCH,
-                reason: Some(format!("{} is unreadable", path.display())),
-            }))),
+        // Written by the operator's user: a plain file only, read without blocking.
+        let unreadable = |why: String| Pause {
+            since: jiff::Timestamp::UNIX_EPOCH,
+            reason: Some(format!("{} is unreadable ({why})", path.display())),
+        };
+        match super::layout::read_plain(&path, 64 * 1024) {
+            Ok(bytes) => Ok(Some(
+                serde_json::from_slice(&bytes).unwrap_or_else(|e| unreadable(e.to_string())),
+            )),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                Ok(Some(unreadable(e.to_string())))
+            }
             Err(e) => Err(Error::io("cannot read the pause switch", path)(e)),
         }
     }

@@ -102,7 +102,11 @@ impl Layout {
         use std::os::unix::fs::MetadataExt;
         // SAFETY: geteuid has no preconditions.
         let me = unsafe { libc::geteuid() };
-        let dir = self.control_dir().join("staging").join(me.to_string());
+        let root = self.control_dir().join("staging");
+        // In a repository of agents sharing a group (made without key owners), as shared as
+        // control/ and sticky, so that each user makes its own folder in it.
+        super::staging::create_shared_dir(&root)?;
+        let dir = root.join(me.to_string());
         if !dir.exists() {
             create_dir(&dir)?;
         }
@@ -201,7 +205,11 @@ pub fn parse_versioned(file_name: &str) -> Option<(u64, &str)> {
 pub fn write_durably(path: &Path, bytes: &[u8]) -> Result<()> {
     let folder = Folder::open(folder_of(path))?;
     let name = name_of(path)?;
-    let tmp = format!(".{name}.tmp-{}", std::process::id());
+    // Unique in this process too: its threads (the three roles of `run --all`) may write the
+    // same file at once.
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = format!(".{name}.tmp-{}-{n}", std::process::id());
     // Left by a process of this pid that was stopped mid-write (or planted: never followed).
     let _ = folder.remove(&tmp);
     folder.create_new(&tmp, bytes, true, 0o666)?;
@@ -212,25 +220,79 @@ pub fn write_durably(path: &Path, bytes: &[u8]) -> Result<()> {
     folder.sync()
 }
 
-/// Appends `bytes` to `path` (made if missing, never through a symlink) and flushes it, and
-/// its folder when the file is new: for the append-only records a signer keeps (the versions
-/// it signed, the tombstones). A last line cut short by a crash is for the reader to ignore.
+/// Appends `bytes` (whole lines) to `path` (made if missing, never through a symlink) and
+/// flushes it, and its folder when the file is new: for the append-only records a signer
+/// keeps (the versions it signed, the tombstones). A last line cut short by a crash is cut off
+/// first, so that what is appended starts a line of its own (readers skip such a line: see
+/// [`complete_lines`]).
 pub fn append_durably(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::{Read, Seek, SeekFrom};
     use std::os::unix::fs::OpenOptionsExt;
     let error = || Error::io("cannot append to", path);
     let new = !path.exists();
     let mut file = fs::OpenOptions::new()
         .create(true)
-        .append(true)
+        .read(true)
+        .write(true)
         .custom_flags(libc::O_NOFOLLOW)
         .open(path)
         .map_err(error())?;
+    // One byte read in the usual case: the file ends with a newline.
+    let len = file.seek(SeekFrom::End(0)).map_err(error())?;
+    let mut last = [0u8];
+    if len > 0 {
+        file.seek(SeekFrom::End(-1)).map_err(error())?;
+        file.read_exact(&mut last).map_err(error())?;
+    }
+    if len > 0 && last[0] != b'\n' {
+        let mut text = Vec::new();
+        file.seek(SeekFrom::Start(0)).map_err(error())?;
+        file.read_to_end(&mut text).map_err(error())?;
+        let whole = text.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+        file.set_len(whole as u64).map_err(error())?;
+        file.seek(SeekFrom::Start(whole as u64)).map_err(error())?;
+    }
     file.write_all(bytes).map_err(error())?;
     file.sync_data().map_err(error())?;
     if new {
         sync_dir(folder_of(path))?;
     }
     Ok(())
+}
+
+/// The bytes of `path`, a file another agent's user may have written: a plain file only (not
+/// a symlink, never followed; not a FIFO or device, opened without blocking), at most `max`
+/// bytes. Anything else is an error of kind `InvalidData`, saying what it is.
+pub fn read_plain(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ELOOP) => std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "a symlink, which is not followed",
+            ),
+            _ => e,
+        })?;
+    let meta = file.metadata()?;
+    if !meta.is_file() || meta.len() > max {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("not a plain file of at most {max} bytes"),
+        ));
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.take(max).read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
+/// The complete lines of `text`: a last line without its newline was cut short by a crash
+/// mid-append, and is left out (what it recorded is recorded again, or was never durable).
+pub fn complete_lines(text: &str) -> &str {
+    text.rfind('\n').map_or("", |end| &text[..end])
 }
 
 /// Writes a new file that only its owner can read, from its first byte: created with mode 0600

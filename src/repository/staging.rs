@@ -278,7 +278,7 @@ fn place_error(path: &Path, e: std::io::Error) -> Error {
 /// group-writable setgid `control/`), each must be able to make its own folder in it, whatever
 /// the umask of the first, and none may rename or remove another's (a folder swapped for a
 /// symlink). A staging root made before the sticky bit gets it from its owner.
-fn create_shared_dir(dir: &Path) -> Result<()> {
+pub(super) fn create_shared_dir(dir: &Path) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
     if let Ok(meta) = fs::symlink_metadata(dir) {
         let mode = meta.permissions().mode();

@@ -1,5 +1,7 @@
 //! Removed releases: every name removed that is not mutable leaves a tombstone, so that a
-//! release keeps its bytes across removal.
+//! release keeps its bytes across removal; so does Composer's `p2/VENDOR/NAME.json`, whose
+//! released versions keep their archive and dependencies across its removal
+//! ([`crate::repository::composer_p2`]).
 //!
 //! Invariant: once a release name was signed with some bytes, publishing it again with other
 //! bytes needs `--replace`, whether or not it was removed in between; only the mutable names
@@ -54,7 +56,7 @@ impl Tombstones {
         let mut newest = HashMap::new();
         // A last line without its newline was cut short by a crash: the removal it recorded
         // was not applied yet, and is recorded again when its batch comes back.
-        let complete = text.rfind('\n').map_or("", |end| &text[..end]);
+        let complete = crate::repository::layout::complete_lines(&text);
         for (n, line) in complete.lines().enumerate() {
             let stone: Tombstone = serde_json::from_str(line).map_err(|e| Error::Repository {
                 path: path.clone(),

@@ -418,15 +418,25 @@ impl TargetsRole {
                         continue;
                     }
                     old => {
-                        // Mutable, but not in what it says of a version already released.
-                        let p2 = old
-                            .filter(|_| !job.replace && composer_p2::is_release_metadata(&t.name));
-                        if let Some(old) = p2 {
+                        // Removed earlier in this batch, or before it.
+                        let buried = stones
+                            .iter()
+                            .rev()
+                            .find(|s: &&Tombstone| s.name == t.name)
+                            .or_else(|| self.tombstones.of(&t.name))
+                            .filter(|s| !s.holds(&entry));
+                        // Composer's metadata is mutable, but not in what it says of a version
+                        // already released: compared with the bytes it was last signed with,
+                        // present or removed.
+                        let p2 = (!job.replace && composer_p2::is_release_metadata(&t.name))
+                            .then(|| old.map(|o| o.sha256).or_else(|| buried?.sha256_bytes()))
+                            .flatten();
+                        if let Some(before) = p2 {
                             let targets = self.core.settings.layout.targets_dir();
                             let why = composer_p2::refused_change(
                                 &targets,
                                 &t.name,
-                                &old.sha256,
+                                &before,
                                 &entry.sha256,
                             );
                             if let Some(why) = why {
@@ -434,7 +444,6 @@ impl TargetsRole {
                                 continue;
                             }
                         }
-                        let buried = self.tombstones.of(&t.name).filter(|s| !s.holds(&entry));
                         match buried {
                             Some(stone) if old.is_none() && !free => {
                                 let why = removed_reason(stone, &entry);
@@ -458,7 +467,7 @@ impl TargetsRole {
                 if let Some(old) = self.state[i].targets.remove(name) {
                     changed.insert(i);
                     changes.removed.push((*index, name.clone()));
-                    if !mutable.matches(name) {
+                    if !mutable.matches(name) || composer_p2::is_release_metadata(name) {
                         stones.push(Tombstone {
                             name: name.clone(),
                             length: old.length,
@@ -773,13 +782,16 @@ fn removed_reason(stone: &Tombstone, new: &Entry) -> String {
         "was signed with other content (sha256 {}…, {} bytes) and removed at {}{}; this \
          submission: sha256 {}…, {} bytes. A release keeps its bytes across removal: submit it \
          with --replace if publishing other bytes under this name is intended",
-        &stone.sha256[..16.min(stone.sha256.len())],
+        stone.sha256.chars().take(16).collect::<String>(),
         stone.length,
         stone.removed,
         stone
             .by
             .as_deref()
-            .map(|k| format!(" by submitter key {}…", &k[..16.min(k.len())]))
+            .map(|k| format!(
+                " by submitter key {}…",
+                k.chars().take(16).collect::<String>()
+            ))
             .unwrap_or_default(),
         &hex::encode(new.sha256)[..16],
         new.length
@@ -787,6 +799,11 @@ fn removed_reason(stone: &Tombstone, new: &Entry) -> String {
 }
 
 impl Tombstone {
+    /// The sha256 of the bytes it holds.
+    fn sha256_bytes(&self) -> Option<[u8; 32]> {
+        hex::decode(&self.sha256).ok()?.try_into().ok()
+    }
+
     /// Whether it holds `entry`'s bytes (length and sha256).
     fn holds(&self, entry: &Entry) -> bool {
         self.length == entry.length && self.sha256 == hex::encode(entry.sha256)

@@ -5,6 +5,7 @@
 use package_signing::broker::inbox::submit_to_inbox;
 use package_signing::broker::Queue;
 use package_signing::client::wait::Outcome;
+use package_signing::jobs::TargetsJob;
 use package_signing::keys::SigningKey;
 use package_signing::repository::control::Control;
 use serde_json::json;
@@ -245,13 +246,43 @@ async fn a_removed_release_keeps_its_bytes_unless_replaced_on_purpose() {
     assert_all_signed(&replaced.await.outcomes().await, 1);
     repo.assert_downloads(std::slice::from_ref(&other)).await;
 
-    // A mutable name (Composer's metadata) changes without --replace, and its removal
+    // Removed and added again with other bytes in one batch (both held while paused): the
+    // removal's tombstone already counts.
+    let batched = "drupal/token/2.0.0.0";
+    let v2 = repo.release(batched, "two");
+    let v2_other = repo.release(batched, "two, other bytes");
+    assert_all_signed(&repo.add(std::slice::from_ref(&v2)).await, 1);
+    let control = Control::new(&repo.layout);
+    control.pause(None).unwrap();
+    signers
+        .targets
+        .wait_for("paused (tuf-client resume", 1)
+        .await;
+    let removal = TargetsJob {
+        remove: vec![batched.to_string()],
+        ..Default::default()
+    };
+    let removed = repo.send(&repo.inbox, &[removal]).await;
+    let readded = repo
+        .submit(&repo.inbox, std::slice::from_ref(&v2_other), 100, false)
+        .await;
+    control.resume().unwrap();
+    assert_eq!(removed.outcomes().await[batched], Outcome::Signed);
+    match &readded.outcomes().await[batched] {
+        Outcome::Refused(why) => assert!(why.contains("keeps its bytes"), "{why}"),
+        outcome => panic!("{batched}: {outcome:?}"),
+    }
+
+    // A mutable name (Composer's packages.json) changes without --replace, and its removal
     // leaves no tombstone.
-    let p2 = repo.release("p2/drupal/token.json", "{\"packages\":{}}");
-    let p2_other = repo.release("p2/drupal/token.json", "{\"packages\":{\"x\":[]}}");
-    assert_all_signed(&repo.add(std::slice::from_ref(&p2)).await, 1);
-    assert_all_signed(&repo.add(std::slice::from_ref(&p2_other)).await, 1);
-    assert_eq!(repo.remove(&[&p2.name]).await[&p2.name], Outcome::Signed);
+    let index = repo.release("packages.json", "{\"packages\":[]}");
+    let index_other = repo.release("packages.json", "{\"packages\":[],\"x\":1}");
+    assert_all_signed(&repo.add(std::slice::from_ref(&index)).await, 1);
+    assert_all_signed(&repo.add(std::slice::from_ref(&index_other)).await, 1);
+    assert_eq!(
+        repo.remove(&[&index.name]).await[&index.name],
+        Outcome::Signed
+    );
 
     let text =
         std::fs::read_to_string(repo.layout.control_dir().join("targets/receipts.jsonl")).unwrap();
@@ -262,8 +293,12 @@ async fn a_removed_release_keeps_its_bytes_unless_replaced_on_purpose() {
     let removals = lines.iter().filter(|r| r["removed"].is_object()).count();
     let replacements: Vec<&serde_json::Value> =
         lines.iter().filter(|r| r["replaced"].is_object()).collect();
-    assert_eq!(removals, 3, "{text}");
-    assert_eq!(replacements.len(), 2, "the release and the p2 file: {text}");
+    assert_eq!(removals, 4, "{text}");
+    assert_eq!(
+        replacements.len(),
+        2,
+        "the release and packages.json: {text}"
+    );
     let key_id = submitter_key(&repo).key_id().to_string();
     assert!(
         lines.iter().all(|r| r["submitters"]
@@ -278,7 +313,7 @@ async fn a_removed_release_keeps_its_bytes_unless_replaced_on_purpose() {
             .unwrap();
     assert_eq!(
         stones.lines().count(),
-        2,
+        3,
         "no tombstone for the mutable name: {stones}"
     );
     signers.stop().await;
@@ -311,6 +346,12 @@ async fn composer_metadata_keeps_released_versions_as_they_were() {
     match &repo.add(std::slice::from_ref(&moved)).await[name] {
         Outcome::Refused(why) => assert!(why.contains("1.9.0.0 changes its dist"), "{why}"),
         outcome => panic!("{name}: {outcome:?}"),
+    }
+    // Removed and published again: compared with the bytes it was last signed with.
+    assert_eq!(repo.remove(&[name]).await[name], Outcome::Signed);
+    match &repo.add(std::slice::from_ref(&moved)).await[name] {
+        Outcome::Refused(why) => assert!(why.contains("1.9.0.0 changes its dist"), "{why}"),
+        outcome => panic!("{name} after removal: {outcome:?}"),
     }
     let grown = repo.release(
         name,
