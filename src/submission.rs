@@ -128,6 +128,10 @@ pub fn sign_issued(job: &TargetsJob, key: &SigningKey, issued: Timestamp) -> Res
 #[derive(Debug, Clone)]
 pub struct Policy {
     submitters: Arc<KeyMap>,
+    /// Each submitter key alone, by its id: a submission is checked against one at a time, so
+    /// that the key that signed it is known (the ids its signatures are labelled with are
+    /// anyone's to write).
+    each: Arc<Vec<(String, KeyMap)>>,
     pub max_age: Duration,
     /// Where the [`Ledger`] is kept.
     pub ledger: PathBuf,
@@ -142,7 +146,17 @@ impl Policy {
         for key in load_public_keys(file)? {
             keys.insert(hex_decoded(&key_id(&key, KeyIdRule::PhpTuf)?)?, key);
         }
+        let each = keys
+            .iter()
+            .map(|(id, key)| {
+                (
+                    hex::encode(id),
+                    [(id.clone(), key.clone())].into_iter().collect(),
+                )
+            })
+            .collect();
         Ok(Policy {
+            each: Arc::new(each),
             submitters: Arc::new(keys),
             max_age,
             ledger,
@@ -174,12 +188,19 @@ impl Policy {
                     .into(),
             ));
         }
-        let signed =
-            verify_raw(body, "submission", &Authority::any_of(&self.submitters)).map_err(|e| {
-                Error::InvalidJob(format!(
-                    "not signed by a submitter key this signer trusts ({e})"
-                ))
-            })?;
+        let verified = self.each.iter().find_map(|(id, one)| {
+            let signed = verify_raw(body, "submission", &Authority::any_of(one)).ok()?;
+            Some((signed, id.clone()))
+        });
+        let Some((signed, submitter)) = verified else {
+            // Said against every key at once, for the reason.
+            let why = verify_raw(body, "submission", &Authority::any_of(&self.submitters))
+                .err()
+                .map_or_else(|| "no key's signature verifies".into(), |e| e.to_string());
+            return Err(Error::InvalidJob(format!(
+                "not signed by a submitter key this signer trusts ({why})"
+            )));
+        };
         let body: Body = serde_json::from_slice(signed).map_err(not_a_job)?;
         if body.kind != KIND {
             return Err(Error::InvalidJob(format!(
@@ -191,16 +212,7 @@ impl Policy {
         let mut job = body.job;
         job.issued = Some(body.issued);
         job.id = Some(id_of(body_bytes));
-        // Which trusted key signed it, by trying each: the ids the signatures are labelled
-        // with are anyone's to write.
-        job.submitter = self
-            .submitters
-            .iter()
-            .find(|(id, key)| {
-                let one: KeyMap = [((*id).clone(), (*key).clone())].into_iter().collect();
-                verify_raw(body_bytes, "submission", &Authority::any_of(&one)).is_ok()
-            })
-            .map(|(id, _)| hex::encode(id));
+        job.submitter = Some(submitter);
         Ok(job)
     }
 
