@@ -532,24 +532,10 @@ impl TargetsRole {
         );
         let mut job = SnapshotJob::default();
         if top {
-            let layout = &self.core.settings.layout;
-            let name = Role::Targets.name();
-            let version = self.top.version.get();
-            let version =
-                self.core
-                    .next_version(name, version, &layout.versioned(name, version))?;
-            self.top.version = signed::non_zero(version)?;
+            self.top.version = signed::non_zero(self.next_top_version()?)?;
             self.top.expires =
                 crate::repository::expiry::expires_in(self.core.settings.expiries.targets);
-            let file = signed::sign(&self.top, version, &[&self.core.key], name)?;
-            layout
-                .staging()?
-                .write_version_durably(&layout.versioned(name, version), &file.bytes)?;
-            self.core.high_water.record([(name, version)])?;
-            self.top_meta = file.meta;
-            self.core
-                .pruner
-                .superseded(layout, Role::Targets, version - 1);
+            self.write_top()?;
             job.meta
                 .insert(Role::Targets.file().into(), self.top_meta.clone());
         }
@@ -617,31 +603,43 @@ impl TargetsRole {
         self.sign_bins((half..count as usize).collect())?;
         crate::failpoint::hit("rebin:bins-written");
 
-        let name = Role::Targets.name();
-        let current = self.top.version.get();
-        let version = self
-            .core
-            .next_version(name, current, &layout.versioned(name, current))?;
-        let top = crate::repository::build::top_targets(
+        let version = self.next_top_version()?;
+        self.top = crate::repository::build::top_targets(
             bins,
             &self.core.key,
             version,
             self.core.settings.expiries,
         )?;
-        let file = signed::sign(&top, version, &[&self.core.key], name)?;
+        self.write_top()?;
+        self.core.new_key = false;
+        crate::failpoint::hit("rebin:top-written");
+        tracing::info!(bins = count, targets_version = version, "bins changed");
+        Ok(self.every_file())
+    }
+
+    /// The version top-level targets is signed at next: checked, and above any version of it
+    /// this signer signed.
+    fn next_top_version(&self) -> Result<u64> {
+        let (name, current) = (Role::Targets.name(), self.top.version.get());
+        let path = self.core.settings.layout.versioned(name, current);
+        self.core.next_version(name, current, &path)
+    }
+
+    /// Signs the held top-level targets at the version it says, writes it durably, records
+    /// the version signed, and lets the one before it be pruned.
+    fn write_top(&mut self) -> Result<()> {
+        let layout = &self.core.settings.layout;
+        let (name, version) = (Role::Targets.name(), self.top.version.get());
+        let file = signed::sign(&self.top, version, &[&self.core.key], name)?;
         layout
             .staging()?
             .write_version_durably(&layout.versioned(name, version), &file.bytes)?;
         self.core.high_water.record([(name, version)])?;
-        self.top = top;
         self.top_meta = file.meta;
-        self.core.new_key = false;
         self.core
             .pruner
-            .superseded(&layout, Role::Targets, version - 1);
-        crate::failpoint::hit("rebin:top-written");
-        tracing::info!(bins = count, targets_version = version, "bins changed");
-        Ok(self.every_file())
+            .superseded(layout, Role::Targets, version - 1);
+        Ok(())
     }
 
     /// Makes the delegations name this signer's key, and only it, for every bin.
