@@ -32,7 +32,7 @@ pub struct Pin {
     pub forward: Option<PathBuf>,
 }
 
-/// The pinned root as loaded: its bytes, version, and the file they came from.
+/// The pinned root as read: its bytes, what it says, and the file they came from.
 #[derive(Debug, Clone)]
 pub struct Pinned {
     pub bytes: Vec<u8>,
@@ -71,7 +71,8 @@ impl Pin {
     }
 
     /// The newest root this agent trusts: the out-of-band file, or the root it moved forward
-    /// to, whichever is newer. Each must be signed by a threshold of its own root keys.
+    /// to, whichever is newer (its signatures are checked as the chain starts from it:
+    /// [`Pinned::trusted_set`]).
     pub fn load(&self) -> Result<Pinned> {
         let handed = read_root(&self.file).map_err(|e| match e {
             Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
@@ -113,20 +114,29 @@ impl Pin {
     }
 }
 
-/// Reads a root file and checks it is signed by a threshold of its own root keys.
+/// Reads a root file, parsed but not yet verified: [`Pinned::trusted_set`] checks it.
 fn read_root(path: &Path) -> Result<Pinned> {
     let bytes = std::fs::read(path).map_err(Error::io("cannot read the pinned root", path))?;
-    let set = TrustedSet::new(&bytes, jiff::Timestamp::MIN, &Config::default()).map_err(|e| {
-        Error::Key {
-            path: path.into(),
-            reason: format!("not a root signed by its own root keys: {e}"),
-        }
+    let root = crate::verify::unverified(&bytes, "root").map_err(|e| Error::Key {
+        path: path.into(),
+        reason: format!("not a root: {e}"),
     })?;
     Ok(Pinned {
-        root: set.root().clone(),
+        root,
         bytes,
         from: path.into(),
     })
+}
+
+impl Pinned {
+    /// The trusted set starting from this root, with `reference_time` for its expiry checks;
+    /// refused unless the root is signed by a threshold of its own root keys.
+    pub fn trusted_set(&self, reference_time: jiff::Timestamp) -> Result<TrustedSet> {
+        TrustedSet::new(&self.bytes, reference_time, &Config::default()).map_err(|e| Error::Key {
+            path: self.from.clone(),
+            reason: format!("not a root signed by its own root keys: {e}"),
+        })
+    }
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@ use crate::repository::Layout;
 use crate::role::Role;
 use crate::schema::{Delegations, KeyMap, Root};
 use crate::updater::metadata::TargetsRole;
-use crate::updater::{Config, TrustedSet};
+use crate::updater::TrustedSet;
 use crate::{canonical, keys, Error, Result};
 
 /// Keys and threshold that must sign a role. Key ids are labels: a threshold counts distinct
@@ -291,13 +291,7 @@ pub fn trusted_chain_at(
     layout.require_initialised()?;
     let pinned = pin.load()?;
     let pinned_version = pinned.root.version.get();
-    let mut set =
-        TrustedSet::new(&pinned.bytes, reference_time, &Config::default()).map_err(|e| {
-            Error::Untrusted {
-                path: pinned.from.clone(),
-                reason: e.to_string(),
-            }
-        })?;
+    let mut set = pinned.trusted_set(reference_time)?;
     // The repository's copy of the pinned version must be the very root pinned: otherwise
     // its roots were replaced (a chain of someone else's), or it was rolled back below the pin.
     let own = layout.versioned(Role::Root, pinned_version);
