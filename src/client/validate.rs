@@ -53,14 +53,6 @@ impl Report {
     }
 }
 
-/// The signers' root chain, for checking what they would adopt; an error when it is broken
-/// (already reported).
-fn signers_chain(chain: &Option<RootChain>) -> Result<&RootChain> {
-    chain
-        .as_ref()
-        .ok_or_else(|| Error::Verify("not checked: the signers' root chain is broken".into()))
-}
-
 fn read(layout: &Layout, file: &str) -> Result<Vec<u8>> {
     let path = layout.metadata_dir().join(file);
     std::fs::read(&path).map_err(Error::io("cannot read", &path))
@@ -112,10 +104,10 @@ pub fn validate(layout: &Layout, pin: &Pin, window: Duration) -> Result<Report> 
     };
     let root = set.root().clone();
     // What the signers adopt: the same chain, from the same pin.
-    let chain = Some(RootChain {
+    let chain = RootChain {
         current: root.clone(),
         pin: pin.clone(),
-    });
+    };
     let versions = layout.scan_versions()?;
     expiry(&mut report, Role::Root.name(), root.expires);
     report.summary.push(format!(
@@ -245,10 +237,10 @@ pub fn validate(layout: &Layout, pin: &Pin, window: Duration) -> Result<Report> 
             }
         };
     newer(Role::Snapshot.name(), snapshot.version.get(), &|b, p| {
-        signers_chain(&chain)?.verify_role(b, p, RoleType::Snapshot)
+        chain.verify_role(b, p, RoleType::Snapshot)
     });
     newer(Role::Targets.name(), top.version.get(), &|b, p| {
-        signers_chain(&chain)?.verify_role(b, p, RoleType::Targets)
+        chain.verify_role(b, p, RoleType::Targets)
     });
     for role in &delegations.roles {
         newer(&role.name, snapshot_listed(&role.name), &|b, p| {
