@@ -1,12 +1,23 @@
-//! Sets `cfg(php_tuf)` when `PHP_TUF_CHECKOUTS` names a folder, so that the php-tuf interop
-//! tests (`tests/php_tuf.rs`) run; without it they are ignored with the reason
-//! "skipped: no php-tuf checkout" (libtest can only ignore a test when it is compiled).
+//! Build-time facts for the crate:
+//! - `cfg(php_tuf)` when `PHP_TUF_CHECKOUTS` names a folder, so that the php-tuf interop tests
+//!   (`tests/php_tuf.rs`) run; without it they are ignored with the reason "skipped: no php-tuf
+//!   checkout" (libtest can only ignore a test when it is compiled).
+//! - `PACKAGE_SIGNING_BUILD`, what `--version`, the signers' start-up line and their receipts
+//!   name (`src/provenance.rs`): the crate version and, when `PACKAGE_SIGNING_COMMIT` is set (the
+//!   flake sets it to the commit, scripts/repro to the commit it builds), that commit. Nothing
+//!   else from the build machine goes in, so the bytes stay reproducible.
 
 fn main() {
     println!("cargo::rustc-check-cfg=cfg(php_tuf)");
     println!("cargo::rerun-if-env-changed=PHP_TUF_CHECKOUTS");
+    println!("cargo::rerun-if-env-changed=PACKAGE_SIGNING_COMMIT");
     println!("cargo::rerun-if-changed=build.rs");
     if std::env::var_os("PHP_TUF_CHECKOUTS").is_some_and(|d| std::path::Path::new(&d).is_dir()) {
         println!("cargo::rustc-cfg=php_tuf");
     }
+    let version = std::env::var("CARGO_PKG_VERSION").unwrap_or_default();
+    let commit = std::env::var("PACKAGE_SIGNING_COMMIT").unwrap_or_default();
+    let commit = commit.trim();
+    let commit = if commit.is_empty() { "unknown" } else { commit };
+    println!("cargo::rustc-env=PACKAGE_SIGNING_BUILD={version} (commit {commit})");
 }

@@ -1,11 +1,19 @@
 {
   description = "package-signing: TUF signing for a Composer package repository, one signer per role over RabbitMQ";
 
-  # Offline checks (../shared/nix/check-flake.sh, run by .ci/run) override both inputs with the
-  # stand-ins in .ci/nix-stubs: fakes for evaluating this flake only, never used by a real build.
+  # Offline checks (../shared/nix/check-flake.sh and scripts/check-toolchain, run by .ci/run)
+  # override the inputs with the stand-ins in .ci/nix-stubs: fakes for evaluating this flake only,
+  # never used by a real build.
+  #   nixpkgs       a supported release whose lib crane accepts (crane warns below 26.05)
+  #   rust-overlay  the Rust toolchain, exactly the one ./rust-toolchain.toml names (the same file
+  #                 rustup reads for a cargo build), not whichever rustc nixpkgs carries
   inputs = {
-    nixpkgs.url = "github:NixOS/nixpkgs/nixos-25.05";
+    nixpkgs.url = "github:NixOS/nixpkgs/nixos-26.05";
     crane.url = "github:ipetkov/crane";
+    rust-overlay = {
+      url = "github:oxalica/rust-overlay";
+      inputs.nixpkgs.follows = "nixpkgs";
+    };
   };
 
   outputs =
@@ -13,6 +21,7 @@
       self,
       nixpkgs,
       crane,
+      rust-overlay,
     }:
     let
       systems = [
@@ -21,12 +30,15 @@
       ];
       forEachSystem = f: nixpkgs.lib.genAttrs systems (system: f system nixpkgs.legacyPackages.${system});
       revision = self.rev or "dirty";
-      craneLibFor = pkgs: crane.mkLib pkgs;
+      # The toolchain for a package set: rust-overlay's build of the release rust-toolchain.toml
+      # names. crane calls it for each package set it needs (build, host, target).
+      rustToolchain = p: (rust-overlay.lib.mkRustBin { } p).fromRustupToolchainFile ./rust-toolchain.toml;
+      craneLibFor = pkgs: (crane.mkLib pkgs).overrideToolchain rustToolchain;
       build =
         pkgs:
         let
           rust = import ./nix/package.nix {
-            inherit pkgs;
+            inherit pkgs revision;
             craneLib = craneLibFor pkgs;
             src = ./.;
           };
@@ -40,6 +52,12 @@
         };
     in
     {
+      # The toolchain function, for scripts/check-toolchain (which evaluates it against the
+      # stand-ins) and for anyone who wants this project's exact rustc in another derivation.
+      lib = {
+        inherit rustToolchain;
+      };
+
       packages = forEachSystem (
         _system: pkgs:
         let

@@ -4,15 +4,24 @@
 #   workspace  every binary, tuf-bench too: `packages.tuf-bench` (the bench runs the tuf-signer
 #              and tuf-client beside it), never in an image
 #   checks     the workspace build, clippy, rustfmt and the unit tests (`nix flake check`)
+#
+# Reproducible: the Nix sandbox fixes every path the build sees (its build folder, the vendored
+# crates in the store), so scripts/reproducible-rustc, which .cargo/config.toml gives every other
+# cargo build, is not needed here (RUSTC_WRAPPER = "" turns it off: it is not in the cleaned
+# source). `nix build --rebuild` in GitLab CI checks it. PACKAGE_SIGNING_COMMIT names the commit
+# in `--version`, the signers' start-up line and their receipts (src/provenance.rs).
 {
   pkgs,
   craneLib,
   src,
+  revision,
 }:
 let
   common = {
     src = craneLib.cleanCargoSource src;
     strictDeps = true;
+    RUSTC_WRAPPER = "";
+    PACKAGE_SIGNING_COMMIT = revision;
     # aws-lc-sys builds its C code with cmake.
     nativeBuildInputs = [
       pkgs.cmake

@@ -16,6 +16,7 @@
 //! - [`signer`]: what `tuf-signer run` runs: one role's signer, or all three in one process.
 //! - [`worker`]: the loop every signer runs: take a batch, sign, write, hand on, acknowledge.
 //! - [`cli`]: what both binaries share around their commands.
+//! - [`provenance`]: which build (commit, image) is running, for the signers' logs and receipts.
 //! - [`client`]: the packaging-pipeline side: submit releases, wait, status, validate, serve.
 //! - [`updater`]: Composer's side: the verifying TUF updater (trusted metadata set, fetcher,
 //!   delegation walk), what Composer's TUF plugin does.
@@ -31,6 +32,7 @@ pub mod jobs;
 pub mod keys;
 pub mod logging;
 pub mod pin;
+pub mod provenance;
 pub mod repository;
 pub mod role;
 pub mod roles;

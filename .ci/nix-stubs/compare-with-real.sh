@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Checks the stand-ins against real sources where they can be read (not in CI: it has no network).
-#   .ci/nix-stubs/compare-with-real.sh NIXPKGS_LIB_DIR CRANE_DIR
+#   .ci/nix-stubs/compare-with-real.sh NIXPKGS_LIB_DIR CRANE_DIR [RUST_OVERLAY_DIR]
 # NIXPKGS_LIB_DIR: a checkout of nixpkgs' lib/ (e.g. nix-community/nixpkgs.lib at a 25.05-era commit);
 # CRANE_DIR: a checkout of ipetkov/crane.
 set -euo pipefail
-lib=${1:?nixpkgs lib checkout}; crane=${2:?crane checkout}
+lib=${1:?nixpkgs lib checkout}; crane=${2:?crane checkout}; overlay=${3:-}
 here=$(cd "$(dirname "$0")" && pwd)
 export NIX_CONFIG="experimental-features = nix-command flakes"
 # 1. Our lib functions give what nixpkgs' do.
@@ -28,4 +28,13 @@ done
 grep -q "cargoClippyExtraArgs ?" "$crane/lib/cargoClippy.nix"
 grep -q "cargoTestExtraArgs ?" "$crane/lib/cargoTest.nix"
 grep -q "checks ? " "$crane/lib/devShell.nix"
+grep -Eq "^ +overrideToolchain =" "$crane/lib/default.nix"
 echo "crane: every function and argument the flake uses is in $crane"
+# 3. rust-overlay: mkRustBin, and fromRustupToolchain's argument list equals the stand-in's.
+if [ -n "$overlay" ]; then
+  grep -q "mkRustBin" "$overlay/flake.nix"
+  args() { sed -n "/$1/,/}:/p" "$2" | sed -n 's/^ *\([a-zA-Z]*\) ?.*/\1/p' | sort | tr '\n' ' '; }
+  real=$(args "fromRustupToolchain =" "$overlay/lib/rust-bin.nix"); stub=$(args "fromRustupToolchain =" "$here/rust-overlay/flake.nix")
+  [ "$real" = "$stub" ] || { echo "rust-overlay fromRustupToolchain takes $real, the stand-in $stub" >&2; exit 1; }
+  echo "rust-overlay: mkRustBin and fromRustupToolchain ($real) agree with $overlay"
+fi

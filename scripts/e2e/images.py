@@ -12,6 +12,8 @@ install, each with its shared-library closure, instead of Nix store paths.
   images.py build --bin-dir target/release --out DIR --revision REV
       writes DIR/<image>.tar (docker-archive, tagged <image>:latest, as `nix build .#images`
       names them) for the four agents and the broker; `podman load` / `docker load` each.
+      Their bytes depend on the binaries, nix/ and this machine's files only (fixed times,
+      owners and order); --digests FILE lists each image's id and archive digest.
   images.py contract --expected nix-configs.json --actual inspect.json
       compares each image's config with the flake's; prints one line per image.
 """
@@ -247,12 +249,19 @@ def docker_archive(fs, config, name, out):
         config_bytes = json.dumps(image, sort_keys=True).encode()
         config_name = hashlib.sha256(config_bytes).hexdigest() + ".json"
         manifest = [{"Config": config_name, "RepoTags": [f"{name}:latest"], "Layers": [f"{digest}/layer.tar"]}]
-        with tarfile.open(out, "w") as tar:
-            tar.add(layer, f"{digest}/layer.tar")
+        # Every entry with fixed owner, mode and time, in a fixed order: the archive's bytes
+        # depend on its contents only (scripts/repro compares them across two builds).
+        with tarfile.open(out, "w", format=tarfile.PAX_FORMAT) as tar:
+            ti = info(f"{digest}/layer.tar", tarfile.REGTYPE, 0o644, 0, 0)
+            ti.size = layer.stat().st_size
+            with open(layer, "rb") as f:
+                tar.addfile(ti, f)
             for fname, data in [(config_name, config_bytes), ("manifest.json", json.dumps(manifest).encode())]:
                 ti = info(fname, tarfile.REGTYPE, 0o644, 0, 0)
                 ti.size = len(data)
                 tar.addfile(ti, io.BytesIO(data))
+    # The image id: the digest of its config, which names its layer's digest.
+    return "sha256:" + config_name.removesuffix(".json")
 
 
 def sha256_file(path):
@@ -278,14 +287,18 @@ def build(args):
     for program in AGENT_PROGRAMS:
         subprocess.run(["strip", "-o", str(stripped / program), str(bin_dir / program)], check=True)
     bin_dir = stripped
-    for name, agent in agents.items():
-        docker_archive(agent_rootfs(name, agent, bin_dir), agent_config(name, agent, args.revision), name, out / f"{name}.tar")
-        print(f"stand-in image {name}: {out / name}.tar", flush=True)
-    docker_archive(broker_rootfs(spec), broker_config(spec, args.revision), "rabbitmq", out / "rabbitmq.tar")
-    print(f"stand-in image rabbitmq: {out}/rabbitmq.tar", flush=True)
+    images = [(name, agent_rootfs(name, agent, bin_dir), agent_config(name, agent, args.revision)) for name, agent in agents.items()]
+    images.append(("rabbitmq", broker_rootfs(spec), broker_config(spec, args.revision)))
+    digests = []
+    for name, fs, config in images:
+        image_id = docker_archive(fs, config, name, out / f"{name}.tar")
+        digests += [f"image/{name} {image_id}", f"archive/{name}.tar sha256:{sha256_file(out / f'{name}.tar')}"]
+        print(f"stand-in image {name}: {out / name}.tar, id {image_id}", flush=True)
     for program in AGENT_PROGRAMS:
         (stripped / program).unlink()
     stripped.rmdir()
+    if args.digests:
+        Path(args.digests).write_text("".join(line + "\n" for line in digests))
 
 
 # The parts of an image's config the contract covers, with the empty value an engine reports
@@ -327,6 +340,7 @@ def main():
     b.add_argument("--bin-dir", default=str(ROOT / "target/release"))
     b.add_argument("--out", required=True)
     b.add_argument("--revision", default="dirty", help="the org.opencontainers.image.revision label")
+    b.add_argument("--digests", help="write each image's id and archive digest there, one `NAME sha256:HEX` per line")
     b.set_defaults(run=build)
     c = sub.add_parser("contract", help="compare loaded images' configs with the flake's")
     c.add_argument("--expected", required=True, help="JSON: image name -> config, from nix eval")

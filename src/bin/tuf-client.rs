@@ -21,7 +21,7 @@ use package_signing::Result;
 /// Composer side (what Composer's TUF plugin does): `init` trusts a root, `refresh` updates
 /// the trusted metadata, `download` fetches and verifies packages.
 #[derive(Parser)]
-#[command(version, propagate_version = true)]
+#[command(version = package_signing::provenance::BUILD, propagate_version = true)]
 struct Cli {
     #[command(flatten)]
     log: cli::LogArgs,

@@ -24,7 +24,7 @@ use package_signing::{Error, Result};
 /// online signers (`run --role targets|snapshot|timestamp`, one process each, over RabbitMQ),
 /// or all three in one process with `run --all`. Submit releases with `tuf-client add-targets`.
 #[derive(Parser)]
-#[command(version, propagate_version = true)]
+#[command(version = package_signing::provenance::BUILD, propagate_version = true)]
 struct Cli {
     #[command(flatten)]
     log: cli::LogArgs,

@@ -47,6 +47,10 @@ pub struct Receipt {
     /// Per submission, the submitter key id its signature is labelled with.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub submitters: BTreeMap<String, String>,
+    /// The build (and image) of the signer that signed the batch
+    /// ([`crate::provenance::describe`]): every signature traces to a build.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub signer: String,
 }
 
 impl Receipt {

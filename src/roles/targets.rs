@@ -300,7 +300,10 @@ impl Stage for TargetsRole {
         let mut ordered: Vec<(usize, &TargetsJob)> = jobs.iter().enumerate().collect();
         ordered.sort_by_key(|(_, j)| j.issued);
         self.ledger.begin();
-        let mut receipt = Receipt::default();
+        let mut receipt = Receipt {
+            signer: crate::provenance::describe(),
+            ..Receipt::default()
+        };
         let mut newer = Vec::with_capacity(jobs.len());
         for (i, job) in ordered {
             let kept = self.ledger.newer(job);

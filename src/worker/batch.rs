@@ -48,6 +48,8 @@ async fn consume_from<S: Stage, L: Fn() -> Result<S>>(
     tracing::info!(
         role = %S::ROLE,
         key_id = writer.stage.key().key_id(),
+        build = crate::provenance::BUILD,
+        image = crate::provenance::image().as_deref().unwrap_or("(not named: TUF_IMAGE unset)"),
         "signer ready"
     );
     // Expiry is checked at once (a signer that was down may find its metadata expired), then

@@ -299,6 +299,14 @@ async fn a_removed_release_keeps_its_bytes_unless_replaced_on_purpose() {
         2,
         "the release and packages.json: {text}"
     );
+    // Every batch names the build that signed it (src/provenance.rs).
+    let build = format!("package-signing {}", package_signing::provenance::BUILD);
+    assert!(
+        lines
+            .iter()
+            .all(|r| r["signer"].as_str().is_some_and(|s| s.starts_with(&build))),
+        "{text}"
+    );
     let key_id = submitter_key(&repo).key_id().to_string();
     assert!(
         lines.iter().all(|r| r["submitters"]

@@ -1,7 +1,8 @@
 """Cross-checks the deployment files against the flake and the broker definitions.
 
 - every image a DDEV compose file or a GitLab CI job names is an image the flake builds
-  (nix/agents.json plus rabbitmq), from the project's registry path;
+  (nix/agents.json plus rabbitmq), from the project's registry path, by the digest .ddev/.env
+  pins for it (never a tag), and a service's TUF_IMAGE names the image it runs;
 - every AMQP_URL in the compose files logs in as a user the rabbitmq image's definitions
   create, with the password whose hash is there, and each agent uses its own user;
 - each signer mounts only its own key volume, the packaging pipeline only the submitter key
@@ -44,9 +45,17 @@ for path in sorted((root / ".ddev").glob("docker-compose.*.yaml")):
     compose = yaml.safe_load(path.read_text())
     for name, service in (compose.get("services") or {}).items():
         image = service.get("image", "")
-        m = re.fullmatch(r"\$\{TUF_REGISTRY\}/([a-z-]+):\$\{TUF_IMAGE_TAG:-latest\}", image)
+        # By digest, from the release .ddev/.env pins (scripts/release): never a tag.
+        m = re.fullmatch(r"\$\{TUF_REGISTRY\}/([a-z-]+)@\$\{(TUF_DIGEST_[A-Z_]+)\}", image)
         if not m or m.group(1) not in flake_images:
-            fail(f"{path.name}: {name} uses image {image!r}, not one the flake builds")
+            fail(f"{path.name}: {name} uses image {image!r}, not one the flake builds, by its pinned digest")
+        elif m.group(2) != "TUF_DIGEST_" + m.group(1).upper().replace("-", "_"):
+            fail(f"{path.name}: {name} takes {m.group(1)}'s digest from {m.group(2)}")
+        elif m.group(2) not in env:
+            fail(f"{path.name}: {name}'s image digest {m.group(2)} is not pinned in .ddev/.env")
+        running_as = (service.get("environment") or {}).get("TUF_IMAGE")
+        if running_as is not None and running_as != image:
+            fail(f"{path.name}: {name} says it runs as {running_as!r}, but runs {image!r}")
         url = (service.get("environment") or {}).get("AMQP_URL")
         if url:
             u = urlparse(url)

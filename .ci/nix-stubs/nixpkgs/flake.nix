@@ -1,4 +1,4 @@
-# A stand-in for nixpkgs (release 25.05): only what package-signing's flake uses.
+# A stand-in for nixpkgs (release 26.05): only what package-signing's flake uses.
 # Evaluation only, never used by a real build (see ../README.md).
 {
   outputs =

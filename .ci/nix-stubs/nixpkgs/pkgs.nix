@@ -1,5 +1,5 @@
 # A stand-in for evaluating the flake offline only, never used by a real build (see ../README.md).
-# Packages and builders with nixpkgs 25.05's argument lists; every derivation fails to build.
+# Packages and builders with nixpkgs 26.05's argument lists; every derivation fails to build.
 { lib, system }:
 let
   stub =
