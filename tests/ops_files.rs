@@ -119,7 +119,7 @@ fn a_release_is_recorded_pinned_and_checked_by_digest() {
     for (i, image) in images.iter().enumerate() {
         std::fs::write(
             digests.join(image),
-            format!("sha256:{}\n", format!("{i:x}").repeat(64)),
+            format!("sha256:{}\n", format!("{:x}", i + 1).repeat(64)),
         )
         .unwrap();
     }
@@ -145,7 +145,10 @@ fn a_release_is_recorded_pinned_and_checked_by_digest() {
     for (i, image) in images.iter().enumerate() {
         let var = format!("TUF_DIGEST_{}", image.to_uppercase().replace('-', "_"));
         assert!(
-            recorded.contains(&format!("{var}=sha256:{}", format!("{i:x}").repeat(64))),
+            recorded.contains(&format!(
+                "{var}=sha256:{}",
+                format!("{:x}", i + 1).repeat(64)
+            )),
             "{recorded}"
         );
     }
