@@ -6,7 +6,7 @@
 //!   commit it builds); a plain `cargo build` says "commit unknown".
 //! - The image: the reference the deployment started the container from, from `TUF_IMAGE` (the
 //!   compose files set it to the pinned `REGISTRY/AGENT@sha256:…`). A container cannot read its
-//!   own digest, so this is the deployment's word; what proves it is `scripts/verify-release`,
+//!   own digest, so this is the deployment's word; what proves it is `scripts/release verify`,
 //!   which rebuilds the commit and compares digests.
 
 /// `0.1.0 (commit 1f2e…)`, or `0.1.0 (commit unknown)`.
