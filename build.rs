@@ -2,6 +2,9 @@
 //! - `cfg(php_tuf)` when `PHP_TUF_CHECKOUTS` names a folder, so that the php-tuf interop tests
 //!   (`tests/php_tuf.rs`) run; without it they are ignored with the reason "skipped: no php-tuf
 //!   checkout" (libtest can only ignore a test when it is compiled).
+//! - `cfg(composer)` when `COMPOSER_CHROOT` names a chroot made by `tests/composer/chroot.sh`,
+//!   so that the Composer end-to-end test (`tests/composer.rs`) runs; without it, it is ignored
+//!   with the reason "skipped: no Composer chroot".
 //! - `PACKAGE_SIGNING_BUILD`, what `--version`, the signers' start-up line and their receipts
 //!   name (`src/provenance.rs`): the crate version and, when `PACKAGE_SIGNING_COMMIT` is set (the
 //!   flake sets it to the commit, scripts/repro to the commit it builds), that commit. Nothing
@@ -10,10 +13,19 @@
 fn main() {
     println!("cargo::rustc-check-cfg=cfg(php_tuf)");
     println!("cargo::rerun-if-env-changed=PHP_TUF_CHECKOUTS");
+    println!("cargo::rustc-check-cfg=cfg(composer)");
+    println!("cargo::rerun-if-env-changed=COMPOSER_CHROOT");
     println!("cargo::rerun-if-env-changed=PACKAGE_SIGNING_COMMIT");
     println!("cargo::rerun-if-changed=build.rs");
     if std::env::var_os("PHP_TUF_CHECKOUTS").is_some_and(|d| std::path::Path::new(&d).is_dir()) {
         println!("cargo::rustc-cfg=php_tuf");
+    }
+    if std::env::var_os("COMPOSER_CHROOT").is_some_and(|d| {
+        std::path::Path::new(&d)
+            .join(".package-signing-ready")
+            .exists()
+    }) {
+        println!("cargo::rustc-cfg=composer");
     }
     let version = std::env::var("CARGO_PKG_VERSION").unwrap_or_default();
     let commit = std::env::var("PACKAGE_SIGNING_COMMIT").unwrap_or_default();

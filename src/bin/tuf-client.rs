@@ -190,11 +190,21 @@ enum Command {
     },
     /// Serve a repository folder read-only over HTTP (for deployments without a web server).
     ///
-    /// Example: tuf-client serve --listen 0.0.0.0:8080 ./repo
+    /// Only its metadata/ and targets/ are served. With --composer, the Composer repository it
+    /// signs is served at the top level beside them, so Composer's TUF plugin finds
+    /// packages.json, p2/ and the archives at the repository URL and the metadata at URL/metadata/.
+    ///
+    /// Examples:
+    ///   tuf-client serve --listen 0.0.0.0:8080 ./repo
+    ///   tuf-client serve --listen 0.0.0.0:8080 --composer ./composer-repo ./repo
     Serve {
         /// Address and port to listen on.
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: String,
+        /// Also serve this Composer repository folder (packages.json, p2/, archives) at the top
+        /// level; it must not hold the TUF repository nor lie inside it.
+        #[arg(long, value_name = "DIR")]
+        composer: Option<PathBuf>,
         /// The repository folder (its metadata/ and targets/ are served).
         #[arg(env = "TUF_REPO")]
         repo: PathBuf,
@@ -303,10 +313,14 @@ async fn dispatch(command: Command) -> Result<()> {
         Command::Bins { send, count } => send::change_bins(&send.into(), count).await,
         // Stops at once on SIGTERM or Ctrl-C (as a container's PID 1 too): it holds nothing.
         // The signal handler is set up before the port opens (polled first).
-        Command::Serve { listen, repo } => tokio::select! {
+        Command::Serve {
+            listen,
+            composer,
+            repo,
+        } => tokio::select! {
             biased;
             () = cli::stop_signal() => Ok(()),
-            served = serve::serve(repo, &listen) => served,
+            served = serve::serve(repo, composer, &listen) => served,
         },
         Command::Idle => {
             cli::stop_signal().await;

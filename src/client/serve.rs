@@ -1,6 +1,9 @@
 //! `tuf-client serve`: a small read-only HTTP server for a repository folder, so that a
 //! deployment without a web server (DDEV, CI) can offer `metadata/` and `targets/` to
-//! clients. GET and HEAD only; paths are decoded and confined to those two folders, and so is
+//! clients, and with `--composer DIR` the Composer repository they sign (`packages.json`,
+//! `p2/`, archives) at the top level beside them, as Composer's TUF plugin expects them from one
+//! URL. GET and HEAD only; paths are decoded and confined to those folders (`metadata/` and
+//! `targets/` always from the repository, anything else from the Composer folder), and so is
 //! the file they name once symbolic links are resolved; only regular files are served.
 //!
 //! Invariant: no client can hold more than a bounded share of it: request lines and headers
@@ -24,13 +27,19 @@ use tokio::sync::{Notify, Semaphore};
 use crate::repository::layout::parse_versioned;
 use crate::{Error, Result};
 
-/// Serves `root` on `listen` until the process ends.
-pub async fn serve(root: PathBuf, listen: &str) -> Result<()> {
+/// Serves `root` (and the Composer repository in `composer`, if given) on `listen` until the
+/// process ends.
+pub async fn serve(root: PathBuf, composer: Option<PathBuf>, listen: &str) -> Result<()> {
+    let published = Published::new(&root, composer.as_deref())?;
     let listener = TcpListener::bind(listen)
         .await
         .map_err(|e| Error::Usage(format!("cannot listen on {listen}: {e}")))?;
-    tracing::info!(listen, root = %root.display(), "serving the repository read-only");
-    run(listener, Published::new(&root), MAX_CONNECTIONS).await
+    match &composer {
+        Some(dir) => tracing::info!(listen, root = %root.display(), composer = %dir.display(),
+            "serving the repository and the Composer repository read-only"),
+        None => tracing::info!(listen, root = %root.display(), "serving the repository read-only"),
+    }
+    run(listener, published, MAX_CONNECTIONS).await
 }
 
 /// Accepts and serves connections, at most `max_connections` at once: at the cap, the
@@ -108,25 +117,46 @@ pub const MAX_CONNECTIONS: usize = 256;
 /// Longest wait for a write to make progress (a client that stops reading).
 const WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// The repository folder whose `metadata/` and `targets/` are served.
+/// The repository folder whose `metadata/` and `targets/` are served, and the Composer
+/// repository's folder served beside them, if any.
 struct Published {
     root: PathBuf,
+    composer: Option<PathBuf>,
 }
 
 impl Published {
-    fn new(root: &Path) -> Published {
-        Published {
-            root: root.to_path_buf(),
+    /// Refuses a Composer folder that holds the repository or lies inside it: the one would
+    /// publish the repository's `control/` and keys folder, the other serve files twice.
+    fn new(root: &Path, composer: Option<&Path>) -> Result<Published> {
+        if let Some(dir) = composer {
+            let real = |p: &Path| {
+                std::fs::canonicalize(p)
+                    .map_err(|e| Error::Usage(format!("cannot serve {}: {e}", p.display())))
+            };
+            let (repo, dir_real) = (real(root)?, real(dir)?);
+            if repo.starts_with(&dir_real) || dir_real.starts_with(&repo) {
+                return Err(Error::Usage(format!(
+                    "--composer {} and the repository {} overlap: give the Composer repository \
+                     (packages.json, p2/, archives) a folder of its own, outside the TUF repository",
+                    dir.display(),
+                    root.display()
+                )));
+            }
         }
+        Ok(Published {
+            root: root.to_path_buf(),
+            composer: composer.map(Path::to_path_buf),
+        })
     }
 
     /// The regular file a request path names, opened, with its metadata: `None` unless the
-    /// path stays in `metadata/` or `targets/` as written, and the file opened is in one of
-    /// them once every symbolic link is resolved. The check is made on the open file (its
-    /// `/proc/self/fd` link), so a folder swapped for a link meanwhile cannot lead out; it is
-    /// opened non-blocking, so a FIFO planted there cannot hold the connection.
+    /// path stays in its folder as written (`metadata/` or `targets/` of the repository, else
+    /// the Composer folder), and the file opened is in that folder once every symbolic link is
+    /// resolved. The check is made on the open file (its `/proc/self/fd` link), so a folder
+    /// swapped for a link meanwhile cannot lead out; it is opened non-blocking, so a FIFO
+    /// planted there cannot hold the connection.
     async fn open(&self, target: &str) -> Option<(tokio::fs::File, std::fs::Metadata, PathBuf)> {
-        let path = resolve(&self.root, target)?;
+        let (path, folders) = resolve(&self.root, self.composer.as_deref(), target)?;
         let file = tokio::fs::OpenOptions::new()
             .read(true)
             .custom_flags(libc::O_NONBLOCK)
@@ -143,8 +173,8 @@ impl Published {
             .ok()?;
         // Resolved on each request: folders made (or moved) after the server started count.
         let mut inside = false;
-        for dir in ["metadata", "targets"] {
-            if let Ok(real) = tokio::fs::canonicalize(self.root.join(dir)).await {
+        for folder in folders {
+            if let Ok(real) = tokio::fs::canonicalize(folder).await {
                 inside |= opened.starts_with(real);
             }
         }
@@ -411,20 +441,26 @@ fn parse_http_date(text: &str) -> Option<jiff::Timestamp> {
         .ok()
 }
 
-/// The file a request path names, or `None` if it would leave `root` or is not a file name.
-fn resolve(root: &Path, target: &str) -> Option<PathBuf> {
+/// The file a request path names and the folders it must stay in, or `None` if it would leave
+/// them or is not a file name: `metadata/...` and `targets/...` in the repository `root`,
+/// anything else in the Composer folder, if one is served.
+fn resolve(root: &Path, composer: Option<&Path>, target: &str) -> Option<(PathBuf, Vec<PathBuf>)> {
     let path = target.split(['?', '#']).next().unwrap_or("");
     let decoded = percent_decode(path)?;
     let relative = Path::new(decoded.trim_start_matches('/'));
-    let published = relative.starts_with("metadata") || relative.starts_with("targets");
-    if !published
+    if relative.as_os_str().is_empty()
         || !relative
             .components()
             .all(|c| matches!(c, Component::Normal(_)))
     {
         return None;
     }
-    Some(root.join(relative))
+    if relative.starts_with("metadata") || relative.starts_with("targets") {
+        let folders = vec![root.join("metadata"), root.join("targets")];
+        return Some((root.join(relative), folders));
+    }
+    let composer = composer?;
+    Some((composer.join(relative), vec![composer.to_path_buf()]))
 }
 
 fn percent_decode(s: &str) -> Option<String> {
@@ -448,6 +484,46 @@ fn percent_decode(s: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The file a request names in a repository served alone.
+    fn resolve(root: &Path, target: &str) -> Option<PathBuf> {
+        super::resolve(root, None, target).map(|(path, _)| path)
+    }
+
+    #[test]
+    fn serves_the_composer_folder_beside_metadata_and_targets() {
+        let (root, composer) = (Path::new("/srv/repo"), Path::new("/srv/composer"));
+        let at = |t: &str| super::resolve(root, Some(composer), t);
+        assert_eq!(
+            at("/packages.json"),
+            Some((composer.join("packages.json"), vec![composer.to_path_buf()]))
+        );
+        assert_eq!(
+            at("/p2/drupal/token.json").unwrap().0,
+            composer.join("p2/drupal/token.json")
+        );
+        assert_eq!(
+            at("/metadata/timestamp.json").unwrap().0,
+            root.join("metadata/timestamp.json"),
+            "metadata/ always comes from the repository"
+        );
+        assert_eq!(at("/"), None);
+        assert_eq!(at("/p2/../../repo/keys/targets.pem"), None);
+        assert_eq!(at("/%2e%2e/repo/control/pause/paused.json"), None);
+    }
+
+    #[test]
+    fn refuses_a_composer_folder_that_overlaps_the_repository() {
+        let dir = tempfile::tempdir().unwrap();
+        let (repo, other) = (dir.path().join("repo"), dir.path().join("composer"));
+        std::fs::create_dir_all(repo.join("p2")).unwrap();
+        std::fs::create_dir(&other).unwrap();
+        for overlapping in [dir.path().to_path_buf(), repo.join("p2")] {
+            let e = Published::new(&repo, Some(&overlapping)).err().unwrap();
+            assert!(e.to_string().contains("overlap"), "{e}");
+        }
+        assert!(Published::new(&repo, Some(&other)).is_ok());
+    }
 
     #[test]
     fn confines_requests_to_the_folder() {
@@ -524,7 +600,7 @@ mod tests {
     async fn exchange(root: &Path, request: &str) -> String {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let published = Published::new(root);
+        let published = Published::new(root, None).unwrap();
         tokio::spawn(async move {
             let (stream, _) = listener.accept().await.unwrap();
             let _ = handle(stream, &published, &Idle::default()).await;
@@ -634,7 +710,7 @@ mod tests {
         let fifo = std::ffi::CString::new(root.join("targets/fifo").to_str().unwrap()).unwrap();
         assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
 
-        let published = Published::new(&root);
+        let published = Published::new(&root, None).unwrap();
         for refused in [
             "/metadata/leak.json",
             "/targets/outside",
@@ -673,7 +749,11 @@ mod tests {
         std::fs::write(dir.path().join("metadata/timestamp.json"), "{}").unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        tokio::spawn(run(listener, Published::new(dir.path()), MAX_CONNECTIONS));
+        tokio::spawn(run(
+            listener,
+            Published::new(dir.path(), None).unwrap(),
+            MAX_CONNECTIONS,
+        ));
         let mut held = Vec::new();
         for _ in 0..MAX_CONNECTIONS {
             held.push(tokio::net::TcpStream::connect(addr).await.unwrap());

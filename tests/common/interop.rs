@@ -42,6 +42,19 @@ impl HttpServer {
         })
     }
 
+    /// `tuf-client serve --composer`: the repository's metadata/ and targets/, and the Composer
+    /// repository in `composer` at the top level, as a site builder's Composer sees them.
+    pub fn ours_with_composer(repo: &Path, composer: &Path) -> HttpServer {
+        Self::start(repo, |port| {
+            let mut cmd = Command::new(CLIENT);
+            cmd.args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+                .arg("--composer")
+                .arg(composer)
+                .arg(repo);
+            cmd
+        })
+    }
+
     fn start(dir: &Path, command: impl FnOnce(u16) -> Command) -> HttpServer {
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
