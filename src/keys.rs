@@ -147,6 +147,58 @@ impl SigningKey {
     }
 }
 
+/// A signer's keys: its role's key and, while a rotation of that key settles, the key it
+/// replaced. The previous key co-signs the role's top-level file (timestamp, snapshot,
+/// top-level targets; never the bins), so that a client that checks a refresh against the
+/// root it started from (php-tuf, issue #365: Composer's TUF plugin) still finds a signature
+/// it trusts after sleeping through the rotation; clients that follow the specification ignore
+/// a signature by a key their root no longer lists.
+#[derive(Debug)]
+pub struct RoleKeys {
+    pub key: SigningKey,
+    pub previous: Option<SigningKey>,
+}
+
+impl RoleKeys {
+    /// The key in `key_file`, and the previous one if [`previous_key_file`] is there.
+    pub fn load(key_file: &Path) -> Result<RoleKeys> {
+        let key = SigningKey::load(key_file)?;
+        let previous_file = previous_key_file(key_file);
+        let previous = match previous_file.try_exists() {
+            Ok(false) => None,
+            Ok(true) => Some(SigningKey::load(&previous_file)?),
+            Err(e) => {
+                return Err(Error::Key {
+                    path: previous_file,
+                    reason: format!("cannot tell whether it is there: {e}"),
+                })
+            }
+        };
+        if previous
+            .as_ref()
+            .is_some_and(|p| same_key(p.public(), key.public()))
+        {
+            return Err(Error::Key {
+                path: previous_file,
+                reason: format!(
+                    "is the same key as {}: it must hold the key that one replaced, or be removed",
+                    key_file.display()
+                ),
+            });
+        }
+        Ok(RoleKeys { key, previous })
+    }
+}
+
+/// Where the key that `key_file` replaced is kept while a rotation settles, beside it:
+/// `keys/timestamp.pem` → `keys/timestamp.previous.pem`.
+pub fn previous_key_file(key_file: &Path) -> std::path::PathBuf {
+    let stem = key_file
+        .file_stem()
+        .map_or_else(String::new, |s| s.to_string_lossy().into_owned());
+    key_file.with_file_name(format!("{stem}.previous.pem"))
+}
+
 /// The DER prefix of an ed25519 SubjectPublicKeyInfo (RFC 8410): the 32 key bytes follow.
 const ED25519_SPKI_PREFIX: [u8; 12] = [
     0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use crate::keys::SigningKey;
+use crate::keys::RoleKeys;
 use crate::repository::init::SUBMITTERS_FILE;
 use crate::repository::prune::Retention;
 use crate::repository::{Expiries, Layout};
@@ -170,8 +170,9 @@ impl Signers {
         // Every key is loaded before any signer starts: a wrong one fails at once.
         let mut keys = Vec::with_capacity(self.keys.len());
         for (role, file) in &self.keys {
-            let key = SigningKey::load(file)?;
-            tracing::info!(role = %role, key_file = %file.display(), "loaded signing key");
+            let key = RoleKeys::load(file)?;
+            tracing::info!(role = %role, key_file = %file.display(),
+                previous_key = key.previous.is_some(), "loaded signing key");
             keys.push((*role, file.clone(), key));
         }
         // One role (a signer's own process): run it on this task, not a spawned one.
@@ -202,7 +203,7 @@ pub async fn run_role(
     role: Role,
     transport: Transport,
     settings: RoleSettings,
-    (key, key_file): (SigningKey, PathBuf),
+    (key, key_file): (RoleKeys, PathBuf),
     options: WorkerOptions,
     stop: watch::Receiver<bool>,
 ) -> Result<()> {
@@ -226,19 +227,19 @@ pub async fn run_role(
     }
 }
 
-/// What the worker calls when it (re)loads the role's state: the first call uses the key
-/// already loaded, later ones read the key file again.
+/// What the worker calls when it (re)loads the role's state: the first call uses the keys
+/// already loaded, later ones read the key file (and the previous key's) again.
 pub fn loader<S>(
     settings: RoleSettings,
-    key: SigningKey,
+    key: RoleKeys,
     key_file: PathBuf,
-    load: fn(RoleSettings, SigningKey) -> Result<S>,
+    load: fn(RoleSettings, RoleKeys) -> Result<S>,
 ) -> impl Fn() -> Result<S> {
     let first = std::sync::Mutex::new(Some(key));
     move || {
         let key = match first.lock().expect("lock").take() {
             Some(k) => k,
-            None => SigningKey::load(&key_file)?,
+            None => RoleKeys::load(&key_file)?,
         };
         load(settings.clone(), key)
     }

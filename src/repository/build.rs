@@ -99,7 +99,7 @@ pub fn snapshot(version: u64, expiries: Expiries) -> Result<Snapshot> {
 pub fn timestamp(
     snapshot: &MetaEntry,
     version: u64,
-    key: &SigningKey,
+    keys: &[&SigningKey],
     expiries: Expiries,
 ) -> Result<SignedFile> {
     let mut timestamp = Timestamp::new(
@@ -110,5 +110,5 @@ pub fn timestamp(
     timestamp
         .meta
         .insert(Role::Snapshot.file().into(), snapshot.to_metafile()?);
-    sign(&timestamp, version, &[key], Role::Timestamp.name())
+    sign(&timestamp, version, keys, Role::Timestamp.name())
 }

@@ -239,7 +239,7 @@ pub fn init(opts: &InitOptions, mut progress: impl FnMut(usize, usize)) -> Resul
     let timestamp_file = build::timestamp(
         &snapshot_file.meta,
         1,
-        &keys[&Role::Timestamp],
+        &[&keys[&Role::Timestamp]],
         opts.expiries,
     )?;
     staging.write_durably(&layout.timestamp(), &timestamp_file.bytes)?;

@@ -9,7 +9,7 @@ use super::{check_version, load_state, read_verified, RoleSettings};
 use crate::canonical::write_string;
 use crate::jobs::{check_meta, SnapshotJob, TimestampJob};
 use crate::keys;
-use crate::keys::SigningKey;
+use crate::keys::RoleKeys;
 use crate::repository::signed::sign_canonical;
 use crate::repository::{HashBins, MetaEntry, SPEC_VERSION};
 use crate::role::Role;
@@ -33,7 +33,7 @@ pub struct SnapshotRole {
 }
 
 impl SnapshotRole {
-    pub fn load(settings: RoleSettings, key: SigningKey) -> Result<SnapshotRole> {
+    pub fn load(settings: RoleSettings, keys: RoleKeys) -> Result<SnapshotRole> {
         let layout = &settings.layout.clone();
         let chain = RootChain::load(layout, &settings.pin)?;
         let versions = layout.scan_versions()?;
@@ -57,7 +57,7 @@ impl SnapshotRole {
             meta.insert(name.clone(), entry);
         }
         let on_disk: Vec<u64> = all.iter().copied().filter(|v| *v <= version).collect();
-        let mut core = Core::new(settings, Role::Snapshot, key, &chain)?;
+        let mut core = Core::new(settings, Role::Snapshot, keys, &chain)?;
         core.check_loaded(Role::Snapshot.name(), version, &path)?;
         core.pruner.adopt(layout, Role::Snapshot, &on_disk);
         core.check_signed_by_key(&snapshot, Role::Snapshot);
@@ -332,7 +332,7 @@ impl SnapshotRole {
         let file = sign_canonical(
             &self.encode(&crate::schema::expiry_string(self.expires)),
             self.version,
-            &[&self.core.key],
+            &self.core.top_level_keys(),
         );
         let layout = &self.core.settings.layout;
         layout

@@ -12,7 +12,7 @@ use super::{ensure_key_listed, label_key, latest_root, RoleSettings};
 use crate::broker::Queue;
 use crate::high_water::HighWater;
 use crate::jobs::ExpiryCheck;
-use crate::keys::SigningKey;
+use crate::keys::{RoleKeys, SigningKey};
 use crate::repository::control::Control;
 use crate::repository::prune::{Named, Pruner};
 use crate::repository::Layout;
@@ -143,6 +143,10 @@ pub struct Core {
     pub settings: RoleSettings,
     /// The role's key, labelled with the id the current root lists it under.
     pub key: SigningKey,
+    /// The key it replaced, while a rotation settles (`NAME.previous.pem`, see
+    /// [`RoleKeys`]), labelled with the id the newest root that listed it gave it: it
+    /// co-signs the role's top-level file.
+    pub previous: Option<SigningKey>,
     /// Some file of the role is not signed by `key` (an online key rotation): it is
     /// re-signed with this key at once.
     pub new_key: bool,
@@ -155,18 +159,32 @@ pub struct Core {
 impl Core {
     /// Refuses a key the current root does not list for `role` (a wrong mount fails at once
     /// instead of producing metadata no client accepts), and labels it with the listed id.
+    ///
+    /// The previous key, if any, must be one a root from the pin up listed for `role`: the
+    /// trust in it comes from that root, as the key's comes from the current one.
     pub fn new(
         settings: RoleSettings,
         role: Role,
-        key: SigningKey,
+        keys: RoleKeys,
         chain: &RootChain,
     ) -> Result<Core> {
-        let key = label_key(&chain.current, role.role_type(), key, "--key")?;
+        let key = label_key(&chain.current, role.role_type(), keys.key, "--key")?;
+        let previous = match keys.previous {
+            Some(previous) => Some(label_previous(&settings.layout, chain, role, previous)?),
+            None => None,
+        };
+        if let Some(previous) = &previous {
+            tracing::info!(role = %role, key_id = previous.key_id(),
+                "co-signing the role's top-level file with the previous key too, so that \
+                 clients which check against an older root still verify; remove \
+                 NAME.previous.pem and restart to stop");
+        }
         let pruner = Pruner::new(settings.retention);
         let high_water = HighWater::open(&settings.state, role)?;
         Ok(Core {
             settings,
             key,
+            previous,
             new_key: false,
             pruner,
             high_water,
@@ -192,7 +210,7 @@ impl Core {
     /// Notes whether `file`, the role's newest, lacks this key's signature (a key rotation):
     /// then it is re-signed at the first batch.
     pub fn check_signed_by_key<T>(&mut self, file: &Signed<T>, role: Role) {
-        self.new_key = !super::signed_by(file, &self.key);
+        self.new_key = !self.top_level_keys().iter().all(|k| super::signed_by(file, k));
         if self.new_key {
             tracing::info!(
                 key_id = self.key.key_id(),
@@ -202,9 +220,58 @@ impl Core {
         }
     }
 
+    /// The keys that sign the role's top-level file: its key, and the previous one if any.
+    pub fn top_level_keys(&self) -> Vec<&SigningKey> {
+        std::iter::once(&self.key)
+            .chain(self.previous.as_ref())
+            .collect()
+    }
+
     /// Whether metadata expiring at `expires` with `lifetime` should be signed again now:
     /// inside the refresh window, or not yet signed by this key.
     pub fn expiring(&self, expires: jiff::Timestamp, lifetime: Duration) -> bool {
         self.new_key || super::expires_within(expires, lifetime, self.settings.refresh_window)
     }
+}
+
+/// Labels `previous` with the id the newest root that listed it for `role` gave it, looking
+/// from the current root down through the roots on disk; refuses a key no root listed for the
+/// role (a wrong file would add a signature no client counts, and hide the mistake).
+fn label_previous(
+    layout: &Layout,
+    chain: &RootChain,
+    role: Role,
+    mut previous: SigningKey,
+) -> Result<SigningKey> {
+    #[derive(serde::Deserialize)]
+    struct Envelope {
+        signed: crate::schema::Root,
+    }
+    let mut version = chain.current.version.get();
+    let mut root = chain.current.clone();
+    loop {
+        if let Some(id) = root.id_of(role.role_type(), previous.public()) {
+            previous.sign_as(id);
+            return Ok(previous);
+        }
+        version -= 1;
+        let path = layout.versioned(Role::Root, version);
+        let bytes = match std::fs::read(&path) {
+            Ok(bytes) if version > 0 => bytes,
+            _ => break,
+        };
+        root = match serde_json::from_slice::<Envelope>(&bytes) {
+            Ok(envelope) => envelope.signed,
+            Err(_) => break,
+        };
+    }
+    Err(Error::Key {
+        path: "NAME.previous.pem".into(),
+        reason: format!(
+            "key {} was never a {role} key in roots 1 to {}: the previous key file must hold \
+             the key this role's key replaced (or be removed)",
+            previous.key_id(),
+            chain.current.version
+        ),
+    })
 }

@@ -18,7 +18,7 @@ use super::stage::{Applied, Core, Refusal, Stage};
 use super::{check_not_older, check_version, listed_versions, load_state, signed_by, RoleSettings};
 use crate::canonical::write_string;
 use crate::jobs::{NewTarget, SnapshotJob, TargetsJob};
-use crate::keys::SigningKey;
+use crate::keys::RoleKeys;
 use crate::repository::composer_p2;
 use crate::repository::receipts::{Receipt, Receipts};
 use crate::repository::signed::{self, sign_canonical};
@@ -75,7 +75,7 @@ struct Changes {
 }
 
 impl TargetsRole {
-    pub fn load(settings: RoleSettings, key: SigningKey) -> Result<TargetsRole> {
+    pub fn load(settings: RoleSettings, keys: RoleKeys) -> Result<TargetsRole> {
         let layout = &settings.layout;
         // Every file adopted as state must verify: top-level targets against the root's
         // targets keys, each bin against the keys top-level targets delegates it to. A file
@@ -89,7 +89,7 @@ impl TargetsRole {
         let ledger = Ledger::open(policy)?;
         let tombstones = Tombstones::open(&policy.ledger)?;
         let versions = layout.scan_versions()?;
-        let mut core = Core::new(settings, Role::Targets, key, &chain)?;
+        let mut core = Core::new(settings, Role::Targets, keys, &chain)?;
         let layout = &core.settings.layout.clone();
         let key = &core.key;
         let newest = |role: &str| -> Result<u64> {
@@ -126,7 +126,7 @@ impl TargetsRole {
                 reason: "top-level targets delegates to no bins".into(),
             })?;
         let our_id = signed::hex_decoded(key.key_id())?;
-        let mut new_key = !signed_by(&top, key)
+        let mut new_key = !core.top_level_keys().iter().all(|k| signed_by(&top, k))
             || delegations.keys.len() != 1
             || !delegations.keys.contains_key(&our_id)
             || delegations
@@ -633,7 +633,7 @@ impl TargetsRole {
     fn write_top(&mut self) -> Result<()> {
         let layout = &self.core.settings.layout;
         let (name, version) = (Role::Targets.name(), self.top.version.get());
-        let file = signed::sign(&self.top, version, &[&self.core.key], name)?;
+        let file = signed::sign(&self.top, version, &self.core.top_level_keys(), name)?;
         layout
             .staging()?
             .write_version_durably(&layout.versioned(name, version), &file.bytes)?;

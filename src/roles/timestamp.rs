@@ -5,7 +5,7 @@ use tough::schema::{RoleType, Timestamp};
 use super::stage::{Applied, Core, Last, Stage};
 use super::{load_state, read_verified, RoleSettings};
 use crate::jobs::{check_meta, TimestampJob};
-use crate::keys::SigningKey;
+use crate::keys::RoleKeys;
 use crate::repository::build;
 use crate::repository::{signed, MetaEntry};
 use crate::role::Role;
@@ -23,7 +23,7 @@ pub struct TimestampRole {
 }
 
 impl TimestampRole {
-    pub fn load(settings: RoleSettings, key: SigningKey) -> Result<TimestampRole> {
+    pub fn load(settings: RoleSettings, keys: RoleKeys) -> Result<TimestampRole> {
         let layout = &settings.layout;
         let chain = RootChain::load(layout, &settings.pin)?;
         let path = layout.timestamp();
@@ -38,7 +38,7 @@ impl TimestampRole {
                 reason: "timestamp.json does not describe snapshot.json with length and sha256"
                     .into(),
             })?;
-        let mut core = Core::new(settings, Role::Timestamp, key, &chain)?;
+        let mut core = Core::new(settings, Role::Timestamp, keys, &chain)?;
         core.check_loaded(Role::Timestamp.name(), ts.signed.version.get(), &path)?;
         core.check_signed_by_key(&ts, Role::Timestamp);
         Ok(TimestampRole {
@@ -141,7 +141,7 @@ impl TimestampRole {
         let file = build::timestamp(
             &self.snapshot,
             version,
-            &self.core.key,
+            &self.core.top_level_keys(),
             self.core.settings.expiries,
         )?;
         layout

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use package_signing::broker::inbox::Inbox;
 use package_signing::broker::{Endpoint, Queue};
-use package_signing::keys::SigningKey;
+use package_signing::keys::RoleKeys;
 use package_signing::repository::init::find_key;
 use package_signing::role::Role;
 use package_signing::roles::RoleSettings;
@@ -106,7 +106,7 @@ impl Signers {
         .into_iter()
         .map(|(role, log)| {
             let file = find_key(&repo.keys, role.name());
-            let key = SigningKey::load(&file).unwrap();
+            let key = RoleKeys::load(&file).unwrap();
             let subscriber = tracing_subscriber::fmt()
                 .with_writer(log.clone())
                 .with_ansi(false)
