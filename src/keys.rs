@@ -157,6 +157,8 @@ impl SigningKey {
 pub struct RoleKeys {
     pub key: SigningKey,
     pub previous: Option<SigningKey>,
+    /// Where the previous key is read from ([`previous_key_file`]), for errors about it.
+    pub previous_file: std::path::PathBuf,
 }
 
 impl RoleKeys {
@@ -169,7 +171,7 @@ impl RoleKeys {
             Ok(true) => Some(SigningKey::load(&previous_file)?),
             Err(e) => {
                 return Err(Error::Key {
-                    path: previous_file,
+                    path: previous_file.clone(),
                     reason: format!("cannot tell whether it is there: {e}"),
                 })
             }
@@ -179,14 +181,18 @@ impl RoleKeys {
             .is_some_and(|p| same_key(p.public(), key.public()))
         {
             return Err(Error::Key {
-                path: previous_file,
+                path: previous_file.clone(),
                 reason: format!(
                     "is the same key as {}: it must hold the key that one replaced, or be removed",
                     key_file.display()
                 ),
             });
         }
-        Ok(RoleKeys { key, previous })
+        Ok(RoleKeys {
+            key,
+            previous,
+            previous_file,
+        })
     }
 }
 

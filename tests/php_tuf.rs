@@ -476,7 +476,10 @@ async fn clients_asleep_through_a_whole_rotation_cross_it_in_one_refresh() {
     let (mut changes, mut removals, mut new_keys) = (Vec::new(), Vec::new(), Vec::new());
     for role in roles {
         let (private, public) = openssl_key(&kh, role);
-        changes.extend(["--add-key".to_string(), format!("{role}={}", public.display())]);
+        changes.extend([
+            "--add-key".to_string(),
+            format!("{role}={}", public.display()),
+        ]);
         removals.extend([
             "--remove-key".to_string(),
             format!("{role}={}", key_id(&repo.key(role))),

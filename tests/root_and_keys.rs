@@ -415,3 +415,30 @@ fn no_other_user_reads_a_key_while_init_writes_it() {
         assert_eq!(mode & 0o777, 0o700, "keys{i}");
     }
 }
+
+/// The previous key beside a signer's key (a rotation settling) must be the key the role had:
+/// the signer refuses to start with a key no root ever listed for its role, or with its own key
+/// again, naming the file and what to put there.
+#[test]
+fn a_signer_refuses_a_previous_key_its_role_never_had() {
+    let repo = TestRepo::init(4, &[]);
+    let key = repo.key("timestamp");
+    let previous = package_signing::keys::previous_key_file(&key);
+    let start = || {
+        run(Command::new(SIGNER)
+            .args(["run", "--role", "timestamp", "--repo"])
+            .arg(&repo.repo)
+            .arg("--key")
+            .arg(&key)
+            .args(["--amqp", &amqp_url(), "--queue-prefix"])
+            .arg(unique_prefix("previous"))
+            .env("TUF_ROOT", repo.pin_file()))
+    };
+    let (stranger, _) = openssl_key(&repo.path(""), "stranger");
+    std::fs::copy(&stranger, &previous).unwrap();
+    refused(start(), "was never a timestamp key in roots 1 to 1");
+    std::fs::copy(repo.key("snapshot"), &previous).unwrap();
+    refused(start(), "was never a timestamp key");
+    std::fs::copy(&key, &previous).unwrap();
+    refused(start(), "is the same key as");
+}

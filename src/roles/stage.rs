@@ -170,14 +170,20 @@ impl Core {
     ) -> Result<Core> {
         let key = label_key(&chain.current, role.role_type(), keys.key, "--key")?;
         let previous = match keys.previous {
-            Some(previous) => Some(label_previous(&settings.layout, chain, role, previous)?),
+            Some(previous) => Some(label_previous(
+                &settings.layout,
+                chain,
+                role,
+                previous,
+                &keys.previous_file,
+            )?),
             None => None,
         };
         if let Some(previous) = &previous {
             tracing::info!(role = %role, key_id = previous.key_id(),
                 "co-signing the role's top-level file with the previous key too, so that \
-                 clients which check against an older root still verify; remove \
-                 NAME.previous.pem and restart to stop");
+                 clients which check against an older root still verify; remove the \
+                 previous key file and restart to stop");
         }
         let pruner = Pruner::new(settings.retention);
         let high_water = HighWater::open(&settings.state, role)?;
@@ -210,7 +216,10 @@ impl Core {
     /// Notes whether `file`, the role's newest, lacks this key's signature (a key rotation):
     /// then it is re-signed at the first batch.
     pub fn check_signed_by_key<T>(&mut self, file: &Signed<T>, role: Role) {
-        self.new_key = !self.top_level_keys().iter().all(|k| super::signed_by(file, k));
+        self.new_key = !self
+            .top_level_keys()
+            .iter()
+            .all(|k| super::signed_by(file, k));
         if self.new_key {
             tracing::info!(
                 key_id = self.key.key_id(),
@@ -242,6 +251,7 @@ fn label_previous(
     chain: &RootChain,
     role: Role,
     mut previous: SigningKey,
+    file: &std::path::Path,
 ) -> Result<SigningKey> {
     #[derive(serde::Deserialize)]
     struct Envelope {
@@ -266,10 +276,10 @@ fn label_previous(
         };
     }
     Err(Error::Key {
-        path: "NAME.previous.pem".into(),
+        path: file.to_path_buf(),
         reason: format!(
-            "key {} was never a {role} key in roots 1 to {}: the previous key file must hold \
-             the key this role's key replaced (or be removed)",
+            "key {} was never a {role} key in roots 1 to {}: it must hold the key this role's \
+             key replaced (or be removed)",
             previous.key_id(),
             chain.current.version
         ),
