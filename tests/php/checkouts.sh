@@ -19,7 +19,8 @@ PROMISES_REF=${PROMISES_REF:-2.0.4}
 checkout() {
   local dir="$DEST/$1" repo=$2 ref=$3 src
   if [ -n "${PHP_TUF_GIT_BASE:-}" ]; then
-    src="$PHP_TUF_GIT_BASE/${repo/\//+}/repo"
+    # Absolute: `git -C "$dir" fetch` below would read a relative path from inside the clone.
+    src="$(cd "$PHP_TUF_GIT_BASE" && pwd)/${repo/\//+}/repo"
   else
     src="https://github.com/$repo.git"
   fi
