@@ -5,8 +5,9 @@
 //! repository (`packages.json`, `p2/`, zip archives) that our signers signed over the real broker
 //! and `tuf-client serve --composer` serves. The plugin must say it verified `packages.json`, the
 //! p2 file and the archive; each tampered file is refused with php-tuf's error, each from a
-//! fresh cache; a release published later installs on the next `composer update`; and a
-//! timestamp served again after a newer one (a rollback) is refused.
+//! fresh cache; a release published later installs on the next `composer update`; a
+//! timestamp served again after a newer one (a rollback) is refused; and a site asleep through
+//! a rotation of every online key and of the root key installs the next release in one run.
 //!
 //! Needs root (chroot) and the chroot: `build.rs` sets `composer` when `COMPOSER_CHROOT` names
 //! one; without it this test is ignored with the reason `skipped: no Composer chroot`.
@@ -18,6 +19,7 @@ use std::process::{Command, Output};
 
 use common::interop::HttpServer;
 use common::*;
+use package_signing::keys::previous_key_file;
 
 const PROJECT: &str = "drupal/token";
 
@@ -361,4 +363,69 @@ fn composer_require_is_verified_by_the_tuf_plugin() {
         "a rolled-back timestamp: expected php-tuf's rollback error:\n{text}"
     );
     eprintln!("an older timestamp served again: refused (rollback)");
+
+    // The operator rotates every online key and then the root key while the site sleeps
+    // (README "Rotating an online key": the replaced key beside the new as NAME.previous.pem);
+    // the site's next `composer update` crosses it all in one run and installs the new release.
+    let kh = repo.path("new-keys");
+    std::fs::create_dir(&kh).unwrap();
+    let roles = ["targets", "snapshot", "timestamp"];
+    let (mut added, mut removed, mut new_keys) = (Vec::new(), Vec::new(), Vec::new());
+    for role in roles {
+        let (private, public) = openssl_key(&kh, role);
+        added.extend([
+            "--add-key".to_string(),
+            format!("{role}={}", public.display()),
+        ]);
+        removed.extend([
+            "--remove-key".to_string(),
+            format!("{role}={}", key_id(&repo.key(role))),
+        ]);
+        std::fs::copy(repo.key(role), previous_key_file(&private)).unwrap();
+        new_keys.push(private);
+    }
+    publish_root_change(&repo, &added.iter().map(String::as_str).collect::<Vec<_>>());
+    for (i, role) in roles.iter().enumerate() {
+        signers[i].kill();
+        signers[i] = repo.spawn_signer_with_key(role, &new_keys[i], &prefix, &[]);
+        wait_ready(&mut signers[i]);
+    }
+    publish_root_change(
+        &repo,
+        &removed.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    let (root_key, root_public) = openssl_key(&kh, "root-2");
+    ok(root_cmd(
+        &repo,
+        &[
+            "new",
+            "--force",
+            "--add-key",
+            &format!("root={}", root_public.display()),
+            "--remove-key",
+            &format!("root={}", key_id(&repo.key("root"))),
+        ],
+    ));
+    root_sign(&repo, &repo.key("root"));
+    root_sign(&repo, &root_key);
+    ok(root_cmd(&repo, &["publish"]));
+    let release = repo.path("release-3");
+    publish(
+        &served,
+        server.port,
+        &release,
+        &["1.9.0", "1.10.0", "1.11.0"],
+    );
+    repo.add_over_broker(&prefix, &release, &[]);
+    let out = site.composer_ok(&["update", "drupal/token", "-vvv"]);
+    // Without the previous key's signature php-tuf refuses the first refresh; Composer then only
+    // warns, falls back to its cache, and the next refresh passes: no such warning here.
+    assert!(
+        !out.contains("could not be fully loaded") && !out.contains("threshold"),
+        "a TUF failure on the way through the rotation:\n{out}"
+    );
+    let line = "[TUF] Target 'drupal/token/1.11.0.0' validated.";
+    assert!(out.contains(line), "no `{line}` in:\n{out}");
+    assert!(site.installed().unwrap().starts_with("version: 1.11.0\n"));
+    eprintln!("asleep through a rotation of every key (root v1 to v4): the next composer update verifies 1.11.0");
 }
