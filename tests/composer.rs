@@ -19,7 +19,6 @@ use std::process::{Command, Output};
 
 use common::interop::HttpServer;
 use common::*;
-use package_signing::keys::previous_key_file;
 
 const PROJECT: &str = "drupal/token";
 
@@ -367,48 +366,7 @@ fn composer_require_is_verified_by_the_tuf_plugin() {
     // The operator rotates every online key and then the root key while the site sleeps
     // (README "Rotating an online key": the replaced key beside the new as NAME.previous.pem);
     // the site's next `composer update` crosses it all in one run and installs the new release.
-    let kh = repo.path("new-keys");
-    std::fs::create_dir(&kh).unwrap();
-    let roles = ["targets", "snapshot", "timestamp"];
-    let (mut added, mut removed, mut new_keys) = (Vec::new(), Vec::new(), Vec::new());
-    for role in roles {
-        let (private, public) = openssl_key(&kh, role);
-        added.extend([
-            "--add-key".to_string(),
-            format!("{role}={}", public.display()),
-        ]);
-        removed.extend([
-            "--remove-key".to_string(),
-            format!("{role}={}", key_id(&repo.key(role))),
-        ]);
-        std::fs::copy(repo.key(role), previous_key_file(&private)).unwrap();
-        new_keys.push(private);
-    }
-    publish_root_change(&repo, &added.iter().map(String::as_str).collect::<Vec<_>>());
-    for (i, role) in roles.iter().enumerate() {
-        signers[i].kill();
-        signers[i] = repo.spawn_signer_with_key(role, &new_keys[i], &prefix, &[]);
-        wait_ready(&mut signers[i]);
-    }
-    publish_root_change(
-        &repo,
-        &removed.iter().map(String::as_str).collect::<Vec<_>>(),
-    );
-    let (root_key, root_public) = openssl_key(&kh, "root-2");
-    ok(root_cmd(
-        &repo,
-        &[
-            "new",
-            "--force",
-            "--add-key",
-            &format!("root={}", root_public.display()),
-            "--remove-key",
-            &format!("root={}", key_id(&repo.key("root"))),
-        ],
-    ));
-    root_sign(&repo, &repo.key("root"));
-    root_sign(&repo, &root_key);
-    ok(root_cmd(&repo, &["publish"]));
+    rotate_every_key(&repo, &mut signers, &prefix, |_| {});
     let release = repo.path("release-3");
     publish(
         &served,

@@ -469,61 +469,20 @@ async fn clients_asleep_through_a_whole_rotation_cross_it_in_one_refresh() {
     };
     our_download(&releases);
 
-    // (1) Root v2 adds a new key to each online role.
-    let kh = repo.path("new-keys");
-    std::fs::create_dir_all(&kh).unwrap();
-    let roles = ["targets", "snapshot", "timestamp"];
-    let (mut changes, mut removals, mut new_keys) = (Vec::new(), Vec::new(), Vec::new());
-    for role in roles {
-        let (private, public) = openssl_key(&kh, role);
-        changes.extend([
-            "--add-key".to_string(),
-            format!("{role}={}", public.display()),
-        ]);
-        removals.extend([
-            "--remove-key".to_string(),
-            format!("{role}={}", key_id(&repo.key(role))),
-        ]);
-        new_keys.push(private);
-    }
-    let args: Vec<&str> = changes.iter().map(String::as_str).collect();
-    publish_root_change(&repo, &args);
-    // (2) Each signer restarts with its new key, the one it replaces beside it.
-    for (i, role) in roles.iter().enumerate() {
-        std::fs::copy(repo.key(role), previous_key_file(&new_keys[i])).unwrap();
-        signers[i].kill();
-        signers[i] = repo.spawn_signer_with_key(role, &new_keys[i], &prefix, &[]);
-        wait_ready(&mut signers[i]);
-    }
-    let rel = repo.path("rel-during");
-    releases.extend(make_releases(&rel, 5, "d"));
-    repo.add_over_broker(&prefix, &rel, &[]);
-    for (i, role) in roles.iter().enumerate() {
-        assert_eq!(
-            newest_signer(&repo, role),
-            [key_id(&new_keys[i]), key_id(&repo.key(role))],
-            "{role}: signed by the new key and the one it replaced"
-        );
-    }
-    // (3) Root v3 removes the old keys.
-    let args: Vec<&str> = removals.iter().map(String::as_str).collect();
-    publish_root_change(&repo, &args);
-    // (4) Root v4 replaces the root key: signed by the old one and the new.
-    let (root_key, root_pub) = openssl_key(&kh, "root-2");
-    ok(root_cmd(
-        &repo,
-        &[
-            "new",
-            "--force",
-            "--add-key",
-            &format!("root={}", root_pub.display()),
-            "--remove-key",
-            &format!("root={}", key_id(&repo.key("root"))),
-        ],
-    ));
-    root_sign(&repo, &repo.key("root"));
-    root_sign(&repo, &root_key);
-    ok(root_cmd(&repo, &["publish"]));
+    // Root v2 adds the new online keys, the signers restart with them (the replaced keys
+    // beside them), a release is signed by both, root v3 drops the old keys, v4 the root key.
+    rotate_every_key(&repo, &mut signers, &prefix, |new_keys| {
+        let rel = repo.path("rel-during");
+        releases.extend(make_releases(&rel, 5, "d"));
+        repo.add_over_broker(&prefix, &rel, &[]);
+        for (new_key, role) in new_keys.iter().zip(["targets", "snapshot", "timestamp"]) {
+            assert_eq!(
+                newest_signer(&repo, role),
+                [key_id(new_key), key_id(&repo.key(role))],
+                "{role}: signed by the new key and the one it replaced"
+            );
+        }
+    });
     let rel = repo.path("rel-after");
     releases.extend(make_releases(&rel, 5, "e"));
     repo.add_over_broker(&prefix, &rel, &[]);

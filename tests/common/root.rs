@@ -81,3 +81,66 @@ pub fn newest_signer(repo: &TestRepo, role: &str) -> Vec<String> {
         .map(|s| s["keyid"].as_str().unwrap().to_string())
         .collect()
 }
+
+/// The README's rotation of every online key, then of the root key, on a repository whose
+/// `signers` are `spawn_all_signers`' (targets, snapshot, timestamp): root version +1 adds a
+/// new key to each online role; each signer restarts with its new key and the key it replaces
+/// beside it (`NAME.previous.pem`), so both sign; `between` runs then (a release, checks);
+/// root version +2 removes the old keys; root version +3 replaces init's root key, signed by
+/// it and the new one. Returns the new online key files, in the signers' order.
+pub fn rotate_every_key(
+    repo: &TestRepo,
+    signers: &mut [Proc],
+    prefix: &str,
+    between: impl FnOnce(&[PathBuf]),
+) -> Vec<PathBuf> {
+    let dir = repo.path("rotated-keys");
+    std::fs::create_dir_all(&dir).unwrap();
+    let roles = ["targets", "snapshot", "timestamp"];
+    let (mut added, mut removed, mut new_keys) = (Vec::new(), Vec::new(), Vec::new());
+    for role in roles {
+        let (private, public) = openssl_key(&dir, role);
+        added.extend([
+            "--add-key".to_string(),
+            format!("{role}={}", public.display()),
+        ]);
+        removed.extend([
+            "--remove-key".to_string(),
+            format!("{role}={}", key_id(&repo.key(role))),
+        ]);
+        std::fs::copy(
+            repo.key(role),
+            package_signing::keys::previous_key_file(&private),
+        )
+        .unwrap();
+        new_keys.push(private);
+    }
+    publish_root_change(repo, &strs(&added));
+    for (i, role) in roles.iter().enumerate() {
+        signers[i].kill();
+        signers[i] = repo.spawn_signer_with_key(role, &new_keys[i], prefix, &[]);
+        wait_ready(&mut signers[i]);
+    }
+    between(&new_keys);
+    publish_root_change(repo, &strs(&removed));
+    let (root_key, root_public) = openssl_key(&dir, "root-2");
+    ok(root_cmd(
+        repo,
+        &[
+            "new",
+            "--force",
+            "--add-key",
+            &format!("root={}", root_public.display()),
+            "--remove-key",
+            &format!("root={}", key_id(&repo.key("root"))),
+        ],
+    ));
+    root_sign(repo, &repo.key("root"));
+    root_sign(repo, &root_key);
+    ok(root_cmd(repo, &["publish"]));
+    new_keys
+}
+
+fn strs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
