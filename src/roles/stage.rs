@@ -246,6 +246,12 @@ impl Core {
 /// Labels `previous` with the id the newest root that listed it for `role` gave it, looking
 /// from the current root down through the roots on disk; refuses a key no root listed for the
 /// role (a wrong file would add a signature no client counts, and hide the mistake).
+///
+/// Trust in the previous key comes from where it is, the signer's own key folder, as for its
+/// key; the roots are only read to name it and to catch a wrong file. The roots below the
+/// current one are read as they are on disk, not verified: a signer's pin moves forward past
+/// the root that last listed the key (see [`crate::pin`]), so they no longer chain from it. A
+/// forged root there can at most give the co-signature a wrong id, which clients then ignore.
 fn label_previous(
     layout: &Layout,
     chain: &RootChain,
