@@ -106,10 +106,14 @@ impl Error {
     }
 
     /// What stops a signer rather than making it reconnect and retry: a key the root does not
-    /// list, or state that does not verify. Everything else (a lost broker, a failed write)
-    /// is worth another try.
+    /// list, state that does not verify, or a configuration mistake (an AMQP URL that does
+    /// not parse, say), which the operator must fix. Everything else (a lost broker, a failed
+    /// write) is worth another try.
     pub fn restart_cannot_fix(&self) -> bool {
-        matches!(self, Error::Key { .. } | Error::Untrusted { .. })
+        matches!(
+            self,
+            Error::Key { .. } | Error::Untrusted { .. } | Error::Usage(_)
+        )
     }
 
     /// Whether this is a write that failed for want of space (`ENOSPC`, or a quota):

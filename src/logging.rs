@@ -16,11 +16,16 @@ pub enum LogFormat {
 /// in containers, issue 11). `RUST_LOG=info,lapin=debug` shows them all.
 const DEFAULT_FILTER: &str = "info,lapin::channel=off,lapin::io_loop=off";
 
+/// Logs go to stderr; colour only when stderr is a terminal and `NO_COLOR` is not set, so a
+/// log redirected to a file (`2> signer.log`) or collected from a container is plain text.
 pub fn init(format: LogFormat) {
+    use std::io::IsTerminal;
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour)
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Json => builder.json().init(),

@@ -21,10 +21,10 @@ fn ready_again(signers: &[Proc], n: usize, since: jiff::Timestamp) -> Option<Vec
                 .lines()
                 .filter(|l| l.contains("signer ready"))
                 .nth(n - 1)?;
-            // Text logs start with the RFC 3339 time, after an ANSI dim code.
+            // Text logs start with the RFC 3339 time (after an ANSI dim code on a terminal).
             let stamp = line
                 .trim_start_matches("\u{1b}[2m")
-                .split('\u{1b}')
+                .split(['\u{1b}', ' '])
                 .next()?;
             let at: jiff::Timestamp = stamp.trim().parse().ok()?;
             Some(at.duration_since(since).as_secs_f64())

@@ -163,10 +163,13 @@ impl Wait {
                         && (progress && last_report.elapsed() > Duration::from_millis(500)
                             || pending.is_empty())
                     {
-                        eprintln!(
-                            "done {}/{total} (timestamp v{timestamp_version})",
-                            self.outcomes.len()
-                        );
+                        // No timestamp seen yet (every name decided by a receipt): none named.
+                        let seen = if timestamp_version > 0 {
+                            format!(" (timestamp v{timestamp_version})")
+                        } else {
+                            String::new()
+                        };
+                        eprintln!("done {}/{total}{seen}", self.outcomes.len());
                         last_report = Instant::now();
                     }
                 }
