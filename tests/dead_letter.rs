@@ -439,3 +439,79 @@ fn inbox_dead_letters_print_escaped_and_replay_only_submissions() {
     let (_, _, stderr) = in_inbox(&[]);
     assert!(stderr.contains("1 dead letter(s)"), "{stderr}");
 }
+
+/// `add-targets --wait` for a submission the targets signer refuses as a whole (here signed by
+/// a key it does not trust) stops as soon as the signer has refused it, with the signer's
+/// reason and a failing exit code, over the broker and in the embedded mode alike. Before, it
+/// waited out its whole `--timeout` and then blamed a signer that was not running.
+#[tokio::test(flavor = "multi_thread")]
+async fn wait_reports_a_refused_submission_at_once_with_the_reason() {
+    let repo = TestRepo::init(16, &[]);
+    let (stranger, _) = openssl_key(&repo.path(""), "stranger");
+    let releases = make_releases(&repo.path("rel"), 2, "w");
+    // A minute at most (the default --timeout is 10): a wait that timed out fails the test.
+    let wait_for_exit = |mut cmd: std::process::Command| {
+        let mut child = cmd
+            .env("TUF_SUBMITTER_KEY", &stranger)
+            .args(["--wait", "--timeout", "600s", "--repo"])
+            .arg(&repo.repo)
+            .arg(repo.path("rel"))
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut waited = Duration::ZERO;
+        while child.try_wait().unwrap().is_none() {
+            if waited > Duration::from_secs(60) {
+                child.kill().unwrap();
+                panic!("add-targets --wait is still waiting for a submission already refused");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+            waited += Duration::from_millis(100);
+        }
+        child.wait_with_output().unwrap()
+    };
+    let expect = "the targets signer refused the submission";
+
+    // Over the broker.
+    let prefix = unique_prefix("dlq-wait");
+    let mut signers = repo.spawn_all_signers(&prefix);
+    for s in signers.iter_mut() {
+        wait_ready(s);
+    }
+    let mut cmd = std::process::Command::new(CLIENT);
+    cmd.args([
+        "add-targets",
+        "--amqp",
+        &amqp_url(),
+        "--queue-prefix",
+        &prefix,
+    ])
+    .arg("--targets-dir")
+    .arg(repo.repo.join("targets"));
+    let out = wait_for_exit(cmd);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains(expect) && err.contains("submitter"), "{err}");
+    assert!(
+        err.contains(&releases[0].0),
+        "names the refused target: {err}"
+    );
+    drop(signers);
+    delete_queues(&prefix).await;
+
+    // In the embedded mode, through the inbox.
+    let inbox = repo.path("inbox");
+    let mut embedded = repo.spawn_embedded(&inbox, &[]);
+    wait_ready(&mut embedded);
+    let mut cmd = std::process::Command::new(CLIENT);
+    cmd.args(["add-targets", "--inbox"])
+        .arg(&inbox)
+        .arg("--targets-dir")
+        .arg(repo.repo.join("targets"))
+        .env_remove("AMQP_URL");
+    let out = wait_for_exit(cmd);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains(expect), "{err}");
+}

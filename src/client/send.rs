@@ -65,6 +65,23 @@ impl Sending {
         self.root.pin(self.submitter_key.as_deref(), "--wait")
     }
 
+    /// What `--wait` needs, checked before anything is written or sent: `--repo` holds a
+    /// repository, and the root it is checked from can be read. A mistake here would
+    /// otherwise show only when the wait times out, after the jobs went.
+    pub fn check_wait(&self) -> Result<()> {
+        if let Some(layout) = &self.wait {
+            layout.require_initialised().map_err(|_| {
+                Error::Usage(format!(
+                    "--repo {}: no repository here (no metadata/1.root.json); give the \
+                     folder `tuf-signer init --repo` made, or leave out --wait",
+                    layout.dir.display()
+                ))
+            })?;
+            self.pin()?.load()?;
+        }
+        Ok(())
+    }
+
     /// Connects (waiting for a broker that is down, see [`crate::broker::Waiting`]).
     pub async fn sink(&self) -> Result<Sink> {
         let key = self.submitter_key()?;
@@ -83,6 +100,7 @@ impl Sending {
         expected: Expected,
         started: Instant,
     ) -> Result<()> {
+        self.check_wait()?;
         // Following the receipts starts before the first job goes, so none is missed.
         let mut wait = match &self.wait {
             Some(layout) => Some(Wait::new(layout.clone(), self.pin()?)),
@@ -132,6 +150,7 @@ pub async fn add_targets(
             "nothing to sign: give folders or files, or --target NAME=FILE".into(),
         ));
     }
+    sending.check_wait()?;
     let releases = collect(inputs, named)?;
     let started = Instant::now();
     let targets_dir = targets_dir.map(TargetsFolder::open).transpose()?;

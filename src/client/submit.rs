@@ -190,11 +190,22 @@ pub struct TargetsFolder {
 
 impl TargetsFolder {
     /// `dir` is a repository's `targets/` folder.
+    /// Refuses a folder that is not a repository's `targets/` (nothing beside it says
+    /// `metadata/1.root.json`): a mistyped path writes nothing, not even the staging folder.
     pub fn open(dir: &Path) -> Result<TargetsFolder> {
         let repo = match dir.parent() {
             Some(p) if !p.as_os_str().is_empty() => p,
             _ => Path::new("."),
         };
+        let layout = Layout::new(repo);
+        if layout.require_initialised().is_err() || !dir.is_dir() {
+            return Err(Error::Usage(format!(
+                "--targets-dir {}: not the targets/ folder of a repository (no \
+                 metadata/1.root.json beside it); give REPO/targets, the folder the repository \
+                 serves its target files from",
+                dir.display()
+            )));
+        }
         Ok(TargetsFolder {
             dir: dir.to_path_buf(),
             staging: Layout::new(repo).staging()?,

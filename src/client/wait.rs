@@ -3,7 +3,8 @@
 //! - **signed**: a `timestamp.json` covers it as submitted, checked as a client checks it
 //!   ([`Coverage`]);
 //! - **refused**: the targets signer's receipt for the submission says why (a release
-//!   already signed with other content, see [`crate::submission::Mutable`]);
+//!   already signed with other content, see [`crate::submission::Mutable`]; or the whole
+//!   submission, sent to the dead-letter queue: a signature it does not trust, say);
 //! - **replaced**: the submission was applied, and a later one changed the name again
 //!   (or had already: the ledger left it out as superseded), so what is published is
 //!   someone else's, in a bin at least as new as the one this submission wrote.
@@ -95,6 +96,16 @@ impl Wait {
         for receipt in self.receipts.read_new(&ids) {
             for id in receipt.jobs.iter().filter(|id| ids.contains(*id)) {
                 self.unreceipted.remove(id);
+                if let Some(why) = receipt.dead_lettered.get(id) {
+                    let why = format!(
+                        "the targets signer refused the submission: {why} (it is in the \
+                         dead-letter queue: tuf-client dead-letters)"
+                    );
+                    for name in &self.names_of[id].clone() {
+                        self.decide(pending, name, Outcome::Refused(why.clone()));
+                    }
+                    continue;
+                }
                 let refused = receipt.refused.get(id);
                 let superseded = receipt.superseded.get(id);
                 let bins = std::sync::Arc::new(receipt.bins.clone());

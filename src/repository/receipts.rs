@@ -44,6 +44,11 @@ pub struct Receipt {
     /// with (`--replace`, or a mutable name), removed since or not.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub replaced: BTreeMap<String, Vec<String>>,
+    /// Per submission refused as a whole before anything of it was applied (a signature the
+    /// signer does not trust, a job that does not parse, one too old), why: it is in the
+    /// dead-letter queue (`tuf-client dead-letters`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub dead_lettered: BTreeMap<String, String>,
     /// Per submission, the submitter key id its signature is labelled with.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub submitters: BTreeMap<String, String>,

@@ -48,6 +48,10 @@ pub trait Stage: Send + 'static {
     /// check (the version, length and hashes of a file it names) with what it read and
     /// verified.
     fn check(&mut self, job: Self::Job) -> Result<Self::Job>;
+    /// A job of this role (the bytes `body`) went to the dead-letter queue for `reason`, a
+    /// fault of the job. The targets signer says so in its receipts, so that the submitter's
+    /// `--wait` stops at once with the reason; the other roles have no one waiting.
+    fn dead_lettered(&self, _body: &[u8], _reason: &str) {}
     /// Applies a batch durably: every file it names is written (temp file, fsync, rename)
     /// before this returns.
     fn apply(&mut self, jobs: &[Self::Job]) -> Result<Applied<Self::Next>>;

@@ -252,6 +252,16 @@ impl Stage for TargetsRole {
         &mut self.core
     }
 
+    fn dead_lettered(&self, body: &[u8], reason: &str) {
+        let id = crate::submission::id_of(body);
+        self.receipts.record(&Receipt {
+            jobs: vec![id.clone()],
+            dead_lettered: BTreeMap::from([(id, reason.to_string())]),
+            signer: crate::provenance::describe(),
+            ..Receipt::default()
+        });
+    }
+
     /// Only a submission signed by a trusted submitter key, within the allowed age (or the
     /// signer's own expiry reminder): see [`crate::submission`].
     fn decode(&self, body: &[u8]) -> Result<TargetsJob> {

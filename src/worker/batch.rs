@@ -114,6 +114,7 @@ async fn process<S: Stage, L: Fn() -> Result<S>>(
                 let reason = e.to_string();
                 tracing::warn!(role = %S::ROLE, reason = %reason, "job sent to the dead-letter queue");
                 endpoint.dead_letter(delivery, &reason).await?;
+                stage.dead_lettered(&delivery.body, &reason);
             }
             // Not the job's fault (a root that no longer chains, a read error): stop or
             // retry, with the batch unacknowledged.
