@@ -453,6 +453,7 @@ async fn wait_reports_a_refused_submission_at_once_with_the_reason() {
     let wait_for_exit = |mut cmd: std::process::Command| {
         let mut child = cmd
             .env("TUF_SUBMITTER_KEY", &stranger)
+            .env("TUF_ROOT", repo.pin_file())
             .args(["--wait", "--timeout", "600s", "--repo"])
             .arg(&repo.repo)
             .arg(repo.path("rel"))

@@ -79,6 +79,8 @@ fn embedded_mode_keeps_bad_jobs_and_survives_a_restart() {
         .env("TUF_SUBMITTER_KEY", repo.submitter_key())
         .args(["add-targets", "--inbox"])
         .arg(&inbox)
+        .arg("--targets-dir")
+        .arg(repo.repo.join("targets"))
         .arg(repo.path("rel")));
     assert!(
         out.status.success(),

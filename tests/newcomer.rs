@@ -79,9 +79,51 @@ fn add_targets_checks_its_paths_before_it_writes_or_sends() {
         ),
         "no pinned root here",
     );
+    // No word on where the release files go.
+    refused(add(&repo.submitter_key(), &[]), "--targets-dir");
     assert_eq!(
         listing(repo.dir.path()),
         before,
         "something was written or sent"
     );
+}
+
+/// Signed with `--no-copy`, the targets have no files where the repository serves them:
+/// `validate` says so, naming the file clients would not find and what to do, and
+/// `--no-target-files` is for a repository whose files are published elsewhere.
+#[test]
+fn validate_finds_signed_targets_whose_files_are_not_served() {
+    let repo = TestRepo::init(4, &[]);
+    let inbox = repo.path("inbox");
+    let mut signer = repo.spawn_embedded(&inbox, &[]);
+    wait_ready(&mut signer);
+    let releases = make_releases(&repo.path("rel"), 2, "v");
+    ok(run(Command::new(CLIENT)
+        .env("TUF_SUBMITTER_KEY", repo.submitter_key())
+        .args(["add-targets", "--no-copy", "--inbox"])
+        .arg(&inbox)
+        .args(["--wait", "--timeout", "60s", "--repo"])
+        .arg(&repo.repo)
+        .arg(repo.path("rel"))
+        .env_remove("AMQP_URL")));
+    let validate = |extra: &[&str]| {
+        run(Command::new(CLIENT)
+            .args(["validate", "--repo"])
+            .arg(&repo.repo)
+            .arg("--root")
+            .arg(repo.pin_file())
+            .args(extra))
+    };
+    let out = validate(&[]);
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{report}");
+    for (name, _) in &releases {
+        assert!(
+            report.contains(&format!("PROBLEM {name}: no file"))
+                && report.contains("clients cannot download it"),
+            "{report}"
+        );
+    }
+    let report = ok(validate(&["--no-target-files"]));
+    assert!(report.contains("repository valid"), "{report}");
 }

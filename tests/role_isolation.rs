@@ -391,6 +391,16 @@ async fn the_targets_signer_applies_only_fresh_signed_submissions() {
     }
     // A marker after the replays: once it is covered, they have all been handled.
     let marker = ("drupal/marker/1.0.0.0", b"marker".as_slice());
+    // Its file, where the packaging pipeline puts it (add-targets --targets-dir).
+    let marker_file =
+        layout
+            .targets_dir()
+            .join(package_signing::repository::layout::consistent_path(
+                marker.0,
+                &sha256(marker.1),
+            ));
+    std::fs::create_dir_all(marker_file.parent().unwrap()).unwrap();
+    std::fs::write(&marker_file, marker.1).unwrap();
     publish_raw(
         &prefix,
         Queue::Targets,

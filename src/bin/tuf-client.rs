@@ -44,10 +44,15 @@ enum Command {
     AddTargets {
         #[command(flatten)]
         send: SendArgs,
-        /// Also copy each file into this targets folder under its consistent-snapshot name
-        /// (dir/SHA256.file), where clients download it.
-        #[arg(long)]
+        /// Copy each file into this targets folder (REPO/targets) under its consistent-snapshot
+        /// name (dir/SHA256.file), where clients download it. Required unless --no-copy.
+        #[arg(long, required_unless_present = "no_copy")]
         targets_dir: Option<PathBuf>,
+        /// Sign only, copy nothing: the release files are published by something else (the
+        /// Composer repository's web server, say). `validate --no-target-files` then skips
+        /// looking for them.
+        #[arg(long, conflicts_with = "targets_dir")]
+        no_copy: bool,
         /// Name a file explicitly: NAME=FILE (repeatable).
         #[arg(long = "target", value_name = "NAME=FILE")]
         targets: Vec<String>,
@@ -111,6 +116,10 @@ enum Command {
         /// Also report metadata that expires within this window (e.g. 1h, 2d).
         #[arg(long, default_value = "0s", value_parser = parse_window)]
         expires_within: std::time::Duration,
+        /// Do not look for the target files in REPO/targets/ (for a repository whose release
+        /// files are published elsewhere, e.g. by the Composer repository's web server).
+        #[arg(long)]
+        no_target_files: bool,
     },
     /// Show each role's version, expiry (yellow when close, red when expired) and key ids,
     /// the number of targets, whether signing is paused and, with a broker, the jobs waiting
@@ -298,6 +307,7 @@ async fn dispatch(command: Command) -> Result<()> {
         Command::AddTargets {
             send,
             targets_dir,
+            no_copy: _,
             targets,
             replace,
             inputs,
@@ -330,10 +340,12 @@ async fn dispatch(command: Command) -> Result<()> {
             repo,
             root,
             expires_within,
+            no_target_files,
         } => validate::run(
             &Layout::new(repo),
             &root.pin(None, "validate")?,
             expires_within,
+            !no_target_files,
         ),
         Command::Status {
             repo,

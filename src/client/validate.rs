@@ -1,7 +1,9 @@
 //! `tuf-client validate`: checks a repository folder the way a client would, all of it at
 //! once: every signature and threshold, the root chain, that timestamp and snapshot describe
 //! the files that are there (version, length, hash), that every target sits in the bin its
-//! hash names, and that nothing expires within a given window.
+//! hash names, that every target's file is in `targets/` with its signed length and hashes
+//! (unless the repository's files are published elsewhere), and that nothing expires within a
+//! given window.
 
 use std::fmt::Write;
 use std::time::Duration;
@@ -58,10 +60,13 @@ fn read(layout: &Layout, file: &str) -> Result<Vec<u8>> {
     std::fs::read(&path).map_err(Error::io("cannot read", &path))
 }
 
+/// Most missing or wrong target files named one by one; the rest are counted.
+const MAX_FILE_PROBLEMS: usize = 20;
+
 /// Validates the repository at `layout`; metadata expiring within `window` is a problem.
 /// `tuf-client validate`: prints the report; fails when it found problems.
-pub fn run(layout: &Layout, pin: &Pin, window: Duration) -> Result<()> {
-    let report = validate(layout, pin, window)?;
+pub fn run(layout: &Layout, pin: &Pin, window: Duration, target_files: bool) -> Result<()> {
+    let report = validate(layout, pin, window, target_files)?;
     print!("{}", report.render());
     if report.is_ok() {
         Ok(())
@@ -74,8 +79,15 @@ pub fn run(layout: &Layout, pin: &Pin, window: Duration) -> Result<()> {
 }
 
 /// Validates the repository at `layout`, its roots checked from `pin` (the root the caller
-/// trusts); metadata expiring within `window` is a problem.
-pub fn validate(layout: &Layout, pin: &Pin, window: Duration) -> Result<Report> {
+/// trusts); metadata expiring within `window` is a problem. With `target_files`, every
+/// signed target must be in `targets/` (as `DIR/SHA256.FILE`) with its signed length and
+/// hashes, as clients will download it.
+pub fn validate(
+    layout: &Layout,
+    pin: &Pin,
+    window: Duration,
+    target_files: bool,
+) -> Result<Report> {
     layout.require_initialised()?;
     let mut report = Report::default();
     let deadline = jiff::Timestamp::now().as_second() + window.as_secs() as i64;
@@ -157,6 +169,7 @@ pub fn validate(layout: &Layout, pin: &Pin, window: Duration) -> Result<Report> 
         .into(),
     );
     let mut targets = 0;
+    let mut file_problems = 0;
     for role in &delegations.roles {
         let bin =
             trust_published_targets(&mut set, layout, &role.name, Role::Targets.name()).cloned();
@@ -177,6 +190,28 @@ pub fn validate(layout: &Layout, pin: &Pin, window: Duration) -> Result<Report> 
             }
         }
         targets += bin.targets.len();
+        if target_files {
+            for (name, file) in &bin.targets {
+                if let Err(why) = check_target_file(layout, name, file) {
+                    file_problems += 1;
+                    if file_problems <= MAX_FILE_PROBLEMS {
+                        report.problems.push(why);
+                    }
+                }
+            }
+        }
+    }
+    if file_problems > MAX_FILE_PROBLEMS {
+        report.problems.push(format!(
+            "... and {} more target files missing or not as signed",
+            file_problems - MAX_FILE_PROBLEMS
+        ));
+    }
+    if target_files && file_problems == 0 {
+        report.summary.push(format!(
+            "{targets} target files in {} with their signed length and hashes",
+            layout.targets_dir().display()
+        ));
     }
     // Bins of an earlier bin count stay listed (a snapshot may never drop a file); anything
     // else the delegations do not name has no business there.
@@ -253,4 +288,37 @@ pub fn validate(layout: &Layout, pin: &Pin, window: Duration) -> Result<Report> 
         ));
     }
     Ok(report)
+}
+
+/// The file clients download for target `name`: there, with the signed length and hashes.
+fn check_target_file(
+    layout: &Layout,
+    name: &str,
+    file: &crate::updater::metadata::TargetFile,
+) -> std::result::Result<(), String> {
+    let Some(prefix) = file.hash_prefix() else {
+        return Err(format!("{name}: signed with no hash"));
+    };
+    let path = layout
+        .targets_dir()
+        .join(crate::repository::layout::consistent_path(name, prefix));
+    let missing = || {
+        format!(
+            "{name}: no file {} (clients cannot download it): copy the release in with \
+             `add-targets --targets-dir REPO/targets`, or, if the files are published \
+             elsewhere, run validate with --no-target-files",
+            path.display()
+        )
+    };
+    let size = std::fs::metadata(&path).map_err(|_| missing())?.len();
+    if size != file.length {
+        return Err(format!(
+            "{}: {size} bytes, signed as {}",
+            path.display(),
+            file.length
+        ));
+    }
+    let bytes = std::fs::read(&path).map_err(|_| missing())?;
+    file.check(name, &bytes)
+        .map_err(|e| format!("{}: {e}", path.display()))
 }

@@ -145,7 +145,7 @@ async fn refresh_expiry_forces_every_bin_and_the_timestamp_on_request() {
     })
     .await;
     assert_eq!(repo.newest("snapshot"), snapshot, "only the timestamp");
-    let report = validate(&repo.layout, &repo.pin(), Duration::from_secs(3600)).unwrap();
+    let report = validate(&repo.layout, &repo.pin(), Duration::from_secs(3600), true).unwrap();
     assert!(report.is_ok(), "{}", report.render());
     signers.stop().await;
 }
