@@ -122,7 +122,26 @@ pub fn rotate_every_key(
         wait_ready(&mut signers[i]);
     }
     between(&new_keys);
-    publish_root_change(repo, &strs(&removed));
+    // The old keys go once the served files are signed by the new ones: the restarted
+    // signers re-sign at once, but on their own time; `root publish` refuses until then, and
+    // the operator tries again, as here.
+    let mut args = vec!["new", "--force"];
+    args.extend(strs(&removed));
+    ok(root_cmd(repo, &args));
+    root_sign(repo, &repo.key("root"));
+    let started = std::time::Instant::now();
+    loop {
+        let out = root_cmd(repo, &["publish"]);
+        if out.status.success() {
+            break;
+        }
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("clients would refuse") && started.elapsed().as_secs() < 120,
+            "root publish: {err}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
     let (root_key, root_public) = openssl_key(&dir, "root-2");
     ok(root_cmd(
         repo,
