@@ -222,10 +222,15 @@ struct RunArgs {
     /// The repository folder made by `init`.
     #[arg(long, env = "TUF_REPO")]
     repo: PathBuf,
-    /// This role's private key file (with --role).
+    /// This role's private key file (with --role). During a key rotation, the key it
+    /// replaced goes beside it as NAME.previous.pem (keys/timestamp.previous.pem): it
+    /// co-signs the role's top-level file, so clients checking against an older root (php-tuf)
+    /// still verify; remove it and restart once clients have moved on (README "Rotating an
+    /// online key").
     #[arg(long, env = "TUF_KEY", required_unless_present = "all")]
     key: Option<PathBuf>,
-    /// The folder holding targets.pem, snapshot.pem, timestamp.pem (with --all).
+    /// The folder holding targets.pem, snapshot.pem, timestamp.pem (with --all), and any
+    /// NAME.previous.pem of a rotation (see --key).
     #[arg(long, required_if_eq("all", "true"))]
     keys: Option<PathBuf>,
     #[command(flatten)]
