@@ -51,28 +51,14 @@ async fn signers_started_before_init_wait_for_it_then_sign() {
 #[test]
 fn a_signer_with_a_malformed_amqp_url_stops_at_once() {
     let repo = TestRepo::init(4, &[]);
-    let mut child = Command::new(SIGNER)
-        .args(["run", "--role", "timestamp", "--repo"])
-        .arg(&repo.repo)
-        .arg("--key")
-        .arg(repo.key("timestamp"))
-        .args(["--amqp", "amqp://guest:guest@127.0.0.1:notaport/%2f"])
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut waited = Duration::ZERO;
-    while child.try_wait().unwrap().is_none() {
-        if waited > Duration::from_secs(60) {
-            child.kill().unwrap();
-            panic!("the signer is still retrying a URL that will never parse");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-        waited += Duration::from_millis(100);
-    }
-    refused(
-        child.wait_with_output().unwrap(),
-        "not an AMQP URL; write amqp://USER@HOST:PORT/VHOST",
+    let out = run_to_end(
+        Command::new(SIGNER)
+            .args(["run", "--role", "timestamp", "--repo"])
+            .arg(&repo.repo)
+            .arg("--key")
+            .arg(repo.key("timestamp"))
+            .args(["--amqp", "amqp://guest:guest@127.0.0.1:notaport/%2f"]),
+        "the signer is still retrying a URL that will never parse",
     );
+    refused(out, "not an AMQP URL; write amqp://USER@HOST:PORT/VHOST");
 }

@@ -64,6 +64,32 @@ pub fn run(cmd: &mut Command) -> Output {
     cmd.stdin(Stdio::null()).output().unwrap()
 }
 
+/// [`run`] for a command that must end by itself, where the bug it guards against is one that
+/// never ends (a retry loop, a wait for what already happened): after a minute it is killed
+/// and the test fails saying `stuck`. Not a measure of speed.
+pub fn run_to_end(cmd: &mut Command, stuck: &str) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (limit, step) = (
+        std::time::Duration::from_secs(60),
+        std::time::Duration::from_millis(100),
+    );
+    let mut waited = std::time::Duration::ZERO;
+    while child.try_wait().unwrap().is_none() {
+        if waited > limit {
+            child.kill().unwrap();
+            panic!("{stuck}");
+        }
+        std::thread::sleep(step);
+        waited += step;
+    }
+    child.wait_with_output().unwrap()
+}
+
 /// Lifetimes of seconds, for `init` and `run`: without refreshing, python-tuf would refuse
 /// such a repository as expired (a freeze) a few seconds after init.
 pub const SHORT_LIFETIMES: [&str; 8] = [
