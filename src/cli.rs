@@ -4,9 +4,11 @@
 use std::future::Future;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use crate::broker::amqp::AmqpConfig;
 use crate::logging::{self, LogFormat};
+use crate::repository::Expiries;
 use crate::{Error, Result};
 
 /// The logging flag both binaries take.
@@ -51,6 +53,49 @@ impl RootArgs {
             None => Ok(pin),
         }
     }
+}
+
+/// How long each role's metadata stays valid: what the signers are given (`init`, `run`), and
+/// what `validate` and `status` judge "close to expiring" by ([`Expiries::warning`]).
+#[derive(Debug, Clone, clap::Args)]
+pub struct ExpiryArgs {
+    /// Root metadata lifetime (e.g. 365d).
+    #[arg(long, default_value = "365d", value_parser = duration)]
+    pub expire_root: Duration,
+    /// Top-level targets lifetime.
+    #[arg(long, default_value = "365d", value_parser = duration)]
+    pub expire_targets: Duration,
+    /// Hashed-bin lifetime.
+    #[arg(long, default_value = "365d", value_parser = duration)]
+    pub expire_bins: Duration,
+    /// Snapshot lifetime.
+    #[arg(long, default_value = "7d", value_parser = duration)]
+    pub expire_snapshot: Duration,
+    /// Timestamp lifetime.
+    #[arg(long, default_value = "1d", value_parser = duration)]
+    pub expire_timestamp: Duration,
+}
+
+impl ExpiryArgs {
+    pub fn expiries(&self) -> Expiries {
+        Expiries {
+            root: self.expire_root,
+            targets: self.expire_targets,
+            bins: self.expire_bins,
+            snapshot: self.expire_snapshot,
+            timestamp: self.expire_timestamp,
+        }
+    }
+}
+
+/// A clap value parser for a duration: `365d`, `12h`, `30m`, `90s` or seconds, never zero.
+pub fn duration(text: &str) -> std::result::Result<Duration, String> {
+    crate::repository::expiry::parse_duration(text).map_err(|e| e.to_string())
+}
+
+/// [`duration`], or `0` (a wait or window that may be empty).
+pub fn duration_or_zero(text: &str) -> std::result::Result<Duration, String> {
+    crate::repository::expiry::parse_duration_or_zero(text).map_err(|e| e.to_string())
 }
 
 /// How to reach RabbitMQ, the same for every command that talks to it. The password belongs

@@ -223,14 +223,14 @@ impl Policy {
         if issued < horizon(self.max_age) {
             return Err(Error::InvalidJob(format!(
                 "stale: issued at {issued}, more than {} ago (--max-job-age); submit it again",
-                humantime(self.max_age)
+                crate::repository::expiry::show_duration(self.max_age)
             )));
         }
         if -age > jiff::SignedDuration::try_from(MAX_AHEAD).expect("small") {
             return Err(Error::InvalidJob(format!(
                 "issued at {issued}, ahead of this signer's clock ({now}) by more than {}; check \
                  the clocks",
-                humantime(MAX_AHEAD)
+                crate::repository::expiry::show_duration(MAX_AHEAD)
             )));
         }
         Ok(())
@@ -241,17 +241,6 @@ impl Policy {
 fn horizon(max_age: Duration) -> Timestamp {
     let age = jiff::SignedDuration::try_from(max_age).unwrap_or(jiff::SignedDuration::MAX);
     Timestamp::now().checked_sub(age).unwrap_or(Timestamp::MIN)
-}
-
-fn humantime(d: Duration) -> String {
-    let secs = d.as_secs();
-    if secs.is_multiple_of(3600) {
-        format!("{} h", secs / 3600)
-    } else if secs.is_multiple_of(60) {
-        format!("{} min", secs / 60)
-    } else {
-        format!("{secs} s")
-    }
 }
 
 /// What rule 2 remembers: for each target name (and `#bins`, `#refresh_expiry`), the issue

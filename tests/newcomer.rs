@@ -88,6 +88,120 @@ fn add_targets_checks_its_paths_before_it_writes_or_sends() {
     );
 }
 
+/// Every command that takes `--repo`, given one that holds no repository, says so at once,
+/// naming the folder, and writes nothing (no stray folder) and sends nothing.
+#[test]
+fn every_command_refuses_a_mistyped_repo_and_writes_nothing() {
+    let repo = TestRepo::init(4, &[]);
+    let inbox = repo.path("inbox");
+    std::fs::create_dir(&inbox).unwrap();
+    make_releases(&repo.path("rel"), 1, "n");
+    let mistyped = repo.path("rep");
+    let (rep, inbox_arg, pin) = (
+        mistyped.to_str().unwrap(),
+        inbox.to_str().unwrap(),
+        repo.pin_file(),
+    );
+    let (keys, rel) = (repo.keys.to_str().unwrap(), repo.path("rel"));
+    let targets_key = repo.key("targets");
+    let prefix = unique_prefix("newcomer-repo");
+    let url = amqp_url();
+    let cases: Vec<(&str, Vec<&str>)> = vec![
+        (
+            CLIENT,
+            vec![
+                "add-targets",
+                "--no-copy",
+                "--inbox",
+                inbox_arg,
+                "--wait",
+                "--repo",
+                rep,
+                rel.to_str().unwrap(),
+            ],
+        ),
+        (
+            CLIENT,
+            vec![
+                "remove-targets",
+                "--inbox",
+                inbox_arg,
+                "--wait",
+                "--repo",
+                rep,
+                "drupal/n0/1.0.0.0",
+            ],
+        ),
+        (
+            CLIENT,
+            vec![
+                "bins", "--count", "8", "--inbox", inbox_arg, "--wait", "--repo", rep,
+            ],
+        ),
+        (
+            CLIENT,
+            vec![
+                "refresh-expiry",
+                "--inbox",
+                inbox_arg,
+                "--wait",
+                "--repo",
+                rep,
+            ],
+        ),
+        (
+            CLIENT,
+            vec!["status", "--root", pin.to_str().unwrap(), "--repo", rep],
+        ),
+        (
+            CLIENT,
+            vec!["validate", "--root", pin.to_str().unwrap(), "--repo", rep],
+        ),
+        (CLIENT, vec!["pause", "--repo", rep]),
+        (CLIENT, vec!["resume", "--repo", rep]),
+        (CLIENT, vec!["serve", "--listen", "127.0.0.1:0", rep]),
+        (
+            SIGNER,
+            vec![
+                "run", "--all", "--keys", keys, "--inbox", inbox_arg, "--repo", rep,
+            ],
+        ),
+        (
+            SIGNER,
+            vec![
+                "run",
+                "--role",
+                "targets",
+                "--key",
+                targets_key.to_str().unwrap(),
+                "--amqp",
+                &url,
+                "--repo",
+                rep,
+            ],
+        ),
+    ];
+    let before = listing(repo.dir.path());
+    for (binary, args) in &cases {
+        let out = run_to_end(
+            Command::new(binary)
+                .args(args)
+                .env("TUF_SUBMITTER_KEY", repo.submitter_key())
+                .env("TUF_QUEUE_PREFIX", &prefix)
+                .env_remove("AMQP_URL")
+                .env_remove("TUF_ROOT"),
+            &format!("{args:?} never ended"),
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && err.contains(rep),
+            "{args:?} should have named {rep}: {err}"
+        );
+        assert_eq!(listing(repo.dir.path()), before, "{args:?} wrote: {err}");
+        eprintln!("{}: {}", args[0], err.lines().last().unwrap_or_default());
+    }
+}
+
 /// Signed with `--no-copy`, the targets have no files where the repository serves them:
 /// `validate` says so, naming the file clients would not find and what to do, and
 /// `--no-target-files` is for a repository whose files are published elsewhere.
@@ -126,4 +240,49 @@ fn validate_finds_signed_targets_whose_files_are_not_served() {
     }
     let report = ok(validate(&["--no-target-files"]));
     assert!(report.contains("repository valid"), "{report}");
+}
+
+/// The README's `validate` passes on a fresh repository, by default and with the window it
+/// shows; a window is judged against each role's own lifetime unless one is given for all.
+#[test]
+fn validate_judges_each_role_by_its_own_lifetime() {
+    let repo = TestRepo::init(4, &[]);
+    let validate = |extra: &[&str]| {
+        let out = run(Command::new(CLIENT)
+            .args(["validate", "--no-target-files", "--repo"])
+            .arg(&repo.repo)
+            .arg("--root")
+            .arg(repo.pin_file())
+            .args(extra));
+        let report = String::from_utf8_lossy(&out.stdout).into_owned();
+        (out.status.success(), report)
+    };
+    // A fresh repository: the timestamp has 1 day left of its 1-day lifetime.
+    for window in [
+        &[][..],
+        &["--expires-within", "12h"],
+        &["--expires-within", "0"],
+    ] {
+        let (valid, report) = validate(window);
+        assert!(valid, "{window:?}: {report}");
+    }
+    // One window for every role, longer than the timestamp's lifetime: only it is reported.
+    let (valid, report) = validate(&["--expires-within", "2d"]);
+    assert!(!valid, "{report}");
+    assert!(
+        report.contains("PROBLEM timestamp expires in ")
+            && report.contains("within --expires-within 2d")
+            && report.matches("PROBLEM").count() == 1,
+        "{report}"
+    );
+    // Signers told the timestamp lasts 200 days would re-sign this one at once: past a
+    // quarter of that, validate says the signer is not doing its job, and names the flag.
+    let (valid, report) = validate(&["--expire-timestamp", "200d"]);
+    assert!(!valid, "{report}");
+    assert!(
+        report.contains("less than a quarter of its 200d lifetime is left")
+            && report.contains("--expire-timestamp")
+            && report.matches("PROBLEM").count() == 1,
+        "{report}"
+    );
 }

@@ -1,6 +1,6 @@
 //! Signers started before `tuf-signer init` (a container set coming up together) wait for
-//! the repository, saying so once, instead of exiting into a restart loop; once init has
-//! finished they sign.
+//! the repository in its (empty) folder, saying so once, instead of exiting into a restart
+//! loop; once init has finished they sign. A configuration mistake stops them at once.
 
 mod common;
 
@@ -17,6 +17,8 @@ async fn signers_started_before_init_wait_for_it_then_sign() {
         keys: dir.path().join("keys"),
         dir,
     };
+    // The repository's volume, mounted and still empty.
+    std::fs::create_dir(&repo.repo).unwrap();
     let prefix = unique_prefix("startup");
     let mut signers = repo.spawn_all_signers(&prefix);
     std::thread::sleep(Duration::from_secs(2));

@@ -8,7 +8,6 @@ use package_signing::cli;
 use package_signing::client::composer::{self, Remote};
 use package_signing::client::send::{self, Sending};
 use package_signing::client::{dead_letters, serve, status, validate};
-use package_signing::repository::expiry::parse_duration_or_zero;
 use package_signing::repository::Layout;
 use package_signing::role::Role;
 use package_signing::Result;
@@ -113,9 +112,14 @@ enum Command {
         repo: PathBuf,
         #[command(flatten)]
         root: cli::RootArgs,
-        /// Also report metadata that expires within this window (e.g. 1h, 2d).
-        #[arg(long, default_value = "0s", value_parser = parse_window)]
-        expires_within: std::time::Duration,
+        /// Report metadata that expires within this window, the same for every role (e.g. 12h;
+        /// 0: only what has expired). Default: each role's own warning window, a quarter of
+        /// its lifetime (the --expire-* flags, as given to the signers): the timestamp 6h,
+        /// the snapshot 42h, root, targets and the bins 91d.
+        #[arg(long, value_parser = cli::duration_or_zero, value_name = "DURATION")]
+        expires_within: Option<std::time::Duration>,
+        #[command(flatten)]
+        expiry: cli::ExpiryArgs,
         /// Do not look for the target files in REPO/targets/ (for a repository whose release
         /// files are published elsewhere, e.g. by the Composer repository's web server).
         #[arg(long)]
@@ -136,6 +140,10 @@ enum Command {
         /// Colour: auto (when printing to a terminal and NO_COLOR is unset), always, never.
         #[arg(long, default_value = "auto", value_parser = ["auto", "always", "never"])]
         color: String,
+        /// Each role's lifetime, as given to the signers: an expiry is shown in yellow when
+        /// less than a quarter of it is left.
+        #[command(flatten)]
+        expiry: cli::ExpiryArgs,
     },
     /// List, replay or drop the jobs the signers refused (the dead-letter queue), with why.
     ///
@@ -246,9 +254,11 @@ struct SendArgs {
     /// --amqp and AMQP_URL).
     #[arg(long, env = "TUF_INBOX")]
     inbox: Option<PathBuf>,
-    /// Return only once each name has an outcome: signed (a timestamp.json covering it is on
-    /// disk, checked as a client checks it), refused (already signed with other content; exit
-    /// 1, each named with why) or replaced (a later submission changed it again).
+    /// Return only once the job is published. add-targets and remove-targets: each name has
+    /// an outcome: signed (a timestamp.json covering it is on disk, checked as a client checks
+    /// it), refused (already signed with other content, or the whole submission by the
+    /// targets signer; exit 1, each named with why) or replaced (a later submission changed
+    /// it again). bins: the new bins are published. refresh-expiry: the re-signed file is.
     #[arg(long, requires = "repo")]
     wait: bool,
     /// The repository folder to watch with --wait.
@@ -291,10 +301,6 @@ struct RemoteArgs {
     /// Base URL (or folder) of the repository's metadata.
     #[arg(long)]
     metadata_url: String,
-}
-
-fn parse_window(text: &str) -> std::result::Result<std::time::Duration, String> {
-    parse_duration_or_zero(text).map_err(|e| e.to_string())
 }
 
 fn main() -> ExitCode {
@@ -340,11 +346,12 @@ async fn dispatch(command: Command) -> Result<()> {
             repo,
             root,
             expires_within,
+            expiry,
             no_target_files,
         } => validate::run(
             &Layout::new(repo),
             &root.pin(None, "validate")?,
-            expires_within,
+            &validate::Window::new(expires_within, expiry.expiries()),
             !no_target_files,
         ),
         Command::Status {
@@ -352,12 +359,14 @@ async fn dispatch(command: Command) -> Result<()> {
             root,
             broker,
             color,
+            expiry,
         } => {
             status::show(
                 &Layout::new(repo),
                 &root.pin(None, "status")?,
                 &broker,
                 &color,
+                &expiry.expiries(),
             )
             .await
         }

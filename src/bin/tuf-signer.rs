@@ -11,7 +11,7 @@ use package_signing::repository::deployment::Deployment;
 use package_signing::repository::expiry::parse_duration;
 use package_signing::repository::init::{find_key, init, InitOptions, SUBMITTER};
 use package_signing::repository::prune::Retention;
-use package_signing::repository::{root, Expiries, Layout};
+use package_signing::repository::{root, Layout};
 use package_signing::role::Role;
 use package_signing::signer::{Signers, Submissions};
 use package_signing::submission::Mutable;
@@ -71,7 +71,7 @@ enum Command {
         #[arg(long, value_enum, default_value_t = KeyIdRule::PhpTuf)]
         key_id_rule: KeyIdRule,
         #[command(flatten)]
-        expiry: ExpiryArgs,
+        expiry: cli::ExpiryArgs,
     },
     /// Run a signer (or all three) until stopped with Ctrl-C or SIGTERM.
     ///
@@ -288,7 +288,7 @@ struct RunArgs {
     )]
     mutable_targets: String,
     #[command(flatten)]
-    expiry: ExpiryArgs,
+    expiry: cli::ExpiryArgs,
 }
 
 /// The online roles, as `--role` takes them.
@@ -306,37 +306,6 @@ impl From<RoleArg> for Role {
             RoleArg::Snapshot => Role::Snapshot,
             RoleArg::Timestamp => Role::Timestamp,
         }
-    }
-}
-
-#[derive(Args)]
-struct ExpiryArgs {
-    /// Root metadata lifetime (e.g. 365d).
-    #[arg(long, default_value = "365d")]
-    expire_root: String,
-    /// Top-level targets lifetime.
-    #[arg(long, default_value = "365d")]
-    expire_targets: String,
-    /// Hashed-bin lifetime.
-    #[arg(long, default_value = "365d")]
-    expire_bins: String,
-    /// Snapshot lifetime.
-    #[arg(long, default_value = "7d")]
-    expire_snapshot: String,
-    /// Timestamp lifetime.
-    #[arg(long, default_value = "1d")]
-    expire_timestamp: String,
-}
-
-impl ExpiryArgs {
-    fn parse(&self) -> Result<Expiries> {
-        Ok(Expiries {
-            root: parse_duration(&self.expire_root)?,
-            targets: parse_duration(&self.expire_targets)?,
-            bins: parse_duration(&self.expire_bins)?,
-            snapshot: parse_duration(&self.expire_snapshot)?,
-            timestamp: parse_duration(&self.expire_timestamp)?,
-        })
     }
 }
 
@@ -384,7 +353,7 @@ async fn dispatch(command: Command) -> Result<()> {
                 repo,
                 keys,
                 bins,
-                expiries: expiry.parse()?,
+                expiries: expiry.expiries(),
                 deployment: Deployment {
                     key_owners,
                     key_folders,
@@ -454,6 +423,7 @@ impl DraftArgs {
 }
 
 async fn run(args: RunArgs) -> Result<()> {
+    package_signing::signer::require_repo_folder(&args.repo)?;
     let stop = cli::stop_on_signal("stopping after the current batch");
     let keys = match (args.role, args.key.clone(), &args.keys) {
         (Some(role), Some(key), _) => vec![(role.into(), key)],
@@ -484,7 +454,7 @@ async fn run(args: RunArgs) -> Result<()> {
     let signers = Signers {
         repo: args.repo.clone(),
         keys,
-        expiries: args.expiry.parse()?,
+        expiries: args.expiry.expiries(),
         retention: Retention::parse(&args.prune_after, &args.keep_versions, &args.prune_grace)?,
         refresh_window: f64::from(args.refresh_left_percent) / 100.0,
         submissions: Submissions {

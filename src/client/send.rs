@@ -10,11 +10,12 @@ use std::time::{Duration, Instant};
 use super::coverage::Expected;
 use super::status;
 use super::submit::{collect, describe, Route, Sink, TargetsFolder};
-use super::wait::{poll, Wait};
+use super::wait::{poll_saying, Wait};
 use crate::broker::inbox::submit_to_inbox;
 use crate::broker::{Publisher, Queue, Via};
 use crate::jobs::{check_target_name, NewTarget, SnapshotJob, TargetsJob, TimestampJob};
 use crate::keys::SigningKey;
+use crate::pin::Pin;
 use crate::repository::{HashBins, Layout};
 use crate::role::Role;
 use crate::{Error, Result};
@@ -68,18 +69,22 @@ impl Sending {
     /// What `--wait` needs, checked before anything is written or sent: `--repo` holds a
     /// repository, and the root it is checked from can be read. A mistake here would
     /// otherwise show only when the wait times out, after the jobs went.
-    pub fn check_wait(&self) -> Result<()> {
-        if let Some(layout) = &self.wait {
-            layout.require_initialised().map_err(|_| {
-                Error::Usage(format!(
-                    "--repo {}: no repository here (no metadata/1.root.json); give the \
-                     folder `tuf-signer init --repo` made, or leave out --wait",
-                    layout.dir.display()
-                ))
-            })?;
-            self.pin()?.load()?;
-        }
-        Ok(())
+    pub fn checked_repo(&self) -> Result<Option<(&Layout, Pin)>> {
+        let Some(layout) = &self.wait else {
+            return Ok(None);
+        };
+        layout.require_initialised()?;
+        let pin = self.pin()?;
+        pin.load()?;
+        Ok(Some((layout, pin)))
+    }
+
+    /// [`Sending::checked_repo`], and the wait that follows the jobs' receipts from now on, so
+    /// that none of the jobs sent later is missed.
+    pub fn checked_wait(&self) -> Result<Option<Wait>> {
+        Ok(self
+            .checked_repo()?
+            .map(|(layout, pin)| Wait::new(layout.clone(), pin)))
     }
 
     /// Connects (waiting for a broker that is down, see [`crate::broker::Waiting`]).
@@ -92,20 +97,15 @@ impl Sending {
         Ok(Sink { route, key })
     }
 
-    /// Sends `jobs`, then, with `--wait`, follows them until every name in `expected` has an
-    /// outcome (see [`Wait`]).
+    /// Sends `jobs`, then, with `wait` (from [`Sending::checked_wait`], made before anything
+    /// was written), follows them until every name in `expected` has an outcome.
     pub async fn submit(
         &self,
         jobs: Vec<TargetsJob>,
         expected: Expected,
         started: Instant,
+        mut wait: Option<Wait>,
     ) -> Result<()> {
-        self.check_wait()?;
-        // Following the receipts starts before the first job goes, so none is missed.
-        let mut wait = match &self.wait {
-            Some(layout) => Some(Wait::new(layout.clone(), self.pin()?)),
-            None => None,
-        };
         let sink = self.sink().await?;
         let total = expected.len();
         for (seq, job) in jobs.iter().enumerate() {
@@ -150,7 +150,7 @@ pub async fn add_targets(
             "nothing to sign: give folders or files, or --target NAME=FILE".into(),
         ));
     }
-    sending.check_wait()?;
+    let wait = sending.checked_wait()?;
     let releases = collect(inputs, named)?;
     let started = Instant::now();
     let targets_dir = targets_dir.map(TargetsFolder::open).transpose()?;
@@ -170,7 +170,7 @@ pub async fn add_targets(
         .map(|t| (t.name.clone(), Some((t.length, t.hashes.sha256.clone()))))
         .collect();
     let jobs = add_jobs(&described, sending.batch_size, replace);
-    sending.submit(jobs, expected, started).await
+    sending.submit(jobs, expected, started, wait).await
 }
 
 /// `tuf-client remove-targets`: withdraws `names`.
@@ -178,6 +178,7 @@ pub async fn remove_targets(sending: &Sending, names: &[String]) -> Result<()> {
     for n in names {
         check_target_name(n)?;
     }
+    let wait = sending.checked_wait()?;
     let expected: Expected = names.iter().map(|n| (n.clone(), None)).collect();
     let jobs = names
         .chunks(sending.batch_size.max(1))
@@ -186,12 +187,18 @@ pub async fn remove_targets(sending: &Sending, names: &[String]) -> Result<()> {
             ..Default::default()
         })
         .collect();
-    sending.submit(jobs, expected, Instant::now()).await
+    sending.submit(jobs, expected, Instant::now(), wait).await
 }
 
 /// `tuf-client refresh-expiry`: asks `role`'s signer to re-sign with a fresh expiry now (the
-/// roles after it follow). Over an inbox only the targets role can be asked.
+/// roles after it follow); with `--wait`, returns once the published timestamp leads to
+/// `role`'s re-signed file. Over an inbox only the targets role can be asked.
 pub async fn refresh_expiry(sending: &Sending, role: Role) -> Result<()> {
+    let checked = sending.checked_repo()?;
+    let before = match &checked {
+        Some((layout, _)) => Some(status::top_level(layout)?.of(role)),
+        None => None,
+    };
     let body = match role {
         Role::Snapshot => serde_json::to_vec(&SnapshotJob {
             refresh_expiry: true,
@@ -232,13 +239,34 @@ pub async fn refresh_expiry(sending: &Sending, role: Role) -> Result<()> {
         "asked the {} signer to re-sign with a fresh expiry",
         role.key_role()
     );
-    Ok(())
+    let (Some((layout, _)), Some((version, expires))) = (checked, before) else {
+        return Ok(());
+    };
+    let (timeout, every) = (sending.timeout()?, Duration::from_millis(200));
+    let what = format!("the {role} signer to publish its re-signed file");
+    // A read can race with a signer's rename; the next poll sees the finished files.
+    let resigned = poll_saying(&what, timeout, every, || {
+        let now = status::top_level(layout).ok()?.of(role);
+        (now.0 > version && now.1 >= expires).then_some(now)
+    })
+    .await;
+    match resigned {
+        Some((version, expires)) => {
+            println!("{role} v{version} published, expires {expires}");
+            Ok(())
+        }
+        None => Err(Error::TimedOut(format!(
+            "timed out after {timeout:?}: {role} is still v{version}, expiring {expires}; are \
+             the signers running, or paused? (tuf-client status --repo ...)"
+        ))),
+    }
 }
 
 /// `tuf-client bins`: asks the targets signer to spread every target over `count` bins;
 /// with `--wait`, returns once that many bins are published.
 pub async fn change_bins(sending: &Sending, count: u32) -> Result<()> {
     HashBins::new(count)?;
+    let checked = sending.checked_repo()?;
     let job = TargetsJob {
         bins: Some(count),
         ..Default::default()
@@ -246,12 +274,13 @@ pub async fn change_bins(sending: &Sending, count: u32) -> Result<()> {
     let started = Instant::now();
     sending.sink().await?.send(&job, 0).await?;
     eprintln!("asked the targets signer for {count} bins");
-    let Some(layout) = &sending.wait else {
+    let Some((layout, pin)) = checked else {
         return Ok(());
     };
     let (timeout, every) = (sending.timeout()?, Duration::from_millis(100));
     // A read can race with a signer's rename; the next poll sees the finished files.
-    let published = poll(started, timeout, every, || {
+    let what = format!("the targets signer to publish {count} bins");
+    let published = poll_saying(&what, timeout, every, || {
         (status::published_bins(layout).ok()? == count as usize).then_some(())
     })
     .await;
@@ -263,7 +292,7 @@ pub async fn change_bins(sending: &Sending, count: u32) -> Result<()> {
     }
     println!(
         "{count} bins published ({} targets) in {:.1} s",
-        status::read(layout, &sending.pin()?)?.targets,
+        status::read(layout, &pin)?.targets,
         started.elapsed().as_secs_f64()
     );
     Ok(())

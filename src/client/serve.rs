@@ -30,6 +30,7 @@ use crate::{Error, Result};
 /// Serves `root` (and the Composer repository in `composer`, if given) on `listen` until the
 /// process ends.
 pub async fn serve(root: PathBuf, composer: Option<PathBuf>, listen: &str) -> Result<()> {
+    crate::repository::Layout::new(root.clone()).require_initialised()?;
     let published = Published::new(&root, composer.as_deref())?;
     let listener = TcpListener::bind(listen)
         .await

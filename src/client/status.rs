@@ -2,9 +2,8 @@
 //! whether the signers are paused, and (given a broker) how many jobs wait in each queue.
 
 use std::fmt::Write;
-use std::time::Duration;
 
-use tough::schema::{RoleType, Snapshot, Timestamp};
+use tough::schema::{RoleType, Signed, Snapshot, Timestamp};
 
 use crate::pin::Pin;
 use crate::role::Role;
@@ -13,7 +12,7 @@ use crate::schema::Targets;
 use crate::broker::amqp::{inspect_queues, AmqpConfig};
 use crate::broker::Queue;
 use crate::repository::control::{Control, Pause};
-use crate::repository::{signed, Layout};
+use crate::repository::{signed, Expiries, Layout};
 use crate::roles::latest_root;
 use crate::Result;
 
@@ -38,28 +37,65 @@ pub struct Status {
     pub queues: Vec<QueueStatus>,
 }
 
-/// Below this much time left a role's expiry is shown as a warning: a quarter of the
-/// default lifetime, by which time its signer (which re-signs at half) should have acted.
-fn warn_below(role: &str) -> Duration {
-    let role = Role::of_metadata(role).unwrap_or(Role::Bins);
-    crate::repository::Expiries::default().of(role) / 4
+/// The top-level files the published `timestamp.json` leads to, as read from disk (the
+/// signatures are `validate`'s and the updater's to check; this is for reporting).
+pub struct TopLevel {
+    pub timestamp: Signed<Timestamp>,
+    pub snapshot: Signed<Snapshot>,
+    /// The top-level targets.
+    pub targets: Signed<Targets>,
 }
 
-/// The number of bins the published repository delegates to (timestamp → snapshot →
-/// top-level targets), reading no bin.
-pub fn published_bins(layout: &Layout) -> Result<usize> {
-    let (ts, _) = signed::load::<Timestamp>(&layout.timestamp(), Role::Timestamp.name())?;
+/// Reads timestamp → snapshot → top-level targets, no bin.
+pub fn top_level(layout: &Layout) -> Result<TopLevel> {
     let version_of = |meta: &std::collections::HashMap<String, tough::schema::Metafile>, file| {
         meta.get(file).map(|m| m.version.get()).unwrap_or(1)
     };
-    let snap = version_of(&ts.signed.meta, Role::Snapshot.file());
+    let (timestamp, _) = signed::load::<Timestamp>(&layout.timestamp(), Role::Timestamp.name())?;
     let (snapshot, _) = signed::load::<Snapshot>(
-        &layout.versioned(Role::Snapshot, snap),
+        &layout.versioned(
+            Role::Snapshot,
+            version_of(&timestamp.signed.meta, Role::Snapshot.file()),
+        ),
         Role::Snapshot.name(),
     )?;
-    let top = version_of(&snapshot.signed.meta, Role::Targets.file());
-    let (top, _) =
-        signed::load::<Targets>(&layout.versioned(Role::Targets, top), Role::Targets.name())?;
+    let (targets, _) = signed::load::<Targets>(
+        &layout.versioned(
+            Role::Targets,
+            version_of(&snapshot.signed.meta, Role::Targets.file()),
+        ),
+        Role::Targets.name(),
+    )?;
+    Ok(TopLevel {
+        timestamp,
+        snapshot,
+        targets,
+    })
+}
+
+impl TopLevel {
+    /// The published version and expiry of an online top-level role's file.
+    pub fn of(&self, role: Role) -> (u64, jiff::Timestamp) {
+        match role {
+            Role::Timestamp => (
+                self.timestamp.signed.version.get(),
+                self.timestamp.signed.expires,
+            ),
+            Role::Snapshot => (
+                self.snapshot.signed.version.get(),
+                self.snapshot.signed.expires,
+            ),
+            _ => (
+                self.targets.signed.version.get(),
+                self.targets.signed.expires,
+            ),
+        }
+    }
+}
+
+/// The number of bins the published repository delegates to, reading no bin.
+pub fn published_bins(layout: &Layout) -> Result<usize> {
+    let top = top_level(layout)?.targets;
     Ok(top.signed.delegations.map_or(0, |d| d.roles.len()))
 }
 
@@ -72,27 +108,11 @@ pub fn read(layout: &Layout, pin: &Pin) -> Result<Status> {
             .map(|r| r.keyids.iter().map(hex::encode).collect())
             .unwrap_or_default()
     };
-    let (ts, _) = signed::load::<Timestamp>(&layout.timestamp(), Role::Timestamp.name())?;
-    let snap_version = ts
-        .signed
-        .meta
-        .get(Role::Snapshot.file())
-        .map(|m| m.version.get())
-        .unwrap_or(1);
-    let (snapshot, _) = signed::load::<Snapshot>(
-        &layout.versioned(Role::Snapshot, snap_version),
-        Role::Snapshot.name(),
-    )?;
-    let top_version = snapshot
-        .signed
-        .meta
-        .get(Role::Targets.file())
-        .map(|m| m.version.get())
-        .unwrap_or(1);
-    let (top, _) = signed::load::<Targets>(
-        &layout.versioned(Role::Targets, top_version),
-        Role::Targets.name(),
-    )?;
+    let TopLevel {
+        timestamp: ts,
+        snapshot,
+        targets: top,
+    } = top_level(layout)?;
     let mut targets = 0;
     let delegated = top
         .signed
@@ -143,12 +163,14 @@ pub fn read(layout: &Layout, pin: &Pin) -> Result<Status> {
 }
 
 /// `tuf-client status`: prints the repository's status and, with a broker, its queues;
-/// `colour` is "always", "never" or "auto" (a terminal, with NO_COLOR unset).
+/// `colour` is "always", "never" or "auto" (a terminal, with NO_COLOR unset); an expiry is
+/// close by `expiries` (the lifetimes the signers were given; [`Expiries::warning`]).
 pub async fn show(
     layout: &Layout,
     pin: &Pin,
     broker: &crate::cli::BrokerArgs,
     colour: &str,
+    expiries: &Expiries,
 ) -> Result<()> {
     let mut report = read(layout, pin)?;
     if let Some(config) = broker.config()? {
@@ -162,7 +184,7 @@ pub async fn show(
             std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
         }
     };
-    print!("{}", report.render(colour));
+    print!("{}", report.render(colour, expiries));
     Ok(())
 }
 
@@ -209,9 +231,9 @@ impl Status {
         Ok(self)
     }
 
-    /// The report; with `colour`, close expiries in yellow and expired ones, a pause and
-    /// dead letters in red.
-    pub fn render(&self, colour: bool) -> String {
+    /// The report; with `colour`, close expiries (by [`Expiries::warning`]) in yellow and
+    /// expired ones, a pause and dead letters in red.
+    pub fn render(&self, colour: bool, expiries: &Expiries) -> String {
         let paint = |text: String, code: &str| {
             if colour && !code.is_empty() {
                 format!("\x1b[{code}m{text}\x1b[0m")
@@ -237,7 +259,8 @@ impl Status {
                 } else {
                     format!("in {} d", hours / 24)
                 };
-                let close = (left.as_secs() as u64) < warn_below(&r.role).as_secs();
+                let role = Role::of_metadata(&r.role).unwrap_or(Role::Bins);
+                let close = (left.as_secs() as u64) < expiries.warning(role).as_secs();
                 (text, if close { "33" } else { "" })
             };
             let ids: Vec<String> = r
@@ -335,7 +358,7 @@ mod tests {
                 depth: Some((2, 0)),
             }],
         };
-        let coloured = status.render(true);
+        let coloured = status.render(true, &Expiries::default());
         let line = |text: &str, start: &str| {
             text.lines()
                 .find(|l| l.starts_with(start))
@@ -356,7 +379,7 @@ mod tests {
             line(&coloured, "\x1b[31mtuf.dead-letter").contains(" 2 "),
             "{coloured}"
         );
-        let plain = status.render(false);
+        let plain = status.render(false, &Expiries::default());
         assert!(!plain.contains('\x1b'), "{plain}");
         assert!(plain.contains("PAUSED since") && plain.contains("freeze"));
     }

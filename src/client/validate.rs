@@ -12,7 +12,8 @@ use tough::schema::RoleType;
 
 use crate::keys::KeyIdRule;
 use crate::pin::Pin;
-use crate::repository::Layout;
+use crate::repository::expiry::show_duration;
+use crate::repository::{Expiries, Layout};
 use crate::role::Role;
 use crate::roles::check_version;
 use crate::schema::Header;
@@ -63,9 +64,60 @@ fn read(layout: &Layout, file: &str) -> Result<Vec<u8>> {
 /// Most missing or wrong target files named one by one; the rest are counted.
 const MAX_FILE_PROBLEMS: usize = 20;
 
-/// Validates the repository at `layout`; metadata expiring within `window` is a problem.
+/// When metadata counts as expiring: one window for every role (`--expires-within`), or each
+/// role's own warning window, from the lifetimes the signers were given.
+#[derive(Debug, Clone, Copy)]
+pub enum Window {
+    Every(Duration),
+    PerRole(Expiries),
+}
+
+impl Window {
+    /// `--expires-within` when given, else each role's warning window from `expiries`.
+    pub fn new(every: Option<Duration>, expiries: Expiries) -> Window {
+        every.map_or(Window::PerRole(expiries), Window::Every)
+    }
+
+    fn of(&self, role: Role) -> Duration {
+        match self {
+            Window::Every(window) => *window,
+            Window::PerRole(expiries) => expiries.warning(role),
+        }
+    }
+
+    /// Why `what` (of `role`), expiring at `expires`, is reported; `None` when it is not.
+    fn judge(&self, what: &str, role: Role, expires: jiff::Timestamp) -> Option<String> {
+        let window = self.of(role);
+        let left = expires.as_second() - jiff::Timestamp::now().as_second();
+        if left > window.as_secs() as i64 {
+            return None;
+        }
+        if left <= 0 {
+            return Some(format!(
+                "{what} has expired (at {expires}): clients refuse it until its signer \
+                 re-signs it; is it running?"
+            ));
+        }
+        let when = show_duration(Duration::from_secs(left as u64));
+        Some(match self {
+            Window::Every(_) => format!(
+                "{what} expires in {when} (at {expires}), within --expires-within {}",
+                show_duration(window)
+            ),
+            Window::PerRole(expiries) => format!(
+                "{what} expires in {when} (at {expires}): less than a quarter of its {} \
+                 lifetime is left, and its signer re-signs at half; is it running? \
+                 (--expire-{} if the signers were given another lifetime, --expires-within \
+                 for one window for every role)",
+                show_duration(expiries.of(role)),
+                role.name()
+            ),
+        })
+    }
+}
+
 /// `tuf-client validate`: prints the report; fails when it found problems.
-pub fn run(layout: &Layout, pin: &Pin, window: Duration, target_files: bool) -> Result<()> {
+pub fn run(layout: &Layout, pin: &Pin, window: &Window, target_files: bool) -> Result<()> {
     let report = validate(layout, pin, window, target_files)?;
     print!("{}", report.render());
     if report.is_ok() {
@@ -79,25 +131,14 @@ pub fn run(layout: &Layout, pin: &Pin, window: Duration, target_files: bool) -> 
 }
 
 /// Validates the repository at `layout`, its roots checked from `pin` (the root the caller
-/// trusts); metadata expiring within `window` is a problem. With `target_files`, every
+/// trusts); metadata expiring within its role's `window` is a problem. With `target_files`, every
 /// signed target must be in `targets/` (as `DIR/SHA256.FILE`) with its signed length and
 /// hashes, as clients will download it.
-pub fn validate(
-    layout: &Layout,
-    pin: &Pin,
-    window: Duration,
-    target_files: bool,
-) -> Result<Report> {
+pub fn validate(layout: &Layout, pin: &Pin, window: &Window, target_files: bool) -> Result<Report> {
     layout.require_initialised()?;
     let mut report = Report::default();
-    let deadline = jiff::Timestamp::now().as_second() + window.as_secs() as i64;
-    let expiry = |report: &mut Report, what: &str, expires: jiff::Timestamp| {
-        if expires.as_second() <= deadline {
-            report.problems.push(format!(
-                "{what} expires at {expires}, within the {}s window",
-                window.as_secs()
-            ));
-        }
+    let expiry = |report: &mut Report, what: &str, role: Role, expires: jiff::Timestamp| {
+        report.problems.extend(window.judge(what, role, expires));
     };
 
     // The checks a client makes (the updater's trusted set), on the files on disk: the root
@@ -121,7 +162,7 @@ pub fn validate(
         pin: pin.clone(),
     };
     let versions = layout.scan_versions()?;
-    expiry(&mut report, Role::Root.name(), root.expires);
+    expiry(&mut report, Role::Root.name(), Role::Root, root.expires);
     report.summary.push(format!(
         "root chain v{}..v{} from the pinned root {} ({} signature(s) checked per version)",
         pin.load()?.root.version,
@@ -141,9 +182,24 @@ pub fn validate(
     let timestamp = set.timestamp().expect("loaded").clone();
     let snapshot = set.snapshot().expect("loaded").clone();
     let top = set.targets(Role::Targets.name()).expect("loaded").clone();
-    expiry(&mut report, Role::Timestamp.name(), timestamp.expires);
-    expiry(&mut report, Role::Snapshot.name(), snapshot.expires);
-    expiry(&mut report, Role::Targets.name(), top.expires);
+    expiry(
+        &mut report,
+        Role::Timestamp.name(),
+        Role::Timestamp,
+        timestamp.expires,
+    );
+    expiry(
+        &mut report,
+        Role::Snapshot.name(),
+        Role::Snapshot,
+        snapshot.expires,
+    );
+    expiry(
+        &mut report,
+        Role::Targets.name(),
+        Role::Targets,
+        top.expires,
+    );
     report.summary.push(format!(
         "timestamp v{} -> snapshot v{} (length and sha256 match)",
         timestamp.version, snapshot.version
@@ -180,7 +236,7 @@ pub fn validate(
                 continue;
             }
         };
-        expiry(&mut report, &role.name, bin.expires);
+        expiry(&mut report, &role.name, Role::Bins, bin.expires);
         for name in bin.targets.keys() {
             if !role.matches(name) {
                 report.problems.push(format!(

@@ -40,6 +40,33 @@ pub async fn poll<T>(
     }
 }
 
+/// [`poll`], saying on stderr every 10 seconds that it still waits for `what`: a long wait
+/// is not a silent one.
+pub async fn poll_saying<T>(
+    what: &str,
+    timeout: Duration,
+    every: Duration,
+    mut check: impl FnMut() -> Option<T>,
+) -> Option<T> {
+    let started = Instant::now();
+    let mut said = started;
+    poll(started, timeout, every, || {
+        let value = check();
+        if value.is_none() && said.elapsed() >= SAY_EVERY {
+            said = Instant::now();
+            eprintln!(
+                "waiting for {what}: {:.0} s of --timeout {:.0} s",
+                started.elapsed().as_secs_f64(),
+                timeout.as_secs_f64()
+            );
+        }
+        value
+    })
+    .await
+}
+
+const SAY_EVERY: Duration = Duration::from_secs(10);
+
 /// What became of one name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -192,8 +219,9 @@ impl Wait {
             let why = match &last_error {
                 Some(e) => format!("the published metadata does not verify: {e}"),
                 None if !self.unreceipted.is_empty() => format!(
-                    "{} of {} job(s) not yet taken by the targets signer: is it running, \
-                     or paused? (tuf-client status --repo ...)",
+                    "{} of {} job(s) neither applied nor refused by the targets signer \
+                     yet (a refusal is reported at once): is it running, or paused? \
+                     (tuf-client status --repo ...)",
                     self.unreceipted.len(),
                     self.names_of.len()
                 ),

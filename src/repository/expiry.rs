@@ -25,6 +25,13 @@ impl Expiries {
             Role::Timestamp => self.timestamp,
         }
     }
+
+    /// Below this much time left, `role`'s metadata is close to expiring: a quarter of its
+    /// lifetime, by which time its signer (which re-signs once half is left, by default)
+    /// should long have acted. `status` shows it in yellow and `validate` reports it.
+    pub fn warning(&self, role: crate::role::Role) -> Duration {
+        self.of(role) / 4
+    }
 }
 
 const DAY: u64 = 86_400;
@@ -74,6 +81,23 @@ pub fn parse_duration(text: &str) -> Result<Duration> {
         return Err(bad_duration(text));
     }
     Ok(Duration::from_secs(secs))
+}
+
+/// `d` as [`parse_duration`] reads it, largest units first: `1d`, `91d 6h`, `90s`, `0s`.
+pub fn show_duration(d: Duration) -> String {
+    let mut left = d.as_secs();
+    let mut parts = Vec::new();
+    for (unit, secs) in [("d", DAY), ("h", 3600), ("m", 60), ("s", 1)] {
+        if left >= secs {
+            parts.push(format!("{}{unit}", left / secs));
+            left %= secs;
+        }
+    }
+    if parts.is_empty() {
+        "0s".into()
+    } else {
+        parts.join(" ")
+    }
 }
 
 fn bad_duration(text: &str) -> Error {

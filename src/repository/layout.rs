@@ -130,8 +130,8 @@ impl Layout {
         } else {
             Err(Error::Repository {
                 path: self.dir.clone(),
-                reason: "no metadata/1.root.json here; create the repository first with \
-                         `tuf-signer init --repo DIR --keys DIR`"
+                reason: "no repository here (no metadata/1.root.json): is the path \
+                         mistyped? `tuf-signer init --repo DIR --keys DIR` makes one"
                     .into(),
             })
         }
