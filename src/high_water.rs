@@ -15,7 +15,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use crate::repository::layout::{append_durably, write_durably};
+use crate::durable::{append_durably, write_durably};
 use crate::role::Role;
 use crate::{Error, Result};
 
@@ -45,7 +45,7 @@ impl HighWater {
         let mut lines = 0;
         // A last line without its newline was cut short by a crash mid-append: its file's
         // version is recorded again by the write that follows it, or was never durable.
-        let complete = crate::repository::layout::complete_lines(&text);
+        let complete = crate::durable::complete_lines(&text);
         for (n, line) in complete.lines().enumerate() {
             let parsed = line
                 .split_once(' ')

@@ -20,7 +20,7 @@ use aws_lc_rs::signature::{self, Ed25519KeyPair, KeyPair};
 use tough::schema::decoded::{Decoded, Hex};
 use tough::schema::key::{Ed25519Key, Ed25519Scheme, Key};
 
-use crate::repository::layout::write_secret_durably;
+use crate::durable::write_secret_durably;
 use crate::{canonical, Error, Result};
 
 /// How a key id is computed from a public key. Both hash the key's canonical JSON with SHA-256.
@@ -47,8 +47,10 @@ impl KeyIdRule {
     }
 
     /// The rule every key of a key map follows; `None` if they follow none or differ.
-    pub fn of_all(keys: &crate::schema::KeyMap) -> Option<KeyIdRule> {
-        let mut rules = keys.iter().map(|(id, key)| KeyIdRule::of(key, id));
+    pub fn of_all<'a>(
+        keys: impl IntoIterator<Item = (&'a Decoded<Hex>, &'a Key)>,
+    ) -> Option<KeyIdRule> {
+        let mut rules = keys.into_iter().map(|(id, key)| KeyIdRule::of(key, id));
         let first = rules.next()??;
         rules.all(|r| r == Some(first)).then_some(first)
     }
@@ -150,7 +152,7 @@ impl SigningKey {
 /// A signer's keys: its role's key and, while a rotation of that key settles, the key it
 /// replaced. The previous key co-signs the role's top-level file (timestamp, snapshot,
 /// top-level targets; never the bins), so that a client that checks a refresh against the
-/// root it started from (php-tuf, issue #365: Composer's TUF plugin) still finds a signature
+/// root it started from (php-tuf, so Composer's TUF plugin: php-tuf issue #365) still finds a signature
 /// it trusts after sleeping through the rotation; clients that follow the specification ignore
 /// a signature by a key their root no longer lists.
 #[derive(Debug)]

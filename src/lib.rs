@@ -7,10 +7,13 @@
 //! - [`high_water`]: the highest version a signer signed of each file, in its own state folder.
 //! - [`pin`]: the pinned root, outside the repository: where every check starts.
 //! - [`verify`]: signatures, thresholds and meta checks, for the client, `validate` and root.
-//! - [`repository`]: the files on disk: names, durable writes, hashed bins, `init`.
+//! - [`trusted`]: what an agent trusts on the shared volume: the root chain from its pin, the
+//!   published files checked against it.
+//! - [`durable`]: writes named by their guarantee (whole or not at all, never through a symlink).
+//! - [`repository`]: the files on disk: names, hashed bins, `init`.
 //! - [`jobs`]: the messages that flow between the roles, and the checks on them.
 //! - [`submission`]: targets jobs signed by the packaging pipeline, and the replay rule.
-//! - [`role`]: the roles named once: name, file, key file, queue and agent of each.
+//! - [`role`]: the roles named once: name, file, key file and agent of each.
 //! - [`roles`]: what each online role does with a batch of jobs (targets, snapshot, timestamp).
 //! - [`broker`]: how jobs travel: RabbitMQ, or an in-process queue for the embedded mode.
 //! - [`signer`]: what `tuf-signer run` runs: one role's signer, or all three in one process.
@@ -25,6 +28,7 @@ pub mod broker;
 pub mod canonical;
 pub mod cli;
 pub mod client;
+pub mod durable;
 pub mod error;
 pub mod failpoint;
 pub mod high_water;
@@ -39,6 +43,7 @@ pub mod roles;
 pub mod schema;
 pub mod signer;
 pub mod submission;
+pub mod trusted;
 pub mod updater;
 pub mod verify;
 pub mod worker;

@@ -13,7 +13,7 @@ pub enum LogFormat {
 /// reports with what to do next (or, for a passive look at a queue that is not there,
 /// expects), so lapin's lines only alarm the operator: its socket loop logs "Socket was
 /// writable but we wrote 0" at ERROR on healthy runs (seen on every few signer health probes
-/// in containers, issue 11). `RUST_LOG=info,lapin=debug` shows them all.
+/// in containers). `RUST_LOG=info,lapin=debug` shows them all.
 const DEFAULT_FILTER: &str = "info,lapin::channel=off,lapin::io_loop=off";
 
 /// Logs go to stderr; colour only when stderr is a terminal and `NO_COLOR` is not set, so a

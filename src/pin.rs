@@ -13,7 +13,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::repository::layout::{create_private_dir, folder_of, write_durably};
+use crate::durable::{create_private_dir, folder_of, write_durably};
 use crate::schema::Root;
 use crate::updater::config::Config;
 use crate::updater::trusted_set::TrustedSet;
@@ -145,7 +145,7 @@ mod tests {
     use crate::repository::init::{init, InitOptions};
     use crate::repository::root::{Ceremony, Changes};
     use crate::repository::Layout;
-    use crate::verify::trusted_chain;
+    use crate::trusted::trusted_chain;
 
     /// A pin moves forward, durably, only along the chain; the repository may then not go
     /// back below it, and a root that does not chain from it is refused, naming the file.

@@ -1,7 +1,8 @@
 //! The roles, named once. Every table of roles (init's keys, the root's role list, the CLI's
-//! `--role` values, the queues, the agents) and every role name in a file name, a log line or
-//! a lock goes through [`Role`]: a role's name, its metadata file, its key file, the queue its
-//! signer consumes and the agent (container image, `nix/agents.json`) that runs it.
+//! `--role` values, the agents) and every role name in a file name, a log line or a lock goes
+//! through [`Role`]: a role's name, its metadata file, its key file and the agent (container
+//! image, `nix/agents.json`) that runs it. The queue its signer consumes is the broker's to
+//! name (`broker::Queue::of`): roles know nothing of how jobs travel.
 //!
 //! The hashed bins are one role here, [`Role::Bins`]: each bin is its own delegated metadata
 //! file (`N.bin-000-001.json`, named by [`crate::repository::HashBins`]), all signed by the
@@ -12,7 +13,6 @@ use std::str::FromStr;
 
 use tough::schema::RoleType;
 
-use crate::broker::Queue;
 use crate::repository::HashBins;
 use crate::{Error, Result};
 
@@ -79,16 +79,6 @@ impl Role {
             Role::Snapshot => "snapshot.pem",
             Role::Timestamp => "timestamp.pem",
             _ => "targets.pem",
-        }
-    }
-
-    /// The queue this role's signer consumes; the root has none (its key is offline).
-    pub const fn queue(self) -> Option<Queue> {
-        match self.key_role() {
-            Role::Root => None,
-            Role::Snapshot => Some(Queue::Snapshot),
-            Role::Timestamp => Some(Queue::Timestamp),
-            _ => Some(Queue::Targets),
         }
     }
 
@@ -225,10 +215,11 @@ mod tests {
     #[test]
     fn the_bins_share_the_targets_key_queue_and_agent() {
         assert_eq!(Role::Bins.key_file(), "targets.pem");
-        assert_eq!(Role::Bins.queue(), Some(Queue::Targets));
+        use crate::broker::Queue;
+        assert_eq!(Queue::of(Role::Bins), Some(Queue::Targets));
         assert_eq!(Role::Bins.agent(), Some("delegated-targets-signer"));
-        assert_eq!(Role::Root.queue(), None);
+        assert_eq!(Queue::of(Role::Root), None);
         assert_eq!(Role::Root.agent(), None);
-        assert_eq!(Role::Timestamp.queue(), Some(Queue::Timestamp));
+        assert_eq!(Queue::of(Role::Timestamp), Some(Queue::Timestamp));
     }
 }

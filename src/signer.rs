@@ -11,11 +11,11 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use crate::keys::RoleKeys;
-use crate::repository::init::SUBMITTERS_FILE;
 use crate::repository::prune::Retention;
 use crate::repository::{Expiries, Layout};
 use crate::role::Role;
 use crate::roles::{RoleSettings, SnapshotRole, TargetsRole, TimestampRole};
+use crate::submission::SUBMITTERS_FILE;
 use crate::submission::{Mutable, Policy};
 use crate::worker::{self, Transport, WorkerOptions};
 use crate::{Error, Result};
@@ -85,7 +85,7 @@ impl Signers {
     pub fn state_dir(&self) -> Result<PathBuf> {
         let dir = match (&self.state, self.keys.first()) {
             (Some(dir), _) => dir.clone(),
-            (None, Some((_, key))) => crate::repository::layout::folder_of(key).join("state"),
+            (None, Some((_, key))) => crate::durable::folder_of(key).join("state"),
             (None, None) => return Err(Error::Usage("a signer needs a key (--key)".into())),
         };
         let absolute = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
@@ -115,7 +115,7 @@ impl Signers {
                         let ledger = layout.default_ledger();
                         // Where a repository made before per-writer folders kept it.
                         let legacy = layout.control_dir().join("submissions.jsonl");
-                        crate::repository::layout::move_legacy(&legacy, &ledger);
+                        crate::durable::move_legacy(&legacy, &ledger);
                         ledger
                     }
                 };

@@ -35,13 +35,20 @@ use std::time::Duration;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
+use crate::durable::write_durably;
 use crate::jobs::{ExpiryCheck, TargetsJob};
 use crate::keys::{key_id, load_public_keys, KeyIdRule, SigningKey};
-use crate::repository::layout::write_durably;
 use crate::repository::signed::{hex_decoded, sign_canonical};
 use crate::schema::KeyMap;
 use crate::verify::{verify_raw, Authority};
 use crate::{canonical, Error, Result};
+
+/// The packaging pipeline's key, `KEYS/submitter.pem`, with which it signs every targets job
+/// (see this module); no metadata lists it.
+pub const SUBMITTER: &str = "submitter";
+
+/// The submitter public keys the targets signer trusts, written beside the targets key.
+pub const SUBMITTERS_FILE: &str = "submitters.pub";
 
 /// How far ahead of the signer's clock a job may say it was issued (clock skew).
 pub const MAX_AHEAD: Duration = Duration::from_secs(300);

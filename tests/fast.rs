@@ -23,3 +23,6 @@ mod lifecycle;
 
 #[path = "fast/expiry.rs"]
 mod expiry;
+
+#[path = "fast/layers.rs"]
+mod layers;

@@ -366,7 +366,7 @@ async fn a_forged_root_chain_on_the_volume_gets_nothing_signed() {
     // there the forged chain verifies and lists the attacker's targets key.
     let layout = d.repo.layout();
     let from_volume = Pin::new(layout.versioned("root", 1));
-    let chain = package_signing::verify::trusted_chain(&layout, &from_volume)
+    let chain = package_signing::trusted::trusted_chain(&layout, &from_volume)
         .expect("the forged chain is self-consistent");
     assert_eq!(chain.root().version.get(), 2);
 

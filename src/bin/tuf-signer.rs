@@ -9,12 +9,13 @@ use package_signing::cli;
 use package_signing::keys::KeyIdRule;
 use package_signing::repository::deployment::Deployment;
 use package_signing::repository::expiry::parse_duration;
-use package_signing::repository::init::{find_key, init, InitOptions, SUBMITTER};
+use package_signing::repository::init::{find_key, init, InitOptions};
 use package_signing::repository::prune::Retention;
 use package_signing::repository::{root, Layout};
 use package_signing::role::Role;
 use package_signing::signer::{Signers, Submissions};
 use package_signing::submission::Mutable;
+use package_signing::submission::SUBMITTER;
 use package_signing::worker::{Transport, WorkerOptions};
 use package_signing::{Error, Result};
 

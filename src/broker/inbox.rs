@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
 use super::{Delivery, Handle, Queue};
-use crate::repository::layout::{create_dir, sync_dir, write_durably};
+use crate::durable::{create_dir, sync_dir, write_durably};
 use crate::{Error, Result};
 
 struct Message {

@@ -175,6 +175,17 @@ pub enum Queue {
 }
 
 impl Queue {
+    /// The queue `role`'s signer consumes; the root has none (its key is offline), and the
+    /// bins are the targets signer's.
+    pub const fn of(role: Role) -> Option<Queue> {
+        match role.key_role() {
+            Role::Root => None,
+            Role::Snapshot => Some(Queue::Snapshot),
+            Role::Timestamp => Some(Queue::Timestamp),
+            _ => Some(Queue::Targets),
+        }
+    }
+
     pub fn name(self, prefix: &str) -> String {
         format!("{prefix}tuf.{}", self.stage())
     }

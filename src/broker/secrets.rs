@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use base64::Engine;
 
-use crate::repository::layout::{create_private_dir, write_durably, write_secret_durably};
+use crate::durable::{create_private_dir, write_durably, write_secret_durably};
 use crate::{Error, Result};
 
 /// The broker definitions with the development passwords.

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::repository::layout::{create_dir, write_durably};
+use crate::durable::{create_dir, write_durably};
 use crate::updater::{self, base_url, HttpFetcher, Updater};
 use crate::{Error, Result};
 

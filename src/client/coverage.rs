@@ -7,9 +7,9 @@ use std::collections::HashMap;
 use crate::pin::Pin;
 use crate::repository::{HashBins, Layout};
 use crate::role::Role;
+use crate::trusted::{trust_published_snapshot, trust_published_targets, trusted_chain};
 use crate::updater::metadata::{DelegatedRole, TargetsRole};
 use crate::updater::TrustedSet;
-use crate::verify::{trust_published_snapshot, trust_published_targets, trusted_chain};
 use crate::{Error, Result};
 
 /// What a name should look like once published: `Some((length, sha256))`, or `None` for

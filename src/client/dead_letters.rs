@@ -27,8 +27,8 @@ use serde::Deserialize;
 use crate::broker::amqp::{AmqpConfig, AmqpEndpoint, DeadLetter};
 use crate::broker::inbox::submit_to_inbox;
 use crate::broker::Queue;
+use crate::durable::sync_dir;
 use crate::jobs::{SnapshotJob, TargetsJob, TimestampJob};
-use crate::repository::layout::sync_dir;
 use crate::submission::id_of;
 use crate::{Error, Result};
 

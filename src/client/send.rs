@@ -217,7 +217,7 @@ pub async fn refresh_expiry(sending: &Sending, role: Role) -> Result<()> {
         }
     }
     .expect("jobs serialise");
-    let queue = role.queue().unwrap_or(Queue::Targets);
+    let queue = Queue::of(role).unwrap_or(Queue::Targets);
     match sending.via()? {
         Via::Inbox(dir) if queue == Queue::Targets => {
             submit_to_inbox(&dir, &body, 0)?;

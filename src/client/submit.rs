@@ -8,9 +8,9 @@ use aws_lc_rs::digest::{Context, SHA256, SHA512};
 
 use crate::broker::inbox::submit_to_inbox;
 use crate::broker::{Publisher, Queue};
+use crate::durable::create_dir;
 use crate::jobs::{check_target_name, NewTarget, TargetHashes, TargetsJob};
 use crate::keys::SigningKey;
-use crate::repository::layout::create_dir;
 use crate::repository::staging::Staging;
 use crate::repository::Layout;
 use crate::submission;

@@ -17,11 +17,11 @@ use crate::repository::{Expiries, Layout};
 use crate::role::Role;
 use crate::roles::check_version;
 use crate::schema::Header;
-use crate::updater::TrustedSet;
-use crate::verify::{
-    trust_published_snapshot, trust_published_targets, trusted_chain_at, verify_delegated,
-    RootChain,
+use crate::trusted::{
+    trust_published_snapshot, trust_published_targets, trusted_chain_at, RootChain,
 };
+use crate::updater::TrustedSet;
+use crate::verify::verify_delegated;
 use crate::{Error, Result};
 
 #[derive(Debug, Default)]

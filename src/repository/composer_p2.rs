@@ -47,7 +47,7 @@ pub fn refused_change(
     let read = |sha256: &[u8; 32], which: &str| -> Result<Value, String> {
         let path = targets.join(consistent_path(name, &hex::encode(sha256)));
         // Written by the packaging pipeline's user: a plain file only, read without blocking.
-        let bytes = super::layout::read_plain(&path, MAX_P2).map_err(|e| {
+        let bytes = crate::durable::read_plain(&path, MAX_P2).map_err(|e| {
             format!(
                 "cannot compare the {which} {name} with the one signed before ({}: {e}), so \
                  no released version can be shown unchanged",

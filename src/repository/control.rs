@@ -16,8 +16,8 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use super::layout::{create_dir, sync_dir, write_durably};
 use super::Layout;
+use crate::durable::{create_dir, sync_dir, write_durably};
 use crate::role::Role;
 use crate::{Error, Result};
 
@@ -73,7 +73,7 @@ impl Control {
         let was = self.paused()?;
         for path in [self.paused_file(), self.legacy_paused_file()] {
             match std::fs::remove_file(&path) {
-                Ok(()) => sync_dir(super::layout::folder_of(&path))?,
+                Ok(()) => sync_dir(crate::durable::folder_of(&path))?,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(Error::io("cannot remove", &path)(e)),
             }
@@ -95,7 +95,7 @@ impl Control {
             since: jiff::Timestamp::UNIX_EPOCH,
             reason: Some(format!("{} is unreadable ({why})", path.display())),
         };
-        match super::layout::read_plain(&path, 64 * 1024) {
+        match crate::durable::read_plain(&path, 64 * 1024) {
             Ok(bytes) => Ok(Some(
                 serde_json::from_slice(&bytes).unwrap_or_else(|e| unreadable(e.to_string())),
             )),

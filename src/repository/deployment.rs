@@ -116,12 +116,12 @@ impl Deployment {
                 .map_err(Error::io("cannot set the mode of", path))
         };
         let staging = layout.control_dir().join("staging");
-        crate::repository::layout::create_dir(&staging)?;
+        crate::durable::create_dir(&staging)?;
         for dir in [&layout.dir, &layout.control_dir(), &staging] {
             set(dir, Some(0), 0o755)?;
         }
         set(&layout.metadata_dir(), Some(0), 0o3775)?;
-        let pipeline = self.owner_of(super::init::SUBMITTER);
+        let pipeline = self.owner_of(crate::submission::SUBMITTER);
         set(&layout.targets_dir(), pipeline, 0o755)?;
         set(&layout.pause_dir(), pipeline, 0o755)?;
         for role in Role::ONLINE {
@@ -132,7 +132,7 @@ impl Deployment {
         uids.dedup();
         for uid in uids {
             let own = staging.join(uid.to_string());
-            crate::repository::layout::create_dir(&own)?;
+            crate::durable::create_dir(&own)?;
             set(&own, Some(uid), 0o755)?;
         }
         // What init staged its own writes in (root's) stays root's.

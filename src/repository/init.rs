@@ -10,19 +10,13 @@ use std::path::{Path, PathBuf};
 
 use super::build;
 use super::deployment::Deployment;
-use super::layout::{create_dir, create_private_dir, write_durably};
 use super::signed::sign;
 use super::{Expiries, HashBins, Layout};
+use crate::durable::{create_dir, create_private_dir, write_durably};
 use crate::keys::{self, KeyIdRule, SigningKey};
 use crate::role::Role;
+use crate::submission::{SUBMITTER, SUBMITTERS_FILE};
 use crate::{Error, Result};
-
-/// The packaging pipeline's key, `KEYS/submitter.pem`, with which it signs every targets job
-/// (see [`crate::submission`]); no metadata lists it.
-pub const SUBMITTER: &str = "submitter";
-
-/// The submitter public keys the targets signer trusts, written beside the targets key.
-pub const SUBMITTERS_FILE: &str = "submitters.pub";
 
 pub struct InitOptions {
     pub repo: PathBuf,

@@ -15,7 +15,6 @@ pub mod composer_p2;
 pub mod control;
 pub mod deployment;
 pub mod expiry;
-pub mod folder;
 pub mod init;
 pub mod layout;
 pub mod prune;

@@ -17,9 +17,9 @@ use tough::schema::{RoleKeys, RoleType, Signed};
 use crate::schema::Root;
 
 use super::expiry::expires_in;
-use super::layout::write_durably;
 use super::signed::{hex_decoded, non_zero};
 use super::Layout;
+use crate::durable::write_durably;
 use crate::keys::{self, KeyIdRule, SigningKey};
 use crate::pin::Pin;
 use crate::role::Role;
@@ -404,7 +404,7 @@ impl Draft {
         }
         // The same check clients make (§5.3.4-§5.3.6), by the updater's trusted set over the
         // chain on disk: a threshold of the current root keys, then of the new ones.
-        let mut chain = crate::verify::trusted_chain(layout, pin)?;
+        let mut chain = crate::trusted::trusted_chain(layout, pin)?;
         chain.update_root(&bytes).map_err(|e| match e {
             crate::updater::Error::Unsigned(m) => Error::Refused(format!(
                 "not enough signatures of the current or the new root keys ({m}); see \

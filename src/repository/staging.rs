@@ -19,8 +19,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use super::control::flock;
-use super::folder::{name_of, Folder};
-use super::layout::{create_dir, folder_of};
+use crate::durable::folder::{name_of, Folder};
+use crate::durable::{create_dir, folder_of};
 use crate::{Error, Result};
 
 /// The name a staging folder has until it is locked.

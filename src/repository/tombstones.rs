@@ -56,7 +56,7 @@ impl Tombstones {
         let mut newest = HashMap::new();
         // A last line without its newline was cut short by a crash: the removal it recorded
         // was not applied yet, and is recorded again when its batch comes back.
-        let complete = crate::repository::layout::complete_lines(&text);
+        let complete = crate::durable::complete_lines(&text);
         for (n, line) in complete.lines().enumerate() {
             let stone: Tombstone = serde_json::from_str(line).map_err(|e| Error::Repository {
                 path: path.clone(),
@@ -86,7 +86,7 @@ impl Tombstones {
             serde_json::to_writer(&mut text, stone).expect("tombstones serialise");
             text.push(b'\n');
         }
-        crate::repository::layout::append_durably(&self.path, &text)?;
+        crate::durable::append_durably(&self.path, &text)?;
         for stone in stones {
             self.newest.insert(stone.name.clone(), stone);
         }

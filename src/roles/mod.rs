@@ -13,7 +13,7 @@ use tough::schema::{RoleType, Signed};
 
 use crate::pin::Pin;
 use crate::schema::Root;
-use crate::verify::RootChain;
+use crate::trusted::RootChain;
 
 use crate::keys::SigningKey;
 use crate::repository::{signed, Expiries, Layout, MetaEntry};

@@ -14,7 +14,8 @@ use crate::repository::signed::sign_canonical;
 use crate::repository::{HashBins, MetaEntry, SPEC_VERSION};
 use crate::role::Role;
 use crate::schema::{Delegations, Header};
-use crate::verify::{verify_delegated, RootChain};
+use crate::trusted::RootChain;
+use crate::verify::verify_delegated;
 use crate::{Error, Result};
 use tough::schema::key::Key;
 

@@ -17,14 +17,14 @@ use crate::repository::control::Control;
 use crate::repository::prune::{Named, Pruner};
 use crate::repository::Layout;
 use crate::role::Role;
-use crate::verify::RootChain;
+use crate::trusted::RootChain;
 use crate::{Error, Result};
 
 /// A role as the worker drives it.
 pub trait Stage: Send + 'static {
     /// The role this stage signs; its queue is the one it consumes.
     const ROLE: Role;
-    const QUEUE: Queue = match Self::ROLE.queue() {
+    const QUEUE: Queue = match Queue::of(Self::ROLE) {
         Some(queue) => queue,
         None => panic!("an offline role has no stage"),
     };

@@ -25,7 +25,8 @@ use crate::repository::signed::{self, sign_canonical};
 use crate::repository::tombstones::{Tombstone, Tombstones};
 use crate::repository::{HashBins, MetaEntry, SPEC_VERSION};
 use crate::submission::{Ledger, Policy};
-use crate::verify::{verify_delegated, RootChain};
+use crate::trusted::RootChain;
+use crate::verify::verify_delegated;
 use crate::{Error, Result};
 use serde::de::IgnoredAny;
 
@@ -79,7 +80,8 @@ impl TargetsRole {
         let layout = &settings.layout;
         // Every file adopted as state must verify: top-level targets against the root's
         // targets keys, each bin against the keys top-level targets delegates it to. A file
-        // that does not is never re-signed (issue 10: a planted unsigned bin was).
+        // that does not is never re-signed: a bin planted unsigned on the shared volume would
+        // otherwise come out signed by the real targets key.
         let chain = RootChain::load(layout, &settings.pin)?;
         let policy = settings.submissions.as_ref().ok_or_else(|| {
             Error::Usage(
@@ -504,7 +506,7 @@ impl TargetsRole {
             tracing::info!(bins = count, "already {count} bins");
         }
         // (A replica that finished this change and died before handing it on: whoever
-        // reloads its files announces them; see `worker::Signer::apply_locked`.)
+        // reloads its files announces them; see `worker::writer::Writer::apply_locked`.)
         let force = jobs.iter().any(|(_, j)| j.refresh_expiry);
         let mut refreshed = self.refresh_expiring(force)?;
         if named.is_empty() && refreshed.is_none() {

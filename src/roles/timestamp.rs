@@ -9,7 +9,7 @@ use crate::keys::RoleKeys;
 use crate::repository::build;
 use crate::repository::{signed, MetaEntry};
 use crate::role::Role;
-use crate::verify::RootChain;
+use crate::trusted::RootChain;
 use crate::{Error, Result};
 
 #[derive(Debug)]
@@ -83,7 +83,8 @@ impl Stage for TimestampRole {
     /// A job's snapshot entry is a hint: a snapshot newer than the current one is read and
     /// verified against the root's snapshot keys, and its version, length and sha256 are
     /// taken from the bytes. One that does not verify, or was never written, refuses the job
-    /// (issue 10: a job naming version 2^64-1 was signed and broke every client).
+    /// (a job naming version 2^64-1, once signed, would leave no version above it: every
+    /// client would be stuck).
     fn check(&mut self, mut job: TimestampJob) -> Result<TimestampJob> {
         let Some(hint) = job.snapshot.take() else {
             return if job.refresh_expiry || job.check_expiry {

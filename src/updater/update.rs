@@ -17,7 +17,7 @@ use super::error::{Error, Result};
 use super::fetcher::{join, Fetcher};
 use super::metadata::{quote, TargetFile, TargetsRole};
 use super::trusted_set::{is_top_level_name, TrustedSet};
-use crate::repository::layout::{create_dir, write_durably};
+use crate::durable::{create_dir, write_durably};
 use crate::role::Role;
 
 pub struct Updater<F: Fetcher> {
