@@ -245,22 +245,6 @@ pub fn loader<S>(
     }
 }
 
-/// A signer started before `init` waits for the repository, but only in a folder that exists
-/// (a mounted volume that init is filling): a `--repo` that does not exist is a mistyped path,
-/// said at once, before anything is written (not even the inbox).
-pub fn require_repo_folder(repo: &Path) -> Result<()> {
-    if repo.is_dir() {
-        return Ok(());
-    }
-    Err(Error::Repository {
-        path: repo.to_path_buf(),
-        reason: "no such folder: is the path mistyped? (`tuf-signer init --repo DIR --keys \
-                 DIR` makes a repository; a signer started first waits for it in a folder \
-                 that exists, such as a mounted volume)"
-            .into(),
-    })
-}
-
 /// Waits until `init` has finished the repository (it writes `metadata/timestamp.json`
 /// last), saying once what it waits for; `false` when stopped first.
 pub async fn wait_for_repository(layout: &Layout, stop: &mut watch::Receiver<bool>) -> bool {

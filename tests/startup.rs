@@ -1,6 +1,7 @@
-//! Signers started before `tuf-signer init` (a container set coming up together) wait for
-//! the repository in its (empty) folder, saying so once, instead of exiting into a restart
-//! loop; once init has finished they sign. A configuration mistake stops them at once.
+//! Signers and `tuf-client serve` started before `tuf-signer init` (a container set coming up
+//! together) wait for the repository in its (empty) folder, saying so once, instead of exiting
+//! into a restart loop; once init has finished they sign and serve. A configuration mistake
+//! stops them at once.
 
 mod common;
 
@@ -10,7 +11,7 @@ use std::time::Duration;
 use common::*;
 
 #[tokio::test(flavor = "multi_thread")]
-async fn signers_started_before_init_wait_for_it_then_sign() {
+async fn signers_and_serve_started_before_init_wait_for_it_then_sign() {
     let dir = tempfile::tempdir().unwrap();
     let repo = TestRepo {
         repo: dir.path().join("repo"),
@@ -21,6 +22,8 @@ async fn signers_started_before_init_wait_for_it_then_sign() {
     std::fs::create_dir(&repo.repo).unwrap();
     let prefix = unique_prefix("startup");
     let mut signers = repo.spawn_all_signers(&prefix);
+    // The web server of the compose set (tuf-repo-http) comes up with them.
+    let server = HttpServer::ours(&repo.repo);
     std::thread::sleep(Duration::from_secs(2));
     for s in signers.iter_mut() {
         assert!(s.is_running(), "a signer gave up:\n{}", s.log_text());
@@ -41,7 +44,7 @@ async fn signers_started_before_init_wait_for_it_then_sign() {
     }
     let releases = make_releases(&repo.path("rel"), 3, "s");
     repo.add_over_broker(&prefix, &repo.path("rel"), &[]);
-    let report = ngclient_verify(&repo, &items_for(&releases));
+    let report = ngclient_verify_at(&repo, &server.url(""), &items_for(&releases));
     assert_eq!(report["verified"], releases.len());
     delete_queues(&prefix).await;
 }

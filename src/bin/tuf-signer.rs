@@ -424,7 +424,7 @@ impl DraftArgs {
 }
 
 async fn run(args: RunArgs) -> Result<()> {
-    package_signing::signer::require_repo_folder(&args.repo)?;
+    Layout::new(args.repo.clone()).require_folder()?;
     let stop = cli::stop_on_signal("stopping after the current batch");
     let keys = match (args.role, args.key.clone(), &args.keys) {
         (Some(role), Some(key), _) => vec![(role.into(), key)],

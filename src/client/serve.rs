@@ -30,7 +30,14 @@ use crate::{Error, Result};
 /// Serves `root` (and the Composer repository in `composer`, if given) on `listen` until the
 /// process ends.
 pub async fn serve(root: PathBuf, composer: Option<PathBuf>, listen: &str) -> Result<()> {
-    crate::repository::Layout::new(root.clone()).require_initialised()?;
+    // Deployed beside the signers, `serve` may start before `init` fills the folder: it
+    // serves what is there (nothing, until then) but refuses a folder that does not exist.
+    let layout = crate::repository::Layout::new(root.clone());
+    layout.require_folder()?;
+    if let Err(e) = layout.require_initialised() {
+        tracing::warn!(error = %e, "serving a folder with no repository yet: requests get \
+            404 until `tuf-signer init` writes it");
+    }
     let published = Published::new(&root, composer.as_deref())?;
     let listener = TcpListener::bind(listen)
         .await

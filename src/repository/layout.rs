@@ -120,6 +120,22 @@ impl Layout {
         Ok(dir)
     }
 
+    /// Fails at once when the repository folder does not exist: a mistyped path. What starts
+    /// before `init` (a signer, `serve`) waits for the repository, but only in a folder that
+    /// exists (a mounted volume that init is filling); nothing is written before this check.
+    pub fn require_folder(&self) -> Result<()> {
+        if self.dir.is_dir() {
+            return Ok(());
+        }
+        Err(Error::Repository {
+            path: self.dir.clone(),
+            reason: "no such folder: is the path mistyped? (`tuf-signer init --repo DIR --keys \
+                     DIR` makes a repository; a signer or `serve` started first waits for it in \
+                     a folder that exists, such as a mounted volume)"
+                .into(),
+        })
+    }
+
     /// Fails with advice when the repository was never initialised.
     pub fn require_initialised(&self) -> Result<()> {
         if self.metadata_dir().join("1.root.json").is_file() {
