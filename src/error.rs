@@ -27,6 +27,11 @@ pub enum Error {
     #[error("key {path}: {reason}")]
     Key { path: PathBuf, reason: String },
 
+    /// The key's holder could not sign (a token unplugged or refusing): the batch fails
+    /// before anything is written and is retried.
+    #[error("cannot sign: {0} (the batch is retried; check the key's token or service)")]
+    Signing(String),
+
     #[error("repository {path}: {reason}")]
     Repository { path: PathBuf, reason: String },
 

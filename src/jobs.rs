@@ -113,15 +113,15 @@ impl SnapshotJob {
     }
 
     /// The job, signed with `key`.
-    pub fn signed_with(self, key: &crate::keys::SigningKey) -> SnapshotJob {
-        let sig = hex::encode(key.sign(&self.signed_bytes()));
-        SnapshotJob {
+    pub fn signed_with(self, key: &crate::keys::SigningKey) -> crate::Result<SnapshotJob> {
+        let sig = hex::encode(key.sign(&self.signed_bytes())?);
+        Ok(SnapshotJob {
             signature: Some(JobSignature {
                 keyid: key.key_id().to_string(),
                 sig,
             }),
             ..self
-        }
+        })
     }
 }
 

@@ -56,22 +56,28 @@ impl KeyIdRule {
     }
 }
 
-/// A role's private signing key, and the id it signs under.
-pub struct SigningKey {
+/// Where a role's signatures come from: the one seam every signature of the repository goes
+/// through (metadata, jobs handed downstream, root drafts). [`FileKey`] is a key file; a key
+/// held elsewhere (an HSM through PKCS#11, a cloud KMS) is one more implementation.
+///
+/// Signing is fallible: a token can be unplugged or refuse. A failed signature fails the
+/// batch being signed, before anything is written, and the batch is retried.
+pub trait Sign: Send + Sync {
+    /// The raw ed25519 public key (32 bytes) whose private half signs.
+    fn public_key(&self) -> Vec<u8>;
+
+    /// The ed25519 signature of `message`.
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>>;
+}
+
+/// An ed25519 key read from a file (PKCS#8, PEM or DER) or newly made.
+pub struct FileKey {
     pair: Ed25519KeyPair,
-    public: Key,
-    key_id: String,
 }
 
-impl fmt::Debug for SigningKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "SigningKey({})", self.key_id)
-    }
-}
-
-impl SigningKey {
+impl FileKey {
     /// A new random key, and its PKCS#8 v1 PEM to store.
-    pub fn generate() -> Result<(SigningKey, String)> {
+    pub fn generate() -> Result<(FileKey, String)> {
         let der =
             Ed25519KeyPair::generate_pkcs8v1(&SystemRandom::new()).map_err(|_| Error::Key {
                 path: "<new key>".into(),
@@ -82,7 +88,7 @@ impl SigningKey {
     }
 
     /// Loads a key file (PKCS#8, PEM or DER).
-    pub fn load(path: &Path) -> Result<SigningKey> {
+    pub fn load(path: &Path) -> Result<FileKey> {
         let bytes = std::fs::read(path).map_err(|source| Error::Key {
             path: path.into(),
             reason: format!(
@@ -110,18 +116,60 @@ impl SigningKey {
         Self::from_der(&der, path)
     }
 
-    fn from_der(der: &[u8], path: &Path) -> Result<SigningKey> {
+    fn from_der(der: &[u8], path: &Path) -> Result<FileKey> {
         let pair = Ed25519KeyPair::from_pkcs8(der).map_err(|e| Error::Key {
             path: path.into(),
             reason: format!("not an ed25519 PKCS#8 private key ({e}); only ed25519 is supported"),
         })?;
-        let public = public_key(pair.public_key().as_ref());
+        Ok(FileKey { pair })
+    }
+}
+
+impl Sign for FileKey {
+    fn public_key(&self) -> Vec<u8> {
+        self.pair.public_key().as_ref().to_vec()
+    }
+
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>> {
+        Ok(self.pair.sign(message).as_ref().to_vec())
+    }
+}
+
+/// A role's signing key, wherever it is held ([`Sign`]), with its public key and the id it
+/// signs under.
+pub struct SigningKey {
+    signer: Box<dyn Sign>,
+    public: Key,
+    key_id: String,
+}
+
+impl fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SigningKey({})", self.key_id)
+    }
+}
+
+impl SigningKey {
+    /// Signs through `signer`, under the id [`KeyIdRule::default`] gives its public key.
+    pub fn new(signer: Box<dyn Sign>) -> Result<SigningKey> {
+        let public = public_key(&signer.public_key());
         let key_id = key_id(&public, KeyIdRule::default())?;
         Ok(SigningKey {
-            pair,
+            signer,
             public,
             key_id,
         })
+    }
+
+    /// A new random key file's key, and its PKCS#8 v1 PEM to store.
+    pub fn generate() -> Result<(SigningKey, String)> {
+        let (key, pem) = FileKey::generate()?;
+        Ok((Self::new(Box::new(key))?, pem))
+    }
+
+    /// Loads a key file (PKCS#8, PEM or DER).
+    pub fn load(path: &Path) -> Result<SigningKey> {
+        Self::new(Box::new(FileKey::load(path)?))
     }
 
     /// Writes the PEM to a new file at `path`, readable by its owner only from its first byte.
@@ -144,8 +192,9 @@ impl SigningKey {
         self.key_id = hex::encode(id);
     }
 
-    pub fn sign(&self, message: &[u8]) -> Vec<u8> {
-        self.pair.sign(message).as_ref().to_vec()
+    /// The signature of `message`; fails when the key's holder cannot sign (a token gone).
+    pub fn sign(&self, message: &[u8]) -> Result<Vec<u8>> {
+        self.signer.sign(message)
     }
 }
 
@@ -195,6 +244,27 @@ impl RoleKeys {
             previous,
             previous_file,
         })
+    }
+}
+
+/// Where a signer's keys are read from: at start, and again at each reload of its state (a
+/// rotation may have put a previous key beside the key file; a token may be back).
+#[derive(Clone)]
+pub struct KeySource(std::sync::Arc<dyn Fn() -> Result<RoleKeys> + Send + Sync>);
+
+impl KeySource {
+    /// The key in `key_file` and its previous key beside it ([`RoleKeys::load`]).
+    pub fn file(key_file: std::path::PathBuf) -> KeySource {
+        KeySource::new(move || RoleKeys::load(&key_file))
+    }
+
+    /// Keys from anywhere else (a token, a test's key that cannot sign).
+    pub fn new(load: impl Fn() -> Result<RoleKeys> + Send + Sync + 'static) -> KeySource {
+        KeySource(std::sync::Arc::new(load))
+    }
+
+    pub fn load(&self) -> Result<RoleKeys> {
+        (self.0)()
     }
 }
 
@@ -407,7 +477,7 @@ mod tests {
         SigningKey::save_pem(&pem, &path).unwrap();
         let loaded = SigningKey::load(&path).unwrap();
         assert_eq!(loaded.key_id(), key.key_id());
-        let sig = loaded.sign(b"hello");
+        let sig = loaded.sign(b"hello").unwrap();
         assert!(verify(key.public(), b"hello", &sig));
         assert!(!verify(key.public(), b"hellO", &sig));
         assert!(!format!("{loaded:?}").contains("PRIVATE"));

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use crate::keys::RoleKeys;
+use crate::keys::{KeySource, RoleKeys};
 use crate::repository::prune::Retention;
 use crate::repository::{Expiries, Layout};
 use crate::role::Role;
@@ -170,23 +170,24 @@ impl Signers {
         // Every key is loaded before any signer starts: a wrong one fails at once.
         let mut keys = Vec::with_capacity(self.keys.len());
         for (role, file) in &self.keys {
-            let key = RoleKeys::load(file)?;
+            let source = KeySource::file(file.clone());
+            let key = source.load()?;
             tracing::info!(role = %role, key_file = %file.display(),
                 previous_key = key.previous.is_some(), "loaded signing key");
-            keys.push((*role, file.clone(), key));
+            keys.push((*role, source, key));
         }
         // One role (a signer's own process): run it on this task, not a spawned one.
         if keys.len() == 1 {
-            let (role, file, key) = keys.pop().expect("one key");
-            return run_role(role, transport, settings, (key, file), self.options, stop).await;
+            let (role, source, key) = keys.pop().expect("one key");
+            return run_role(role, transport, settings, (key, source), self.options, stop).await;
         }
         let mut signers = tokio::task::JoinSet::new();
-        for (role, file, key) in keys {
+        for (role, source, key) in keys {
             signers.spawn(run_role(
                 role,
                 transport.clone(),
                 settings.clone(),
-                (key, file),
+                (key, source),
                 self.options,
                 stop.clone(),
             ));
@@ -198,26 +199,26 @@ impl Signers {
     }
 }
 
-/// Runs `role`'s signer with `key` (read again from its file at each reload).
+/// Runs `role`'s signer with `key` (read again from `source` at each reload).
 pub async fn run_role(
     role: Role,
     transport: Transport,
     settings: RoleSettings,
-    (key, key_file): (RoleKeys, PathBuf),
+    (key, source): (RoleKeys, KeySource),
     options: WorkerOptions,
     stop: watch::Receiver<bool>,
 ) -> Result<()> {
     match role {
         Role::Targets => {
-            let load = loader(settings, key, key_file, TargetsRole::load);
+            let load = loader(settings, key, source, TargetsRole::load);
             worker::run(transport, load, options, stop).await
         }
         Role::Snapshot => {
-            let load = loader(settings, key, key_file, SnapshotRole::load);
+            let load = loader(settings, key, source, SnapshotRole::load);
             worker::run(transport, load, options, stop).await
         }
         Role::Timestamp => {
-            let load = loader(settings, key, key_file, TimestampRole::load);
+            let load = loader(settings, key, source, TimestampRole::load);
             worker::run(transport, load, options, stop).await
         }
         Role::Root | Role::Bins => Err(Error::Usage(format!(
@@ -228,18 +229,18 @@ pub async fn run_role(
 }
 
 /// What the worker calls when it (re)loads the role's state: the first call uses the keys
-/// already loaded, later ones read the key file (and the previous key's) again.
+/// already loaded, later ones read them from `source` again.
 pub fn loader<S>(
     settings: RoleSettings,
     key: RoleKeys,
-    key_file: PathBuf,
+    source: KeySource,
     load: fn(RoleSettings, RoleKeys) -> Result<S>,
 ) -> impl Fn() -> Result<S> {
     let first = std::sync::Mutex::new(Some(key));
     move || {
         let key = match first.lock().expect("lock").take() {
             Some(k) => k,
-            None => RoleKeys::load(&key_file)?,
+            None => source.load()?,
         };
         load(settings.clone(), key)
     }

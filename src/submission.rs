@@ -127,7 +127,7 @@ pub fn sign_issued(job: &TargetsJob, key: &SigningKey, issued: Timestamp) -> Res
         job: job.clone(),
     };
     let signed = canonical::to_vec(&body, "submission")?;
-    Ok(sign_canonical(&signed, 0, &[key]).bytes)
+    Ok(sign_canonical(&signed, 0, &[key])?.bytes)
 }
 
 /// The submitter keys the targets signer trusts, how old a job it still takes, and which

@@ -327,7 +327,7 @@ mod tests {
             },
         );
         let message = canonical::to_vec(&root, "root").unwrap();
-        let sig = hex::encode(key.sign(&message));
+        let sig = hex::encode(key.sign(&message).unwrap());
         let signatures: Vec<Value> = ids
             .iter()
             .map(|id| serde_json::json!({"keyid": id, "sig": sig}))

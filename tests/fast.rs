@@ -26,3 +26,6 @@ mod expiry;
 
 #[path = "fast/layers.rs"]
 mod layers;
+
+#[path = "fast/signing.rs"]
+mod signing;

@@ -60,7 +60,7 @@ fn signed_job(key: &SigningKey, bin: &str, version: u64, bytes: &[u8]) -> Value 
         meta: [(format!("{bin}.json"), MetaEntry::of(version, bytes))].into(),
         ..Default::default()
     };
-    serde_json::to_value(job.signed_with(key)).unwrap()
+    serde_json::to_value(job.signed_with(key).unwrap()).unwrap()
 }
 
 fn add_release(repo: &TestRepo, prefix: &str, tag: &str) -> Vec<(String, PathBuf)> {

@@ -244,7 +244,9 @@ fn exited(proc: &mut Proc, within: Duration) -> String {
 /// `signed` as a metadata file signed by `keys`.
 fn sign_value(signed: &Value, keys: &[&SigningKey]) -> Vec<u8> {
     let bytes = package_signing::canonical::value_to_vec(signed, "forged").unwrap();
-    package_signing::repository::signed::sign_canonical(&bytes, 0, keys).bytes
+    package_signing::repository::signed::sign_canonical(&bytes, 0, keys)
+        .unwrap()
+        .bytes
 }
 
 fn read_json(path: &Path) -> Value {

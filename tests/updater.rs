@@ -90,7 +90,7 @@ impl Repo {
         let message = canonical::value_to_vec(signed, "test").unwrap();
         let signatures: Vec<Value> = signers
             .iter()
-            .map(|k| json!({"keyid": k.key_id(), "sig": hex::encode(k.sign(&message))}))
+            .map(|k| json!({"keyid": k.key_id(), "sig": hex::encode(k.sign(&message).unwrap())}))
             .collect();
         serde_json::to_vec(&json!({"signatures": signatures, "signed": signed})).unwrap()
     }

@@ -334,7 +334,7 @@ impl Draft {
                 ),
             });
         }
-        let sig = hex::encode(key.sign(&self.message()?));
+        let sig = hex::encode(key.sign(&self.message()?)?);
         self.signatures.retain(|(k, _)| !ids.contains(k));
         self.signatures
             .extend(ids.iter().map(|id| (id.clone(), sig.clone())));

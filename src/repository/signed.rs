@@ -69,15 +69,12 @@ pub fn sign<T: Serialize>(
     keys: &[&SigningKey],
     what: &str,
 ) -> Result<SignedFile> {
-    Ok(sign_canonical(
-        &canonical::to_vec(role, what)?,
-        version,
-        keys,
-    ))
+    sign_canonical(&canonical::to_vec(role, what)?, version, keys)
 }
 
-/// Signs the canonical bytes of a role's `signed` object.
-pub fn sign_canonical(signed: &[u8], version: u64, keys: &[&SigningKey]) -> SignedFile {
+/// Signs the canonical bytes of a role's `signed` object; fails, with nothing to write, when a
+/// key cannot sign.
+pub fn sign_canonical(signed: &[u8], version: u64, keys: &[&SigningKey]) -> Result<SignedFile> {
     // The file is itself canonical JSON: "signatures" sorts before "signed".
     let mut bytes = Vec::with_capacity(signed.len() + 200 * keys.len() + 32);
     bytes.extend_from_slice(b"{\"signatures\":[");
@@ -88,14 +85,14 @@ pub fn sign_canonical(signed: &[u8], version: u64, keys: &[&SigningKey]) -> Sign
         bytes.extend_from_slice(b"{\"keyid\":\"");
         bytes.extend_from_slice(key.key_id().as_bytes());
         bytes.extend_from_slice(b"\",\"sig\":\"");
-        bytes.extend_from_slice(hex::encode(key.sign(signed)).as_bytes());
+        bytes.extend_from_slice(hex::encode(key.sign(signed)?).as_bytes());
         bytes.extend_from_slice(b"\"}");
     }
     bytes.extend_from_slice(b"],\"signed\":");
     bytes.extend_from_slice(signed);
     bytes.push(b'}');
     let meta = MetaEntry::of(version, &bytes);
-    SignedFile { bytes, meta }
+    Ok(SignedFile { bytes, meta })
 }
 
 /// Reads and parses a metadata file with tough's types; returns it with its own meta entry.

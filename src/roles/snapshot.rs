@@ -220,11 +220,11 @@ impl Stage for SnapshotRole {
         Ok(job)
     }
 
-    fn resync(&self) -> Option<TimestampJob> {
-        Some(TimestampJob {
+    fn resync(&self) -> Result<Option<TimestampJob>> {
+        Ok(Some(TimestampJob {
             snapshot: Some(self.own.clone()),
             ..Default::default()
-        })
+        }))
     }
 
     /// Takes every newer version the jobs carry; writes one snapshot if anything moved.
@@ -265,7 +265,7 @@ impl Stage for SnapshotRole {
         if changed || force || expiring {
             self.sign_new_version()?;
         }
-        Ok(Applied::new(usize::from(changed), self.resync()))
+        Ok(Applied::new(usize::from(changed), self.resync()?))
     }
 }
 
@@ -334,7 +334,7 @@ impl SnapshotRole {
             &self.encode(&crate::schema::expiry_string(self.expires)),
             self.version,
             &self.core.top_level_keys(),
-        );
+        )?;
         let layout = &self.core.settings.layout;
         layout
             .staging()?

@@ -57,7 +57,8 @@ pub trait Stage: Send + 'static {
     fn apply(&mut self, jobs: &[Self::Job]) -> Result<Applied<Self::Next>>;
     /// The job that re-announces this role's current files downstream, sent at start and
     /// after a reload: the replica that wrote them may have died before handing them on.
-    fn resync(&self) -> Option<Self::Next>;
+    /// Fails when the key cannot sign it (the job is signed).
+    fn resync(&self) -> Result<Option<Self::Next>>;
     /// Whether another replica has written newer files since this state was loaded.
     fn is_stale(&self) -> Result<bool>;
     /// The lifetimes of the metadata this role signs, which set how often it looks for

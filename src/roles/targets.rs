@@ -291,8 +291,8 @@ impl Stage for TargetsRole {
 
     /// What the snapshot signer should hold now, sent once at start: after a crash between
     /// writing bins and handing them on, this is what hands them on.
-    fn resync(&self) -> Option<SnapshotJob> {
-        Some(self.every_file().signed_with(&self.core.key))
+    fn resync(&self) -> Result<Option<SnapshotJob>> {
+        self.every_file().signed_with(&self.core.key).map(Some)
     }
 
     /// Applies a batch: every touched bin gets one new version, written durably before this
@@ -364,7 +364,10 @@ impl Stage for TargetsRole {
             receipt.set_bins(job);
         }
         self.receipts.record(&receipt);
-        outcome.next = outcome.next.map(|job| job.signed_with(&self.core.key));
+        outcome.next = outcome
+            .next
+            .map(|job| job.signed_with(&self.core.key))
+            .transpose()?;
         Ok(outcome)
     }
 
@@ -688,7 +691,7 @@ impl TargetsRole {
                     &layout.versioned(&bin.name, bin.version),
                 )?;
                 bin.expires = expires;
-                let file = sign_canonical(&encode_bin(bin), bin.version, &[&self.core.key]);
+                let file = sign_canonical(&encode_bin(bin), bin.version, &[&self.core.key])?;
                 bin.meta = file.meta;
                 files.push((layout.versioned(&bin.name, bin.version), file.bytes));
             }

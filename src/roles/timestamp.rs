@@ -76,8 +76,8 @@ impl Stage for TimestampRole {
     }
 
     /// Nothing follows the timestamp.
-    fn resync(&self) -> Option<Last> {
-        None
+    fn resync(&self) -> Result<Option<Last>> {
+        Ok(None)
     }
 
     /// A job's snapshot entry is a hint: a snapshot newer than the current one is read and

@@ -43,7 +43,7 @@ async fn consume_from<S: Stage, L: Fn() -> Result<S>>(
     options: WorkerOptions,
     shutdown: &mut watch::Receiver<bool>,
 ) -> Result<State> {
-    hand_on::<S>(endpoint, writer.resync().into_iter().collect()).await?;
+    hand_on::<S>(endpoint, writer.resync()?.into_iter().collect()).await?;
     // The key id is the one the root gives this signer's key, whichever rule made it.
     tracing::info!(
         role = %S::ROLE,

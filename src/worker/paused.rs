@@ -21,7 +21,7 @@ pub(super) async fn hold<S: Stage, L: Fn() -> Result<S>>(
         e = transport.open(None, 1) => e?,
         _ = shutdown.changed() => return Ok(State::Stopped),
     };
-    hand_on::<S>(&publisher, writer.resync().into_iter().collect()).await?;
+    hand_on::<S>(&publisher, writer.resync()?.into_iter().collect()).await?;
     tracing::info!(
         role = %S::ROLE,
         "paused (tuf-client resume to continue): jobs wait in the queue; expiry refresh goes on"

@@ -115,7 +115,7 @@ impl<S: Stage, L: Fn() -> Result<S>> Writer<S, L> {
                 "another replica signed since this one loaded: reloading state from disk"
             );
             self.stage = (self.load)()?;
-            downstream.extend(self.resync());
+            downstream.extend(self.resync()?);
         }
         // Named before writing: if this process dies mid-write, the next writer sees a
         // name not its own and checks the disk before signing.
@@ -152,8 +152,9 @@ impl<S: Stage, L: Fn() -> Result<S>> Writer<S, L> {
         }
     }
 
-    /// The job that re-announces this role's files downstream, if it has a next role.
-    pub fn resync(&self) -> Option<Vec<u8>> {
-        self.stage.resync().as_ref().map(S::encode)
+    /// The job that re-announces this role's files downstream, if it has a next role;
+    /// fails when the key cannot sign it.
+    pub fn resync(&self) -> Result<Option<Vec<u8>>> {
+        Ok(self.stage.resync()?.as_ref().map(S::encode))
     }
 }

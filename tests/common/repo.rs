@@ -268,7 +268,9 @@ pub fn submission_signed_by(
 ) -> Vec<u8> {
     let body = serde_json::json!({"_type": "submission", "issued": issued, "job": job});
     let signed = package_signing::canonical::value_to_vec(&body, "submission").unwrap();
-    package_signing::repository::signed::sign_canonical(&signed, 0, &[key]).bytes
+    package_signing::repository::signed::sign_canonical(&signed, 0, &[key])
+        .unwrap()
+        .bytes
 }
 
 /// Writes `count` release files under `dir` as vendor/name/version, with distinct contents.

@@ -378,7 +378,9 @@ impl Client {
 pub fn submission(key: &SigningKey, job: &serde_json::Value, issued: jiff::Timestamp) -> Vec<u8> {
     let body = serde_json::json!({"_type": "submission", "issued": issued, "job": job});
     let signed = package_signing::canonical::value_to_vec(&body, "submission").unwrap();
-    package_signing::repository::signed::sign_canonical(&signed, 0, &[key]).bytes
+    package_signing::repository::signed::sign_canonical(&signed, 0, &[key])
+        .unwrap()
+        .bytes
 }
 
 /// The letters in `INBOX/dead-letter/`: each job's bytes and the reason beside it.

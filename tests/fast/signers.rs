@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use package_signing::broker::inbox::Inbox;
 use package_signing::broker::{Endpoint, Queue};
-use package_signing::keys::RoleKeys;
+use package_signing::keys::{KeySource, RoleKeys};
 use package_signing::repository::init::find_key;
 use package_signing::role::Role;
 use package_signing::roles::RoleSettings;
@@ -93,6 +93,17 @@ impl Signers {
 
     /// The same with `settings`, not waiting (a paused targets signer never says ready).
     pub fn start_with(repo: &Repo, inbox: &Path, settings: RoleSettings) -> Signers {
+        Signers::start_with_keys(inbox, settings, |role| {
+            KeySource::file(find_key(&repo.keys, role.name()))
+        })
+    }
+
+    /// The same with each role's keys from `keys` (a key that cannot sign, say), not waiting.
+    pub fn start_with_keys(
+        inbox: &Path,
+        settings: RoleSettings,
+        keys: impl Fn(Role) -> KeySource,
+    ) -> Signers {
         let broker = Inbox::new();
         let feeder = tokio::spawn(broker.clone().feed_from_inbox(inbox.to_path_buf()));
         let transport = Transport::Inbox(broker.clone());
@@ -105,8 +116,8 @@ impl Signers {
         ]
         .into_iter()
         .map(|(role, log)| {
-            let file = find_key(&repo.keys, role.name());
-            let key = RoleKeys::load(&file).unwrap();
+            let source = keys(role);
+            let key: RoleKeys = source.load().unwrap();
             let subscriber = tracing_subscriber::fmt()
                 .with_writer(log.clone())
                 .with_ansi(false)
@@ -116,7 +127,7 @@ impl Signers {
                 role,
                 transport.clone(),
                 settings.clone(),
-                (key, file),
+                (key, source),
                 WorkerOptions::default(),
                 stop_rx.clone(),
             );
