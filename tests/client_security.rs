@@ -246,9 +246,12 @@ fn validate_passes_a_good_repository_and_names_what_is_wrong_with_a_bad_one() {
     // A timestamp that expires within the window asked for is reported.
     let out = validate(&["--expires-within", "2d"], &s.repo.repo);
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("PROBLEM timestamp expires"));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("PROBLEM metadata/timestamp.json: expires")
+    );
 
-    // One byte changed in a bin: its hash no longer matches the snapshot.
+    // One byte changed in a bin: its hash no longer matches the snapshot. The problem names
+    // the file the operator opens, not the role.
     let copy = s.repo.path("tampered");
     copy_dir(&s.repo.repo, &copy);
     let versions = s.repo.layout().scan_versions().unwrap();
@@ -267,7 +270,8 @@ fn validate_passes_a_good_repository_and_names_what_is_wrong_with_a_bad_one() {
     assert_eq!(out.status.code(), Some(1));
     let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
     assert!(
-        all.contains(&bin) && (all.contains("sha256") || all.contains("bytes")),
+        all.contains(&format!("PROBLEM metadata/{v}.{bin}.json: "))
+            && (all.contains("sha256") || all.contains("bytes")),
         "{all}"
     );
 }

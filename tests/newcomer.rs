@@ -270,7 +270,7 @@ fn validate_judges_each_role_by_its_own_lifetime() {
     let (valid, report) = validate(&["--expires-within", "2d"]);
     assert!(!valid, "{report}");
     assert!(
-        report.contains("PROBLEM timestamp expires in ")
+        report.contains("PROBLEM metadata/timestamp.json: expires in ")
             && report.contains("within --expires-within 2d")
             && report.matches("PROBLEM").count() == 1,
         "{report}"

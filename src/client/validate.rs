@@ -5,7 +5,9 @@
 //! (unless the repository's files are published elsewhere), and that nothing expires within a
 //! given window.
 
+use std::collections::HashSet;
 use std::fmt::Write;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use tough::schema::RoleType;
@@ -17,9 +19,8 @@ use crate::repository::{Expiries, Layout};
 use crate::role::Role;
 use crate::roles::check_version;
 use crate::schema::Header;
-use crate::trusted::{
-    trust_published_snapshot, trust_published_targets, trusted_chain_at, RootChain,
-};
+use crate::trusted::{trust_published_targets, trusted_chain_at, RootChain};
+use crate::updater::metadata::{Delegations, MetaRole, TargetsRole};
 use crate::updater::TrustedSet;
 use crate::verify::verify_delegated;
 use crate::{Error, Result};
@@ -56,11 +57,6 @@ impl Report {
     }
 }
 
-fn read(layout: &Layout, file: &str) -> Result<Vec<u8>> {
-    let path = layout.metadata_dir().join(file);
-    std::fs::read(&path).map_err(Error::io("cannot read", &path))
-}
-
 /// Most missing or wrong target files named one by one; the rest are counted.
 const MAX_FILE_PROBLEMS: usize = 20;
 
@@ -85,8 +81,8 @@ impl Window {
         }
     }
 
-    /// Why `what` (of `role`), expiring at `expires`, is reported; `None` when it is not.
-    fn judge(&self, what: &str, role: Role, expires: jiff::Timestamp) -> Option<String> {
+    /// Why a file of `role`, expiring at `expires`, is reported; `None` when it is not.
+    fn judge(&self, role: Role, expires: jiff::Timestamp) -> Option<String> {
         let window = self.of(role);
         let left = expires.as_second() - jiff::Timestamp::now().as_second();
         if left > window.as_secs() as i64 {
@@ -94,18 +90,18 @@ impl Window {
         }
         if left <= 0 {
             return Some(format!(
-                "{what} has expired (at {expires}): clients refuse it until its signer \
+                "has expired (at {expires}): clients refuse it until its signer \
                  re-signs it; is it running?"
             ));
         }
         let when = show_duration(Duration::from_secs(left as u64));
         Some(match self {
             Window::Every(_) => format!(
-                "{what} expires in {when} (at {expires}), within --expires-within {}",
+                "expires in {when} (at {expires}), within --expires-within {}",
                 show_duration(window)
             ),
             Window::PerRole(expiries) => format!(
-                "{what} expires in {when} (at {expires}): less than a quarter of its {} \
+                "expires in {when} (at {expires}): less than a quarter of its {} \
                  lifetime is left, and its signer re-signs at half; is it running? \
                  (--expire-{} if the signers were given another lifetime, --expires-within \
                  for one window for every role)",
@@ -136,214 +132,320 @@ pub fn run(layout: &Layout, pin: &Pin, window: &Window, target_files: bool) -> R
 /// hashes, as clients will download it.
 pub fn validate(layout: &Layout, pin: &Pin, window: &Window, target_files: bool) -> Result<Report> {
     layout.require_initialised()?;
-    let mut report = Report::default();
-    let expiry = |report: &mut Report, what: &str, role: Role, expires: jiff::Timestamp| {
-        report.problems.extend(window.judge(what, role, expires));
+    let mut check = Check {
+        layout,
+        window,
+        report: Report::default(),
     };
-
     // The checks a client makes (the updater's trusted set), on the files on disk: the root
-    // chain, then timestamp, snapshot, targets and every bin. Expiry is judged here against
-    // the window, every role at once, so the set is given the earliest reference time (for
-    // it, nothing has expired).
-    let mut set = match trusted_chain_at(layout, pin, jiff::Timestamp::MIN) {
-        Ok(set) => set,
-        Err(e) => {
-            report.problems.push(e.to_string());
-            report
-                .problems
-                .push("no root chain verifies; nothing else can be checked".into());
-            return Ok(report);
-        }
+    // chain, then timestamp, snapshot, targets and every bin; a failure in the chain or the
+    // top-level roles stops there (nothing below can be checked without them).
+    let Some(mut set) = check.root_chain(pin)? else {
+        return Ok(check.report);
     };
-    let root = set.root().clone();
-    // What the signers adopt: the same chain, from the same pin.
-    let chain = RootChain {
-        current: root.clone(),
-        pin: pin.clone(),
+    let Some(top) = check.top_level(&mut set) else {
+        return Ok(check.report);
     };
-    let versions = layout.scan_versions()?;
-    expiry(&mut report, Role::Root.name(), Role::Root, root.expires);
-    report.summary.push(format!(
-        "root chain v{}..v{} from the pinned root {} ({} signature(s) checked per version)",
-        pin.load()?.root.version,
-        root.version,
-        pin.file.display(),
-        root.roles[&RoleType::Root].threshold
+    let Some(delegations) = top.targets.delegations.clone() else {
+        check.problem(
+            &top.targets_file,
+            "top-level targets delegates nothing".into(),
+        );
+        return Ok(check.report);
+    };
+    check.key_ids(set.root(), &delegations);
+    let targets = check.bins(&mut set, &delegations, target_files);
+    check.snapshot_lists(&top.snapshot, &delegations);
+    check.report.summary.push(format!(
+        "targets v{}: {} bins, {targets} targets, each in its hash bin",
+        top.targets.version,
+        delegations.roles.len()
     ));
-    // The top-level roles: a failure stops here (nothing below can be checked without them).
-    let top_level = |set: &mut TrustedSet| -> Result<()> {
-        trust_published_snapshot(set, layout, &read(layout, Role::Timestamp.file())?)?;
-        trust_published_targets(set, layout, Role::Targets.name(), Role::Root.name()).map(drop)
-    };
-    if let Err(e) = top_level(&mut set) {
-        report.problems.push(e.to_string());
-        return Ok(report);
-    }
-    let timestamp = set.timestamp().expect("loaded").clone();
-    let snapshot = set.snapshot().expect("loaded").clone();
-    let top = set.targets(Role::Targets.name()).expect("loaded").clone();
-    expiry(
-        &mut report,
-        Role::Timestamp.name(),
-        Role::Timestamp,
-        timestamp.expires,
-    );
-    expiry(
-        &mut report,
-        Role::Snapshot.name(),
-        Role::Snapshot,
-        snapshot.expires,
-    );
-    expiry(
-        &mut report,
-        Role::Targets.name(),
-        Role::Targets,
-        top.expires,
-    );
-    report.summary.push(format!(
-        "timestamp v{} -> snapshot v{} (length and sha256 match)",
-        timestamp.version, snapshot.version
-    ));
-    let Some(delegations) = &top.delegations else {
-        report
+    check.newer_files(pin, set.root(), &top, &delegations)?;
+    Ok(check.report)
+}
+
+/// The top-level files a client trusts, and where they are.
+struct TopLevel {
+    snapshot: MetaRole,
+    targets: TargetsRole,
+    targets_file: PathBuf,
+}
+
+/// One validation under way: each step adds to the report, naming each file by its path in
+/// the repository (`metadata/2.bin-0-3.json`), which the operator opens.
+struct Check<'a> {
+    layout: &'a Layout,
+    window: &'a Window,
+    report: Report,
+}
+
+impl Check<'_> {
+    /// `problem`, about the file at `path`.
+    fn problem(&mut self, path: &Path, problem: String) {
+        let file = path.strip_prefix(&self.layout.dir).unwrap_or(path);
+        self.report
             .problems
-            .push("top-level targets delegates nothing".into());
-        return Ok(report);
-    };
-    // php-tuf checks the ids of the root's keys and of the keys targets delegates to.
-    let rules = [&root.keys, &delegations.keys].map(KeyIdRule::of_all);
-    report.summary.push(
-        match rules {
-            [Some(KeyIdRule::PhpTuf), Some(KeyIdRule::PhpTuf)] => {
-                "key ids by php-tuf's rule (php-tuf, python-tuf and go-tuf accept them)"
-            }
-            [Some(KeyIdRule::Spec), Some(KeyIdRule::Spec)] => {
-                "key ids by the specification's rule (php-tuf, so Composer's TUF plugin, refuses them)"
-            }
-            _ => "key ids by mixed or unknown rules (php-tuf refuses any not by its rule)",
+            .push(format!("{}: {problem}", file.display()));
+    }
+
+    /// Whether the file at `path` (of `role`) expires within the window.
+    fn expiry(&mut self, path: &Path, role: Role, expires: jiff::Timestamp) {
+        if let Some(why) = self.window.judge(role, expires) {
+            self.problem(path, why);
         }
-        .into(),
-    );
-    let mut targets = 0;
-    let mut file_problems = 0;
-    for role in &delegations.roles {
-        let bin =
-            trust_published_targets(&mut set, layout, &role.name, Role::Targets.name()).cloned();
-        let bin = match bin {
-            Ok(bin) => bin,
+    }
+
+    /// The root chain from the pin, as the signers adopt it. Expiry is judged against the
+    /// window, every role at once, so the set is given the earliest reference time (for it,
+    /// nothing has expired). `None` when no chain verifies.
+    fn root_chain(&mut self, pin: &Pin) -> Result<Option<TrustedSet>> {
+        let set = match trusted_chain_at(self.layout, pin, jiff::Timestamp::MIN) {
+            Ok(set) => set,
             Err(e) => {
-                report.problems.push(e.to_string());
-                continue;
+                self.report.problems.push(e.to_string());
+                self.report
+                    .problems
+                    .push("no root chain verifies; nothing else can be checked".into());
+                return Ok(None);
             }
         };
-        expiry(&mut report, &role.name, Role::Bins, bin.expires);
-        for name in bin.targets.keys() {
-            if !role.matches(name) {
-                report.problems.push(format!(
-                    "{}: {name} is not in the hash range this bin is delegated",
-                    role.name,
-                ));
+        let root = set.root();
+        let file = self.layout.versioned(Role::Root.name(), root.version.get());
+        self.expiry(&file, Role::Root, root.expires);
+        self.report.summary.push(format!(
+            "root chain v{}..v{} from the pinned root {} ({} signature(s) checked per version)",
+            pin.load()?.root.version,
+            root.version,
+            pin.file.display(),
+            root.roles[&RoleType::Root].threshold
+        ));
+        Ok(Some(set))
+    }
+
+    /// timestamp.json, the snapshot it names and the top-level targets the snapshot names,
+    /// each checked as a client checks it; `None` after the first that fails.
+    fn top_level(&mut self, set: &mut TrustedSet) -> Option<TopLevel> {
+        let layout = self.layout;
+        let timestamp_file = layout.timestamp();
+        let timestamp = match std::fs::read(&timestamp_file)
+            .map_err(Error::io("cannot read", &timestamp_file))
+            .and_then(|bytes| Ok(set.update_timestamp(&bytes)?.clone()))
+        {
+            Ok(t) => t,
+            Err(e) => return self.failed(&timestamp_file, e),
+        };
+        let listed = |set: &TrustedSet, role: Role| {
+            let meta = set.snapshot().map_or(&timestamp.meta, |s| &s.meta);
+            let version = meta.get(role.file()).map_or(0, |m| m.version.get());
+            layout.versioned(role.name(), version)
+        };
+        let snapshot_file = listed(set, Role::Snapshot);
+        let snapshot = match std::fs::read(&snapshot_file)
+            .map_err(Error::io("cannot read", &snapshot_file))
+            .and_then(|bytes| Ok(set.update_snapshot(&bytes, false)?.clone()))
+        {
+            Ok(s) => s,
+            Err(e) => return self.failed(&snapshot_file, e),
+        };
+        let targets_file = listed(set, Role::Targets);
+        let targets =
+            match trust_published_targets(set, layout, Role::Targets.name(), Role::Root.name()) {
+                Ok(t) => t.clone(),
+                Err(e) => return self.failed(&targets_file, e),
+            };
+        self.expiry(&timestamp_file, Role::Timestamp, timestamp.expires);
+        self.expiry(&snapshot_file, Role::Snapshot, snapshot.expires);
+        self.expiry(&targets_file, Role::Targets, targets.expires);
+        self.report.summary.push(format!(
+            "timestamp v{} -> snapshot v{} (length and sha256 match)",
+            timestamp.version, snapshot.version
+        ));
+        Some(TopLevel {
+            snapshot,
+            targets,
+            targets_file,
+        })
+    }
+
+    fn failed<T>(&mut self, path: &Path, e: Error) -> Option<T> {
+        self.problem(path, e.to_string());
+        None
+    }
+
+    /// php-tuf checks the ids of the root's keys and of the keys targets delegates to.
+    fn key_ids(&mut self, root: &crate::schema::Root, delegations: &Delegations) {
+        let rules = [
+            KeyIdRule::of_all(&root.keys),
+            KeyIdRule::of_all(&delegations.keys),
+        ];
+        self.report.summary.push(
+            match rules {
+                [Some(KeyIdRule::PhpTuf), Some(KeyIdRule::PhpTuf)] => {
+                    "key ids by php-tuf's rule (php-tuf, python-tuf and go-tuf accept them)"
+                }
+                [Some(KeyIdRule::Spec), Some(KeyIdRule::Spec)] => {
+                    "key ids by the specification's rule (php-tuf, so Composer's TUF plugin, \
+                     refuses them)"
+                }
+                _ => "key ids by mixed or unknown rules (php-tuf refuses any not by its rule)",
             }
-        }
-        targets += bin.targets.len();
-        if target_files {
-            for (name, file) in &bin.targets {
-                if let Err(why) = check_target_file(layout, name, file) {
+            .into(),
+        );
+    }
+
+    /// Every bin the top-level targets delegates, as a client checks it; each target in the
+    /// hash range of its bin, and (with `target_files`) its file where clients download it.
+    /// Returns how many targets the bins sign.
+    fn bins(
+        &mut self,
+        set: &mut TrustedSet,
+        delegations: &Delegations,
+        target_files: bool,
+    ) -> usize {
+        let mut targets = 0;
+        let mut file_problems = 0;
+        for role in &delegations.roles {
+            let version = set
+                .snapshot()
+                .and_then(|s| s.meta.get(&format!("{}.json", role.name)))
+                .map_or(0, |m| m.version.get());
+            let file = self.layout.versioned(&role.name, version);
+            let bin =
+                match trust_published_targets(set, self.layout, &role.name, Role::Targets.name()) {
+                    Ok(bin) => bin.clone(),
+                    Err(e) => {
+                        self.problem(&file, e.to_string());
+                        continue;
+                    }
+                };
+            self.expiry(&file, Role::Bins, bin.expires);
+            for name in bin.targets.keys().filter(|name| !role.matches(name)) {
+                self.problem(
+                    &file,
+                    format!("{name} is not in the hash range this bin is delegated"),
+                );
+            }
+            targets += bin.targets.len();
+            if !target_files {
+                continue;
+            }
+            for (name, target) in &bin.targets {
+                if let Err(why) = check_target_file(self.layout, name, target) {
                     file_problems += 1;
                     if file_problems <= MAX_FILE_PROBLEMS {
-                        report.problems.push(why);
+                        self.report.problems.push(why);
                     }
                 }
             }
         }
-    }
-    if file_problems > MAX_FILE_PROBLEMS {
-        report.problems.push(format!(
-            "... and {} more target files missing or not as signed",
-            file_problems - MAX_FILE_PROBLEMS
-        ));
-    }
-    if target_files && file_problems == 0 {
-        report.summary.push(format!(
-            "{targets} target files in {} with their signed length and hashes",
-            layout.targets_dir().display()
-        ));
-    }
-    // Bins of an earlier bin count stay listed (a snapshot may never drop a file); anything
-    // else the delegations do not name has no business there.
-    let delegated: std::collections::HashSet<String> = delegations
-        .roles
-        .iter()
-        .map(|r| format!("{}.json", r.name))
-        .collect();
-    let mut retired = 0;
-    for file in snapshot.meta.keys() {
-        if file == Role::Targets.file() || delegated.contains(file) {
-            continue;
+        if file_problems > MAX_FILE_PROBLEMS {
+            self.report.problems.push(format!(
+                "... and {} more target files missing or not as signed",
+                file_problems - MAX_FILE_PROBLEMS
+            ));
         }
-        match file.strip_suffix(".json") {
-            Some(bin) if crate::repository::HashBins::is_bin_name(bin) => retired += 1,
-            _ => report.problems.push(format!(
-                "snapshot lists {file}, which is neither targets.json nor a bin"
-            )),
+        if target_files && file_problems == 0 {
+            self.report.summary.push(format!(
+                "{targets} target files in {} with their signed length and hashes",
+                self.layout.targets_dir().display()
+            ));
         }
+        targets
     }
-    if retired > 0 {
-        report.summary.push(format!(
-            "snapshot also lists {retired} retired bin(s) of an earlier bin count (kept: clients \
-             refuse a snapshot that drops a file)"
-        ));
-    }
-    report.summary.push(format!(
-        "targets v{}: {} bins, {targets} targets, each in its hash bin",
-        top.version,
-        delegations.roles.len()
-    ));
-    let snapshot_listed = |role: &str| {
-        snapshot
-            .meta
-            .get(&format!("{role}.json"))
-            .map_or(0, |m| m.version.get())
-    };
 
-    // Files newer than the ones listed are what a signer adopts as its state when it starts
-    // or reloads: each must verify, or the signer stops on it.
-    let mut unlisted = 0;
-    let mut newer =
-        |role: &str, listed: u64, check: &dyn Fn(&[u8], &std::path::Path) -> Result<Header>| {
-            let Some(newest) = versions.get(role).and_then(|v| v.last()).copied() else {
-                return;
-            };
-            if newest <= listed {
-                return;
+    /// Bins of an earlier bin count stay listed (a snapshot may never drop a file); anything
+    /// else the delegations do not name has no business there.
+    fn snapshot_lists(&mut self, snapshot: &MetaRole, delegations: &Delegations) {
+        let delegated: HashSet<String> = delegations
+            .roles
+            .iter()
+            .map(|r| format!("{}.json", r.name))
+            .collect();
+        let snapshot_file = self
+            .layout
+            .versioned(Role::Snapshot.name(), snapshot.version.get());
+        let mut retired = 0;
+        for file in snapshot.meta.keys() {
+            if file == Role::Targets.file() || delegated.contains(file) {
+                continue;
             }
-            unlisted += 1;
-            let path = layout.versioned(role, newest);
-            let result = std::fs::read(&path)
-                .map_err(Error::io("cannot read metadata", &path))
-                .and_then(|bytes| check(&bytes, &path))
-                .and_then(|header| check_version(&path, header.version.get(), newest));
-            if let Err(e) = result {
-                report.problems.push(e.to_string());
+            match file.strip_suffix(".json") {
+                Some(bin) if crate::repository::HashBins::is_bin_name(bin) => retired += 1,
+                _ => self.problem(
+                    &snapshot_file,
+                    format!("lists {file}, which is neither targets.json nor a bin"),
+                ),
             }
+        }
+        if retired > 0 {
+            self.report.summary.push(format!(
+                "snapshot also lists {retired} retired bin(s) of an earlier bin count (kept: \
+                 clients refuse a snapshot that drops a file)"
+            ));
+        }
+    }
+
+    /// Files newer than the ones listed are what a signer adopts as its state when it starts
+    /// or reloads: each must verify, or the signer stops on it.
+    fn newer_files(
+        &mut self,
+        pin: &Pin,
+        root: &crate::schema::Root,
+        top: &TopLevel,
+        delegations: &Delegations,
+    ) -> Result<()> {
+        // What the signers adopt: the same chain, from the same pin.
+        let chain = RootChain {
+            current: root.clone(),
+            pin: pin.clone(),
         };
-    newer(Role::Snapshot.name(), snapshot.version.get(), &|b, p| {
-        chain.verify_role(b, p, RoleType::Snapshot)
-    });
-    newer(Role::Targets.name(), top.version.get(), &|b, p| {
-        chain.verify_role(b, p, RoleType::Targets)
-    });
-    for role in &delegations.roles {
-        newer(&role.name, snapshot_listed(&role.name), &|b, p| {
-            verify_delegated(b, p, delegations, &role.name)
+        let versions = self.layout.scan_versions()?;
+        let listed = |role: &str| {
+            top.snapshot
+                .meta
+                .get(&format!("{role}.json"))
+                .map_or(0, |m| m.version.get())
+        };
+        let mut unlisted = 0;
+        let mut newer =
+            |role: &str, listed: u64, check: &dyn Fn(&[u8], &Path) -> Result<Header>| {
+                let Some(newest) = versions.get(role).and_then(|v| v.last()).copied() else {
+                    return;
+                };
+                if newest <= listed {
+                    return;
+                }
+                unlisted += 1;
+                let path = self.layout.versioned(role, newest);
+                let result = std::fs::read(&path)
+                    .map_err(Error::io("cannot read metadata", &path))
+                    .and_then(|bytes| check(&bytes, &path))
+                    .and_then(|header| check_version(&path, header.version.get(), newest));
+                if let Err(e) = result {
+                    self.report.problems.push(e.to_string());
+                }
+            };
+        newer(
+            Role::Snapshot.name(),
+            top.snapshot.version.get(),
+            &|b, p| chain.verify_role(b, p, RoleType::Snapshot),
+        );
+        newer(Role::Targets.name(), top.targets.version.get(), &|b, p| {
+            chain.verify_role(b, p, RoleType::Targets)
         });
+        for role in &delegations.roles {
+            newer(&role.name, listed(&role.name), &|b, p| {
+                verify_delegated(b, p, delegations, &role.name)
+            });
+        }
+        if unlisted > 0 {
+            self.report.summary.push(format!(
+                "{unlisted} file(s) newer than the snapshot lists (a batch on its way) checked"
+            ));
+        }
+        Ok(())
     }
-    if unlisted > 0 {
-        report.summary.push(format!(
-            "{unlisted} file(s) newer than the snapshot lists (a batch on its way) checked"
-        ));
-    }
-    Ok(report)
 }
 
 /// The file clients download for target `name`: there, with the signed length and hashes.
