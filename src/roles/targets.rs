@@ -7,7 +7,7 @@
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use tough::schema::PathSet;
 
@@ -23,7 +23,7 @@ use crate::repository::composer_p2;
 use crate::repository::receipts::{Receipt, Receipts};
 use crate::repository::signed::{self, sign_canonical};
 use crate::repository::tombstones::{Tombstone, Tombstones};
-use crate::repository::{HashBins, MetaEntry, SPEC_VERSION};
+use crate::repository::{HashBins, Layout, MetaEntry, SPEC_VERSION};
 use crate::submission::{Ledger, Policy};
 use crate::trusted::RootChain;
 use crate::verify::verify_delegated;
@@ -77,12 +77,11 @@ struct Changes {
 
 impl TargetsRole {
     pub fn load(settings: RoleSettings, keys: RoleKeys) -> Result<TargetsRole> {
-        let layout = &settings.layout;
         // Every file adopted as state must verify: top-level targets against the root's
         // targets keys, each bin against the keys top-level targets delegates it to. A file
         // that does not is never re-signed: a bin planted unsigned on the shared volume would
         // otherwise come out signed by the real targets key.
-        let chain = RootChain::load(layout, &settings.pin)?;
+        let chain = RootChain::load(&settings.layout, &settings.pin)?;
         let policy = settings.submissions.as_ref().ok_or_else(|| {
             Error::Usage(
                 "the targets signer needs the submitter keys it trusts (--submitters)".into(),
@@ -90,135 +89,55 @@ impl TargetsRole {
         })?;
         let ledger = Ledger::open(policy)?;
         let tombstones = Tombstones::open(&policy.ledger)?;
-        let versions = layout.scan_versions()?;
         let mut core = Core::new(settings, Role::Targets, keys, &chain)?;
         let layout = &core.settings.layout.clone();
-        let key = &core.key;
-        let newest = |role: &str| -> Result<u64> {
-            versions
-                .get(role)
-                .and_then(|v| v.last())
-                .copied()
-                .ok_or_else(|| Error::Repository {
-                    path: layout.metadata_dir(),
-                    reason: format!(
-                        "no version of {role}.json on disk; the repository is incomplete"
-                    ),
-                })
+        let mut disk = OnDisk {
+            layout,
+            versions: layout.scan_versions()?,
+            listed: BTreeMap::new(),
         };
-        let top_version = newest(Role::Targets.name())?;
-        core.pruner
-            .adopt(layout, Role::Targets, &versions[Role::Targets.name()]);
+        let top_version = disk.newest(Role::Targets.name())?;
+        core.pruner.adopt(
+            layout,
+            Role::Targets,
+            &disk.up_to(Role::Targets.name(), top_version),
+        );
         let top_path = layout.versioned(Role::Targets, top_version);
         let (top, top_meta) =
             load_state::<Targets>(&chain, &top_path, Role::Targets, Some(top_version))?;
         core.check_loaded(Role::Targets.name(), top_version, &top_path)?;
-        let listed = listed_versions(layout, &chain)?;
-        check_not_older(
-            &top_path,
-            top_version,
-            listed.get(Role::Targets.name()).copied(),
-        )?;
+        disk.listed = listed_versions(layout, &chain)?;
+        check_not_older(&top_path, top_version, disk.listed(Role::Targets.name()))?;
         let delegations = top
             .signed
             .delegations
             .as_ref()
             .ok_or_else(|| Error::Repository {
-                path: layout.versioned(Role::Targets, top_version),
+                path: top_path.clone(),
                 reason: "top-level targets delegates to no bins".into(),
             })?;
-        let our_id = signed::hex_decoded(key.key_id())?;
-        let mut new_key = !core.top_level_keys().iter().all(|k| signed_by(&top, k))
-            || delegations.keys.len() != 1
-            || !delegations.keys.contains_key(&our_id)
-            || delegations
-                .roles
-                .iter()
-                .any(|r| r.keyids != [our_id.clone()]);
         let bins = HashBins::new(delegations.roles.len() as u32)?;
-        for (i, role) in delegations.roles.iter().enumerate() {
-            let expected = bins.prefixes(i as u32);
-            let matches = role.name == bins.name(i as u32)
-                && matches!(&role.paths, PathSet::PathHashPrefixes(p)
-                    if p.iter().map(|x| x.value()).eq(expected.iter().map(String::as_str)));
-            if !matches {
-                return Err(Error::Repository {
-                    path: layout.versioned(Role::Targets, top_version),
-                    reason: format!(
-                        "delegation {} is not the hashed bin this signer expects",
-                        role.name
-                    ),
-                });
-            }
-        }
+        check_bin_delegations(&bins, delegations, &top_path)?;
+        let mut new_key = !delegates_to_this_key(&core, &top, delegations)?;
         let mut state = Vec::with_capacity(bins.count() as usize);
-        for name in bins.names() {
-            let version = newest(&name)?;
-            let path = layout.versioned(&name, version);
-            let (bin, meta) = signed::load_verified::<Targets>(&path, "bin", |bytes| {
-                verify_delegated::<IgnoredAny>(bytes, &path, delegations, &name).map(drop)
-            })?;
-            check_version(&path, bin.signed.version.get(), version)?;
-            check_not_older(&path, version, listed.get(&name).copied())?;
-            core.check_loaded(&name, version, &path)?;
-            // The same key signs every bin: one bin's file copied under another's name
-            // verifies, but lists targets that are not this bin's.
-            let index = state.len() as u32;
-            let foreign = bin.signed.delegations.is_some()
-                || bin
-                    .signed
-                    .targets
-                    .keys()
-                    .any(|t| bins.index_of(t.raw()) != index);
-            if foreign {
-                return Err(Error::Untrusted {
-                    path,
-                    reason: format!("is not {name}: it lists targets outside its hash range"),
-                });
-            }
-            new_key |= !signed_by(&bin, key);
-            let mut targets = BTreeMap::new();
-            for (target_name, t) in bin.signed.targets {
-                let sha512 = t
-                    .hashes
-                    ._extra
-                    .get("sha512")
-                    .and_then(|v| v.as_str())
-                    .unwrap_or_default();
-                targets.insert(
-                    target_name.raw().to_string(),
-                    Entry {
-                        length: t.length,
-                        sha256: t
-                            .hashes
-                            .sha256
-                            .as_ref()
-                            .try_into()
-                            .map_err(|_| bad_hash(&path))?,
-                        sha512: hex::decode(sha512)
-                            .ok()
-                            .and_then(|v| v.try_into().ok())
-                            .ok_or_else(|| bad_hash(&path))?,
-                    },
-                );
-            }
-            let on_disk: Vec<u64> = versions[&name]
-                .iter()
-                .copied()
-                .filter(|v| *v <= version)
-                .collect();
-            core.pruner.adopt(layout, &name, &on_disk);
-            state.push(Bin {
+        for (index, name) in bins.names().enumerate() {
+            let version = disk.newest(&name)?;
+            let (bin, signed_by_key) = load_bin(
+                &core,
+                &disk,
+                (&bins, index as u32),
+                delegations,
                 name,
                 version,
-                expires: bin.signed.expires,
-                targets,
-                meta,
-            });
+            )?;
+            new_key |= !signed_by_key;
+            core.pruner
+                .adopt(layout, &bin.name, &disk.up_to(&bin.name, version));
+            state.push(bin);
         }
         if new_key {
             tracing::info!(
-                key_id = key.key_id(),
+                key_id = core.key.key_id(),
                 "targets metadata is not all signed by this key yet: re-signing every file now"
             );
         }
@@ -736,6 +655,159 @@ fn entry_of(t: &NewTarget) -> Result<Entry> {
             .try_into()
             .map_err(|_| Error::InvalidJob("sha512 length".into()))?,
     })
+}
+
+/// The metadata versions on disk and those the newest snapshot lists, as the targets signer
+/// finds them when it loads its state.
+struct OnDisk<'a> {
+    layout: &'a Layout,
+    versions: std::collections::HashMap<String, Vec<u64>>,
+    listed: BTreeMap<String, u64>,
+}
+
+impl OnDisk<'_> {
+    /// The newest version of `role` on disk; every role has one in a complete repository.
+    fn newest(&self, role: &str) -> Result<u64> {
+        self.versions
+            .get(role)
+            .and_then(|v| v.last())
+            .copied()
+            .ok_or_else(|| Error::Repository {
+                path: self.layout.metadata_dir(),
+                reason: format!("no version of {role}.json on disk; the repository is incomplete"),
+            })
+    }
+
+    /// The versions of `role` on disk up to `version`, which the pruner adopts.
+    fn up_to(&self, role: &str, version: u64) -> Vec<u64> {
+        self.versions
+            .get(role)
+            .into_iter()
+            .flatten()
+            .copied()
+            .filter(|v| *v <= version)
+            .collect()
+    }
+
+    /// The version of `role` the newest snapshot lists, if any.
+    fn listed(&self, role: &str) -> Option<u64> {
+        self.listed.get(role).copied()
+    }
+}
+
+/// Top-level targets must delegate to this signer's hashed bins, in order, each with the
+/// hash prefixes of its range.
+fn check_bin_delegations(
+    bins: &HashBins,
+    delegations: &crate::schema::Delegations,
+    top_path: &Path,
+) -> Result<()> {
+    for (i, role) in delegations.roles.iter().enumerate() {
+        let expected = bins.prefixes(i as u32);
+        let matches = role.name == bins.name(i as u32)
+            && matches!(&role.paths, PathSet::PathHashPrefixes(p)
+                if p.iter().map(|x| x.value()).eq(expected.iter().map(String::as_str)));
+        if !matches {
+            return Err(Error::Repository {
+                path: top_path.into(),
+                reason: format!(
+                    "delegation {} is not the hashed bin this signer expects",
+                    role.name
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Whether top-level targets is signed by this signer's top-level keys and delegates every
+/// bin to its key alone; if not, the key was rotated and every file is re-signed.
+fn delegates_to_this_key(
+    core: &Core,
+    top: &tough::schema::Signed<Targets>,
+    delegations: &crate::schema::Delegations,
+) -> Result<bool> {
+    let our_id = signed::hex_decoded(core.key.key_id())?;
+    Ok(core.top_level_keys().iter().all(|k| signed_by(top, k))
+        && delegations.keys.len() == 1
+        && delegations.keys.contains_key(&our_id)
+        && delegations
+            .roles
+            .iter()
+            .all(|r| r.keyids == [our_id.clone()]))
+}
+
+/// Bin `name` (the `index`th of `bins`) at `version`, adopted as state: verified against
+/// the delegation to it, not older than the snapshot lists, not above this signer's high
+/// water, and holding only targets of its own hash range. Returns it and whether this
+/// signer's key signed it.
+fn load_bin(
+    core: &Core,
+    disk: &OnDisk,
+    (bins, index): (&HashBins, u32),
+    delegations: &crate::schema::Delegations,
+    name: String,
+    version: u64,
+) -> Result<(Bin, bool)> {
+    let path = disk.layout.versioned(&name, version);
+    let (bin, meta) = signed::load_verified::<Targets>(&path, "bin", |bytes| {
+        verify_delegated::<IgnoredAny>(bytes, &path, delegations, &name).map(drop)
+    })?;
+    check_version(&path, bin.signed.version.get(), version)?;
+    check_not_older(&path, version, disk.listed(&name))?;
+    core.check_loaded(&name, version, &path)?;
+    // The same key signs every bin: one bin's file copied under another's name verifies,
+    // but lists targets that are not this bin's.
+    let foreign = bin.signed.delegations.is_some()
+        || bin
+            .signed
+            .targets
+            .keys()
+            .any(|t| bins.index_of(t.raw()) != index);
+    if foreign {
+        return Err(Error::Untrusted {
+            path,
+            reason: format!("is not {name}: it lists targets outside its hash range"),
+        });
+    }
+    let signed_by_key = signed_by(&bin, &core.key);
+    let mut targets = BTreeMap::new();
+    for (target_name, t) in bin.signed.targets {
+        targets.insert(target_name.raw().to_string(), Entry::of(&t, &path)?);
+    }
+    let bin = Bin {
+        name,
+        version,
+        expires: bin.signed.expires,
+        targets,
+        meta,
+    };
+    Ok((bin, signed_by_key))
+}
+
+impl Entry {
+    /// The compact form of a signed target of the bin at `path` (binary hashes).
+    fn of(t: &tough::schema::Target, path: &Path) -> Result<Entry> {
+        let sha512 = t
+            .hashes
+            ._extra
+            .get("sha512")
+            .and_then(|v| v.as_str())
+            .unwrap_or_default();
+        Ok(Entry {
+            length: t.length,
+            sha256: t
+                .hashes
+                .sha256
+                .as_ref()
+                .try_into()
+                .map_err(|_| bad_hash(path))?,
+            sha512: hex::decode(sha512)
+                .ok()
+                .and_then(|v| v.try_into().ok())
+                .ok_or_else(|| bad_hash(path))?,
+        })
+    }
 }
 
 fn bad_hash(path: &std::path::Path) -> Error {
