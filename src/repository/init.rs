@@ -98,9 +98,40 @@ impl InitReport {
     }
 }
 
-pub fn init(opts: &InitOptions, mut progress: impl FnMut(usize, usize)) -> Result<InitReport> {
+pub fn init(opts: &InitOptions, progress: impl FnMut(usize, usize)) -> Result<InitReport> {
     let bins = HashBins::new(opts.bins)?;
     let layout = Layout::new(&opts.repo);
+    refuse_existing(opts, &layout)?;
+    make_folders(opts, &layout)?;
+    let (mut keys, submitter) = make_keys(opts, &layout)?;
+    let root = build::root(&keys, opts.expiries, opts.key_id_rule)?;
+    let mut key_ids = Vec::new();
+    for role in Role::TOP_LEVEL {
+        let key = keys.get_mut(&role).expect("made above");
+        let id = root
+            .id_of(role.role_type(), key.public())
+            .expect("root lists every key");
+        key.sign_as(id);
+        key_ids.push((role.to_string(), key.key_id().to_string()));
+    }
+    key_ids.push((SUBMITTER.to_string(), submitter.key_id().to_string()));
+    let root_file = sign(&root, 1, &[&keys[&Role::Root]], Role::Root.name())?;
+    hand_over_pins(opts, &root_file.bytes)?;
+    let staging = layout.staging()?;
+    staging.write_version_durably(&layout.versioned(Role::Root, 1), &root_file.bytes)?;
+    staging.write_durably(&layout.root(), &root_file.bytes)?;
+    write_first_versions(opts, &layout, bins, &keys, progress)?;
+    opts.deployment.give_metadata(&layout)?;
+    opts.deployment.lay_out(&layout)?;
+    Ok(InitReport {
+        key_ids,
+        files_written: bins.count() as usize + 5,
+    })
+}
+
+/// init never overwrites: a repository already there, or any key file, stops it before
+/// anything is written.
+fn refuse_existing(opts: &InitOptions, layout: &Layout) -> Result<()> {
     if layout.metadata_dir().join("1.root.json").exists() {
         return Err(Error::Repository {
             path: opts.repo.clone(),
@@ -111,8 +142,7 @@ pub fn init(opts: &InitOptions, mut progress: impl FnMut(usize, usize)) -> Resul
     }
     // Each top-level role has its own key file `KEYS/<role>.pem` (`Role::key_file`); root's
     // belongs offline: move it away once init is done.
-    let key_names = Role::TOP_LEVEL.map(Role::name);
-    for name in key_names.iter().chain(&[SUBMITTER]) {
+    for name in Role::TOP_LEVEL.map(Role::name).iter().chain(&[SUBMITTER]) {
         let path = new_key_path(opts, name);
         if path.exists() {
             return Err(Error::Key {
@@ -123,18 +153,29 @@ pub fn init(opts: &InitOptions, mut progress: impl FnMut(usize, usize)) -> Resul
             });
         }
     }
-    // Keys are private from the start: each key file 0600 from its first byte.
-    let deployment = &opts.deployment;
-    create_private_dir(&opts.keys, deployment.keys_mode())?;
+    Ok(())
+}
+
+/// The keys folder (private from the start) and the repository's folders.
+fn make_folders(opts: &InitOptions, layout: &Layout) -> Result<()> {
+    create_private_dir(&opts.keys, opts.deployment.keys_mode())?;
     create_dir(&layout.metadata_dir())?;
     create_dir(&layout.targets_dir())?;
     create_dir(&layout.control_dir())?;
     for role in Role::ONLINE {
         create_dir(&layout.role_dir(role))?;
     }
-    create_dir(&layout.pause_dir())?;
+    create_dir(&layout.pause_dir())
+}
 
-    // Written private and given to its owner before anything else is made.
+/// A new key for every top-level role and the submitter, each file private from its first
+/// byte and given to its owner before anything else is made; the submitter's public key in
+/// the file the targets signer trusts, and the targets signer's empty ledger.
+fn make_keys(
+    opts: &InitOptions,
+    layout: &Layout,
+) -> Result<(HashMap<Role, SigningKey>, SigningKey)> {
+    let deployment = &opts.deployment;
     let new_key = |name: &str| -> Result<SigningKey> {
         let (key, pem) = SigningKey::generate()?;
         let path = new_key_path(opts, name);
@@ -145,7 +186,7 @@ pub fn init(opts: &InitOptions, mut progress: impl FnMut(usize, usize)) -> Resul
         deployment.give_key(name, &path)?;
         Ok(key)
     };
-    let mut keys = Role::TOP_LEVEL
+    let keys = Role::TOP_LEVEL
         .into_iter()
         .map(|role| Ok((role, new_key(role.name())?)))
         .collect::<Result<HashMap<Role, SigningKey>>>()?;
@@ -159,38 +200,43 @@ pub fn init(opts: &InitOptions, mut progress: impl FnMut(usize, usize)) -> Resul
     let ledger = layout.default_ledger();
     crate::submission::Ledger::create(&ledger)?;
     deployment.give_to_targets_signer(&ledger)?;
+    Ok((keys, submitter))
+}
 
-    let root = build::root(&keys, opts.expiries, opts.key_id_rule)?;
-    let mut key_ids = Vec::new();
-    for role in Role::TOP_LEVEL {
-        let key = keys.get_mut(&role).expect("made above");
-        let id = root
-            .id_of(role.role_type(), key.public())
-            .expect("root lists every key");
-        key.sign_as(id);
-        key_ids.push((role.to_string(), key.key_id().to_string()));
-    }
-    key_ids.push((SUBMITTER.to_string(), submitter.key_id().to_string()));
-    let root_file = sign(&root, 1, &[&keys[&Role::Root]], Role::Root.name())?;
-    // Each agent's pinned root, beside its key (crate::pin): where its trust starts, handed
-    // over with the key, never read from the repository.
-    // One in each key folder, or one beside all the keys (public: anyone may read it).
+/// Each agent's pinned root, beside its key (crate::pin): where its trust starts, handed
+/// over with the key, never read from the repository. One in each key folder, or one beside
+/// all the keys (public: anyone may read it).
+fn hand_over_pins(opts: &InitOptions, root: &[u8]) -> Result<()> {
+    let deployment = &opts.deployment;
     let folders: Vec<&str> = if deployment.key_folders {
-        key_names.iter().copied().chain([SUBMITTER]).collect()
+        Role::TOP_LEVEL
+            .map(Role::name)
+            .into_iter()
+            .chain([SUBMITTER])
+            .collect()
     } else {
         vec![Role::Root.name()]
     };
     for name in folders {
         let pin = new_key_path(opts, name).with_file_name(crate::pin::PIN_FILE);
-        write_durably(&pin, &root_file.bytes)?;
+        write_durably(&pin, root)?;
         if deployment.key_folders {
             deployment.give_key(name, &pin)?;
         }
     }
-    let staging = layout.staging()?;
-    staging.write_version_durably(&layout.versioned(Role::Root, 1), &root_file.bytes)?;
-    staging.write_durably(&layout.root(), &root_file.bytes)?;
+    Ok(())
+}
 
+/// Version 1 of every bin (empty), of top-level targets, of the snapshot listing them, and
+/// timestamp.json last: a signer started first waits for that file.
+fn write_first_versions(
+    opts: &InitOptions,
+    layout: &Layout,
+    bins: HashBins,
+    keys: &HashMap<Role, SigningKey>,
+    mut progress: impl FnMut(usize, usize),
+) -> Result<()> {
+    let staging = layout.staging()?;
     let targets_key = &keys[&Role::Targets];
     let mut snapshot = build::snapshot(1, opts.expiries)?;
     let total = bins.count() as usize;
@@ -236,13 +282,5 @@ pub fn init(opts: &InitOptions, mut progress: impl FnMut(usize, usize)) -> Resul
         &[&keys[&Role::Timestamp]],
         opts.expiries,
     )?;
-    staging.write_durably(&layout.timestamp(), &timestamp_file.bytes)?;
-
-    deployment.give_metadata(&layout)?;
-    deployment.lay_out(&layout)?;
-
-    Ok(InitReport {
-        key_ids,
-        files_written: total + 5,
-    })
+    staging.write_durably(&layout.timestamp(), &timestamp_file.bytes)
 }
