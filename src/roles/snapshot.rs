@@ -111,21 +111,7 @@ impl Stage for SnapshotRole {
     /// file's bytes must hash to it, and its own signature is not checked again (a thousand
     /// bins cost one signature check, not a thousand). Otherwise each file's signatures are.
     fn check(&mut self, mut job: SnapshotJob) -> Result<SnapshotJob> {
-        if job.meta.is_empty() && !job.refresh_expiry && !job.check_expiry {
-            return Err(Error::InvalidJob("the job names no metadata file".into()));
-        }
-        for (name, entry) in &job.meta {
-            let known = name == Role::Targets.file()
-                || name
-                    .strip_suffix(".json")
-                    .is_some_and(HashBins::is_bin_name);
-            if !known {
-                return Err(Error::InvalidJob(format!(
-                    "{name}: unknown role; the snapshot lists targets.json and hashed bins only"
-                )));
-            }
-            check_meta(name, entry)?;
-        }
+        check_names(&job)?;
         self.chain.refresh(&self.core.settings.layout)?;
         // Before anything is taken out of the job: the signature covers all of it.
         let voucher = self.voucher(&job)?;
@@ -133,90 +119,8 @@ impl Stage for SnapshotRole {
         job.meta
             .retain(|name, hint| self.meta.get(name).is_none_or(|m| hint.version > m.version));
         // Top-level targets first: the bins are checked against its delegations.
-        if let Some(hint) = job.meta.get(Role::Targets.file()).cloned() {
-            let root = &self.chain.current;
-            let vouched = voucher
-                .as_ref()
-                .filter(|k| {
-                    vouches(
-                        root.threshold_of(RoleType::Targets),
-                        &root.keys_of(RoleType::Targets),
-                        k,
-                    )
-                })
-                .map(|_| &hint);
-            let entry = read_verified(
-                &self.core.settings.layout,
-                Role::Targets,
-                hint.version,
-                vouched,
-                |bytes, path| self.chain.verify_role(bytes, path, RoleType::Targets),
-            )?;
-            match entry {
-                Some((header, entry)) => {
-                    // Bins are signed with the same key: a bin planted as N.targets.json
-                    // would verify, and clients would find no delegations and so no targets.
-                    let Some(d) = header.delegations.filter(|d| !d.roles.is_empty()) else {
-                        return Err(Error::InvalidJob(format!(
-                            "targets.json version {}: delegates to no bin",
-                            hint.version
-                        )));
-                    };
-                    if self
-                        .delegations
-                        .as_ref()
-                        .is_none_or(|(v, _)| *v < hint.version)
-                    {
-                        self.delegations = Some((hint.version, d));
-                    }
-                    job.meta.insert(Role::Targets.file().into(), entry);
-                }
-                None => {
-                    job.meta.remove(Role::Targets.file());
-                }
-            }
-        }
-        let bins: Vec<(String, MetaEntry)> = job
-            .meta
-            .iter()
-            .filter(|(name, _)| *name != Role::Targets.file())
-            .map(|(name, hint)| (name.clone(), hint.clone()))
-            .collect();
-        if bins.is_empty() {
-            return Ok(job);
-        }
-        let layout = self.core.settings.layout.clone();
-        let delegations = self.delegations()?;
-        // The bins the job's signer alone may sign: decided once, not once a bin.
-        let vouched_for: std::collections::HashSet<&str> = match &voucher {
-            Some(key) => delegations
-                .roles
-                .iter()
-                .filter(|r| {
-                    let keys: Vec<&Key> = r
-                        .keyids
-                        .iter()
-                        .filter_map(|id| delegations.keys.get(id))
-                        .collect();
-                    vouches(r.threshold.get(), &keys, key)
-                })
-                .map(|r| r.name.as_str())
-                .collect(),
-            None => Default::default(),
-        };
-        let checked = in_parallel(&bins, |(name, hint)| {
-            let role = name.strip_suffix(".json").unwrap_or(name);
-            let vouched = vouched_for.contains(role).then_some(hint);
-            read_verified(&layout, role, hint.version, vouched, |bytes, path| {
-                verify_delegated(bytes, path, delegations, role)
-            })
-        });
-        for ((name, _), entry) in bins.into_iter().zip(checked) {
-            match entry? {
-                Some((_, entry)) => job.meta.insert(name, entry),
-                None => job.meta.remove(&name),
-            };
-        }
+        self.check_top_level(&mut job, voucher.as_ref())?;
+        self.check_bins(&mut job, voucher.as_ref())?;
         Ok(job)
     }
 
@@ -270,6 +174,85 @@ impl Stage for SnapshotRole {
 }
 
 impl SnapshotRole {
+    /// The newer top-level targets the job names, if any, read and verified against the
+    /// root's targets keys (or vouched for by `voucher`); its entry is taken from its bytes,
+    /// and its delegations become those the bins are checked against.
+    fn check_top_level(&mut self, job: &mut SnapshotJob, voucher: Option<&Key>) -> Result<()> {
+        let Some(hint) = job.meta.get(Role::Targets.file()).cloned() else {
+            return Ok(());
+        };
+        let root = &self.chain.current;
+        let vouched = voucher
+            .filter(|k| {
+                vouches(
+                    root.threshold_of(RoleType::Targets),
+                    &root.keys_of(RoleType::Targets),
+                    k,
+                )
+            })
+            .map(|_| &hint);
+        let entry = read_verified(
+            &self.core.settings.layout,
+            Role::Targets,
+            hint.version,
+            vouched,
+            |bytes, path| self.chain.verify_role(bytes, path, RoleType::Targets),
+        )?;
+        let Some((header, entry)) = entry else {
+            job.meta.remove(Role::Targets.file());
+            return Ok(());
+        };
+        // Bins are signed with the same key: a bin planted as N.targets.json would verify,
+        // and clients would find no delegations and so no targets.
+        let Some(d) = header.delegations.filter(|d| !d.roles.is_empty()) else {
+            return Err(Error::InvalidJob(format!(
+                "targets.json version {}: delegates to no bin",
+                hint.version
+            )));
+        };
+        if self
+            .delegations
+            .as_ref()
+            .is_none_or(|(v, _)| *v < hint.version)
+        {
+            self.delegations = Some((hint.version, d));
+        }
+        job.meta.insert(Role::Targets.file().into(), entry);
+        Ok(())
+    }
+
+    /// The newer bins the job names, read and verified (in parallel) against the keys the
+    /// newest top-level targets delegates them to, or vouched for by `voucher`; each entry
+    /// is taken from the file's bytes.
+    fn check_bins(&mut self, job: &mut SnapshotJob, voucher: Option<&Key>) -> Result<()> {
+        let bins: Vec<(String, MetaEntry)> = job
+            .meta
+            .iter()
+            .filter(|(name, _)| *name != Role::Targets.file())
+            .map(|(name, hint)| (name.clone(), hint.clone()))
+            .collect();
+        if bins.is_empty() {
+            return Ok(());
+        }
+        let layout = self.core.settings.layout.clone();
+        let delegations = self.delegations()?;
+        let vouched_for = vouched_bins(delegations, voucher);
+        let checked = in_parallel(&bins, |(name, hint)| {
+            let role = name.strip_suffix(".json").unwrap_or(name);
+            let vouched = vouched_for.contains(role).then_some(hint);
+            read_verified(&layout, role, hint.version, vouched, |bytes, path| {
+                verify_delegated(bytes, path, delegations, role)
+            })
+        });
+        for ((name, _), entry) in bins.into_iter().zip(checked) {
+            match entry? {
+                Some((_, entry)) => job.meta.insert(name, entry),
+                None => job.meta.remove(&name),
+            };
+        }
+        Ok(())
+    }
+
     /// The key that signed `job`, if it is one of the root's targets keys or of the keys the
     /// bins are delegated to: it vouches for the hashes the job lists. `None` for an unsigned
     /// job (its files' own signatures are checked); a signature no such key made refuses it.
@@ -377,6 +360,51 @@ impl SnapshotRole {
 }
 
 /// Whether `key` alone meets a role's `threshold` among its `keys`.
+/// A job names only targets.json and hashed bins (of any bin count: a change of the count
+/// brings new names), each entry well formed, and at least one file unless it asks for an
+/// expiry check or refresh.
+fn check_names(job: &SnapshotJob) -> Result<()> {
+    if job.meta.is_empty() && !job.refresh_expiry && !job.check_expiry {
+        return Err(Error::InvalidJob("the job names no metadata file".into()));
+    }
+    for (name, entry) in &job.meta {
+        let known = name == Role::Targets.file()
+            || name
+                .strip_suffix(".json")
+                .is_some_and(HashBins::is_bin_name);
+        if !known {
+            return Err(Error::InvalidJob(format!(
+                "{name}: unknown role; the snapshot lists targets.json and hashed bins only"
+            )));
+        }
+        check_meta(name, entry)?;
+    }
+    Ok(())
+}
+
+/// The bins `voucher` (the job's signer) alone may sign: decided once, not once a bin.
+fn vouched_bins<'d>(
+    delegations: &'d Delegations,
+    voucher: Option<&Key>,
+) -> std::collections::HashSet<&'d str> {
+    let Some(key) = voucher else {
+        return Default::default();
+    };
+    delegations
+        .roles
+        .iter()
+        .filter(|r| {
+            let keys: Vec<&Key> = r
+                .keyids
+                .iter()
+                .filter_map(|id| delegations.keys.get(id))
+                .collect();
+            vouches(r.threshold.get(), &keys, key)
+        })
+        .map(|r| r.name.as_str())
+        .collect()
+}
+
 fn vouches(threshold: u64, keys: &[&Key], key: &Key) -> bool {
     threshold == 1 && keys.iter().any(|k| keys::same_key(k, key))
 }

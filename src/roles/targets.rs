@@ -67,6 +67,16 @@ pub struct TargetsRole {
     tombstones: Tombstones,
 }
 
+/// What becomes of one add ([`TargetsRole::judge_add`]).
+enum Add {
+    /// The bin already holds it, as it is.
+    Unchanged,
+    /// Refused, with the reason the submitter is told.
+    Refused(String),
+    /// Put in its bin; `replaces` a release it held, or one removed.
+    Put { replaces: bool },
+}
+
 /// What a batch did to names beyond adding new ones, each with its job's index in the batch.
 #[derive(Debug, Default)]
 struct Changes {
@@ -108,31 +118,15 @@ impl TargetsRole {
         core.check_loaded(Role::Targets.name(), top_version, &top_path)?;
         disk.listed = listed_versions(layout, &chain)?;
         check_not_older(&top_path, top_version, disk.listed(Role::Targets.name()))?;
-        let delegations = top
-            .signed
-            .delegations
-            .as_ref()
-            .ok_or_else(|| Error::Repository {
-                path: top_path.clone(),
-                reason: "top-level targets delegates to no bins".into(),
-            })?;
-        let bins = HashBins::new(delegations.roles.len() as u32)?;
-        check_bin_delegations(&bins, delegations, &top_path)?;
+        let (delegations, bins) = delegated_bins(&top.signed, &top_path)?;
         let mut new_key = !delegates_to_this_key(&core, &top, delegations)?;
         let mut state = Vec::with_capacity(bins.count() as usize);
         for (index, name) in bins.names().enumerate() {
-            let version = disk.newest(&name)?;
-            let (bin, signed_by_key) = load_bin(
-                &core,
-                &disk,
-                (&bins, index as u32),
-                delegations,
-                name,
-                version,
-            )?;
+            let (bin, signed_by_key) =
+                load_bin(&core, &disk, (&bins, index as u32), delegations, name)?;
             new_key |= !signed_by_key;
             core.pruner
-                .adopt(layout, &bin.name, &disk.up_to(&bin.name, version));
+                .adopt(layout, &bin.name, &disk.up_to(&bin.name, bin.version));
             state.push(bin);
         }
         if new_key {
@@ -345,54 +339,18 @@ impl TargetsRole {
             for t in &job.add {
                 let i = self.bins.index_of(&t.name) as usize;
                 let entry = entry_of(t)?;
-                let bin = &mut self.state[i];
                 let free = job.replace || mutable.matches(&t.name);
-                match bin.targets.get(&t.name) {
-                    Some(old) if *old == entry => {}
-                    Some(old) if !free => {
-                        let why = immutable_reason(old, &entry);
+                match self.judge_add(t, &entry, job.replace, free, &stones) {
+                    Add::Unchanged => {}
+                    Add::Refused(why) => {
                         changes.refused.push((*index, t.name.clone(), why));
                         continue;
                     }
-                    old => {
-                        // Removed earlier in this batch, or before it.
-                        let buried = stones
-                            .iter()
-                            .rev()
-                            .find(|s: &&Tombstone| s.name == t.name)
-                            .or_else(|| self.tombstones.of(&t.name))
-                            .filter(|s| !s.holds(&entry));
-                        // Composer's metadata is mutable, but not in what it says of a version
-                        // already released: compared with the bytes it was last signed with,
-                        // present or removed.
-                        let p2 = (!job.replace && composer_p2::is_release_metadata(&t.name))
-                            .then(|| old.map(|o| o.sha256).or_else(|| buried?.sha256_bytes()))
-                            .flatten();
-                        if let Some(before) = p2 {
-                            let targets = self.core.settings.layout.targets_dir();
-                            let why = composer_p2::refused_change(
-                                &targets,
-                                &t.name,
-                                &before,
-                                &entry.sha256,
-                            );
-                            if let Some(why) = why {
-                                changes.refused.push((*index, t.name.clone(), why));
-                                continue;
-                            }
+                    Add::Put { replaces } => {
+                        if replaces {
+                            changes.replaced.push((*index, t.name.clone()));
                         }
-                        match buried {
-                            Some(stone) if old.is_none() && !free => {
-                                let why = removed_reason(stone, &entry);
-                                changes.refused.push((*index, t.name.clone(), why));
-                                continue;
-                            }
-                            _ if old.is_some() || buried.is_some() => {
-                                changes.replaced.push((*index, t.name.clone()));
-                            }
-                            _ => {}
-                        }
-                        bin.targets.insert(t.name.clone(), entry);
+                        self.state[i].targets.insert(t.name.clone(), entry);
                         changed.insert(i);
                     }
                 }
@@ -419,6 +377,17 @@ impl TargetsRole {
         // Durable before any bin drops a name: a crash in between removes it again, and
         // writes its tombstone again.
         self.tombstones.bury(stones)?;
+        self.sign_batch(jobs, named, changed)
+    }
+
+    /// What the batch's jobs ask for beyond their adds and removes (a bin count, a refresh),
+    /// then every changed bin signed once; the snapshot job lists every bin `named`.
+    fn sign_batch(
+        &mut self,
+        jobs: &[(usize, Cow<'_, TargetsJob>)],
+        named: BTreeSet<usize>,
+        changed: BTreeSet<usize>,
+    ) -> Result<Applied<SnapshotJob>> {
         if let Some(count) = jobs.iter().filter_map(|(_, j)| j.bins).next_back() {
             if count != self.bins.count() {
                 // The adds and removes above are in the targets the new bins are made of.
@@ -442,6 +411,54 @@ impl TargetsRole {
                 .insert(format!("{}.json", bin.name), bin.meta.clone());
         }
         Ok(Applied::new(changed.len(), refreshed))
+    }
+
+    /// What becomes of adding `t` as `entry`: nothing when the bin already holds it; refused
+    /// when it would change a release (unless `free`: replaced on purpose, or a mutable
+    /// name), bring back a removed one, or change what Composer's metadata says of a
+    /// released version; otherwise put in its bin. `stones` are this batch's removals.
+    fn judge_add(
+        &self,
+        t: &NewTarget,
+        entry: &Entry,
+        replace: bool,
+        free: bool,
+        stones: &[Tombstone],
+    ) -> Add {
+        let old = self.state[self.bins.index_of(&t.name) as usize]
+            .targets
+            .get(&t.name);
+        match old {
+            Some(old) if old == entry => return Add::Unchanged,
+            Some(old) if !free => return Add::Refused(immutable_reason(old, entry)),
+            _ => {}
+        }
+        // Removed earlier in this batch, or before it.
+        let buried = stones
+            .iter()
+            .rev()
+            .find(|s| s.name == t.name)
+            .or_else(|| self.tombstones.of(&t.name))
+            .filter(|s| !s.holds(entry));
+        // Composer's metadata is mutable, but not in what it says of a version already
+        // released: compared with the bytes it was last signed with, present or removed.
+        let p2 = (!replace && composer_p2::is_release_metadata(&t.name))
+            .then(|| old.map(|o| o.sha256).or_else(|| buried?.sha256_bytes()))
+            .flatten();
+        if let Some(before) = p2 {
+            let targets = self.core.settings.layout.targets_dir();
+            if let Some(why) =
+                composer_p2::refused_change(&targets, &t.name, &before, &entry.sha256)
+            {
+                return Add::Refused(why);
+            }
+        }
+        match buried {
+            Some(stone) if old.is_none() && !free => Add::Refused(removed_reason(stone, entry)),
+            _ => Add::Put {
+                replaces: old.is_some() || buried.is_some(),
+            },
+        }
     }
 
     /// Re-signs, with a fresh expiry, top-level targets and every bin that expires within the
@@ -695,13 +712,17 @@ impl OnDisk<'_> {
     }
 }
 
-/// Top-level targets must delegate to this signer's hashed bins, in order, each with the
-/// hash prefixes of its range.
-fn check_bin_delegations(
-    bins: &HashBins,
-    delegations: &crate::schema::Delegations,
+/// The delegations of top-level targets (at `top_path`), which must be this signer's hashed
+/// bins, in order, each with the hash prefixes of its range; and those bins.
+fn delegated_bins<'t>(
+    top: &'t Targets,
     top_path: &Path,
-) -> Result<()> {
+) -> Result<(&'t crate::schema::Delegations, HashBins)> {
+    let delegations = top.delegations.as_ref().ok_or_else(|| Error::Repository {
+        path: top_path.into(),
+        reason: "top-level targets delegates to no bins".into(),
+    })?;
+    let bins = HashBins::new(delegations.roles.len() as u32)?;
     for (i, role) in delegations.roles.iter().enumerate() {
         let expected = bins.prefixes(i as u32);
         let matches = role.name == bins.name(i as u32)
@@ -717,7 +738,7 @@ fn check_bin_delegations(
             });
         }
     }
-    Ok(())
+    Ok((delegations, bins))
 }
 
 /// Whether top-level targets is signed by this signer's top-level keys and delegates every
@@ -737,7 +758,7 @@ fn delegates_to_this_key(
             .all(|r| r.keyids == [our_id.clone()]))
 }
 
-/// Bin `name` (the `index`th of `bins`) at `version`, adopted as state: verified against
+/// Bin `name` (the `index`th of `bins`), its newest version on disk adopted as state: verified against
 /// the delegation to it, not older than the snapshot lists, not above this signer's high
 /// water, and holding only targets of its own hash range. Returns it and whether this
 /// signer's key signed it.
@@ -747,8 +768,8 @@ fn load_bin(
     (bins, index): (&HashBins, u32),
     delegations: &crate::schema::Delegations,
     name: String,
-    version: u64,
 ) -> Result<(Bin, bool)> {
+    let version = disk.newest(&name)?;
     let path = disk.layout.versioned(&name, version);
     let (bin, meta) = signed::load_verified::<Targets>(&path, "bin", |bytes| {
         verify_delegated::<IgnoredAny>(bytes, &path, delegations, &name).map(drop)
