@@ -24,6 +24,8 @@
 //! - [`updater`]: Composer's side: the verifying TUF updater (trusted metadata set, fetcher,
 //!   delegation walk), what Composer's TUF plugin does.
 
+#![deny(unsafe_code)]
+
 pub mod broker;
 pub mod canonical;
 pub mod cli;

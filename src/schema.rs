@@ -94,15 +94,6 @@ impl Root {
             .map(|r| r.keyids.iter().filter_map(|id| self.keys.get(id)).collect())
             .unwrap_or_default()
     }
-
-    /// Whether `role` is signed by other keys under `other` than under this root (ids aside).
-    pub fn keys_changed(&self, other: &Root, role: RoleType) -> bool {
-        let (mine, theirs) = (self.keys_of(role), other.keys_of(role));
-        mine.len() != theirs.len()
-            || !mine
-                .iter()
-                .all(|k| theirs.iter().any(|t| crate::keys::same_key(k, t)))
-    }
 }
 
 impl Targets {

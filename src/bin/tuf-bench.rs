@@ -3,6 +3,8 @@
 //!
 //!   cargo build --release && target/release/tuf-bench --amqp amqp://guest:guest@127.0.0.1:5672/%2f
 
+#![deny(unsafe_code)]
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -1,5 +1,7 @@
 //! `tuf-client`: the packaging pipeline's side of the repository.
 
+#![deny(unsafe_code)]
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 

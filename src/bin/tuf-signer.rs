@@ -1,5 +1,7 @@
 //! `tuf-signer`: create a TUF repository, and run its online signers.
 
+#![deny(unsafe_code)]
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 

@@ -715,8 +715,9 @@ mod tests {
         link(&root.join("control/secret.json"), "metadata/leak.json");
         link(&dir.path().join("outside"), "targets/outside");
         link(&root.join("targets/pkgs/big"), "targets/alias");
-        let fifo = std::ffi::CString::new(root.join("targets/fifo").to_str().unwrap()).unwrap();
-        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
+        use rustix::fs::{FileType, Mode, CWD};
+        let fifo = root.join("targets/fifo");
+        rustix::fs::mknodat(CWD, &fifo, FileType::Fifo, Mode::from(0o644), 0).unwrap();
 
         let published = Published::new(&root, None).unwrap();
         for refused in [

@@ -128,22 +128,18 @@ impl Control {
 /// holder has it. (`File::lock` does this from Rust 1.89; we build with 1.85+.) The lock goes
 /// with the file descriptor, so dropping the file releases it, and so does a crash.
 pub(crate) fn flock(file: &File, wait: bool) -> std::io::Result<bool> {
-    use std::os::unix::io::AsRawFd;
+    use rustix::fs::FlockOperation;
     let operation = if wait {
-        libc::LOCK_EX
+        FlockOperation::LockExclusive
     } else {
-        libc::LOCK_EX | libc::LOCK_NB
+        FlockOperation::NonBlockingLockExclusive
     };
     loop {
-        // SAFETY: flock on a descriptor this `File` owns and keeps open.
-        if unsafe { libc::flock(file.as_raw_fd(), operation) } == 0 {
-            return Ok(true);
-        }
-        let err = std::io::Error::last_os_error();
-        match err.raw_os_error() {
-            Some(libc::EWOULDBLOCK) if !wait => return Ok(false),
-            Some(libc::EINTR) => continue,
-            _ => return Err(err),
+        match rustix::fs::flock(file, operation) {
+            Ok(()) => return Ok(true),
+            Err(rustix::io::Errno::WOULDBLOCK) if !wait => return Ok(false),
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
         }
     }
 }

@@ -97,8 +97,7 @@ impl Layout {
     /// makes it. A folder of another user there is refused, never written through.
     pub fn staging_root(&self) -> Result<PathBuf> {
         use std::os::unix::fs::MetadataExt;
-        // SAFETY: geteuid has no preconditions.
-        let me = unsafe { libc::geteuid() };
+        let me = rustix::process::geteuid().as_raw();
         let root = self.control_dir().join("staging");
         // In a repository of agents sharing a group (made without key owners), as shared as
         // control/ and sticky, so that each user makes its own folder in it.

@@ -231,16 +231,8 @@ pub fn still_named(layout: &Layout) -> Option<Named> {
 /// Whether the volume holding `dir` is nearly full (less than a twentieth free, or
 /// unknown): then a signer's regular pruning frees what it can, before a write fails.
 pub fn space_is_low(dir: &std::path::Path) -> bool {
-    use std::os::unix::ffi::OsStrExt;
-    let Ok(path) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
-        return false;
-    };
-    // SAFETY: statvfs writes into the zeroed struct we own; the path is NUL-terminated.
-    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
-    if unsafe { libc::statvfs(path.as_ptr(), &mut stat) } != 0 {
-        return false;
-    }
-    (stat.f_bavail as u128) * 20 < stat.f_blocks as u128
+    rustix::fs::statvfs(dir)
+        .is_ok_and(|stat| u128::from(stat.f_bavail) * 20 < u128::from(stat.f_blocks))
 }
 
 #[cfg(test)]

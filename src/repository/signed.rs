@@ -138,8 +138,7 @@ pub fn read_own(path: &Path) -> Result<Vec<u8>> {
     let meta = file
         .metadata()
         .map_err(Error::io("cannot read metadata", path))?;
-    // SAFETY: geteuid has no preconditions.
-    let me = unsafe { libc::geteuid() };
+    let me = rustix::process::geteuid().as_raw();
     if !meta.is_file() || (meta.uid() != me && meta.uid() != 0) {
         return Err(Error::Untrusted {
             path: path.into(),

@@ -7,36 +7,6 @@
 //! updater refuses patterns longer or more numerous than its [`super::Config`] allows (and
 //! reads them as plain strings: [`super::metadata::DelegatedRole`]).
 
-use tough::schema::{DelegatedRole, PathSet};
-
-/// Whether `role` (as our signers' schema reads it, for `validate`) may sign for target `name`.
-pub fn role_matches(role: &DelegatedRole, name: &str) -> bool {
-    match &role.paths {
-        PathSet::PathHashPrefixes(prefixes) => {
-            let hash = hex::encode(aws_lc_rs::digest::digest(
-                &aws_lc_rs::digest::SHA256,
-                name.as_bytes(),
-            ));
-            prefixes.iter().any(|p| hash.starts_with(p.value()))
-        }
-        PathSet::Paths(patterns) => patterns.iter().any(|p| path_matches(p.value(), name)),
-    }
-}
-
-/// The longest pattern and the count of patterns of a role (for the updater's limits).
-pub fn pattern_sizes(role: &DelegatedRole) -> (usize, usize) {
-    match &role.paths {
-        PathSet::PathHashPrefixes(p) => (
-            p.iter().map(|p| p.value().len()).max().unwrap_or(0),
-            p.len(),
-        ),
-        PathSet::Paths(p) => (
-            p.iter().map(|p| p.value().len()).max().unwrap_or(0),
-            p.len(),
-        ),
-    }
-}
-
 /// Shell-style matching of a TUF PATHPATTERN, as python-tuf matches it (`fnmatch` on each
 /// `/`-separated segment): `*` any run, `?` any one character, `[seq]` and `[!seq]` (with
 /// ranges such as `a-z`) one character of, or not of, the set; none of them crosses `/`.

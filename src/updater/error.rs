@@ -79,19 +79,6 @@ impl Error {
             other => Error::BadMetadata(other.to_string()),
         }
     }
-
-    /// Whether it is the repository's fault (metadata or files that do not verify), as
-    /// against the network's or this machine's.
-    pub fn is_verification(&self) -> bool {
-        matches!(
-            self,
-            Error::Unsigned(_)
-                | Error::Rollback(_)
-                | Error::Expired { .. }
-                | Error::LengthOrHash(_)
-                | Error::BadMetadata(_)
-        )
-    }
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
