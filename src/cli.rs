@@ -98,6 +98,28 @@ pub fn duration_or_zero(text: &str) -> std::result::Result<Duration, String> {
     crate::repository::expiry::parse_duration_or_zero(text).map_err(|e| e.to_string())
 }
 
+/// Whether to print in colour: `auto` on a terminal with NO_COLOR unset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Colour {
+    Auto,
+    Always,
+    Never,
+}
+
+impl Colour {
+    /// Whether what goes to stdout is coloured.
+    pub fn on_stdout(self) -> bool {
+        match self {
+            Colour::Always => true,
+            Colour::Never => false,
+            Colour::Auto => {
+                use std::io::IsTerminal;
+                std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+            }
+        }
+    }
+}
+
 /// How to reach RabbitMQ, the same for every command that talks to it. The password belongs
 /// in `AMQP_URL` or in a password file, never on the command line, where `ps` shows it.
 #[derive(Debug, Clone, clap::Args)]
@@ -132,9 +154,10 @@ pub struct BrokerArgs {
         long,
         env = "TUF_BROKER_WAIT",
         default_value = "5m",
-        value_name = "DURATION"
+        value_name = "DURATION",
+        value_parser = duration_or_zero
     )]
-    pub broker_wait: String,
+    pub broker_wait: Duration,
     /// The kind of queue to declare where none exists yet: classic (one broker), or quorum
     /// (a RabbitMQ cluster: every job replicated on a majority of nodes). Give every agent of
     /// a repository the same; an existing queue keeps its kind (delete it to change).
@@ -174,7 +197,7 @@ impl BrokerArgs {
         config.ca_file = self.amqp_ca_file.clone();
         config.prefix = self.queue_prefix.clone();
         config.queue_type = self.queue_type;
-        config.patience = crate::repository::expiry::parse_duration_or_zero(&self.broker_wait)?;
+        config.patience = self.broker_wait;
         Ok(Some(config))
     }
 }

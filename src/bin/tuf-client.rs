@@ -140,8 +140,8 @@ enum Command {
         #[command(flatten)]
         broker: cli::BrokerArgs,
         /// Colour: auto (when printing to a terminal and NO_COLOR is unset), always, never.
-        #[arg(long, default_value = "auto", value_parser = ["auto", "always", "never"])]
-        color: String,
+        #[arg(long, value_enum, default_value = "auto")]
+        color: cli::Colour,
         /// Each role's lifetime, as given to the signers: an expiry is shown in yellow when
         /// less than a quarter of it is left.
         #[command(flatten)]
@@ -267,8 +267,8 @@ struct SendArgs {
     #[arg(long, env = "TUF_REPO")]
     repo: Option<PathBuf>,
     /// Give up waiting after this long (e.g. 90s, 10m).
-    #[arg(long, default_value = "10m")]
-    timeout: String,
+    #[arg(long, default_value = "10m", value_parser = cli::duration, value_name = "DURATION")]
+    timeout: std::time::Duration,
     /// Targets per job message.
     #[arg(long, default_value_t = 500)]
     batch_size: usize,
@@ -366,8 +366,8 @@ async fn dispatch(command: Command) -> Result<()> {
             status::show(
                 &Layout::new(repo),
                 &root.pin(None, "status")?,
-                &broker,
-                &color,
+                broker.config()?.as_ref(),
+                color.on_stdout(),
                 &expiry.expiries(),
             )
             .await
@@ -378,7 +378,10 @@ async fn dispatch(command: Command) -> Result<()> {
             all,
             broker,
             inbox,
-        } => dead_letters::run(inbox, &broker, action, &dead_letters::Choice { ids, all }).await,
+        } => {
+            let choice = dead_letters::Choice { ids, all };
+            dead_letters::run(inbox, broker.config()?, action, &choice).await
+        }
         Command::Pause { repo, reason } => status::pause(&Layout::new(repo), reason),
         Command::Resume { repo } => status::resume(&Layout::new(repo)),
         Command::Init {

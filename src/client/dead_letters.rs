@@ -326,7 +326,7 @@ impl Tally {
 /// is a chosen letter left unreplayed (its body is no job; the error names it and says why).
 pub async fn run(
     inbox: Option<PathBuf>,
-    broker: &crate::cli::BrokerArgs,
+    broker: Option<crate::broker::amqp::AmqpConfig>,
     action: Action,
     choice: &Choice,
 ) -> Result<()> {
@@ -336,7 +336,7 @@ pub async fn run(
             "which letters? give their ids (as `dead-letters` lists them) or --all".into(),
         ));
     }
-    let done = match Via::choose(inbox, broker.config()?)? {
+    let done = match Via::choose(inbox, broker)? {
         Via::Inbox(dir) => in_inbox(&dir, action, choice)?,
         Via::Broker(config) => over_broker(&config, action, choice).await?,
     };

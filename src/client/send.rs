@@ -36,7 +36,7 @@ pub struct Sending {
     /// The root `--wait` checks the published metadata from (default: root.json beside the
     /// submitter key).
     pub root: crate::cli::RootArgs,
-    pub timeout: String,
+    pub timeout: Duration,
     /// Targets per job.
     pub batch_size: usize,
 }
@@ -44,10 +44,6 @@ pub struct Sending {
 impl Sending {
     fn via(&self) -> Result<Via> {
         Via::choose(self.inbox.clone(), self.broker.config()?)
-    }
-
-    fn timeout(&self) -> Result<Duration> {
-        crate::repository::expiry::parse_duration(&self.timeout)
     }
 
     fn submitter_key(&self) -> Result<SigningKey> {
@@ -117,7 +113,7 @@ impl Sending {
         }
         eprintln!("submitted {total} target(s) in {} job(s)", jobs.len());
         match &mut wait {
-            Some(wait) => wait.run(expected, started, self.timeout()?).await,
+            Some(wait) => wait.run(expected, started, self.timeout).await,
             None => Ok(()),
         }
     }
@@ -242,7 +238,7 @@ pub async fn refresh_expiry(sending: &Sending, role: Role) -> Result<()> {
     let (Some((layout, _)), Some((version, expires))) = (checked, before) else {
         return Ok(());
     };
-    let (timeout, every) = (sending.timeout()?, Duration::from_millis(200));
+    let (timeout, every) = (sending.timeout, Duration::from_millis(200));
     let what = format!("the {role} signer to publish its re-signed file");
     // A read can race with a signer's rename; the next poll sees the finished files.
     let resigned = poll_saying(&what, timeout, every, || {
@@ -277,7 +273,7 @@ pub async fn change_bins(sending: &Sending, count: u32) -> Result<()> {
     let Some((layout, pin)) = checked else {
         return Ok(());
     };
-    let (timeout, every) = (sending.timeout()?, Duration::from_millis(100));
+    let (timeout, every) = (sending.timeout, Duration::from_millis(100));
     // A read can race with a signer's rename; the next poll sees the finished files.
     let what = format!("the targets signer to publish {count} bins");
     let published = poll_saying(&what, timeout, every, || {

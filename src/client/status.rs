@@ -162,28 +162,20 @@ pub fn read(layout: &Layout, pin: &Pin) -> Result<Status> {
     })
 }
 
-/// `tuf-client status`: prints the repository's status and, with a broker, its queues;
-/// `colour` is "always", "never" or "auto" (a terminal, with NO_COLOR unset); an expiry is
-/// close by `expiries` (the lifetimes the signers were given; [`Expiries::warning`]).
+/// `tuf-client status`: prints the repository's status (in `colour` or not) and, with a
+/// broker, its queues; an expiry is close by `expiries` (the lifetimes the signers were
+/// given; [`Expiries::warning`]).
 pub async fn show(
     layout: &Layout,
     pin: &Pin,
-    broker: &crate::cli::BrokerArgs,
-    colour: &str,
+    broker: Option<&AmqpConfig>,
+    colour: bool,
     expiries: &Expiries,
 ) -> Result<()> {
     let mut report = read(layout, pin)?;
-    if let Some(config) = broker.config()? {
-        report = report.with_queues(&config).await?;
+    if let Some(config) = broker {
+        report = report.with_queues(config).await?;
     }
-    let colour = match colour {
-        "always" => true,
-        "never" => false,
-        _ => {
-            use std::io::IsTerminal;
-            std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
-        }
-    };
     print!("{}", report.render(colour, expiries));
     Ok(())
 }
