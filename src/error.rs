@@ -38,10 +38,14 @@ pub enum Error {
     #[error("invalid job: {0}")]
     InvalidJob(String),
 
-    #[error("broker: {context}: {source}")]
+    /// The broker failed us; `unreachable` when it is out of reach (down, restarting, the
+    /// connection cut) rather than refusing (decided where its client's error is known:
+    /// `broker::amqp`).
+    #[error("broker: {context}: {reason}")]
     Broker {
         context: String,
-        source: lapin::Error,
+        reason: String,
+        unreachable: bool,
     },
 
     #[error("broker: {0}")]
@@ -131,31 +135,10 @@ impl Error {
     /// Whether this is the broker being out of reach (down, restarting, the connection cut)
     /// rather than refusing us: the first is worth waiting out, the second is not.
     pub fn is_broker_unreachable(&self) -> bool {
-        use lapin::protocol::{AMQPErrorKind, AMQPHardError};
-        let source = match self {
-            Error::Broker { source, .. } => source,
-            Error::BrokerBusy(_) => return true,
-            _ => return false,
-        };
-        match source.kind() {
-            lapin::ErrorKind::IOError(_)
-            | lapin::ErrorKind::InvalidConnectionState(_)
-            | lapin::ErrorKind::InvalidChannelState(..)
-            | lapin::ErrorKind::MissingHeartbeatError => true,
-            lapin::ErrorKind::ProtocolError(e) => matches!(
-                e.kind(),
-                AMQPErrorKind::Hard(
-                    AMQPHardError::CONNECTIONFORCED
-                        | AMQPHardError::INTERNALERROR
-                        | AMQPHardError::RESOURCEERROR
-                )
-            ),
+        match self {
+            Error::Broker { unreachable, .. } => *unreachable,
+            Error::BrokerBusy(_) => true,
             _ => false,
         }
-    }
-
-    pub fn broker(context: impl Into<String>) -> impl FnOnce(lapin::Error) -> Error {
-        let context = context.into();
-        move |source| Error::Broker { context, source }
     }
 }

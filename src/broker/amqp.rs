@@ -14,6 +14,36 @@ use lapin::{Confirmation, ExchangeKind};
 use super::{Delivery, Handle, Queue};
 use crate::{Error, Result};
 
+/// The crate's error for what the AMQP client reported while doing `context`: whether the
+/// broker is out of reach (worth waiting out) or refused us is decided here, where the
+/// client's error kinds are known, so that nothing above this module sees them.
+fn broker_error(context: impl Into<String>) -> impl FnOnce(lapin::Error) -> Error {
+    use lapin::protocol::{AMQPErrorKind, AMQPHardError};
+    let context = context.into();
+    move |e| {
+        let unreachable = match e.kind() {
+            lapin::ErrorKind::IOError(_)
+            | lapin::ErrorKind::InvalidConnectionState(_)
+            | lapin::ErrorKind::InvalidChannelState(..)
+            | lapin::ErrorKind::MissingHeartbeatError => true,
+            lapin::ErrorKind::ProtocolError(e) => matches!(
+                e.kind(),
+                AMQPErrorKind::Hard(
+                    AMQPHardError::CONNECTIONFORCED
+                        | AMQPHardError::INTERNALERROR
+                        | AMQPHardError::RESOURCEERROR
+                )
+            ),
+            _ => false,
+        };
+        Error::Broker {
+            context,
+            reason: e.to_string(),
+            unreachable,
+        }
+    }
+}
+
 /// How long a batch waits for the next job of a burst already arriving. Publishers send a
 /// burst one confirmed message at a time, a few milliseconds apart; waiting that long folds
 /// the burst into one batch (each touched bin then costs one write, not one per job) at the
@@ -80,7 +110,7 @@ impl AmqpConfig {
             None => lapin::tcp::OwnedTLSConfig::default(),
         };
         let runtime = lapin::runtime::default_runtime()
-            .map_err(Error::broker("no runtime to connect to the broker with"))?;
+            .map_err(broker_error("no runtime to connect to the broker with"))?;
         for url in self.urls() {
             // A URL that does not parse will never connect: said at once, not waited out.
             if url.parse::<lapin::uri::AMQPUri>().is_err() {
@@ -111,7 +141,7 @@ impl AmqpConfig {
                 Ok(connection) => return Ok(connection),
                 Err(e) => {
                     tracing::debug!(broker = %Self::redact(url), error = %e, "broker node out of reach");
-                    last = Some(Error::broker(format!(
+                    last = Some(broker_error(format!(
                         "cannot connect to {}",
                         Self::redact(url)
                     ))(e));
@@ -235,18 +265,18 @@ impl AmqpEndpoint {
         let channel = connection
             .create_channel()
             .await
-            .map_err(Error::broker("cannot open a channel"))?;
+            .map_err(broker_error("cannot open a channel"))?;
         channel
             .confirm_select(ConfirmSelectOptions::default())
             .await
-            .map_err(Error::broker("cannot enable publisher confirms"))?;
+            .map_err(broker_error("cannot enable publisher confirms"))?;
         provision(&connection, &channel, config, &Queue::used_by(consume)).await?;
         let consumer = match consume {
             Some(queue) => {
                 channel
                     .basic_qos(prefetch, BasicQosOptions::default())
                     .await
-                    .map_err(Error::broker("cannot set prefetch"))?;
+                    .map_err(broker_error("cannot set prefetch"))?;
                 let name = queue.name(&config.prefix);
                 Some(
                     channel
@@ -257,7 +287,7 @@ impl AmqpEndpoint {
                             FieldTable::default(),
                         )
                         .await
-                        .map_err(Error::broker(format!("cannot consume {name}")))?,
+                        .map_err(broker_error(format!("cannot consume {name}")))?,
                 )
             }
             None => None,
@@ -282,7 +312,7 @@ impl AmqpEndpoint {
                 .next()
                 .await
                 .ok_or_else(|| Error::BrokerRefused("the broker cancelled our consumer".into()))?
-                .map_err(Error::broker("delivery failed"))?;
+                .map_err(broker_error("delivery failed"))?;
             self.pending.push(to_delivery(first));
         }
         // Take what is already here, then what of a burst is still landing.
@@ -297,7 +327,7 @@ impl AmqpEndpoint {
             match next {
                 Some(d) => self
                     .pending
-                    .push(to_delivery(d.map_err(Error::broker("delivery failed"))?)),
+                    .push(to_delivery(d.map_err(broker_error("delivery failed"))?)),
                 None => break,
             }
         }
@@ -406,7 +436,7 @@ impl AmqpEndpoint {
             .ack(BasicAckOptions::default())
             .await
             .map(drop)
-            .map_err(Error::broker("cannot acknowledge a dead letter"))
+            .map_err(broker_error("cannot acknowledge a dead letter"))
     }
 
     /// Publishes a dead letter's job, without its headers, to the exchange of `to`, confirmed.
@@ -429,7 +459,7 @@ impl AmqpEndpoint {
         if channel_closed && self.connection.status().connected() {
             return Error::BrokerRefused(format!("{context}: {e}"));
         }
-        Error::broker(context)(e)
+        broker_error(context)(e)
     }
 
     pub(super) async fn ack(&self, batch: &[Delivery]) -> Result<()> {
@@ -441,7 +471,7 @@ impl AmqpEndpoint {
             acker
                 .ack(BasicAckOptions { multiple: true })
                 .await
-                .map_err(Error::broker("cannot acknowledge"))?;
+                .map_err(broker_error("cannot acknowledge"))?;
         }
         Ok(())
     }
@@ -482,7 +512,7 @@ pub async fn inspect_queues(
         let channel = connection
             .create_channel()
             .await
-            .map_err(Error::broker("cannot open a channel"))?;
+            .map_err(broker_error("cannot open a channel"))?;
         let name = queue.name(&config.prefix);
         let found = passive_declare(&channel, &name).await.ok();
         out.push((queue, found));
@@ -528,7 +558,7 @@ async fn provision(
         channel
             .queue_declare(ShortString::from(name.as_str()), durable, arguments)
             .await
-            .map_err(Error::broker(format!(
+            .map_err(broker_error(format!(
                 "cannot declare queue {name} ({hint})"
             )))?;
         channel
@@ -542,7 +572,7 @@ async fn provision(
                 FieldTable::default(),
             )
             .await
-            .map_err(Error::broker(format!(
+            .map_err(broker_error(format!(
                 "cannot declare exchange {exchange} ({hint})"
             )))?;
         channel
@@ -554,7 +584,7 @@ async fn provision(
                 FieldTable::default(),
             )
             .await
-            .map_err(Error::broker(format!(
+            .map_err(broker_error(format!(
                 "cannot bind {name} to {exchange} ({hint})"
             )))?;
     }
