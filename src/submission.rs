@@ -244,6 +244,24 @@ impl Policy {
     }
 }
 
+/// The ledger's text up to its last newline: a torn last line (see [`Ledger`]) is cut off
+/// the file, so that the next line appended starts on a line of its own.
+fn read_whole_lines(file: &std::fs::File, path: &Path) -> Result<Vec<u8>> {
+    let mut text = Vec::new();
+    std::io::BufReader::new(file)
+        .read_to_end(&mut text)
+        .map_err(Error::io("cannot read the submission ledger", path))?;
+    let whole = text.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+    if whole < text.len() {
+        tracing::warn!(ledger = %path.display(), "cutting off a torn last line");
+        file.set_len(whole as u64)
+            .and_then(|()| file.sync_data())
+            .map_err(Error::io("cannot repair the submission ledger", path))?;
+        text.truncate(whole);
+    }
+    Ok(text)
+}
+
 /// Now less `max_age`: rule 1 refuses what was issued before it.
 fn horizon(max_age: Duration) -> Timestamp {
     let age = jiff::SignedDuration::try_from(max_age).unwrap_or(jiff::SignedDuration::MAX);
@@ -327,20 +345,7 @@ impl Ledger {
         };
         let horizon = ledger.horizon();
         let mut since = None;
-        let mut text = Vec::new();
-        std::io::BufReader::new(&file)
-            .read_to_end(&mut text)
-            .map_err(Error::io("cannot read the submission ledger", path))?;
-        // A torn last line (see the type's comment) is cut off, so that the next line
-        // appended starts on a line of its own.
-        let whole = text.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
-        if whole < text.len() {
-            tracing::warn!(ledger = %path.display(), "cutting off a torn last line");
-            file.set_len(whole as u64)
-                .and_then(|()| file.sync_data())
-                .map_err(Error::io("cannot repair the submission ledger", path))?;
-            text.truncate(whole);
-        }
+        let text = read_whole_lines(&file, path)?;
         for (n, line) in text.lines().enumerate() {
             let line = line.map_err(Error::io("cannot read the submission ledger", path))?;
             let Ok(line) = serde_json::from_str::<Line<String>>(&line) else {

@@ -226,78 +226,23 @@ impl Status {
     /// The report; with `colour`, close expiries (by [`Expiries::warning`]) in yellow and
     /// expired ones, a pause and dead letters in red.
     pub fn render(&self, colour: bool, expiries: &Expiries) -> String {
-        let paint = |text: String, code: &str| {
-            if colour && !code.is_empty() {
-                format!("\x1b[{code}m{text}\x1b[0m")
-            } else {
-                text
-            }
-        };
-        let now = jiff::Timestamp::now();
+        let paint = Paint(colour);
         let mut out = String::new();
         let _ = writeln!(
             out,
             "{:<10} {:>8}  {:<21} {:<14} key ids",
             "role", "version", "expires", ""
         );
+        let now = jiff::Timestamp::now();
         for r in &self.roles {
-            let left = r.expires.duration_since(now);
-            let hours = left.as_secs() / 3600;
-            let (note, code) = if left.is_negative() {
-                ("EXPIRED".to_string(), "1;31")
-            } else {
-                let text = if hours < 48 {
-                    format!("in {hours} h")
-                } else {
-                    format!("in {} d", hours / 24)
-                };
-                let role = Role::of_metadata(&r.role).unwrap_or(Role::Bins);
-                let close = (left.as_secs() as u64) < expiries.warning(role).as_secs();
-                (text, if close { "33" } else { "" })
-            };
-            let ids: Vec<String> = r
-                .key_ids
-                .iter()
-                .map(|k| k[..16.min(k.len())].to_string())
-                .collect();
-            let _ = writeln!(
-                out,
-                "{:<10} {:>8}  {:<21} {} {}",
-                r.role,
-                r.version,
-                r.expires.to_string(),
-                paint(format!("{note:<14}"), code),
-                ids.join(", ")
-            );
+            let _ = writeln!(out, "{}", r.render(now, expiries, paint));
         }
         let _ = writeln!(
             out,
             "bins: {}   targets signed: {}",
             self.bins, self.targets
         );
-        match &self.paused {
-            Some(p) => {
-                let why = p
-                    .reason
-                    .as_deref()
-                    .map(|r| format!(": {r}"))
-                    .unwrap_or_default();
-                let _ = writeln!(
-                    out,
-                    "{}",
-                    paint(
-                        format!(
-                            "PAUSED since {}{why} (targets jobs wait; tuf-client resume)",
-                            p.since
-                        ),
-                        "1;31"
-                    )
-                );
-            }
-            None => {
-                let _ = writeln!(out, "signing: running (not paused)");
-            }
-        }
+        let _ = writeln!(out, "{}", self.render_pause(paint));
         if !self.queues.is_empty() {
             let _ = writeln!(out, "{:<40} {:>9} {:>10}", "queue", "messages", "consumers");
             for q in &self.queues {
@@ -308,10 +253,78 @@ impl Status {
                     None => format!("{:<40} {:>9} {:>10}", q.queue, "-", "(absent)"),
                 };
                 let dead = q.queue.ends_with("dead-letter") && q.depth.is_some_and(|d| d.0 > 0);
-                let _ = writeln!(out, "{}", paint(line, if dead { "31" } else { "" }));
+                let _ = writeln!(out, "{}", paint.on(line, if dead { "31" } else { "" }));
             }
         }
         out
+    }
+
+    /// Whether signing is paused, since when and why (in red), or running.
+    fn render_pause(&self, paint: Paint) -> String {
+        let Some(p) = &self.paused else {
+            return "signing: running (not paused)".into();
+        };
+        let why = p
+            .reason
+            .as_deref()
+            .map(|r| format!(": {r}"))
+            .unwrap_or_default();
+        paint.on(
+            format!(
+                "PAUSED since {}{why} (targets jobs wait; tuf-client resume)",
+                p.since
+            ),
+            "1;31",
+        )
+    }
+}
+
+/// Terminal colours, or none.
+#[derive(Debug, Clone, Copy)]
+struct Paint(bool);
+
+impl Paint {
+    /// `text` in the colour of the SGR `code` (none when empty, or colour is off).
+    fn on(self, text: String, code: &str) -> String {
+        if self.0 && !code.is_empty() {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text
+        }
+    }
+}
+
+impl RoleStatus {
+    /// One line of the role table: version, expiry (yellow when within the role's warning
+    /// window, red when past) and the first characters of each key id.
+    fn render(&self, now: jiff::Timestamp, expiries: &Expiries, paint: Paint) -> String {
+        let left = self.expires.duration_since(now);
+        let hours = left.as_secs() / 3600;
+        let (note, code) = if left.is_negative() {
+            ("EXPIRED".to_string(), "1;31")
+        } else {
+            let text = if hours < 48 {
+                format!("in {hours} h")
+            } else {
+                format!("in {} d", hours / 24)
+            };
+            let role = Role::of_metadata(&self.role).unwrap_or(Role::Bins);
+            let close = (left.as_secs() as u64) < expiries.warning(role).as_secs();
+            (text, if close { "33" } else { "" })
+        };
+        let ids: Vec<String> = self
+            .key_ids
+            .iter()
+            .map(|k| k[..16.min(k.len())].to_string())
+            .collect();
+        format!(
+            "{:<10} {:>8}  {:<21} {} {}",
+            self.role,
+            self.version,
+            self.expires.to_string(),
+            paint.on(format!("{note:<14}"), code),
+            ids.join(", ")
+        )
     }
 }
 
