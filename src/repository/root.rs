@@ -188,6 +188,57 @@ impl Quorum {
     }
 }
 
+/// `--remove-key ROLE=ID`: drops the one key of `role` whose id starts with `id` (at
+/// least 8 hex digits) from a draft of the root after version `current`.
+fn remove_key(root: &mut Root, role: RoleType, id: &str, current: u64) -> Result<()> {
+    let keys = &mut role_keys(root, role)?.keyids;
+    let found: Vec<usize> = keys
+        .iter()
+        .enumerate()
+        .filter(|(_, k)| id.len() >= 8 && hex::encode(k).starts_with(id))
+        .map(|(i, _)| i)
+        .collect();
+    match found.as_slice() {
+        [i] => {
+            keys.remove(*i);
+            Ok(())
+        }
+        [] => Err(Error::Usage(format!(
+            "--remove-key {}={id}: root v{current} lists no such {} key (give the key id, or \
+             at least its first 8 hex digits; `tuf-client status` shows them)",
+            role_name(role),
+            role_name(role)
+        ))),
+        _ => Err(Error::Usage(format!(
+            "--remove-key {}={id}: several keys start so; give more digits",
+            role_name(role)
+        ))),
+    }
+}
+
+/// `--add-key ROLE=FILE`: gives `role` the ed25519 `key`, under the id the root already
+/// gives it, else by `rule`.
+fn add_key(root: &mut Root, role: RoleType, key: &Key, rule: KeyIdRule) -> Result<()> {
+    if !matches!(key, Key::Ed25519 { .. }) {
+        return Err(Error::Usage("only ed25519 keys are supported".into()));
+    }
+    let decoded = match root.keys.iter().find(|(_, k)| keys::same_key(k, key)) {
+        Some((id, _)) => id.clone(),
+        None => hex_decoded(&keys::key_id(key, rule)?)?,
+    };
+    let id = hex::encode(&decoded);
+    let ids = &mut role_keys(root, role)?.keyids;
+    if ids.contains(&decoded) {
+        return Err(Error::Usage(format!(
+            "--add-key: key {id} is already a {} key",
+            role_name(role)
+        )));
+    }
+    ids.push(decoded.clone());
+    root.keys.insert(decoded, key.clone());
+    Ok(())
+}
+
 impl Draft {
     /// Starts version N+1 of the repository's newest root, with `changes` applied.
     pub fn new(layout: &Layout, pin: &Pin, changes: &Changes) -> Result<Draft> {
@@ -201,33 +252,7 @@ impl Draft {
             root.expires = expires_in(lifetime);
         }
         for (role, id) in &changes.remove {
-            let keys = &mut role_keys(&mut root, *role)?.keyids;
-            let found: Vec<usize> = keys
-                .iter()
-                .enumerate()
-                .filter(|(_, k)| id.len() >= 8 && hex::encode(k).starts_with(id.as_str()))
-                .map(|(i, _)| i)
-                .collect();
-            match found.as_slice() {
-                [i] => {
-                    keys.remove(*i);
-                }
-                [] => {
-                    return Err(Error::Usage(format!(
-                        "--remove-key {}={id}: root v{} lists no such {} key (give the key id, or \
-                         at least its first 8 hex digits; `tuf-client status` shows them)",
-                        role_name(*role),
-                        current.version,
-                        role_name(*role)
-                    )))
-                }
-                _ => {
-                    return Err(Error::Usage(format!(
-                        "--remove-key {}={id}: several keys start so; give more digits",
-                        role_name(*role)
-                    )))
-                }
-            }
+            remove_key(&mut root, *role, id, current.version.get())?;
         }
         // A new key is named as the root names its keys already (php-tuf's rule unless the
         // repository was made with `init --key-id-rule spec`); a key the root knows keeps its id.
@@ -239,23 +264,7 @@ impl Draft {
             None => KeyIdRule::of_all(&current.keys).unwrap_or_default(),
         };
         for (role, key) in &changes.add {
-            if !matches!(key, Key::Ed25519 { .. }) {
-                return Err(Error::Usage("only ed25519 keys are supported".into()));
-            }
-            let decoded = match root.keys.iter().find(|(_, k)| keys::same_key(k, key)) {
-                Some((id, _)) => id.clone(),
-                None => hex_decoded(&keys::key_id(key, rule)?)?,
-            };
-            let id = hex::encode(&decoded);
-            let ids = &mut role_keys(&mut root, *role)?.keyids;
-            if ids.contains(&decoded) {
-                return Err(Error::Usage(format!(
-                    "--add-key: key {id} is already a {} key",
-                    role_name(*role)
-                )));
-            }
-            ids.push(decoded.clone());
-            root.keys.insert(decoded, key.clone());
+            add_key(&mut root, *role, key, rule)?;
         }
         for (role, threshold) in &changes.thresholds {
             role_keys(&mut root, *role)?.threshold = non_zero(*threshold)
