@@ -27,6 +27,19 @@ pub(crate) struct Authority<'a> {
 }
 
 impl<'a> Authority<'a> {
+    /// The keys a signature under `keyid` may be by: the key it names, if the role lists
+    /// that id, or with `by_key` each of `role_keys` (the role's keys).
+    fn candidates(&self, keyid: &str, role_keys: &[&'a Key]) -> Vec<&'a Key> {
+        if self.by_key {
+            return role_keys.to_vec();
+        }
+        self.keys
+            .iter()
+            .filter(|(id, _)| hex::encode(id) == keyid && self.keyids.iter().any(|k| k == keyid))
+            .map(|(_, k)| k)
+            .collect()
+    }
+
     /// The same keys and threshold, a signature counted by the key it verifies under.
     pub(crate) fn by_key(self) -> Authority<'a> {
         Authority {
@@ -133,7 +146,11 @@ pub(crate) fn verify_raw<'a>(
             )));
         }
     }
-    let mut canonical: Option<Vec<u8>> = None;
+    let mut message = Message {
+        raw,
+        canonical: None,
+        what,
+    };
     // The keys that signed validly; each counts once, whatever id it signed under.
     let mut valid: Vec<&Key> = Vec::new();
     let role_keys: Vec<&Key> = authority
@@ -146,34 +163,11 @@ pub(crate) fn verify_raw<'a>(
         let Ok(sig_bytes) = hex::decode(sig.sig.as_bytes()) else {
             continue;
         };
-        // The key the signature names, or with `by_key` each of the role's keys.
-        let candidates: Vec<&Key> = if authority.by_key {
-            role_keys.clone()
-        } else {
-            authority
-                .keys
-                .iter()
-                .filter(|(id, _)| {
-                    hex::encode(id) == sig.keyid && authority.keyids.iter().any(|k| *k == sig.keyid)
-                })
-                .map(|(_, k)| k)
-                .collect()
-        };
-        for key in candidates {
+        for key in authority.candidates(&sig.keyid, &role_keys) {
             if valid.iter().any(|v| keys::same_key(v, key)) {
                 continue;
             }
-            let mut ok = keys::verify(key, raw, &sig_bytes);
-            if !ok {
-                if canonical.is_none() {
-                    let value: Value = serde_json::from_slice(raw)
-                        .map_err(|e| fail(format!("{what}: not JSON: {e}")))?;
-                    canonical = Some(canonical::value_to_vec(&value, what)?);
-                }
-                let message = canonical.as_deref().expect("set above");
-                ok = message != raw && keys::verify(key, message, &sig_bytes);
-            }
-            if ok {
+            if message.verifies(key, &sig_bytes)? {
                 valid.push(key);
                 break;
             }
@@ -187,6 +181,30 @@ pub(crate) fn verify_raw<'a>(
         )));
     }
     Ok(raw)
+}
+
+/// What a signature covers: the bytes of `signed` as written, or else their canonical
+/// JSON, encoded only when a signature does not verify over the bytes as written.
+struct Message<'a> {
+    raw: &'a [u8],
+    canonical: Option<Vec<u8>>,
+    what: &'a str,
+}
+
+impl Message<'_> {
+    /// Whether `sig` by `key` verifies over the bytes as written or their canonical form.
+    fn verifies(&mut self, key: &Key, sig: &[u8]) -> Result<bool> {
+        if keys::verify(key, self.raw, sig) {
+            return Ok(true);
+        }
+        if self.canonical.is_none() {
+            let value: Value = serde_json::from_slice(self.raw)
+                .map_err(|e| fail(format!("{}: not JSON: {e}", self.what)))?;
+            self.canonical = Some(canonical::value_to_vec(&value, self.what)?);
+        }
+        let canonical = self.canonical.as_deref().expect("set above");
+        Ok(canonical != self.raw && keys::verify(key, canonical, sig))
+    }
 }
 
 pub(crate) fn root_authority(root: &Root, role: RoleType) -> Result<Authority<'_>> {
