@@ -252,130 +252,31 @@ async fn main() {
         .parent()
         .unwrap()
         .to_path_buf();
-    let repo = work.join("repo");
-    let keys = work.join("keys");
+    let (repo, keys) = (work.join("repo"), work.join("keys"));
     let prefix = format!("bench.{}.", std::process::id());
     println!(
         "tuf-bench: {} bins, work folder {}",
         args.bins,
         work.display()
     );
-
-    let t = Instant::now();
-    let status = Command::new(exe_dir.join("tuf-signer"))
-        .args(["init", "--repo"])
-        .arg(&repo)
-        .arg("--keys")
-        .arg(&keys)
-        .args(["--bins", &args.bins.to_string()])
-        .stdout(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(status.success(), "init failed");
-    println!(
-        "init ({} bins)                         {:>10.2} s",
-        args.bins,
-        t.elapsed().as_secs_f64()
-    );
-
+    init(&exe_dir, &repo, &keys, args.bins);
     let signers = spawn(&exe_dir, &repo, &keys, &args.amqp, &prefix, &work);
-    let layout = Layout::new(&repo);
-    let publisher = Publisher::connect(&AmqpConfig {
-        prefix: prefix.clone(),
-        ..AmqpConfig::new(args.amqp.clone())
-    })
-    .await
-    .unwrap();
-    // Every job signed with the submitter key, as the packaging pipeline sends them.
-    let sink = Sink {
-        route: Route::Broker(publisher),
-        key: SigningKey::load(&keys.join("submitter.pem")).unwrap(),
+    let bench = Bench {
+        layout: Layout::new(&repo),
+        sink: connect(&args.amqp, &prefix, &keys).await,
     };
     wait_ready(&work);
-
-    // Three runs on a fresh repository: the first fills it to `bulk`, the others add as many
-    // again (the figure printed is the median).
-    let mut rates = Vec::new();
-    for run in 0..3 {
-        let targets: Vec<NewTarget> = (run * args.bulk..(run + 1) * args.bulk)
-            .map(|i| target(i, "bulk"))
-            .collect();
-        let took = bulk(&sink, &layout, &targets, args.job_size).await;
-        rates.push(args.bulk as f64 / took.as_secs_f64());
-    }
-    let runs: Vec<String> = rates.iter().map(|r| format!("{r:.0}")).collect();
-    rates.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    println!(
-        "throughput: {} targets x 3, {} per job   {:>10.0} targets/s median (runs: {})",
-        args.bulk,
-        args.job_size,
-        rates[1],
-        runs.join(", ")
-    );
-    let filled = 3 * args.bulk;
-
-    let l = latency(&sink, &layout, args.rate, args.latency_secs, "small").await;
-    let small_p50 = pct(&l, 0.5);
-    println!(
-        "latency at {:>7} targets, {} releases/s   p50 {:>7.1} ms   p99 {:>7.1} ms",
-        filled,
-        args.rate,
-        small_p50,
-        pct(&l, 0.99)
-    );
-
+    let filled = bench.throughput(&args).await;
+    let small_p50 = bench.latency_at(&args, filled, "small", None).await;
     if args.large > filled {
-        let more: Vec<NewTarget> = (filled..args.large).map(|i| target(i, "bulk")).collect();
-        let took = bulk(&sink, &layout, &more, args.job_size).await;
-        println!(
-            "grow to {} targets                    {:>10.0} targets/s ({:.2} s)",
-            args.large,
-            more.len() as f64 / took.as_secs_f64(),
-            took.as_secs_f64()
-        );
-        let l = latency(&sink, &layout, args.rate, args.latency_secs, "large").await;
-        println!(
-            "latency at {:>7} targets, {} releases/s   p50 {:>7.1} ms   p99 {:>7.1} ms   (per-add cost {:.2}x of {} targets)",
-            args.large,
-            args.rate,
-            pct(&l, 0.5),
-            pct(&l, 0.99),
-            pct(&l, 0.5) / small_p50,
-            filled
-        );
+        bench.grow(&args, filled).await;
+        bench
+            .latency_at(&args, args.large, "large", Some((small_p50, filled)))
+            .await;
     }
     let rebin = args.rebin.unwrap_or(args.bins * 2);
     if rebin > 0 {
-        let held = package_signing::client::status::read(&layout, &pin(&layout))
-            .unwrap()
-            .targets;
-        let t = Instant::now();
-        let job = TargetsJob {
-            bins: Some(rebin),
-            ..Default::default()
-        };
-        sink.send(&job, 0).await.unwrap();
-        while !package_signing::client::status::published_bins(&layout)
-            .is_ok_and(|n| n == rebin as usize)
-        {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        let snapshot_bytes = std::fs::read(
-            layout.versioned(
-                Role::Snapshot.name(),
-                *layout.scan_versions().unwrap()[Role::Snapshot.name()]
-                    .last()
-                    .unwrap(),
-            ),
-        )
-        .unwrap()
-        .len();
-        println!(
-            "bins {} -> {rebin} at {held} targets          {:>10.2} s (snapshot now {} kB, old bins still listed)",
-            args.bins,
-            t.elapsed().as_secs_f64(),
-            snapshot_bytes / 1000
-        );
+        bench.rebin(args.bins, rebin).await;
     }
     for (role, mib) in signers.peak_rss_mib() {
         println!("peak RSS {role:<10}                     {mib:>10.1} MiB");
@@ -383,6 +284,137 @@ async fn main() {
     drop(signers);
     if args.work.is_none() {
         let _ = std::fs::remove_dir_all(&tmp);
+    }
+}
+
+/// `tuf-signer init` of the repository, timed.
+fn init(exe_dir: &Path, repo: &Path, keys: &Path, bins: u32) {
+    let t = Instant::now();
+    let status = Command::new(exe_dir.join("tuf-signer"))
+        .args(["init", "--repo"])
+        .arg(repo)
+        .arg("--keys")
+        .arg(keys)
+        .args(["--bins", &bins.to_string()])
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "init failed");
+    println!(
+        "init ({bins} bins)                         {:>10.2} s",
+        t.elapsed().as_secs_f64()
+    );
+}
+
+/// Where jobs go: the broker, every job signed with the submitter key, as the packaging
+/// pipeline sends them.
+async fn connect(amqp: &str, prefix: &str, keys: &Path) -> Sink {
+    let publisher = Publisher::connect(&AmqpConfig {
+        prefix: prefix.to_string(),
+        ..AmqpConfig::new(amqp.to_string())
+    })
+    .await
+    .unwrap();
+    Sink {
+        route: Route::Broker(publisher),
+        key: SigningKey::load(&keys.join("submitter.pem")).unwrap(),
+    }
+}
+
+/// The repository under measurement and the way jobs reach its signers.
+struct Bench {
+    layout: Layout,
+    sink: Sink,
+}
+
+impl Bench {
+    /// Three runs on a fresh repository: the first fills it to `bulk`, the others add as
+    /// many again (the figure printed is the median). Returns the targets it then holds.
+    async fn throughput(&self, args: &Args) -> usize {
+        let mut rates = Vec::new();
+        for run in 0..3 {
+            let targets: Vec<NewTarget> = (run * args.bulk..(run + 1) * args.bulk)
+                .map(|i| target(i, "bulk"))
+                .collect();
+            let took = bulk(&self.sink, &self.layout, &targets, args.job_size).await;
+            rates.push(args.bulk as f64 / took.as_secs_f64());
+        }
+        let runs: Vec<String> = rates.iter().map(|r| format!("{r:.0}")).collect();
+        rates.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        println!(
+            "throughput: {} targets x 3, {} per job   {:>10.0} targets/s median (runs: {})",
+            args.bulk,
+            args.job_size,
+            rates[1],
+            runs.join(", ")
+        );
+        3 * args.bulk
+    }
+
+    /// Single releases at `--rate` for `--latency-secs` with the repository at `size`
+    /// targets; with `baseline` (p50 and size of an earlier run), the per-add cost against
+    /// it. Returns the p50.
+    async fn latency_at(
+        &self,
+        args: &Args,
+        size: usize,
+        tag: &str,
+        baseline: Option<(f64, usize)>,
+    ) -> f64 {
+        let l = latency(&self.sink, &self.layout, args.rate, args.latency_secs, tag).await;
+        let p50 = pct(&l, 0.5);
+        let versus = baseline
+            .map(|(p50_before, at)| {
+                format!("   (per-add cost {:.2}x of {at} targets)", p50 / p50_before)
+            })
+            .unwrap_or_default();
+        println!(
+            "latency at {size:>7} targets, {} releases/s   p50 {p50:>7.1} ms   p99 {:>7.1} ms{versus}",
+            args.rate,
+            pct(&l, 0.99)
+        );
+        p50
+    }
+
+    /// Adds targets from `filled` up to `--large` in bulk jobs, timed.
+    async fn grow(&self, args: &Args, filled: usize) {
+        let more: Vec<NewTarget> = (filled..args.large).map(|i| target(i, "bulk")).collect();
+        let took = bulk(&self.sink, &self.layout, &more, args.job_size).await;
+        println!(
+            "grow to {} targets                    {:>10.0} targets/s ({:.2} s)",
+            args.large,
+            more.len() as f64 / took.as_secs_f64(),
+            took.as_secs_f64()
+        );
+    }
+
+    /// Changes the bin count from `bins` to `rebin` (`tuf-client bins`), timed until the
+    /// new bins are published; prints the snapshot's size then.
+    async fn rebin(&self, bins: u32, rebin: u32) {
+        let layout = &self.layout;
+        let held = package_signing::client::status::read(layout, &pin(layout))
+            .unwrap()
+            .targets;
+        let t = Instant::now();
+        let job = TargetsJob {
+            bins: Some(rebin),
+            ..Default::default()
+        };
+        self.sink.send(&job, 0).await.unwrap();
+        while !package_signing::client::status::published_bins(layout)
+            .is_ok_and(|n| n == rebin as usize)
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let newest = layout.newest(Role::Snapshot).unwrap().unwrap();
+        let snapshot_bytes = std::fs::read(layout.versioned(Role::Snapshot.name(), newest))
+            .unwrap()
+            .len();
+        println!(
+            "bins {bins} -> {rebin} at {held} targets          {:>10.2} s (snapshot now {} kB, old bins still listed)",
+            t.elapsed().as_secs_f64(),
+            snapshot_bytes / 1000
+        );
     }
 }
 
