@@ -6,7 +6,8 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-use crate::repository::{HashBins, MetaEntry};
+use crate::bins::HashBins;
+use crate::repository::MetaEntry;
 use crate::{Error, Result};
 
 /// Longest target name we sign, in bytes.

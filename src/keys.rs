@@ -20,7 +20,6 @@ use aws_lc_rs::signature::{self, Ed25519KeyPair, KeyPair};
 use tough::schema::decoded::{Decoded, Hex};
 use tough::schema::key::{Ed25519Key, Ed25519Scheme, Key};
 
-use crate::durable::write_secret_durably;
 use crate::{canonical, Error, Result};
 
 /// How a key id is computed from a public key. Both hash the key's canonical JSON with SHA-256.
@@ -170,11 +169,6 @@ impl SigningKey {
     /// Loads a key file (PKCS#8, PEM or DER).
     pub fn load(path: &Path) -> Result<SigningKey> {
         Self::new(Box::new(FileKey::load(path)?))
-    }
-
-    /// Writes the PEM to a new file at `path`, readable by its owner only from its first byte.
-    pub fn save_pem(pem: &str, path: &Path) -> Result<()> {
-        write_secret_durably(path, pem.as_bytes())
     }
 
     pub fn public(&self) -> &Key {
@@ -474,7 +468,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (key, pem) = SigningKey::generate().unwrap();
         let path = dir.path().join("k.pem");
-        SigningKey::save_pem(&pem, &path).unwrap();
+        crate::durable::write_secret_durably(&path, pem.as_bytes()).unwrap();
         let loaded = SigningKey::load(&path).unwrap();
         assert_eq!(loaded.key_id(), key.key_id());
         let sig = loaded.sign(b"hello").unwrap();
@@ -532,7 +526,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (key, pem) = SigningKey::generate().unwrap();
         let private = dir.path().join("k.pem");
-        SigningKey::save_pem(&pem, &private).unwrap();
+        crate::durable::write_secret_durably(&private, pem.as_bytes()).unwrap();
         let public = dir.path().join("k.pub.pem");
         std::fs::write(&public, public_pem(key.public()).unwrap()).unwrap();
         assert_eq!(&load_public(&public).unwrap(), key.public());

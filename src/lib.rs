@@ -3,6 +3,7 @@
 //! The pieces, each in its own module:
 //! - [`canonical`]: canonical JSON, byte for byte what python-tuf (securesystemslib) signs.
 //! - [`keys`]: ed25519 signing keys (one file per role), key ids, and signature checks of every standard key type.
+//! - [`bins`]: hashed-bin arithmetic: which bin holds a target, and the bins' names.
 //! - [`schema`]: root and targets as plain serde types that keep key ids as written.
 //! - [`high_water`]: the highest version a signer signed of each file, in its own state folder.
 //! - [`pin`]: the pinned root, outside the repository: where every check starts.
@@ -10,7 +11,8 @@
 //! - [`trusted`]: what an agent trusts on the shared volume: the root chain from its pin, the
 //!   published files checked against it.
 //! - [`durable`]: writes named by their guarantee (whole or not at all, never through a symlink).
-//! - [`repository`]: the files on disk: names, hashed bins, `init`.
+//! - [`repository`]: the files on disk: names, hashed bins, staging, receipts, control.
+//! - [`ops`]: what an operator runs beside the signing path: `init` and the root ceremony.
 //! - [`jobs`]: the messages that flow between the roles, and the checks on them.
 //! - [`submission`]: targets jobs signed by the packaging pipeline, and the replay rule.
 //! - [`role`]: the roles named once: name, file, key file and agent of each.
@@ -26,6 +28,7 @@
 
 #![deny(unsafe_code)]
 
+pub mod bins;
 pub mod broker;
 pub mod canonical;
 pub mod cli;
@@ -37,6 +40,7 @@ pub mod high_water;
 pub mod jobs;
 pub mod keys;
 pub mod logging;
+pub mod ops;
 pub mod pin;
 pub mod provenance;
 pub mod repository;

@@ -142,8 +142,8 @@ impl Pinned {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::repository::init::{init, InitOptions};
-    use crate::repository::root::{Ceremony, Changes};
+    use crate::ops::init::{init, InitOptions};
+    use crate::ops::root::{Ceremony, Changes};
     use crate::repository::Layout;
     use crate::trusted::trusted_chain;
 

@@ -5,7 +5,7 @@
 //! name (`broker::Queue::of`): roles know nothing of how jobs travel.
 //!
 //! The hashed bins are one role here, [`Role::Bins`]: each bin is its own delegated metadata
-//! file (`N.bin-000-001.json`, named by [`crate::repository::HashBins`]), all signed by the
+//! file (`N.bin-000-001.json`, named by [`crate::bins::HashBins`]), all signed by the
 //! targets key, by the same signer, from the same queue.
 
 use std::fmt;
@@ -13,8 +13,12 @@ use std::str::FromStr;
 
 use tough::schema::RoleType;
 
-use crate::repository::HashBins;
+use crate::bins::HashBins;
 use crate::{Error, Result};
+
+/// The packaging pipeline's key, `KEYS/submitter.pem`, with which it signs every targets job
+/// (see [`crate::submission`]): an agent's key like a role's, though no metadata lists it.
+pub const SUBMITTER: &str = "submitter";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Role {

@@ -43,10 +43,6 @@ use crate::schema::KeyMap;
 use crate::verify::{verify_raw, Authority};
 use crate::{canonical, Error, Result};
 
-/// The packaging pipeline's key, `KEYS/submitter.pem`, with which it signs every targets job
-/// (see this module); no metadata lists it.
-pub const SUBMITTER: &str = "submitter";
-
 /// The submitter public keys the targets signer trusts, written beside the targets key.
 pub const SUBMITTERS_FILE: &str = "submitters.pub";
 

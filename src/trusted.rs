@@ -11,7 +11,7 @@ use crate::repository::Layout;
 use crate::role::Role;
 use crate::schema::Root;
 use crate::updater::metadata::TargetsRole;
-use crate::updater::TrustedSet;
+use crate::updater::trusted_set::TrustedSet;
 use crate::verify::{fail, root_authority, verify};
 use crate::{Error, Result};
 

@@ -7,7 +7,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::*;
-use package_signing::repository::HashBins;
+use package_signing::bins::HashBins;
 
 fn newest_versions(repo: &TestRepo) -> HashMap<String, u64> {
     repo.layout()

@@ -116,7 +116,7 @@ async fn dead_letters_are_listed_with_why_replayed_and_dropped() {
     // A second packaging pipeline whose key the targets signer does not trust yet.
     let (key, pem) = package_signing::keys::SigningKey::generate().unwrap();
     let new_key = repo.path("pipeline-2.pem");
-    package_signing::keys::SigningKey::save_pem(&pem, &new_key).unwrap();
+    package_signing::durable::write_secret_durably(&new_key, pem.as_bytes()).unwrap();
     let releases = make_releases(&repo.path("rel"), 3, "late-key");
     let out = run(std::process::Command::new(CLIENT)
         .env("TUF_SUBMITTER_KEY", &new_key)

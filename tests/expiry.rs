@@ -45,9 +45,7 @@ fn metadata_is_re_signed_before_it_expires_and_on_request() {
     ngclient_verify(&repo, &items_for(&releases));
 
     // Forced: the targets role re-signs every bin now, and the chain follows.
-    let bin = package_signing::repository::HashBins::new(4)
-        .unwrap()
-        .name(0);
+    let bin = package_signing::bins::HashBins::new(4).unwrap().name(0);
     let bins_before = newest(&repo, &bin);
     let out = run(Command::new(CLIENT)
         .env("TUF_SUBMITTER_KEY", repo.submitter_key())

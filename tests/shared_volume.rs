@@ -16,9 +16,9 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::{php, *};
+use package_signing::bins::HashBins;
 use package_signing::keys::SigningKey;
 use package_signing::pin::Pin;
-use package_signing::repository::HashBins;
 use serde_json::{json, Value};
 
 /// The signers' group: theirs alone may write `metadata/`.

@@ -4,8 +4,9 @@
 
 use std::collections::HashMap;
 
+use crate::bins::HashBins;
 use crate::pin::Pin;
-use crate::repository::{HashBins, Layout};
+use crate::repository::Layout;
 use crate::role::Role;
 use crate::trusted::{trust_published_snapshot, trust_published_targets, trusted_chain};
 use crate::updater::metadata::{DelegatedRole, TargetsRole};
@@ -171,7 +172,7 @@ impl Coverage {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::repository::init::{init, InitOptions};
+    use crate::ops::init::{init, InitOptions};
 
     /// A removal is "covered" by a freshly initialised repository (no bin lists the name);
     /// once timestamp.json no longer verifies (its signature bytes changed), nothing is

@@ -11,12 +11,13 @@ use super::coverage::Expected;
 use super::status;
 use super::submit::{collect, describe, Route, Sink, TargetsFolder};
 use super::wait::{poll_saying, Wait};
+use crate::bins::HashBins;
 use crate::broker::inbox::submit_to_inbox;
 use crate::broker::{Publisher, Queue, Via};
 use crate::jobs::{check_target_name, NewTarget, SnapshotJob, TargetsJob, TimestampJob};
 use crate::keys::SigningKey;
 use crate::pin::Pin;
-use crate::repository::{HashBins, Layout};
+use crate::repository::Layout;
 use crate::role::Role;
 use crate::{Error, Result};
 

@@ -371,7 +371,7 @@ impl Check<'_> {
                 continue;
             }
             match file.strip_suffix(".json") {
-                Some(bin) if crate::repository::HashBins::is_bin_name(bin) => retired += 1,
+                Some(bin) if crate::bins::HashBins::is_bin_name(bin) => retired += 1,
                 _ => self.problem(
                     &snapshot_file,
                     format!("lists {file}, which is neither targets.json nor a bin"),

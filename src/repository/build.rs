@@ -9,7 +9,8 @@ use tough::schema::{DelegatedRole, PathHashPrefix, PathSet, RoleKeys, Snapshot, 
 
 use super::expiry::expires_in;
 use super::signed::{hex_decoded, non_zero, sign, SignedFile};
-use super::{Expiries, HashBins, MetaEntry, SPEC_VERSION};
+use super::{Expiries, MetaEntry, SPEC_VERSION};
+use crate::bins::HashBins;
 use crate::keys::{self, KeyIdRule, SigningKey};
 use crate::role::Role;
 use crate::schema::{Delegations, Root, Targets};

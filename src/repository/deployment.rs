@@ -121,7 +121,7 @@ impl Deployment {
             set(dir, Some(0), 0o755)?;
         }
         set(&layout.metadata_dir(), Some(0), 0o3775)?;
-        let pipeline = self.owner_of(crate::submission::SUBMITTER);
+        let pipeline = self.owner_of(crate::role::SUBMITTER);
         set(&layout.targets_dir(), pipeline, 0o755)?;
         set(&layout.pause_dir(), pipeline, 0o755)?;
         for role in Role::ONLINE {

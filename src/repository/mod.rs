@@ -9,22 +9,18 @@
 //! REPO/targets/drupal/token/HASH.1.9.0.0     target files, consistent-snapshot names
 //! ```
 
-pub mod bins;
 pub mod build;
 pub mod composer_p2;
 pub mod control;
 pub mod deployment;
 pub mod expiry;
-pub mod init;
 pub mod layout;
 pub mod prune;
 pub mod receipts;
-pub mod root;
 pub mod signed;
 pub mod staging;
 pub mod tombstones;
 
-pub use bins::HashBins;
 pub use expiry::Expiries;
 pub use layout::Layout;
 pub use signed::{MetaEntry, SignedFile};

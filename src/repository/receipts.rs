@@ -59,12 +59,11 @@ pub struct Receipt {
 }
 
 impl Receipt {
-    /// Takes the bins the batch's snapshot job names, at their versions (top-level targets
-    /// left out).
-    pub fn set_bins(&mut self, next: &crate::jobs::SnapshotJob) {
+    /// Takes the bins the batch's snapshot job names (its `meta`: file name → entry), at
+    /// their versions (top-level targets left out).
+    pub fn set_bins(&mut self, meta: &std::collections::BTreeMap<String, super::MetaEntry>) {
         let top = crate::role::Role::Targets.name();
-        self.bins = next
-            .meta
+        self.bins = meta
             .iter()
             .filter_map(|(file, m)| Some((file.strip_suffix(".json")?.to_string(), m.version)))
             .filter(|(role, _)| role != top)

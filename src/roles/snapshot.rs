@@ -6,12 +6,13 @@ use tough::schema::{RoleType, Snapshot};
 
 use super::stage::{Applied, Core, Stage};
 use super::{check_version, load_state, read_verified, RoleSettings};
+use crate::bins::HashBins;
 use crate::canonical::write_string;
 use crate::jobs::{check_meta, SnapshotJob, TimestampJob};
 use crate::keys;
 use crate::keys::RoleKeys;
 use crate::repository::signed::sign_canonical;
-use crate::repository::{HashBins, MetaEntry, SPEC_VERSION};
+use crate::repository::{MetaEntry, SPEC_VERSION};
 use crate::role::Role;
 use crate::schema::{Delegations, Header};
 use crate::trusted::RootChain;

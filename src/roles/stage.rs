@@ -9,7 +9,6 @@ use serde::Serialize;
 use tough::schema::Signed;
 
 use super::{ensure_key_listed, label_key, latest_root, RoleSettings};
-use crate::broker::Queue;
 use crate::high_water::HighWater;
 use crate::jobs::ExpiryCheck;
 use crate::keys::{RoleKeys, SigningKey};
@@ -22,12 +21,8 @@ use crate::{Error, Result};
 
 /// A role as the worker drives it.
 pub trait Stage: Send + 'static {
-    /// The role this stage signs; its queue is the one it consumes.
+    /// The role this stage signs (the worker consumes its queue).
     const ROLE: Role;
-    const QUEUE: Queue = match Queue::of(Self::ROLE) {
-        Some(queue) => queue,
-        None => panic!("an offline role has no stage"),
-    };
     /// Whether `tuf-client pause` stops this role taking jobs.
     const PAUSABLE: bool = false;
     /// What its queue carries.

@@ -16,6 +16,7 @@ use crate::schema::Targets;
 
 use super::stage::{Applied, Core, Refusal, Stage};
 use super::{check_not_older, check_version, listed_versions, load_state, signed_by, RoleSettings};
+use crate::bins::HashBins;
 use crate::canonical::write_string;
 use crate::jobs::{NewTarget, SnapshotJob, TargetsJob};
 use crate::keys::RoleKeys;
@@ -23,7 +24,7 @@ use crate::repository::composer_p2;
 use crate::repository::receipts::{Receipt, Receipts};
 use crate::repository::signed::{self, sign_canonical};
 use crate::repository::tombstones::{Tombstone, Tombstones};
-use crate::repository::{HashBins, Layout, MetaEntry, SPEC_VERSION};
+use crate::repository::{Layout, MetaEntry, SPEC_VERSION};
 use crate::submission::{Ledger, Policy};
 use crate::trusted::RootChain;
 use crate::verify::verify_delegated;
@@ -274,7 +275,7 @@ impl Stage for TargetsRole {
             .collect();
         outcome.refused = summarise(&refusals);
         if let Some(job) = outcome.next.as_ref().filter(|_| !receipt.jobs.is_empty()) {
-            receipt.set_bins(job);
+            receipt.set_bins(&job.meta);
         }
         self.receipts.record(&receipt);
         outcome.next = outcome

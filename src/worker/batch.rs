@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 use super::writer::Writer;
-use super::{expiry_interval, hand_on, prune_interval, State, Transport, WorkerOptions};
+use super::{expiry_interval, hand_on, prune_interval, Queued, State, Transport, WorkerOptions};
 use crate::broker::backoff::Backoff;
 use crate::broker::{Delivery, Endpoint};
 use crate::jobs::{ExpiryCheck, Job};
@@ -25,7 +25,7 @@ pub(super) async fn consume<S: Stage, L: Fn() -> Result<S>>(
     backoff: &mut Backoff,
 ) -> Result<State> {
     let mut endpoint = tokio::select! {
-        e = transport.open(Some(S::QUEUE), options.batch_max) => e?,
+        e = transport.open(Some(<S as Queued>::QUEUE), options.batch_max) => e?,
         _ = shutdown.changed() => return Ok(State::Stopped),
     };
     let opened = Instant::now();
@@ -68,7 +68,7 @@ async fn consume_from<S: Stage, L: Fn() -> Result<S>>(
                 // Also what stops a standby, which never applies, whose key was retired.
                 writer.check_root()?;
                 let check = serde_json::to_vec(&S::Job::expiry_check()).expect("jobs serialise");
-                endpoint.publish(S::QUEUE, &check).await?;
+                endpoint.publish(<S as Queued>::QUEUE, &check).await?;
                 continue;
             }
             _ = pause_poll.tick(), if S::PAUSABLE => {

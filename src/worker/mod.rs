@@ -152,9 +152,20 @@ fn expiry_interval<S: Stage>(stage: &S) -> tokio::time::Interval {
     check
 }
 
+/// The queue a stage consumes: its role's. Named here, not by the stage: a role knows
+/// nothing of how its jobs travel.
+trait Queued: Stage {
+    const QUEUE: Queue = match Queue::of(Self::ROLE) {
+        Some(queue) => queue,
+        None => panic!("an offline role has no stage"),
+    };
+}
+
+impl<S: Stage> Queued for S {}
+
 /// Publishes `bodies` to the queue after `S`'s, if there is one.
 async fn hand_on<S: Stage>(endpoint: &Endpoint, bodies: Vec<Vec<u8>>) -> Result<()> {
-    if let Some(queue) = S::QUEUE.next() {
+    if let Some(queue) = <S as Queued>::QUEUE.next() {
         for body in bodies {
             endpoint.publish(queue, &body).await?;
         }

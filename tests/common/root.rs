@@ -64,9 +64,7 @@ pub fn newest_signer(repo: &TestRepo, role: &str) -> Vec<String> {
         repo.layout().timestamp()
     } else {
         let bin = if role == "bins" {
-            package_signing::repository::HashBins::new(8)
-                .unwrap()
-                .name(0)
+            package_signing::bins::HashBins::new(8).unwrap().name(0)
         } else {
             role.to_string()
         };

@@ -4,11 +4,12 @@
 
 use std::time::Duration;
 
+use package_signing::bins::HashBins;
 use package_signing::broker::Queue;
 use package_signing::client::validate::{validate, Window};
 use package_signing::jobs::{TargetsJob, TimestampJob};
 use package_signing::repository::control::Control;
-use package_signing::repository::{Expiries, HashBins};
+use package_signing::repository::Expiries;
 
 use crate::harness::*;
 

@@ -16,11 +16,11 @@ use package_signing::client::submit::{collect, describe, Release, Route, Sink, T
 use package_signing::client::wait::{Outcome, Wait};
 use package_signing::jobs::{NewTarget, TargetsJob};
 use package_signing::keys::SigningKey;
-use package_signing::repository::init::{find_key, init, InitOptions};
+use package_signing::ops::init::{find_key, init, InitOptions};
 use package_signing::repository::{Expiries, Layout};
 use package_signing::role::Role;
+use package_signing::role::SUBMITTER;
 use package_signing::roles::RoleSettings;
-use package_signing::submission::SUBMITTER;
 use package_signing::updater::{self, base_url, HttpFetcher, Updater};
 
 pub use crate::signers::*;

@@ -7,6 +7,8 @@
 //! modules left out): an arrow for every `crate::a::b` path, to the longest module it names,
 //! and for every `super::x` that names a sibling module; a module's own parts and its parents
 //! are not arrows.
+//!
+//! The modules also sit in layers ([`LAYERS`], lowest first), and no arrow points up them.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -217,4 +219,98 @@ fn no_module_joins_an_import_circle() {
     );
     let arrows: usize = edges.values().map(BTreeSet::len).sum();
     eprintln!("{} modules, {arrows} arrows, no circle", edges.len());
+}
+
+/// The layers, lowest first: each module's layer is the first whose prefixes name it (a
+/// module path, or its parent's). A module may use its own layer and those below; an arrow
+/// to a higher layer points up. The crate's error type (`error`) sits outside: every layer
+/// returns it, and it names every layer's failures.
+const LAYERS: &[(&str, &[&str])] = &[
+    (
+        "model: the TUF types, canonical JSON, keys and the signing seam, bins, no I/O",
+        &[
+            "canonical",
+            "bins",
+            "role",
+            "schema",
+            "keys",
+            "failpoint",
+            "provenance",
+            "logging",
+        ],
+    ),
+    (
+        "verify: signed files against their delegators, and the client's trusted set",
+        &[
+            "verify",
+            "updater::metadata",
+            "updater::trusted_set",
+            "updater::config",
+            "updater::error",
+            "updater::delegation",
+        ],
+    ),
+    (
+        "store: durable writes, the repository's files, the pin and what it trusts there",
+        &["durable", "repository", "high_water", "pin", "trusted"],
+    ),
+    (
+        "work: the jobs a role takes, and the submissions they come in",
+        &["jobs", "submission"],
+    ),
+    (
+        "roles: what each online role does to the repository",
+        &["roles"],
+    ),
+    (
+        "transport and worker: the broker or the inbox, the loop that feeds a role",
+        &["broker", "worker", "signer"],
+    ),
+    ("client and ops", &["client", "ops", "cli", "updater"]),
+];
+
+fn layer_of(module: &str) -> Option<usize> {
+    LAYERS.iter().position(|(_, prefixes)| {
+        prefixes
+            .iter()
+            .any(|p| module == *p || module.starts_with(&format!("{p}::")))
+    })
+}
+
+#[test]
+fn arrows_point_down_the_layers() {
+    let edges = graph();
+    let mut unplaced = Vec::new();
+    let mut upward = Vec::new();
+    for (module, targets) in &edges {
+        if module == "error" || module.is_empty() {
+            continue;
+        }
+        let Some(from) = layer_of(module) else {
+            unplaced.push(module.clone());
+            continue;
+        };
+        for target in targets.iter().filter(|t| *t != "error") {
+            match layer_of(target) {
+                Some(to) if to > from => upward.push(format!(
+                    "  {module} ({}) uses {target} ({})",
+                    LAYERS[from].0.split(':').next().unwrap(),
+                    LAYERS[to].0.split(':').next().unwrap()
+                )),
+                Some(_) => {}
+                None => unplaced.push(target.clone()),
+            }
+        }
+    }
+    assert!(
+        unplaced.is_empty(),
+        "modules in no layer (add them to LAYERS): {unplaced:?}"
+    );
+    // Each arrow named, to be moved below its user (or the user above it).
+    assert!(
+        upward.is_empty(),
+        "{} arrow(s) point up the layers:\n{}",
+        upward.len(),
+        upward.join("\n")
+    );
 }

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use package_signing::broker::inbox::Inbox;
 use package_signing::broker::{Endpoint, Queue};
 use package_signing::keys::{KeySource, RoleKeys};
-use package_signing::repository::init::find_key;
+use package_signing::ops::init::find_key;
 use package_signing::role::Role;
 use package_signing::roles::RoleSettings;
 use package_signing::signer::run_role;

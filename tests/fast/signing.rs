@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use package_signing::keys::{previous_key_file, FileKey, KeySource, RoleKeys, Sign, SigningKey};
-use package_signing::repository::init::find_key;
+use package_signing::ops::init::find_key;
 use package_signing::role::Role;
 use package_signing::{Error, Result};
 

@@ -16,12 +16,12 @@ use tough::schema::{RoleKeys, RoleType, Signed};
 
 use crate::schema::Root;
 
-use super::expiry::expires_in;
-use super::signed::{hex_decoded, non_zero};
-use super::Layout;
 use crate::durable::write_durably;
 use crate::keys::{self, KeyIdRule, SigningKey};
 use crate::pin::Pin;
+use crate::repository::expiry::expires_in;
+use crate::repository::signed::{hex_decoded, non_zero};
+use crate::repository::Layout;
 use crate::role::Role;
 use crate::roles::latest_root;
 use crate::verify::{root_authority, verify};
@@ -57,7 +57,9 @@ impl Changes {
     ) -> Result<Changes> {
         let role = |name: &str| Role::top_level(name).map(Role::role_type);
         Ok(Changes {
-            expires: expires.map(super::expiry::parse_duration).transpose()?,
+            expires: expires
+                .map(crate::repository::expiry::parse_duration)
+                .transpose()?,
             add: add
                 .iter()
                 .map(|(r, file)| Ok((role(r)?, keys::load_public(Path::new(file))?)))
@@ -244,7 +246,7 @@ impl Draft {
     pub fn new(layout: &Layout, pin: &Pin, changes: &Changes) -> Result<Draft> {
         let current = latest_root(layout, pin)?;
         let mut root = current.clone();
-        root.version = non_zero(super::signed::next_version(
+        root.version = non_zero(crate::repository::signed::next_version(
             current.version.get(),
             &layout.versioned(Role::Root, current.version.get()),
         )?)?;

@@ -1,21 +1,23 @@
 //! `tuf-signer init`: the keys and the first signed version of every role.
 //!
 //! In order: refuse to overwrite anything → write the keys (private from their first byte) →
-//! build every role's first version ([`super::build`]), sign it, write it (through staging;
+//! build every role's first version ([`crate::repository::build`]), sign it, write it (through staging;
 //! `timestamp.json` last, which is what starting signers wait for) → give keys and folders to
 //! the agents' users ([`Deployment`]).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use super::build;
-use super::deployment::Deployment;
-use super::signed::sign;
-use super::{Expiries, HashBins, Layout};
-use crate::durable::{create_dir, create_private_dir, write_durably};
+use crate::bins::HashBins;
+use crate::durable::{create_dir, create_private_dir, write_durably, write_secret_durably};
 use crate::keys::{self, KeyIdRule, SigningKey};
+use crate::repository::build;
+use crate::repository::deployment::Deployment;
+use crate::repository::signed::sign;
+use crate::repository::{Expiries, Layout};
 use crate::role::Role;
-use crate::submission::{SUBMITTER, SUBMITTERS_FILE};
+use crate::role::SUBMITTER;
+use crate::submission::SUBMITTERS_FILE;
 use crate::{Error, Result};
 
 pub struct InitOptions {
@@ -182,7 +184,8 @@ fn make_keys(
         if deployment.key_folders {
             create_private_dir(path.parent().expect("key files have a folder"), 0o700)?;
         }
-        SigningKey::save_pem(&pem, &path)?;
+        // Private from its first byte, never replacing a file.
+        write_secret_durably(&path, pem.as_bytes())?;
         deployment.give_key(name, &path)?;
         Ok(key)
     };

@@ -1,0 +1,6 @@
+//! What an operator runs beside the signing path, never inside a signer: `init` (the keys and
+//! the first version of every file) and the root ceremony (drafting, signing offline and
+//! publishing a new root). Both build on the repository and the roles below them.
+
+pub mod init;
+pub mod root;
