@@ -340,32 +340,8 @@ impl Ledger {
             Err(e) => return Err(Error::io("cannot read the submission ledger", path)(e)),
         };
         let horizon = ledger.horizon();
-        let mut since = None;
         let text = read_whole_lines(&file, path)?;
-        for (n, line) in text.lines().enumerate() {
-            let line = line.map_err(Error::io("cannot read the submission ledger", path))?;
-            let Ok(line) = serde_json::from_str::<Line<String>>(&line) else {
-                return Err(Error::Repository {
-                    path: path.clone(),
-                    reason: format!(
-                        "line {} does not parse; move the ledger away and restart the targets \
-                         signer (it starts a new one, refusing jobs issued before)",
-                        n + 1
-                    ),
-                });
-            };
-            ledger.lines += 1;
-            if let Some(s) = line.since {
-                since = Some(since.map_or(s, |old: Timestamp| old.min(s)));
-            }
-            let Some(issued) = line.issued.filter(|t| *t >= horizon) else {
-                continue;
-            };
-            for key in line.keys {
-                let slot = ledger.last.entry(key).or_insert(issued);
-                *slot = (*slot).max(issued);
-            }
-        }
+        let since = ledger.replay(&text, horizon)?;
         let began = since.ok_or_else(|| Error::Repository {
             path: path.clone(),
             reason: "the submission ledger has no start line; move it away and restart the \
@@ -381,6 +357,37 @@ impl Ledger {
                  issued before then are refused as possible replays");
         }
         Ok(ledger)
+    }
+
+    /// Takes in the ledger's lines (`text`): for each name, the newest issue time at or
+    /// after `horizon`. Returns the earliest start line's time, if there is one.
+    fn replay(&mut self, text: &[u8], horizon: Timestamp) -> Result<Option<Timestamp>> {
+        let mut since = None;
+        for (n, line) in text.lines().enumerate() {
+            let line = line.map_err(Error::io("cannot read the submission ledger", &self.path))?;
+            let Ok(line) = serde_json::from_str::<Line<String>>(&line) else {
+                return Err(Error::Repository {
+                    path: self.path.clone(),
+                    reason: format!(
+                        "line {} does not parse; move the ledger away and restart the targets \
+                         signer (it starts a new one, refusing jobs issued before)",
+                        n + 1
+                    ),
+                });
+            };
+            self.lines += 1;
+            if let Some(s) = line.since {
+                since = Some(since.map_or(s, |old: Timestamp| old.min(s)));
+            }
+            let Some(issued) = line.issued.filter(|t| *t >= horizon) else {
+                continue;
+            };
+            for key in line.keys {
+                let slot = self.last.entry(key).or_insert(issued);
+                *slot = (*slot).max(issued);
+            }
+        }
+        Ok(since)
     }
 
     /// Jobs issued before this are covered by rule 1, not remembered.

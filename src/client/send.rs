@@ -196,24 +196,7 @@ pub async fn refresh_expiry(sending: &Sending, role: Role) -> Result<()> {
         Some((layout, _)) => Some(status::top_level(layout)?.of(role)),
         None => None,
     };
-    let body = match role {
-        Role::Snapshot => serde_json::to_vec(&SnapshotJob {
-            refresh_expiry: true,
-            ..Default::default()
-        }),
-        Role::Timestamp => serde_json::to_vec(&TimestampJob {
-            refresh_expiry: true,
-            ..Default::default()
-        }),
-        _ => {
-            let job = TargetsJob {
-                refresh_expiry: true,
-                ..Default::default()
-            };
-            Ok(crate::submission::sign(&job, &sending.submitter_key()?)?)
-        }
-    }
-    .expect("jobs serialise");
+    let body = refresh_job(sending, role)?;
     let queue = Queue::of(role).unwrap_or(Queue::Targets);
     match sending.via()? {
         Via::Inbox(dir) if queue == Queue::Targets => {
@@ -257,6 +240,29 @@ pub async fn refresh_expiry(sending: &Sending, role: Role) -> Result<()> {
              the signers running, or paused? (tuf-client status --repo ...)"
         ))),
     }
+}
+
+/// The job that asks `role`'s signer to re-sign now: a targets job is a submission, signed
+/// with the submitter key; the others go to their queue as they are.
+fn refresh_job(sending: &Sending, role: Role) -> Result<Vec<u8>> {
+    let body = match role {
+        Role::Snapshot => serde_json::to_vec(&SnapshotJob {
+            refresh_expiry: true,
+            ..Default::default()
+        }),
+        Role::Timestamp => serde_json::to_vec(&TimestampJob {
+            refresh_expiry: true,
+            ..Default::default()
+        }),
+        _ => {
+            let job = TargetsJob {
+                refresh_expiry: true,
+                ..Default::default()
+            };
+            return crate::submission::sign(&job, &sending.submitter_key()?);
+        }
+    };
+    Ok(body.expect("jobs serialise"))
 }
 
 /// `tuf-client bins`: asks the targets signer to spread every target over `count` bins;
