@@ -235,10 +235,18 @@ impl Check<'_> {
             Ok(t) => t,
             Err(e) => return self.failed(&timestamp_file, e),
         };
+        // The file a role's problems are about: the version listed above it, or, when it is
+        // not listed, the file that should have listed it.
         let listed = |set: &TrustedSet, role: Role| {
-            let meta = set.snapshot().map_or(&timestamp.meta, |s| &s.meta);
-            let version = meta.get(role.file()).map_or(0, |m| m.version.get());
-            layout.versioned(role.name(), version)
+            let (lister, meta) = match set.snapshot() {
+                Some(s) => (
+                    layout.versioned(Role::Snapshot.name(), s.version.get()),
+                    &s.meta,
+                ),
+                None => (layout.timestamp(), &timestamp.meta),
+            };
+            meta.get(role.file())
+                .map_or(lister, |m| layout.versioned(role.name(), m.version.get()))
         };
         let snapshot_file = listed(set, Role::Snapshot);
         let snapshot = match std::fs::read(&snapshot_file)
@@ -306,11 +314,14 @@ impl Check<'_> {
         let mut targets = 0;
         let mut file_problems = 0;
         for role in &delegations.roles {
-            let version = set
-                .snapshot()
-                .and_then(|s| s.meta.get(&format!("{}.json", role.name)))
-                .map_or(0, |m| m.version.get());
-            let file = self.layout.versioned(&role.name, version);
+            // Not listed, the problem is the snapshot's.
+            let snapshot = set.snapshot().expect("trusted by top_level");
+            let file = match snapshot.meta.get(&format!("{}.json", role.name)) {
+                Some(m) => self.layout.versioned(&role.name, m.version.get()),
+                None => self
+                    .layout
+                    .versioned(Role::Snapshot.name(), snapshot.version.get()),
+            };
             let bin =
                 match trust_published_targets(set, self.layout, &role.name, Role::Targets.name()) {
                     Ok(bin) => bin.clone(),

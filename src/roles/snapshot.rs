@@ -360,7 +360,6 @@ impl SnapshotRole {
     }
 }
 
-/// Whether `key` alone meets a role's `threshold` among its `keys`.
 /// A job names only targets.json and hashed bins (of any bin count: a change of the count
 /// brings new names), each entry well formed, and at least one file unless it asks for an
 /// expiry check or refresh.
@@ -406,6 +405,7 @@ fn vouched_bins<'d>(
         .collect()
 }
 
+/// Whether `key` alone meets a role's `threshold` among its `keys`.
 fn vouches(threshold: u64, keys: &[&Key], key: &Key) -> bool {
     threshold == 1 && keys.iter().any(|k| keys::same_key(k, key))
 }

@@ -93,3 +93,55 @@ async fn removed_targets_disappear_for_the_client_and_the_rest_stay() {
     assert_eq!(status::read(&repo.layout, &repo.pin()).unwrap().targets, 7);
     signers.stop().await;
 }
+
+/// A snapshot that leaves a bin out (re-signed by the snapshot key, so it verifies): validate
+/// names the snapshot's file, the one to open, not a version of the bin that does not exist.
+#[test]
+fn validate_names_the_snapshot_that_leaves_a_bin_out() {
+    use package_signing::keys::SigningKey;
+    use package_signing::ops::init::find_key;
+    use package_signing::repository::{build, signed, Expiries};
+
+    let repo = Repo::init(4);
+    let layout = &repo.layout;
+    let key = |role: &str| SigningKey::load(&find_key(&repo.keys, role)).unwrap();
+    let version = repo.newest("snapshot") + 1;
+    let mut snapshot = repo.read_json(&layout.versioned("snapshot", version - 1))["signed"].clone();
+    let bin = snapshot["meta"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .find(|f| f.starts_with("bin-"))
+        .unwrap()
+        .clone();
+    snapshot["meta"].as_object_mut().unwrap().remove(&bin);
+    snapshot["version"] = version.into();
+    let file = signed::sign(&snapshot, version, &[&key("snapshot")], "snapshot").unwrap();
+    std::fs::write(layout.versioned("snapshot", version), &file.bytes).unwrap();
+    let timestamp_version = repo.timestamp().0 + 1;
+    let timestamp = build::timestamp(
+        &file.meta,
+        timestamp_version,
+        &[&key("timestamp")],
+        Expiries::default(),
+    )
+    .unwrap();
+    std::fs::write(layout.timestamp(), &timestamp.bytes).unwrap();
+
+    let report = validate(
+        layout,
+        &repo.pin(),
+        &Window::Every(Duration::from_secs(60)),
+        false,
+    )
+    .unwrap();
+    let named = format!("metadata/{version}.snapshot.json: ");
+    assert!(
+        report
+            .problems
+            .iter()
+            .any(|p| p.starts_with(&named) && p.contains(&bin)),
+        "{}",
+        report.render()
+    );
+}
