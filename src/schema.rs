@@ -1,5 +1,12 @@
-//! The TUF roles that carry keys, `root` and `targets` (with its delegations), as plain serde
-//! types. Everything else (snapshot, timestamp, key, target, path set) is tough's schema.
+//! The metadata model: one plain serde type per file kind (`root`, `targets` and every
+//! delegated role, `snapshot`, `timestamp`), one type for a file a snapshot or timestamp lists
+//! ([`MetaFile`]), one for a signed target ([`TargetFile`]) and one delegation type
+//! ([`Delegations`]). The signers, `validate`, the client and the updater all read and write
+//! these; only the leaves (a public key, a signature, a role's key list) are tough's.
+//!
+//! Invariant: parsing is lenient where the specification is (any hash algorithms, either
+//! `paths` or `path_hash_prefixes`), and checking is the reader's: the updater's rules are in
+//! [`crate::updater::metadata`], the signers' in the roles. Nothing here does I/O.
 //!
 //! Invariant: a key id is an opaque label. These types read a key map as written and never
 //! recompute its ids, so a repository whose ids follow php-tuf's rule (see
@@ -8,15 +15,14 @@
 //! is why these two live here. Whether two ids name one key is checked where keys are
 //! trusted ([`crate::verify`]), by comparing the public keys themselves.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::num::NonZeroU64;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 use tough::schema::decoded::{Decoded, Hex};
 use tough::schema::key::Key;
-use tough::schema::{DelegatedRole, RoleKeys, RoleType, Target};
-use tough::TargetName;
+use tough::schema::{RoleKeys, RoleType};
 
 /// A map from key id to public key, read without recomputing the ids.
 pub type KeyMap = HashMap<Decoded<Hex>, Key>;
@@ -37,7 +43,8 @@ pub struct Root {
     pub _extra: HashMap<String, Value>,
 }
 
-/// TUF 1.0 §4.5 targets.json and every delegated role (our hashed bins).
+/// TUF 1.0 §4.5 targets.json and every delegated role (our hashed bins). Unknown fields are
+/// read past: a signer re-signs only the targets files it wrote itself.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(tag = "_type", rename = "targets")]
 pub struct Targets {
@@ -45,11 +52,53 @@ pub struct Targets {
     pub version: NonZeroU64,
     #[serde(serialize_with = "whole_seconds")]
     pub expires: jiff::Timestamp,
-    pub targets: HashMap<TargetName, Target>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    pub targets: BTreeMap<String, TargetFile>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delegations: Option<Delegations>,
-    #[serde(flatten, deserialize_with = "extra_without_type")]
-    pub _extra: HashMap<String, Value>,
+}
+
+/// TUF 1.0 §4.4 snapshot.json: the version (and here always the length and hashes) of
+/// top-level targets and of every delegated role.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(tag = "_type", rename = "snapshot")]
+pub struct Snapshot {
+    pub spec_version: String,
+    pub version: NonZeroU64,
+    #[serde(serialize_with = "whole_seconds")]
+    pub expires: jiff::Timestamp,
+    pub meta: BTreeMap<String, MetaFile>,
+}
+
+/// TUF 1.0 §4.6 timestamp.json: the snapshot's version, length and hashes.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(tag = "_type", rename = "timestamp")]
+pub struct Timestamp {
+    pub spec_version: String,
+    pub version: NonZeroU64,
+    #[serde(serialize_with = "whole_seconds")]
+    pub expires: jiff::Timestamp,
+    pub meta: BTreeMap<String, MetaFile>,
+}
+
+/// TUF 1.0 §4.4 METAFILES: a metadata file as snapshot or timestamp lists it. The
+/// specification makes length and hashes optional; our signers always write both (php-tuf
+/// caps a download it has no length for at 100 kB).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct MetaFile {
+    pub version: NonZeroU64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub length: Option<u64>,
+    /// Algorithm -> hex digest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hashes: Option<BTreeMap<String, String>>,
+}
+
+/// TUF 1.0 §4.5 TARGETS: a target's signed description, its length and hashes (algorithm ->
+/// hex digest; our signers write sha256 and sha512).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct TargetFile {
+    pub length: u64,
+    pub hashes: BTreeMap<String, String>,
 }
 
 /// What a signer needs of a file another signer wrote, which it has verified: its `_type`
@@ -69,6 +118,22 @@ pub struct Header {
 pub struct Delegations {
     pub keys: KeyMap,
     pub roles: Vec<DelegatedRole>,
+}
+
+/// One delegated role. Path patterns and hash prefixes are kept as strings: parsing compiles
+/// nothing a hostile repository could make costly, and exactly one of the two must be given
+/// (checked by the reader: [`crate::updater::metadata`], and our signers' own expectations).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct DelegatedRole {
+    pub name: String,
+    pub keyids: Vec<Decoded<Hex>>,
+    pub threshold: NonZeroU64,
+    #[serde(default)]
+    pub terminating: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paths: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path_hash_prefixes: Option<Vec<String>>,
 }
 
 impl Root {
@@ -103,38 +168,56 @@ impl Targets {
             spec_version,
             version,
             expires,
-            targets: HashMap::new(),
+            targets: BTreeMap::new(),
             delegations: None,
-            _extra: HashMap::new(),
         }
     }
 }
 
-impl tough::schema::Role for Root {
-    const TYPE: RoleType = RoleType::Root;
-    fn expires(&self) -> jiff::Timestamp {
-        self.expires
-    }
-    fn version(&self) -> NonZeroU64 {
-        self.version
-    }
-    fn filename(&self, _consistent_snapshot: bool) -> String {
-        format!("{}.root.json", self.version)
+impl Snapshot {
+    /// A snapshot listing nothing yet.
+    pub fn new(spec_version: String, version: NonZeroU64, expires: jiff::Timestamp) -> Snapshot {
+        Snapshot {
+            spec_version,
+            version,
+            expires,
+            meta: BTreeMap::new(),
+        }
     }
 }
 
-impl tough::schema::Role for Targets {
-    const TYPE: RoleType = RoleType::Targets;
-    fn expires(&self) -> jiff::Timestamp {
-        self.expires
-    }
-    fn version(&self) -> NonZeroU64 {
-        self.version
-    }
-    fn filename(&self, _consistent_snapshot: bool) -> String {
-        format!("{}.targets.json", self.version)
+impl Timestamp {
+    /// A timestamp listing nothing yet.
+    pub fn new(spec_version: String, version: NonZeroU64, expires: jiff::Timestamp) -> Timestamp {
+        Timestamp {
+            spec_version,
+            version,
+            expires,
+            meta: BTreeMap::new(),
+        }
     }
 }
+
+/// What every file kind has, for code that reads any of them: its version and expiry.
+pub trait Metadata {
+    fn version(&self) -> NonZeroU64;
+    fn expires(&self) -> jiff::Timestamp;
+}
+
+macro_rules! metadata {
+    ($($kind:ident),*) => {$(
+        impl Metadata for $kind {
+            fn version(&self) -> NonZeroU64 {
+                self.version
+            }
+            fn expires(&self) -> jiff::Timestamp {
+                self.expires
+            }
+        }
+    )*};
+}
+
+metadata!(Root, Targets, Snapshot, Timestamp);
 
 /// An expiry as the specification writes it, in whole seconds: `2030-01-01T00:00:00Z`.
 pub fn expiry_string(t: jiff::Timestamp) -> String {

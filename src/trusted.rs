@@ -10,7 +10,7 @@ use crate::pin::Pin;
 use crate::repository::Layout;
 use crate::role::Role;
 use crate::schema::Root;
-use crate::updater::metadata::TargetsRole;
+use crate::schema::Targets;
 use crate::updater::trusted_set::TrustedSet;
 use crate::verify::{fail, root_authority, verify};
 use crate::{Error, Result};
@@ -117,7 +117,7 @@ pub fn trust_published_targets<'s>(
     layout: &Layout,
     role: &str,
     delegator: &str,
-) -> Result<&'s TargetsRole> {
+) -> Result<&'s Targets> {
     let version = set
         .snapshot()
         .and_then(|s| s.meta.get(&format!("{role}.json")))

@@ -238,34 +238,6 @@ pub(crate) fn delegated_authority<'a>(
     )
 }
 
-/// A list of delegations that gives each delegated role's keys and threshold by name: our
-/// signers' schema ([`Delegations`]) and the updater's read it alike.
-pub(crate) trait DelegationKeys {
-    fn authority_for(&self, name: &str) -> Result<Authority<'_>>;
-}
-
-impl DelegationKeys for Delegations {
-    fn authority_for(&self, name: &str) -> Result<Authority<'_>> {
-        delegated_authority(self, name)
-    }
-}
-
-impl DelegationKeys for crate::updater::metadata::Delegations {
-    fn authority_for(&self, name: &str) -> Result<Authority<'_>> {
-        let r = self
-            .roles
-            .iter()
-            .find(|r| r.name == name)
-            .ok_or_else(|| fail(format!("no delegation to {name}")))?;
-        authority(
-            &self.keys,
-            &r.keyids,
-            r.threshold.get(),
-            &format!("the delegation to {name}"),
-        )
-    }
-}
-
 /// `threshold` of the keys `keyids` names in `keys` (a delegation's, as `whose` says).
 pub(crate) fn authority<'a>(
     keys: &'a KeyMap,
@@ -287,12 +259,11 @@ pub(crate) fn authority<'a>(
 pub(crate) fn verify_delegated<T: DeserializeOwned>(
     bytes: &[u8],
     path: &std::path::Path,
-    delegations: &impl DelegationKeys,
+    delegations: &Delegations,
     name: &str,
 ) -> Result<T> {
     let what = format!("{name}.json");
-    delegations
-        .authority_for(name)
+    delegated_authority(delegations, name)
         .and_then(|a| verify(bytes, &what, &a.by_key()))
         .map_err(|e| Error::Untrusted {
             path: path.into(),

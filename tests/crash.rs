@@ -97,12 +97,7 @@ async fn sigkill_mid_batch_then_restart_signs_every_target_exactly_once() {
         let bin: tough::schema::Signed<package_signing::schema::Targets> =
             serde_json::from_slice(&bytes).unwrap();
         for target in bin.signed.targets.keys() {
-            assert_eq!(
-                bins.index_of(target.raw()),
-                i,
-                "{} in the wrong bin",
-                target.raw()
-            );
+            assert_eq!(bins.index_of(target), i, "{target} in the wrong bin");
         }
         total += bin.signed.targets.len();
     }

@@ -8,8 +8,8 @@ use crate::bins::HashBins;
 use crate::pin::Pin;
 use crate::repository::Layout;
 use crate::role::Role;
+use crate::schema::{DelegatedRole, Targets};
 use crate::trusted::{trust_published_snapshot, trust_published_targets, trusted_chain};
-use crate::updater::metadata::{DelegatedRole, TargetsRole};
 use crate::updater::TrustedSet;
 use crate::{Error, Result};
 
@@ -23,7 +23,7 @@ pub struct Coverage {
     pin: Pin,
     /// Bins verified at a version, under a top-level targets version (files of one version
     /// never change): the newest seen of each bin.
-    bins_cache: HashMap<(String, u64, u64), TargetsRole>,
+    bins_cache: HashMap<(String, u64, u64), Targets>,
     last_timestamp: Vec<u8>,
     /// Top-level targets version, the bins it delegates to, and each delegation.
     top: Option<(u64, HashBins, HashMap<String, DelegatedRole>)>,

@@ -3,7 +3,8 @@
 
 use std::fmt::Write;
 
-use tough::schema::{RoleType, Signed, Snapshot, Timestamp};
+use crate::schema::{Snapshot, Timestamp};
+use tough::schema::{RoleType, Signed};
 
 use crate::pin::Pin;
 use crate::role::Role;
@@ -48,7 +49,7 @@ pub struct TopLevel {
 
 /// Reads timestamp → snapshot → top-level targets, no bin.
 pub fn top_level(layout: &Layout) -> Result<TopLevel> {
-    let version_of = |meta: &std::collections::HashMap<String, tough::schema::Metafile>, file| {
+    let version_of = |meta: &std::collections::BTreeMap<String, crate::schema::MetaFile>, file| {
         meta.get(file).map(|m| m.version.get()).unwrap_or(1)
     };
     let (timestamp, _) = signed::load::<Timestamp>(&layout.timestamp(), Role::Timestamp.name())?;

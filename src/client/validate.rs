@@ -19,8 +19,8 @@ use crate::repository::{Expiries, Layout};
 use crate::role::Role;
 use crate::roles::check_version;
 use crate::schema::Header;
+use crate::schema::{Delegations, Snapshot, Targets};
 use crate::trusted::{trust_published_targets, trusted_chain_at, RootChain};
-use crate::updater::metadata::{Delegations, MetaRole, TargetsRole};
 use crate::updater::TrustedSet;
 use crate::verify::verify_delegated;
 use crate::{Error, Result};
@@ -167,8 +167,8 @@ pub fn validate(layout: &Layout, pin: &Pin, window: &Window, target_files: bool)
 
 /// The top-level files a client trusts, and where they are.
 struct TopLevel {
-    snapshot: MetaRole,
-    targets: TargetsRole,
+    snapshot: Snapshot,
+    targets: Targets,
     targets_file: PathBuf,
 }
 
@@ -367,7 +367,7 @@ impl Check<'_> {
 
     /// Bins of an earlier bin count stay listed (a snapshot may never drop a file); anything
     /// else the delegations do not name has no business there.
-    fn snapshot_lists(&mut self, snapshot: &MetaRole, delegations: &Delegations) {
+    fn snapshot_lists(&mut self, snapshot: &Snapshot, delegations: &Delegations) {
         let delegated: HashSet<String> = delegations
             .roles
             .iter()
@@ -463,7 +463,7 @@ impl Check<'_> {
 fn check_target_file(
     layout: &Layout,
     name: &str,
-    file: &crate::updater::metadata::TargetFile,
+    file: &crate::schema::TargetFile,
 ) -> std::result::Result<(), String> {
     let Some(prefix) = file.hash_prefix() else {
         return Err(format!("{name}: signed with no hash"));

@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use tough::schema::{DelegatedRole, PathHashPrefix, PathSet, RoleKeys, Snapshot, Timestamp};
+use tough::schema::RoleKeys;
 
 use super::expiry::expires_in;
 use super::signed::{hex_decoded, non_zero, sign, SignedFile};
@@ -13,8 +13,8 @@ use super::{Expiries, MetaEntry, SPEC_VERSION};
 use crate::bins::HashBins;
 use crate::keys::{self, KeyIdRule, SigningKey};
 use crate::role::Role;
-use crate::schema::{Delegations, Root, Targets};
-use crate::{Error, Result};
+use crate::schema::{DelegatedRole, Delegations, Root, Snapshot, Targets, Timestamp};
+use crate::Result;
 
 /// Root version 1: each top-level role with its one key (named by `rule`), threshold 1.
 pub fn root(keys: &HashMap<Role, SigningKey>, expiries: Expiries, rule: KeyIdRule) -> Result<Root> {
@@ -55,18 +55,13 @@ pub fn top_targets(
     let mut delegations = Delegations::default();
     delegations.keys.insert(id.clone(), key.public().clone());
     for i in 0..bins.count() {
-        let prefixes = bins
-            .prefixes(i)
-            .into_iter()
-            .map(|p| PathHashPrefix::new(p).map_err(|e| Error::Verify(e.to_string())))
-            .collect::<Result<Vec<_>>>()?;
         delegations.roles.push(DelegatedRole {
             name: bins.name(i),
             keyids: vec![id.clone()],
             threshold: non_zero(1)?,
-            paths: PathSet::PathHashPrefixes(prefixes),
             terminating: true,
-            targets: None,
+            paths: None,
+            path_hash_prefixes: Some(bins.prefixes(i)),
         });
     }
     let mut top = Targets::new(

@@ -1,6 +1,6 @@
 //! Signing a role into the bytes of its file, and what snapshot/timestamp record about a file.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::num::NonZeroU64;
 use std::path::Path;
 
@@ -8,9 +8,10 @@ use aws_lc_rs::digest::{digest, SHA256};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tough::schema::decoded::{Decoded, Hex};
-use tough::schema::{Hashes, Metafile, Signed};
+use tough::schema::Signed;
 
 use crate::keys::SigningKey;
+use crate::schema::{MetaFile, Metadata};
 use crate::{canonical, Error, Result};
 
 /// What snapshot lists for a targets file and timestamp for the snapshot: version, length and
@@ -32,25 +33,21 @@ impl MetaEntry {
         }
     }
 
-    pub fn to_metafile(&self) -> Result<Metafile> {
-        Ok(Metafile {
+    pub fn to_metafile(&self) -> Result<MetaFile> {
+        Ok(MetaFile {
             length: Some(self.length),
-            hashes: Some(Hashes {
-                sha256: hex_decoded(&self.sha256)?,
-                _extra: HashMap::new(),
-            }),
+            hashes: Some(BTreeMap::from([("sha256".into(), self.sha256.clone())])),
             version: non_zero(self.version)?,
-            _extra: HashMap::new(),
         })
     }
 
     /// Reads back what a snapshot or timestamp recorded; a file we did not write may lack
     /// length or hashes, and then we cannot vouch for it.
-    pub fn from_metafile(m: &Metafile) -> Option<MetaEntry> {
+    pub fn from_metafile(m: &MetaFile) -> Option<MetaEntry> {
         Some(MetaEntry {
             version: m.version.get(),
             length: m.length?,
-            sha256: hex::encode(&m.hashes.as_ref()?.sha256),
+            sha256: hex::encode(hex::decode(m.hashes.as_ref()?.get("sha256")?).ok()?),
         })
     }
 }
@@ -62,7 +59,7 @@ pub struct SignedFile {
     pub meta: MetaEntry,
 }
 
-/// Signs `role` (a tough schema type) with `keys` and returns the file's canonical bytes.
+/// Signs `role` (a [`crate::schema`] type) with `keys` and returns the file's canonical bytes.
 pub fn sign<T: Serialize>(
     role: &T,
     version: u64,
@@ -95,9 +92,9 @@ pub fn sign_canonical(signed: &[u8], version: u64, keys: &[&SigningKey]) -> Resu
     Ok(SignedFile { bytes, meta })
 }
 
-/// Reads and parses a metadata file with tough's types; returns it with its own meta entry.
+/// Reads and parses a metadata file ([`crate::schema`]); returns it with its own meta entry.
 /// Checks no signature: for a file a signer adopts as state, see [`load_verified`].
-pub fn load<T: DeserializeOwned + tough::schema::Role>(
+pub fn load<T: DeserializeOwned + Metadata>(
     path: &Path,
     what: &'static str,
 ) -> Result<(Signed<T>, MetaEntry)> {
@@ -108,7 +105,7 @@ pub fn load<T: DeserializeOwned + tough::schema::Role>(
 /// Reads a metadata file a signer adopts as its state ([`read_own`]: a plain file of this
 /// signer's user), lets `verify` check its bytes (signatures, against the keys that must
 /// have signed it), then parses it; returns it with its own meta entry.
-pub fn load_verified<T: DeserializeOwned + tough::schema::Role>(
+pub fn load_verified<T: DeserializeOwned + Metadata>(
     path: &Path,
     what: &'static str,
     verify: impl FnOnce(&[u8]) -> Result<()>,
@@ -159,7 +156,7 @@ pub fn read_own(path: &Path) -> Result<Vec<u8>> {
     Ok(bytes)
 }
 
-fn parse<T: DeserializeOwned + tough::schema::Role>(
+fn parse<T: DeserializeOwned + Metadata>(
     path: &Path,
     what: &'static str,
     bytes: &[u8],

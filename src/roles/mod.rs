@@ -151,7 +151,7 @@ pub fn read_verified(
 
 /// Loads a file a signer adopts as its state: it must verify against `role`'s keys in the
 /// current root and, when its name gives a version (`named`), be that version.
-pub fn load_state<T: DeserializeOwned + tough::schema::Role>(
+pub fn load_state<T: DeserializeOwned + crate::schema::Metadata>(
     chain: &RootChain,
     path: &std::path::Path,
     role: Role,
@@ -189,7 +189,7 @@ pub fn listed_versions(layout: &Layout, chain: &RootChain) -> Result<BTreeMap<St
     };
     let path = layout.versioned(Role::Snapshot, newest);
     let bytes = std::fs::read(&path).map_err(Error::io("cannot read metadata", &path))?;
-    let snapshot: tough::schema::Snapshot = chain.verify_role(&bytes, &path, RoleType::Snapshot)?;
+    let snapshot: crate::schema::Snapshot = chain.verify_role(&bytes, &path, RoleType::Snapshot)?;
     check_version(&path, snapshot.version.get(), newest)?;
     Ok(snapshot
         .meta

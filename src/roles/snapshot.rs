@@ -2,7 +2,8 @@
 
 use std::collections::BTreeMap;
 
-use tough::schema::{RoleType, Snapshot};
+use crate::schema::Snapshot;
+use tough::schema::RoleType;
 
 use super::stage::{Applied, Core, Stage};
 use super::{check_version, load_state, read_verified, RoleSettings};

@@ -9,10 +9,8 @@ use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use tough::schema::PathSet;
-
 use crate::role::Role;
-use crate::schema::Targets;
+use crate::schema::{Delegations, TargetFile, Targets};
 
 use super::stage::{Applied, Core, Refusal, Stage};
 use super::{check_not_older, check_version, listed_versions, load_state, signed_by, RoleSettings};
@@ -715,10 +713,7 @@ impl OnDisk<'_> {
 
 /// The delegations of top-level targets (at `top_path`), which must be this signer's hashed
 /// bins, in order, each with the hash prefixes of its range; and those bins.
-fn delegated_bins<'t>(
-    top: &'t Targets,
-    top_path: &Path,
-) -> Result<(&'t crate::schema::Delegations, HashBins)> {
+fn delegated_bins<'t>(top: &'t Targets, top_path: &Path) -> Result<(&'t Delegations, HashBins)> {
     let delegations = top.delegations.as_ref().ok_or_else(|| Error::Repository {
         path: top_path.into(),
         reason: "top-level targets delegates to no bins".into(),
@@ -727,8 +722,8 @@ fn delegated_bins<'t>(
     for (i, role) in delegations.roles.iter().enumerate() {
         let expected = bins.prefixes(i as u32);
         let matches = role.name == bins.name(i as u32)
-            && matches!(&role.paths, PathSet::PathHashPrefixes(p)
-                if p.iter().map(|x| x.value()).eq(expected.iter().map(String::as_str)));
+            && role.paths.is_none()
+            && role.path_hash_prefixes.as_ref() == Some(&expected);
         if !matches {
             return Err(Error::Repository {
                 path: top_path.into(),
@@ -747,7 +742,7 @@ fn delegated_bins<'t>(
 fn delegates_to_this_key(
     core: &Core,
     top: &tough::schema::Signed<Targets>,
-    delegations: &crate::schema::Delegations,
+    delegations: &Delegations,
 ) -> Result<bool> {
     let our_id = signed::hex_decoded(core.key.key_id())?;
     Ok(core.top_level_keys().iter().all(|k| signed_by(top, k))
@@ -767,7 +762,7 @@ fn load_bin(
     core: &Core,
     disk: &OnDisk,
     (bins, index): (&HashBins, u32),
-    delegations: &crate::schema::Delegations,
+    delegations: &Delegations,
     name: String,
 ) -> Result<(Bin, bool)> {
     let version = disk.newest(&name)?;
@@ -781,11 +776,7 @@ fn load_bin(
     // The same key signs every bin: one bin's file copied under another's name verifies,
     // but lists targets that are not this bin's.
     let foreign = bin.signed.delegations.is_some()
-        || bin
-            .signed
-            .targets
-            .keys()
-            .any(|t| bins.index_of(t.raw()) != index);
+        || bin.signed.targets.keys().any(|t| bins.index_of(t) != index);
     if foreign {
         return Err(Error::Untrusted {
             path,
@@ -795,7 +786,7 @@ fn load_bin(
     let signed_by_key = signed_by(&bin, &core.key);
     let mut targets = BTreeMap::new();
     for (target_name, t) in bin.signed.targets {
-        targets.insert(target_name.raw().to_string(), Entry::of(&t, &path)?);
+        targets.insert(target_name, Entry::of(&t, &path)?);
     }
     let bin = Bin {
         name,
@@ -809,25 +800,14 @@ fn load_bin(
 
 impl Entry {
     /// The compact form of a signed target of the bin at `path` (binary hashes).
-    fn of(t: &tough::schema::Target, path: &Path) -> Result<Entry> {
-        let sha512 = t
-            .hashes
-            ._extra
-            .get("sha512")
-            .and_then(|v| v.as_str())
-            .unwrap_or_default();
+    fn of(t: &TargetFile, path: &Path) -> Result<Entry> {
+        fn digest<const N: usize>(t: &TargetFile, algorithm: &str) -> Option<[u8; N]> {
+            hex::decode(t.hashes.get(algorithm)?).ok()?.try_into().ok()
+        }
         Ok(Entry {
             length: t.length,
-            sha256: t
-                .hashes
-                .sha256
-                .as_ref()
-                .try_into()
-                .map_err(|_| bad_hash(path))?,
-            sha512: hex::decode(sha512)
-                .ok()
-                .and_then(|v| v.try_into().ok())
-                .ok_or_else(|| bad_hash(path))?,
+            sha256: digest(t, "sha256").ok_or_else(|| bad_hash(path))?,
+            sha512: digest(t, "sha512").ok_or_else(|| bad_hash(path))?,
         })
     }
 }
@@ -1004,7 +984,7 @@ mod tests {
             canonical::value_to_vec(&value, "t").unwrap()
         );
         let parsed: Targets =
-            serde_json::from_slice(&encode_bin(&bin)).expect("tough parses a bin");
+            serde_json::from_slice(&encode_bin(&bin)).expect("the schema parses a bin");
         assert_eq!(parsed.targets.len(), 4);
     }
 }

@@ -1,6 +1,7 @@
 //! The timestamp signer: points `timestamp.json` at the newest snapshot it is told of.
 
-use tough::schema::{RoleType, Timestamp};
+use crate::schema::Timestamp;
+use tough::schema::RoleType;
 
 use super::stage::{Applied, Core, Last, Stage};
 use super::{load_state, read_verified, RoleSettings};

@@ -5,7 +5,7 @@
 //! segment (as python-tuf matches them), and no pattern can make matching slow: each segment
 //! is matched by the two-pointer wildcard algorithm, at most pattern × name steps, and the
 //! updater refuses patterns longer or more numerous than its [`super::Config`] allows (and
-//! reads them as plain strings: [`super::metadata::DelegatedRole`]).
+//! reads them as plain strings: [`crate::schema::DelegatedRole`]).
 
 /// Shell-style matching of a TUF PATHPATTERN, as python-tuf matches it (`fnmatch` on each
 /// `/`-separated segment): `*` any run, `?` any one character, `[seq]` and `[!seq]` (with

@@ -1,37 +1,12 @@
-//! The metadata as the updater reads it. Root is the crate's schema type; timestamp,
-//! snapshot and targets roles are read here, more leniently than our signers write them: a
-//! file may carry any hash algorithms (the specification requires none in particular), and
-//! every one listed must match.
-
-use std::collections::BTreeMap;
-use std::num::NonZeroU64;
+//! The updater's rules for the metadata model ([`crate::schema`]), which it reads more
+//! leniently than our signers write it: a file may carry any hash algorithms (the
+//! specification requires none in particular), and every one listed must match.
 
 use serde::Deserialize;
 
-use tough::schema::decoded::{Decoded, Hex};
-
 use super::delegation::path_matches;
 use super::error::{Error, Result};
-use crate::schema::KeyMap;
-
-/// TUF 1.0 §4.4 and §4.6: timestamp and snapshot, which list other metadata files.
-#[derive(Debug, Clone, Deserialize)]
-pub struct MetaRole {
-    pub version: NonZeroU64,
-    pub expires: jiff::Timestamp,
-    pub meta: BTreeMap<String, MetaFile>,
-}
-
-/// A metadata file as timestamp or snapshot lists it: its version, and optionally its length
-/// and hashes.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct MetaFile {
-    pub version: NonZeroU64,
-    #[serde(default)]
-    pub length: Option<u64>,
-    #[serde(default)]
-    pub hashes: Option<BTreeMap<String, String>>,
-}
+use crate::schema::{DelegatedRole, Delegations, MetaFile, TargetFile};
 
 impl MetaFile {
     /// §5.5.2, §5.6.2: the file's length and hashes, where listed, must match.
@@ -49,37 +24,6 @@ impl MetaFile {
             None => Ok(()),
         }
     }
-}
-
-/// TUF 1.0 §4.5: top-level targets or a delegated role.
-#[derive(Debug, Clone, Deserialize)]
-pub struct TargetsRole {
-    pub version: NonZeroU64,
-    pub expires: jiff::Timestamp,
-    pub targets: BTreeMap<String, TargetFile>,
-    #[serde(default)]
-    pub delegations: Option<Delegations>,
-}
-
-/// TUF 1.0 §4.5 DELEGATIONS. Path patterns are kept as strings and matched by
-/// [`path_matches`]: parsing compiles nothing a hostile repository could make costly.
-#[derive(Debug, Clone, Deserialize)]
-pub struct Delegations {
-    pub keys: KeyMap,
-    pub roles: Vec<DelegatedRole>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct DelegatedRole {
-    pub name: String,
-    pub keyids: Vec<Decoded<Hex>>,
-    pub threshold: NonZeroU64,
-    #[serde(default)]
-    pub terminating: bool,
-    #[serde(default)]
-    pub paths: Option<Vec<String>>,
-    #[serde(default)]
-    pub path_hash_prefixes: Option<Vec<String>>,
 }
 
 impl Delegations {
@@ -134,13 +78,6 @@ impl DelegatedRole {
             .flatten()
             .any(|p| hash.starts_with(p.as_str()))
     }
-}
-
-/// A target's signed description: its length and hashes (algorithm -> hex digest).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct TargetFile {
-    pub length: u64,
-    pub hashes: BTreeMap<String, String>,
 }
 
 impl TargetFile {

@@ -18,9 +18,9 @@ pub mod metadata;
 pub mod trusted_set;
 pub mod update;
 
+pub use crate::schema::TargetFile;
 pub use config::Config;
 pub use error::{Error, Result};
 pub use fetcher::{base_url, Fetcher, HttpFetcher};
-pub use metadata::TargetFile;
 pub use trusted_set::TrustedSet;
 pub use update::{init, output_path, Updater};

@@ -13,10 +13,10 @@ use tough::schema::RoleType;
 
 use super::config::Config;
 use super::error::{Error, Result};
-use super::metadata::{check_type, MetaFile, MetaRole, TargetsRole};
+use super::metadata::check_type;
 use crate::role::Role;
-use crate::schema::Root;
-use crate::verify::{root_authority, unverified, verify_raw, Authority, DelegationKeys};
+use crate::schema::{MetaFile, Root, Snapshot, Targets, Timestamp};
+use crate::verify::{root_authority, unverified, verify_raw, Authority};
 
 /// The top-level role names: no delegated role may take one (its file would stand for the
 /// top-level role's in the metadata folder).
@@ -46,10 +46,10 @@ pub struct TrustedSet {
     /// Longest path pattern and most patterns a delegation may have.
     limits: (usize, usize),
     root: Trusted<Root>,
-    timestamp: Option<Trusted<MetaRole>>,
-    snapshot: Option<Trusted<MetaRole>>,
+    timestamp: Option<Trusted<Timestamp>>,
+    snapshot: Option<Trusted<Snapshot>>,
     /// Top-level targets under "targets", and each delegated role loaded so far.
-    targets: HashMap<String, Trusted<TargetsRole>>,
+    targets: HashMap<String, Trusted<Targets>>,
 }
 
 /// Checks the signatures, then the `_type`, then parses the `signed` object.
@@ -106,16 +106,16 @@ impl TrustedSet {
         &self.root.signed
     }
 
-    pub fn timestamp(&self) -> Option<&MetaRole> {
+    pub fn timestamp(&self) -> Option<&Timestamp> {
         self.timestamp.as_ref().map(|t| &t.signed)
     }
 
-    pub fn snapshot(&self) -> Option<&MetaRole> {
+    pub fn snapshot(&self) -> Option<&Snapshot> {
         self.snapshot.as_ref().map(|t| &t.signed)
     }
 
     /// A targets role loaded in this update ("targets" for the top-level one).
-    pub fn targets(&self, role: &str) -> Option<&TargetsRole> {
+    pub fn targets(&self, role: &str) -> Option<&Targets> {
         self.targets.get(role).map(|t| &t.signed)
     }
 
@@ -156,7 +156,7 @@ impl TrustedSet {
 
     /// §5.4: a timestamp signed by the root's timestamp keys, no older than the trusted one
     /// and naming no older snapshot; `SameVersion` when it is the trusted version.
-    pub fn update_timestamp(&mut self, bytes: &[u8]) -> Result<&MetaRole> {
+    pub fn update_timestamp(&mut self, bytes: &[u8]) -> Result<&Timestamp> {
         if self.snapshot.is_some() {
             return Err(Error::Order(
                 "timestamp cannot change once snapshot is loaded",
@@ -168,13 +168,13 @@ impl TrustedSet {
         }
         let authority =
             root_authority(&self.root.signed, RoleType::Timestamp).map_err(Error::unsigned)?;
-        let new: MetaRole = parse_verified(
+        let new: Timestamp = parse_verified(
             bytes,
             Role::Timestamp.name(),
             Role::Timestamp.name(),
             &authority,
         )?;
-        let snapshot_of = |t: &MetaRole| t.meta.get(Role::Snapshot.file()).map(|m| m.version);
+        let snapshot_of = |t: &Timestamp| t.meta.get(Role::Snapshot.file()).map(|m| m.version);
         let new_snapshot = snapshot_of(&new)
             .ok_or_else(|| Error::BadMetadata("timestamp names no snapshot.json".into()))?;
         if let Some(old) = &self.timestamp {
@@ -223,7 +223,7 @@ impl TrustedSet {
     /// §5.5: a snapshot matching what the timestamp says of it (`trusted` skips the length and
     /// hash check for a local copy that was checked when it was first trusted), signed by the
     /// root's snapshot keys, dropping no file and rolling none back.
-    pub fn update_snapshot(&mut self, bytes: &[u8], trusted: bool) -> Result<&MetaRole> {
+    pub fn update_snapshot(&mut self, bytes: &[u8], trusted: bool) -> Result<&Snapshot> {
         if self.targets.contains_key(Role::Targets.name()) {
             return Err(Error::Order(
                 "snapshot cannot change once targets is loaded",
@@ -235,7 +235,7 @@ impl TrustedSet {
         }
         let authority =
             root_authority(&self.root.signed, RoleType::Snapshot).map_err(Error::unsigned)?;
-        let new: MetaRole = parse_verified(
+        let new: Snapshot = parse_verified(
             bytes,
             Role::Snapshot.name(),
             Role::Snapshot.name(),
@@ -290,7 +290,7 @@ impl TrustedSet {
     }
 
     /// §5.6: the top-level targets role, signed by the root's targets keys.
-    pub fn update_targets(&mut self, bytes: &[u8]) -> Result<&TargetsRole> {
+    pub fn update_targets(&mut self, bytes: &[u8]) -> Result<&Targets> {
         self.update_delegated_targets(bytes, Role::Targets.name(), Role::Root.name())
     }
 
@@ -301,7 +301,7 @@ impl TrustedSet {
         bytes: &[u8],
         role: &str,
         delegator: &str,
-    ) -> Result<&TargetsRole> {
+    ) -> Result<&Targets> {
         self.check_final_snapshot()?;
         let authority = self.authority(role, delegator)?;
         let meta = self
@@ -314,7 +314,7 @@ impl TrustedSet {
             .cloned()
             .ok_or_else(|| Error::BadMetadata(format!("the snapshot does not list {role}.json")))?;
         meta.check(role, bytes)?;
-        let new: TargetsRole = parse_verified(bytes, role, Role::Targets.name(), &authority)?;
+        let new: Targets = parse_verified(bytes, role, Role::Targets.name(), &authority)?;
         drop(authority);
         if let Some(d) = &new.delegations {
             d.check(role, self.limits.0, self.limits.1)?;
@@ -341,7 +341,7 @@ impl TrustedSet {
     /// A role loaded earlier in this update, checked again against `delegator`'s delegation:
     /// one delegator's trust does not carry over to another that delegates the same name
     /// with other keys.
-    pub fn verify_loaded(&self, role: &str, delegator: &str) -> Result<Option<&TargetsRole>> {
+    pub fn verify_loaded(&self, role: &str, delegator: &str) -> Result<Option<&Targets>> {
         let Some(loaded) = self.targets.get(role) else {
             return Ok(None);
         };
@@ -379,6 +379,6 @@ impl TrustedSet {
                 "{delegator} does not delegate to {role}"
             )));
         }
-        delegations.authority_for(role).map_err(Error::unsigned)
+        crate::verify::delegated_authority(delegations, role).map_err(Error::unsigned)
     }
 }

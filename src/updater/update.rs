@@ -15,10 +15,11 @@ use url::Url;
 use super::config::Config;
 use super::error::{Error, Result};
 use super::fetcher::{join, Fetcher};
-use super::metadata::{quote, TargetFile, TargetsRole};
+use super::metadata::quote;
 use super::trusted_set::{is_top_level_name, TrustedSet};
 use crate::durable::{create_dir, write_durably};
 use crate::role::Role;
+use crate::schema::{TargetFile, Targets};
 
 pub struct Updater<F: Fetcher> {
     dir: PathBuf,
@@ -181,7 +182,7 @@ impl<F: Fetcher> Updater<F> {
     /// §5.6: a targets role as `delegator` delegates it: loaded earlier in this update (and
     /// checked again against this delegator), the local copy when it is the version the
     /// snapshot names, else the repository's.
-    async fn load_targets(&mut self, role: &str, delegator: &str) -> Result<TargetsRole> {
+    async fn load_targets(&mut self, role: &str, delegator: &str) -> Result<Targets> {
         if delegator != Role::Root.name() && is_top_level_name(role) {
             return Err(Error::BadMetadata(format!(
                 "{delegator} delegates to a role named {role:?}, a top-level role's name"
