@@ -79,81 +79,23 @@ impl Coverage {
                 done: 0,
             });
         }
-        let mut set = trusted_chain(&self.layout, &self.pin)?;
-        trust_published_snapshot(&mut set, &self.layout, &bytes)?;
-        let timestamp_version = set.timestamp().expect("trusted").version.get();
-        let meta = set.snapshot().expect("trusted").meta.clone();
-        let version_of = |file: &str| {
-            meta.get(file)
-                .map(|m| m.version.get())
-                .ok_or_else(|| Error::Verify(format!("the snapshot lists no {file}")))
-        };
-        let top_version = version_of(Role::Targets.file())?;
-        let mut top_loaded = false;
-        let mut load_top = |set: &mut TrustedSet, me: &mut Coverage| -> Result<()> {
-            if !top_loaded {
-                let roles: HashMap<String, DelegatedRole> = trust_published_targets(
-                    set,
-                    &me.layout,
-                    Role::Targets.name(),
-                    Role::Root.name(),
-                )?
-                .delegations
-                .iter()
-                .flat_map(|d| d.roles.iter())
-                .map(|r| (r.name.clone(), r.clone()))
-                .collect();
-                me.top = Some((top_version, HashBins::new(roles.len() as u32)?, roles));
-                top_loaded = true;
-            }
-            Ok(())
-        };
-        if self.top.as_ref().is_none_or(|(v, _, _)| *v != top_version) {
-            load_top(&mut set, self)?;
+        let mut round = Round::start(&self.layout, &self.pin, &bytes)?;
+        if self
+            .top
+            .as_ref()
+            .is_none_or(|(v, _, _)| *v != round.top_version)
+        {
+            let roles = round.trust_top(&self.layout)?;
+            self.top = Some((round.top_version, HashBins::new(roles.len() as u32)?, roles));
         }
-        let bins = self.top.as_ref().expect("just set").1;
         let before = pending.len();
         let mut done = Vec::new();
         for (name, want) in pending.iter() {
-            let bin = bins.name(bins.index_of(name));
-            // The bin a client would look in: the delegation must cover the name's hash.
-            let delegated = &self.top.as_ref().expect("set").2;
-            if !delegated.get(&bin).is_some_and(|r| r.matches(name)) {
-                return Err(Error::Verify(format!(
-                    "targets does not delegate {name} to {bin}, the bin its hash names"
-                )));
-            }
-            let key = (
-                bin.clone(),
-                version_of(&format!("{bin}.json"))?,
-                top_version,
-            );
-            if !self.bins_cache.contains_key(&key) {
-                load_top(&mut set, self)?;
-                let verified =
-                    trust_published_targets(&mut set, &self.layout, &bin, Role::Targets.name())?
-                        .clone();
-                // One version per bin is kept: a wait over a busy repository stays small.
-                self.bins_cache.retain(|(b, _, _), _| *b != bin);
-                self.bins_cache.insert(key.clone(), verified);
-            }
-            let found = self.bins_cache[&key].targets.get(name).map(|t| {
-                (
-                    t.length,
-                    t.hashes.get("sha256").cloned().unwrap_or_default(),
-                )
-            });
-            if &found == want {
+            let published = self.look_up(&mut round, name)?;
+            if &published.entry == want {
                 done.push(name.clone());
             } else {
-                self.published.insert(
-                    name.clone(),
-                    Published {
-                        bin: key.0.clone(),
-                        bin_version: key.1,
-                        entry: found,
-                    },
-                );
+                self.published.insert(name.clone(), published);
             }
         }
         for name in done {
@@ -163,9 +105,114 @@ impl Coverage {
         // Only now: a failed read above (a file mid-rename) must be retried next time.
         self.last_timestamp = bytes;
         Ok(Progress {
-            timestamp_version,
+            timestamp_version: round.timestamp_version,
             done: before - pending.len(),
         })
+    }
+
+    /// What the published metadata shows of `name`: its entry in the bin its hash names, at
+    /// the version the snapshot lists, the bin verified as a client verifies it (once per
+    /// version).
+    fn look_up(&mut self, round: &mut Round, name: &str) -> Result<Published> {
+        let (_, bins, delegated) = self.top.as_ref().expect("set by check");
+        let bin = bins.name(bins.index_of(name));
+        // The bin a client would look in: the delegation must cover the name's hash.
+        if !delegated.get(&bin).is_some_and(|r| r.matches(name)) {
+            return Err(Error::Verify(format!(
+                "targets does not delegate {name} to {bin}, the bin its hash names"
+            )));
+        }
+        let key = (
+            bin.clone(),
+            round.version_of(&format!("{bin}.json"))?,
+            round.top_version,
+        );
+        if !self.bins_cache.contains_key(&key) {
+            round.trust_top(&self.layout)?;
+            let verified =
+                trust_published_targets(&mut round.set, &self.layout, &bin, Role::Targets.name())?
+                    .clone();
+            // One version per bin is kept: a wait over a busy repository stays small.
+            self.bins_cache.retain(|(b, _, _), _| *b != bin);
+            self.bins_cache.insert(key.clone(), verified);
+        }
+        let entry = self.bins_cache[&key].targets.get(name).map(|t| {
+            (
+                t.length,
+                t.hashes.get("sha256").cloned().unwrap_or_default(),
+            )
+        });
+        Ok(Published {
+            bin,
+            bin_version: key.1,
+            entry,
+        })
+    }
+}
+
+/// One check's view of the published metadata: the trusted set, from the pinned root through
+/// the timestamp just read and its snapshot; top-level targets is added to it when a bin must
+/// be verified (or its delegations read), at most once.
+struct Round {
+    set: TrustedSet,
+    timestamp_version: u64,
+    /// What the snapshot lists, file name -> version.
+    listed: HashMap<String, u64>,
+    top_version: u64,
+    top_trusted: bool,
+}
+
+impl Round {
+    fn start(layout: &Layout, pin: &Pin, timestamp: &[u8]) -> Result<Round> {
+        let mut set = trusted_chain(layout, pin)?;
+        trust_published_snapshot(&mut set, layout, timestamp)?;
+        let timestamp_version = set.timestamp().expect("trusted").version.get();
+        let listed: HashMap<String, u64> = set
+            .snapshot()
+            .expect("trusted")
+            .meta
+            .iter()
+            .map(|(file, m)| (file.clone(), m.version.get()))
+            .collect();
+        let mut round = Round {
+            set,
+            timestamp_version,
+            listed,
+            top_version: 0,
+            top_trusted: false,
+        };
+        round.top_version = round.version_of(Role::Targets.file())?;
+        Ok(round)
+    }
+
+    /// The version of `file` the snapshot lists.
+    fn version_of(&self, file: &str) -> Result<u64> {
+        self.listed
+            .get(file)
+            .copied()
+            .ok_or_else(|| Error::Verify(format!("the snapshot lists no {file}")))
+    }
+
+    /// Trusts the top-level targets the snapshot lists (once), and returns its delegations
+    /// by bin name.
+    fn trust_top(&mut self, layout: &Layout) -> Result<HashMap<String, DelegatedRole>> {
+        let roles = if self.top_trusted {
+            self.set.targets(Role::Targets.name()).expect("trusted")
+        } else {
+            self.top_trusted = true;
+            trust_published_targets(
+                &mut self.set,
+                layout,
+                Role::Targets.name(),
+                Role::Root.name(),
+            )?
+        };
+        Ok(roles
+            .delegations
+            .iter()
+            .flat_map(|d| d.roles.iter())
+            .map(|r| (r.name.clone(), r.clone()))
+            .collect())
     }
 }
 
