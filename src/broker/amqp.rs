@@ -340,27 +340,20 @@ impl AmqpEndpoint {
         body: &[u8],
         reason: Option<&str>,
     ) -> Result<()> {
+        let confirm = self.publish_once(queue, body, reason).await?;
+        self.confirmed(queue, confirm)
+    }
+
+    /// Publishes `body` once, mandatory and persistent, and waits for the broker's confirm.
+    async fn publish_once(
+        &self,
+        queue: Queue,
+        body: &[u8],
+        reason: Option<&str>,
+    ) -> Result<Confirmation> {
         let name = queue.name(&self.config.prefix);
         let exchange = queue.exchange(&self.config.prefix);
-        let mut properties = BasicProperties::default()
-            .with_delivery_mode(2)
-            .with_content_type(ShortString::from("application/json"));
-        if let Some(reason) = reason {
-            let mut headers = FieldTable::default();
-            headers.insert(
-                REASON_HEADER.into(),
-                AMQPValue::LongString(LongString::from(reason)),
-            );
-            if let Some(from) = self.consumes {
-                headers.insert(
-                    FROM_HEADER.into(),
-                    AMQPValue::LongString(LongString::from(from.stage())),
-                );
-            }
-            properties = properties.with_headers(headers);
-        }
-        let confirm = self
-            .channel
+        self.channel
             .basic_publish(
                 ShortString::from(exchange.as_str()),
                 ShortString::from(name.as_str()),
@@ -369,7 +362,7 @@ impl AmqpEndpoint {
                     ..Default::default()
                 },
                 body,
-                properties,
+                self.properties(reason),
             )
             .await
             .map_err(|e| self.refusal_or(e, format!("cannot publish to {exchange}")))?
@@ -382,7 +375,36 @@ impl AmqpEndpoint {
                          user may not send jobs to {name})"
                     ),
                 )
-            })?;
+            })
+    }
+
+    /// A persistent JSON message; a dead letter's also says why it was refused (`reason`),
+    /// and by which stage, when this endpoint consumes one.
+    fn properties(&self, reason: Option<&str>) -> BasicProperties {
+        let properties = BasicProperties::default()
+            .with_delivery_mode(2)
+            .with_content_type(ShortString::from("application/json"));
+        let Some(reason) = reason else {
+            return properties;
+        };
+        let mut headers = FieldTable::default();
+        headers.insert(
+            REASON_HEADER.into(),
+            AMQPValue::LongString(LongString::from(reason)),
+        );
+        if let Some(from) = self.consumes {
+            headers.insert(
+                FROM_HEADER.into(),
+                AMQPValue::LongString(LongString::from(from.stage())),
+            );
+        }
+        properties.with_headers(headers)
+    }
+
+    /// What the broker's answer to a publish to `queue` means: stored, or why not.
+    fn confirmed(&self, queue: Queue, confirm: Confirmation) -> Result<()> {
+        let name = queue.name(&self.config.prefix);
+        let exchange = queue.exchange(&self.config.prefix);
         match confirm {
             Confirmation::Ack(None) => Ok(()),
             Confirmation::Ack(Some(_)) => Err(Error::BrokerRefused(format!(

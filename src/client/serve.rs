@@ -276,7 +276,18 @@ async fn handle(
 async fn read_request<R: tokio::io::AsyncBufRead + Unpin>(
     reader: &mut R,
 ) -> std::io::Result<Option<Request>> {
-    let too_big = || std::io::Error::new(std::io::ErrorKind::InvalidData, "request too large");
+    Ok(read_head(reader).await?.map(|lines| Request::parse(&lines)))
+}
+
+fn too_big() -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidData, "request too large")
+}
+
+/// The request line and header lines, trimmed, up to the blank line that ends them; stray
+/// blank lines before a request are skipped. `None` at end of stream.
+async fn read_head<R: tokio::io::AsyncBufRead + Unpin>(
+    reader: &mut R,
+) -> std::io::Result<Option<Vec<String>>> {
     let mut lines = Vec::new();
     let mut head_bytes = 0;
     let mut blank = 0;
@@ -301,7 +312,7 @@ async fn read_request<R: tokio::io::AsyncBufRead + Unpin>(
                 }
                 continue;
             }
-            break;
+            return Ok(Some(lines));
         }
         if lines.len() > MAX_HEADERS || head_bytes + line.len() > MAX_HEAD {
             return Err(too_big());
@@ -309,32 +320,38 @@ async fn read_request<R: tokio::io::AsyncBufRead + Unpin>(
         head_bytes += line.len();
         lines.push(text);
     }
-    let mut parts = lines[0].split_whitespace();
-    let method = parts.next().unwrap_or("").to_string();
-    let target = parts.next().unwrap_or("/").to_string();
-    let http10 = parts.next() == Some("HTTP/1.0");
-    let header = |name: &str| {
-        lines[1..].iter().find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.trim()
-                .eq_ignore_ascii_case(name)
-                .then(|| v.trim().to_string())
-        })
-    };
-    let connection = header("connection")
-        .unwrap_or_default()
-        .to_ascii_lowercase();
-    let has_body =
-        header("transfer-encoding").is_some() || header("content-length").is_some_and(|n| n != "0");
-    let allowed = matches!(method.as_str(), "GET" | "HEAD");
-    let keep_alive = !http10 && !connection.contains("close") && !has_body && allowed;
-    let if_modified_since = header("if-modified-since").and_then(|v| parse_http_date(&v));
-    Ok(Some(Request {
-        method,
-        target,
-        keep_alive,
-        if_modified_since,
-    }))
+}
+
+impl Request {
+    /// What we use of a request line and its headers (`lines`, at least the request line).
+    fn parse(lines: &[String]) -> Request {
+        let mut parts = lines[0].split_whitespace();
+        let method = parts.next().unwrap_or("").to_string();
+        let target = parts.next().unwrap_or("/").to_string();
+        let http10 = parts.next() == Some("HTTP/1.0");
+        let header = |name: &str| {
+            lines[1..].iter().find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                k.trim()
+                    .eq_ignore_ascii_case(name)
+                    .then(|| v.trim().to_string())
+            })
+        };
+        let connection = header("connection")
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        let has_body = header("transfer-encoding").is_some()
+            || header("content-length").is_some_and(|n| n != "0");
+        let allowed = matches!(method.as_str(), "GET" | "HEAD");
+        let keep_alive = !http10 && !connection.contains("close") && !has_body && allowed;
+        let if_modified_since = header("if-modified-since").and_then(|v| parse_http_date(&v));
+        Request {
+            method,
+            target,
+            keep_alive,
+            if_modified_since,
+        }
+    }
 }
 
 struct Response {
