@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Subcommand};
 use package_signing::cli;
 use package_signing::client::composer::{self, Remote};
 use package_signing::client::send::{self, Sending};
@@ -21,17 +21,8 @@ use package_signing::Result;
 /// `pause`/`resume` hold signing, `refresh-expiry` re-signs now.
 /// Composer side (what Composer's TUF plugin does): `init` trusts a root, `refresh` updates
 /// the trusted metadata, `download` fetches and verifies packages.
-#[derive(Parser)]
-#[command(version = package_signing::provenance::BUILD, propagate_version = true)]
-struct Cli {
-    #[command(flatten)]
-    log: cli::LogArgs,
-    #[command(subcommand)]
-    command: Command,
-}
-
 // The commands come in groups, each flattened in. Clap applies a group's doc comment to the
-// program's help too, then the one of `Cli` over it: that one is the help text.
+// program's help too, then this one over it: this one is the help text.
 #[derive(Subcommand)]
 enum Command {
     #[command(flatten)]
@@ -330,8 +321,7 @@ struct RemoteArgs {
 }
 
 fn main() -> ExitCode {
-    let args = Cli::parse();
-    cli::main_with("tuf-client", args.log.log_format, dispatch(args.command))
+    cli::CommandLine::run("tuf-client", dispatch)
 }
 
 async fn dispatch(command: Command) -> Result<()> {

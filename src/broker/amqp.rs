@@ -621,6 +621,7 @@ async fn provision(
     let hint = "if it exists with other arguments, delete it or use another --queue-prefix; if \
                 access is refused, load the broker definitions (nix/rabbitmq/definitions.json) \
                 or give this agent's broker user configure permission on it";
+    let cannot = |what: String| broker_error(format!("cannot {what} ({hint})"));
     for &queue in queues {
         let name = queue.name(prefix);
         let exchange = queue.exchange(prefix);
@@ -628,9 +629,7 @@ async fn provision(
         channel
             .queue_declare(ShortString::from(name.as_str()), durable, arguments)
             .await
-            .map_err(broker_error(format!(
-                "cannot declare queue {name} ({hint})"
-            )))?;
+            .map_err(cannot(format!("declare queue {name}")))?;
         channel
             .exchange_declare(
                 ShortString::from(exchange.as_str()),
@@ -642,9 +641,7 @@ async fn provision(
                 FieldTable::default(),
             )
             .await
-            .map_err(broker_error(format!(
-                "cannot declare exchange {exchange} ({hint})"
-            )))?;
+            .map_err(cannot(format!("declare exchange {exchange}")))?;
         channel
             .queue_bind(
                 ShortString::from(name.as_str()),
@@ -654,9 +651,7 @@ async fn provision(
                 FieldTable::default(),
             )
             .await
-            .map_err(broker_error(format!(
-                "cannot bind {name} to {exchange} ({hint})"
-            )))?;
+            .map_err(cannot(format!("bind {name} to {exchange}")))?;
     }
     Ok(())
 }

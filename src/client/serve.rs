@@ -630,16 +630,25 @@ mod tests {
             let (stream, _) = listener.accept().await.unwrap();
             let _ = handle(stream, &published, &Idle::default()).await;
         });
+        let five = std::time::Duration::from_secs(5);
+        ask(addr, request, five, "the server closed the connection").await
+    }
+
+    /// Sends `request` on a new connection to `addr`; the answer as text, read to the end of
+    /// the stream, which must come within `within` (else it fails, saying `expected`).
+    async fn ask(
+        addr: std::net::SocketAddr,
+        request: &str,
+        within: std::time::Duration,
+        expected: &str,
+    ) -> String {
         let mut client = tokio::net::TcpStream::connect(addr).await.unwrap();
         client.write_all(request.as_bytes()).await.unwrap();
         let mut answer = Vec::new();
-        tokio::time::timeout(
-            std::time::Duration::from_secs(5),
-            client.read_to_end(&mut answer),
-        )
-        .await
-        .expect("the server closed the connection")
-        .unwrap();
+        tokio::time::timeout(within, client.read_to_end(&mut answer))
+            .await
+            .expect(expected)
+            .unwrap();
         String::from_utf8_lossy(&answer).into_owned()
     }
 
@@ -786,21 +795,15 @@ mod tests {
         }
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
         let started = std::time::Instant::now();
-        let mut client = tokio::net::TcpStream::connect(addr).await.unwrap();
-        client
-            .write_all(b"GET /metadata/timestamp.json HTTP/1.0\r\n\r\n")
-            .await
-            .unwrap();
-        let mut answer = Vec::new();
-        tokio::time::timeout(
+        let answer = ask(
+            addr,
+            "GET /metadata/timestamp.json HTTP/1.0\r\n\r\n",
             std::time::Duration::from_secs(10),
-            client.read_to_end(&mut answer),
+            "served before the idle connections time out",
         )
-        .await
-        .expect("served before the idle connections time out")
-        .unwrap();
+        .await;
         println!("served at the cap in {:?}", started.elapsed());
-        assert!(String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 200 OK"));
+        assert!(answer.starts_with("HTTP/1.1 200 OK"));
         // The oldest idle connection was the one closed.
         let mut byte = [0u8; 1];
         let read = tokio::time::timeout(std::time::Duration::from_secs(1), held[0].read(&mut byte))
