@@ -11,6 +11,31 @@ use crate::logging::{self, LogFormat};
 use crate::repository::Expiries;
 use crate::{Error, Result};
 
+// The command line of both binaries: their commands `C`, and the build version and logging
+// flag they both take. Its help text is `C`'s doc comment: clap applies a struct's doc comment
+// after its subcommands' (as `about` and `long_about`), so this one has none, which would take
+// the place of each binary's own.
+#[derive(clap::Parser)]
+#[command(version = crate::provenance::BUILD, propagate_version = true)]
+pub struct CommandLine<C: clap::Subcommand> {
+    #[command(flatten)]
+    pub log: LogArgs,
+    #[command(subcommand)]
+    pub command: C,
+}
+
+impl<C: clap::Subcommand> CommandLine<C> {
+    /// Parses the process's arguments (exiting with clap's message when they do not parse),
+    /// then runs `program`'s command as [`main_with`] does.
+    pub fn run<F>(program: &str, dispatch: impl FnOnce(C) -> F) -> ExitCode
+    where
+        F: Future<Output = Result<()>>,
+    {
+        let args = <Self as clap::Parser>::parse();
+        main_with(program, args.log.log_format, dispatch(args.command))
+    }
+}
+
 /// The logging flag both binaries take.
 #[derive(Debug, clap::Args)]
 pub struct LogArgs {

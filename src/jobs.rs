@@ -146,32 +146,21 @@ pub trait ExpiryCheck: Job + Default {
     fn expiry_check() -> Self;
 }
 
-impl ExpiryCheck for TargetsJob {
-    fn expiry_check() -> Self {
-        TargetsJob {
-            check_expiry: true,
-            ..Default::default()
+/// The expiry check of each job type is the same: its `check_expiry` flag alone.
+macro_rules! expiry_check {
+    ($($job:ident),*) => {$(
+        impl ExpiryCheck for $job {
+            fn expiry_check() -> Self {
+                $job {
+                    check_expiry: true,
+                    ..Default::default()
+                }
+            }
         }
-    }
+    )*};
 }
 
-impl ExpiryCheck for SnapshotJob {
-    fn expiry_check() -> Self {
-        SnapshotJob {
-            check_expiry: true,
-            ..Default::default()
-        }
-    }
-}
-
-impl ExpiryCheck for TimestampJob {
-    fn expiry_check() -> Self {
-        TimestampJob {
-            check_expiry: true,
-            ..Default::default()
-        }
-    }
-}
+expiry_check!(TargetsJob, SnapshotJob, TimestampJob);
 
 impl Job for TargetsJob {
     fn items(&self) -> usize {

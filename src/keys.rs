@@ -463,12 +463,18 @@ pub fn verify(key: &Key, message: &[u8], sig: &[u8]) -> bool {
 mod tests {
     use super::*;
 
-    #[test]
-    fn generated_key_round_trips_through_pem_and_verifies() {
-        let dir = tempfile::tempdir().unwrap();
+    /// A new key, written as `dir/k.pem` the way `init` writes one.
+    fn key_file(dir: &tempfile::TempDir) -> (SigningKey, std::path::PathBuf) {
         let (key, pem) = SigningKey::generate().unwrap();
         let path = dir.path().join("k.pem");
         crate::durable::write_secret_durably(&path, pem.as_bytes()).unwrap();
+        (key, path)
+    }
+
+    #[test]
+    fn generated_key_round_trips_through_pem_and_verifies() {
+        let dir = tempfile::tempdir().unwrap();
+        let (key, path) = key_file(&dir);
         let loaded = SigningKey::load(&path).unwrap();
         assert_eq!(loaded.key_id(), key.key_id());
         let sig = loaded.sign(b"hello").unwrap();
@@ -524,9 +530,7 @@ mod tests {
     #[test]
     fn public_key_pem_round_trips() {
         let dir = tempfile::tempdir().unwrap();
-        let (key, pem) = SigningKey::generate().unwrap();
-        let private = dir.path().join("k.pem");
-        crate::durable::write_secret_durably(&private, pem.as_bytes()).unwrap();
+        let (key, private) = key_file(&dir);
         let public = dir.path().join("k.pub.pem");
         std::fs::write(&public, public_pem(key.public()).unwrap()).unwrap();
         assert_eq!(&load_public(&public).unwrap(), key.public());

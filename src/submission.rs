@@ -415,60 +415,41 @@ impl Ledger {
                 "issued before what the submission ledger remembers: skipped");
             return None;
         }
-        let is_newer = |key: &str| {
-            let applied = self.admitted.get(key).or_else(|| self.last.get(key));
-            applied.is_none_or(|t| issued > *t)
-        };
-        let all_newer = job.add.iter().all(|t| is_newer(&t.name))
-            && job.remove.iter().all(|n| is_newer(n))
-            && (job.bins.is_none() || is_newer(BINS))
-            && (!job.refresh_expiry || is_newer(REFRESH));
-        let kept = if all_newer {
-            Cow::Borrowed(job)
-        } else {
-            let out = TargetsJob {
-                issued: job.issued,
-                check_expiry: job.check_expiry,
-                add: job
-                    .add
-                    .iter()
-                    .filter(|t| is_newer(&t.name))
-                    .cloned()
-                    .collect(),
-                remove: job.remove.iter().filter(|n| is_newer(n)).cloned().collect(),
-                bins: job.bins.filter(|_| is_newer(BINS)),
-                refresh_expiry: job.refresh_expiry && is_newer(REFRESH),
-                replace: job.replace,
-                id: job.id.clone(),
-                submitter: job.submitter.clone(),
-            };
-            let count = |j: &TargetsJob| {
-                j.add.len()
-                    + j.remove.len()
-                    + usize::from(j.bins.is_some())
-                    + usize::from(j.refresh_expiry)
-            };
-            tracing::warn!(%issued, skipped = count(job) - count(&out),
-                "superseded: a job issued later already changed these names (a replay, a \
-                 redelivery, or submitters whose clocks disagree)");
-            Cow::Owned(out)
-        };
-        let keys = kept
-            .add
-            .iter()
-            .map(|t| t.name.as_str())
-            .chain(kept.remove.iter().map(String::as_str))
-            .chain(kept.bins.map(|_| BINS))
-            .chain(kept.refresh_expiry.then_some(REFRESH));
-        for key in keys {
+        let kept = self.keep_newer(job, issued);
+        for key in keys_of(&kept) {
             self.admitted.insert(key.to_string(), issued);
         }
-        let empty = kept.add.is_empty()
-            && kept.remove.is_empty()
-            && kept.bins.is_none()
-            && !kept.refresh_expiry
-            && !kept.check_expiry;
+        let empty = changes(&kept) == 0 && !kept.check_expiry;
         (!empty).then_some(kept)
+    }
+
+    /// The part of `job` (issued at `issued`) newer than the last change to each name or kind
+    /// it touches, in this batch or before; what it leaves out is logged.
+    fn keep_newer<'j>(&self, job: &'j TargetsJob, issued: Timestamp) -> Cow<'j, TargetsJob> {
+        let is_newer = |key: &str| self.last_change(key).is_none_or(|t| issued > t);
+        if keys_of(job).all(is_newer) {
+            return Cow::Borrowed(job);
+        }
+        let out = TargetsJob {
+            issued: job.issued,
+            check_expiry: job.check_expiry,
+            add: job
+                .add
+                .iter()
+                .filter(|t| is_newer(&t.name))
+                .cloned()
+                .collect(),
+            remove: job.remove.iter().filter(|n| is_newer(n)).cloned().collect(),
+            bins: job.bins.filter(|_| is_newer(BINS)),
+            refresh_expiry: job.refresh_expiry && is_newer(REFRESH),
+            replace: job.replace,
+            id: job.id.clone(),
+            submitter: job.submitter.clone(),
+        };
+        tracing::warn!(%issued, skipped = changes(job) - changes(&out),
+            "superseded: a job issued later already changed these names (a replay, a \
+             redelivery, or submitters whose clocks disagree)");
+        Cow::Owned(out)
     }
 
     /// When the newest change applied to `key` (in this batch or before) was issued.
@@ -570,6 +551,21 @@ fn encode_line<K: Serialize>(line: &Line<K>) -> Vec<u8> {
     let mut bytes = serde_json::to_vec(line).expect("ledger lines serialise");
     bytes.push(b'\n');
     bytes
+}
+
+/// The names and kinds (`bins`, `refresh_expiry`) a job changes, each once per mention.
+fn keys_of(job: &TargetsJob) -> impl Iterator<Item = &str> {
+    job.add
+        .iter()
+        .map(|t| t.name.as_str())
+        .chain(job.remove.iter().map(String::as_str))
+        .chain(job.bins.map(|_| BINS))
+        .chain(job.refresh_expiry.then_some(REFRESH))
+}
+
+/// How many changes a job asks for: one per name added or removed, and one per kind.
+fn changes(job: &TargetsJob) -> usize {
+    keys_of(job).count()
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Subcommand};
 use package_signing::cli;
 use package_signing::client::composer::{self, Remote};
 use package_signing::client::send::{self, Sending};
@@ -21,17 +21,21 @@ use package_signing::Result;
 /// `pause`/`resume` hold signing, `refresh-expiry` re-signs now.
 /// Composer side (what Composer's TUF plugin does): `init` trusts a root, `refresh` updates
 /// the trusted metadata, `download` fetches and verifies packages.
-#[derive(Parser)]
-#[command(version = package_signing::provenance::BUILD, propagate_version = true)]
-struct Cli {
-    #[command(flatten)]
-    log: cli::LogArgs,
-    #[command(subcommand)]
-    command: Command,
-}
-
+// The commands come in groups, each flattened in. Clap applies a group's doc comment to the
+// program's help too, then this one over it: this one is the help text.
 #[derive(Subcommand)]
 enum Command {
+    #[command(flatten)]
+    Jobs(Jobs),
+    #[command(flatten)]
+    Operate(Operate),
+    #[command(flatten)]
+    Clients(Clients),
+}
+
+/// The commands that send the signers a job, over the broker or the inbox.
+#[derive(Subcommand)]
+enum Jobs {
     /// Submit releases for signing.
     ///
     /// A folder gives every file under it, named by its path relative to the folder
@@ -104,6 +108,11 @@ enum Command {
         #[arg(long)]
         count: u32,
     },
+}
+
+/// The commands an operator runs on a repository folder and on the signers' queues.
+#[derive(Subcommand)]
+enum Operate {
     /// Check a repository folder: signatures, thresholds, the root chain, snapshot and
     /// timestamp lengths and hashes, every target in its hash bin, and expiry.
     ///
@@ -193,6 +202,12 @@ enum Command {
         #[arg(long, env = "TUF_REPO")]
         repo: PathBuf,
     },
+}
+
+/// The commands of a repository's clients (what Composer's TUF plugin does), serving them the
+/// repository, and keeping the pipeline's container up.
+#[derive(Subcommand)]
+enum Clients {
     /// Trust a root.json (the start of every client's trust; copy it from a safe source).
     Init {
         /// Folder where the trusted metadata is kept between runs.
@@ -306,95 +321,118 @@ struct RemoteArgs {
 }
 
 fn main() -> ExitCode {
-    let args = Cli::parse();
-    cli::main_with("tuf-client", args.log.log_format, dispatch(args.command))
+    cli::CommandLine::run("tuf-client", dispatch)
 }
 
 async fn dispatch(command: Command) -> Result<()> {
     match command {
-        Command::AddTargets {
-            send,
-            targets_dir,
-            no_copy: _,
-            targets,
-            replace,
-            inputs,
-        } => {
-            let (sending, dir) = (send.into(), targets_dir.as_deref());
-            send::add_targets(&sending, &inputs, &targets, dir, replace).await
+        Command::Jobs(jobs) => jobs.send().await,
+        Command::Operate(operation) => operation.run().await,
+        Command::Clients(command) => command.run().await,
+    }
+}
+
+impl Jobs {
+    async fn send(self) -> Result<()> {
+        match self {
+            Jobs::AddTargets {
+                send,
+                targets_dir,
+                no_copy: _,
+                targets,
+                replace,
+                inputs,
+            } => {
+                let (sending, dir) = (send.into(), targets_dir.as_deref());
+                send::add_targets(&sending, &inputs, &targets, dir, replace).await
+            }
+            Jobs::RemoveTargets { send, names } => send::remove_targets(&send.into(), &names).await,
+            Jobs::RefreshExpiry { send, role } => {
+                let role = role.as_deref().map_or(Ok(Role::Targets), Role::online)?;
+                send::refresh_expiry(&send.into(), role).await
+            }
+            Jobs::Bins { send, count } => send::change_bins(&send.into(), count).await,
         }
-        Command::RemoveTargets { send, names } => send::remove_targets(&send.into(), &names).await,
-        Command::RefreshExpiry { send, role } => {
-            let role = role.as_deref().map_or(Ok(Role::Targets), Role::online)?;
-            send::refresh_expiry(&send.into(), role).await
-        }
-        Command::Bins { send, count } => send::change_bins(&send.into(), count).await,
-        // Stops at once on SIGTERM or Ctrl-C (as a container's PID 1 too): it holds nothing.
-        // The signal handler is set up before the port opens (polled first).
-        Command::Serve {
-            listen,
-            composer,
-            repo,
-        } => tokio::select! {
-            biased;
-            () = cli::stop_signal() => Ok(()),
-            served = serve::serve(repo, composer, &listen) => served,
-        },
-        Command::Idle => {
-            cli::stop_signal().await;
-            Ok(())
-        }
-        Command::Validate {
-            repo,
-            root,
-            expires_within,
-            expiry,
-            no_target_files,
-        } => validate::run(
-            &Layout::new(repo),
-            &root.pin(None, "validate")?,
-            &validate::Window::new(expires_within, expiry.expiries()),
-            !no_target_files,
-        ),
-        Command::Status {
-            repo,
-            root,
-            broker,
-            color,
-            expiry,
-        } => {
-            status::show(
+    }
+}
+
+impl Operate {
+    async fn run(self) -> Result<()> {
+        match self {
+            Operate::Validate {
+                repo,
+                root,
+                expires_within,
+                expiry,
+                no_target_files,
+            } => validate::run(
                 &Layout::new(repo),
-                &root.pin(None, "status")?,
-                broker.config()?.as_ref(),
-                color.on_stdout(),
-                &expiry.expiries(),
-            )
-            .await
+                &root.pin(None, "validate")?,
+                &validate::Window::new(expires_within, expiry.expiries()),
+                !no_target_files,
+            ),
+            Operate::Status {
+                repo,
+                root,
+                broker,
+                color,
+                expiry,
+            } => {
+                status::show(
+                    &Layout::new(repo),
+                    &root.pin(None, "status")?,
+                    broker.config()?.as_ref(),
+                    color.on_stdout(),
+                    &expiry.expiries(),
+                )
+                .await
+            }
+            Operate::DeadLetters {
+                action,
+                ids,
+                all,
+                broker,
+                inbox,
+            } => {
+                let choice = dead_letters::Choice { ids, all };
+                dead_letters::run(inbox, broker.config()?, action, &choice).await
+            }
+            Operate::Pause { repo, reason } => status::pause(&Layout::new(repo), reason),
+            Operate::Resume { repo } => status::resume(&Layout::new(repo)),
         }
-        Command::DeadLetters {
-            action,
-            ids,
-            all,
-            broker,
-            inbox,
-        } => {
-            let choice = dead_letters::Choice { ids, all };
-            dead_letters::run(inbox, broker.config()?, action, &choice).await
+    }
+}
+
+impl Clients {
+    async fn run(self) -> Result<()> {
+        match self {
+            Clients::Init {
+                metadata_dir,
+                root_json,
+            } => composer::trust(&metadata_dir, &root_json),
+            Clients::Refresh { remote } => composer::refresh(&remote.into()).await,
+            // Stops at once on SIGTERM or Ctrl-C (as a container's PID 1 too): it holds nothing.
+            // The signal handler is set up before the port opens (polled first).
+            Clients::Serve {
+                listen,
+                composer,
+                repo,
+            } => tokio::select! {
+                biased;
+                () = cli::stop_signal() => Ok(()),
+                served = serve::serve(repo, composer, &listen) => served,
+            },
+            Clients::Idle => {
+                cli::stop_signal().await;
+                Ok(())
+            }
+            Clients::Download {
+                remote,
+                targets_url,
+                out,
+                names,
+            } => composer::download(&remote.into(), &targets_url, &out, &names).await,
         }
-        Command::Pause { repo, reason } => status::pause(&Layout::new(repo), reason),
-        Command::Resume { repo } => status::resume(&Layout::new(repo)),
-        Command::Init {
-            metadata_dir,
-            root_json,
-        } => composer::trust(&metadata_dir, &root_json),
-        Command::Refresh { remote } => composer::refresh(&remote.into()).await,
-        Command::Download {
-            remote,
-            targets_url,
-            out,
-            names,
-        } => composer::download(&remote.into(), &targets_url, &out, &names).await,
     }
 }
 

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Subcommand, ValueEnum};
 use package_signing::broker::Via;
 use package_signing::cli;
 use package_signing::keys::KeyIdRule;
@@ -27,15 +27,6 @@ use package_signing::{Error, Result};
 /// Start with `init`, which writes the keys and the first signed metadata. Then run the three
 /// online signers (`run --role targets|snapshot|timestamp`, one process each, over RabbitMQ),
 /// or all three in one process with `run --all`. Submit releases with `tuf-client add-targets`.
-#[derive(Parser)]
-#[command(version = package_signing::provenance::BUILD, propagate_version = true)]
-struct Cli {
-    #[command(flatten)]
-    log: cli::LogArgs,
-    #[command(subcommand)]
-    command: Command,
-}
-
 #[derive(Subcommand)]
 enum Command {
     /// Create the keys and the first signed version of every role.
@@ -337,8 +328,7 @@ fn parse_role_value(text: &str) -> std::result::Result<(String, String), String>
 }
 
 fn main() -> ExitCode {
-    let args = Cli::parse();
-    cli::main_with("tuf-signer", args.log.log_format, dispatch(args.command))
+    cli::CommandLine::run("tuf-signer", dispatch)
 }
 
 async fn dispatch(command: Command) -> Result<()> {

@@ -1,6 +1,6 @@
 //! RabbitMQ through lapin.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::{FutureExt, StreamExt};
 use lapin::options::{
@@ -11,6 +11,7 @@ use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, Consumer};
 use lapin::{Confirmation, ExchangeKind};
 
+use super::backoff::Backoff;
 use super::{Delivery, Handle, Queue};
 use crate::{Error, Result};
 
@@ -52,6 +53,10 @@ const BURST_GAP: Duration = Duration::from_millis(10);
 
 /// How long one node may take to accept a connection before the next is tried.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// For how long after connecting a job the broker returns unrouted is published again (see
+/// [`Unrouted`]): a broker just restarted may take that long to bind its queues again.
+const ROUTING_GRACE: Duration = Duration::from_secs(5);
 
 /// Where the broker is and which queues are ours.
 #[derive(Debug, Clone)]
@@ -175,6 +180,8 @@ pub struct AmqpEndpoint {
     consumes: Option<Queue>,
     /// Deliveries taken from the consumer and not yet handed out (see `next_batch`).
     pending: Vec<Delivery>,
+    /// When the connection was made and the queues provisioned (see [`Unrouted`]).
+    connected_at: Instant,
 }
 
 /// The header of a dead letter that says why it was refused.
@@ -299,6 +306,7 @@ impl AmqpEndpoint {
             consumer,
             consumes: consume,
             pending: Vec::new(),
+            connected_at: Instant::now(),
         })
     }
 
@@ -340,27 +348,34 @@ impl AmqpEndpoint {
         body: &[u8],
         reason: Option<&str>,
     ) -> Result<()> {
+        let mut unrouted = Unrouted::new(self.connected_at);
+        loop {
+            let confirm = self.publish_once(queue, body, reason).await?;
+            if let Confirmation::Ack(Some(_)) = confirm {
+                if let Some(delay) = unrouted.retry_in(Instant::now()) {
+                    tracing::info!(queue = %queue.name(&self.config.prefix),
+                        retry_in_ms = delay.as_millis() as u64,
+                        "the broker returned the job unrouted just after we connected (a broker \
+                         just restarted may declare and bind its queues again only a moment \
+                         after it accepts connections): publishing it again");
+                    tokio::time::sleep(delay).await;
+                    continue;
+                }
+            }
+            return self.confirmed(queue, confirm);
+        }
+    }
+
+    /// Publishes `body` once, mandatory and persistent, and waits for the broker's confirm.
+    async fn publish_once(
+        &self,
+        queue: Queue,
+        body: &[u8],
+        reason: Option<&str>,
+    ) -> Result<Confirmation> {
         let name = queue.name(&self.config.prefix);
         let exchange = queue.exchange(&self.config.prefix);
-        let mut properties = BasicProperties::default()
-            .with_delivery_mode(2)
-            .with_content_type(ShortString::from("application/json"));
-        if let Some(reason) = reason {
-            let mut headers = FieldTable::default();
-            headers.insert(
-                REASON_HEADER.into(),
-                AMQPValue::LongString(LongString::from(reason)),
-            );
-            if let Some(from) = self.consumes {
-                headers.insert(
-                    FROM_HEADER.into(),
-                    AMQPValue::LongString(LongString::from(from.stage())),
-                );
-            }
-            properties = properties.with_headers(headers);
-        }
-        let confirm = self
-            .channel
+        self.channel
             .basic_publish(
                 ShortString::from(exchange.as_str()),
                 ShortString::from(name.as_str()),
@@ -369,7 +384,7 @@ impl AmqpEndpoint {
                     ..Default::default()
                 },
                 body,
-                properties,
+                self.properties(reason),
             )
             .await
             .map_err(|e| self.refusal_or(e, format!("cannot publish to {exchange}")))?
@@ -382,7 +397,36 @@ impl AmqpEndpoint {
                          user may not send jobs to {name})"
                     ),
                 )
-            })?;
+            })
+    }
+
+    /// A persistent JSON message; a dead letter's also says why it was refused (`reason`),
+    /// and by which stage, when this endpoint consumes one.
+    fn properties(&self, reason: Option<&str>) -> BasicProperties {
+        let properties = BasicProperties::default()
+            .with_delivery_mode(2)
+            .with_content_type(ShortString::from("application/json"));
+        let Some(reason) = reason else {
+            return properties;
+        };
+        let mut headers = FieldTable::default();
+        headers.insert(
+            REASON_HEADER.into(),
+            AMQPValue::LongString(LongString::from(reason)),
+        );
+        if let Some(from) = self.consumes {
+            headers.insert(
+                FROM_HEADER.into(),
+                AMQPValue::LongString(LongString::from(from.stage())),
+            );
+        }
+        properties.with_headers(headers)
+    }
+
+    /// What the broker's answer to a publish to `queue` means: stored, or why not.
+    fn confirmed(&self, queue: Queue, confirm: Confirmation) -> Result<()> {
+        let name = queue.name(&self.config.prefix);
+        let exchange = queue.exchange(&self.config.prefix);
         match confirm {
             Confirmation::Ack(None) => Ok(()),
             Confirmation::Ack(Some(_)) => Err(Error::BrokerRefused(format!(
@@ -484,6 +528,32 @@ impl AmqpEndpoint {
     }
 }
 
+/// Whether to publish again a job the broker returned as routed to no queue. Returned, it
+/// was not stored, so publishing it again cannot make two. Just after a connection is made
+/// that is worth a few tries: a broker restarted after a crash may accept connections a
+/// moment before its queues are declared and bound again. On a connection that has been up
+/// for [`ROUTING_GRACE`] no queue is coming: the return is final (the broker lacks the queue
+/// or its binding, which an operator must mend).
+struct Unrouted {
+    connected_at: Instant,
+    backoff: Backoff,
+}
+
+impl Unrouted {
+    fn new(connected_at: Instant) -> Unrouted {
+        Unrouted {
+            connected_at,
+            backoff: Backoff::default(),
+        }
+    }
+
+    /// How long to wait before publishing again at `now`, or `None`: the return is final.
+    fn retry_in(&mut self, now: Instant) -> Option<Duration> {
+        let left = (self.connected_at + ROUTING_GRACE).checked_duration_since(now)?;
+        (!left.is_zero()).then(|| self.backoff.next_delay().min(left))
+    }
+}
+
 /// `(messages, consumers)` of a queue, without declaring it.
 async fn passive_declare(channel: &Channel, name: &str) -> lapin::Result<(u32, u32)> {
     let q = channel
@@ -551,6 +621,7 @@ async fn provision(
     let hint = "if it exists with other arguments, delete it or use another --queue-prefix; if \
                 access is refused, load the broker definitions (nix/rabbitmq/definitions.json) \
                 or give this agent's broker user configure permission on it";
+    let cannot = |what: String| broker_error(format!("cannot {what} ({hint})"));
     for &queue in queues {
         let name = queue.name(prefix);
         let exchange = queue.exchange(prefix);
@@ -558,9 +629,7 @@ async fn provision(
         channel
             .queue_declare(ShortString::from(name.as_str()), durable, arguments)
             .await
-            .map_err(broker_error(format!(
-                "cannot declare queue {name} ({hint})"
-            )))?;
+            .map_err(cannot(format!("declare queue {name}")))?;
         channel
             .exchange_declare(
                 ShortString::from(exchange.as_str()),
@@ -572,9 +641,7 @@ async fn provision(
                 FieldTable::default(),
             )
             .await
-            .map_err(broker_error(format!(
-                "cannot declare exchange {exchange} ({hint})"
-            )))?;
+            .map_err(cannot(format!("declare exchange {exchange}")))?;
         channel
             .queue_bind(
                 ShortString::from(name.as_str()),
@@ -584,9 +651,7 @@ async fn provision(
                 FieldTable::default(),
             )
             .await
-            .map_err(broker_error(format!(
-                "cannot bind {name} to {exchange} ({hint})"
-            )))?;
+            .map_err(cannot(format!("bind {name} to {exchange}")))?;
     }
     Ok(())
 }
@@ -623,7 +688,40 @@ async fn all_exist(connection: &Connection, prefix: &str, queues: &[Queue]) -> b
 
 #[cfg(test)]
 mod tests {
-    use super::AmqpConfig;
+    use super::*;
+
+    /// A job returned unrouted just after connecting is published again, within the grace
+    /// and with growing waits; at the end of the grace, or on a connection up for longer,
+    /// the return is final.
+    #[test]
+    fn an_unrouted_job_is_retried_only_just_after_connecting() {
+        let connected = Instant::now();
+        let mut unrouted = Unrouted::new(connected);
+        let first = unrouted
+            .retry_in(connected)
+            .expect("retried at once after connecting");
+        assert!(first <= Backoff::FIRST, "{first:?}");
+        let second = unrouted
+            .retry_in(connected + first)
+            .expect("still within the grace");
+        assert!(second <= 2 * Backoff::FIRST, "{second:?}");
+        let late = connected + ROUTING_GRACE - Duration::from_millis(100);
+        let mut waits = Unrouted::new(connected);
+        for _ in 0..10 {
+            waits.backoff.next_delay();
+        }
+        let last = waits.retry_in(late).expect("within the grace");
+        assert!(
+            last <= Duration::from_millis(100),
+            "never past the grace: {last:?}"
+        );
+        assert_eq!(unrouted.retry_in(connected + ROUTING_GRACE), None);
+        let long_up = Unrouted::new(connected).retry_in(connected + Duration::from_secs(60));
+        assert_eq!(
+            long_up, None,
+            "final at once on a connection up for a while"
+        );
+    }
 
     #[test]
     fn passwords_never_show() {

@@ -112,6 +112,20 @@ pub enum Kind {
     NotAJob(String),
 }
 
+/// Why a JSON object with none of the fields that tell the stages' jobs apart is no job.
+fn no_stage(fields: &serde_json::Map<String, serde_json::Value>) -> &'static str {
+    let expiry_flags_alone = !fields.is_empty()
+        && fields
+            .keys()
+            .all(|k| k == "refresh_expiry" || k == "check_expiry");
+    if expiry_flags_alone {
+        "expiry flags alone, which every stage's job carries: nothing says which stage it is \
+         for (ask one with `tuf-client refresh-expiry --role ROLE`)"
+    } else {
+        "JSON, but no stage's job (a signed submission, a snapshot job or a timestamp job)"
+    }
+}
+
 /// A submission as it travels (see [`crate::submission`]), read without checking its
 /// signature: enough to know it is one, and what it asks.
 #[derive(Deserialize)]
@@ -140,23 +154,7 @@ impl Kind {
         };
         let has = |names: &[&str]| names.iter().any(|n| fields.contains_key(*n));
         if has(&["signed"]) {
-            let kind = value.pointer("/signed/_type").and_then(|t| t.as_str());
-            if kind != Some("submission") {
-                return Kind::NotAJob(format!(
-                    "signed, but a {:?}, not a submission",
-                    kind.unwrap_or("thing without _type")
-                ));
-            }
-            return match serde_json::from_slice::<Envelope>(body) {
-                Ok(e) if e.signatures.is_empty() => {
-                    Kind::NotAJob("a submission without a signature".into())
-                }
-                Ok(e) => Kind::Submission {
-                    issued: e.signed.issued,
-                    job: e.signed.job,
-                },
-                Err(e) => Kind::NotAJob(format!("a submission whose job does not parse: {e}")),
-            };
+            return Kind::submission(&value, body);
         }
         if has(&["meta", "signature"]) {
             return serde_json::from_slice(body)
@@ -176,21 +174,29 @@ impl Kind {
                 Err(e) => format!("not a targets job: {e}"),
             });
         }
-        if !fields.is_empty()
-            && fields
-                .keys()
-                .all(|k| k == "refresh_expiry" || k == "check_expiry")
-        {
-            return Kind::NotAJob(
-                "expiry flags alone, which every stage's job carries: nothing says which stage \
-                 it is for (ask one with `tuf-client refresh-expiry --role ROLE`)"
-                    .into(),
-            );
+        Kind::NotAJob(no_stage(fields).into())
+    }
+
+    /// A body with a `signed` field (`value`, parsed from `body`): a submission if it says it
+    /// is one, carries a signature and its job parses.
+    fn submission(value: &serde_json::Value, body: &[u8]) -> Kind {
+        let kind = value.pointer("/signed/_type").and_then(|t| t.as_str());
+        if kind != Some("submission") {
+            return Kind::NotAJob(format!(
+                "signed, but a {:?}, not a submission",
+                kind.unwrap_or("thing without _type")
+            ));
         }
-        Kind::NotAJob(
-            "JSON, but no stage's job (a signed submission, a snapshot job or a timestamp job)"
-                .into(),
-        )
+        match serde_json::from_slice::<Envelope>(body) {
+            Ok(e) if e.signatures.is_empty() => {
+                Kind::NotAJob("a submission without a signature".into())
+            }
+            Ok(e) => Kind::Submission {
+                issued: e.signed.issued,
+                job: e.signed.job,
+            },
+            Err(e) => Kind::NotAJob(format!("a submission whose job does not parse: {e}")),
+        }
     }
 
     /// The stage the body is a job for.

@@ -276,7 +276,18 @@ async fn handle(
 async fn read_request<R: tokio::io::AsyncBufRead + Unpin>(
     reader: &mut R,
 ) -> std::io::Result<Option<Request>> {
-    let too_big = || std::io::Error::new(std::io::ErrorKind::InvalidData, "request too large");
+    Ok(read_head(reader).await?.map(|lines| Request::parse(&lines)))
+}
+
+fn too_big() -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidData, "request too large")
+}
+
+/// The request line and header lines, trimmed, up to the blank line that ends them; stray
+/// blank lines before a request are skipped. `None` at end of stream.
+async fn read_head<R: tokio::io::AsyncBufRead + Unpin>(
+    reader: &mut R,
+) -> std::io::Result<Option<Vec<String>>> {
     let mut lines = Vec::new();
     let mut head_bytes = 0;
     let mut blank = 0;
@@ -301,7 +312,7 @@ async fn read_request<R: tokio::io::AsyncBufRead + Unpin>(
                 }
                 continue;
             }
-            break;
+            return Ok(Some(lines));
         }
         if lines.len() > MAX_HEADERS || head_bytes + line.len() > MAX_HEAD {
             return Err(too_big());
@@ -309,32 +320,38 @@ async fn read_request<R: tokio::io::AsyncBufRead + Unpin>(
         head_bytes += line.len();
         lines.push(text);
     }
-    let mut parts = lines[0].split_whitespace();
-    let method = parts.next().unwrap_or("").to_string();
-    let target = parts.next().unwrap_or("/").to_string();
-    let http10 = parts.next() == Some("HTTP/1.0");
-    let header = |name: &str| {
-        lines[1..].iter().find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.trim()
-                .eq_ignore_ascii_case(name)
-                .then(|| v.trim().to_string())
-        })
-    };
-    let connection = header("connection")
-        .unwrap_or_default()
-        .to_ascii_lowercase();
-    let has_body =
-        header("transfer-encoding").is_some() || header("content-length").is_some_and(|n| n != "0");
-    let allowed = matches!(method.as_str(), "GET" | "HEAD");
-    let keep_alive = !http10 && !connection.contains("close") && !has_body && allowed;
-    let if_modified_since = header("if-modified-since").and_then(|v| parse_http_date(&v));
-    Ok(Some(Request {
-        method,
-        target,
-        keep_alive,
-        if_modified_since,
-    }))
+}
+
+impl Request {
+    /// What we use of a request line and its headers (`lines`, at least the request line).
+    fn parse(lines: &[String]) -> Request {
+        let mut parts = lines[0].split_whitespace();
+        let method = parts.next().unwrap_or("").to_string();
+        let target = parts.next().unwrap_or("/").to_string();
+        let http10 = parts.next() == Some("HTTP/1.0");
+        let header = |name: &str| {
+            lines[1..].iter().find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                k.trim()
+                    .eq_ignore_ascii_case(name)
+                    .then(|| v.trim().to_string())
+            })
+        };
+        let connection = header("connection")
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        let has_body = header("transfer-encoding").is_some()
+            || header("content-length").is_some_and(|n| n != "0");
+        let allowed = matches!(method.as_str(), "GET" | "HEAD");
+        let keep_alive = !http10 && !connection.contains("close") && !has_body && allowed;
+        let if_modified_since = header("if-modified-since").and_then(|v| parse_http_date(&v));
+        Request {
+            method,
+            target,
+            keep_alive,
+            if_modified_since,
+        }
+    }
 }
 
 struct Response {
@@ -613,16 +630,25 @@ mod tests {
             let (stream, _) = listener.accept().await.unwrap();
             let _ = handle(stream, &published, &Idle::default()).await;
         });
+        let five = std::time::Duration::from_secs(5);
+        ask(addr, request, five, "the server closed the connection").await
+    }
+
+    /// Sends `request` on a new connection to `addr`; the answer as text, read to the end of
+    /// the stream, which must come within `within` (else it fails, saying `expected`).
+    async fn ask(
+        addr: std::net::SocketAddr,
+        request: &str,
+        within: std::time::Duration,
+        expected: &str,
+    ) -> String {
         let mut client = tokio::net::TcpStream::connect(addr).await.unwrap();
         client.write_all(request.as_bytes()).await.unwrap();
         let mut answer = Vec::new();
-        tokio::time::timeout(
-            std::time::Duration::from_secs(5),
-            client.read_to_end(&mut answer),
-        )
-        .await
-        .expect("the server closed the connection")
-        .unwrap();
+        tokio::time::timeout(within, client.read_to_end(&mut answer))
+            .await
+            .expect(expected)
+            .unwrap();
         String::from_utf8_lossy(&answer).into_owned()
     }
 
@@ -769,21 +795,15 @@ mod tests {
         }
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
         let started = std::time::Instant::now();
-        let mut client = tokio::net::TcpStream::connect(addr).await.unwrap();
-        client
-            .write_all(b"GET /metadata/timestamp.json HTTP/1.0\r\n\r\n")
-            .await
-            .unwrap();
-        let mut answer = Vec::new();
-        tokio::time::timeout(
+        let answer = ask(
+            addr,
+            "GET /metadata/timestamp.json HTTP/1.0\r\n\r\n",
             std::time::Duration::from_secs(10),
-            client.read_to_end(&mut answer),
+            "served before the idle connections time out",
         )
-        .await
-        .expect("served before the idle connections time out")
-        .unwrap();
+        .await;
         println!("served at the cap in {:?}", started.elapsed());
-        assert!(String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 200 OK"));
+        assert!(answer.starts_with("HTTP/1.1 200 OK"));
         // The oldest idle connection was the one closed.
         let mut byte = [0u8; 1];
         let read = tokio::time::timeout(std::time::Duration::from_secs(1), held[0].read(&mut byte))

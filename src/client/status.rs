@@ -3,12 +3,11 @@
 
 use std::fmt::Write;
 
-use crate::schema::{Snapshot, Timestamp};
 use tough::schema::{RoleType, Signed};
 
 use crate::pin::Pin;
 use crate::role::Role;
-use crate::schema::Targets;
+use crate::schema::{Snapshot, Targets, Timestamp};
 
 use crate::broker::amqp::{inspect_queues, AmqpConfig};
 use crate::broker::Queue;
@@ -49,29 +48,25 @@ pub struct TopLevel {
 
 /// Reads timestamp → snapshot → top-level targets, no bin.
 pub fn top_level(layout: &Layout) -> Result<TopLevel> {
-    let version_of = |meta: &std::collections::BTreeMap<String, crate::schema::MetaFile>, file| {
-        meta.get(file).map(|m| m.version.get()).unwrap_or(1)
-    };
     let (timestamp, _) = signed::load::<Timestamp>(&layout.timestamp(), Role::Timestamp.name())?;
-    let (snapshot, _) = signed::load::<Snapshot>(
-        &layout.versioned(
-            Role::Snapshot,
-            version_of(&timestamp.signed.meta, Role::Snapshot.file()),
-        ),
-        Role::Snapshot.name(),
-    )?;
-    let (targets, _) = signed::load::<Targets>(
-        &layout.versioned(
-            Role::Targets,
-            version_of(&snapshot.signed.meta, Role::Targets.file()),
-        ),
-        Role::Targets.name(),
-    )?;
+    let snapshot = load_listed::<Snapshot>(layout, &timestamp.signed.meta, Role::Snapshot)?;
+    let targets = load_listed::<Targets>(layout, &snapshot.signed.meta, Role::Targets)?;
     Ok(TopLevel {
         timestamp,
         snapshot,
         targets,
     })
+}
+
+/// `role`'s file at the version `meta` lists for it (1 when it lists none).
+fn load_listed<T: serde::de::DeserializeOwned + crate::schema::Metadata>(
+    layout: &Layout,
+    meta: &std::collections::BTreeMap<String, crate::schema::MetaFile>,
+    role: Role,
+) -> Result<Signed<T>> {
+    let version = meta.get(role.file()).map(|m| m.version.get()).unwrap_or(1);
+    let (file, _) = signed::load::<T>(&layout.versioned(role, version), role.name())?;
+    Ok(file)
 }
 
 impl TopLevel {
@@ -109,18 +104,50 @@ pub fn read(layout: &Layout, pin: &Pin) -> Result<Status> {
             .map(|r| r.keyids.iter().map(hex::encode).collect())
             .unwrap_or_default()
     };
-    let TopLevel {
-        timestamp: ts,
-        snapshot,
-        targets: top,
-    } = top_level(layout)?;
-    let mut targets = 0;
+    let top = top_level(layout)?;
     let delegated = top
+        .targets
         .signed
         .delegations
         .as_ref()
         .map(|d| d.roles.as_slice())
         .unwrap_or_default();
+    let mut roles = vec![RoleStatus {
+        role: Role::Root.name().into(),
+        version: root.version.get(),
+        expires: root.expires,
+        key_ids: keys_of(RoleType::Root),
+    }];
+    for (role, kind) in [
+        (Role::Targets, RoleType::Targets),
+        (Role::Snapshot, RoleType::Snapshot),
+        (Role::Timestamp, RoleType::Timestamp),
+    ] {
+        let (version, expires) = top.of(role);
+        roles.push(RoleStatus {
+            role: role.name().into(),
+            version,
+            expires,
+            key_ids: keys_of(kind),
+        });
+    }
+    Ok(Status {
+        roles,
+        bins: delegated.len(),
+        targets: count_targets(layout, &top.snapshot, delegated)?,
+        paused: Control::new(layout).paused()?,
+        queues: Vec::new(),
+    })
+}
+
+/// The targets in the `delegated` bins, at the versions `snapshot` lists (a bin it does not
+/// list counts none).
+fn count_targets(
+    layout: &Layout,
+    snapshot: &Signed<Snapshot>,
+    delegated: &[crate::schema::DelegatedRole],
+) -> Result<usize> {
+    let mut targets = 0;
     for role in delegated {
         if let Some(meta) = snapshot.signed.meta.get(&format!("{}.json", role.name)) {
             let (t, _) =
@@ -128,39 +155,7 @@ pub fn read(layout: &Layout, pin: &Pin) -> Result<Status> {
             targets += t.signed.targets.len();
         }
     }
-    let roles = vec![
-        RoleStatus {
-            role: Role::Root.name().into(),
-            version: root.version.get(),
-            expires: root.expires,
-            key_ids: keys_of(RoleType::Root),
-        },
-        RoleStatus {
-            role: Role::Targets.name().into(),
-            version: top.signed.version.get(),
-            expires: top.signed.expires,
-            key_ids: keys_of(RoleType::Targets),
-        },
-        RoleStatus {
-            role: Role::Snapshot.name().into(),
-            version: snapshot.signed.version.get(),
-            expires: snapshot.signed.expires,
-            key_ids: keys_of(RoleType::Snapshot),
-        },
-        RoleStatus {
-            role: Role::Timestamp.name().into(),
-            version: ts.signed.version.get(),
-            expires: ts.signed.expires,
-            key_ids: keys_of(RoleType::Timestamp),
-        },
-    ];
-    Ok(Status {
-        roles,
-        bins: delegated.len(),
-        targets,
-        paused: Control::new(layout).paused()?,
-        queues: Vec::new(),
-    })
+    Ok(targets)
 }
 
 /// `tuf-client status`: prints the repository's status (in `colour` or not) and, with a

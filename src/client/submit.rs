@@ -247,21 +247,20 @@ mod tests {
             1
         );
 
+        // The folder with a link at `at` (to `to`) is refused, naming the link.
+        let refused_with_link = |at: &Path, to: &Path| {
+            std::os::unix::fs::symlink(to, at).unwrap();
+            let err = collect(std::slice::from_ref(&releases), &[])
+                .unwrap_err()
+                .to_string();
+            std::fs::remove_file(at).unwrap();
+            err
+        };
         let link = releases.join("drupal/token/1.9.1.0");
-        std::os::unix::fs::symlink(&secret, &link).unwrap();
-        let err = collect(std::slice::from_ref(&releases), &[])
-            .unwrap_err()
-            .to_string();
+        let err = refused_with_link(&link, &secret);
         assert!(err.contains("1.9.1.0: a symbolic link"), "{err}");
-        std::fs::remove_file(&link).unwrap();
-
-        let lp = releases.join("drupal/loop");
-        std::os::unix::fs::symlink(&releases, &lp).unwrap();
-        let err = collect(std::slice::from_ref(&releases), &[])
-            .unwrap_err()
-            .to_string();
+        let err = refused_with_link(&releases.join("drupal/loop"), &releases);
         assert!(err.contains("loop: a symbolic link"), "{err}");
-        std::fs::remove_file(&lp).unwrap();
 
         let named = format!("drupal/token/2.0.0.0={}", link.display());
         std::os::unix::fs::symlink(&secret, &link).unwrap();

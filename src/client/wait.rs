@@ -67,6 +67,40 @@ pub async fn poll_saying<T>(
 
 const SAY_EVERY: Duration = Duration::from_secs(10);
 
+/// How a wait for more than one name says on stderr how many are decided: when some were
+/// decided since the last poll and half a second has passed since it last said, and once
+/// every name is.
+struct Progress {
+    total: usize,
+    last_said: Instant,
+}
+
+impl Progress {
+    fn new(total: usize) -> Progress {
+        Progress {
+            total,
+            last_said: Instant::now(),
+        }
+    }
+
+    /// After a poll that took the decided names from `before` to `now`, with the newest
+    /// timestamp version seen (0: none yet).
+    fn say(&mut self, before: usize, now: usize, all: bool, timestamp_version: u64) {
+        let moved = now > before && self.last_said.elapsed() > Duration::from_millis(500);
+        if self.total <= 1 || !(moved || all) {
+            return;
+        }
+        // No timestamp seen yet (every name decided by a receipt): none named.
+        let seen = if timestamp_version > 0 {
+            format!(" (timestamp v{timestamp_version})")
+        } else {
+            String::new()
+        };
+        eprintln!("done {now}/{}{seen}", self.total);
+        self.last_said = Instant::now();
+    }
+}
+
 /// What became of one name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -184,7 +218,7 @@ impl Wait {
         timeout: Duration,
     ) -> Result<()> {
         let total = pending.len();
-        let mut last_report = Instant::now();
+        let mut progress = Progress::new(total);
         // The last check that failed, said if the wait times out (a read can race with a
         // signer's rename, which the next poll gets past; a repository that does not verify
         // does not).
@@ -196,47 +230,45 @@ impl Wait {
                 Err(e) => last_error = Some(e),
                 Ok(timestamp_version) => {
                     last_error = None;
-                    let progress = self.outcomes.len() > decided;
-                    if total > 1
-                        && (progress && last_report.elapsed() > Duration::from_millis(500)
-                            || pending.is_empty())
-                    {
-                        // No timestamp seen yet (every name decided by a receipt): none named.
-                        let seen = if timestamp_version > 0 {
-                            format!(" (timestamp v{timestamp_version})")
-                        } else {
-                            String::new()
-                        };
-                        eprintln!("done {}/{total}{seen}", self.outcomes.len());
-                        last_report = Instant::now();
-                    }
+                    let now = self.outcomes.len();
+                    progress.say(decided, now, pending.is_empty(), timestamp_version);
                 }
             }
             pending.is_empty().then_some(())
         })
         .await;
         if done.is_none() {
-            let why = match &last_error {
-                Some(e) => format!("the published metadata does not verify: {e}"),
-                None if !self.unreceipted.is_empty() => format!(
-                    "{} of {} job(s) neither applied nor refused by the targets signer \
-                     yet (a refusal is reported at once): is it running, or paused? \
-                     (tuf-client status --repo ...)",
-                    self.unreceipted.len(),
-                    self.names_of.len()
-                ),
-                None => "every job was applied; the snapshot and timestamp signers have \
-                         not published it yet: are they running? (tuf-client status \
-                         --repo ...)"
-                    .into(),
-            };
-            return Err(Error::Verify(format!(
-                "timed out after {timeout:?}: {} of {total} target(s) not yet covered by \
-                 timestamp.json; {why}",
-                pending.len()
-            )));
+            return Err(self.timed_out(last_error.as_ref(), pending.len(), total, timeout));
         }
         self.report(total, started)
+    }
+
+    /// Why the wait for `left` of `total` names ran out of time, and what to look at.
+    fn timed_out(
+        &self,
+        last_error: Option<&Error>,
+        left: usize,
+        total: usize,
+        timeout: Duration,
+    ) -> Error {
+        let why = match last_error {
+            Some(e) => format!("the published metadata does not verify: {e}"),
+            None if !self.unreceipted.is_empty() => format!(
+                "{} of {} job(s) neither applied nor refused by the targets signer \
+                 yet (a refusal is reported at once): is it running, or paused? \
+                 (tuf-client status --repo ...)",
+                self.unreceipted.len(),
+                self.names_of.len()
+            ),
+            None => "every job was applied; the snapshot and timestamp signers have \
+                     not published it yet: are they running? (tuf-client status \
+                     --repo ...)"
+                .into(),
+        };
+        Error::Verify(format!(
+            "timed out after {timeout:?}: {left} of {total} target(s) not yet covered by \
+             timestamp.json; {why}"
+        ))
     }
 
     /// Says what became of the names: refused and replaced ones by name, on stderr; the

@@ -89,10 +89,7 @@ impl HttpFetcher {
             .metadata()
             .map_err(Error::storage("cannot read", &path))?;
         if !meta.is_file() {
-            return Err(Error::Download {
-                url: url.to_string(),
-                reason: "not a regular file".into(),
-            });
+            return Err(failed(url, "not a regular file".into()));
         }
         let mut bytes = Vec::new();
         file.take(max_length + 1)
@@ -106,10 +103,10 @@ impl HttpFetcher {
 }
 
 fn too_long(url: &Url, max_length: u64) -> Error {
-    Error::Download {
-        url: url.to_string(),
-        reason: format!("longer than the {max_length} bytes allowed; refusing it"),
-    }
+    failed(
+        url,
+        format!("longer than the {max_length} bytes allowed; refusing it"),
+    )
 }
 
 impl Fetcher for HttpFetcher {
@@ -117,63 +114,105 @@ impl Fetcher for HttpFetcher {
         if url.scheme() == "file" {
             return self.fetch_file(url, max_length);
         }
-        let failed = |reason: String| Error::Download {
-            url: url.to_string(),
-            reason,
+        let Some(response) = self.response_head(url).await? else {
+            return Ok(None);
         };
-        // The response head within a connect and a read timeout; then the body, where no read
-        // may wait longer than a read timeout and every window of a read timeout must bring
-        // the minimum speed (a trickle of a byte every few seconds is refused, however much
-        // came before).
+        if response.content_length().is_some_and(|l| l > max_length) {
+            return Err(too_long(url, max_length));
+        }
+        self.read_body(url, response, max_length).await.map(Some)
+    }
+}
+
+impl HttpFetcher {
+    /// The response head, within a connect and a read timeout; `None` for HTTP 404 or 403.
+    async fn response_head(&self, url: &Url) -> Result<Option<reqwest::Response>> {
         let deadline = self.config.connect_timeout + self.config.read_timeout;
-        let mut response = tokio::time::timeout(deadline, self.http.get(url.clone()).send())
+        let response = tokio::time::timeout(deadline, self.http.get(url.clone()).send())
             .await
-            .map_err(|_| failed(format!("no response within {} s", deadline.as_secs())))?
-            .map_err(|e| failed(e.to_string()))?;
+            .map_err(|_| failed(url, format!("no response within {} s", deadline.as_secs())))?
+            .map_err(|e| failed(url, e.to_string()))?;
         let status = response.status();
         if status == reqwest::StatusCode::NOT_FOUND || status == reqwest::StatusCode::FORBIDDEN {
             return Ok(None);
         }
         if !status.is_success() {
-            return Err(failed(format!("HTTP {status}")));
+            return Err(failed(url, format!("HTTP {status}")));
         }
-        if response.content_length().is_some_and(|l| l > max_length) {
-            return Err(too_long(url, max_length));
-        }
+        Ok(Some(response))
+    }
+
+    /// The body, where no read may wait longer than a read timeout and every window of a read
+    /// timeout must bring the minimum speed (a trickle of a byte every few seconds is refused,
+    /// however much came before), and never more than `max_length` bytes.
+    async fn read_body(
+        &self,
+        url: &Url,
+        mut response: reqwest::Response,
+        max_length: u64,
+    ) -> Result<Vec<u8>> {
         let mut body = Vec::new();
-        let (mut window_start, mut window_bytes) = (Instant::now(), 0u64);
+        let mut window = SpeedWindow::new();
         loop {
             let chunk = tokio::time::timeout(self.config.read_timeout, response.chunk())
                 .await
                 .map_err(|_| {
-                    failed(format!(
-                        "no data for {} s",
-                        self.config.read_timeout.as_secs()
-                    ))
+                    let secs = self.config.read_timeout.as_secs();
+                    failed(url, format!("no data for {secs} s"))
                 })?
-                .map_err(|e| failed(e.to_string()))?;
+                .map_err(|e| failed(url, e.to_string()))?;
             let Some(chunk) = chunk else {
-                break;
+                return Ok(body);
             };
             if body.len() as u64 + chunk.len() as u64 > max_length {
                 return Err(too_long(url, max_length));
             }
             body.extend_from_slice(&chunk);
-            window_bytes += chunk.len() as u64;
-            let elapsed = window_start.elapsed();
-            if elapsed >= self.config.read_timeout {
-                if (window_bytes as f64)
-                    < self.config.min_bytes_per_second as f64 * elapsed.as_secs_f64()
-                {
-                    return Err(failed(format!(
-                        "slower than {} bytes/s over {:.0} s; giving up",
-                        self.config.min_bytes_per_second,
-                        elapsed.as_secs_f64()
-                    )));
-                }
-                (window_start, window_bytes) = (Instant::now(), 0);
-            }
+            window
+                .add(chunk.len() as u64, &self.config)
+                .map_err(|e| failed(url, e))?;
         }
-        Ok(Some(body))
+    }
+}
+
+/// The bytes received since a window of a read timeout began.
+struct SpeedWindow {
+    start: Instant,
+    bytes: u64,
+}
+
+impl SpeedWindow {
+    fn new() -> SpeedWindow {
+        SpeedWindow {
+            start: Instant::now(),
+            bytes: 0,
+        }
+    }
+
+    /// Counts `bytes` received; once the window has lasted a read timeout, fails if it brought
+    /// less than the minimum speed, and starts the next.
+    fn add(&mut self, bytes: u64, config: &Config) -> std::result::Result<(), String> {
+        self.bytes += bytes;
+        let elapsed = self.start.elapsed();
+        if elapsed < config.read_timeout {
+            return Ok(());
+        }
+        if (self.bytes as f64) < config.min_bytes_per_second as f64 * elapsed.as_secs_f64() {
+            return Err(format!(
+                "slower than {} bytes/s over {:.0} s; giving up",
+                config.min_bytes_per_second,
+                elapsed.as_secs_f64()
+            ));
+        }
+        *self = SpeedWindow::new();
+        Ok(())
+    }
+}
+
+/// A download that failed for `reason`.
+fn failed(url: &Url, reason: String) -> Error {
+    Error::Download {
+        url: url.to_string(),
+        reason,
     }
 }
