@@ -152,14 +152,7 @@ mod tests {
     #[test]
     fn a_pin_moves_forward_along_the_chain_and_never_back() {
         let dir = tempfile::tempdir().unwrap();
-        let opts = InitOptions {
-            repo: dir.path().join("repo"),
-            keys: dir.path().join("keys"),
-            bins: 1,
-            expiries: Default::default(),
-            deployment: Default::default(),
-            key_id_rule: Default::default(),
-        };
+        let opts = InitOptions::new(dir.path().join("repo"), dir.path().join("keys"), 1);
         init(&opts, |_, _| {}).unwrap();
         let layout = Layout::new(&opts.repo);
         let handed = dir.path().join("handed-root.json");

@@ -27,5 +27,8 @@ mod expiry;
 #[path = "fast/layers.rs"]
 mod layers;
 
+#[path = "fast/long_functions.rs"]
+mod long_functions;
+
 #[path = "fast/signing.rs"]
 mod signing;

@@ -227,14 +227,7 @@ mod tests {
     #[test]
     fn coverage_is_reported_only_from_metadata_that_verifies() {
         let dir = tempfile::tempdir().unwrap();
-        let opts = InitOptions {
-            repo: dir.path().join("repo"),
-            keys: dir.path().join("keys"),
-            bins: 16,
-            expiries: Default::default(),
-            deployment: Default::default(),
-            key_id_rule: Default::default(),
-        };
+        let opts = InitOptions::new(dir.path().join("repo"), dir.path().join("keys"), 16);
         init(&opts, |_, _| {}).unwrap();
         let layout = Layout::new(opts.repo.clone());
         let pin = Pin::new(opts.keys.join(crate::pin::PIN_FILE));

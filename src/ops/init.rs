@@ -31,6 +31,22 @@ pub struct InitOptions {
     pub key_id_rule: KeyIdRule,
 }
 
+impl InitOptions {
+    /// A repository at `repo` with its keys in `keys` (one folder, this process's user) and
+    /// `bins` hashed bins; default lifetimes and php-tuf's key-id rule, as `tuf-signer init`
+    /// with no other flag.
+    pub fn new(repo: PathBuf, keys: PathBuf, bins: u32) -> InitOptions {
+        InitOptions {
+            repo,
+            keys,
+            bins,
+            expiries: Expiries::default(),
+            deployment: Deployment::default(),
+            key_id_rule: KeyIdRule::default(),
+        }
+    }
+}
+
 /// What init made, for the summary it prints.
 #[derive(Debug)]
 pub struct InitReport {

@@ -89,10 +89,6 @@ impl Stage for SnapshotRole {
         &mut self.core
     }
 
-    fn lifetimes(&self) -> Vec<std::time::Duration> {
-        vec![self.core.settings.expiries.of(Role::Snapshot)]
-    }
-
     /// Whether another replica has written a newer snapshot than the one held here.
     fn is_stale(&self) -> Result<bool> {
         Ok(self

@@ -57,8 +57,10 @@ pub trait Stage: Send + 'static {
     /// Whether another replica has written newer files since this state was loaded.
     fn is_stale(&self) -> Result<bool>;
     /// The lifetimes of the metadata this role signs, which set how often it looks for
-    /// metadata about to expire.
-    fn lifetimes(&self) -> Vec<Duration>;
+    /// metadata about to expire: its own file's, unless it signs several kinds.
+    fn lifetimes(&self) -> Vec<Duration> {
+        vec![self.core().settings.expiries.of(Self::ROLE)]
+    }
 
     /// The repository this role signs.
     fn layout(&self) -> &Layout {

@@ -105,18 +105,7 @@ impl TargetsRole {
             versions: layout.scan_versions()?,
             listed: BTreeMap::new(),
         };
-        let top_version = disk.newest(Role::Targets.name())?;
-        core.pruner.adopt(
-            layout,
-            Role::Targets,
-            &disk.up_to(Role::Targets.name(), top_version),
-        );
-        let top_path = layout.versioned(Role::Targets, top_version);
-        let (top, top_meta) =
-            load_state::<Targets>(&chain, &top_path, Role::Targets, Some(top_version))?;
-        core.check_loaded(Role::Targets.name(), top_version, &top_path)?;
-        disk.listed = listed_versions(layout, &chain)?;
-        check_not_older(&top_path, top_version, disk.listed(Role::Targets.name()))?;
+        let (top, top_meta, top_path) = load_top(&mut core, &mut disk, &chain)?;
         let (delegations, bins) = delegated_bins(&top.signed, &top_path)?;
         let mut new_key = !delegates_to_this_key(&core, &top, delegations)?;
         let mut state = Vec::with_capacity(bins.count() as usize);
@@ -221,28 +210,12 @@ impl Stage for TargetsRole {
     /// submission is written to the receipts. The snapshot job goes signed with the targets
     /// key: it vouches for the hashes it lists (see `SnapshotRole::check`).
     fn apply(&mut self, jobs: &[TargetsJob]) -> Result<Applied<SnapshotJob>> {
-        let mut ordered: Vec<(usize, &TargetsJob)> = jobs.iter().enumerate().collect();
-        ordered.sort_by_key(|(_, j)| j.issued);
         self.ledger.begin();
         let mut receipt = Receipt {
             signer: crate::provenance::describe(),
             ..Receipt::default()
         };
-        let mut newer = Vec::with_capacity(jobs.len());
-        for (i, job) in ordered {
-            let kept = self.ledger.newer(job);
-            if let Some(id) = &job.id {
-                receipt.jobs.push(id.clone());
-                // Left out because a later job changed them; not the same job delivered
-                // again (a redelivery, or a submitter's re-send), which was applied.
-                let mut left_out = superseded_names(job, kept.as_deref());
-                left_out.retain(|name| self.ledger.last_change(name) > job.issued);
-                if !left_out.is_empty() {
-                    receipt.superseded.insert(id.clone(), left_out);
-                }
-            }
-            newer.extend(kept.map(|k| (i, k)));
-        }
+        let newer = self.newer_parts(jobs, &mut receipt);
         let mut changes = Changes::default();
         let mut outcome = self.apply_newer(&newer, &mut changes)?;
         let refusals = changes.refused;
@@ -313,6 +286,34 @@ impl TargetsRole {
             .submissions
             .as_ref()
             .expect("load refuses to start without one")
+    }
+
+    /// What of each job is newer than the ledger's record, in the order the jobs were issued,
+    /// each with its index in `jobs`; `receipt` gets each job's id and the names a later job
+    /// superseded.
+    fn newer_parts<'j>(
+        &mut self,
+        jobs: &'j [TargetsJob],
+        receipt: &mut Receipt,
+    ) -> Vec<(usize, Cow<'j, TargetsJob>)> {
+        let mut ordered: Vec<(usize, &TargetsJob)> = jobs.iter().enumerate().collect();
+        ordered.sort_by_key(|(_, j)| j.issued);
+        let mut newer = Vec::with_capacity(jobs.len());
+        for (i, job) in ordered {
+            let kept = self.ledger.newer(job);
+            if let Some(id) = &job.id {
+                receipt.jobs.push(id.clone());
+                // Left out because a later job changed them; not the same job delivered
+                // again (a redelivery, or a submitter's re-send), which was applied.
+                let mut left_out = superseded_names(job, kept.as_deref());
+                left_out.retain(|name| self.ledger.last_change(name) > job.issued);
+                if !left_out.is_empty() {
+                    receipt.superseded.insert(id.clone(), left_out);
+                }
+            }
+            newer.extend(kept.map(|k| (i, k)));
+        }
+        newer
     }
 
     /// Applies `jobs` (each with its index in the batch), adding to `changes` each name an
@@ -510,37 +511,13 @@ impl TargetsRole {
     /// longer delegated.
     fn rebin(&mut self, count: u32) -> Result<SnapshotJob> {
         let bins = HashBins::new(count)?;
-        let layout = self.core.settings.layout.clone();
-        let on_disk = layout.scan_versions()?;
         tracing::info!(
             from = self.bins.count(),
             to = count,
             targets = self.target_count(),
             "changing the number of bins"
         );
-        // What the newest snapshot lists, in case a retired bin's files were removed by hand.
-        let listed = listed_versions(&layout, &RootChain::load(&layout, &self.core.settings.pin)?)?;
-        let now = jiff::Timestamp::now();
-        let mut state: Vec<Bin> = bins
-            .names()
-            .map(|name| Bin {
-                // Above any version of this name on disk or in the snapshot: the name may
-                // have been a bin before (a count used earlier) or half-written by an
-                // interrupted change.
-                // And above any this signer signed (a count used before, since pruned).
-                version: on_disk
-                    .get(&name)
-                    .and_then(|v| v.last())
-                    .copied()
-                    .unwrap_or(0)
-                    .max(listed.get(&name).copied().unwrap_or(0))
-                    .max(self.core.high_water.highest(&name).unwrap_or(0)),
-                name,
-                expires: now,
-                targets: BTreeMap::new(),
-                meta: MetaEntry::of(0, b""),
-            })
-            .collect();
+        let mut state = self.empty_bins(bins)?;
         for old in std::mem::take(&mut self.state) {
             for (name, entry) in old.targets {
                 state[bins.index_of(&name) as usize]
@@ -568,6 +545,33 @@ impl TargetsRole {
         crate::failpoint::hit("rebin:top-written");
         tracing::info!(bins = count, targets_version = version, "bins changed");
         Ok(self.every_file())
+    }
+
+    /// An empty bin for each of `bins`, each at a version above any of its name on disk, in
+    /// the newest snapshot or signed by this signer: the name may have been a bin before (a
+    /// count used earlier, since pruned, or removed by hand) or half-written by an
+    /// interrupted change.
+    fn empty_bins(&self, bins: HashBins) -> Result<Vec<Bin>> {
+        let layout = &self.core.settings.layout;
+        let on_disk = layout.scan_versions()?;
+        let listed = listed_versions(layout, &RootChain::load(layout, &self.core.settings.pin)?)?;
+        let now = jiff::Timestamp::now();
+        Ok(bins
+            .names()
+            .map(|name| Bin {
+                version: on_disk
+                    .get(&name)
+                    .and_then(|v| v.last())
+                    .copied()
+                    .unwrap_or(0)
+                    .max(listed.get(&name).copied().unwrap_or(0))
+                    .max(self.core.high_water.highest(&name).unwrap_or(0)),
+                name,
+                expires: now,
+                targets: BTreeMap::new(),
+                meta: MetaEntry::of(0, b""),
+            })
+            .collect())
     }
 
     /// The version top-level targets is signed at next: checked, and above any version of it
@@ -709,6 +713,30 @@ impl OnDisk<'_> {
     fn listed(&self, role: &str) -> Option<u64> {
         self.listed.get(role).copied()
     }
+}
+
+/// Top-level targets, its newest version on disk adopted as state: verified against the
+/// root's targets keys, not older than the snapshot lists (read into `disk` here), not above
+/// this signer's high water. Returns it, its meta entry and its path.
+fn load_top(
+    core: &mut Core,
+    disk: &mut OnDisk,
+    chain: &RootChain,
+) -> Result<(tough::schema::Signed<Targets>, MetaEntry, PathBuf)> {
+    let layout = disk.layout;
+    let top_version = disk.newest(Role::Targets.name())?;
+    core.pruner.adopt(
+        layout,
+        Role::Targets,
+        &disk.up_to(Role::Targets.name(), top_version),
+    );
+    let top_path = layout.versioned(Role::Targets, top_version);
+    let (top, top_meta) =
+        load_state::<Targets>(chain, &top_path, Role::Targets, Some(top_version))?;
+    core.check_loaded(Role::Targets.name(), top_version, &top_path)?;
+    disk.listed = listed_versions(layout, chain)?;
+    check_not_older(&top_path, top_version, disk.listed(Role::Targets.name()))?;
+    Ok((top, top_meta, top_path))
 }
 
 /// The delegations of top-level targets (at `top_path`), which must be this signer's hashed

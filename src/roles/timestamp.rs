@@ -65,10 +65,6 @@ impl Stage for TimestampRole {
         &mut self.core
     }
 
-    fn lifetimes(&self) -> Vec<std::time::Duration> {
-        vec![self.core.settings.expiries.of(Role::Timestamp)]
-    }
-
     /// Whether another replica has written a newer timestamp than the one held here.
     fn is_stale(&self) -> Result<bool> {
         let (ts, _) =

@@ -65,6 +65,11 @@ fn parse_verified<T: serde::de::DeserializeOwned>(
         .map_err(|e| Error::BadMetadata(format!("{what}: not valid {kind} metadata: {e}")))
 }
 
+/// The trusted file in `slot`, or the order error `first` (what must be loaded before).
+fn loaded<'s, T>(slot: &'s Option<Trusted<T>>, first: &'static str) -> Result<&'s T> {
+    slot.as_ref().map(|t| &t.signed).ok_or(Error::Order(first))
+}
+
 fn expired(role: &str, expires: jiff::Timestamp) -> Error {
     Error::Expired {
         role: role.to_string(),
@@ -166,14 +171,7 @@ impl TrustedSet {
         if self.root.signed.expires <= self.reference_time {
             return Err(expired(Role::Root.name(), self.root.signed.expires));
         }
-        let authority =
-            root_authority(&self.root.signed, RoleType::Timestamp).map_err(Error::unsigned)?;
-        let new: Timestamp = parse_verified(
-            bytes,
-            Role::Timestamp.name(),
-            Role::Timestamp.name(),
-            &authority,
-        )?;
+        let new: Timestamp = self.verify_by_root(bytes, Role::Timestamp)?;
         let snapshot_of = |t: &Timestamp| t.meta.get(Role::Snapshot.file()).map(|m| m.version);
         let new_snapshot = snapshot_of(&new)
             .ok_or_else(|| Error::BadMetadata("timestamp names no snapshot.json".into()))?;
@@ -206,12 +204,20 @@ impl TrustedSet {
         Ok(&self.timestamp.as_ref().expect("set").signed)
     }
 
+    /// `bytes` verified as the file of the top-level `role`, signed by the keys and threshold
+    /// the trusted root gives it.
+    fn verify_by_root<T: serde::de::DeserializeOwned>(
+        &self,
+        bytes: &[u8],
+        role: Role,
+    ) -> Result<T> {
+        let authority =
+            root_authority(&self.root.signed, role.role_type()).map_err(Error::unsigned)?;
+        parse_verified(bytes, role.name(), role.name(), &authority)
+    }
+
     fn check_final_timestamp(&self) -> Result<&MetaFile> {
-        let t = &self
-            .timestamp
-            .as_ref()
-            .ok_or(Error::Order("timestamp first"))?
-            .signed;
+        let t = loaded(&self.timestamp, "timestamp first")?;
         if t.expires <= self.reference_time {
             return Err(expired(Role::Timestamp.name(), t.expires));
         }
@@ -233,14 +239,7 @@ impl TrustedSet {
         if !trusted {
             meta.check(Role::Snapshot.name(), bytes)?;
         }
-        let authority =
-            root_authority(&self.root.signed, RoleType::Snapshot).map_err(Error::unsigned)?;
-        let new: Snapshot = parse_verified(
-            bytes,
-            Role::Snapshot.name(),
-            Role::Snapshot.name(),
-            &authority,
-        )?;
+        let new: Snapshot = self.verify_by_root(bytes, Role::Snapshot)?;
         // §5.5.5: every file the trusted snapshot lists, at no older version.
         if let Some(old) = &self.snapshot {
             for (file, old_meta) in &old.signed.meta {
@@ -271,11 +270,7 @@ impl TrustedSet {
 
     /// §5.5.3, §5.5.6: the snapshot is the version the timestamp names, and not expired.
     fn check_final_snapshot(&self) -> Result<()> {
-        let s = &self
-            .snapshot
-            .as_ref()
-            .ok_or(Error::Order("snapshot first"))?
-            .signed;
+        let s = loaded(&self.snapshot, "snapshot first")?;
         if s.expires <= self.reference_time {
             return Err(expired(Role::Snapshot.name(), s.expires));
         }

@@ -75,12 +75,8 @@ impl Repo {
             .tempdir()
             .unwrap();
         let opts = InitOptions {
-            repo: dir.path().join("repo"),
-            keys: dir.path().join("keys"),
-            bins,
             expiries,
-            deployment: Default::default(),
-            key_id_rule: Default::default(),
+            ..InitOptions::new(dir.path().join("repo"), dir.path().join("keys"), bins)
         };
         init(&opts, |_, _| {}).unwrap();
         Repo {
