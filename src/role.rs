@@ -1,8 +1,9 @@
 //! The roles, named once. Every table of roles (init's keys, the root's role list, the CLI's
-//! `--role` values, the agents) and every role name in a file name, a log line or a lock goes
-//! through [`Role`]: a role's name, its metadata file, its key file and the agent (container
-//! image, `nix/agents.json`) that runs it. The queue its signer consumes is the broker's to
-//! name (`broker::Queue::of`): roles know nothing of how jobs travel.
+//! `--role` values) and every role name in a file name, a log line or a lock goes through
+//! [`Role`]: a role's name, its metadata file and the role whose key signs it. Where its key
+//! file is, is init's to say (`ops::init::key_path`); which agent runs its signer,
+//! `nix/agents.json`'s; the queue its signer consumes, the broker's (`broker::Queue::of`):
+//! roles know nothing of deployment or of how jobs travel.
 //!
 //! The hashed bins are one role here, [`Role::Bins`]: each bin is its own delegated metadata
 //! file (`N.bin-000-001.json`, named by [`crate::bins::HashBins`]), all signed by the
@@ -72,27 +73,6 @@ impl Role {
         match self {
             Role::Bins => Role::Targets,
             role => role,
-        }
-    }
-
-    /// The key file `init` writes for this role (`KEYS/targets.pem`, or
-    /// `KEYS/targets/targets.pem` with `--key-folders`).
-    pub const fn key_file(self) -> &'static str {
-        match self.key_role() {
-            Role::Root => "root.pem",
-            Role::Snapshot => "snapshot.pem",
-            Role::Timestamp => "timestamp.pem",
-            _ => "targets.pem",
-        }
-    }
-
-    /// The agent (container image, see `nix/agents.json`) that holds this role's key.
-    pub const fn agent(self) -> Option<&'static str> {
-        match self.key_role() {
-            Role::Root => None,
-            Role::Snapshot => Some("snapshot-signer"),
-            Role::Timestamp => Some("timestamp-signer"),
-            _ => Some("delegated-targets-signer"),
         }
     }
 
@@ -193,37 +173,12 @@ mod tests {
         assert!(Role::online("root").is_err());
     }
 
-    /// `nix/agents.json`, the one source of the images, runs each online role's signer in the
-    /// agent `Role::agent` names, with the key file `Role::key_file` names.
     #[test]
-    fn each_signer_agent_in_the_images_runs_its_role_with_its_key() {
-        let agents: serde_json::Value =
-            serde_json::from_str(include_str!("../nix/agents.json")).unwrap();
-        for role in Role::ONLINE {
-            let agent = &agents[role.agent().unwrap()];
-            let args: Vec<&str> = agent["args"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|a| a.as_str().unwrap())
-                .collect();
-            assert_eq!(args, ["run", "--role", role.name()], "{role}");
-            let key = agent["env"]["TUF_KEY"].as_str().unwrap();
-            assert!(
-                key.ends_with(&format!("/{}", role.key_file())),
-                "{role}: {key}"
-            );
-        }
-    }
-
-    #[test]
-    fn the_bins_share_the_targets_key_queue_and_agent() {
-        assert_eq!(Role::Bins.key_file(), "targets.pem");
+    fn the_bins_share_the_targets_key_and_queue() {
+        assert_eq!(Role::Bins.key_role(), Role::Targets);
         use crate::broker::Queue;
         assert_eq!(Queue::of(Role::Bins), Some(Queue::Targets));
-        assert_eq!(Role::Bins.agent(), Some("delegated-targets-signer"));
         assert_eq!(Queue::of(Role::Root), None);
-        assert_eq!(Role::Root.agent(), None);
         assert_eq!(Queue::of(Role::Timestamp), Some(Queue::Timestamp));
     }
 }

@@ -54,6 +54,8 @@ pub struct InitReport {
     pub files_written: usize,
 }
 
+/// Where init writes the key `name` (a role's, or the submitter's) in one folder of keys:
+/// `KEYS/<name>.pem`. The images read each signer's key from there (`nix/agents.json`).
 pub fn key_path(keys_dir: &Path, role: &str) -> PathBuf {
     keys_dir.join(format!("{role}.pem"))
 }
@@ -302,4 +304,31 @@ fn write_first_versions(
         opts.expiries,
     )?;
     staging.write_durably(&layout.timestamp(), &timestamp_file.bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `nix/agents.json`, the one source of the images, runs each online role's signer, with
+    /// the key init writes for the role that signs it (the bins are signed by the targets
+    /// signer, with its key).
+    #[test]
+    fn each_signer_image_runs_its_role_with_the_key_init_writes() {
+        let agents: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(include_str!("../../nix/agents.json")).unwrap();
+        for role in Role::ONLINE {
+            let runs = |agent: &&serde_json::Value| {
+                agent["args"] == serde_json::json!(["run", "--role", role.key_role().name()])
+            };
+            let running: Vec<_> = agents.values().filter(runs).collect();
+            assert_eq!(running.len(), 1, "{role}: one agent runs its signer");
+            let key = Path::new(running[0]["env"]["TUF_KEY"].as_str().unwrap());
+            assert_eq!(
+                key,
+                key_path(key.parent().unwrap(), role.key_role().name()),
+                "{role}"
+            );
+        }
+    }
 }
