@@ -90,6 +90,14 @@ pub enum Error {
     #[error("internal error: {0}")]
     Internal(String),
 
+    /// A published file that fails the check a client makes of it (signatures, version,
+    /// length and hashes, expiry), named by its path.
+    #[error("{path}: {source}")]
+    Published {
+        path: PathBuf,
+        source: crate::updater::Error,
+    },
+
     /// What the verifying updater found (typed: rollback, expiry, signatures, download...).
     #[error(transparent)]
     Update(#[from] crate::updater::Error),

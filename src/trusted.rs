@@ -12,8 +12,9 @@ use crate::role::Role;
 use crate::schema::Root;
 use crate::schema::Targets;
 use crate::updater::trusted_set::TrustedSet;
-use crate::verify::{fail, root_authority, verify};
+use crate::verify::{root_authority, verify};
 use crate::{Error, Result};
+use std::path::PathBuf;
 
 /// The roots on disk from the pinned version to the newest, checked as a client checks each
 /// new root (the updater's [`TrustedSet`]): a trusted set holding the newest, ready for the
@@ -90,47 +91,64 @@ pub fn trusted_chain_at(
 }
 
 /// `set` (the root chain on disk, from [`trusted_chain`]) takes the published `timestamp`
-/// (the bytes of `timestamp.json`) and the snapshot it names, as a client takes them.
+/// (the bytes of `timestamp.json`) and the snapshot it names, as a client takes them. A file
+/// that fails is named by its path ([`Error::Published`]).
 pub fn trust_published_snapshot(
     set: &mut TrustedSet,
     layout: &Layout,
     timestamp: &[u8],
 ) -> Result<()> {
-    let version = set
-        .update_timestamp(timestamp)?
-        .meta
-        .get(Role::Snapshot.file())
-        .expect("checked by update_timestamp")
-        .version
-        .get();
-    set.update_snapshot(
-        &read_published(layout, Role::Snapshot.name(), version)?,
-        false,
-    )?;
+    set.update_timestamp(timestamp)
+        .map_err(published(layout.timestamp()))?;
+    let path = published_file(set, layout, Role::Snapshot.name());
+    let bytes = std::fs::read(&path).map_err(Error::io("cannot read", &path))?;
+    set.update_snapshot(&bytes, false)
+        .map_err(published(path))?;
     Ok(())
 }
 
 /// `set` takes the published `role` as `delegator` delegates it ("root" for the top-level
-/// targets), at the version its trusted snapshot names.
+/// targets), at the version its trusted snapshot names. A file that fails is named by its
+/// path: the role's, or the snapshot's when it does not list the role.
 pub fn trust_published_targets<'s>(
     set: &'s mut TrustedSet,
     layout: &Layout,
     role: &str,
     delegator: &str,
 ) -> Result<&'s Targets> {
-    let version = set
+    let path = published_file(set, layout, role);
+    let listed = set
         .snapshot()
-        .and_then(|s| s.meta.get(&format!("{role}.json")))
-        .ok_or_else(|| fail(format!("the snapshot does not list {role}.json")))?
-        .version
-        .get();
-    let bytes = read_published(layout, role, version)?;
-    Ok(set.update_delegated_targets(&bytes, role, delegator)?)
+        .is_some_and(|s| s.meta.contains_key(&format!("{role}.json")));
+    if !listed {
+        return Err(Error::Published {
+            path,
+            source: crate::updater::error::Error::BadMetadata(format!("does not list {role}.json")),
+        });
+    }
+    let bytes = std::fs::read(&path).map_err(Error::io("cannot read", &path))?;
+    set.update_delegated_targets(&bytes, role, delegator)
+        .map_err(published(path))
 }
 
-fn read_published(layout: &Layout, role: &str, version: u64) -> Result<Vec<u8>> {
-    let path = layout.versioned(role, version);
-    std::fs::read(&path).map_err(Error::io("cannot read", &path))
+/// The published file of `role` (`snapshot`, `targets` or a bin) that `set` would take next:
+/// the version its trusted timestamp (for the snapshot) or snapshot lists; when that lists
+/// none, the file that should have listed it (`timestamp.json`, or the snapshot).
+pub fn published_file(set: &TrustedSet, layout: &Layout, role: &str) -> PathBuf {
+    let (lister, meta) = match (role == Role::Snapshot.name(), set.snapshot()) {
+        (false, Some(s)) => (
+            layout.versioned(Role::Snapshot.name(), s.version.get()),
+            Some(&s.meta),
+        ),
+        _ => (layout.timestamp(), set.timestamp().map(|t| &t.meta)),
+    };
+    meta.and_then(|m| m.get(&format!("{role}.json")))
+        .map_or(lister, |m| layout.versioned(role, m.version.get()))
+}
+
+/// Names the published file at `path` in what a client's check of it found.
+fn published(path: PathBuf) -> impl FnOnce(crate::updater::error::Error) -> Error {
+    move |source| Error::Published { path, source }
 }
 
 /// The roots on disk, from the pin, checked as a client checks an update (§5.3.4, §5.3.5):

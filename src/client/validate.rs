@@ -20,7 +20,9 @@ use crate::role::Role;
 use crate::roles::check_version;
 use crate::schema::Header;
 use crate::schema::{Delegations, Snapshot, Targets};
-use crate::trusted::{trust_published_targets, trusted_chain_at, RootChain};
+use crate::trusted::{
+    published_file, trust_published_snapshot, trust_published_targets, trusted_chain_at, RootChain,
+};
 use crate::updater::TrustedSet;
 use crate::verify::verify_delegated;
 use crate::{Error, Result};
@@ -228,47 +230,30 @@ impl Check<'_> {
     fn top_level(&mut self, set: &mut TrustedSet) -> Option<TopLevel> {
         let layout = self.layout;
         let timestamp_file = layout.timestamp();
-        let timestamp = match std::fs::read(&timestamp_file)
+        let trusted = std::fs::read(&timestamp_file)
             .map_err(Error::io("cannot read", &timestamp_file))
-            .and_then(|bytes| Ok(set.update_timestamp(&bytes)?.clone()))
-        {
-            Ok(t) => t,
-            Err(e) => return self.failed(&timestamp_file, e),
-        };
-        // The file a role's problems are about: the version listed above it, or, when it is
-        // not listed, the file that should have listed it.
-        let listed = |set: &TrustedSet, role: Role| {
-            let (lister, meta) = match set.snapshot() {
-                Some(s) => (
-                    layout.versioned(Role::Snapshot.name(), s.version.get()),
-                    &s.meta,
-                ),
-                None => (layout.timestamp(), &timestamp.meta),
-            };
-            meta.get(role.file())
-                .map_or(lister, |m| layout.versioned(role.name(), m.version.get()))
-        };
-        let snapshot_file = listed(set, Role::Snapshot);
-        let snapshot = match std::fs::read(&snapshot_file)
-            .map_err(Error::io("cannot read", &snapshot_file))
-            .and_then(|bytes| Ok(set.update_snapshot(&bytes, false)?.clone()))
-        {
-            Ok(s) => s,
-            Err(e) => return self.failed(&snapshot_file, e),
-        };
-        let targets_file = listed(set, Role::Targets);
+            .and_then(|bytes| trust_published_snapshot(set, layout, &bytes));
+        if let Err(e) = trusted {
+            return self.failed(&timestamp_file, e);
+        }
+        let snapshot_file = published_file(set, layout, Role::Snapshot.name());
+        let targets_file = published_file(set, layout, Role::Targets.name());
         let targets =
             match trust_published_targets(set, layout, Role::Targets.name(), Role::Root.name()) {
                 Ok(t) => t.clone(),
                 Err(e) => return self.failed(&targets_file, e),
             };
-        self.expiry(&timestamp_file, Role::Timestamp, timestamp.expires);
-        self.expiry(&snapshot_file, Role::Snapshot, snapshot.expires);
-        self.expiry(&targets_file, Role::Targets, targets.expires);
+        let (timestamp, snapshot) = (
+            set.timestamp().expect("trusted"),
+            set.snapshot().expect("trusted").clone(),
+        );
         self.report.summary.push(format!(
             "timestamp v{} -> snapshot v{} (length and sha256 match)",
             timestamp.version, snapshot.version
         ));
+        self.expiry(&timestamp_file, Role::Timestamp, timestamp.expires);
+        self.expiry(&snapshot_file, Role::Snapshot, snapshot.expires);
+        self.expiry(&targets_file, Role::Targets, targets.expires);
         Some(TopLevel {
             snapshot,
             targets,
@@ -276,8 +261,14 @@ impl Check<'_> {
         })
     }
 
+    /// A step that failed on `e`: a problem about the file the error names, or else about
+    /// `path`.
     fn failed<T>(&mut self, path: &Path, e: Error) -> Option<T> {
-        self.problem(path, e.to_string());
+        match e {
+            Error::Published { path, source } => self.problem(&path, source.to_string()),
+            Error::Io { ref path, .. } => self.problem(&path.clone(), e.to_string()),
+            e => self.problem(path, e.to_string()),
+        }
         None
     }
 
@@ -315,18 +306,12 @@ impl Check<'_> {
         let mut file_problems = 0;
         for role in &delegations.roles {
             // Not listed, the problem is the snapshot's.
-            let snapshot = set.snapshot().expect("trusted by top_level");
-            let file = match snapshot.meta.get(&format!("{}.json", role.name)) {
-                Some(m) => self.layout.versioned(&role.name, m.version.get()),
-                None => self
-                    .layout
-                    .versioned(Role::Snapshot.name(), snapshot.version.get()),
-            };
+            let file = published_file(set, self.layout, &role.name);
             let bin =
                 match trust_published_targets(set, self.layout, &role.name, Role::Targets.name()) {
                     Ok(bin) => bin.clone(),
                     Err(e) => {
-                        self.problem(&file, e.to_string());
+                        self.failed::<()>(&file, e);
                         continue;
                     }
                 };

@@ -145,3 +145,35 @@ fn validate_names_the_snapshot_that_leaves_a_bin_out() {
         report.render()
     );
 }
+
+/// A snapshot that no longer verifies (a byte of its signature changed) is named by its own
+/// path, not by timestamp.json's, which names it and verifies; nothing past it is checked.
+#[test]
+fn validate_names_the_snapshot_that_does_not_verify() {
+    let repo = Repo::init(4);
+    let layout = &repo.layout;
+    let path = layout.versioned("snapshot", repo.newest("snapshot"));
+    let text = std::fs::read_to_string(&path).unwrap();
+    let at = text.find("\"sig\":\"").unwrap() + 7;
+    let flipped = if &text[at..at + 1] == "0" { "1" } else { "0" };
+    std::fs::write(
+        &path,
+        format!("{}{flipped}{}", &text[..at], &text[at + 1..]),
+    )
+    .unwrap();
+
+    let report = validate(
+        layout,
+        &repo.pin(),
+        &Window::Every(Duration::from_secs(60)),
+        false,
+    )
+    .unwrap();
+    let named = format!("metadata/{}: ", path.file_name().unwrap().to_str().unwrap());
+    assert_eq!(report.problems.len(), 1, "{}", report.render());
+    assert!(
+        report.problems[0].starts_with(&named),
+        "{}",
+        report.render()
+    );
+}
