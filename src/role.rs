@@ -48,8 +48,9 @@ impl Role {
         }
     }
 
-    /// The role's metadata file as snapshot and timestamp list it: `targets.json`. (A bin's
-    /// file is named by the bin, `bin-000-001.json`; this gives the pattern.)
+    /// The role's metadata file as snapshot and timestamp list it: `targets.json`, as
+    /// [`crate::schema::listed_name`] makes it (a test holds the two together). A bin's file
+    /// is named by the bin, `bin-000-001.json`; this gives the pattern.
     pub const fn file(self) -> &'static str {
         match self {
             Role::Root => "root.json",
@@ -171,6 +172,18 @@ mod tests {
         assert_eq!(Role::of_metadata("bins"), None);
         assert!(Role::top_level("bins").is_err());
         assert!(Role::online("root").is_err());
+    }
+
+    #[test]
+    fn each_top_level_file_is_listed_under_its_role_name() {
+        for role in Role::TOP_LEVEL {
+            assert_eq!(role.file(), crate::schema::listed_name(role.name()));
+            assert_eq!(
+                crate::schema::role_of_listed(role.file()),
+                Some(role.name())
+            );
+        }
+        assert_eq!(crate::schema::role_of_listed(".json"), None);
     }
 
     #[test]

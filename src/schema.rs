@@ -161,6 +161,19 @@ impl Root {
     }
 }
 
+/// The name under which snapshot and timestamp list a role's file (TUF 1.0 §4.4): the role's
+/// name and `.json` (`targets.json`, `bin-000-001.json`). Names are joined here, and taken
+/// apart by [`role_of_listed`], nowhere else.
+pub fn listed_name(role: &str) -> String {
+    format!("{role}.json")
+}
+
+/// The role whose file a snapshot or timestamp lists under `name`: `bin-000-001.json` gives
+/// `bin-000-001`; `None` for a name that is no metadata file's.
+pub fn role_of_listed(name: &str) -> Option<&str> {
+    name.strip_suffix(".json").filter(|role| !role.is_empty())
+}
+
 impl Targets {
     /// An empty targets role.
     pub fn new(spec_version: String, version: NonZeroU64, expires: jiff::Timestamp) -> Targets {
@@ -183,6 +196,13 @@ impl Snapshot {
             expires,
             meta: BTreeMap::new(),
         }
+    }
+}
+
+impl Snapshot {
+    /// What this snapshot lists of `role`'s file.
+    pub fn listed(&self, role: &str) -> Option<&MetaFile> {
+        self.meta.get(&listed_name(role))
     }
 }
 

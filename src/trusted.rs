@@ -10,7 +10,7 @@ use crate::pin::Pin;
 use crate::repository::Layout;
 use crate::role::Role;
 use crate::schema::Root;
-use crate::schema::Targets;
+use crate::schema::{listed_name, Targets};
 use crate::updater::trusted_set::TrustedSet;
 use crate::verify::{root_authority, verify};
 use crate::{Error, Result};
@@ -117,9 +117,7 @@ pub fn trust_published_targets<'s>(
     delegator: &str,
 ) -> Result<&'s Targets> {
     let path = published_file(set, layout, role);
-    let listed = set
-        .snapshot()
-        .is_some_and(|s| s.meta.contains_key(&format!("{role}.json")));
+    let listed = set.snapshot().is_some_and(|s| s.listed(role).is_some());
     if !listed {
         return Err(Error::Published {
             path,
@@ -142,7 +140,7 @@ pub fn published_file(set: &TrustedSet, layout: &Layout, role: &str) -> PathBuf 
         ),
         _ => (layout.timestamp(), set.timestamp().map(|t| &t.meta)),
     };
-    meta.and_then(|m| m.get(&format!("{role}.json")))
+    meta.and_then(|m| m.get(&listed_name(role)))
         .map_or(lister, |m| layout.versioned(role, m.version.get()))
 }
 

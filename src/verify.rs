@@ -262,7 +262,7 @@ pub(crate) fn verify_delegated<T: DeserializeOwned>(
     delegations: &Delegations,
     name: &str,
 ) -> Result<T> {
-    let what = format!("{name}.json");
+    let what = crate::schema::listed_name(name);
     delegated_authority(delegations, name)
         .and_then(|a| verify(bytes, &what, &a.by_key()))
         .map_err(|e| Error::Untrusted {

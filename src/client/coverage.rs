@@ -124,7 +124,7 @@ impl Coverage {
         }
         let key = (
             bin.clone(),
-            round.version_of(&format!("{bin}.json"))?,
+            round.version_of(&crate::schema::listed_name(&bin))?,
             round.top_version,
         );
         if !self.bins_cache.contains_key(&key) {

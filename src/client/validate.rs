@@ -397,12 +397,7 @@ impl Check<'_> {
             pin: pin.clone(),
         };
         let versions = self.layout.scan_versions()?;
-        let listed = |role: &str| {
-            top.snapshot
-                .meta
-                .get(&format!("{role}.json"))
-                .map_or(0, |m| m.version.get())
-        };
+        let listed = |role: &str| top.snapshot.listed(role).map_or(0, |m| m.version.get());
         let mut unlisted = 0;
         let mut newer =
             |role: &str, listed: u64, check: &dyn Fn(&[u8], &Path) -> Result<Header>| {

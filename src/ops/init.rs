@@ -271,7 +271,7 @@ fn write_first_versions(
         )?;
         snapshot
             .meta
-            .insert(format!("{name}.json"), file.meta.to_metafile()?);
+            .insert(crate::schema::listed_name(&name), file.meta.to_metafile()?);
         files.push((layout.versioned(&name, 1), file.bytes));
         if (i + 1) % 256 == 0 || i + 1 == total {
             progress(i + 1, total);

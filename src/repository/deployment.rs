@@ -73,7 +73,7 @@ impl Deployment {
                 .unwrap_or_default();
             let role = match super::layout::parse_versioned(name) {
                 Some((_, role)) => Role::of_metadata(role),
-                None => Role::of_metadata(name.trim_end_matches(".json")),
+                None => crate::schema::role_of_listed(name).and_then(Role::of_metadata),
             };
             let owner = role
                 .filter(|r| *r != Role::Root)

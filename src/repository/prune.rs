@@ -220,8 +220,10 @@ pub fn still_named(layout: &Layout) -> Option<Named> {
     let newest = layout.newest(Role::Snapshot).ok().flatten()?;
     for version in [published, newest] {
         for (file, meta) in read(layout.versioned(Role::Snapshot, version))?.signed.meta {
-            let role = file.trim_end_matches(".json").to_string();
-            let slot = named.entry(role).or_insert(meta.version);
+            let Some(role) = crate::schema::role_of_listed(&file) else {
+                continue;
+            };
+            let slot = named.entry(role.to_string()).or_insert(meta.version);
             *slot = (*slot).min(meta.version);
         }
     }

@@ -65,7 +65,9 @@ impl Receipt {
         let top = crate::role::Role::Targets.name();
         self.bins = meta
             .iter()
-            .filter_map(|(file, m)| Some((file.strip_suffix(".json")?.to_string(), m.version)))
+            .filter_map(|(file, m)| {
+                Some((crate::schema::role_of_listed(file)?.to_string(), m.version))
+            })
             .filter(|(role, _)| role != top)
             .collect();
     }

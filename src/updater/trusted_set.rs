@@ -304,8 +304,7 @@ impl TrustedSet {
             .as_ref()
             .expect("checked")
             .signed
-            .meta
-            .get(&format!("{role}.json"))
+            .listed(role)
             .cloned()
             .ok_or_else(|| Error::BadMetadata(format!("the snapshot does not list {role}.json")))?;
         meta.check(role, bytes)?;

@@ -203,7 +203,7 @@ impl<F: Fetcher> Updater<F> {
         let meta = self
             .trusted
             .snapshot()
-            .and_then(|s| s.meta.get(&format!("{role}.json")))
+            .and_then(|s| s.listed(role))
             .cloned()
             .ok_or_else(|| Error::BadMetadata(format!("the snapshot does not list {role}.json")))?;
         let max = meta.length.unwrap_or(self.config.targets_max_length);
