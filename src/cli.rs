@@ -77,6 +77,7 @@ pub struct ExpiryArgs {
 }
 
 impl ExpiryArgs {
+    /// The lifetimes the flags give, one per role.
     pub fn expiries(&self) -> Expiries {
         Expiries {
             root: self.expire_root,
@@ -99,6 +100,8 @@ pub fn duration_or_zero(text: &str) -> std::result::Result<Duration, String> {
 }
 
 /// Whether to print in colour: `auto` on a terminal with NO_COLOR unset.
+// No doc comment on the variants: clap would print each in `--help` as the value's help.
+#[allow(missing_docs)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Colour {
     Auto,

@@ -27,6 +27,7 @@
 //!   delegation walk), what Composer's TUF plugin does.
 
 #![deny(unsafe_code)]
+#![warn(missing_docs)]
 
 pub mod bins;
 pub mod broker;

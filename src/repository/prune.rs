@@ -81,6 +81,7 @@ impl Retention {
     }
 }
 
+/// Removes a role's superseded versions as its [`Retention`] allows.
 #[derive(Debug)]
 pub struct Pruner {
     retention: Retention,
@@ -89,6 +90,7 @@ pub struct Pruner {
 }
 
 impl Pruner {
+    /// A pruner that has seen nothing superseded yet.
     pub fn new(retention: Retention) -> Self {
         Pruner {
             retention,

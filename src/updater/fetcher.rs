@@ -14,12 +14,14 @@ use url::Url;
 use super::config::Config;
 use super::error::{Error, Result};
 
+/// Where the updater gets its bytes from.
 pub trait Fetcher {
     /// The bytes at `url`, or `None` when the repository has no such file (HTTP 404 or 403,
     /// or no such local file). Fails when the file is longer than `max_length`.
     fn fetch(&self, url: &Url, max_length: u64) -> impl Future<Output = Result<Option<Vec<u8>>>>;
 }
 
+/// The [`Fetcher`] for `http(s)://` and `file://` URLs, within the limits of a [`Config`].
 pub struct HttpFetcher {
     http: reqwest::Client,
     config: Config,
@@ -53,6 +55,7 @@ pub fn join(base: &Url, relative: &str) -> Result<Url> {
 }
 
 impl HttpFetcher {
+    /// A fetcher with `config`'s timeouts and minimum speed.
     pub fn new(config: &Config) -> HttpFetcher {
         HttpFetcher {
             http: reqwest::Client::builder()
