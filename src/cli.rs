@@ -186,7 +186,7 @@ impl BrokerArgs {
                         AmqpConfig::redact(url)
                     ))
                 })?;
-                parsed.set_password(Some(password)).map_err(|_| {
+                parsed.set_password(Some(password)).map_err(|()| {
                     Error::Usage("the AMQP URL has no user to give the password to".into())
                 })?;
                 Ok(parsed.to_string())

@@ -274,7 +274,7 @@ pub fn check_target_name(name: &str) -> Result<()> {
             name.len()
         ));
     }
-    if name.chars().any(|c| c.is_control()) {
+    if name.chars().any(char::is_control) {
         return bad("contains a control character (NUL, newline, …)");
     }
     if name.starts_with('/') {

@@ -263,7 +263,7 @@ pub async fn wait_for_repository(layout: &Layout, stop: &mut watch::Receiver<boo
          it writes that file last)");
     loop {
         tokio::select! {
-            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+            () = tokio::time::sleep(Duration::from_millis(500)) => {}
             _ = stop.changed() => return false,
         }
         if done.is_file() {

@@ -99,12 +99,15 @@ impl Waiting {
                 self.broker
             )));
         }
-        let delay = self.backoff.next_delay().min(self.patience - waited);
+        let delay = self
+            .backoff
+            .next_delay()
+            .min(self.patience.saturating_sub(waited));
         eprintln!(
             "waiting for the broker at {} ({e}); trying again in {:.1} s, giving up in {:.0} s",
             self.broker,
             delay.as_secs_f64(),
-            (self.patience - waited).as_secs_f64()
+            self.patience.saturating_sub(waited).as_secs_f64()
         );
         tokio::time::sleep(delay).await;
         Ok(())

@@ -417,7 +417,7 @@ fn vouches(threshold: u64, keys: &[&Key], key: &Key) -> bool {
 /// thousand signature checks.
 fn in_parallel<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
     let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
+        .map_or(1, std::num::NonZero::get)
         .min(items.len().div_ceil(64));
     if threads <= 1 {
         return items.iter().map(&f).collect();

@@ -35,7 +35,7 @@ pub fn base_url(text: &str) -> Result<Url> {
         let path =
             std::fs::canonicalize(text).map_err(Error::storage("cannot find folder", text))?;
         Url::from_directory_path(&path)
-            .map_err(|_| Error::Usage(format!("{text}: not a folder")))?
+            .map_err(|()| Error::Usage(format!("{text}: not a folder")))?
     };
     if url.query().is_some() || url.fragment().is_some() {
         return Err(Error::Usage(format!(
@@ -78,7 +78,7 @@ impl HttpFetcher {
         use std::os::unix::fs::OpenOptionsExt;
         let path: PathBuf = url
             .to_file_path()
-            .map_err(|_| Error::Usage(format!("{url}: bad file URL")))?;
+            .map_err(|()| Error::Usage(format!("{url}: bad file URL")))?;
         let file = match std::fs::OpenOptions::new()
             .read(true)
             .custom_flags(libc::O_NONBLOCK)

@@ -122,7 +122,7 @@ pub async fn run<S: Stage>(
             State::Paused => paused::hold(&transport, &mut writer, &mut shutdown).await,
             State::Reconnecting(delay) => {
                 tokio::select! {
-                    _ = tokio::time::sleep(delay) => writer.resting_state(),
+                    () = tokio::time::sleep(delay) => writer.resting_state(),
                     _ = shutdown.changed() => Ok(State::Stopped),
                 }
             }
