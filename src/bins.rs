@@ -10,8 +10,11 @@ use aws_lc_rs::digest::{digest, SHA256};
 
 use crate::{Error, Result};
 
+/// The most bins a repository may have: 16,384, four hex digits of prefix each.
 pub const MAX_BINS: u32 = 16384;
 
+/// How `count` bins split the SHA-256 prefixes of target names: which bin holds a name,
+/// and each bin's name (`bin-000-001`, or `bin-0a` when a bin has one prefix).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HashBins {
     count: u32,
@@ -20,6 +23,7 @@ pub struct HashBins {
 }
 
 impl HashBins {
+    /// The split into `count` bins: a power of two from 1 to [`MAX_BINS`], else a usage error.
     pub fn new(count: u32) -> Result<HashBins> {
         if count == 0 || count > MAX_BINS || !count.is_power_of_two() {
             return Err(Error::Usage(format!(
@@ -37,6 +41,7 @@ impl HashBins {
         })
     }
 
+    /// How many bins.
     pub fn count(&self) -> u32 {
         self.count
     }
@@ -90,6 +95,7 @@ impl HashBins {
         })
     }
 
+    /// Every bin's name, in bin order (see [`HashBins::name`]).
     pub fn names(&self) -> impl Iterator<Item = String> + '_ {
         (0..self.count).map(|i| self.name(i))
     }

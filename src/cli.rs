@@ -102,6 +102,7 @@ pub struct ExpiryArgs {
 }
 
 impl ExpiryArgs {
+    /// The lifetimes the flags give, one per role.
     pub fn expiries(&self) -> Expiries {
         Expiries {
             root: self.expire_root,
@@ -124,6 +125,8 @@ pub fn duration_or_zero(text: &str) -> std::result::Result<Duration, String> {
 }
 
 /// Whether to print in colour: `auto` on a terminal with NO_COLOR unset.
+// No doc comment on the variants: clap would print each in `--help` as the value's help.
+#[allow(missing_docs)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Colour {
     Auto,
@@ -208,7 +211,7 @@ impl BrokerArgs {
                         AmqpConfig::redact(url)
                     ))
                 })?;
-                parsed.set_password(Some(password)).map_err(|_| {
+                parsed.set_password(Some(password)).map_err(|()| {
                     Error::Usage("the AMQP URL has no user to give the password to".into())
                 })?;
                 Ok(parsed.to_string())

@@ -3,38 +3,70 @@
 
 use std::path::PathBuf;
 
+/// The crate's result: [`Error`] unless said otherwise.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// Everything that can fail in the crate; its `Display` is what the operator reads.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// A file operation failed: reading, writing, renaming, locking.
     #[error("{context}: {path}: {source}")]
     Io {
+        /// What we were doing (`cannot read the draft`).
         context: &'static str,
+        /// The file or folder it was done to.
         path: PathBuf,
+        /// What the operating system said.
         source: std::io::Error,
     },
 
+    /// A metadata file that is not JSON of the expected shape.
     #[error("{path}: not valid {what} metadata: {source}")]
     Parse {
+        /// Which metadata was expected (`root`, `targets`...).
         what: &'static str,
+        /// The file read.
         path: PathBuf,
+        /// What the JSON parser said.
         source: serde_json::Error,
     },
 
+    /// A value canonical JSON cannot encode (a float, say): nothing is signed.
     #[error("cannot encode {what} as canonical JSON: {reason}")]
-    Canonical { what: String, reason: String },
+    Canonical {
+        /// What was being encoded.
+        what: String,
+        /// Why it cannot be.
+        reason: String,
+    },
 
+    /// A key file that cannot be read, parsed or used, or a key the root does not list: the
+    /// signer stops (see [`Error::restart_cannot_fix`]).
     #[error("key {path}: {reason}")]
-    Key { path: PathBuf, reason: String },
+    Key {
+        /// The key file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
 
     /// The key's holder could not sign (a token unplugged or refusing): the batch fails
     /// before anything is written and is retried.
     #[error("cannot sign: {0} (the batch is retried; check the key's token or service)")]
     Signing(String),
 
+    /// The repository on disk is not as expected: a staging area locked by another signer,
+    /// a repository already there, a signer's version record that does not parse.
     #[error("repository {path}: {reason}")]
-    Repository { path: PathBuf, reason: String },
+    Repository {
+        /// The file or folder at fault.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
 
+    /// A job that is malformed, unsigned or names files its signer never wrote: it is
+    /// dead-lettered and the batch goes on (see [`Error::is_job_fault`]).
     #[error("invalid job: {0}")]
     InvalidJob(String),
 
@@ -43,11 +75,16 @@ pub enum Error {
     /// `broker::amqp`).
     #[error("broker: {context}: {reason}")]
     Broker {
+        /// What we asked the broker to do.
         context: String,
+        /// What went wrong.
         reason: String,
+        /// Whether the broker was out of reach rather than refusing (worth waiting out).
         unreachable: bool,
     },
 
+    /// The broker refused us (our consumer cancelled, a queue closed, publisher confirms off),
+    /// or was out of reach longer than `--broker-wait`: not worth retrying as is.
     #[error("broker: {0}")]
     BrokerRefused(String),
 
@@ -56,6 +93,7 @@ pub enum Error {
     #[error("broker: {0}")]
     BrokerBusy(String),
 
+    /// A signature, threshold or meta check failed: the file is not trusted.
     #[error("verification failed: {0}")]
     Verify(String),
 
@@ -67,10 +105,21 @@ pub enum Error {
          or move it out of metadata/, and start the signer again (`tuf-client validate --root \
          ROOT` lists every such file)"
     )]
-    Untrusted { path: PathBuf, reason: String },
+    Untrusted {
+        /// The file at fault.
+        path: PathBuf,
+        /// Which check it failed.
+        reason: String,
+    },
 
+    /// Fetching a file over HTTP failed or it was not as expected (too long, not found).
     #[error("download {url}: {reason}")]
-    Download { url: String, reason: String },
+    Download {
+        /// The address fetched.
+        url: String,
+        /// What went wrong.
+        reason: String,
+    },
 
     /// A command's mistake: a flag missing, a value that does not parse, a choice that
     /// cannot be made. Nothing was done.
@@ -104,6 +153,8 @@ pub enum Error {
 }
 
 impl Error {
+    /// A `map_err` for an I/O failure: it names what was being done (`context`) and to which
+    /// `path`.
     pub fn io(
         context: &'static str,
         path: impl Into<PathBuf>,

@@ -25,8 +25,10 @@ pub trait Job: DeserializeOwned + Serialize + Send + 'static {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TargetsJob {
+    /// The releases to sign into their bins.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub add: Vec<NewTarget>,
+    /// The target names to take out of their bins (a name that is not mutable leaves a tombstone).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub remove: Vec<String>,
     /// Re-sign every bin and top-level targets with a fresh expiry (`tuf-client refresh-expiry`).
@@ -63,15 +65,21 @@ fn is_false(b: &bool) -> bool {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewTarget {
+    /// The target's path under `targets/`, checked by [`check_target_name`].
     pub name: String,
+    /// The target's length in bytes, at most [`MAX_TARGET_LENGTH`].
     pub length: u64,
+    /// The target's SHA-256 and SHA-512, as the bin will list them.
     pub hashes: TargetHashes,
 }
 
+/// A target's two hashes, both required: what its bin lists.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TargetHashes {
+    /// Lowercase hex SHA-256 of the target's bytes (64 digits).
     pub sha256: String,
+    /// Lowercase hex SHA-512 of the target's bytes (128 digits).
     pub sha512: String,
 }
 
@@ -79,11 +87,14 @@ pub struct TargetHashes {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SnapshotJob {
+    /// The targets files written, by file name, with each one's version, length and SHA-256.
     #[serde(default)]
     pub meta: BTreeMap<String, MetaEntry>,
     /// Re-sign the snapshot with a fresh expiry even if nothing changed.
     #[serde(default, skip_serializing_if = "is_false")]
     pub refresh_expiry: bool,
+    /// A signer's own reminder to re-sign the snapshot if it is about to expire; see
+    /// [`ExpiryCheck`].
     #[serde(default, skip_serializing_if = "is_false")]
     pub check_expiry: bool,
     /// The targets signer's signature over the rest of the job: its key vouches for the
@@ -97,7 +108,9 @@ pub struct SnapshotJob {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct JobSignature {
+    /// The id of the targets key that signed, as the signer's key names it.
     pub keyid: String,
+    /// The hex signature over [`SnapshotJob::signed_bytes`].
     pub sig: String,
 }
 
@@ -130,11 +143,15 @@ impl SnapshotJob {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TimestampJob {
+    /// The snapshot just written (version, length, SHA-256); `None` in a job that only
+    /// refreshes or checks the timestamp's expiry.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snapshot: Option<MetaEntry>,
     /// Re-sign the timestamp with a fresh expiry even if the snapshot did not change.
     #[serde(default, skip_serializing_if = "is_false")]
     pub refresh_expiry: bool,
+    /// A signer's own reminder to re-sign the timestamp if it is about to expire; see
+    /// [`ExpiryCheck`].
     #[serde(default, skip_serializing_if = "is_false")]
     pub check_expiry: bool,
 }
@@ -143,6 +160,7 @@ pub struct TimestampJob {
 /// then, so that whichever replica is active (single-active-consumer) re-signs what is about
 /// to expire, and a hot standby never does.
 pub trait ExpiryCheck: Job + Default {
+    /// The job that asks only for an expiry check.
     fn expiry_check() -> Self;
 }
 
@@ -245,7 +263,7 @@ pub fn check_target_name(name: &str) -> Result<()> {
             name.len()
         ));
     }
-    if name.chars().any(|c| c.is_control()) {
+    if name.chars().any(char::is_control) {
         return bad("contains a control character (NUL, newline, …)");
     }
     if name.starts_with('/') {

@@ -171,6 +171,7 @@ impl SigningKey {
         Self::new(Box::new(FileKey::load(path)?))
     }
 
+    /// The public key, as metadata lists it.
     pub fn public(&self) -> &Key {
         &self.public
     }
@@ -200,7 +201,9 @@ impl SigningKey {
 /// a signature by a key their root no longer lists.
 #[derive(Debug)]
 pub struct RoleKeys {
+    /// The role's key: what signs every file of the role.
     pub key: SigningKey,
+    /// The key it replaced, while a rotation settles; `None` when there is no previous key file.
     pub previous: Option<SigningKey>,
     /// Where the previous key is read from ([`previous_key_file`]), for errors about it.
     pub previous_file: std::path::PathBuf,
@@ -257,6 +260,7 @@ impl KeySource {
         KeySource(std::sync::Arc::new(load))
     }
 
+    /// Reads the keys now, from wherever this source keeps them.
     pub fn load(&self) -> Result<RoleKeys> {
         (self.0)()
     }

@@ -2,6 +2,10 @@
 
 use tracing_subscriber::EnvFilter;
 
+/// How log lines are written (`--log-format`): human-readable lines, or one JSON object a
+/// line for a log collector.
+// No doc comment on the variants: clap would print each in `--help` as the value's help.
+#[allow(missing_docs)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {
     Text,

@@ -35,8 +35,11 @@ pub struct Pin {
 /// The pinned root as read: its bytes, what it says, and the file they came from.
 #[derive(Debug, Clone)]
 pub struct Pinned {
+    /// The root's bytes, as read.
     pub bytes: Vec<u8>,
+    /// The root, parsed but not yet verified.
     pub root: Root,
+    /// The file read: the pin itself, or where it moved forward to.
     pub from: PathBuf,
 }
 

@@ -21,11 +21,16 @@ use crate::{Error, Result};
 /// (see [`crate::submission`]): an agent's key like a role's, though no metadata lists it.
 pub const SUBMITTER: &str = "submitter";
 
+/// A TUF role of the repository: the four top-level roles and the hashed bins.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Role {
+    /// The root: the keys and thresholds of the top-level roles; its key is offline.
     Root,
+    /// The top-level targets: signs no targets itself, delegates every one to the bins.
     Targets,
+    /// The snapshot: the version, length and hashes of every targets file.
     Snapshot,
+    /// The timestamp: the snapshot's version, length and hashes, re-signed after every snapshot.
     Timestamp,
     /// The hashed-bin roles the top-level targets delegates to.
     Bins,
@@ -88,6 +93,7 @@ impl Role {
         }
     }
 
+    /// The role of a root's (or tough's) role type; a delegated role is one of the bins.
     pub const fn of_type(role: RoleType) -> Role {
         match role {
             RoleType::Root => Role::Root,

@@ -31,12 +31,19 @@ pub type KeyMap = HashMap<Decoded<Hex>, Key>;
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(tag = "_type", rename = "root")]
 pub struct Root {
+    /// The TUF specification version the file follows, e.g. `1.0.0`.
     pub spec_version: String,
+    /// Whether metadata and targets are published under version- and hash-prefixed names
+    /// (`3.targets.json`); our repositories always set it.
     pub consistent_snapshot: bool,
+    /// This root's version: the chain's next root is this plus one.
     pub version: NonZeroU64,
+    /// When clients stop trusting this root.
     #[serde(serialize_with = "whole_seconds")]
     pub expires: jiff::Timestamp,
+    /// The public keys of every top-level role, by the id the root gives them.
     pub keys: KeyMap,
+    /// Each top-level role's key ids and threshold.
     pub roles: HashMap<RoleType, RoleKeys>,
     /// Fields we do not know, kept so that the signed bytes can be rebuilt.
     #[serde(flatten, deserialize_with = "extra_without_type")]
@@ -48,11 +55,16 @@ pub struct Root {
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(tag = "_type", rename = "targets")]
 pub struct Targets {
+    /// The TUF specification version the file follows, e.g. `1.0.0`.
     pub spec_version: String,
+    /// The role's version, one higher each time it is signed anew.
     pub version: NonZeroU64,
+    /// When clients stop trusting this version.
     #[serde(serialize_with = "whole_seconds")]
     pub expires: jiff::Timestamp,
+    /// The targets this role signs for, by target path.
     pub targets: BTreeMap<String, TargetFile>,
+    /// The roles this one delegates to (top-level targets: the hashed bins); `None` in a bin.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delegations: Option<Delegations>,
 }
@@ -62,10 +74,15 @@ pub struct Targets {
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(tag = "_type", rename = "snapshot")]
 pub struct Snapshot {
+    /// The TUF specification version the file follows, e.g. `1.0.0`.
     pub spec_version: String,
+    /// The snapshot's version, one higher each time it is signed anew.
     pub version: NonZeroU64,
+    /// When clients stop trusting this version.
     #[serde(serialize_with = "whole_seconds")]
     pub expires: jiff::Timestamp,
+    /// Every targets file (top-level and each bin) by file name (`targets.json`), with its
+    /// version, length and hashes.
     pub meta: BTreeMap<String, MetaFile>,
 }
 
@@ -73,10 +90,14 @@ pub struct Snapshot {
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(tag = "_type", rename = "timestamp")]
 pub struct Timestamp {
+    /// The TUF specification version the file follows, e.g. `1.0.0`.
     pub spec_version: String,
+    /// The timestamp's version, one higher each time it is signed anew.
     pub version: NonZeroU64,
+    /// When clients stop trusting this version.
     #[serde(serialize_with = "whole_seconds")]
     pub expires: jiff::Timestamp,
+    /// The one entry `snapshot.json`: the snapshot's version, length and hashes.
     pub meta: BTreeMap<String, MetaFile>,
 }
 
@@ -85,7 +106,9 @@ pub struct Timestamp {
 /// caps a download it has no length for at 100 kB).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 pub struct MetaFile {
+    /// The listed file's version.
     pub version: NonZeroU64,
+    /// The listed file's length in bytes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub length: Option<u64>,
     /// Algorithm -> hex digest.
@@ -97,7 +120,9 @@ pub struct MetaFile {
 /// hex digest; our signers write sha256 and sha512).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 pub struct TargetFile {
+    /// The target's length in bytes.
     pub length: u64,
+    /// Algorithm -> hex digest of the target's bytes.
     pub hashes: BTreeMap<String, String>,
 }
 
@@ -106,9 +131,12 @@ pub struct TargetFile {
 /// bin's targets) is skipped unparsed: the file's bytes are what is listed.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Header {
+    /// The file's `_type`: `root`, `targets`, `snapshot` or `timestamp`.
     #[serde(rename = "_type")]
     pub kind: String,
+    /// The file's version.
     pub version: NonZeroU64,
+    /// Top-level targets' delegations (the bins); `None` in every other file.
     #[serde(default)]
     pub delegations: Option<Delegations>,
 }
@@ -116,7 +144,9 @@ pub struct Header {
 /// TUF 1.0 §4.5 DELEGATIONS: the keys of the delegated roles, and the roles in order.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
 pub struct Delegations {
+    /// The public keys of the delegated roles, by the id the delegator gives them.
     pub keys: KeyMap,
+    /// The delegated roles, in the order a client searches them.
     pub roles: Vec<DelegatedRole>,
 }
 
@@ -125,13 +155,21 @@ pub struct Delegations {
 /// (checked by the reader: [`crate::updater::metadata`], and our signers' own expectations).
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 pub struct DelegatedRole {
+    /// The role's name, its file's name without `.json` (a bin: `bin-000-001`, see
+    /// [`crate::bins`]).
     pub name: String,
+    /// The ids (in [`Delegations::keys`]) of the keys that may sign this role.
     pub keyids: Vec<Decoded<Hex>>,
+    /// How many of those keys must sign.
     pub threshold: NonZeroU64,
+    /// Whether a client that finds no target here stops searching the later delegations.
     #[serde(default)]
     pub terminating: bool,
+    /// The target paths this role is trusted for, as shell-style patterns (`*` never crosses a
+    /// `/`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub paths: Option<Vec<String>>,
+    /// The hex prefixes of the SHA-256 of a target path this role is trusted for (our bins).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path_hash_prefixes: Option<Vec<String>>,
 }
@@ -220,7 +258,9 @@ impl Timestamp {
 
 /// What every file kind has, for code that reads any of them: its version and expiry.
 pub trait Metadata {
+    /// The file's version.
     fn version(&self) -> NonZeroU64;
+    /// When clients stop trusting the file.
     fn expires(&self) -> jiff::Timestamp;
 }
 

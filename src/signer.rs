@@ -48,14 +48,19 @@ impl Default for Submissions {
 /// The signers one process runs, and what each is given.
 #[derive(Debug, Clone)]
 pub struct Signers {
+    /// The repository the signers write.
     pub repo: PathBuf,
     /// Each role to run with its key file: one, or all three online roles.
     pub keys: Vec<(Role, PathBuf)>,
+    /// Each role's lifetime, for the versions the signers sign.
     pub expiries: Expiries,
+    /// How long superseded versions stay in the repository, and how many.
     pub retention: Retention,
     /// Re-sign a role when less than this fraction of its lifetime is left.
     pub refresh_window: f64,
+    /// Whose targets jobs are applied, and how they are judged (the targets signer's).
     pub submissions: Submissions,
+    /// How each signer's loop takes its batches.
     pub options: WorkerOptions,
     /// The root this signer trusts (`--root`); default: `root.json` beside the (first) key.
     pub root: Option<PathBuf>,
@@ -258,7 +263,7 @@ pub async fn wait_for_repository(layout: &Layout, stop: &mut watch::Receiver<boo
          it writes that file last)");
     loop {
         tokio::select! {
-            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+            () = tokio::time::sleep(Duration::from_millis(500)) => {}
             _ = stop.changed() => return false,
         }
         if done.is_file() {

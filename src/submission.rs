@@ -102,6 +102,7 @@ impl Mutable {
         }
     }
 
+    /// Whether target `name` matches one of the patterns.
     pub fn matches(&self, name: &str) -> bool {
         self.patterns
             .iter()
@@ -135,6 +136,8 @@ pub struct Policy {
     /// that the key that signed it is known (the ids its signatures are labelled with are
     /// anyone's to write).
     each: Arc<Vec<(String, KeyMap)>>,
+    /// A job issued longer ago than this is refused (`--max-job-age`); the ledger remembers
+    /// this long.
     pub max_age: Duration,
     /// Where the [`Ledger`] is kept.
     pub ledger: PathBuf,

@@ -63,6 +63,8 @@ const ROUTING_GRACE: Duration = Duration::from_secs(5);
 pub struct AmqpConfig {
     /// One URL, or several separated by commas: the nodes of a cluster, tried in turn.
     pub url: String,
+    /// Put before every queue and exchange name (`--queue-prefix`), so that several repositories
+    /// can share one broker.
     pub prefix: String,
     /// How long a command waits for a broker out of reach (see [`super::Waiting`]).
     pub patience: Duration,
@@ -171,6 +173,8 @@ impl AmqpConfig {
     }
 }
 
+/// A connection and channel to RabbitMQ for one agent: consumes its queue (if it has one)
+/// and publishes with confirms.
 pub struct AmqpEndpoint {
     config: AmqpConfig,
     connection: Connection,
@@ -198,6 +202,7 @@ const FROM_HEADER: &str = "x-dead-letter-from";
 /// decide where the letter goes: [`AmqpEndpoint::replay`] is told the queue, which
 /// `tuf-client dead-letters` decides from the body.
 pub struct DeadLetter {
+    /// The job's bytes, as published.
     pub body: Vec<u8>,
     /// `x-rejection-reason` as written (empty when absent).
     pub reason: String,

@@ -20,11 +20,14 @@ impl Default for Backoff {
 }
 
 impl Backoff {
+    /// The first wait's step.
     pub const FIRST: Duration = Duration::from_millis(250);
+    /// The longest step: no wait is longer.
     pub const CAP: Duration = Duration::from_secs(3);
     /// A connection that lasted this long starts the next wait from the first step again.
     pub const STABLE: Duration = Duration::from_secs(10);
 
+    /// The wait before the next attempt, and the step doubled for the one after.
     pub fn next_delay(&mut self) -> Duration {
         let mut random = [0u8; 4];
         let _ = aws_lc_rs::rand::fill(&mut random);

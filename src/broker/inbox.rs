@@ -20,6 +20,8 @@ struct Message {
 
 type Receiver = Arc<tokio::sync::Mutex<UnboundedReceiver<Message>>>;
 
+/// The embedded mode's in-process queues, one channel per role, and the inbox files being
+/// processed.
 pub struct Inbox {
     senders: HashMap<Queue, UnboundedSender<Message>>,
     receivers: HashMap<Queue, Receiver>,
@@ -46,6 +48,7 @@ impl Drop for InboxEndpoint {
 }
 
 impl Inbox {
+    /// Empty queues for the targets, snapshot and timestamp roles.
     pub fn new() -> Arc<Inbox> {
         let mut senders = HashMap::new();
         let mut receivers = HashMap::new();

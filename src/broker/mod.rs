@@ -21,7 +21,9 @@ use crate::Result;
 /// or the embedded mode's inbox folder (`tuf-signer run --all --inbox DIR`).
 #[derive(Debug, Clone)]
 pub enum Via {
+    /// Over RabbitMQ, with this connection's settings.
     Broker(amqp::AmqpConfig),
+    /// Through the embedded mode's inbox folder.
     Inbox(std::path::PathBuf),
 }
 
@@ -58,6 +60,7 @@ pub struct Waiting {
 }
 
 impl Waiting {
+    /// A fresh wait for the broker in `config`, its patience `config.patience` (`--broker-wait`).
     pub fn new(config: &amqp::AmqpConfig) -> Waiting {
         Waiting {
             broker: config.redacted_url(),
@@ -96,12 +99,15 @@ impl Waiting {
                 self.broker
             )));
         }
-        let delay = self.backoff.next_delay().min(self.patience - waited);
+        let delay = self
+            .backoff
+            .next_delay()
+            .min(self.patience.saturating_sub(waited));
         eprintln!(
             "waiting for the broker at {} ({e}); trying again in {:.1} s, giving up in {:.0} s",
             self.broker,
             delay.as_secs_f64(),
-            (self.patience - waited).as_secs_f64()
+            self.patience.saturating_sub(waited).as_secs_f64()
         );
         tokio::time::sleep(delay).await;
         Ok(())
@@ -157,6 +163,7 @@ impl Publisher {
         }
     }
 
+    /// Closes the connection, if one is open.
     pub async fn close(self) {
         if let Some(endpoint) = self.endpoint.into_inner() {
             endpoint.close().await;
@@ -168,9 +175,13 @@ impl Publisher {
 /// one broker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Queue {
+    /// The targets signer's queue, fed by the packaging pipeline and by the signer itself.
     Targets,
+    /// The snapshot signer's queue, fed by the targets signer.
     Snapshot,
+    /// The timestamp signer's queue, fed by the snapshot signer.
     Timestamp,
+    /// Where jobs that fail their checks go, with the reason, for an operator to look at.
     DeadLetter,
 }
 
@@ -186,6 +197,7 @@ impl Queue {
         }
     }
 
+    /// The queue's name on the broker: `{prefix}tuf.targets`.
     pub fn name(self, prefix: &str) -> String {
         format!("{prefix}tuf.{}", self.stage())
     }
@@ -232,7 +244,10 @@ impl Queue {
 /// A received job, to acknowledge once its effects are durable.
 #[derive(Debug)]
 pub struct Delivery {
+    /// The job's bytes, as published.
     pub body: Vec<u8>,
+    /// Whether the broker handed this job out before (a consumer stopped before acknowledging
+    /// it); always false from the inbox.
     pub redelivered: bool,
     handle: Handle,
 }
@@ -245,7 +260,9 @@ enum Handle {
 
 /// A connection for one role: consumes its queue, publishes downstream.
 pub enum Endpoint {
+    /// A RabbitMQ connection and channel.
     Amqp(Box<amqp::AmqpEndpoint>),
+    /// The embedded mode's in-process queues.
     Inbox(inbox::InboxEndpoint),
 }
 

@@ -43,6 +43,7 @@ fn random<const N: usize>() -> Result<[u8; N]> {
 pub struct Written {
     /// Each agent's user and the file holding its password.
     pub passwords: Vec<(String, PathBuf)>,
+    /// The broker's `definitions.json`, with the new password hashes.
     pub definitions: PathBuf,
 }
 

@@ -17,6 +17,8 @@ use crate::{Error, Result};
 /// removed.
 pub type Expected = HashMap<String, Option<(u64, String)>>;
 
+/// Follows the published metadata to see which submitted names it covers; keeps what it
+/// verified between checks so that waiting on a large repository stays cheap.
 pub struct Coverage {
     layout: Layout,
     /// Where the check of the published roots starts.
@@ -35,19 +37,25 @@ pub struct Coverage {
 /// What the published metadata shows of a name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Published {
+    /// The bin the name's hash puts it in (`bin-000-001`).
     pub bin: String,
+    /// The version of that bin the snapshot names.
     pub bin_version: u64,
     /// `(length, sha256)`, `None` when the bin lists no such target.
     pub entry: Option<(u64, String)>,
 }
 
+/// What one [`Coverage::check`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Progress {
+    /// The version of the timestamp checked; 0 when it had not changed since the last check.
     pub timestamp_version: u64,
+    /// How many names the check found covered (and took off `pending`).
     pub done: usize,
 }
 
 impl Coverage {
+    /// A coverage check of the repository at `layout`, its roots checked from `pin`.
     pub fn new(layout: Layout, pin: Pin) -> Self {
         Coverage {
             layout,

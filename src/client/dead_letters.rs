@@ -48,7 +48,9 @@ pub enum Action {
 /// Which letters: those whose id starts with one of `ids`, or all.
 #[derive(Debug, Clone)]
 pub struct Choice {
+    /// Prefixes of the letters' ids to act on.
     pub ids: Vec<String>,
+    /// Act on every letter (`--all`), whatever `ids` says.
     pub all: bool,
 }
 
@@ -103,10 +105,14 @@ fn warn(line: &str) {
 pub enum Kind {
     /// A signed targets submission ([`crate::submission`]), its signature unchecked.
     Submission {
+        /// When the submitter signed it.
         issued: jiff::Timestamp,
+        /// The targets job it carries.
         job: TargetsJob,
     },
+    /// A snapshot job, from the targets signer.
     Snapshot(SnapshotJob),
+    /// A timestamp job, from the snapshot signer.
     Timestamp(TimestampJob),
     /// No stage's job, and why.
     NotAJob(String),

@@ -28,6 +28,7 @@ use crate::{Error, Result};
 pub struct Sending {
     /// Where the jobs go: the inbox folder if given, else the broker.
     pub inbox: Option<PathBuf>,
+    /// How to reach the broker, when there is no inbox.
     pub broker: crate::cli::BrokerArgs,
     /// The packaging pipeline's key file, which signs every targets job.
     pub submitter_key: Option<PathBuf>,
@@ -37,6 +38,7 @@ pub struct Sending {
     /// The root `--wait` checks the published metadata from (default: root.json beside the
     /// submitter key).
     pub root: crate::cli::RootArgs,
+    /// How long a wait for the outcome lasts before it gives up (`--timeout`).
     pub timeout: Duration,
     /// Targets per job.
     pub batch_size: usize,

@@ -736,7 +736,7 @@ mod tests {
         let big = vec![b'x'; 3 * 1024 * 1024 + 7];
         std::fs::write(root.join("targets/pkgs/big"), &big).unwrap();
         let link = |target: &Path, name: &str| {
-            std::os::unix::fs::symlink(target, root.join(name)).unwrap()
+            std::os::unix::fs::symlink(target, root.join(name)).unwrap();
         };
         link(&root.join("control/secret.json"), "metadata/leak.json");
         link(&dir.path().join("outside"), "targets/outside");

@@ -16,31 +16,46 @@ use crate::repository::{signed, Expiries, Layout};
 use crate::roles::latest_root;
 use crate::Result;
 
+/// One role's line in the report.
 pub struct RoleStatus {
+    /// The role's name (`root`, `targets`, `snapshot`, `timestamp`).
     pub role: String,
+    /// The newest version published.
     pub version: u64,
+    /// When that version expires.
     pub expires: jiff::Timestamp,
+    /// The hex ids of the keys the root lists for the role.
     pub key_ids: Vec<String>,
 }
 
+/// One queue's line in the report.
 pub struct QueueStatus {
+    /// The queue's name on the broker, prefix included (`tuf.targets`).
     pub queue: String,
     /// `(messages, consumers)`, `None` when the queue does not exist yet.
     pub depth: Option<(u32, u32)>,
 }
 
+/// What `tuf-client status` reports, read from the repository (and the broker).
 pub struct Status {
+    /// The top-level roles, root first.
     pub roles: Vec<RoleStatus>,
+    /// How many bins the published top-level targets delegates to.
     pub bins: usize,
+    /// How many targets the published bins sign, all bins together.
     pub targets: usize,
+    /// The pause in force, if the signers are paused.
     pub paused: Option<Pause>,
+    /// Each queue's depth and consumers; empty without a broker.
     pub queues: Vec<QueueStatus>,
 }
 
 /// The top-level files the published `timestamp.json` leads to, as read from disk (the
 /// signatures are `validate`'s and the updater's to check; this is for reporting).
 pub struct TopLevel {
+    /// The published timestamp.
     pub timestamp: Signed<Timestamp>,
+    /// The snapshot the timestamp names.
     pub snapshot: Signed<Snapshot>,
     /// The top-level targets.
     pub targets: Signed<Targets>,

@@ -18,13 +18,17 @@ use crate::{Error, Result};
 
 /// Where jobs go: the broker, or the inbox of `tuf-signer run --all` without one.
 pub enum Route {
+    /// Publish to the targets queue through the broker.
     Broker(Publisher),
+    /// Write into this inbox folder, for `tuf-signer run --all --inbox DIR`.
     Inbox(PathBuf),
 }
 
 /// Sends targets jobs, each signed with the submitter key (see [`crate::submission`]).
 pub struct Sink {
+    /// Where the signed jobs go.
     pub route: Route,
+    /// The submitter key every job is signed with (`--submitter-key`).
     pub key: SigningKey,
 }
 
@@ -45,7 +49,9 @@ impl Sink {
 /// A file to sign and the name it is signed under.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Release {
+    /// The target name it is signed under: a path under `targets/`.
     pub name: String,
+    /// The file on disk whose length and hashes are signed.
     pub file: PathBuf,
 }
 

@@ -27,17 +27,22 @@ use crate::updater::TrustedSet;
 use crate::verify::verify_delegated;
 use crate::{Error, Result};
 
+/// What `validate` found: each check passed, and each problem.
 #[derive(Debug, Default)]
 pub struct Report {
+    /// What is wrong, one line each; the repository is valid when there is none.
     pub problems: Vec<String>,
+    /// What was checked and found right, one line each.
     pub summary: Vec<String>,
 }
 
 impl Report {
+    /// Whether no problem was found.
     pub fn is_ok(&self) -> bool {
         self.problems.is_empty()
     }
 
+    /// The report as `validate` prints it: `ok` lines, then `PROBLEM` lines, then the verdict.
     pub fn render(&self) -> String {
         let mut out = String::new();
         for line in &self.summary {
@@ -66,7 +71,9 @@ const MAX_FILE_PROBLEMS: usize = 20;
 /// role's own warning window, from the lifetimes the signers were given.
 #[derive(Debug, Clone, Copy)]
 pub enum Window {
+    /// This window for every role (`--expires-within`).
     Every(Duration),
+    /// Each role's own warning window, from its lifetime (see [`Expiries::warning`]).
     PerRole(Expiries),
 }
 

@@ -104,8 +104,11 @@ impl Progress {
 /// What became of one name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
+    /// The published metadata shows the name as submitted.
     Signed,
+    /// The targets signer refused it, for the reason given.
     Refused(String),
+    /// Applied, then changed by a later submission: what is published is the later one.
     Replaced,
 }
 

@@ -20,10 +20,15 @@ use crate::role::SUBMITTER;
 use crate::submission::SUBMITTERS_FILE;
 use crate::{Error, Result};
 
+/// What `tuf-signer init` makes, from its flags.
 pub struct InitOptions {
+    /// Where the repository goes; it must not hold one already.
     pub repo: PathBuf,
+    /// Where the keys go, one `ROLE.pem` each; none may exist already.
     pub keys: PathBuf,
+    /// How many hashed bins: a power of two from 1 to [`crate::bins::MAX_BINS`].
     pub bins: u32,
+    /// Each role's lifetime, for the first versions' expiries.
     pub expiries: Expiries,
     /// Who gets which key, one folder per key or not, and the agents' group.
     pub deployment: Deployment,
@@ -50,7 +55,9 @@ impl InitOptions {
 /// What init made, for the summary it prints.
 #[derive(Debug)]
 pub struct InitReport {
+    /// `(role, key id)` of every top-level role's key and of the submitter key.
     pub key_ids: Vec<(String, String)>,
+    /// How many metadata files init wrote: every bin and five more.
     pub files_written: usize,
 }
 
@@ -118,6 +125,8 @@ impl InitReport {
     }
 }
 
+/// Makes a new repository: keys, first versions of every role, folders handed to the agents.
+/// Refuses to overwrite anything; `progress(done, total)` follows the bins signed.
 pub fn init(opts: &InitOptions, progress: impl FnMut(usize, usize)) -> Result<InitReport> {
     let bins = HashBins::new(opts.bins)?;
     let layout = Layout::new(&opts.repo);

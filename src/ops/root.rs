@@ -36,9 +36,11 @@ fn role_name(role: RoleType) -> &'static str {
 pub struct Changes {
     /// New lifetime, counted from now; `None` keeps the current expiry.
     pub expires: Option<Duration>,
+    /// Keys to give a top-level role (`--add-key ROLE=FILE`).
     pub add: Vec<(RoleType, Key)>,
     /// Key ids, or unique prefixes of at least 8 hex digits.
     pub remove: Vec<(RoleType, String)>,
+    /// New thresholds of top-level roles (`--threshold ROLE=N`), each at least 1.
     pub thresholds: Vec<(RoleType, u64)>,
     /// Rename every key by this rule; `None` keeps the ids and names added keys as the root
     /// names its keys already.
@@ -171,6 +173,7 @@ impl Ceremony {
 /// A root version on its way to being published.
 #[derive(Debug, Clone)]
 pub struct Draft {
+    /// The new root's `signed` part, as it will be published.
     pub root: Root,
     /// `(key id, signature hex)`, one per key.
     pub signatures: Vec<(String, String)>,
@@ -179,12 +182,16 @@ pub struct Draft {
 /// How far a draft is from being publishable, for one set of root keys.
 #[derive(Debug)]
 pub struct Quorum {
+    /// How many of these keys must sign.
     pub threshold: u64,
+    /// The hex ids of the keys whose signature on the draft is valid.
     pub signed: Vec<String>,
+    /// The hex ids of the keys that have not signed it (or not validly).
     pub missing: Vec<String>,
 }
 
 impl Quorum {
+    /// Whether enough of the keys have signed.
     pub fn met(&self) -> bool {
         self.signed.len() as u64 >= self.threshold
     }
@@ -282,6 +289,7 @@ impl Draft {
         })
     }
 
+    /// Reads a draft a keyholder saved (`root new`, `root sign`).
     pub fn load(path: &Path) -> Result<Draft> {
         let bytes = std::fs::read(path).map_err(Error::io("cannot read the draft", path))?;
         let signed: Signed<Root> =
@@ -314,6 +322,7 @@ impl Draft {
         canonical::value_to_vec(&json!({"signatures": signatures, "signed": signed}), "root")
     }
 
+    /// Writes the draft to `path`, whole or not at all.
     pub fn save(&self, path: &Path) -> Result<()> {
         write_durably(path, &self.to_bytes()?)
     }

@@ -141,7 +141,7 @@ fn normalize(version: &str) -> String {
             .iter()
             .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
     {
-        let mut parts: Vec<String> = parts.iter().map(|p| p.to_string()).collect();
+        let mut parts: Vec<String> = parts.iter().map(ToString::to_string).collect();
         parts.resize(4, "0".into());
         return parts.join(".");
     }

@@ -21,6 +21,7 @@ use crate::durable::{create_dir, sync_dir, write_durably};
 use crate::role::Role;
 use crate::{Error, Result};
 
+/// The switches under `REPO/control/`: pausing the signers, and each role's write lock.
 #[derive(Debug, Clone)]
 pub struct Control {
     layout: Layout,
@@ -29,12 +30,15 @@ pub struct Control {
 /// Why and since when the signers are paused.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Pause {
+    /// When the pause began.
     pub since: jiff::Timestamp,
+    /// Why, as the operator gave it (`tuf-client pause --reason`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
 }
 
 impl Control {
+    /// The control folder of the repository at `layout`.
     pub fn new(layout: &Layout) -> Control {
         Control {
             layout: layout.clone(),

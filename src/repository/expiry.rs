@@ -4,12 +4,18 @@ use std::time::Duration;
 
 use crate::{Error, Result};
 
+/// Each role's lifetime: a newly signed version expires this long after it is signed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Expiries {
+    /// The root's lifetime (365 days by default).
     pub root: Duration,
+    /// Top-level targets' lifetime (365 days by default).
     pub targets: Duration,
+    /// Every bin's lifetime (365 days by default).
     pub bins: Duration,
+    /// The snapshot's lifetime (7 days by default).
     pub snapshot: Duration,
+    /// The timestamp's lifetime (1 day by default).
     pub timestamp: Duration,
 }
 

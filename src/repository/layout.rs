@@ -23,6 +23,7 @@ pub struct Layout {
 }
 
 impl Layout {
+    /// The repository in `dir`; nothing is read or made until asked.
     pub fn new(dir: impl Into<PathBuf>) -> Self {
         Layout {
             dir: dir.into(),
@@ -45,10 +46,12 @@ impl Layout {
         Ok(staging)
     }
 
+    /// `REPO/metadata/`: every role's signed versions, as served to clients.
     pub fn metadata_dir(&self) -> PathBuf {
         self.dir.join("metadata")
     }
 
+    /// `REPO/targets/`: the files the targets sign for, as served to clients.
     pub fn targets_dir(&self) -> PathBuf {
         self.dir.join("targets")
     }

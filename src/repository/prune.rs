@@ -81,6 +81,7 @@ impl Retention {
     }
 }
 
+/// Removes a role's superseded versions as its [`Retention`] allows.
 #[derive(Debug)]
 pub struct Pruner {
     retention: Retention,
@@ -89,6 +90,7 @@ pub struct Pruner {
 }
 
 impl Pruner {
+    /// A pruner that has seen nothing superseded yet.
     pub fn new(retention: Retention) -> Self {
         Pruner {
             retention,
@@ -163,7 +165,7 @@ impl Pruner {
     ) -> usize {
         let now = Instant::now();
         let mut removed = 0;
-        for (role, versions) in self.superseded.iter_mut() {
+        for (role, versions) in &mut self.superseded {
             let oldest_named = named.get(role).copied();
             while let Some((at, path)) = versions.front() {
                 let beyond_count = keep.is_some_and(|k| versions.len() > k);
@@ -183,7 +185,7 @@ impl Pruner {
                     Ok(()) => removed += 1,
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                     Err(e) => {
-                        tracing::warn!(path = %path.display(), error = %e, "cannot prune old metadata")
+                        tracing::warn!(path = %path.display(), error = %e, "cannot prune old metadata");
                     }
                 }
             }

@@ -19,12 +19,16 @@ use crate::{canonical, Error, Result};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MetaEntry {
+    /// The file's version.
     pub version: u64,
+    /// The file's length in bytes.
     pub length: u64,
+    /// Lowercase hex SHA-256 of the file's bytes.
     pub sha256: String,
 }
 
 impl MetaEntry {
+    /// The entry for a file of `version` whose bytes are `bytes`.
     pub fn of(version: u64, bytes: &[u8]) -> MetaEntry {
         MetaEntry {
             version,
@@ -33,6 +37,7 @@ impl MetaEntry {
         }
     }
 
+    /// The entry as a snapshot or timestamp lists it: length, and `sha256` as its one hash.
     pub fn to_metafile(&self) -> Result<MetaFile> {
         Ok(MetaFile {
             length: Some(self.length),
@@ -55,7 +60,9 @@ impl MetaEntry {
 /// A signed role, ready to write.
 #[derive(Debug, Clone)]
 pub struct SignedFile {
+    /// The file's canonical JSON bytes, signatures included: what is written to disk.
     pub bytes: Vec<u8>,
+    /// Its version, length and SHA-256, for the snapshot or timestamp that will list it.
     pub meta: MetaEntry,
 }
 
@@ -170,12 +177,14 @@ fn parse<T: DeserializeOwned + Metadata>(
     Ok((signed, meta))
 }
 
+/// A hex key id as the schema types hold it; text that is not hex is an invalid job.
 pub fn hex_decoded(text: &str) -> Result<Decoded<Hex>> {
     hex::decode(text)
         .map(Decoded::from)
         .map_err(|_| Error::InvalidJob(format!("{text:?} is not hex")))
 }
 
+/// A version as the schema types hold it; 0, which no TUF version is, is an invalid job.
 pub fn non_zero(version: u64) -> Result<NonZeroU64> {
     NonZeroU64::new(version)
         .ok_or_else(|| Error::InvalidJob("version 0 is not a TUF version".into()))

@@ -25,10 +25,13 @@ use crate::{Error, Result};
 /// What a removal left.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Tombstone {
+    /// The target name removed.
     pub name: String,
+    /// Its length in bytes as last signed.
     pub length: u64,
     /// Hex.
     pub sha256: String,
+    /// When the removal was applied.
     pub removed: jiff::Timestamp,
     /// The submitter key id the removal was signed with, as the submission labels it.
     #[serde(default, skip_serializing_if = "Option::is_none")]

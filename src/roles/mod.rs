@@ -30,12 +30,14 @@ pub use timestamp::TimestampRole;
 /// What every role is given at start.
 #[derive(Debug, Clone)]
 pub struct RoleSettings {
+    /// The repository the role writes.
     pub layout: Layout,
     /// Where trust starts: every root on disk must chain from it ([`crate::pin`]).
     pub pin: Pin,
     /// The signer's own state folder (never on the shared volume): its moved pin and the
     /// highest version it signed of each file ([`crate::high_water`]).
     pub state: std::path::PathBuf,
+    /// Each role's lifetime, for the versions it signs.
     pub expiries: Expiries,
     /// How long superseded versions stay on disk, and how many.
     pub retention: crate::repository::prune::Retention,

@@ -21,6 +21,7 @@ use crate::verify::verify_delegated;
 use crate::{Error, Result};
 use tough::schema::key::Key;
 
+/// The snapshot signer's state: the snapshot as last signed and what it lists.
 #[derive(Debug)]
 pub struct SnapshotRole {
     core: Core,
@@ -36,6 +37,7 @@ pub struct SnapshotRole {
 }
 
 impl SnapshotRole {
+    /// Loads the signer's state from the repository, verified against the root chain from the pin.
     pub fn load(settings: RoleSettings, keys: RoleKeys) -> Result<SnapshotRole> {
         let layout = &settings.layout.clone();
         let chain = RootChain::load(layout, &settings.pin)?;
@@ -411,7 +413,7 @@ fn vouches(threshold: u64, keys: &[&Key], key: &Key) -> bool {
 /// thousand signature checks.
 fn in_parallel<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
     let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
+        .map_or(1, std::num::NonZero::get)
         .min(items.len().div_ceil(64));
     if threads <= 1 {
         return items.iter().map(&f).collect();

@@ -30,7 +30,9 @@ pub trait Stage: Send + 'static {
     /// What it hands the next role ([`Last`] for the last one).
     type Next: Serialize;
 
+    /// What every online role holds: settings, keys, pruner, high-water marks.
     fn core(&self) -> &Core;
+    /// The same, to change.
     fn core_mut(&mut self) -> &mut Core;
 
     /// Reads a job off the queue; an [`Error::InvalidJob`] sends it to the dead letters.
@@ -142,6 +144,7 @@ pub enum Last {}
 /// What every online role holds beside its own files' state.
 #[derive(Debug)]
 pub struct Core {
+    /// What the role is given at start: where the repository is, the pin, lifetimes.
     pub settings: RoleSettings,
     /// The role's key, labelled with the id the current root lists it under.
     pub key: SigningKey,

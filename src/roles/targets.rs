@@ -49,6 +49,7 @@ struct Bin {
     meta: MetaEntry,
 }
 
+/// The targets signer's state: top-level targets and every bin, as last signed and verified.
 #[derive(Debug)]
 pub struct TargetsRole {
     /// Its `new_key`: some file is not signed by this signer's key, or the delegations name
@@ -85,6 +86,8 @@ struct Changes {
 }
 
 impl TargetsRole {
+    /// Loads the signer's state from the repository, every file adopted verified against the
+    /// root chain from the pin, with its keys and settings.
     pub fn load(settings: RoleSettings, keys: RoleKeys) -> Result<TargetsRole> {
         // Every file adopted as state must verify: top-level targets against the root's
         // targets keys, each bin against the keys top-level targets delegates it to. A file
@@ -136,6 +139,7 @@ impl TargetsRole {
         })
     }
 
+    /// How the targets are split into bins now.
     pub fn bins(&self) -> HashBins {
         self.bins
     }

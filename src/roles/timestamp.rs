@@ -13,6 +13,7 @@ use crate::role::Role;
 use crate::trusted::RootChain;
 use crate::{Error, Result};
 
+/// The timestamp signer's state: the timestamp as last signed and the snapshot it names.
 #[derive(Debug)]
 pub struct TimestampRole {
     core: Core,
@@ -24,6 +25,7 @@ pub struct TimestampRole {
 }
 
 impl TimestampRole {
+    /// Loads the signer's state from the repository, verified against the root chain from the pin.
     pub fn load(settings: RoleSettings, keys: RoleKeys) -> Result<TimestampRole> {
         let layout = &settings.layout;
         let chain = RootChain::load(layout, &settings.pin)?;

@@ -4,6 +4,8 @@
 
 use std::time::Duration;
 
+/// The updater's limits: sizes, counts and network timeouts. [`Default`] fits a Drupal.org-sized
+/// repository.
 #[derive(Debug, Clone)]
 pub struct Config {
     /// Most new root versions taken in one refresh (§5.3.3); the rest wait for the next.
@@ -12,15 +14,20 @@ pub struct Config {
     pub max_delegations: usize,
     /// Byte limits for files whose length no trusted metadata gives.
     pub root_max_length: u64,
+    /// Byte limit for `timestamp.json` (16 KiB by default).
     pub timestamp_max_length: u64,
+    /// Byte limit for a snapshot whose length the timestamp does not give (32 MiB by default).
     pub snapshot_max_length: u64,
+    /// Byte limit for a targets file whose length the snapshot does not give (32 MiB by default).
     pub targets_max_length: u64,
     /// Longest path pattern, and most patterns in one delegation, that are matched; longer
     /// or more are refused (a hostile repository could otherwise make matching slow).
     pub max_pattern_length: usize,
+    /// Most patterns in one delegation (4096 by default).
     pub max_patterns: usize,
     /// Network limits for each file: connecting, and the longest wait for the next bytes.
     pub connect_timeout: Duration,
+    /// Longest wait for the next bytes of a file (30 s by default).
     pub read_timeout: Duration,
     /// Slowest transfer accepted, in bytes per second averaged after the first `read_timeout`
     /// (a server trickling a byte every few seconds would otherwise hold a refresh forever).

@@ -4,6 +4,7 @@
 
 use std::path::PathBuf;
 
+/// A failed update step; which kind of failure is the variant.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// Signatures missing, invalid or below the threshold of the keys that must sign.
@@ -21,7 +22,12 @@ pub enum Error {
         "verification failed: {role} expired at {expires}; the repository may be frozen by an \
          attacker, or its signers are down"
     )]
-    Expired { role: String, expires: String },
+    Expired {
+        /// The role that expired (`timestamp`, `bin-000-001`...).
+        role: String,
+        /// When it expired, as RFC 3339.
+        expires: String,
+    },
 
     /// A file whose length or hashes differ from what the metadata above it signed for it.
     #[error("verification failed: {0}")]
@@ -43,13 +49,21 @@ pub enum Error {
 
     /// The file could not be fetched (network, HTTP status, too long, missing).
     #[error("download {url}: {reason}")]
-    Download { url: String, reason: String },
+    Download {
+        /// The address fetched.
+        url: String,
+        /// What went wrong.
+        reason: String,
+    },
 
     /// The local metadata or target folder could not be read or written.
     #[error("{context}: {path}: {source}")]
     Storage {
+        /// What we were doing (`cannot write`).
         context: &'static str,
+        /// The file or folder it was done to.
         path: PathBuf,
+        /// What the operating system said.
         source: std::io::Error,
     },
 
@@ -81,4 +95,5 @@ impl Error {
     }
 }
 
+/// The updater's result: [`Error`] unless said otherwise.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -14,12 +14,14 @@ use url::Url;
 use super::config::Config;
 use super::error::{Error, Result};
 
+/// Where the updater gets its bytes from.
 pub trait Fetcher {
     /// The bytes at `url`, or `None` when the repository has no such file (HTTP 404 or 403,
     /// or no such local file). Fails when the file is longer than `max_length`.
     fn fetch(&self, url: &Url, max_length: u64) -> impl Future<Output = Result<Option<Vec<u8>>>>;
 }
 
+/// The [`Fetcher`] for `http(s)://` and `file://` URLs, within the limits of a [`Config`].
 pub struct HttpFetcher {
     http: reqwest::Client,
     config: Config,
@@ -33,7 +35,7 @@ pub fn base_url(text: &str) -> Result<Url> {
         let path =
             std::fs::canonicalize(text).map_err(Error::storage("cannot find folder", text))?;
         Url::from_directory_path(&path)
-            .map_err(|_| Error::Usage(format!("{text}: not a folder")))?
+            .map_err(|()| Error::Usage(format!("{text}: not a folder")))?
     };
     if url.query().is_some() || url.fragment().is_some() {
         return Err(Error::Usage(format!(
@@ -53,6 +55,7 @@ pub fn join(base: &Url, relative: &str) -> Result<Url> {
 }
 
 impl HttpFetcher {
+    /// A fetcher with `config`'s timeouts and minimum speed.
     pub fn new(config: &Config) -> HttpFetcher {
         HttpFetcher {
             http: reqwest::Client::builder()
@@ -75,7 +78,7 @@ impl HttpFetcher {
         use std::os::unix::fs::OpenOptionsExt;
         let path: PathBuf = url
             .to_file_path()
-            .map_err(|_| Error::Usage(format!("{url}: bad file URL")))?;
+            .map_err(|()| Error::Usage(format!("{url}: bad file URL")))?;
         let file = match std::fs::OpenOptions::new()
             .read(true)
             .custom_flags(libc::O_NONBLOCK)

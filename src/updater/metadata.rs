@@ -43,13 +43,12 @@ impl Delegations {
             if !names.insert(role.name.as_str()) {
                 return Err(bad("the name is delegated twice".into()));
             }
-            let patterns = match (&role.paths, &role.path_hash_prefixes) {
-                (Some(p), None) | (None, Some(p)) => p,
-                _ => {
-                    return Err(bad(
-                        "needs exactly one of paths and path_hash_prefixes".into()
-                    ))
-                }
+            let ((Some(patterns), None) | (None, Some(patterns))) =
+                (&role.paths, &role.path_hash_prefixes)
+            else {
+                return Err(bad(
+                    "needs exactly one of paths and path_hash_prefixes".into()
+                ));
             };
             let longest = patterns.iter().map(String::len).max().unwrap_or(0);
             if patterns.len() > max_patterns || longest > max_pattern_length {

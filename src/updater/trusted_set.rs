@@ -36,10 +36,14 @@ pub fn is_top_level_name(name: &str) -> bool {
 /// A verified file: what it says, and its bytes (to persist, or to check again).
 #[derive(Debug, Clone)]
 pub struct Trusted<T> {
+    /// The parsed `signed` part.
     pub signed: T,
+    /// The file's bytes, exactly as received and verified.
     pub bytes: Vec<u8>,
 }
 
+/// What one update trusts so far: the root, then timestamp, snapshot and the targets roles,
+/// each admitted only through the checks of TUF 1.0 §5.3-§5.6, in order.
 #[derive(Debug)]
 pub struct TrustedSet {
     reference_time: jiff::Timestamp,
@@ -103,18 +107,22 @@ impl TrustedSet {
         })
     }
 
+    /// The time every expiry is checked against: fixed when the set was made.
     pub fn reference_time(&self) -> jiff::Timestamp {
         self.reference_time
     }
 
+    /// The newest root trusted so far.
     pub fn root(&self) -> &Root {
         &self.root.signed
     }
 
+    /// The timestamp trusted in this update, if one is yet.
     pub fn timestamp(&self) -> Option<&Timestamp> {
         self.timestamp.as_ref().map(|t| &t.signed)
     }
 
+    /// The snapshot trusted in this update, if one is yet.
     pub fn snapshot(&self) -> Option<&Snapshot> {
         self.snapshot.as_ref().map(|t| &t.signed)
     }

@@ -21,6 +21,8 @@ use crate::durable::{create_dir, write_durably};
 use crate::role::Role;
 use crate::schema::{TargetFile, Targets};
 
+/// A TUF client of one repository: trusted metadata kept in a local folder, fetched through
+/// `F`.
 pub struct Updater<F: Fetcher> {
     dir: PathBuf,
     metadata_url: Url,
@@ -84,6 +86,7 @@ impl<F: Fetcher> Updater<F> {
         })
     }
 
+    /// What this updater trusts now.
     pub fn trusted(&self) -> &TrustedSet {
         &self.trusted
     }

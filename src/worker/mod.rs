@@ -41,7 +41,9 @@ use writer::Writer;
 /// from an inbox folder.
 #[derive(Clone)]
 pub enum Transport {
+    /// Through RabbitMQ, each signer connecting with this configuration.
     Amqp(AmqpConfig),
+    /// Through the embedded mode's in-process queues, shared by the signers of one process.
     Inbox(Arc<Inbox>),
 }
 
@@ -68,6 +70,7 @@ impl Transport {
     }
 }
 
+/// How a signer's loop takes its jobs.
 #[derive(Debug, Clone, Copy)]
 pub struct WorkerOptions {
     /// Most jobs folded into one batch (also the broker prefetch).
@@ -119,7 +122,7 @@ pub async fn run<S: Stage>(
             State::Paused => paused::hold(&transport, &mut writer, &mut shutdown).await,
             State::Reconnecting(delay) => {
                 tokio::select! {
-                    _ = tokio::time::sleep(delay) => writer.resting_state(),
+                    () = tokio::time::sleep(delay) => writer.resting_state(),
                     _ = shutdown.changed() => Ok(State::Stopped),
                 }
             }
