@@ -14,7 +14,8 @@ use crate::{Error, Result};
 // The command line of both binaries: their commands `C`, and the build version and logging
 // flag they both take. Its help text is `C`'s doc comment: clap applies a struct's doc comment
 // after its subcommands' (as `about` and `long_about`), so this one has none, which would take
-// the place of each binary's own.
+// the place of each binary's own (and so do its fields': missing_docs is allowed here).
+#[allow(missing_docs)]
 #[derive(clap::Parser)]
 #[command(version = crate::provenance::BUILD, propagate_version = true)]
 pub struct CommandLine<C: clap::Subcommand> {

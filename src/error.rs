@@ -143,7 +143,9 @@ pub enum Error {
     /// length and hashes, expiry), named by its path.
     #[error("{path}: {source}")]
     Published {
+        /// The published file that failed, in the repository folder.
         path: PathBuf,
+        /// The check it failed.
         source: crate::updater::Error,
     },
 

@@ -710,7 +710,7 @@ mod tests {
             .retry_in(connected + first)
             .expect("still within the grace");
         assert!(second <= 2 * Backoff::FIRST, "{second:?}");
-        let late = connected + ROUTING_GRACE - Duration::from_millis(100);
+        let late = connected + ROUTING_GRACE.saturating_sub(Duration::from_millis(100));
         let mut waits = Unrouted::new(connected);
         for _ in 0..10 {
             waits.backoff.next_delay();
