@@ -282,8 +282,8 @@ fn validate_passes_a_good_repository_and_names_what_is_wrong_with_a_bad_one() {
 fn serve_stops_on_sigterm() {
     let repo = TestRepo::init(1, &[]);
     let mut server = HttpServer::ours(&repo.repo);
-    let pid = server.proc.child.id() as libc::pid_t;
-    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let pid = rustix::process::Pid::from_child(&server.proc.child);
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
     let start = std::time::Instant::now();
     loop {
         if let Some(status) = server.proc.child.try_wait().unwrap() {

@@ -19,7 +19,7 @@ async fn malformed_jobs_go_to_the_dead_letter_queue_with_their_reason() {
     let prefix = unique_prefix("dlq");
     let repo = TestRepo::init(16, &[]);
     let mut signers = repo.spawn_all_signers(&prefix);
-    for s in signers.iter_mut() {
+    for s in &mut signers {
         wait_ready(s);
     }
     let good_hash = "a".repeat(64);
@@ -67,7 +67,7 @@ async fn malformed_jobs_go_to_the_dead_letter_queue_with_their_reason() {
     assert_eq!(reasons.len(), cases.len());
 
     // Every signer is still up, logged each rejection, and signs the next good job.
-    for s in signers.iter_mut() {
+    for s in &mut signers {
         assert!(s.is_running(), "a signer died:\n{}", s.log_text());
     }
     assert!(signers[0].log_text().matches("dead-letter").count() >= 12);
@@ -110,7 +110,7 @@ async fn dead_letters_are_listed_with_why_replayed_and_dropped() {
     let prefix = unique_prefix("dlq-tool");
     let repo = TestRepo::init(16, &[]);
     let mut signers = repo.spawn_all_signers(&prefix);
-    for s in signers.iter_mut() {
+    for s in &mut signers {
         wait_ready(s);
     }
     // A second packaging pipeline whose key the targets signer does not trust yet.
@@ -272,7 +272,7 @@ async fn dead_letters_go_where_their_body_says_and_print_no_escape_sequences() {
     let prefix = unique_prefix("dlq-forged");
     let repo = TestRepo::init(16, &[]);
     let mut signers = repo.spawn_all_signers(&prefix);
-    for s in signers.iter_mut() {
+    for s in &mut signers {
         wait_ready(s);
     }
     let releases = make_releases(&repo.path("rel"), 2, "forged");
@@ -378,7 +378,7 @@ async fn dead_letters_go_where_their_body_says_and_print_no_escape_sequences() {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
-    for s in signers.iter_mut() {
+    for s in &mut signers {
         assert!(s.is_running(), "a signer died:\n{}", s.log_text());
     }
     delete_queues(&prefix).await;
@@ -465,7 +465,7 @@ async fn wait_reports_a_refused_submission_at_once_with_the_reason() {
     // Over the broker.
     let prefix = unique_prefix("dlq-wait");
     let mut signers = repo.spawn_all_signers(&prefix);
-    for s in signers.iter_mut() {
+    for s in &mut signers {
         wait_ready(s);
     }
     let mut cmd = std::process::Command::new(CLIENT);

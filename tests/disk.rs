@@ -17,8 +17,7 @@ struct SmallDisk {
 impl SmallDisk {
     /// Only root may mount.
     fn possible() -> bool {
-        // SAFETY: geteuid has no preconditions.
-        unsafe { libc::geteuid() == 0 }
+        rustix::process::geteuid().is_root()
     }
 
     fn mount(dir: &Path, size: &str) -> SmallDisk {
@@ -56,11 +55,7 @@ impl Drop for SmallDisk {
 }
 
 fn free_bytes(dir: &Path) -> u64 {
-    use std::os::unix::ffi::OsStrExt;
-    let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).unwrap();
-    // SAFETY: statvfs fills the zeroed struct we own.
-    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
-    assert_eq!(unsafe { libc::statvfs(path.as_ptr(), &mut stat) }, 0);
+    let stat = rustix::fs::statvfs(dir).unwrap();
     stat.f_bavail * stat.f_frsize
 }
 
@@ -249,8 +244,7 @@ async fn a_writer_killed_mid_write_leaves_no_temp_file_where_clients_look() {
 
     // A submission that fails (no broker to send to) after copying its files leaves no temp
     // file in targets/ and no staging folder.
-    // SAFETY: geteuid has no preconditions.
-    let mine = staging.join(unsafe { libc::geteuid() }.to_string());
+    let mine = staging.join(rustix::process::geteuid().as_raw().to_string());
     let before = std::fs::read_dir(&mine).unwrap().count();
     let more = make_releases(&repo.path("more"), 3, "fail");
     let out = run(Command::new(CLIENT)

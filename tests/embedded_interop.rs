@@ -91,7 +91,7 @@ fn embedded_mode_keeps_bad_jobs_and_survives_a_restart() {
     repo.wait_covered(expected_for(&releases), Duration::from_secs(60));
     let left: Vec<_> = std::fs::read_dir(&inbox)
         .unwrap()
-        .filter_map(|e| e.ok())
+        .filter_map(std::result::Result::ok)
         .filter(|e| e.path().is_file())
         .collect();
     assert!(

@@ -75,7 +75,7 @@ fn running(tag: &str) -> (String, TestRepo, Vec<Proc>, Vec<(String, PathBuf)>) {
     let prefix = unique_prefix(tag);
     let repo = TestRepo::init(16, &[]);
     let mut signers = repo.spawn_all_signers(&prefix);
-    for s in signers.iter_mut() {
+    for s in &mut signers {
         wait_ready(s);
     }
     let first = add_release(&repo, &prefix, "a");
@@ -217,7 +217,7 @@ async fn downstream_signers_sign_only_files_that_verify() {
         .as_u64()
         .unwrap();
     assert!(named < snapshot + far, "timestamp names snapshot {named}");
-    for s in signers.iter_mut() {
+    for s in &mut signers {
         assert!(s.is_running(), "a signer died:\n{}", s.log_text());
     }
     let second = add_release(&repo, &prefix, "b");

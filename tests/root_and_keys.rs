@@ -358,7 +358,7 @@ async fn the_spec_key_id_rule_is_kept_and_accepted() {
 /// a key. The folders are 0700 and the files 0600 afterwards; the race itself is best effort.
 #[test]
 fn no_other_user_reads_a_key_while_init_writes_it() {
-    if unsafe { libc::geteuid() } != 0 {
+    if !rustix::process::geteuid().is_root() {
         println!("skipped: needs root, to run the attacker as another user");
         return;
     }

@@ -48,7 +48,7 @@ struct Deployed {
 }
 
 fn deploy(tag: &str) -> Option<Deployed> {
-    if unsafe { libc::geteuid() } != 0 {
+    if !rustix::process::geteuid().is_root() {
         println!("skipped: needs root, to run each agent as its own uid");
         return None;
     }

@@ -25,7 +25,7 @@ async fn signers_and_serve_started_before_init_wait_for_it_then_sign() {
     // The web server of the compose set (tuf-repo-http) comes up with them.
     let server = HttpServer::ours(&repo.repo);
     std::thread::sleep(Duration::from_secs(2));
-    for s in signers.iter_mut() {
+    for s in &mut signers {
         assert!(s.is_running(), "a signer gave up:\n{}", s.log_text());
         let log = s.log_text();
         assert_eq!(
@@ -39,7 +39,7 @@ async fn signers_and_serve_started_before_init_wait_for_it_then_sign() {
         .arg(&repo.repo)
         .arg("--keys")
         .arg(&repo.keys)));
-    for s in signers.iter_mut() {
+    for s in &mut signers {
         wait_ready(s);
     }
     let releases = make_releases(&repo.path("rel"), 3, "s");

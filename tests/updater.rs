@@ -75,7 +75,10 @@ impl Repo {
         let mut keys = serde_json::Map::new();
         let mut roles = serde_json::Map::new();
         for (role, signers) in &self.keys {
-            let ids: Vec<&str> = signers.iter().map(|k| k.key_id()).collect();
+            let ids: Vec<&str> = signers
+                .iter()
+                .map(package_signing::keys::SigningKey::key_id)
+                .collect();
             for k in signers {
                 keys.insert(k.key_id().into(), key_json(k));
             }

@@ -3,17 +3,6 @@
 //!
 //!   cargo build --release && target/release/tuf-bench --amqp amqp://guest:guest@127.0.0.1:5672/%2f
 
-#![deny(unsafe_code)]
-// The pedantic lints the library takes, for the same reasons (see src/lib.rs).
-#![warn(
-    clippy::unchecked_time_subtraction,
-    clippy::ignored_unit_patterns,
-    clippy::redundant_closure_for_method_calls,
-    clippy::manual_let_else,
-    clippy::explicit_iter_loop,
-    clippy::semicolon_if_nothing_returned
-)]
-
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

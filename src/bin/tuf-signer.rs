@@ -1,16 +1,5 @@
 //! `tuf-signer`: create a TUF repository, and run its online signers.
 
-#![deny(unsafe_code)]
-// The pedantic lints the library takes, for the same reasons (see src/lib.rs).
-#![warn(
-    clippy::unchecked_time_subtraction,
-    clippy::ignored_unit_patterns,
-    clippy::redundant_closure_for_method_calls,
-    clippy::manual_let_else,
-    clippy::explicit_iter_loop,
-    clippy::semicolon_if_nothing_returned
-)]
-
 use std::path::PathBuf;
 use std::process::ExitCode;
 

@@ -203,7 +203,7 @@ impl Repo {
     /// `remove-targets --wait`.
     pub async fn remove(&self, names: &[&str]) -> BTreeMap<String, Outcome> {
         let job = TargetsJob {
-            remove: names.iter().map(|n| n.to_string()).collect(),
+            remove: names.iter().map(std::string::ToString::to_string).collect(),
             ..Default::default()
         };
         self.send(&self.inbox, &[job]).await.outcomes().await

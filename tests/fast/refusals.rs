@@ -163,7 +163,7 @@ async fn a_signed_release_never_changes_unless_replaced_on_purpose() {
         .await;
     match &outcomes[name] {
         Outcome::Refused(why) => {
-            assert!(why.contains("already signed with other content"), "{why}")
+            assert!(why.contains("already signed with other content"), "{why}");
         }
         other => panic!("{name}: {other:?}"),
     }
