@@ -1,7 +1,7 @@
 //! The rabbitmq image's definitions, loaded into the real local broker (in a vhost of their
 //! own, user names suffixed so nothing collides): each agent's user can do its own job with
 //! our code, and is refused on every other queue and exchange: it can send jobs only to the
-//! stage downstream of it (issue 10: with `amq.default` writable, any agent could get the
+//! stage downstream of it (with `amq.default` writable, any agent could get the
 //! targets key to sign anything).
 
 mod common;
@@ -250,7 +250,7 @@ fn load_definitions(
     (vhost, agents, user, cleanup)
 }
 
-/// Issue 22: a deployment's broker passwords (`tuf-signer broker-secrets`) replace the
+/// A deployment's broker passwords (`tuf-signer broker-secrets`) replace the
 /// development ones published here: each agent connects with the password in its own file,
 /// `dev-AGENT` is refused, and the broker image's entrypoint refuses to start on the
 /// development definitions unless told it is a development set-up.

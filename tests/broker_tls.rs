@@ -1,4 +1,4 @@
-//! A broker on another host is reached over `amqps://` (issue 22): a RabbitMQ node of the
+//! A broker on another host is reached over `amqps://`, so the link is not trusted either: a RabbitMQ node of the
 //! test's own (`scripts/broker-node`) with a TLS listener whose certificate is signed by a
 //! certificate authority made here with openssl. With that CA's file (`--amqp-ca-file`,
 //! `AMQP_CA_FILE`) the signers and the client sign and follow releases over TLS, and

@@ -261,7 +261,7 @@ async fn forge_dead_letter(prefix: &str, body: &[u8], from: &str, reason: &str) 
     assert_eq!(confirm, lapin::Confirmation::Ack(None));
 }
 
-/// Issue 22: a dead letter's headers are anyone's to write. A signed submission whose
+/// A dead letter's headers are anyone's to write. A signed submission whose
 /// `x-dead-letter-from` names the snapshot stage is replayed to targets (and signed); a
 /// timestamp job claiming targets goes to timestamp (which refuses it again, naming itself);
 /// a body that is no job is not replayed, and the error names it. Escape sequences in the

@@ -1,4 +1,4 @@
-//! Issue 10's attacks, against the real broker and files: a job is only a hint, and a file
+//! Attacks by an agent without the role's key, against the real broker and files: a job is only a hint, and a file
 //! is trusted only when it verifies against the keys that must have signed it. Whoever can
 //! publish to a signer's queue or write the shared volume, without that role's key, gets
 //! nothing signed: forged jobs go to the dead letters with the reason, planted files stop the

@@ -352,7 +352,7 @@ async fn the_spec_key_id_rule_is_kept_and_accepted() {
     delete_queues(&prefix).await;
 }
 
-/// Issue 10's attack on `init`: another local user copying key files while they are written.
+/// An attack on `init`: another local user copying key files while they are written.
 /// Run as root, an attacker loops as `nobody` over the keys folders (temp names included)
 /// during five inits; it reads a world-readable canary beside them (so it can look) and never
 /// a key. The folders are 0700 and the files 0600 afterwards; the race itself is best effort.

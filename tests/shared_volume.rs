@@ -1,4 +1,4 @@
-//! Issue 22's attacks on the shared repository volume, each run as the attacker is placed in
+//! Attacks on the shared repository volume, each run as the attacker is placed in
 //! the compose set: every agent its own uid (targets 10001, snapshot 10002, timestamp 10003,
 //! packaging pipeline 10004; the signers in the repository's group 10000, the pipeline in a
 //! group of its own), against the real broker and the real files. The attacker is an agent that can write the volume and holds no signing key:
@@ -253,7 +253,7 @@ fn read_json(path: &Path) -> Value {
     serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
 }
 
-/// What the attacker of issue 22 wrote: a new root chain from `1.root.json` up, signed with a
+/// What the attacker on the volume wrote: a new root chain from `1.root.json` up, signed with a
 /// root key of its own and listing the real online keys plus its own for targets; a new
 /// top-level targets delegating every bin to its key; and the bin of `backdoor` listing it.
 fn forge(repo: &TestRepo, backdoor: &str, content: &[u8]) -> Vec<(PathBuf, Vec<u8>)> {

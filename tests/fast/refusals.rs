@@ -218,7 +218,7 @@ async fn a_signed_release_never_changes_unless_replaced_on_purpose() {
     signers.stop().await;
 }
 
-/// Issue 22, item 5: a release keeps its bytes across removal. Removed and published again
+/// A release keeps its bytes across removal, so that removing it cannot launder new bytes under its name. Removed and published again
 /// with other bytes it is refused like any change to a signed release; the same bytes come
 /// back freely, `--replace` changes it on purpose, and the receipts name each removal and
 /// replacement with the submitter key that signed it. Mutable names leave no tombstone.
@@ -327,7 +327,7 @@ async fn a_removed_release_keeps_its_bytes_unless_replaced_on_purpose() {
     signers.stop().await;
 }
 
-/// Issue 22, item 5: `p2/VENDOR/NAME.json` changes freely, but not in what it says of a
+/// `p2/VENDOR/NAME.json` changes freely, but not in what it says of a
 /// version already released: a new p2 file that moves a released version's archive is
 /// refused, saying which version and field; one that adds a release is signed; `--replace`
 /// changes it on purpose.
