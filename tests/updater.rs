@@ -683,11 +683,11 @@ async fn the_trusted_set_enforces_the_workflow_order_on_bytes() {
     let root2 = repo.sign("root");
     assert!(matches!(set.update_root(&root2), Err(Error::Order(_))));
     assert!(matches!(
-        set.update_targets(&repo.get("metadata/1.targets.json")),
+        set.update_delegated_targets(&repo.get("metadata/1.targets.json"), "targets", "root"),
         Err(Error::Order(_))
     ));
     set.update_snapshot(&snapshot, false).unwrap();
-    set.update_targets(&repo.get("metadata/1.targets.json"))
+    set.update_delegated_targets(&repo.get("metadata/1.targets.json"), "targets", "root")
         .unwrap();
     assert!(matches!(
         set.update_snapshot(&snapshot, false),

@@ -292,11 +292,6 @@ impl TrustedSet {
         Ok(())
     }
 
-    /// §5.6: the top-level targets role, signed by the root's targets keys.
-    pub fn update_targets(&mut self, bytes: &[u8]) -> Result<&Targets> {
-        self.update_delegated_targets(bytes, Role::Targets.name(), Role::Root.name())
-    }
-
     /// §5.6, §5.6.7.2: `role` as `delegator` ("root" for the top-level targets) delegates it:
     /// the version and hashes the snapshot lists, signed by the delegation's keys, unexpired.
     pub fn update_delegated_targets(
