@@ -93,7 +93,7 @@ impl Coverage {
             .as_ref()
             .is_none_or(|(v, _, _)| *v != round.top_version)
         {
-            let roles = round.trust_top(&self.layout)?;
+            let roles = delegations_of(round.trust_top(&self.layout)?);
             self.top = Some((round.top_version, HashBins::new(roles.len() as u32)?, roles));
         }
         let before = pending.len();
@@ -201,27 +201,29 @@ impl Round {
             .ok_or_else(|| Error::Verify(format!("the snapshot lists no {file}")))
     }
 
-    /// Trusts the top-level targets the snapshot lists (once), and returns its delegations
-    /// by bin name.
-    fn trust_top(&mut self, layout: &Layout) -> Result<HashMap<String, DelegatedRole>> {
-        let roles = if self.top_trusted {
-            self.set.targets(Role::Targets.name()).expect("trusted")
-        } else {
-            self.top_trusted = true;
+    /// Trusts the top-level targets the snapshot lists, once a round: a bin can only be
+    /// verified after it. Returns it.
+    fn trust_top(&mut self, layout: &Layout) -> Result<&Targets> {
+        if !self.top_trusted {
             trust_published_targets(
                 &mut self.set,
                 layout,
                 Role::Targets.name(),
                 Role::Root.name(),
-            )?
-        };
-        Ok(roles
-            .delegations
-            .iter()
-            .flat_map(|d| d.roles.iter())
-            .map(|r| (r.name.clone(), r.clone()))
-            .collect())
+            )?;
+            self.top_trusted = true;
+        }
+        Ok(self.set.targets(Role::Targets.name()).expect("trusted"))
     }
+}
+
+/// Top-level targets' delegations, by bin name.
+fn delegations_of(top: &Targets) -> HashMap<String, DelegatedRole> {
+    top.delegations
+        .iter()
+        .flat_map(|d| d.roles.iter())
+        .map(|r| (r.name.clone(), r.clone()))
+        .collect()
 }
 
 #[cfg(test)]
