@@ -55,7 +55,9 @@ pub struct Root {
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(tag = "_type", rename = "targets")]
 pub struct Targets {
-    /// The TUF specification version the file follows, e.g. `1.0.0`.
+    /// The TUF specification version the file follows, e.g. `1.0.0`: always written by our
+    /// signers; our updater has never required it of a file it reads, and still does not.
+    #[serde(default)]
     pub spec_version: String,
     /// The role's version, one higher each time it is signed anew.
     pub version: NonZeroU64,
@@ -74,7 +76,9 @@ pub struct Targets {
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(tag = "_type", rename = "snapshot")]
 pub struct Snapshot {
-    /// The TUF specification version the file follows, e.g. `1.0.0`.
+    /// The TUF specification version the file follows, e.g. `1.0.0`: always written by our
+    /// signers; our updater has never required it of a file it reads, and still does not.
+    #[serde(default)]
     pub spec_version: String,
     /// The snapshot's version, one higher each time it is signed anew.
     pub version: NonZeroU64,
@@ -90,7 +94,9 @@ pub struct Snapshot {
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(tag = "_type", rename = "timestamp")]
 pub struct Timestamp {
-    /// The TUF specification version the file follows, e.g. `1.0.0`.
+    /// The TUF specification version the file follows, e.g. `1.0.0`: always written by our
+    /// signers; our updater has never required it of a file it reads, and still does not.
+    #[serde(default)]
     pub spec_version: String,
     /// The timestamp's version, one higher each time it is signed anew.
     pub version: NonZeroU64,

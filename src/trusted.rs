@@ -121,7 +121,9 @@ pub fn trust_published_targets<'s>(
     if !listed {
         return Err(Error::Published {
             path,
-            source: crate::updater::error::Error::BadMetadata(format!("does not list {role}.json")),
+            source: crate::updater::error::Error::BadMetadata(format!(
+                "the snapshot does not list {role}.json"
+            )),
         });
     }
     let bytes = std::fs::read(&path).map_err(Error::io("cannot read", &path))?;

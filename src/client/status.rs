@@ -164,7 +164,7 @@ fn count_targets(
 ) -> Result<usize> {
     let mut targets = 0;
     for role in delegated {
-        if let Some(meta) = snapshot.signed.meta.get(&format!("{}.json", role.name)) {
+        if let Some(meta) = snapshot.signed.listed(&role.name) {
             let (t, _) =
                 signed::load::<Targets>(&layout.versioned(&role.name, meta.version.get()), "bin")?;
             targets += t.signed.targets.len();

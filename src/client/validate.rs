@@ -19,7 +19,7 @@ use crate::repository::{Expiries, Layout};
 use crate::role::Role;
 use crate::roles::check_version;
 use crate::schema::Header;
-use crate::schema::{Delegations, Snapshot, Targets};
+use crate::schema::{listed_name, role_of_listed, Delegations, Snapshot, Targets};
 use crate::trusted::{
     published_file, trust_published_snapshot, trust_published_targets, trusted_chain_at, RootChain,
 };
@@ -363,7 +363,7 @@ impl Check<'_> {
         let delegated: HashSet<String> = delegations
             .roles
             .iter()
-            .map(|r| format!("{}.json", r.name))
+            .map(|r| listed_name(&r.name))
             .collect();
         let snapshot_file = self
             .layout
@@ -373,7 +373,7 @@ impl Check<'_> {
             if file == Role::Targets.file() || delegated.contains(file) {
                 continue;
             }
-            match file.strip_suffix(".json") {
+            match role_of_listed(file) {
                 Some(bin) if crate::bins::HashBins::is_bin_name(bin) => retired += 1,
                 _ => self.problem(
                     &snapshot_file,

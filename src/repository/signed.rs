@@ -41,7 +41,10 @@ impl MetaEntry {
     pub fn to_metafile(&self) -> Result<MetaFile> {
         Ok(MetaFile {
             length: Some(self.length),
-            hashes: Some(BTreeMap::from([("sha256".into(), self.sha256.clone())])),
+            hashes: Some(BTreeMap::from([(
+                "sha256".into(),
+                hex::encode(hex_decoded(&self.sha256)?),
+            )])),
             version: non_zero(self.version)?,
         })
     }

@@ -12,7 +12,7 @@ use std::time::Duration;
 use tough::schema::{RoleType, Signed};
 
 use crate::pin::Pin;
-use crate::schema::Root;
+use crate::schema::{role_of_listed, Root};
 use crate::trusted::RootChain;
 
 use crate::keys::SigningKey;
@@ -196,7 +196,7 @@ pub fn listed_versions(layout: &Layout, chain: &RootChain) -> Result<BTreeMap<St
     Ok(snapshot
         .meta
         .iter()
-        .map(|(file, m)| (file.trim_end_matches(".json").to_string(), m.version.get()))
+        .filter_map(|(file, m)| Some((role_of_listed(file)?.to_string(), m.version.get())))
         .collect())
 }
 

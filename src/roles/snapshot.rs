@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::schema::Snapshot;
+use crate::schema::{role_of_listed, Snapshot};
 use tough::schema::RoleType;
 
 use super::stage::{Applied, Core, Stage};
@@ -238,7 +238,7 @@ impl SnapshotRole {
         let delegations = self.delegations()?;
         let vouched_for = vouched_bins(delegations, voucher);
         let checked = in_parallel(&bins, |(name, hint)| {
-            let role = name.strip_suffix(".json").unwrap_or(name);
+            let role = role_of_listed(name).unwrap_or(name);
             let vouched = vouched_for.contains(role).then_some(hint);
             read_verified(&layout, role, hint.version, vouched, |bytes, path| {
                 verify_delegated(bytes, path, delegations, role)
@@ -367,10 +367,8 @@ fn check_names(job: &SnapshotJob) -> Result<()> {
         return Err(Error::InvalidJob("the job names no metadata file".into()));
     }
     for (name, entry) in &job.meta {
-        let known = name == Role::Targets.file()
-            || name
-                .strip_suffix(".json")
-                .is_some_and(HashBins::is_bin_name);
+        let known =
+            name == Role::Targets.file() || role_of_listed(name).is_some_and(HashBins::is_bin_name);
         if !known {
             return Err(Error::InvalidJob(format!(
                 "{name}: unknown role; the snapshot lists targets.json and hashed bins only"

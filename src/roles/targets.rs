@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use crate::role::Role;
-use crate::schema::{Delegations, TargetFile, Targets};
+use crate::schema::{listed_name, Delegations, TargetFile, Targets};
 
 use super::stage::{Applied, Core, Refusal, Stage};
 use super::{check_not_older, check_version, listed_versions, load_state, signed_by, RoleSettings};
@@ -274,7 +274,7 @@ impl TargetsRole {
         let mut meta: BTreeMap<String, MetaEntry> = self
             .state
             .iter()
-            .map(|b| (format!("{}.json", b.name), b.meta.clone()))
+            .map(|b| (listed_name(&b.name), b.meta.clone()))
             .collect();
         meta.insert(Role::Targets.file().into(), self.top_meta.clone());
         SnapshotJob {
@@ -411,8 +411,7 @@ impl TargetsRole {
         let job = refreshed.get_or_insert_with(SnapshotJob::default);
         for &i in &named {
             let bin = &self.state[i];
-            job.meta
-                .insert(format!("{}.json", bin.name), bin.meta.clone());
+            job.meta.insert(listed_name(&bin.name), bin.meta.clone());
         }
         Ok(Applied::new(changed.len(), refreshed))
     }
@@ -501,8 +500,7 @@ impl TargetsRole {
         self.core.new_key = false;
         for i in bins {
             let bin = &self.state[i];
-            job.meta
-                .insert(format!("{}.json", bin.name), bin.meta.clone());
+            job.meta.insert(listed_name(&bin.name), bin.meta.clone());
         }
         Ok(Some(job))
     }

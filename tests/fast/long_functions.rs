@@ -3,22 +3,12 @@
 //! it does several steps, and reads better as those steps, each named. A function that grows
 //! past it fails this test, which names it and where it is.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
+
+use super::layers::sources;
 
 /// The longest a function may be.
 const MOST_LINES: usize = 60;
-
-/// Every `.rs` file under `dir`.
-fn sources(dir: &Path, out: &mut Vec<PathBuf>) {
-    for entry in std::fs::read_dir(dir).unwrap().flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            sources(&path, out);
-        } else if path.extension().is_some_and(|e| e == "rs") {
-            out.push(path);
-        }
-    }
-}
 
 /// A line with its comment, string and character literals blanked, so that only the code's
 /// own braces are counted.
