@@ -130,11 +130,7 @@ impl Coverage {
                 "targets does not delegate {name} to {bin}, the bin its hash names"
             )));
         }
-        let key = (
-            bin.clone(),
-            round.version_of(&crate::schema::listed_name(&bin))?,
-            round.top_version,
-        );
+        let key = (bin.clone(), round.version_of(&bin)?, round.top_version);
         if !self.bins_cache.contains_key(&key) {
             round.trust_top(&self.layout)?;
             let verified =
@@ -164,10 +160,7 @@ impl Coverage {
 struct Round {
     set: TrustedSet,
     timestamp_version: u64,
-    /// What the snapshot lists, file name -> version.
-    listed: HashMap<String, u64>,
     top_version: u64,
-    top_trusted: bool,
 }
 
 impl Round {
@@ -175,43 +168,39 @@ impl Round {
         let mut set = trusted_chain(layout, pin)?;
         trust_published_snapshot(&mut set, layout, timestamp)?;
         let timestamp_version = set.timestamp().expect("trusted").version.get();
-        let listed: HashMap<String, u64> = set
-            .snapshot()
-            .expect("trusted")
-            .meta
-            .iter()
-            .map(|(file, m)| (file.clone(), m.version.get()))
-            .collect();
         let mut round = Round {
             set,
             timestamp_version,
-            listed,
             top_version: 0,
-            top_trusted: false,
         };
-        round.top_version = round.version_of(Role::Targets.file())?;
+        round.top_version = round.version_of(Role::Targets.name())?;
         Ok(round)
     }
 
-    /// The version of `file` the snapshot lists.
-    fn version_of(&self, file: &str) -> Result<u64> {
-        self.listed
-            .get(file)
-            .copied()
-            .ok_or_else(|| Error::Verify(format!("the snapshot lists no {file}")))
+    /// The version of `role`'s file the trusted snapshot lists.
+    fn version_of(&self, role: &str) -> Result<u64> {
+        let snapshot = self.set.snapshot().expect("trusted by start");
+        snapshot
+            .listed(role)
+            .map(|m| m.version.get())
+            .ok_or_else(|| {
+                Error::Verify(format!(
+                    "the snapshot lists no {}",
+                    crate::schema::listed_name(role)
+                ))
+            })
     }
 
     /// Trusts the top-level targets the snapshot lists, once a round: a bin can only be
     /// verified after it. Returns it.
     fn trust_top(&mut self, layout: &Layout) -> Result<&Targets> {
-        if !self.top_trusted {
+        if self.set.targets(Role::Targets.name()).is_none() {
             trust_published_targets(
                 &mut self.set,
                 layout,
                 Role::Targets.name(),
                 Role::Root.name(),
             )?;
-            self.top_trusted = true;
         }
         Ok(self.set.targets(Role::Targets.name()).expect("trusted"))
     }

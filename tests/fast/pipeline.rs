@@ -128,13 +128,7 @@ fn validate_names_the_snapshot_that_leaves_a_bin_out() {
     .unwrap();
     std::fs::write(layout.timestamp(), &timestamp.bytes).unwrap();
 
-    let report = validate(
-        layout,
-        &repo.pin(),
-        &Window::Every(Duration::from_secs(60)),
-        false,
-    )
-    .unwrap();
+    let report = validate_metadata(&repo);
     let named = format!("metadata/{version}.snapshot.json: ");
     assert!(
         report
@@ -144,6 +138,18 @@ fn validate_names_the_snapshot_that_leaves_a_bin_out() {
         "{}",
         report.render()
     );
+}
+
+/// `validate` of `repo`'s metadata (not its target files), every role's expiry judged against
+/// one minute.
+fn validate_metadata(repo: &Repo) -> package_signing::client::validate::Report {
+    validate(
+        &repo.layout,
+        &repo.pin(),
+        &Window::Every(Duration::from_secs(60)),
+        false,
+    )
+    .unwrap()
 }
 
 /// A snapshot that no longer verifies (a byte of its signature changed) is named by its own
@@ -162,13 +168,7 @@ fn validate_names_the_snapshot_that_does_not_verify() {
     )
     .unwrap();
 
-    let report = validate(
-        layout,
-        &repo.pin(),
-        &Window::Every(Duration::from_secs(60)),
-        false,
-    )
-    .unwrap();
+    let report = validate_metadata(&repo);
     let named = format!("metadata/{}: ", path.file_name().unwrap().to_str().unwrap());
     assert_eq!(report.problems.len(), 1, "{}", report.render());
     assert!(
