@@ -11,19 +11,38 @@
 //! The record is `STATE/ROLE.versions`, one `NAME VERSION` line per signed file, appended and
 //! fsynced a batch at a time (a batch touching a few bins writes a few lines, not the whole
 //! map), and rewritten compactly when it has grown to several lines per file.
+//!
+//! A line may also say what the file holds at that version ([`Written`]: `NAME VERSION
+//! LENGTH SHA256 EXPIRES KEYID`): the targets signer records each bin it writes or verifies,
+//! so that at start it trusts a bin whose bytes are still those (checked when a job first
+//! touches it) without reading every bin of a large repository. The trust comes from this
+//! folder, the signer's own; the shared volume's files are only ever compared with it.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use crate::durable::{append_durably, write_durably};
+use crate::repository::MetaEntry;
 use crate::role::Role;
 use crate::{Error, Result};
+
+/// What a signer wrote (or verified) as a file's highest version: its meta entry, its expiry
+/// and the key id that signed it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Written {
+    /// Version, length and SHA-256 of the file's bytes.
+    pub meta: MetaEntry,
+    /// The file's `expires`.
+    pub expires: jiff::Timestamp,
+    /// The hex key id of the key that signed it.
+    pub key_id: String,
+}
 
 /// One role's record of the highest version it signed of each file.
 #[derive(Debug)]
 pub struct HighWater {
     path: PathBuf,
-    highest: HashMap<String, u64>,
+    highest: HashMap<String, (u64, Option<Written>)>,
     /// Lines in the file, to know when to compact it.
     lines: usize,
 }
@@ -41,28 +60,28 @@ impl HighWater {
                 ))
             }
         };
-        let mut highest: HashMap<String, u64> = HashMap::new();
+        let mut highest: HashMap<String, (u64, Option<Written>)> = HashMap::new();
         let mut lines = 0;
         // A last line without its newline was cut short by a crash mid-append: its file's
         // version is recorded again by the write that follows it, or was never durable.
         let complete = crate::durable::complete_lines(&text);
         for (n, line) in complete.lines().enumerate() {
-            let parsed = line
-                .split_once(' ')
-                .and_then(|(name, v)| Some((name, v.parse::<u64>().ok()?)));
-            let Some((name, version)) = parsed else {
+            let Some((name, version, written)) = parse_line(line) else {
                 return Err(Error::Repository {
                     path: path.clone(),
                     reason: format!(
-                        "line {} is not NAME VERSION: this signer's private state is damaged; \
-                         restore it from a backup (deleting it lets the signer sign versions \
-                         it has signed before)",
+                        "line {} is not NAME VERSION [LENGTH SHA256 EXPIRES KEYID]: this \
+                         signer's private state is damaged; restore it from a backup (deleting \
+                         it lets the signer sign versions it has signed before)",
                         n + 1
                     ),
                 });
             };
             let slot = highest.entry(name.to_string()).or_default();
-            *slot = (*slot).max(version);
+            // The last line at the highest version says what the file holds.
+            if version > slot.0 || (version == slot.0 && written.is_some()) {
+                *slot = (version, written);
+            }
             lines += 1;
         }
         Ok(HighWater {
@@ -74,7 +93,12 @@ impl HighWater {
 
     /// The highest version of `name` this signer signed, if any.
     pub fn highest(&self, name: &str) -> Option<u64> {
-        self.highest.get(name).copied()
+        self.highest.get(name).map(|(v, _)| *v)
+    }
+
+    /// What this signer recorded `name` holds at its highest version, if it recorded that.
+    pub fn written(&self, name: &str) -> Option<&Written> {
+        self.highest.get(name)?.1.as_ref()
     }
 
     /// Refuses `version` of `name` (the newest on disk, at `path`), when this signer already
@@ -112,12 +136,35 @@ impl HighWater {
         let mut text = String::new();
         for (name, version) in signed {
             let slot = self.highest.entry(name.to_string()).or_default();
-            if version > *slot {
-                *slot = version;
+            if version > slot.0 {
+                *slot = (version, None);
                 text.push_str(&format!("{name} {version}\n"));
                 self.lines += 1;
             }
         }
+        self.append(text)
+    }
+
+    /// Records durably, with each version, what its file holds: written by this signer, or
+    /// verified by it against a key it trusts. A version below the highest is not recorded.
+    pub fn record_written<'a>(
+        &mut self,
+        written: impl IntoIterator<Item = (&'a str, &'a Written)>,
+    ) -> Result<()> {
+        let mut text = String::new();
+        for (name, w) in written {
+            let slot = self.highest.entry(name.to_string()).or_default();
+            let version = w.meta.version;
+            if version > slot.0 || (version == slot.0 && slot.1.as_ref() != Some(w)) {
+                *slot = (version, Some(w.clone()));
+                text.push_str(&line(name, version, Some(w)));
+                self.lines += 1;
+            }
+        }
+        self.append(text)
+    }
+
+    fn append(&mut self, text: String) -> Result<()> {
         if text.is_empty() {
             return Ok(());
         }
@@ -129,13 +176,56 @@ impl HighWater {
 
     /// Rewrites the record with one line per file.
     fn compact(&mut self) -> Result<()> {
-        let mut names: Vec<(&String, &u64)> = self.highest.iter().collect();
-        names.sort();
-        let text: String = names.iter().map(|(n, v)| format!("{n} {v}\n")).collect();
+        let mut names: Vec<(&String, &(u64, Option<Written>))> = self.highest.iter().collect();
+        names.sort_by(|a, b| a.0.cmp(b.0));
+        let text: String = names
+            .iter()
+            .map(|(n, (v, w))| line(n, *v, w.as_ref()))
+            .collect();
         write_durably(&self.path, text.as_bytes())?;
         self.lines = names.len();
         Ok(())
     }
+}
+
+/// One line of the record: `NAME VERSION`, and what the file holds when known.
+fn line(name: &str, version: u64, written: Option<&Written>) -> String {
+    match written {
+        None => format!("{name} {version}\n"),
+        Some(w) => format!(
+            "{name} {version} {} {} {} {}\n",
+            w.meta.length,
+            w.meta.sha256,
+            crate::schema::expiry_string(w.expires),
+            w.key_id
+        ),
+    }
+}
+
+/// Reads one line back: `None` when it is neither form.
+fn parse_line(line: &str) -> Option<(&str, u64, Option<Written>)> {
+    let fields: Vec<&str> = line.split(' ').collect();
+    let version = fields.get(1)?.parse::<u64>().ok()?;
+    let written = match fields[2..] {
+        [] => None,
+        [length, sha256, expires, key_id] => {
+            let hex64 = |s: &str| s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit());
+            if !hex64(sha256) || !hex64(key_id) {
+                return None;
+            }
+            Some(Written {
+                meta: MetaEntry {
+                    version,
+                    length: length.parse().ok()?,
+                    sha256: sha256.to_string(),
+                },
+                expires: expires.parse().ok()?,
+                key_id: key_id.to_string(),
+            })
+        }
+        _ => return None,
+    };
+    Some((fields[0], version, written))
 }
 
 #[cfg(test)]
@@ -164,6 +254,40 @@ mod tests {
     }
 
     #[test]
+    fn remembers_what_each_highest_version_holds() {
+        let dir = tempfile::tempdir().unwrap();
+        let written = |version, byte: u8| Written {
+            meta: MetaEntry::of(version, &[byte]),
+            expires: "2030-01-01T00:00:00Z".parse().unwrap(),
+            key_id: "ab".repeat(32),
+        };
+        let mut hw = HighWater::open(dir.path(), Role::Targets).unwrap();
+        hw.record_written([("bin-0", &written(3, 1)), ("bin-1", &written(5, 2))])
+            .unwrap();
+        hw.record([("bin-0", 4)]).unwrap(); // a version without what it holds
+        hw.record_written([("bin-1", &written(4, 9))]).unwrap(); // below: not recorded
+        let hw = HighWater::open(dir.path(), Role::Targets).unwrap();
+        assert_eq!(hw.highest("bin-0"), Some(4));
+        assert_eq!(
+            hw.written("bin-0"),
+            None,
+            "version 4's content is not known"
+        );
+        assert_eq!(hw.written("bin-1"), Some(&written(5, 2)));
+        let mut hw = hw;
+        for v in 6..200 {
+            hw.record_written([("bin-1", &written(v, 3))]).unwrap();
+        }
+        let hw = HighWater::open(dir.path(), Role::Targets).unwrap();
+        assert_eq!(
+            hw.written("bin-1"),
+            Some(&written(199, 3)),
+            "kept across compaction"
+        );
+        assert!(hw.lines < 100, "compacted: {} lines", hw.lines);
+    }
+
+    #[test]
     fn a_line_cut_short_is_ignored_and_a_damaged_one_refused() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("snapshot.versions");
@@ -180,6 +304,9 @@ mod tests {
         let hw = HighWater::open(dir.path(), Role::Snapshot).unwrap();
         assert_eq!(hw.highest("snapshot"), Some(12));
         std::fs::write(&file, "snapshot seven\n").unwrap();
+        let e = HighWater::open(dir.path(), Role::Snapshot).unwrap_err();
+        assert!(e.to_string().contains("damaged"), "{e}");
+        std::fs::write(&file, "snapshot 7 12 nothex 2030-01-01T00:00:00Z k\n").unwrap();
         let e = HighWater::open(dir.path(), Role::Snapshot).unwrap_err();
         assert!(e.to_string().contains("damaged"), "{e}");
     }

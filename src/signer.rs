@@ -58,6 +58,8 @@ pub struct Signers {
     pub retention: Retention,
     /// Re-sign a role when less than this fraction of its lifetime is left.
     pub refresh_window: f64,
+    /// How many targets the targets signer keeps in memory (`--held-targets`).
+    pub held_targets: usize,
     /// Whose targets jobs are applied, and how they are judged (the targets signer's).
     pub submissions: Submissions,
     /// How each signer's loop takes its batches.
@@ -78,6 +80,7 @@ impl Signers {
             expiries: Expiries::default(),
             retention: Retention::default(),
             refresh_window: 0.5,
+            held_targets: crate::roles::HELD_TARGETS,
             submissions: Submissions::default(),
             options: WorkerOptions::default(),
             root: None,
@@ -150,6 +153,7 @@ impl Signers {
             expiries: self.expiries,
             retention: self.retention,
             refresh_window: self.refresh_window,
+            held_targets: self.held_targets,
             submissions,
         })
     }

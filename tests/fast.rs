@@ -32,3 +32,6 @@ mod long_functions;
 
 #[path = "fast/signing.rs"]
 mod signing;
+
+#[path = "fast/held.rs"]
+mod held;

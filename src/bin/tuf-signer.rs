@@ -255,6 +255,11 @@ struct RunArgs {
     /// timestamp is re-signed once 12 hours are left). Checked at start, then regularly.
     #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u8).range(1..=99))]
     refresh_left_percent: u8,
+    /// How many targets the targets signer keeps in memory, at most (about 250 bytes each).
+    /// Bins beyond it stay on disk and are read back, checked against what this signer
+    /// recorded writing, when a job touches them: memory does not grow with the repository.
+    #[arg(long, default_value_t = package_signing::roles::HELD_TARGETS)]
+    held_targets: usize,
     /// Targets: the submitter public keys whose jobs it applies (PEM, one or more PUBLIC KEY
     /// blocks). Default: submitters.pub beside the targets key, where init wrote it.
     #[arg(long, env = "TUF_SUBMITTERS", value_name = "FILE")]
@@ -449,6 +454,7 @@ async fn run(args: RunArgs) -> Result<()> {
         expiries: args.expiry.expiries(),
         retention: Retention::parse(&args.prune_after, &args.keep_versions, &args.prune_grace)?,
         refresh_window: f64::from(args.refresh_left_percent) / 100.0,
+        held_targets: args.held_targets,
         submissions: Submissions {
             submitters: args.submitters.clone(),
             max_job_age: parse_duration(&args.max_job_age)?,

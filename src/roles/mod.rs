@@ -44,10 +44,18 @@ pub struct RoleSettings {
     /// Re-sign a role when less than this fraction of its lifetime is left (0.5: a 1-day
     /// timestamp is re-signed once less than 12 hours remain).
     pub refresh_window: f64,
+    /// How many targets the targets signer keeps in memory, at most: a bin beyond it is read
+    /// back from disk when a job touches it ([`HELD_TARGETS`] by default).
+    pub held_targets: usize,
     /// Whose targets jobs the targets signer applies (see [`crate::submission`]); the other
     /// roles take jobs only from the signer upstream and leave it `None`.
     pub submissions: Option<crate::submission::Policy>,
 }
+
+/// How many targets the targets signer keeps in memory by default: a million (about 250 MB),
+/// so a repository of Drupal.org's size (about 250,000) is held whole, and Packagist's (6
+/// million) reads a bin back from disk when a job touches one not held.
+pub const HELD_TARGETS: usize = 1_000_000;
 
 /// Whether metadata expiring at `expires`, whose lifetime is `lifetime`, is inside the
 /// refresh window (or already expired).

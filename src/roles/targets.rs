@@ -4,6 +4,12 @@
 //! jobs, and nothing else is: the cost of an add does not grow with the number of bins.
 //! Bins are written straight to canonical JSON from a compact in-memory form (about 200
 //! bytes a target), because serialisation, not signing, is what a batch costs.
+//!
+//! Memory does not grow with the repository: at most `--held-targets` targets are held
+//! (least recently used let go of first, never a bin changed and not yet written); a bin not
+//! held is read back when a job touches it, and its bytes must be those this signer recorded
+//! writing or verifying ([`crate::high_water::Written`], in its own state folder). At start a
+//! bin so recorded is not read at all: start-up does not grow with the repository either.
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
@@ -16,6 +22,7 @@ use super::stage::{Applied, Core, Refusal, Stage};
 use super::{check_not_older, check_version, listed_versions, load_state, signed_by, RoleSettings};
 use crate::bins::HashBins;
 use crate::canonical::write_string;
+use crate::high_water::Written;
 use crate::jobs::{NewTarget, SnapshotJob, TargetsJob};
 use crate::keys::RoleKeys;
 use crate::repository::composer_p2;
@@ -45,8 +52,25 @@ struct Bin {
     name: String,
     version: u64,
     expires: jiff::Timestamp,
-    targets: BTreeMap<String, Entry>,
     meta: MetaEntry,
+    /// Its targets while held in memory; `None`: on disk only, at `version`, with the bytes
+    /// `meta` names (read back by [`TargetsRole::hold`]).
+    targets: Option<BTreeMap<String, Entry>>,
+    /// Changed since it was last written: held until it is.
+    dirty: bool,
+    /// The batch that last touched it: the least recently used are let go of first.
+    used: u64,
+}
+
+impl Bin {
+    /// What the signer's record keeps of the bin as last written or verified.
+    fn written(&self, key_id: &str) -> Written {
+        Written {
+            meta: self.meta.clone(),
+            expires: self.expires,
+            key_id: key_id.to_string(),
+        }
+    }
 }
 
 /// The targets signer's state: top-level targets and every bin, as last signed and verified.
@@ -59,6 +83,8 @@ pub struct TargetsRole {
     top: Targets,
     top_meta: MetaEntry,
     state: Vec<Bin>,
+    /// Batches applied since start, for the bins' `used`.
+    batch: u64,
     /// What the replay rule remembers of the submissions applied.
     ledger: Ledger,
     /// What became of each submission, for the submitters' `--wait`.
@@ -111,15 +137,8 @@ impl TargetsRole {
         let (top, top_meta, top_path) = load_top(&mut core, &mut disk, &chain)?;
         let (delegations, bins) = delegated_bins(&top.signed, &top_path)?;
         let mut new_key = !delegates_to_this_key(&core, &top, delegations)?;
-        let mut state = Vec::with_capacity(bins.count() as usize);
-        for (index, name) in bins.names().enumerate() {
-            let (bin, signed_by_key) =
-                load_bin(&core, &disk, (&bins, index as u32), delegations, name)?;
-            new_key |= !signed_by_key;
-            core.pruner
-                .adopt(layout, &bin.name, &disk.up_to(&bin.name, bin.version));
-            state.push(bin);
-        }
+        let (state, all_by_key) = load_bins(&mut core, &disk, bins, delegations)?;
+        new_key |= !all_by_key;
         if new_key {
             tracing::info!(
                 key_id = core.key.key_id(),
@@ -128,6 +147,7 @@ impl TargetsRole {
         }
         core.new_key = new_key;
         Ok(TargetsRole {
+            batch: 0,
             ledger,
             receipts: Receipts::new(layout),
             tombstones,
@@ -214,6 +234,7 @@ impl Stage for TargetsRole {
     /// submission is written to the receipts. The snapshot job goes signed with the targets
     /// key: it vouches for the hashes it lists (see `SnapshotRole::check`).
     fn apply(&mut self, jobs: &[TargetsJob]) -> Result<Applied<SnapshotJob>> {
+        self.batch += 1;
         self.ledger.begin();
         let mut receipt = Receipt {
             signer: crate::provenance::describe(),
@@ -253,6 +274,7 @@ impl Stage for TargetsRole {
             receipt.set_bins(&job.meta);
         }
         self.receipts.record(&receipt);
+        self.let_go();
         outcome.next = outcome
             .next
             .map(|job| job.signed_with(&self.core.key))
@@ -331,14 +353,9 @@ impl TargetsRole {
     ) -> Result<Applied<SnapshotJob>> {
         let mut named = BTreeSet::new();
         let mut changed = BTreeSet::new();
-        let mutable = &self
-            .core
-            .settings
-            .submissions
-            .as_ref()
-            .expect("load refuses to start without one")
-            .mutable;
+        let mutable = &self.submissions().mutable.clone();
         let mut stones = Vec::new();
+        self.hold(touched_bins(self.bins, jobs))?;
         for (index, job) in jobs {
             for t in &job.add {
                 let i = self.bins.index_of(&t.name) as usize;
@@ -354,7 +371,7 @@ impl TargetsRole {
                         if replaces {
                             changes.replaced.push((*index, t.name.clone()));
                         }
-                        self.state[i].targets.insert(t.name.clone(), entry);
+                        self.held_mut(i).insert(t.name.clone(), entry);
                         changed.insert(i);
                     }
                 }
@@ -363,7 +380,7 @@ impl TargetsRole {
             for name in &job.remove {
                 let i = self.bins.index_of(name) as usize;
                 named.insert(i);
-                if let Some(old) = self.state[i].targets.remove(name) {
+                if let Some(old) = self.held_mut(i).remove(name) {
                     changed.insert(i);
                     changes.removed.push((*index, name.clone()));
                     if !mutable.matches(name) || composer_p2::is_release_metadata(name) {
@@ -428,9 +445,7 @@ impl TargetsRole {
         free: bool,
         stones: &[Tombstone],
     ) -> Add {
-        let old = self.state[self.bins.index_of(&t.name) as usize]
-            .targets
-            .get(&t.name);
+        let old = self.held(self.bins.index_of(&t.name) as usize).get(&t.name);
         match old {
             Some(old) if old == entry => return Add::Unchanged,
             Some(old) if !free => return Add::Refused(immutable_reason(old, entry)),
@@ -511,29 +526,34 @@ impl TargetsRole {
     /// switches to them, and the snapshot job naming them all comes last. The old bins stay
     /// listed in the snapshot (clients refuse a snapshot that drops a file) but are no
     /// longer delegated.
+    ///
+    /// Bins are contiguous ranges of the hash space, old and new alike: the new bins are
+    /// filled and written a slice at a time from the old bins that overlap the slice, so
+    /// memory stays bounded at any repository size.
     fn rebin(&mut self, count: u32) -> Result<SnapshotJob> {
         let bins = HashBins::new(count)?;
         tracing::info!(
             from = self.bins.count(),
             to = count,
-            targets = self.target_count(),
             "changing the number of bins"
         );
-        let mut state = self.empty_bins(bins)?;
-        for old in std::mem::take(&mut self.state) {
-            for (name, entry) in old.targets {
-                state[bins.index_of(&name) as usize]
-                    .targets
-                    .insert(name, entry);
-            }
-        }
-        self.state = state;
+        let empty = self.empty_bins(bins)?;
+        let old = Old {
+            bins: self.bins,
+            state: std::mem::replace(&mut self.state, empty),
+        };
         self.bins = bins;
-        let half = count as usize / 2;
-        self.sign_bins((0..half).collect())?;
-        crate::failpoint::hit("rebin:half-the-bins-written");
-        self.sign_bins((half..count as usize).collect())?;
-        crate::failpoint::hit("rebin:bins-written");
+        let (half, mut moved) = (count as usize / 2, 0);
+        for (range, failpoint) in [
+            (0..half, "rebin:half-the-bins-written"),
+            (half..count as usize, "rebin:bins-written"),
+        ] {
+            for slice in range.collect::<Vec<usize>>().chunks(WRITE_SLICE) {
+                moved += self.fill_from(&old, slice)?;
+                self.sign_bins(slice.to_vec())?;
+            }
+            crate::failpoint::hit(failpoint);
+        }
 
         let version = self.next_top_version()?;
         self.top = crate::repository::build::top_targets(
@@ -545,7 +565,12 @@ impl TargetsRole {
         self.write_top()?;
         self.core.new_key = false;
         crate::failpoint::hit("rebin:top-written");
-        tracing::info!(bins = count, targets_version = version, "bins changed");
+        tracing::info!(
+            bins = count,
+            targets = moved,
+            targets_version = version,
+            "bins changed"
+        );
         Ok(self.every_file())
     }
 
@@ -570,8 +595,10 @@ impl TargetsRole {
                     .max(self.core.high_water.highest(&name).unwrap_or(0)),
                 name,
                 expires: now,
-                targets: BTreeMap::new(),
                 meta: MetaEntry::of(0, b""),
+                targets: None,
+                dirty: false,
+                used: 0,
             })
             .collect())
     }
@@ -618,10 +645,11 @@ impl TargetsRole {
     /// Gives each listed bin a new version with a fresh expiry, written durably.
     fn sign_bins(&mut self, changed: Vec<usize>) -> Result<()> {
         let expires = crate::repository::expiry::expires_in(self.core.settings.expiries.bins);
-        let layout = &self.core.settings.layout;
         // Bins are encoded, signed and written a slice at a time: at a million targets a
         // batch that touches every bin would otherwise hold the whole repository in memory.
         for slice in changed.chunks(WRITE_SLICE) {
+            self.hold(slice.iter().copied())?;
+            let layout = &self.core.settings.layout;
             let mut files = Vec::with_capacity(slice.len());
             for &i in slice {
                 let bin = &mut self.state[i];
@@ -632,8 +660,14 @@ impl TargetsRole {
                     &layout.versioned(&bin.name, bin.version),
                 )?;
                 bin.expires = expires;
-                let file = sign_canonical(&encode_bin(bin), bin.version, &[&self.core.key])?;
+                let targets = bin.targets.as_ref().expect("held above");
+                let file = sign_canonical(
+                    &encode_bin(targets, expires, bin.version),
+                    bin.version,
+                    &[&self.core.key],
+                )?;
                 bin.meta = file.meta;
+                bin.dirty = false;
                 files.push((layout.versioned(&bin.name, bin.version), file.bytes));
             }
             let refs: Vec<(PathBuf, &[u8])> = files
@@ -643,11 +677,21 @@ impl TargetsRole {
             layout
                 .staging()?
                 .write_all_durably(&layout.metadata_dir(), &refs)?;
-            let signed = slice
+            let written: Vec<(&str, Written)> = slice
                 .iter()
-                .map(|&i| (self.state[i].name.as_str(), self.state[i].version));
-            self.core.high_water.record(signed)?;
+                .map(|&i| {
+                    (
+                        self.state[i].name.as_str(),
+                        self.state[i].written(self.core.key.key_id()),
+                    )
+                })
+                .collect();
+            self.core
+                .high_water
+                .record_written(written.iter().map(|(name, w)| (*name, w)))?;
+            self.let_go();
         }
+        let layout = &self.core.settings.layout;
         for &i in &changed {
             let bin = &self.state[i];
             if bin.version > 1 {
@@ -659,10 +703,212 @@ impl TargetsRole {
         Ok(())
     }
 
-    /// Number of targets signed, over all bins.
-    pub fn target_count(&self) -> usize {
-        self.state.iter().map(|b| b.targets.len()).sum()
+    /// Holds each of `bins` in memory, reading back those not held (see [`read_back`]), and
+    /// marks them used by this batch.
+    fn hold(&mut self, bins: impl IntoIterator<Item = usize>) -> Result<()> {
+        let layout = &self.core.settings.layout;
+        for i in bins {
+            let bin = &mut self.state[i];
+            bin.used = self.batch;
+            if bin.targets.is_none() {
+                bin.targets = Some(read_back(layout, bin)?);
+            }
+        }
+        Ok(())
     }
+
+    /// The targets of bin `i`, which [`Self::hold`] holds for this batch.
+    fn held(&self, i: usize) -> &BTreeMap<String, Entry> {
+        self.state[i].targets.as_ref().expect("held for the batch")
+    }
+
+    /// The targets of bin `i`, to change: it is then held until written.
+    fn held_mut(&mut self, i: usize) -> &mut BTreeMap<String, Entry> {
+        let bin = &mut self.state[i];
+        bin.dirty = true;
+        bin.targets.as_mut().expect("held for the batch")
+    }
+
+    /// Lets go of the least recently used bins, none changed and not yet written, until at
+    /// most `--held-targets` targets are held.
+    fn let_go(&mut self) {
+        let limit = self.core.settings.held_targets;
+        let mut held: usize = self
+            .state
+            .iter()
+            .filter_map(|b| b.targets.as_ref())
+            .map(BTreeMap::len)
+            .sum();
+        if held <= limit {
+            return;
+        }
+        let mut clean: Vec<usize> = (0..self.state.len())
+            .filter(|&i| self.state[i].targets.is_some() && !self.state[i].dirty)
+            .collect();
+        clean.sort_by_key(|&i| self.state[i].used);
+        for i in clean {
+            if held <= limit {
+                break;
+            }
+            held -= self.state[i].targets.take().map_or(0, |t| t.len());
+        }
+    }
+
+    /// Fills the new bins `slice` with the targets of the `old` bins that overlap them;
+    /// returns how many it moved.
+    fn fill_from(&mut self, old: &Old, slice: &[usize]) -> Result<usize> {
+        let (first, end) = (slice[0], slice[slice.len() - 1] + 1);
+        let (new_count, old_count) = (self.bins.count() as usize, old.bins.count() as usize);
+        let old_range = first * old_count / new_count..(end * old_count).div_ceil(new_count);
+        for &i in slice {
+            self.state[i].targets = Some(BTreeMap::new());
+            self.state[i].dirty = true;
+        }
+        let mut moved = 0;
+        for k in old_range {
+            let bin = &old.state[k];
+            let read;
+            let targets = match &bin.targets {
+                Some(targets) => targets,
+                None => {
+                    read = read_back(&self.core.settings.layout, bin)?;
+                    &read
+                }
+            };
+            for (name, entry) in targets {
+                let i = self.bins.index_of(name) as usize;
+                if (first..end).contains(&i) {
+                    self.held_mut(i).insert(name.clone(), entry.clone());
+                    moved += 1;
+                }
+            }
+        }
+        Ok(moved)
+    }
+}
+
+/// The bins before a change of their number, which the new ones are filled from.
+struct Old {
+    bins: HashBins,
+    state: Vec<Bin>,
+}
+
+/// Every bin a job of `jobs` adds to or removes from.
+fn touched_bins(bins: HashBins, jobs: &[(usize, Cow<'_, TargetsJob>)]) -> BTreeSet<usize> {
+    jobs.iter()
+        .flat_map(|(_, job)| {
+            let added = job.add.iter().map(|t| t.name.as_str());
+            added.chain(job.remove.iter().map(String::as_str))
+        })
+        .map(|name| bins.index_of(name) as usize)
+        .collect()
+}
+
+/// The targets of `bin`, read back from its file, whose bytes must be those its meta entry
+/// names: written by this signer, or verified by it against the delegation when it loaded
+/// them (trusted from its own record; see [`crate::high_water`]). Anything else was changed
+/// on the shared volume behind the signer's back.
+fn read_back(layout: &Layout, bin: &Bin) -> Result<BTreeMap<String, Entry>> {
+    let path = layout.versioned(&bin.name, bin.version);
+    let bytes = signed::read_own(&path)?;
+    if MetaEntry::of(bin.version, &bytes) != bin.meta {
+        return Err(Error::Untrusted {
+            path,
+            reason: format!(
+                "is not the file this signer wrote or verified as version {} of {} ({} bytes, \
+                 sha256 {}): it was replaced on the shared volume. Restore the original (from \
+                 a backup or another replica's copy) and find who else can write the \
+                 repository's metadata folder",
+                bin.version, bin.name, bin.meta.length, bin.meta.sha256
+            ),
+        });
+    }
+    let file: tough::schema::Signed<Targets> =
+        serde_json::from_slice(&bytes).map_err(|source| Error::Parse {
+            what: "bin",
+            path: path.clone(),
+            source,
+        })?;
+    let mut targets = BTreeMap::new();
+    for (name, t) in file.signed.targets {
+        let entry = Entry::of(&t, &path)?;
+        targets.insert(name, entry);
+    }
+    Ok(targets)
+}
+
+/// Every bin of `bins`, each as this signer's record says it wrote it when that is still its
+/// newest version on disk (not read now), else read and verified against `delegations` (and
+/// recorded, so that the next start need not read it). Holds what it read while
+/// `--held-targets` allows. Returns the bins and whether this signer's key signed them all.
+fn load_bins(
+    core: &mut Core,
+    disk: &OnDisk,
+    bins: HashBins,
+    delegations: &Delegations,
+) -> Result<(Vec<Bin>, bool)> {
+    let layout = disk.layout;
+    let mut state = Vec::with_capacity(bins.count() as usize);
+    let (mut verified, mut read, mut held, mut all_by_key) = (Vec::new(), 0, 0, true);
+    for (index, name) in bins.names().enumerate() {
+        let (mut bin, by_key) = match recorded_bin(core, disk, &name)? {
+            Some(recorded) => recorded,
+            None => {
+                read += 1;
+                let (bin, by_key) = load_bin(core, disk, (&bins, index as u32), delegations, name)?;
+                if by_key {
+                    verified.push((bin.name.clone(), bin.written(core.key.key_id())));
+                }
+                (bin, by_key)
+            }
+        };
+        let len = bin.targets.as_ref().map_or(0, BTreeMap::len);
+        if held + len > core.settings.held_targets {
+            bin.targets = None;
+        } else {
+            held += len;
+        }
+        all_by_key &= by_key;
+        core.pruner
+            .adopt(layout, &bin.name, &disk.up_to(&bin.name, bin.version));
+        state.push(bin);
+    }
+    tracing::info!(
+        bins = state.len(),
+        read,
+        held_targets = held,
+        "targets state loaded: the bins not read are as this signer recorded writing them, \
+         checked when a job first touches one"
+    );
+    core.high_water
+        .record_written(verified.iter().map(|(name, w)| (name.as_str(), w)))?;
+    Ok((state, all_by_key))
+}
+
+/// Bin `name` as this signer's record says it wrote or verified it, when its newest version
+/// on disk is that one: not read now (its bytes are checked when a job first touches it).
+/// Returns it and whether this signer's key signed it.
+fn recorded_bin(core: &Core, disk: &OnDisk, name: &str) -> Result<Option<(Bin, bool)>> {
+    let Some(written) = core.high_water.written(name) else {
+        return Ok(None);
+    };
+    let version = disk.newest(name)?;
+    if written.meta.version != version {
+        return Ok(None);
+    }
+    let path = disk.layout.versioned(name, version);
+    check_not_older(&path, version, disk.listed(name))?;
+    core.check_loaded(name, version, &path)?;
+    let bin = Bin {
+        name: name.to_string(),
+        version,
+        expires: written.expires,
+        meta: written.meta.clone(),
+        targets: None,
+        dirty: false,
+        used: 0,
+    };
+    Ok(Some((bin, written.key_id == core.key.key_id())))
 }
 
 fn entry_of(t: &NewTarget) -> Result<Entry> {
@@ -822,8 +1068,10 @@ fn load_bin(
         name,
         version,
         expires: bin.signed.expires,
-        targets,
         meta,
+        targets: Some(targets),
+        dirty: false,
+        used: 0,
     };
     Ok((bin, signed_by_key))
 }
@@ -853,16 +1101,20 @@ fn bad_hash(path: &std::path::Path) -> Error {
 
 /// The canonical JSON of a bin's `signed` object, written directly: keys in code-point order
 /// (`_type` < `expires` < `spec_version` < `targets` < `version`; `hashes` < `length`).
-fn encode_bin(bin: &Bin) -> Vec<u8> {
-    let mut out = Vec::with_capacity(128 + bin.targets.len() * 300);
+fn encode_bin(
+    targets: &BTreeMap<String, Entry>,
+    expires: jiff::Timestamp,
+    version: u64,
+) -> Vec<u8> {
+    let mut out = Vec::with_capacity(128 + targets.len() * 300);
     out.extend_from_slice(b"{\"_type\":\"targets\",\"expires\":");
-    write_string(&crate::schema::expiry_string(bin.expires), &mut out);
+    write_string(&crate::schema::expiry_string(expires), &mut out);
     out.extend_from_slice(b",\"spec_version\":");
     write_string(SPEC_VERSION, &mut out);
     out.extend_from_slice(b",\"targets\":{");
     let mut hex256 = [0u8; 64];
     let mut hex512 = [0u8; 128];
-    for (i, (name, e)) in bin.targets.iter().enumerate() {
+    for (i, (name, e)) in targets.iter().enumerate() {
         if i > 0 {
             out.push(b',');
         }
@@ -878,7 +1130,7 @@ fn encode_bin(bin: &Bin) -> Vec<u8> {
         out.push(b'}');
     }
     out.extend_from_slice(b"},\"version\":");
-    out.extend_from_slice(bin.version.to_string().as_bytes());
+    out.extend_from_slice(version.to_string().as_bytes());
     out.push(b'}');
     out
 }
@@ -992,29 +1244,20 @@ mod tests {
                 },
             );
         }
-        let bin = Bin {
-            name: "bin-0".into(),
-            version: 3,
-            expires: "2030-01-01T00:00:00Z".parse().unwrap(),
-            targets,
-            meta: MetaEntry::of(1, b""),
-        };
+        let expires = "2030-01-01T00:00:00Z".parse().unwrap();
         let mut value = serde_json::json!({
             "_type": "targets", "expires": "2030-01-01T00:00:00Z", "spec_version": SPEC_VERSION,
             "version": 3, "targets": {}
         });
-        for name in bin.targets.keys() {
+        for name in targets.keys() {
             value["targets"][name] = serde_json::json!({
                 "length": 42,
                 "hashes": {"sha256": hex::encode([7u8; 32]), "sha512": hex::encode([9u8; 64])}
             });
         }
-        assert_eq!(
-            encode_bin(&bin),
-            canonical::value_to_vec(&value, "t").unwrap()
-        );
-        let parsed: Targets =
-            serde_json::from_slice(&encode_bin(&bin)).expect("the schema parses a bin");
+        let encoded = encode_bin(&targets, expires, 3);
+        assert_eq!(encoded, canonical::value_to_vec(&value, "t").unwrap());
+        let parsed: Targets = serde_json::from_slice(&encoded).expect("the schema parses a bin");
         assert_eq!(parsed.targets.len(), 4);
     }
 }

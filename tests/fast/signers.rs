@@ -159,6 +159,30 @@ impl Signers {
         Endpoint::Inbox(self.broker.endpoint(None))
     }
 
+    /// Waits for `role`'s signer to stop by itself and returns its error; then stops the
+    /// others, however they end.
+    pub async fn failure(self, role: &str) -> String {
+        let start = Instant::now();
+        let watched = || self.tasks.iter().find(|(name, _)| *name == role);
+        while !watched().expect("a signer of that role").1.is_finished() {
+            assert!(start.elapsed() < PATIENCE, "the {role} signer did not stop");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        self.stop.send(true).unwrap();
+        let mut error = String::new();
+        for (name, task) in self.tasks {
+            let ended = tokio::time::timeout(PATIENCE, task).await;
+            if name == role {
+                let ended = ended.unwrap().unwrap();
+                error = ended
+                    .expect_err("the signer stopped without an error")
+                    .to_string();
+            }
+        }
+        self.feeder.abort();
+        error
+    }
+
     /// Stops every signer (after its current batch) and checks each ended cleanly.
     pub async fn stop(self) {
         self.stop.send(true).unwrap();
