@@ -6,6 +6,8 @@
 // then for each --target `ok NAME`, or one `refused NAME: <path>: <Class>: <message>` line
 // per path that refused it, <path> being `composer` (getLength, fetch, verify: what the
 // plugin does for a download) or `download` (php-tuf's own Updater::download()).
+// With --cost, `cost ...` lines after the refresh (and after the targets) say what was
+// downloaded and how long it took (tests/php/refresh-cost.sh reads them).
 // Exit 0: all ok; 1: something was refused; 2: usage or setup error.
 
 namespace TufHarness;
@@ -26,12 +28,14 @@ use Tuf\Metadata\RootMetadata;
 const USAGE = <<<'TXT'
 usage: php verify.php --autoload FILE --root ROOT.json --state DIR --metadata-url URL
                       [--target NAME=URL]... [--max-bytes N] [--timeout SECONDS] [--debug]
+                      [--cost]
   --autoload      an autoload-<version>.php written by tests/php/assemble.sh
   --root          the initial trusted root metadata (used only if DIR has no root yet)
   --state         php-tuf's FileStorage folder (created if missing)
   --metadata-url  where the TUF metadata is served (the plugin's tuf.metadata-url)
   --target        a TUF target name and the URL it is served at
   --max-bytes     the plugin's tuf.max-bytes (php-tuf's limit for root and timestamp)
+  --cost          also print what each step downloaded (bytes per file) and its time
 
 TXT;
 
@@ -44,12 +48,12 @@ function setup_error(string $message, bool $usage = false): never
 /** Parses the command line; any mistake is a setup error. */
 function parse_args(array $argv): array
 {
-    $opts = ['targets' => [], 'debug' => false, 'max-bytes' => null, 'timeout' => 30.0];
+    $opts = ['targets' => [], 'debug' => false, 'cost' => false, 'max-bytes' => null, 'timeout' => 30.0];
     $single = ['autoload', 'root', 'state', 'metadata-url', 'max-bytes', 'timeout'];
     for ($i = 1; $i < count($argv); $i++) {
         $arg = $argv[$i];
-        if ($arg === '--debug') {
-            $opts['debug'] = true;
+        if ($arg === '--debug' || $arg === '--cost') {
+            $opts[substr($arg, 2)] = true;
             continue;
         }
         if (!preg_match('/^--([a-z-]+)(?:=(.*))?$/s', $arg, $m)) {
@@ -233,6 +237,12 @@ final class Storage extends FileStorage
  */
 final class Loader implements LoaderInterface
 {
+    /** For --cost: what was fetched, as [step, locator, HTTP status, body bytes, seconds]. */
+    public array $fetched = [];
+
+    /** For --cost: the step that loads count towards (`refresh`, `targets`). */
+    public string $step = 'refresh';
+
     public function __construct(
         private Storage $storage,
         private string $baseUrl,
@@ -255,10 +265,14 @@ final class Loader implements LoaderInterface
             $headers[] = 'If-Modified-Since: ' . $modifiedTime->format('D, d M Y H:i:s') . ' GMT';
         }
 
+        $start = hrtime(true);
         try {
             [$status, $body] = http_get($url, $headers, $maxBytes + 1, $this->timeout);
         } catch (MaxFileSizeExceededException) {
             throw new DownloadSizeException("$locator exceeded $maxBytes bytes");
+        } finally {
+            $this->fetched[] = [$this->step, $locator, $status ?? 'failed', strlen($body ?? ''),
+                (hrtime(true) - $start) / 1e9];
         }
         if ($status === 404) {
             throw new NotFoundException($locator);
@@ -301,6 +315,22 @@ final class StaticCache implements LoaderInterface
         }
         return $this->decorated->load($locator, $maxBytes)
             ->then(fn (StreamInterface $stream) => $this->cache[$locator] = $stream);
+    }
+}
+
+/**
+ * For --cost: `cost STEP: B bytes in N files, S s[, peak memory M MB]`, then
+ * `cost STEP file LOCATOR: HTTP status, B bytes, S s` per file fetched in the step.
+ */
+function print_cost(Loader $loader, string $step, ?float $seconds): void
+{
+    $files = array_values(array_filter($loader->fetched, fn ($f) => $f[0] === $step));
+    $bytes = array_sum(array_column($files, 3));
+    $seconds ??= array_sum(array_column($files, 4));
+    printf("cost %s: %d bytes in %d files, %.3f s, peak memory %.1f MB\n", $step, $bytes,
+        count($files), $seconds, memory_get_peak_usage() / 1048576);
+    foreach ($files as [, $locator, $status, $size, $time]) {
+        printf("cost %s file %s: HTTP %s, %d bytes, %.3f s\n", $step, $locator, $status, $size, $time);
     }
 }
 
@@ -350,15 +380,22 @@ if ($refused !== null) {
     echo "refused root: $refused\n";
     exit(1);
 }
-$loader = new Loader($storage, $metadataUrl, $opts['targets'], (float) $opts['timeout']);
-$loader = new StaticCache($loader, $debug);
+$http = new Loader($storage, $metadataUrl, $opts['targets'], (float) $opts['timeout']);
+$loader = new StaticCache($http, $debug);
 $loader = new SizeCheckingLoader($loader);
 $updater = new ComposerCompatibleUpdater($loader, $storage);
 
 $ok = true;
+$start = hrtime(true);
 $refused = attempt(fn () => $updater->refresh(), $debug);
+$refreshSeconds = (hrtime(true) - $start) / 1e9;
 echo $refused === null ? "ok refresh\n" : "refused refresh: $refused\n";
 $ok = $ok && $refused === null;
+if ($opts['cost']) {
+    print_cost($http, 'refresh', $refreshSeconds);
+}
+$http->step = 'targets';
+$start = hrtime(true);
 
 foreach ($opts['targets'] as $name => $url) {
     $refusals = [
@@ -384,5 +421,8 @@ foreach ($opts['targets'] as $name => $url) {
         echo "ok $name\n";
     }
     $ok = $ok && !$refusals;
+}
+if ($opts['cost'] && $opts['targets']) {
+    print_cost($http, 'targets', (hrtime(true) - $start) / 1e9);
 }
 exit($ok ? 0 : 1);
