@@ -104,40 +104,61 @@ pub struct SnapshotJob {
     pub signature: Option<JobSignature>,
 }
 
-/// A signature over a job's other fields, as [`SnapshotJob::signed_bytes`] gives them.
+/// A signature over a job's other fields, as [`Vouching::signed_bytes`] gives them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct JobSignature {
-    /// The id of the targets key that signed, as the signer's key names it.
+    /// The id of the key that signed, as the signer's key names it.
     pub keyid: String,
-    /// The hex signature over [`SnapshotJob::signed_bytes`].
+    /// The hex signature over [`Vouching::signed_bytes`].
     pub sig: String,
 }
 
-impl SnapshotJob {
+/// A job its sender signs with its role's key: the signature vouches for the hashes the job
+/// lists, so the next signer checks one signature and each file's hash instead of each
+/// file's own signatures (see `SnapshotRole::check`, `TimestampRole::check`).
+pub trait Vouching: Serialize + Clone {
+    /// The job's signature, if it has one.
+    fn signature(&self) -> Option<&JobSignature>;
+
+    /// The job with `signature` in place of its own.
+    fn with_signature(self, signature: Option<JobSignature>) -> Self;
+
     /// What a signature covers: the job without its signature, as serde_json writes it
-    /// (fields in a fixed order, `meta` sorted, every field typed: parsing and writing it
+    /// (fields in a fixed order, maps sorted, every field typed: parsing and writing it
     /// again gives the same bytes).
-    pub fn signed_bytes(&self) -> Vec<u8> {
-        let unsigned = SnapshotJob {
-            signature: None,
-            ..self.clone()
-        };
+    fn signed_bytes(&self) -> Vec<u8> {
+        let unsigned = self.clone().with_signature(None);
         serde_json::to_vec(&unsigned).expect("jobs serialise")
     }
 
     /// The job, signed with `key`.
-    pub fn signed_with(self, key: &crate::keys::SigningKey) -> crate::Result<SnapshotJob> {
+    fn signed_with(self, key: &crate::keys::SigningKey) -> crate::Result<Self> {
         let sig = hex::encode(key.sign(&self.signed_bytes())?);
-        Ok(SnapshotJob {
-            signature: Some(JobSignature {
-                keyid: key.key_id().to_string(),
-                sig,
-            }),
-            ..self
-        })
+        let signature = JobSignature {
+            keyid: key.key_id().to_string(),
+            sig,
+        };
+        Ok(self.with_signature(Some(signature)))
     }
 }
+
+/// Both jobs a signer hands on carry their signature in the same field.
+macro_rules! vouching {
+    ($($job:ident),*) => {$(
+        impl Vouching for $job {
+            fn signature(&self) -> Option<&JobSignature> {
+                self.signature.as_ref()
+            }
+
+            fn with_signature(self, signature: Option<JobSignature>) -> Self {
+                $job { signature, ..self }
+            }
+        }
+    )*};
+}
+
+vouching!(SnapshotJob, TimestampJob);
 
 /// To the timestamp signer: the snapshot it should point at.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -154,6 +175,11 @@ pub struct TimestampJob {
     /// [`ExpiryCheck`].
     #[serde(default, skip_serializing_if = "is_false")]
     pub check_expiry: bool,
+    /// The snapshot signer's signature over the rest of the job: its key vouches for the
+    /// snapshot's hash, so the timestamp signer hashes the snapshot instead of checking its
+    /// signature and parsing it again (2.2 MB at 16,384 bins).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<JobSignature>,
 }
 
 /// Every job type can carry an expiry check: a signer sends one to its own queue now and

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use package_signing::broker::Queue;
-use package_signing::jobs::SnapshotJob;
+use package_signing::jobs::{SnapshotJob, TimestampJob, Vouching};
 use package_signing::keys::SigningKey;
 use package_signing::repository::MetaEntry;
 use serde_json::{json, Value};
@@ -58,6 +58,15 @@ fn meta(version: u64, bytes: &[u8]) -> Value {
 fn signed_job(key: &SigningKey, bin: &str, version: u64, bytes: &[u8]) -> Value {
     let job = SnapshotJob {
         meta: [(format!("{bin}.json"), MetaEntry::of(version, bytes))].into(),
+        ..Default::default()
+    };
+    serde_json::to_value(job.signed_with(key).unwrap()).unwrap()
+}
+
+/// A timestamp job naming one snapshot, signed with `key` as the snapshot signer signs its jobs.
+fn signed_timestamp_job(key: &SigningKey, version: u64, bytes: &[u8]) -> Value {
+    let job = TimestampJob {
+        snapshot: Some(MetaEntry::of(version, bytes)),
         ..Default::default()
     };
     serde_json::to_value(job.signed_with(key).unwrap()).unwrap()
@@ -145,6 +154,7 @@ async fn downstream_signers_sign_only_files_that_verify() {
     // by a stranger's key, and by the targets key but altered afterwards.
     let (stranger, _) = SigningKey::generate().unwrap();
     let targets_key = SigningKey::load(&repo.key("targets")).unwrap();
+    let snapshot_key = SigningKey::load(&repo.key("snapshot")).unwrap();
     let mut tampered = signed_job(&targets_key, &bin, bin_version, b"the genuine bytes");
     tampered["meta"][format!("{bin}.json")]["version"] = json!(bin_version + far);
     let cases: Vec<(Queue, Value, String)> = vec![
@@ -187,6 +197,24 @@ async fn downstream_signers_sign_only_files_that_verify() {
         (
             Queue::Snapshot,
             signed_job(&targets_key, &bin, bin_version + far, b"other bytes"),
+            "not the ones the job's signer vouched for".into(),
+        ),
+        // Timestamp jobs signed as the snapshot signer signs them (its key vouches for the
+        // snapshot's hash): by a stranger, by the targets key (a real key, of another role),
+        // and by the snapshot key for other bytes than the (planted) snapshot holds.
+        (
+            Queue::Timestamp,
+            signed_timestamp_job(&stranger, snapshot + far, &forged_snapshot),
+            "signed by no key of the snapshot role".into(),
+        ),
+        (
+            Queue::Timestamp,
+            signed_timestamp_job(&targets_key, snapshot + far, &forged_snapshot),
+            "signed by no key of the snapshot role".into(),
+        ),
+        (
+            Queue::Timestamp,
+            signed_timestamp_job(&snapshot_key, snapshot + far, b"other bytes"),
             "not the ones the job's signer vouched for".into(),
         ),
     ];

@@ -9,6 +9,7 @@ pub mod timestamp;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use tough::schema::key::Key;
 use tough::schema::{RoleType, Signed};
 
 use crate::pin::Pin;
@@ -113,13 +114,14 @@ fn read_named(layout: &Layout, role: &str, version: u64) -> Result<Option<Vec<u8
 /// it, and returns its header with its meta entry taken from the bytes; `None` when it was
 /// superseded and pruned ([`read_named`]). The check: when the job's signer `vouched` for
 /// these bytes, their hash must be the one it listed; otherwise `verify` checks the file's
-/// own signatures. Either way it must be metadata of its role's kind, of that version. Every refusal is
-/// the job's fault: an [`Error::InvalidJob`] naming the file.
+/// own signatures, and the file must be metadata of its role's kind, of that version. A
+/// vouched file is parsed only when its header is `needed` (top-level targets' delegations):
+/// else its header is what the voucher said, kind and version. Every refusal is the job's
+/// fault: an [`Error::InvalidJob`] naming the file.
 pub fn read_verified(
     layout: &Layout,
-    role: impl AsRef<str>,
-    version: u64,
-    vouched: Option<&MetaEntry>,
+    (role, version): (impl AsRef<str>, u64),
+    (vouched, needed): (Option<&MetaEntry>, bool),
     verify: impl FnOnce(&[u8], &std::path::Path) -> Result<Header>,
 ) -> Result<Option<(Header, MetaEntry)>> {
     let role = role.as_ref();
@@ -134,6 +136,11 @@ pub fn read_verified(
     let entry = MetaEntry::of(version, &bytes);
     let header = match vouched {
         // Its signer vouched for these very bytes in the job it signed.
+        Some(vouched) if *vouched == entry && !needed => Header {
+            kind: kind.to_string(),
+            version: crate::repository::signed::non_zero(version)?,
+            delegations: None,
+        },
         Some(vouched) if *vouched == entry => {
             #[derive(serde::Deserialize)]
             struct File {
@@ -157,6 +164,33 @@ pub fn read_verified(
         ))));
     }
     Ok(Some((header, entry)))
+}
+
+/// The key among `candidates` that signed `job`: it vouches for the hashes the job lists.
+/// `None` for an unsigned job (its files' own signatures are then checked); a signature no
+/// candidate made refuses the job, saying whose keys it should be of (`whose`).
+pub fn voucher_of<J: crate::jobs::Vouching>(
+    job: &J,
+    candidates: Vec<Key>,
+    whose: &str,
+) -> Result<Option<Key>> {
+    let Some(signature) = job.signature() else {
+        return Ok(None);
+    };
+    let refused = || Error::InvalidJob(format!("signed by no key of {whose}"));
+    let sig = hex::decode(&signature.sig).map_err(|_| refused())?;
+    let message = job.signed_bytes();
+    candidates
+        .into_iter()
+        .find(|key| crate::keys::verify(key, &message, &sig))
+        .map(Some)
+        .ok_or_else(refused)
+}
+
+/// Whether `key` alone meets a role's `threshold` among its `keys`: then its signature on a
+/// job vouches for the files of that role the job lists.
+pub fn vouches(threshold: u64, keys: &[&Key], key: &Key) -> bool {
+    threshold == 1 && keys.iter().any(|k| crate::keys::same_key(k, key))
 }
 
 /// Loads a file a signer adopts as its state: it must verify against `role`'s keys in the

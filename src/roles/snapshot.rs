@@ -6,11 +6,10 @@ use crate::schema::{role_of_listed, Snapshot};
 use tough::schema::RoleType;
 
 use super::stage::{Applied, Core, Stage};
-use super::{check_version, load_state, read_verified, RoleSettings};
+use super::{check_version, load_state, read_verified, voucher_of, vouches, RoleSettings};
 use crate::bins::HashBins;
 use crate::canonical::write_string;
-use crate::jobs::{check_meta, SnapshotJob, TimestampJob};
-use crate::keys;
+use crate::jobs::{check_meta, SnapshotJob, TimestampJob, Vouching};
 use crate::keys::RoleKeys;
 use crate::repository::signed::sign_canonical;
 use crate::repository::{MetaEntry, SPEC_VERSION};
@@ -124,11 +123,14 @@ impl Stage for SnapshotRole {
         Ok(job)
     }
 
+    /// The timestamp job for the current snapshot, signed with the snapshot key: it vouches
+    /// for the snapshot's hash (see `TimestampRole::check`).
     fn resync(&self) -> Result<Option<TimestampJob>> {
-        Ok(Some(TimestampJob {
+        let job = TimestampJob {
             snapshot: Some(self.own.clone()),
             ..Default::default()
-        }))
+        };
+        job.signed_with(&self.core.key).map(Some)
     }
 
     /// Takes every newer version the jobs carry; writes one snapshot if anything moved.
@@ -191,11 +193,11 @@ impl SnapshotRole {
                 )
             })
             .map(|_| &hint);
+        // Parsed even when vouched for: its delegations are what the bins are checked against.
         let entry = read_verified(
             &self.core.settings.layout,
-            Role::Targets,
-            hint.version,
-            vouched,
+            (Role::Targets, hint.version),
+            (vouched, true),
             |bytes, path| self.chain.verify_role(bytes, path, RoleType::Targets),
         )?;
         let Some((header, entry)) = entry else {
@@ -240,9 +242,12 @@ impl SnapshotRole {
         let checked = in_parallel(&bins, |(name, hint)| {
             let role = role_of_listed(name).unwrap_or(name);
             let vouched = vouched_for.contains(role).then_some(hint);
-            read_verified(&layout, role, hint.version, vouched, |bytes, path| {
-                verify_delegated(bytes, path, delegations, role)
-            })
+            read_verified(
+                &layout,
+                (role, hint.version),
+                (vouched, false),
+                |bytes, path| verify_delegated(bytes, path, delegations, role),
+            )
         });
         for ((name, _), entry) in bins.into_iter().zip(checked) {
             match entry? {
@@ -257,16 +262,6 @@ impl SnapshotRole {
     /// bins are delegated to: it vouches for the hashes the job lists. `None` for an unsigned
     /// job (its files' own signatures are checked); a signature no such key made refuses it.
     fn voucher(&mut self, job: &SnapshotJob) -> Result<Option<Key>> {
-        let Some(signature) = &job.signature else {
-            return Ok(None);
-        };
-        let refused = || {
-            Error::InvalidJob(
-                "signed by no key of the targets role or of the bins' delegations".into(),
-            )
-        };
-        let sig = hex::decode(&signature.sig).map_err(|_| refused())?;
-        let message = job.signed_bytes();
         let mut candidates: Vec<Key> = self
             .chain
             .current
@@ -275,11 +270,11 @@ impl SnapshotRole {
             .cloned()
             .collect();
         candidates.extend(self.delegations()?.keys.values().cloned());
-        candidates
-            .into_iter()
-            .find(|key| keys::verify(key, &message, &sig))
-            .map(Some)
-            .ok_or_else(refused)
+        voucher_of(
+            job,
+            candidates,
+            "the targets role or of the bins' delegations",
+        )
     }
 
     /// The delegations of the newest top-level targets verified. The first time: of the
@@ -400,11 +395,6 @@ fn vouched_bins<'d>(
         })
         .map(|r| r.name.as_str())
         .collect()
-}
-
-/// Whether `key` alone meets a role's `threshold` among its `keys`.
-fn vouches(threshold: u64, keys: &[&Key], key: &Key) -> bool {
-    threshold == 1 && keys.iter().any(|k| keys::same_key(k, key))
 }
 
 /// `f` over `items` on every core, results in order: a batch of a thousand bins is a

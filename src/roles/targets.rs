@@ -23,7 +23,7 @@ use super::{check_not_older, check_version, listed_versions, load_state, signed_
 use crate::bins::HashBins;
 use crate::canonical::write_string;
 use crate::high_water::Written;
-use crate::jobs::{NewTarget, SnapshotJob, TargetsJob};
+use crate::jobs::{NewTarget, SnapshotJob, TargetsJob, Vouching};
 use crate::keys::RoleKeys;
 use crate::repository::composer_p2;
 use crate::repository::receipts::{Receipt, Receipts};

@@ -4,7 +4,7 @@ use crate::schema::Timestamp;
 use tough::schema::RoleType;
 
 use super::stage::{Applied, Core, Last, Stage};
-use super::{load_state, read_verified, RoleSettings};
+use super::{load_state, read_verified, voucher_of, vouches, RoleSettings};
 use crate::jobs::{check_meta, TimestampJob};
 use crate::keys::RoleKeys;
 use crate::repository::build;
@@ -84,7 +84,20 @@ impl Stage for TimestampRole {
     /// taken from the bytes. One that does not verify, or was never written, refuses the job
     /// (a job naming version 2^64-1, once signed, would leave no version above it: every
     /// client would be stuck).
+    ///
+    /// The snapshot signer signs its jobs. When its key alone meets the root's snapshot
+    /// threshold, its signature vouches for the sha256 listed: the snapshot's bytes must hash
+    /// to it, and the snapshot is neither verified nor parsed again. A signature by a key
+    /// the root does not give the snapshot role refuses the job.
     fn check(&mut self, mut job: TimestampJob) -> Result<TimestampJob> {
+        // Before anything is taken out of the job: the signature covers all of it.
+        let layout = &self.core.settings.layout;
+        self.chain.refresh(layout)?;
+        let root = &self.chain.current;
+        let keys = root.keys_of(RoleType::Snapshot);
+        let candidates = keys.iter().map(|k| (*k).clone()).collect();
+        let voucher = voucher_of(&job, candidates, "the snapshot role")?
+            .filter(|k| vouches(root.threshold_of(RoleType::Snapshot), &keys, k));
         let Some(hint) = job.snapshot.take() else {
             return if job.refresh_expiry || job.check_expiry {
                 Ok(job)
@@ -96,12 +109,14 @@ impl Stage for TimestampRole {
         if hint.version <= self.snapshot.version {
             return Ok(job); // nothing newer: a redelivery or a resync
         }
-        let layout = &self.core.settings.layout;
-        self.chain.refresh(layout)?;
         let chain = &self.chain;
-        let verified = read_verified(layout, Role::Snapshot, hint.version, None, |b, p| {
-            chain.verify_role(b, p, RoleType::Snapshot)
-        })?;
+        let vouched = voucher.is_some().then_some(&hint);
+        let verified = read_verified(
+            layout,
+            (Role::Snapshot, hint.version),
+            (vouched, false),
+            |b, p| chain.verify_role(b, p, RoleType::Snapshot),
+        )?;
         job.snapshot = verified.map(|(_, entry)| entry);
         Ok(job)
     }
