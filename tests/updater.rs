@@ -703,3 +703,53 @@ async fn the_trusted_set_enforces_the_workflow_order_on_bytes() {
         "{e}"
     );
 }
+
+/// A trusted set may take top-level targets as an earlier set parsed it (`--wait` checking
+/// the published metadata again and again): only when the earlier set trusted those very
+/// bytes under the very same root. Under a new root that no longer gives the targets role the
+/// key that signed them, the same bytes are verified again, and refused.
+#[tokio::test]
+async fn carried_top_level_targets_are_taken_only_under_the_same_root() {
+    use package_signing::updater::TrustedSet;
+    let mut repo = Repo::new();
+    let now = jiff::Timestamp::now();
+    let targets = repo.get("metadata/1.targets.json");
+    let set_under = |root: &[u8], timestamp: &[u8], snapshot: &[u8]| {
+        let mut set = TrustedSet::new(root, now, &Config::default()).unwrap();
+        set.update_timestamp(timestamp).unwrap();
+        set.update_snapshot(snapshot, false).unwrap();
+        set
+    };
+    let root1 = repo.get("metadata/1.root.json");
+    let (timestamp, snapshot) = (
+        repo.get("metadata/timestamp.json"),
+        repo.get("metadata/1.snapshot.json"),
+    );
+    let mut first = set_under(&root1, &timestamp, &snapshot);
+    first
+        .update_delegated_targets(&targets, "targets", "root")
+        .unwrap();
+    let mut second = set_under(&root1, &timestamp, &snapshot);
+    second.carry_top_level_targets(first);
+    let taken = second
+        .update_delegated_targets(&targets, "targets", "root")
+        .unwrap();
+    assert_eq!(taken.version.get(), 1);
+
+    // Root 2 gives the targets role a new key; targets.json is still the old key's.
+    repo.keys
+        .insert("targets".into(), vec![SigningKey::generate().unwrap().0]);
+    repo.bump("root");
+    repo.signed.insert("root".into(), repo.root_of(2));
+    let signers: Vec<&SigningKey> = repo.keys["root"].iter().collect();
+    let root2 = Repo::sign_with(&repo.signed["root"], &signers);
+    let mut third = TrustedSet::new(&root1, now, &Config::default()).unwrap();
+    third.update_root(&root2).unwrap();
+    third.update_timestamp(&timestamp).unwrap();
+    third.update_snapshot(&snapshot, false).unwrap();
+    third.carry_top_level_targets(second);
+    let e = third
+        .update_delegated_targets(&targets, "targets", "root")
+        .unwrap_err();
+    assert!(matches!(e, Error::Unsigned(_)), "{e}");
+}

@@ -32,6 +32,9 @@ pub struct Coverage {
     /// For each name still pending after the last check, what the published metadata shows
     /// of it: its bin, that bin's version, and its entry there.
     published: HashMap<String, Published>,
+    /// The last round's trusted set: its top-level targets is carried to the next round
+    /// ([`TrustedSet::carry_top_level_targets`]).
+    last_set: Option<TrustedSet>,
 }
 
 /// What the published metadata shows of a name.
@@ -64,6 +67,7 @@ impl Coverage {
             last_timestamp: Vec::new(),
             top: None,
             published: HashMap::new(),
+            last_set: None,
         }
     }
 
@@ -87,7 +91,7 @@ impl Coverage {
                 done: 0,
             });
         }
-        let mut round = Round::start(&self.layout, &self.pin, &bytes)?;
+        let mut round = Round::start(&self.layout, &self.pin, &bytes, self.last_set.take())?;
         if self
             .top
             .as_ref()
@@ -112,10 +116,12 @@ impl Coverage {
         }
         // Only now: a failed read above (a file mid-rename) must be retried next time.
         self.last_timestamp = bytes;
-        Ok(Progress {
+        let progress = Progress {
             timestamp_version: round.timestamp_version,
             done: before - pending.len(),
-        })
+        };
+        self.last_set = Some(round.set);
+        Ok(progress)
     }
 
     /// What the published metadata shows of `name`: its entry in the bin its hash names, at
@@ -164,9 +170,18 @@ struct Round {
 }
 
 impl Round {
-    fn start(layout: &Layout, pin: &Pin, timestamp: &[u8]) -> Result<Round> {
+    /// The round for `timestamp`, taking `earlier`'s top-level targets if it is unchanged.
+    fn start(
+        layout: &Layout,
+        pin: &Pin,
+        timestamp: &[u8],
+        earlier: Option<TrustedSet>,
+    ) -> Result<Round> {
         let mut set = trusted_chain(layout, pin)?;
         trust_published_snapshot(&mut set, layout, timestamp)?;
+        if let Some(earlier) = earlier {
+            set.carry_top_level_targets(earlier);
+        }
         let timestamp_version = set.timestamp().expect("trusted").version.get();
         let mut round = Round {
             set,
