@@ -1,6 +1,6 @@
 //! The snapshot signer: folds every waiting targets job into one new snapshot version.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use crate::schema::{role_of_listed, Snapshot};
 use tough::schema::RoleType;
@@ -10,6 +10,7 @@ use super::{check_version, load_state, read_verified, voucher_of, vouches, RoleS
 use crate::bins::HashBins;
 use crate::canonical::write_string;
 use crate::jobs::{check_meta, SnapshotJob, TimestampJob, Vouching};
+use crate::keys;
 use crate::keys::RoleKeys;
 use crate::repository::signed::sign_canonical;
 use crate::repository::{MetaEntry, SPEC_VERSION};
@@ -33,6 +34,9 @@ pub struct SnapshotRole {
     /// The newest top-level targets verified so far, `(version, delegations)`: what the bins
     /// a job names are checked against.
     delegations: Option<(u64, Delegations)>,
+    /// The bins a job's signer alone may sign, under a top-level targets version: worked out
+    /// once per version and key (16,384 names at 16,384 bins), not once a job.
+    vouched: Option<(u64, Option<Key>, HashSet<String>)>,
 }
 
 impl SnapshotRole {
@@ -69,6 +73,7 @@ impl SnapshotRole {
             core,
             chain,
             delegations: None,
+            vouched: None,
             version,
             expires: snapshot.signed.expires,
             meta,
@@ -237,8 +242,22 @@ impl SnapshotRole {
             return Ok(());
         }
         let layout = self.core.settings.layout.clone();
-        let delegations = self.delegations()?;
-        let vouched_for = vouched_bins(delegations, voucher);
+        self.delegations()?;
+        let (version, delegations) = self.delegations.as_ref().expect("set above");
+        let same = |k: &Option<Key>| match (k, voucher) {
+            (Some(a), Some(b)) => keys::same_key(a, b),
+            (None, None) => true,
+            _ => false,
+        };
+        if !self
+            .vouched
+            .as_ref()
+            .is_some_and(|(v, k, _)| v == version && same(k))
+        {
+            let names = vouched_bins(delegations, voucher);
+            self.vouched = Some((*version, voucher.cloned(), names));
+        }
+        let vouched_for = &self.vouched.as_ref().expect("set above").2;
         let checked = in_parallel(&bins, |(name, hint)| {
             let role = role_of_listed(name).unwrap_or(name);
             let vouched = vouched_for.contains(role).then_some(hint);
@@ -375,10 +394,7 @@ fn check_names(job: &SnapshotJob) -> Result<()> {
 }
 
 /// The bins `voucher` (the job's signer) alone may sign: decided once, not once a bin.
-fn vouched_bins<'d>(
-    delegations: &'d Delegations,
-    voucher: Option<&Key>,
-) -> std::collections::HashSet<&'d str> {
+fn vouched_bins(delegations: &Delegations, voucher: Option<&Key>) -> HashSet<String> {
     let Some(key) = voucher else {
         return Default::default();
     };
@@ -393,7 +409,7 @@ fn vouched_bins<'d>(
                 .collect();
             vouches(r.threshold.get(), &keys, key)
         })
-        .map(|r| r.name.as_str())
+        .map(|r| r.name.clone())
         .collect()
 }
 
