@@ -444,6 +444,14 @@ impl Rig {
         Signers(children.collect(), spawned)
     }
 
+    /// Renames each signer's log to ROLE.`suffix`.log, so that a restart starts a new one.
+    fn keep_logs(&self, suffix: &str) {
+        for role in [Role::Targets, Role::Snapshot, Role::Timestamp] {
+            let log = |tail: &str| self.work.join(format!("{}{tail}.log", role.name()));
+            let _ = std::fs::rename(log(""), log(&format!(".{suffix}")));
+        }
+    }
+
     /// The repository, and a connection to its signers' queues.
     async fn bench(&self) -> Bench {
         Bench {
@@ -515,6 +523,7 @@ async fn run_scenario(args: &Args, rig: &Rig, scenario: Scenario) {
     bench.prefill(targets, args.job_size).await;
     signers.print_peak_rss("(spawn to end of prefill)");
     signers.stop();
+    rig.keep_logs("fill");
     let signers = rig.spawn();
     print_startup(
         &format!("restart at {targets} targets"),
@@ -629,7 +638,9 @@ fn side_by_side(ours: &Figures, python: &serde_json::Value) {
         f("p99_ms")
     );
     println!(
-        "  peak RSS {:.1} MiB; written per release {:.1} kB; snapshot {:.1} kB",
+        "  peak RSS {:.1} MiB to the end of the prefill, {:.1} MiB from there on; written per \
+         release {:.1} kB; snapshot {:.1} kB",
+        f("prefill_peak_rss_mib"),
         f("peak_rss_mib"),
         f("bytes_per_release") / 1000.0,
         f("snapshot_bytes") / 1000.0

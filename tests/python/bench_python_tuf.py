@@ -34,7 +34,8 @@ Then two runs:
 (Drupal's: 100/10s,60/60s is a burst of 100 in 10 s, then 1/s for a minute).
 
 Target names, lengths and hashes are those of tuf-bench's `target()`. Prints one JSON object
-on stdout at the end; progress goes to stderr.
+on stdout at the end; progress goes to stderr. Its peak RSS is VmHWM: up to the end of the
+prefill, then (reset there, as tuf-bench restarts its signers there) to the end.
 """
 import time
 
@@ -258,6 +259,24 @@ def latency(repo, schedule):
     return latencies, batches, repo.written - written_before, snapshot_size
 
 
+def peak_rss_mib(reset=False):
+    """This process's peak RSS (VmHWM), and with `reset` the peak restarted from now (Linux's
+    clear_refs). Not getrusage: its ru_maxrss survives exec, so it would count the memory of
+    the process that forked this one (tuf-bench)."""
+    try:
+        with open("/proc/self/status") as f:
+            kib = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
+    except (OSError, StopIteration):
+        kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    if reset:
+        try:
+            with open("/proc/self/clear_refs", "w") as f:
+                f.write("5")
+        except OSError:
+            pass
+    return kib / 1024
+
+
 def pct(sorted_values, p):
     return sorted_values[round((len(sorted_values) - 1) * p)]
 
@@ -277,6 +296,7 @@ def main():
     prefill(repo, a.prefill)
     prefill_s = time.perf_counter() - t
     log(f"prefilled {a.prefill} targets in {prefill_s:.1f} s")
+    prefill_rss = peak_rss_mib(reset=True)
     rate = throughput(repo, a.throughput, a.job_size)
     log(f"throughput {rate:.0f} targets/s")
     lat, batches, written, snapshot_size = latency(repo, a.schedule)
@@ -290,7 +310,8 @@ def main():
         "batches": batches,
         "p50_ms": round(pct(lat, 0.5), 1),
         "p99_ms": round(pct(lat, 0.99), 1),
-        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "prefill_peak_rss_mib": round(prefill_rss, 1),
+        "peak_rss_mib": round(peak_rss_mib(), 1),
         "bytes_per_release": round(written / len(lat)),
         "snapshot_bytes": snapshot_size,
     }
