@@ -318,9 +318,12 @@ impl TrustedSet {
             .cloned()
             .ok_or_else(|| Error::BadMetadata(format!("the snapshot does not list {role}.json")))?;
         meta.check(role, bytes)?;
-        let carried = self.carried.take().filter(|c| {
-            role == Role::Targets.name() && delegator == Role::Root.name() && c.bytes == bytes
-        });
+        let top_level = role == Role::Targets.name() && delegator == Role::Root.name();
+        let carried = if top_level {
+            self.carried.take().filter(|c| c.bytes == bytes)
+        } else {
+            None
+        };
         let new = match carried {
             Some(same) => same.signed,
             None => {
