@@ -380,7 +380,9 @@ impl TargetsRole {
             for name in &job.remove {
                 let i = self.bins.index_of(name) as usize;
                 named.insert(i);
-                if let Some(old) = self.held_mut(i).remove(name) {
+                // Looked up first: a bin is marked changed only when it is.
+                let held = self.held(i).contains_key(name);
+                if let Some(old) = held.then(|| self.held_mut(i).remove(name)).flatten() {
                     changed.insert(i);
                     changes.removed.push((*index, name.clone()));
                     if !mutable.matches(name) || composer_p2::is_release_metadata(name) {
