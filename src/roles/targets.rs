@@ -103,6 +103,17 @@ enum Add {
     Put { replaces: bool },
 }
 
+/// What a batch has done to the bins so far.
+#[derive(Debug, Default)]
+struct Touched {
+    /// Every bin a job named: the snapshot job lists each.
+    named: BTreeSet<usize>,
+    /// The bins changed and not written yet.
+    changed: BTreeSet<usize>,
+    /// The tombstones of the batch's removals, not buried yet.
+    stones: Vec<Tombstone>,
+}
+
 /// What a batch did to names beyond adding new ones, each with its job's index in the batch.
 #[derive(Debug, Default)]
 struct Changes {
@@ -346,61 +357,111 @@ impl TargetsRole {
     /// add may not change (with why), each name removed and each replaced. A removal leaves a
     /// tombstone, durable before the bins are written; an add of a removed release's name
     /// with other bytes is refused as a change to a signed release is.
+    ///
+    /// A batch that holds more than `--held-targets` (a bulk import touching every bin) writes
+    /// what it changed so far before it goes on, so that memory stays bounded: a bin may then
+    /// get two versions in one batch.
     fn apply_newer(
         &mut self,
         jobs: &[(usize, Cow<'_, TargetsJob>)],
         changes: &mut Changes,
     ) -> Result<Applied<SnapshotJob>> {
-        let mut named = BTreeSet::new();
-        let mut changed = BTreeSet::new();
-        let mutable = &self.submissions().mutable.clone();
-        let mut stones = Vec::new();
-        self.hold(touched_bins(self.bins, jobs))?;
-        for (index, job) in jobs {
-            for t in &job.add {
-                let i = self.bins.index_of(&t.name) as usize;
-                let entry = entry_of(t)?;
-                let free = job.replace || mutable.matches(&t.name);
-                match self.judge_add(t, &entry, job.replace, free, &stones) {
-                    Add::Unchanged => {}
-                    Add::Refused(why) => {
-                        changes.refused.push((*index, t.name.clone(), why));
-                        continue;
-                    }
-                    Add::Put { replaces } => {
-                        if replaces {
-                            changes.replaced.push((*index, t.name.clone()));
-                        }
-                        self.held_mut(i).insert(t.name.clone(), entry);
-                        changed.insert(i);
-                    }
-                }
-                named.insert(i);
-            }
-            for name in &job.remove {
-                let i = self.bins.index_of(name) as usize;
-                named.insert(i);
-                // Looked up first: a bin is marked changed only when it is.
-                let held = self.held(i).contains_key(name);
-                if let Some(old) = held.then(|| self.held_mut(i).remove(name)).flatten() {
-                    changed.insert(i);
-                    changes.removed.push((*index, name.clone()));
-                    if !mutable.matches(name) || composer_p2::is_release_metadata(name) {
-                        stones.push(Tombstone {
-                            name: name.clone(),
-                            length: old.length,
-                            sha256: hex::encode(old.sha256),
-                            removed: job.issued.unwrap_or_else(jiff::Timestamp::now),
-                            by: job.submitter.clone(),
-                        });
-                    }
-                }
+        let mutable = self.submissions().mutable.clone();
+        let mut touched = Touched::default();
+        for pair in jobs {
+            self.hold(touched_bins(self.bins, std::slice::from_ref(pair)))?;
+            let (index, job) = (pair.0, pair.1.as_ref());
+            self.apply_adds(index, job, &mutable, &mut touched, changes)?;
+            self.apply_removes(index, job, &mutable, &mut touched, changes);
+            if self.held_count() > self.core.settings.held_targets {
+                self.write_part(&mut touched)?;
             }
         }
         // Durable before any bin drops a name: a crash in between removes it again, and
         // writes its tombstone again.
-        self.tombstones.bury(stones)?;
-        self.sign_batch(jobs, named, changed)
+        self.tombstones.bury(std::mem::take(&mut touched.stones))?;
+        self.sign_batch(jobs, touched.named, touched.changed)
+    }
+
+    /// Puts `job`'s adds in their (held) bins, as [`Self::judge_add`] rules.
+    fn apply_adds(
+        &mut self,
+        index: usize,
+        job: &TargetsJob,
+        mutable: &crate::submission::Mutable,
+        touched: &mut Touched,
+        changes: &mut Changes,
+    ) -> Result<()> {
+        for t in &job.add {
+            let i = self.bins.index_of(&t.name) as usize;
+            let entry = entry_of(t)?;
+            let free = job.replace || mutable.matches(&t.name);
+            match self.judge_add(t, &entry, job.replace, free, &touched.stones) {
+                Add::Unchanged => {}
+                Add::Refused(why) => {
+                    changes.refused.push((index, t.name.clone(), why));
+                    continue;
+                }
+                Add::Put { replaces } => {
+                    if replaces {
+                        changes.replaced.push((index, t.name.clone()));
+                    }
+                    self.held_mut(i).insert(t.name.clone(), entry);
+                    touched.changed.insert(i);
+                }
+            }
+            touched.named.insert(i);
+        }
+        Ok(())
+    }
+
+    /// Takes `job`'s removals out of their (held) bins, each with its tombstone.
+    fn apply_removes(
+        &mut self,
+        index: usize,
+        job: &TargetsJob,
+        mutable: &crate::submission::Mutable,
+        touched: &mut Touched,
+        changes: &mut Changes,
+    ) {
+        for name in &job.remove {
+            let i = self.bins.index_of(name) as usize;
+            touched.named.insert(i);
+            // Looked up first: a bin is marked changed only when it is.
+            let held = self.held(i).contains_key(name);
+            let Some(old) = held.then(|| self.held_mut(i).remove(name)).flatten() else {
+                continue;
+            };
+            touched.changed.insert(i);
+            changes.removed.push((index, name.clone()));
+            if !mutable.matches(name) || composer_p2::is_release_metadata(name) {
+                touched.stones.push(Tombstone {
+                    name: name.clone(),
+                    length: old.length,
+                    sha256: hex::encode(old.sha256),
+                    removed: job.issued.unwrap_or_else(jiff::Timestamp::now),
+                    by: job.submitter.clone(),
+                });
+            }
+        }
+    }
+
+    /// Writes what the batch changed so far, its tombstones first, and lets go of what it
+    /// can.
+    fn write_part(&mut self, touched: &mut Touched) -> Result<()> {
+        self.tombstones.bury(std::mem::take(&mut touched.stones))?;
+        self.sign_bins(std::mem::take(&mut touched.changed).into_iter().collect())?;
+        self.let_go();
+        Ok(())
+    }
+
+    /// How many targets are held in memory now.
+    fn held_count(&self) -> usize {
+        self.state
+            .iter()
+            .filter_map(|b| b.targets.as_ref())
+            .map(BTreeMap::len)
+            .sum()
     }
 
     /// What the batch's jobs ask for beyond their adds and removes (a bin count, a refresh),
@@ -735,12 +796,7 @@ impl TargetsRole {
     /// most `--held-targets` targets are held.
     fn let_go(&mut self) {
         let limit = self.core.settings.held_targets;
-        let mut held: usize = self
-            .state
-            .iter()
-            .filter_map(|b| b.targets.as_ref())
-            .map(BTreeMap::len)
-            .sum();
+        let mut held = self.held_count();
         if held <= limit {
             return;
         }
