@@ -169,8 +169,12 @@ impl GzipCopies {
 }
 
 impl Shared {
-    /// Copies the pending versions, one at a time, until told to stop.
+    /// Copies the pending versions, one at a time, until told to stop; at the lowest CPU
+    /// priority (nice 19, this thread only), so that on a busy machine the signers' threads
+    /// come first.
     fn work(&self, staging: &Staging) {
+        // Linux keeps a nice value per thread, and `None` (0) names the calling one. Best effort.
+        let _ = rustix::process::setpriority_process(None, 19);
         loop {
             let path = {
                 let mut pending = self.pending.lock().expect("not poisoned");

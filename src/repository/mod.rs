@@ -5,7 +5,7 @@
 //! REPO/metadata/N.targets.json               top-level targets: delegates to the bins
 //! REPO/metadata/N.bin-000-001.json           hashed bins (path_hash_prefixes)
 //! REPO/metadata/N.snapshot.json              snapshot
-//! REPO/metadata/N.ROLE.json.gz               gzip copies of the versions above but root's
+//! REPO/metadata/N.ROLE.json.gz               gzip copies of the newest versions (not root)
 //! REPO/metadata/timestamp.json               timestamp (the one unversioned file)
 //! REPO/targets/drupal/token/HASH.1.9.0.0     target files, consistent-snapshot names
 //! ```
