@@ -69,6 +69,9 @@ pub struct Signers {
     /// The signer's own state folder (`--state`): its moved pin and the versions it signed;
     /// default: `state/` beside the (first) key. Never inside the repository.
     pub state: Option<PathBuf>,
+    /// Whether a gzip copy is made beside each version written (`N.ROLE.json.gz`, off the
+    /// signing path: [`crate::repository::gzip`]); on unless `--no-gzip-copies`.
+    pub gzip_copies: bool,
 }
 
 impl Signers {
@@ -85,6 +88,7 @@ impl Signers {
             options: WorkerOptions::default(),
             root: None,
             state: None,
+            gzip_copies: true,
         }
     }
 
@@ -110,7 +114,10 @@ impl Signers {
     /// What every role is given; the targets signer's submission policy is loaded (its keys
     /// read) only when it is among the roles.
     pub fn settings(&self) -> Result<RoleSettings> {
-        let layout = Layout::new(&self.repo);
+        let mut layout = Layout::new(&self.repo);
+        if self.gzip_copies {
+            layout = layout.with_gzip_copies();
+        }
         let submissions = match self.key_file(Role::Targets) {
             Some(key) => {
                 let s = &self.submissions;

@@ -35,3 +35,6 @@ mod signing;
 
 #[path = "fast/held.rs"]
 mod held;
+
+#[path = "fast/gzip.rs"]
+mod gzip;

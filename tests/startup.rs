@@ -46,6 +46,26 @@ async fn signers_and_serve_started_before_init_wait_for_it_then_sign() {
     repo.add_over_broker(&prefix, &repo.path("rel"), &[]);
     let report = ngclient_verify_at(&repo, &server.url(""), &items_for(&releases));
     assert_eq!(report["verified"], releases.len());
+    // The signers' gzip copies (on by default), served to a client that asks for gzip, once
+    // the copy of the snapshot the timestamp names is there (made off the signing path).
+    let timestamp = std::fs::read(repo.repo.join("metadata/timestamp.json")).unwrap();
+    let timestamp: serde_json::Value = serde_json::from_slice(&timestamp).unwrap();
+    let named = timestamp["signed"]["meta"]["snapshot.json"]["version"]
+        .as_u64()
+        .unwrap();
+    let copy = repo.repo.join(format!("metadata/{named}.snapshot.json.gz"));
+    let start = std::time::Instant::now();
+    while !copy.exists() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "no {}",
+            copy.display()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let report = ngclient_verify_gzip_at(&repo, &server.url(""), &items_for(&releases));
+    assert_eq!(report["verified"], releases.len());
+    assert!(report["gzip_responses"].as_u64().unwrap() >= 1, "{report}");
     delete_queues(&prefix).await;
 }
 

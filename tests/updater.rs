@@ -753,3 +753,57 @@ async fn carried_top_level_targets_are_taken_only_under_the_same_root() {
         .unwrap_err();
     assert!(matches!(e, Error::Unsigned(_)), "{e}");
 }
+
+/// Through `tuf-client serve` with gzip copies beside the metadata: the HTTP fetcher asks for
+/// gzip and decodes it (the copy here holds other bytes than the plain file, to tell which
+/// came), and its byte limit holds for the decoded bytes (a small copy of a huge file is
+/// refused, never inflated into memory).
+#[tokio::test]
+async fn the_http_fetcher_takes_gzip_and_limits_the_decoded_bytes() {
+    use package_signing::repository::gzip::compress;
+    use package_signing::updater::HttpFetcher;
+    let dir = tempfile::tempdir().unwrap();
+    let metadata = dir.path().join("metadata");
+    std::fs::create_dir_all(&metadata).unwrap();
+    std::fs::create_dir_all(dir.path().join("targets")).unwrap();
+    std::fs::write(metadata.join("2.snapshot.json"), b"plain").unwrap();
+    std::fs::write(
+        metadata.join("2.snapshot.json.gz"),
+        compress(b"from the copy"),
+    )
+    .unwrap();
+    let huge = vec![b' '; 10_000_000];
+    std::fs::write(metadata.join("3.snapshot.json"), &huge).unwrap();
+    std::fs::write(metadata.join("3.snapshot.json.gz"), compress(&huge)).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let root = dir.path().to_path_buf();
+    let server =
+        tokio::spawn(
+            async move { package_signing::client::serve::serve(root, None, &listen).await },
+        );
+    let fetcher = HttpFetcher::new(&Config::default());
+    let url = |name: &str| Url::parse(&format!("http://127.0.0.1:{port}/metadata/{name}")).unwrap();
+    let start = std::time::Instant::now();
+    let got = loop {
+        match fetcher.fetch(&url("2.snapshot.json"), 1000).await {
+            Ok(got) => break got,
+            Err(e) => assert!(start.elapsed().as_secs() < 10, "serve never answered: {e}"),
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert_eq!(got.unwrap(), b"from the copy");
+    let e = fetcher
+        .fetch(&url("3.snapshot.json"), 1_000_000)
+        .await
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("longer than the 1000000 bytes"),
+        "{e}"
+    );
+    server.abort();
+}

@@ -251,6 +251,12 @@ struct RunArgs {
     /// client that read the snapshot naming it may be fetching it.
     #[arg(long, default_value = "30s")]
     prune_grace: String,
+    /// Write no gzip copies. By default each metadata version written (N.targets.json,
+    /// N.bin-*.json, N.snapshot.json) gets N.NAME.json.gz beside it, made off the signing
+    /// path, for a web server that serves precompressed files (nginx gzip_static, tuf-client
+    /// serve). See README, "Choosing a bin count".
+    #[arg(long)]
+    no_gzip_copies: bool,
     /// Re-sign a role when less than this percentage of its lifetime is left (50: a 1-day
     /// timestamp is re-signed once 12 hours are left). Checked at start, then regularly.
     #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u8).range(1..=99))]
@@ -466,6 +472,7 @@ async fn run(args: RunArgs) -> Result<()> {
         },
         root: args.root.root.clone(),
         state: args.root.state.clone(),
+        gzip_copies: !args.no_gzip_copies,
     };
     signers.run(Transport::start(via), stop).await
 }

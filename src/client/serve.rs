@@ -15,6 +15,9 @@
 //! `Last-Modified` and `If-Modified-Since` (304), which Composer's TUF plugin sends; a
 //! connection closes after the response when the client asks for it (`Connection: close`, or
 //! any HTTP/1.0 request), so clients that read to the end of the stream do not hang.
+//! A metadata file with a gzip copy beside it (`N.ROLE.json.gz`, [`crate::repository::gzip`])
+//! is served as that copy, with `Content-Encoding: gzip`, to a client that sends
+//! `Accept-Encoding: gzip`; every metadata response says `Vary: Accept-Encoding`.
 
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
@@ -24,6 +27,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, Semaphore};
 
+use crate::repository::gzip;
 use crate::repository::layout::parse_versioned;
 use crate::{Error, Result};
 
@@ -188,6 +192,23 @@ impl Published {
         }
         inside.then_some((file, metadata, path))
     }
+
+    /// The gzip copy beside the metadata file at `path` that `request` named, opened as that
+    /// file was (same folder rules), when the client takes gzip and the copy is there
+    /// ([`crate::repository::gzip`]); `None` otherwise: the plain file is served.
+    async fn gzip_copy(
+        &self,
+        request: &Request,
+        path: &Path,
+    ) -> Option<(tokio::fs::File, std::fs::Metadata)> {
+        let plain = path.file_name()?.to_str()?;
+        if !request.gzip || !in_metadata(path) || plain.ends_with(gzip::SUFFIX) {
+            return None;
+        }
+        let named = request.target.split(['?', '#']).next()?;
+        let (file, metadata, _) = self.open(&format!("{named}{}", gzip::SUFFIX)).await?;
+        Some((file, metadata))
+    }
 }
 
 async fn write_all<W: tokio::io::AsyncWrite + Unpin>(
@@ -218,6 +239,8 @@ struct Request {
     /// request); never for HTTP/1.0, nor after a method we refuse.
     keep_alive: bool,
     if_modified_since: Option<jiff::Timestamp>,
+    /// Whether the client takes a gzip-encoded body (`Accept-Encoding: gzip`, not `q=0`).
+    gzip: bool,
 }
 
 async fn handle(
@@ -345,11 +368,13 @@ impl Request {
         let allowed = matches!(method.as_str(), "GET" | "HEAD");
         let keep_alive = !http10 && !connection.contains("close") && !has_body && allowed;
         let if_modified_since = header("if-modified-since").and_then(|v| parse_http_date(&v));
+        let gzip = header("accept-encoding").is_some_and(|v| accepts_gzip(&v));
         Request {
             method,
             target,
             keep_alive,
             if_modified_since,
+            gzip,
         }
     }
 }
@@ -357,7 +382,16 @@ impl Request {
 struct Response {
     status: &'static str,
     last_modified: Option<jiff::Timestamp>,
+    /// A metadata file, which may have a gzip copy: `Vary: Accept-Encoding`, and whether the
+    /// body is that copy (`Content-Encoding: gzip`).
+    metadata: Option<Encoding>,
     body: Body,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Encoding {
+    Identity,
+    Gzip,
 }
 
 enum Body {
@@ -380,6 +414,7 @@ impl Response {
         Response {
             status,
             last_modified: None,
+            metadata: None,
             body: Body::Text(text),
         }
     }
@@ -395,6 +430,12 @@ impl Response {
         }
         if let Some(t) = self.last_modified {
             head.push_str(&format!("Last-Modified: {}\r\n", http_date(t)));
+        }
+        if let Some(encoding) = self.metadata {
+            head.push_str("Vary: Accept-Encoding\r\n");
+            if encoding == Encoding::Gzip {
+                head.push_str("Content-Encoding: gzip\r\n");
+            }
         }
         if !keep_alive {
             head.push_str("Connection: close\r\n");
@@ -428,24 +469,50 @@ async fn respond(published: &Published, request: &Request) -> Response {
             return Response {
                 status: "304 Not Modified",
                 last_modified: Some(modified),
+                metadata: in_metadata(&path).then_some(Encoding::Identity),
                 body: Body::Text(""),
             };
         }
     }
+    if let Some((copy, copy_metadata)) = published.gzip_copy(request, &path).await {
+        return Response {
+            status: "200 OK",
+            last_modified: modified,
+            metadata: Some(Encoding::Gzip),
+            body: Body::File(copy, copy_metadata.len()),
+        };
+    }
     Response {
         status: "200 OK",
         last_modified: modified,
+        metadata: in_metadata(&path).then_some(Encoding::Identity),
         body: Body::File(file, metadata.len()),
     }
 }
 
+/// Whether an `Accept-Encoding` value takes gzip: `gzip` (or `x-gzip`) listed without `q=0`.
+fn accepts_gzip(value: &str) -> bool {
+    value.split(',').any(|coding| {
+        let mut parts = coding.split(';').map(str::trim);
+        let name = parts.next().unwrap_or_default();
+        let refused = parts.any(|p| {
+            p.strip_prefix("q=")
+                .is_some_and(|q| q.parse::<f32>().map_or(true, |q| q <= 0.0))
+        });
+        (name.eq_ignore_ascii_case("gzip") || name.eq_ignore_ascii_case("x-gzip")) && !refused
+    })
+}
+
+/// Whether `path` is a file directly in `metadata/`.
+fn in_metadata(path: &Path) -> bool {
+    path.parent()
+        .and_then(Path::file_name)
+        .is_some_and(|d| d == "metadata")
+}
+
 /// Whether `path` is `metadata/N.ROLE.json`: a name given to one content only.
 fn is_versioned_metadata(path: &Path) -> bool {
-    let in_metadata = path
-        .parent()
-        .and_then(Path::file_name)
-        .is_some_and(|d| d == "metadata");
-    in_metadata
+    in_metadata(path)
         && path
             .file_name()
             .and_then(|n| n.to_str())
@@ -603,6 +670,69 @@ mod tests {
         let t = r.if_modified_since.unwrap();
         assert_eq!(t.as_second(), 1_795_942_326);
         assert_eq!(http_date(t), "Sun, 29 Nov 2026 08:52:06 GMT");
+    }
+
+    #[test]
+    fn reads_accept_encoding() {
+        for (value, takes) in [
+            ("gzip", true),
+            ("deflate, gzip, br, zstd", true),
+            ("GZIP;q=0.5", true),
+            ("x-gzip", true),
+            ("gzip;q=0", false),
+            ("gzip; q=0.000", false),
+            ("br, identity", false),
+            ("gzipped", false),
+        ] {
+            assert_eq!(accepts_gzip(value), takes, "{value}");
+        }
+    }
+
+    /// With `Accept-Encoding: gzip`, a metadata file's gzip copy, said to be gzip; without it,
+    /// or with no copy, the plain file, as before; a file outside metadata/ never.
+    #[tokio::test]
+    async fn serves_the_gzip_copy_to_clients_that_take_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let metadata = dir.path().join("metadata");
+        std::fs::create_dir_all(dir.path().join("targets")).unwrap();
+        std::fs::create_dir(&metadata).unwrap();
+        let plain = br#"{"signed":{"version":2}}"#.repeat(50);
+        let packed = gzip::compress(&plain);
+        for folder in [&metadata, &dir.path().join("targets")] {
+            std::fs::write(folder.join("2.snapshot.json"), &plain).unwrap();
+            std::fs::write(folder.join("2.snapshot.json.gz"), &packed).unwrap();
+        }
+        std::fs::write(metadata.join("timestamp.json"), b"{}").unwrap();
+        let get = |path: &str, accept: &str| {
+            format!("GET {path} HTTP/1.0\r\nAccept-Encoding: {accept}\r\n\r\n")
+        };
+        let a = exchange(dir.path(), &get("/metadata/2.snapshot.json", "gzip")).await;
+        let head = a.split("\r\n\r\n").next().unwrap();
+        assert!(head.contains("\r\nContent-Encoding: gzip"), "{head}");
+        assert!(head.contains("\r\nVary: Accept-Encoding"), "{head}");
+        assert!(
+            head.contains(&format!("Content-Length: {}\r", packed.len())),
+            "{head}"
+        );
+        let a = exchange(
+            dir.path(),
+            &get("/metadata/2.snapshot.json?x=1", "gzip;q=0"),
+        )
+        .await;
+        assert!(
+            !a.contains("Content-Encoding") && a.contains("Vary: Accept-Encoding"),
+            "{a}"
+        );
+        assert!(a.ends_with(std::str::from_utf8(&plain).unwrap()), "{a}");
+        for (path, what) in [
+            ("/metadata/timestamp.json", "no copy"),
+            ("/targets/2.snapshot.json", "not metadata"),
+            ("/metadata/2.snapshot.json.gz", "the copy asked for by name"),
+        ] {
+            let a = exchange(dir.path(), &get(path, "gzip")).await;
+            assert!(a.starts_with("HTTP/1.1 200 OK"), "{what}: {a}");
+            assert!(!a.contains("Content-Encoding"), "{what}: {a}");
+        }
     }
 
     #[test]

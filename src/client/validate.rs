@@ -171,6 +171,7 @@ pub fn validate(layout: &Layout, pin: &Pin, window: &Window, target_files: bool)
         delegations.roles.len()
     ));
     check.newer_files(pin, set.root(), &top, &delegations)?;
+    check.gzip_copies()?;
     Ok(check.report)
 }
 
@@ -190,6 +191,59 @@ struct Check<'a> {
 }
 
 impl Check<'_> {
+    /// Every `.gz` file in `metadata/` is the gzip copy of a version beside it, with its bytes
+    /// ([`crate::repository::gzip`]): a web server that serves precompressed files (nginx
+    /// `gzip_static`) serves any `NAME.gz` in place of `NAME`, so a stray or stale one (a
+    /// `timestamp.json.gz`) would be served to clients.
+    fn gzip_copies(&mut self) -> Result<()> {
+        use crate::repository::gzip;
+        let dir = self.layout.metadata_dir();
+        let mut copies = 0;
+        for entry in std::fs::read_dir(&dir).map_err(Error::io("cannot list metadata", &dir))? {
+            let path = entry
+                .map_err(Error::io("cannot list metadata", &dir))?
+                .path();
+            let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+                continue;
+            };
+            if !name.ends_with(gzip::SUFFIX) {
+                continue;
+            }
+            let Some(plain) = crate::repository::layout::version_of_copy(name) else {
+                self.problem(
+                    &path,
+                    "is no gzip copy of a metadata version, but a web server \
+                    that serves precompressed files would serve it: remove it"
+                        .into(),
+                );
+                continue;
+            };
+            let read = |p: &Path| crate::durable::read_plain(p, 1 << 30);
+            let same = read(&path)
+                .and_then(|bytes| gzip::decompress(&bytes))
+                .and_then(|unpacked| Ok(unpacked == read(&dir.join(plain))?));
+            match same {
+                Ok(true) => copies += 1,
+                Ok(false) => self.problem(&path, format!("does not gunzip to {plain}: remove it")),
+                // Pruned meanwhile (a copy goes just before its version).
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => self.problem(
+                    &path,
+                    format!(
+                        "cannot be checked against {plain} ({e}): \
+                    remove it"
+                    ),
+                ),
+            }
+        }
+        if copies > 0 {
+            self.report.summary.push(format!(
+                "{copies} gzip copies in metadata/, each its version's bytes"
+            ));
+        }
+        Ok(())
+    }
+
     /// `problem`, about the file at `path`.
     fn problem(&mut self, path: &Path, problem: String) {
         let file = path.strip_prefix(&self.layout.dir).unwrap_or(path);

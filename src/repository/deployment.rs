@@ -71,6 +71,8 @@ impl Deployment {
                 .file_name()
                 .and_then(|n| n.to_str())
                 .unwrap_or_default();
+            // A gzip copy goes to its version's owner.
+            let name = super::layout::version_of_copy(name).unwrap_or(name);
             let role = match super::layout::parse_versioned(name) {
                 Some((_, role)) => Role::of_metadata(role),
                 None => crate::schema::role_of_listed(name).and_then(Role::of_metadata),

@@ -8,6 +8,7 @@ use std::fs;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
+use super::gzip::GzipCopies;
 use super::staging::Staging;
 use crate::durable::create_dir;
 use crate::role::Role;
@@ -20,6 +21,9 @@ pub struct Layout {
     pub dir: PathBuf,
     /// This process's staging folder, opened at the first write (shared by clones).
     staging: Arc<Mutex<Option<Arc<Staging>>>>,
+    /// Gzip copies of the versions this process writes, when asked for
+    /// ([`Layout::with_gzip_copies`]; shared by clones: one thread a process).
+    gzip: Option<Arc<GzipCopies>>,
 }
 
 impl Layout {
@@ -28,6 +32,35 @@ impl Layout {
         Layout {
             dir: dir.into(),
             staging: Arc::default(),
+            gzip: None,
+        }
+    }
+
+    /// The same repository, with a gzip copy made beside each version written through
+    /// [`Layout::copy_later`] (see [`super::gzip`]).
+    pub fn with_gzip_copies(mut self) -> Self {
+        self.gzip = Some(Arc::default());
+        self
+    }
+
+    /// Whether gzip copies are made.
+    pub fn makes_gzip_copies(&self) -> bool {
+        self.gzip.is_some()
+    }
+
+    /// The versions at `paths` were just written durably: their gzip copies are made later,
+    /// off the signing path, if this layout makes copies (nothing otherwise).
+    pub fn copy_later(&self, paths: impl IntoIterator<Item = PathBuf>) {
+        if let Some(gzip) = &self.gzip {
+            let versions = paths
+                .into_iter()
+                .filter_map(|path| {
+                    let name = path.file_name()?.to_str()?;
+                    let (version, role) = parse_versioned(name)?;
+                    Some((role.to_string(), version, path.clone()))
+                })
+                .collect();
+            gzip.later(|| self.staging(), versions);
         }
     }
 
@@ -213,6 +246,14 @@ pub fn parse_versioned(file_name: &str) -> Option<(u64, &str)> {
     Some((version.parse().ok()?, role))
 }
 
+/// The version a gzip copy's file name is the copy of (`"3.snapshot.json.gz"` →
+/// `"3.snapshot.json"`), `None` for any other name (see [`super::gzip`]).
+pub fn version_of_copy(file_name: &str) -> Option<&str> {
+    file_name
+        .strip_suffix(super::gzip::SUFFIX)
+        .filter(|plain| parse_versioned(plain).is_some())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -227,5 +268,16 @@ mod tests {
         assert_eq!(parse_versioned(Role::Timestamp.file()), None);
         assert_eq!(parse_versioned("01.root.json"), None);
         assert_eq!(parse_versioned(".1.root.json.tmp-3"), None);
+        assert_eq!(
+            parse_versioned("3.snapshot.json.gz"),
+            None,
+            "a copy is no version"
+        );
+        assert_eq!(
+            version_of_copy("3.snapshot.json.gz"),
+            Some("3.snapshot.json")
+        );
+        assert_eq!(version_of_copy("timestamp.json.gz"), None);
+        assert_eq!(version_of_copy("3.snapshot.json"), None);
     }
 }

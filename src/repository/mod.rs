@@ -5,6 +5,7 @@
 //! REPO/metadata/N.targets.json               top-level targets: delegates to the bins
 //! REPO/metadata/N.bin-000-001.json           hashed bins (path_hash_prefixes)
 //! REPO/metadata/N.snapshot.json              snapshot
+//! REPO/metadata/N.ROLE.json.gz               gzip copies of the newest versions (not root)
 //! REPO/metadata/timestamp.json               timestamp (the one unversioned file)
 //! REPO/targets/drupal/token/HASH.1.9.0.0     target files, consistent-snapshot names
 //! ```
@@ -14,6 +15,7 @@ pub mod composer_p2;
 pub mod control;
 pub mod deployment;
 pub mod expiry;
+pub mod gzip;
 pub mod layout;
 pub mod prune;
 pub mod receipts;

@@ -2,6 +2,8 @@
 //! update still finds the versions the snapshot it read names, and early enough that the
 //! disk holds a bounded number of them whatever the load.
 //!
+//! A version's gzip copy ([`super::gzip`]) goes with it, just before it.
+//!
 //! A superseded version goes once it is older than [`Retention::keep_for`] (an hour by
 //! default), or once its file has more than [`Retention::keep_versions`] newer superseded
 //! versions; never before [`Retention::grace`] (30 s) has passed since it was superseded: a
@@ -181,6 +183,8 @@ impl Pruner {
                     break;
                 }
                 let (_, path) = versions.pop_front().expect("front exists");
+                // The gzip copy first: a copy never outlives its version.
+                super::gzip::remove_copy(&path);
                 match std::fs::remove_file(&path) {
                     Ok(()) => removed += 1,
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -307,15 +311,24 @@ mod tests {
             grace: Retention::GRACE,
         });
         pruner.adopt(&layout, "bin-0", &[1, 2, 3, 4, 5, 6]);
+        let copy = |v| super::super::gzip::copy_of(&layout.versioned("bin-0", v));
+        for v in [1, 4] {
+            std::fs::write(copy(v), b"gz").unwrap();
+        }
         // 1 (superseded 2 h ago) by age; 2 and 3 by count; 4 and 5 kept (4 is past the
         // grace but within the count; 5 was superseded 10 s ago).
         assert_eq!(pruner.sweep(&Named::new()), 3);
-        assert_eq!(on_disk(&layout), [4, 5, 6]);
+        assert_eq!(on_disk(&layout), [4, 5, 6], "gzip copies are no versions");
+        assert!(
+            !copy(1).exists() && copy(4).exists(),
+            "a copy goes with its version"
+        );
         // The disk is full, but the published snapshot still names version 4: it stays.
         let named = Named::from([("bin-0".to_string(), 4)]);
         assert_eq!(pruner.free_space(&named), 0);
         // Once it no longer does, everything past the grace goes.
         assert_eq!(pruner.free_space(&Named::new()), 1);
         assert_eq!(on_disk(&layout), [5, 6]);
+        assert!(!copy(4).exists());
     }
 }

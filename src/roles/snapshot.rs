@@ -68,6 +68,8 @@ impl SnapshotRole {
         let mut core = Core::new(settings, Role::Snapshot, keys, &chain)?;
         core.check_loaded(Role::Snapshot.name(), version, &path)?;
         core.pruner.adopt(layout, Role::Snapshot, &on_disk);
+        // Its gzip copy, if it has none yet (a start after a stop, or an upgrade).
+        layout.copy_later([path.clone()]);
         core.check_signed_by_key(&snapshot, Role::Snapshot);
         Ok(SnapshotRole {
             core,
@@ -333,9 +335,11 @@ impl SnapshotRole {
             &self.core.top_level_keys(),
         )?;
         let layout = &self.core.settings.layout;
+        let path = layout.versioned(Role::Snapshot, self.version);
         layout
             .staging()?
-            .write_version_durably(&layout.versioned(Role::Snapshot, self.version), &file.bytes)?;
+            .write_version_durably(&path, &file.bytes)?;
+        layout.copy_later([path]);
         self.core.high_water.record([(name, self.version)])?;
         self.own = file.meta;
         self.core.new_key = false;

@@ -157,6 +157,12 @@ impl TargetsRole {
             );
         }
         core.new_key = new_key;
+        // Gzip copies of the newest versions that have none yet (a start after a stop, or
+        // an upgrade): the copying thread skips those that have one.
+        layout.copy_later(
+            std::iter::once(top_path)
+                .chain(state.iter().map(|b| layout.versioned(&b.name, b.version))),
+        );
         Ok(TargetsRole {
             batch: 0,
             ledger,
@@ -680,9 +686,11 @@ impl TargetsRole {
         let layout = &self.core.settings.layout;
         let (name, version) = (Role::Targets.name(), self.top.version.get());
         let file = signed::sign(&self.top, version, &self.core.top_level_keys(), name)?;
+        let path = layout.versioned(name, version);
         layout
             .staging()?
-            .write_version_durably(&layout.versioned(name, version), &file.bytes)?;
+            .write_version_durably(&path, &file.bytes)?;
+        layout.copy_later([path]);
         self.core.high_water.record([(name, version)])?;
         self.top_meta = file.meta;
         self.core
@@ -740,6 +748,7 @@ impl TargetsRole {
             layout
                 .staging()?
                 .write_all_durably(&layout.metadata_dir(), &refs)?;
+            layout.copy_later(files.iter().map(|(path, _)| path.clone()));
             let written: Vec<(&str, Written)> = slice
                 .iter()
                 .map(|&i| {

@@ -1,9 +1,12 @@
 //! Getting bytes from a repository: the [`Fetcher`] trait the updater downloads through (tests
 //! give it an in-memory repository), and [`HttpFetcher`] for `http(s)://` and `file://` URLs.
 //!
-//! Invariant: never more than the caller's byte limit is read, and no transfer outlives the
-//! configured timeouts or crawls below the minimum speed: a hostile mirror can neither fill
-//! memory nor hold an update forever.
+//! Over HTTP it asks for gzip (`Accept-Encoding: gzip`) and decodes what comes gzip-encoded (a
+//! repository's gzip copies, served by `tuf-client serve` or nginx `gzip_static`).
+//!
+//! Invariant: never more than the caller's byte limit is read (counted once decoded), and no
+//! transfer outlives the configured timeouts or crawls below the minimum speed: a hostile
+//! mirror can neither fill memory nor hold an update forever.
 
 use std::future::Future;
 use std::path::PathBuf;

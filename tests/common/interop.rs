@@ -108,26 +108,34 @@ pub fn ngclient_verify(repo: &TestRepo, items: &[String]) -> serde_json::Value {
 
 /// The same against a server already running at `base` (serving metadata/ and targets/).
 pub fn ngclient_verify_at(repo: &TestRepo, base: &str, items: &[String]) -> serde_json::Value {
-    ngclient_run(repo, base, "ngclient", false, items)
+    ngclient_run(repo, base, "ngclient", (false, false), items)
+}
+
+/// As [`ngclient_verify_at`], with python-tuf asking for gzip (`Accept-Encoding: gzip`, which
+/// its fetcher does not send by default) and decoding what comes; the report's
+/// `gzip_responses` says how many files came gzip-encoded.
+pub fn ngclient_verify_gzip_at(repo: &TestRepo, base: &str, items: &[String]) -> serde_json::Value {
+    ngclient_run(repo, base, "ngclient-gzip", (false, true), items)
 }
 
 /// A python-tuf client that keeps its trusted metadata in `client` between calls, as an
 /// installed client does: it must follow root rotations and key changes from what it knew.
 pub fn ngclient_update(repo: &TestRepo, client: &str, items: &[String]) -> serde_json::Value {
     let server = HttpServer::serve(&repo.repo);
-    ngclient_run(repo, &server.url(""), client, true, items)
+    ngclient_run(repo, &server.url(""), client, (true, false), items)
 }
 
 fn ngclient_run(
     repo: &TestRepo,
     base: &str,
     client: &str,
-    keep: bool,
+    (keep, gzip): (bool, bool),
     items: &[String],
 ) -> serde_json::Value {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/ngclient_verify.py");
     let out = run(Command::new(python())
         .env("NGCLIENT_KEEP", if keep { "1" } else { "0" })
+        .env("NGCLIENT_GZIP", if gzip { "1" } else { "0" })
         .arg(script)
         .arg(repo.repo.join("metadata/1.root.json"))
         .arg(format!("{base}metadata/"))
@@ -162,6 +170,14 @@ pub fn assert_metadata_rules(repo: &TestRepo) -> usize {
             continue;
         }
         let bytes = std::fs::read(&path).unwrap();
+        // A gzip copy: its version's bytes, checked with that version.
+        if let Some(plain) = package_signing::repository::layout::version_of_copy(&name) {
+            let unpacked = package_signing::repository::gzip::decompress(&bytes).unwrap();
+            if let Ok(plain_bytes) = std::fs::read(path.with_file_name(plain)) {
+                assert!(plain_bytes == unpacked, "{name}");
+            }
+            continue;
+        }
         let value: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
         let signed = &value["signed"];
         let expires = signed["expires"].as_str().unwrap();

@@ -65,9 +65,11 @@ async fn a_key_that_cannot_sign_fails_the_batch_which_is_signed_once_it_can() {
     let before = repo.releases("rel-a", 3, "a");
     assert_all_signed(&repo.add(&before).await, 3);
     let metadata = || {
+        // The versions (their gzip copies are made later, off the signing path).
         let mut names: Vec<_> = std::fs::read_dir(repo.layout.metadata_dir())
             .unwrap()
             .map(|e| e.unwrap().file_name())
+            .filter(|name| !name.to_string_lossy().ends_with(".gz"))
             .collect();
         names.sort();
         (names, repo.timestamp())

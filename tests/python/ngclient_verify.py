@@ -10,6 +10,10 @@ what it checked; exits 1 on any failure.
 With NGCLIENT_KEEP=1 the WORKDIR of an earlier run is kept: the client starts from the
 metadata it trusted then, as an installed Composer plugin does (root rotations, key changes
 and rollback checks are then exercised against that state).
+
+With NGCLIENT_GZIP=1 the client sends `Accept-Encoding: gzip` (python-tuf's fetcher sends none)
+and decodes gzip-encoded responses, as a web server with precompressed copies sends them; the
+report's "gzip_responses" counts them.
 """
 import json
 import os
@@ -17,6 +21,27 @@ import shutil
 import sys
 
 from tuf.ngclient import Updater
+from tuf.ngclient.urllib3_fetcher import Urllib3Fetcher
+
+GZIP_RESPONSES = []
+
+
+class GzipFetcher(Urllib3Fetcher):
+    """python-tuf's fetcher, asking for gzip; urllib3 decodes what comes gzip-encoded."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        from tuf.ngclient._internal.proxy import ProxyEnvironment  # noqa: PLC0415
+        self._proxy_env = ProxyEnvironment(
+            headers={"User-Agent": "ngclient_verify", "Accept-Encoding": "gzip"})
+        request = self._proxy_env.request
+
+        def counted(*args, **kwargs):
+            response = request(*args, **kwargs)
+            if response.headers.get("Content-Encoding") == "gzip":
+                GZIP_RESPONSES.append(args[1])
+            return response
+        self._proxy_env.request = counted
 
 
 def main() -> int:
@@ -42,6 +67,7 @@ def main() -> int:
         metadata_base_url=metadata_url,
         target_base_url=targets_url,
         target_dir=download_dir,
+        fetcher=GzipFetcher() if os.environ.get("NGCLIENT_GZIP") == "1" else None,
     )
     updater.refresh()
     checked, absent = 0, 0
@@ -71,6 +97,7 @@ def main() -> int:
         "root": trusted.root.version,
         "timestamp": trusted.timestamp.version,
         "snapshot": trusted.snapshot.version,
+        "gzip_responses": len(GZIP_RESPONSES),
     }))
     return 0
 
