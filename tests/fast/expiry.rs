@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use package_signing::bins::HashBins;
 use package_signing::broker::Queue;
-use package_signing::client::validate::{validate, Window};
 use package_signing::jobs::{TargetsJob, TimestampJob};
 use package_signing::repository::control::Control;
 use package_signing::repository::Expiries;
@@ -146,13 +145,7 @@ async fn refresh_expiry_forces_every_bin_and_the_timestamp_on_request() {
     })
     .await;
     assert_eq!(repo.newest("snapshot"), snapshot, "only the timestamp");
-    let report = validate(
-        &repo.layout,
-        &repo.pin(),
-        &Window::Every(Duration::from_secs(3600)),
-        true,
-    )
-    .unwrap();
+    let report = repo.validate();
     assert!(report.is_ok(), "{}", report.render());
     signers.stop().await;
 }

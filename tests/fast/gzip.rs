@@ -6,7 +6,6 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use package_signing::client::validate::{validate, Window};
 use package_signing::repository::gzip::{copy_of, decompress};
 use package_signing::repository::layout::version_of_copy;
 use package_signing::repository::prune::Retention;
@@ -95,13 +94,7 @@ async fn gzip_copies_follow_every_publish_and_go_with_their_versions() {
     // Copies are no versions: the client and validate see the repository as before.
     repo.assert_downloads(&repo.releases("rel0", 20, "r0")[..3])
         .await;
-    let report = validate(
-        layout,
-        &repo.pin(),
-        &Window::Every(Duration::from_secs(3600)),
-        true,
-    )
-    .unwrap();
+    let report = repo.validate();
     assert!(report.is_ok(), "{}", report.render());
     assert!(
         report.render().contains("gzip copies in metadata/"),
@@ -131,13 +124,7 @@ async fn gzip_copies_follow_every_publish_and_go_with_their_versions() {
     )
     .unwrap();
     std::fs::write(layout.metadata_dir().join("timestamp.json.gz"), b"old").unwrap();
-    let report = validate(
-        layout,
-        &repo.pin(),
-        &Window::Every(Duration::from_secs(3600)),
-        true,
-    )
-    .unwrap();
+    let report = repo.validate();
     let text = report.render();
     assert_eq!(report.problems.len(), 2, "{text}");
     assert!(

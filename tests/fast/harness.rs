@@ -89,6 +89,19 @@ impl Repo {
         }
     }
 
+    /// `tuf-client validate` over the repository (a one-hour window, target files checked):
+    /// every signature, hash, bin and expiry.
+    pub fn validate(&self) -> package_signing::client::validate::Report {
+        use package_signing::client::validate::{validate, Window};
+        validate(
+            &self.layout,
+            &self.pin(),
+            &Window::Every(Duration::from_secs(3600)),
+            true,
+        )
+        .unwrap()
+    }
+
     pub fn path(&self, rel: &str) -> PathBuf {
         self.dir.path().join(rel)
     }

@@ -5,11 +5,8 @@
 //! A bin read back must be the bytes the signer recorded: one replaced on the volume is never
 //! signed over.
 
-use std::time::Duration;
-
 use package_signing::bins::HashBins;
 use package_signing::client::status;
-use package_signing::client::validate::{validate, Window};
 use package_signing::jobs::TargetsJob;
 use package_signing::roles::RoleSettings;
 
@@ -62,13 +59,7 @@ async fn a_targets_signer_holding_no_bin_signs_what_one_holding_all_would() {
         .await;
     let held = status::read(&repo.layout, &repo.pin()).unwrap();
     assert_eq!(held.targets, 95);
-    let report = validate(
-        &repo.layout,
-        &repo.pin(),
-        &Window::Every(Duration::from_secs(3600)),
-        true,
-    )
-    .unwrap();
+    let report = repo.validate();
     assert!(report.is_ok(), "{}", report.render());
     signers.stop().await;
 }

@@ -6,7 +6,6 @@
 use std::time::Duration;
 
 use package_signing::client::status;
-use package_signing::client::validate::{validate, Window};
 use package_signing::repository::control::Control;
 
 use crate::harness::*;
@@ -110,13 +109,7 @@ async fn signers_stopped_and_started_again_lose_nothing_and_carry_on() {
     repo.assert_downloads(&all.iter().step_by(3).cloned().collect::<Vec<_>>())
         .await;
     assert_eq!(status::read(&repo.layout, &repo.pin()).unwrap().targets, 60);
-    let report = validate(
-        &repo.layout,
-        &repo.pin(),
-        &Window::Every(Duration::from_secs(3600)),
-        true,
-    )
-    .unwrap();
+    let report = repo.validate();
     assert!(report.is_ok(), "{}", report.render());
     signers.stop().await;
 }
@@ -171,13 +164,7 @@ async fn a_second_replica_reloads_what_the_other_wrote_and_nothing_is_lost() {
     repo.assert_downloads(&all.iter().step_by(4).cloned().collect::<Vec<_>>())
         .await;
     assert_eq!(status::read(&repo.layout, &repo.pin()).unwrap().targets, 90);
-    let report = validate(
-        &repo.layout,
-        &repo.pin(),
-        &Window::Every(Duration::from_secs(3600)),
-        true,
-    )
-    .unwrap();
+    let report = repo.validate();
     assert!(report.is_ok(), "{}", report.render());
     a.stop().await;
     b.stop().await;

@@ -36,13 +36,7 @@ async fn releases_go_through_targets_snapshot_timestamp_and_verify_byte_for_byte
     );
 
     // Every signature, hash, bin and expiry, as `tuf-client validate` checks them.
-    let report = validate(
-        &repo.layout,
-        &repo.pin(),
-        &Window::Every(Duration::from_secs(3600)),
-        true,
-    )
-    .unwrap();
+    let report = repo.validate();
     assert!(report.is_ok(), "{}", report.render());
     assert!(
         report.render().contains("64 bins, 121 targets")
@@ -82,13 +76,7 @@ async fn removed_targets_disappear_for_the_client_and_the_rest_stay() {
     for name in &removed {
         assert_eq!(client.download(name).await, None, "{name} still listed");
     }
-    let report = validate(
-        &repo.layout,
-        &repo.pin(),
-        &Window::Every(Duration::from_secs(3600)),
-        true,
-    )
-    .unwrap();
+    let report = repo.validate();
     assert!(report.is_ok(), "{}", report.render());
     assert_eq!(status::read(&repo.layout, &repo.pin()).unwrap().targets, 7);
     signers.stop().await;
