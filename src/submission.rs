@@ -243,22 +243,33 @@ impl Policy {
     }
 }
 
-/// The ledger's text up to its last newline: a torn last line (see [`Ledger`]) is cut off
-/// the file, so that the next line appended starts on a line of its own.
-fn read_whole_lines(file: &std::fs::File, path: &Path) -> Result<Vec<u8>> {
-    let mut text = Vec::new();
-    std::io::BufReader::new(file)
-        .read_to_end(&mut text)
-        .map_err(Error::io("cannot read the submission ledger", path))?;
-    let whole = text.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
-    if whole < text.len() {
-        tracing::warn!(ledger = %path.display(), "cutting off a torn last line");
-        file.set_len(whole as u64)
-            .and_then(|()| file.sync_data())
-            .map_err(Error::io("cannot repair the submission ledger", path))?;
-        text.truncate(whole);
+/// The ledger's whole lines, read a line at a time: a torn last line (see [`Ledger`]) is cut
+/// off the file first, so that the next line appended starts on a line of its own.
+fn whole_lines(mut file: std::fs::File, path: &Path) -> Result<impl BufRead> {
+    use std::io::Seek;
+    let len = file
+        .metadata()
+        .map_err(Error::io("cannot read the submission ledger", path))?
+        .len();
+    let whole = crate::durable::cut_torn_line(&mut file)
+        .map_err(Error::io("cannot repair the submission ledger", path))?;
+    if whole < len {
+        tracing::warn!(ledger = %path.display(), "cut off a torn last line");
     }
-    Ok(text)
+    file.rewind()
+        .map_err(Error::io("cannot read the submission ledger", path))?;
+    Ok(std::io::BufReader::with_capacity(1 << 20, file.take(whole)))
+}
+
+/// Where the ledger remembers `key` (a target name, `#bins` or `#refresh_expiry`) in memory:
+/// the first 128 bits of its SHA-256, 16 bytes whatever the name's length (as [`id_of`] names
+/// a submission). Two names sharing a slot would take a search of about 2^64 names to find; the
+/// file keeps the names themselves.
+fn slot(key: &str) -> u128 {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, key.as_bytes());
+    let mut first = [0u8; 16];
+    first.copy_from_slice(&digest.as_ref()[..16]);
+    u128::from_le_bytes(first)
 }
 
 /// Now less `max_age`: rule 1 refuses what was issued before it.
@@ -279,7 +290,9 @@ pub struct Ledger {
     /// or it forgot what was older (the age window of the day): a `--max-job-age` raised
     /// later cannot reach back past it, so a change it forgot is never replayed.
     since: Timestamp,
-    last: HashMap<String, Timestamp>,
+    /// By [`slot`]: one 32-byte entry a name changed within the age window, which is every name
+    /// after a bulk import (6 million names: about 300 MB with the table's slack).
+    last: HashMap<u128, Timestamp>,
     /// Admitted by [`Ledger::newer`] in the batch under way: merged into `last` only once
     /// [`Ledger::commit`] has written them, so a batch that fails is not remembered as
     /// applied.
@@ -343,8 +356,7 @@ impl Ledger {
             Err(e) => return Err(Error::io("cannot read the submission ledger", path)(e)),
         };
         let horizon = ledger.horizon();
-        let text = read_whole_lines(&file, path)?;
-        let since = ledger.replay(&text, horizon)?;
+        let since = ledger.replay(whole_lines(file, path)?, horizon)?;
         let began = since.ok_or_else(|| Error::Repository {
             path: path.clone(),
             reason: "the submission ledger has no start line; move it away and restart the \
@@ -362,22 +374,12 @@ impl Ledger {
         Ok(ledger)
     }
 
-    /// Takes in the ledger's lines (`text`): for each name, the newest issue time at or
-    /// after `horizon`. Returns the earliest start line's time, if there is one.
-    fn replay(&mut self, text: &[u8], horizon: Timestamp) -> Result<Option<Timestamp>> {
+    /// Takes in the ledger's lines: for each name, the newest issue time at or after
+    /// `horizon`. Returns the earliest start line's time, if there is one.
+    fn replay(&mut self, lines: impl BufRead, horizon: Timestamp) -> Result<Option<Timestamp>> {
         let mut since = None;
-        for (n, line) in text.lines().enumerate() {
-            let line = line.map_err(Error::io("cannot read the submission ledger", &self.path))?;
-            let Ok(line) = serde_json::from_str::<Line<String>>(&line) else {
-                return Err(Error::Repository {
-                    path: self.path.clone(),
-                    reason: format!(
-                        "line {} does not parse; move the ledger away and restart the targets \
-                         signer (it starts a new one, refusing jobs issued before)",
-                        n + 1
-                    ),
-                });
-            };
+        for (n, line) in lines.lines().enumerate() {
+            let line = self.parse(n, line)?;
             self.lines += 1;
             if let Some(s) = line.since {
                 since = Some(since.map_or(s, |old: Timestamp| old.min(s)));
@@ -386,11 +388,24 @@ impl Ledger {
                 continue;
             };
             for key in line.keys {
-                let slot = self.last.entry(key).or_insert(issued);
-                *slot = (*slot).max(issued);
+                let newest = self.last.entry(slot(&key)).or_insert(issued);
+                *newest = (*newest).max(issued);
             }
         }
         Ok(since)
+    }
+
+    /// Line `n` (from 0) of the ledger, parsed.
+    fn parse(&self, n: usize, line: std::io::Result<String>) -> Result<Line<String>> {
+        let line = line.map_err(Error::io("cannot read the submission ledger", &self.path))?;
+        serde_json::from_str(&line).map_err(|_| Error::Repository {
+            path: self.path.clone(),
+            reason: format!(
+                "line {} does not parse; move the ledger away and restart the targets signer \
+                 (it starts a new one, refusing jobs issued before)",
+                n + 1
+            ),
+        })
     }
 
     /// Jobs issued before this are covered by rule 1, not remembered.
@@ -459,7 +474,7 @@ impl Ledger {
     pub fn last_change(&self, key: &str) -> Option<Timestamp> {
         self.admitted
             .get(key)
-            .or_else(|| self.last.get(key))
+            .or_else(|| self.last.get(&slot(key)))
             .copied()
     }
 
@@ -502,7 +517,8 @@ impl Ledger {
             }));
             self.lines += 1;
         }
-        self.last.extend(self.admitted.drain());
+        self.last
+            .extend(self.admitted.drain().map(|(key, t)| (slot(&key), t)));
         let mut file = std::fs::OpenOptions::new()
             .append(true)
             .open(&self.path)
@@ -527,26 +543,41 @@ impl Ledger {
         Ok(())
     }
 
-    /// Rewrites the ledger with only what is still remembered.
+    /// Rewrites the ledger with only what is still remembered: of each line, the names whose
+    /// newest change it records (memory holds their slots, not the names, so the names are
+    /// read back from the file a line at a time).
     fn compact(&mut self) -> Result<()> {
         let mut bytes = encode_line::<&str>(&Line {
             since: Some(self.since),
             issued: None,
             keys: Vec::new(),
         });
-        let mut by_time: BTreeMap<Timestamp, Vec<&str>> = BTreeMap::new();
-        for (key, t) in &self.last {
-            by_time.entry(*t).or_default().push(key);
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&self.path)
+            .map_err(Error::io("cannot read the submission ledger", &self.path))?;
+        let mut lines = 1;
+        for (n, line) in whole_lines(file, &self.path)?.lines().enumerate() {
+            let line = self.parse(n, line)?;
+            let Some(issued) = line.issued else { continue };
+            let keys: Vec<String> = line
+                .keys
+                .into_iter()
+                .filter(|key| self.last.get(&slot(key)) == Some(&issued))
+                .collect();
+            if !keys.is_empty() {
+                bytes.extend(encode_line(&Line {
+                    since: None,
+                    issued: Some(issued),
+                    keys,
+                }));
+                lines += 1;
+            }
         }
-        self.lines = 1 + by_time.len();
-        for (issued, keys) in by_time {
-            bytes.extend(encode_line(&Line {
-                since: None,
-                issued: Some(issued),
-                keys,
-            }));
-        }
-        write_durably(&self.path, &bytes)
+        write_durably(&self.path, &bytes)?;
+        self.lines = lines;
+        Ok(())
     }
 }
 
@@ -764,5 +795,49 @@ mod tests {
             err.contains("before what the submission ledger remembers"),
             "{err}"
         );
+    }
+
+    /// Memory keeps each name's slot, not the name: compaction reads the names back from
+    /// the file and keeps, of each, only the line of its newest change within the window.
+    #[test]
+    fn compaction_keeps_each_names_newest_change_only() {
+        let (_dir, _key, policy) = setup();
+        let ago = |minutes| Timestamp::now() - jiff::SignedDuration::from_mins(minutes);
+        let began = ago(180);
+        let (old, older, newer, expired) = (ago(30), ago(25), ago(20), ago(120));
+        std::fs::write(
+            &policy.ledger,
+            format!(
+                "{{\"since\":\"{began}\"}}\n\
+                 {{\"issued\":\"{expired}\",\"keys\":[\"e/f\"]}}\n\
+                 {{\"issued\":\"{old}\",\"keys\":[\"a/b\",\"g/h\"]}}\n\
+                 {{\"issued\":\"{older}\",\"keys\":[\"c/d\"]}}\n\
+                 {{\"issued\":\"{newer}\",\"keys\":[\"a/b\"]}}\n"
+            ),
+        )
+        .unwrap();
+        let mut ledger = Ledger::open(&policy).unwrap();
+        ledger.compact().unwrap();
+        let text = std::fs::read_to_string(&policy.ledger).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 4, "{text}");
+        assert!(!text.contains("e/f"), "outside the window: {text}");
+        assert_eq!(text.matches("a/b").count(), 1, "{text}");
+        assert!(
+            lines[1].contains("g/h") && !lines[1].contains("a/b"),
+            "{text}"
+        );
+        assert!(lines[3].contains("a/b"), "{text}");
+        let mut reopened = Ledger::open(&policy).unwrap();
+        reopened.begin();
+        let at = |job, t| TargetsJob {
+            issued: Some(t),
+            ..job
+        };
+        assert!(reopened.newer(&at(remove("a/b"), ago(22))).is_none());
+        assert!(reopened.newer(&at(remove("c/d"), ago(26))).is_none());
+        assert!(reopened.newer(&at(remove("g/h"), ago(31))).is_none());
+        assert!(reopened.newer(&at(remove("a/b"), ago(10))).is_some());
+        assert!(reopened.newer(&at(remove("c/d"), ago(24))).is_some());
     }
 }

@@ -44,7 +44,7 @@ pub fn write_durably(path: &Path, bytes: &[u8]) -> Result<()> {
 /// first, so that what is appended starts a line of its own (readers skip such a line: see
 /// [`complete_lines`]).
 pub fn append_durably(path: &Path, bytes: &[u8]) -> Result<()> {
-    use std::io::{Read, Seek, SeekFrom};
+    use std::io::{Seek, SeekFrom};
     use std::os::unix::fs::OpenOptionsExt;
     let error = || Error::io("cannot append to", path);
     let new = !path.exists();
@@ -55,27 +55,48 @@ pub fn append_durably(path: &Path, bytes: &[u8]) -> Result<()> {
         .custom_flags(libc::O_NOFOLLOW)
         .open(path)
         .map_err(error())?;
-    // One byte read in the usual case: the file ends with a newline.
-    let len = file.seek(SeekFrom::End(0)).map_err(error())?;
-    let mut last = [0u8];
-    if len > 0 {
-        file.seek(SeekFrom::End(-1)).map_err(error())?;
-        file.read_exact(&mut last).map_err(error())?;
-    }
-    if len > 0 && last[0] != b'\n' {
-        let mut text = Vec::new();
-        file.seek(SeekFrom::Start(0)).map_err(error())?;
-        file.read_to_end(&mut text).map_err(error())?;
-        let whole = text.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
-        file.set_len(whole as u64).map_err(error())?;
-        file.seek(SeekFrom::Start(whole as u64)).map_err(error())?;
-    }
+    let whole = cut_torn_line(&mut file).map_err(error())?;
+    file.seek(SeekFrom::Start(whole)).map_err(error())?;
     file.write_all(bytes).map_err(error())?;
     file.sync_data().map_err(error())?;
     if new {
         sync_dir(folder_of(path))?;
     }
     Ok(())
+}
+
+/// Cuts off a last line that a crash left without its newline, so that the next line
+/// appended starts a line of its own; returns the length of the whole lines (the file's new
+/// length). Reads one byte in the usual case (the file ends with a newline), else back from
+/// the end a block at a time to the last newline, never the whole file into memory. The cut is
+/// flushed before it returns.
+pub fn cut_torn_line(file: &mut File) -> std::io::Result<u64> {
+    use std::io::{Read, Seek, SeekFrom};
+    const BLOCK: u64 = 64 * 1024;
+    let len = file.seek(SeekFrom::End(0))?;
+    let mut end = len;
+    let mut block = Vec::new();
+    while end > 0 {
+        let size = if end == len { 1 } else { end.min(BLOCK) };
+        let start = end - size;
+        block.resize(size as usize, 0);
+        file.seek(SeekFrom::Start(start))?;
+        file.read_exact(&mut block)?;
+        if let Some(i) = block.iter().rposition(|b| *b == b'\n') {
+            let whole = start + i as u64 + 1;
+            if whole < len {
+                file.set_len(whole)?;
+                file.sync_data()?;
+            }
+            return Ok(whole);
+        }
+        end = start;
+    }
+    if len > 0 {
+        file.set_len(0)?;
+        file.sync_data()?;
+    }
+    Ok(0)
 }
 
 /// The bytes of `path`, a file another agent's user may have written: a plain file only (not
@@ -238,5 +259,29 @@ mod tests {
             1,
             "no temp file left behind"
         );
+    }
+
+    /// A last line a crash left without its newline is cut off, however long it is (here
+    /// longer than the block read back from the end), and the next append starts a line.
+    #[test]
+    fn a_torn_last_line_of_any_length_is_cut_off() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("record");
+        for torn in [0, 1, 10, 200_000] {
+            let mut text = b"one\ntwo\n".to_vec();
+            text.extend(std::iter::repeat_n(b'x', torn));
+            fs::write(&path, &text).unwrap();
+            let mut file = fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(&path)
+                .unwrap();
+            assert_eq!(cut_torn_line(&mut file).unwrap(), 8, "torn line of {torn}");
+            append_durably(&path, b"three\n").unwrap();
+            assert_eq!(fs::read(&path).unwrap(), b"one\ntwo\nthree\n");
+        }
+        fs::write(&path, b"no newline at all").unwrap();
+        append_durably(&path, b"line\n").unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"line\n");
     }
 }
