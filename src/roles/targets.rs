@@ -13,6 +13,7 @@
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
+use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 
 use crate::role::Role;
@@ -83,7 +84,8 @@ pub struct TargetsRole {
     top: Targets,
     top_meta: MetaEntry,
     state: Vec<Bin>,
-    /// Batches applied since start, for the bins' `used`.
+    /// Batches applied since start, and the parts of each (see `hold_part`), for the bins'
+    /// `used`.
     batch: u64,
     /// What the replay rule remembers of the submissions applied.
     ledger: Ledger,
@@ -112,6 +114,8 @@ struct Touched {
     changed: BTreeSet<usize>,
     /// The tombstones of the batch's removals, not buried yet.
     stones: Vec<Tombstone>,
+    /// Bin files written by the parts before the last.
+    written: usize,
 }
 
 /// What a batch did to names beyond adding new ones, each with its job's index in the batch.
@@ -364,9 +368,12 @@ impl TargetsRole {
     /// tombstone, durable before the bins are written; an add of a removed release's name
     /// with other bytes is refused as a change to a signed release is.
     ///
-    /// A batch that holds more than `--held-targets` (a bulk import touching every bin) writes
-    /// what it changed so far before it goes on, so that memory stays bounded: a bin may then
-    /// get two versions in one batch.
+    /// The batch goes a part at a time: a part is the bins it touches in one range of the
+    /// hash space, up to half of `--held-targets` targets (all of them, in the usual batch).
+    /// Each part gets every job's changes to its bins, in the jobs' order (a name lives in
+    /// one bin, so each name sees its changes in order), and all but the last are written
+    /// before the next is read back. A bulk import touching every bin of a repository larger
+    /// than memory holds thus writes each bin once, in bounded memory.
     fn apply_newer(
         &mut self,
         jobs: &[(usize, Cow<'_, TargetsJob>)],
@@ -374,32 +381,68 @@ impl TargetsRole {
     ) -> Result<Applied<SnapshotJob>> {
         let mutable = self.submissions().mutable.clone();
         let mut touched = Touched::default();
-        for pair in jobs {
-            self.hold(touched_bins(self.bins, std::slice::from_ref(pair)))?;
-            let (index, job) = (pair.0, pair.1.as_ref());
-            self.apply_adds(index, job, &mutable, &mut touched, changes)?;
-            self.apply_removes(index, job, &mutable, &mut touched, changes);
-            if self.held_count() > self.core.settings.held_targets {
+        let all: Vec<usize> = touched_bins(self.bins, jobs).into_iter().collect();
+        let mut rest = all.as_slice();
+        while let Some(&first) = rest.first() {
+            let (part, after) = rest.split_at(self.hold_part(rest)?);
+            let within = first..=part[part.len() - 1];
+            for (index, job) in jobs {
+                self.apply_adds(*index, job, &within, &mutable, &mut touched, changes)?;
+                self.apply_removes(*index, job, &within, &mutable, &mut touched, changes);
+            }
+            if !after.is_empty() {
                 self.write_part(&mut touched)?;
             }
+            rest = after;
         }
         // Durable before any bin drops a name: a crash in between removes it again, and
         // writes its tombstone again.
         self.tombstones.bury(std::mem::take(&mut touched.stones))?;
-        self.sign_batch(jobs, touched.named, touched.changed)
+        let written = touched.written;
+        self.sign_batch(jobs, touched.named, touched.changed, written)
     }
 
-    /// Puts `job`'s adds in their (held) bins, as [`Self::judge_add`] rules.
+    /// Holds the first bins of `bins` (sorted) up to half of `--held-targets` targets, and at
+    /// least one; returns how many. Bins held from earlier parts and batches are let go of as
+    /// needed, least recently used first, so that at most `--held-targets` are held.
+    fn hold_part(&mut self, bins: &[usize]) -> Result<usize> {
+        let limit = self.core.settings.held_targets;
+        self.batch += 1;
+        let mut held = self.held_count();
+        let mut part = 0;
+        for (n, &i) in bins.iter().enumerate() {
+            if n > 0 && part >= limit / 2 {
+                return Ok(n);
+            }
+            let before = self.state[i].targets.as_ref().map_or(0, BTreeMap::len);
+            self.hold([i])?;
+            let size = self.held(i).len();
+            held += size - before;
+            part += size;
+            if held > limit {
+                // An eighth of the limit's room at once, not a bin's at a time: a part
+                // lets go at most four times.
+                held = self.let_go_to(limit - limit / 8, self.batch);
+            }
+        }
+        Ok(bins.len())
+    }
+
+    /// Puts `job`'s adds to bins `within` in their (held) bins, as [`Self::judge_add`] rules.
     fn apply_adds(
         &mut self,
         index: usize,
         job: &TargetsJob,
+        within: &RangeInclusive<usize>,
         mutable: &crate::submission::Mutable,
         touched: &mut Touched,
         changes: &mut Changes,
     ) -> Result<()> {
         for t in &job.add {
             let i = self.bins.index_of(&t.name) as usize;
+            if !within.contains(&i) {
+                continue;
+            }
             let entry = entry_of(t)?;
             let free = job.replace || mutable.matches(&t.name);
             match self.judge_add(t, &entry, job.replace, free, &touched.stones) {
@@ -421,17 +464,22 @@ impl TargetsRole {
         Ok(())
     }
 
-    /// Takes `job`'s removals out of their (held) bins, each with its tombstone.
+    /// Takes `job`'s removals from bins `within` out of their (held) bins, each with its
+    /// tombstone.
     fn apply_removes(
         &mut self,
         index: usize,
         job: &TargetsJob,
+        within: &RangeInclusive<usize>,
         mutable: &crate::submission::Mutable,
         touched: &mut Touched,
         changes: &mut Changes,
     ) {
         for name in &job.remove {
             let i = self.bins.index_of(name) as usize;
+            if !within.contains(&i) {
+                continue;
+            }
             touched.named.insert(i);
             // Looked up first: a bin is marked changed only when it is.
             let held = self.held(i).contains_key(name);
@@ -456,7 +504,9 @@ impl TargetsRole {
     /// can.
     fn write_part(&mut self, touched: &mut Touched) -> Result<()> {
         self.tombstones.bury(std::mem::take(&mut touched.stones))?;
-        self.sign_bins(std::mem::take(&mut touched.changed).into_iter().collect())?;
+        let changed = std::mem::take(&mut touched.changed);
+        touched.written += changed.len();
+        self.sign_bins(changed.into_iter().collect())?;
         self.let_go();
         Ok(())
     }
@@ -477,6 +527,7 @@ impl TargetsRole {
         jobs: &[(usize, Cow<'_, TargetsJob>)],
         named: BTreeSet<usize>,
         changed: BTreeSet<usize>,
+        written: usize,
     ) -> Result<Applied<SnapshotJob>> {
         if let Some(count) = jobs.iter().filter_map(|(_, j)| j.bins).next_back() {
             if count != self.bins.count() {
@@ -499,7 +550,7 @@ impl TargetsRole {
             let bin = &self.state[i];
             job.meta.insert(listed_name(&bin.name), bin.meta.clone());
         }
-        Ok(Applied::new(changed.len(), refreshed))
+        Ok(Applied::new(written + changed.len(), refreshed))
     }
 
     /// What becomes of adding `t` as `entry`: nothing when the bin already holds it; refused
@@ -804,13 +855,22 @@ impl TargetsRole {
     /// Lets go of the least recently used bins, none changed and not yet written, until at
     /// most `--held-targets` targets are held.
     fn let_go(&mut self) {
-        let limit = self.core.settings.held_targets;
+        self.let_go_to(self.core.settings.held_targets, u64::MAX);
+    }
+
+    /// Lets go of the least recently used bins, none changed and not yet written and none
+    /// used since `keep` (the part under way), until at most `limit` targets are held, or
+    /// none of those is left; returns how many are held then.
+    fn let_go_to(&mut self, limit: usize, keep: u64) -> usize {
         let mut held = self.held_count();
         if held <= limit {
-            return;
+            return held;
         }
         let mut clean: Vec<usize> = (0..self.state.len())
-            .filter(|&i| self.state[i].targets.is_some() && !self.state[i].dirty)
+            .filter(|&i| {
+                let bin = &self.state[i];
+                bin.targets.is_some() && !bin.dirty && bin.used < keep
+            })
             .collect();
         clean.sort_by_key(|&i| self.state[i].used);
         for i in clean {
@@ -819,6 +879,7 @@ impl TargetsRole {
             }
             held -= self.state[i].targets.take().map_or(0, |t| t.len());
         }
+        held
     }
 
     /// Fills the new bins `slice` with the targets of the `old` bins that overlap them;

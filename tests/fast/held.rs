@@ -6,6 +6,7 @@
 //! signed over.
 
 use package_signing::bins::HashBins;
+use package_signing::client::send::add_jobs;
 use package_signing::client::status;
 use package_signing::jobs::TargetsJob;
 use package_signing::roles::RoleSettings;
@@ -14,8 +15,13 @@ use crate::harness::*;
 
 /// The signers with a targets signer that holds nothing beyond the batch it applies.
 async fn start_holding_nothing(repo: &Repo) -> Signers {
+    start_holding(repo, 0).await
+}
+
+/// The signers with a targets signer that holds at most `held_targets` targets.
+async fn start_holding(repo: &Repo, held_targets: usize) -> Signers {
     let settings = RoleSettings {
-        held_targets: 0,
+        held_targets,
         ..repo.settings()
     };
     let signers = Signers::start_with(repo, &repo.inbox, settings);
@@ -105,4 +111,49 @@ async fn a_bin_replaced_after_the_signer_wrote_it_is_never_signed_over() {
         victim_version,
         "nothing signed over it"
     );
+}
+
+/// A batch touching more targets than the signer may hold (a bulk import) goes a part of the
+/// bins at a time, and still writes each bin it changes once, with every job's changes in
+/// the order the jobs were issued.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_larger_than_memory_writes_each_bin_once() {
+    let repo = Repo::init(16);
+    let bins = HashBins::new(16).unwrap();
+    let before: Vec<u64> = (0..16).map(|i| repo.newest(&bins.name(i))).collect();
+    // Queued before the signers start, so that they are one batch: four jobs of 50 adds,
+    // then a job removing three of them.
+    let releases = repo.releases("bulk", 200, "bulk");
+    let mut jobs = add_jobs(&repo.stage(&releases), 50, false);
+    let gone: Vec<String> = releases[..3].iter().map(|r| r.name.clone()).collect();
+    jobs.push(TargetsJob {
+        remove: gone.clone(),
+        ..Default::default()
+    });
+    let submitted = repo.send(&repo.inbox, &jobs).await;
+    // 20 held: a part is about one bin of some 12 targets.
+    let signers = start_holding(&repo, 20).await;
+    let outcomes = submitted.outcomes().await;
+    assert_eq!(outcomes.len(), 200);
+    signers.targets.wait_for("jobs=5 ", 1).await;
+    signers.targets.wait_for("files_written=16 ", 1).await;
+    for i in 0..16 {
+        assert_eq!(
+            repo.newest(&bins.name(i)),
+            before[i as usize] + 1,
+            "bin {i} written once"
+        );
+    }
+    let mut expected = expected(&releases[3..]);
+    expected.extend(gone.iter().map(|name| (name.clone(), None)));
+    repo.covered(expected).await;
+    repo.assert_downloads(&releases[3..].iter().step_by(7).cloned().collect::<Vec<_>>())
+        .await;
+    assert_eq!(
+        status::read(&repo.layout, &repo.pin()).unwrap().targets,
+        197
+    );
+    let report = repo.validate();
+    assert!(report.is_ok(), "{}", report.render());
+    signers.stop().await;
 }
