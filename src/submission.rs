@@ -265,11 +265,25 @@ fn whole_lines(mut file: std::fs::File, path: &Path) -> Result<impl BufRead> {
 /// the first 128 bits of its SHA-256, 16 bytes whatever the name's length (as [`id_of`] names
 /// a submission). Two names sharing a slot would take a search of about 2^64 names to find; the
 /// file keeps the names themselves.
-fn slot(key: &str) -> u128 {
+fn slot(key: &str) -> [u64; 2] {
     let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, key.as_bytes());
-    let mut first = [0u8; 16];
-    first.copy_from_slice(&digest.as_ref()[..16]);
-    u128::from_le_bytes(first)
+    let half = |i: usize| {
+        let mut bytes = [0u8; 8];
+        bytes.copy_from_slice(&digest.as_ref()[i * 8..i * 8 + 8]);
+        u64::from_le_bytes(bytes)
+    };
+    [half(0), half(1)]
+}
+
+/// An issue time as the ledger keeps it in memory: nanoseconds since 1970, 8 bytes (enough
+/// until 2262; a job from further ahead is refused before it gets here).
+fn nanos(t: Timestamp) -> i64 {
+    i64::try_from(t.as_nanosecond()).unwrap_or(i64::MAX)
+}
+
+/// The issue time [`nanos`] kept.
+fn from_nanos(n: i64) -> Timestamp {
+    Timestamp::from_nanosecond(n.into()).expect("an i64 of nanoseconds is a timestamp")
 }
 
 /// Now less `max_age`: rule 1 refuses what was issued before it.
@@ -290,9 +304,10 @@ pub struct Ledger {
     /// or it forgot what was older (the age window of the day): a `--max-job-age` raised
     /// later cannot reach back past it, so a change it forgot is never replayed.
     since: Timestamp,
-    /// By [`slot`]: one 32-byte entry a name changed within the age window, which is every name
-    /// after a bulk import (6 million names: about 300 MB with the table's slack).
-    last: HashMap<u128, Timestamp>,
+    /// By [`slot`], in [`nanos`]: one 24-byte entry a name changed within the age window, which
+    /// is every name after a bulk import (6 million names: about 200 MB with the table's
+    /// slack).
+    last: HashMap<[u64; 2], i64>,
     /// Admitted by [`Ledger::newer`] in the batch under way: merged into `last` only once
     /// [`Ledger::commit`] has written them, so a batch that fails is not remembered as
     /// applied.
@@ -388,8 +403,8 @@ impl Ledger {
                 continue;
             };
             for key in line.keys {
-                let newest = self.last.entry(slot(&key)).or_insert(issued);
-                *newest = (*newest).max(issued);
+                let newest = self.last.entry(slot(&key)).or_insert(nanos(issued));
+                *newest = (*newest).max(nanos(issued));
             }
         }
         Ok(since)
@@ -474,8 +489,8 @@ impl Ledger {
     pub fn last_change(&self, key: &str) -> Option<Timestamp> {
         self.admitted
             .get(key)
-            .or_else(|| self.last.get(&slot(key)))
             .copied()
+            .or_else(|| self.last.get(&slot(key)).map(|&n| from_nanos(n)))
     }
 
     /// Takes back what [`Ledger::newer`] admitted for `key` in the batch under way: that
@@ -518,7 +533,7 @@ impl Ledger {
             self.lines += 1;
         }
         self.last
-            .extend(self.admitted.drain().map(|(key, t)| (slot(&key), t)));
+            .extend(self.admitted.drain().map(|(key, t)| (slot(&key), nanos(t))));
         let mut file = std::fs::OpenOptions::new()
             .append(true)
             .open(&self.path)
@@ -534,7 +549,7 @@ impl Ledger {
             // Forget what rule 1 covers now, so that memory and file stay bounded.
             self.commits = 0;
             let horizon = self.horizon();
-            self.last.retain(|_, t| *t >= horizon);
+            self.last.retain(|_, t| *t >= nanos(horizon));
             self.since = self.since.max(horizon);
             if self.lines > 10_000 && self.lines > 4 * self.last.len() {
                 return self.compact();
@@ -564,7 +579,7 @@ impl Ledger {
             let keys: Vec<String> = line
                 .keys
                 .into_iter()
-                .filter(|key| self.last.get(&slot(key)) == Some(&issued))
+                .filter(|key| self.last.get(&slot(key)) == Some(&nanos(issued)))
                 .collect();
             if !keys.is_empty() {
                 bytes.extend(encode_line(&Line {
