@@ -44,6 +44,7 @@ pub mod keys;
 pub mod logging;
 pub mod ops;
 pub mod pin;
+pub mod progress;
 pub mod provenance;
 pub mod repository;
 pub mod role;

@@ -286,3 +286,50 @@ fn validate_judges_each_role_by_its_own_lifetime() {
         "{report}"
     );
 }
+
+/// A newcomer adding a large folder sees it move. With stderr not a terminal (here a pipe, as
+/// in CI or a log) `add-targets` says every few seconds how many files it has hashed, then,
+/// with `--wait`, how many names are decided, and each step's total and time when it ends.
+/// (On a terminal the same progress is a bar.)
+#[test]
+fn a_100k_target_add_targets_shows_its_progress() {
+    const COUNT: usize = 100_000;
+    let repo = TestRepo::init(2048, &[]);
+    let inbox = repo.path("inbox");
+    std::fs::create_dir(&inbox).unwrap();
+    make_releases(&repo.path("rel"), COUNT, "p");
+    let signer = repo.spawn_embedded(&inbox, &[]);
+    let out = run(Command::new(CLIENT)
+        .env("TUF_SUBMITTER_KEY", repo.submitter_key())
+        .args(["add-targets", "--no-copy", "--inbox"])
+        .arg(&inbox)
+        .args(["--wait", "--timeout", "600s", "--repo"])
+        .arg(&repo.repo)
+        .arg(repo.path("rel"))
+        .env_remove("AMQP_URL"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "add-targets failed: {stderr}");
+    for last in [
+        format!("hashed {COUNT}/{COUNT} files in "),
+        format!("done {COUNT}/{COUNT} names in "),
+    ] {
+        assert!(stderr.contains(&last), "no {last:?} in:\n{stderr}");
+    }
+    // Said while the work moved (every 2 s): reading and hashing 100,000 files, and signing
+    // them, each take longer than that.
+    let moving: Vec<&str> = stderr
+        .lines()
+        .filter(|l| (l.starts_with("hashed ") || l.starts_with("done ")) && !l.contains(" in "))
+        .collect();
+    assert!(!moving.is_empty(), "no progress while it worked:\n{stderr}");
+    for line in moving {
+        let (done, total) = line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|n| n.split_once('/'))
+            .unwrap_or_else(|| panic!("{line}"));
+        let done: usize = done.parse().unwrap();
+        assert!(done < COUNT && total == COUNT.to_string(), "{line}");
+    }
+    drop(signer);
+}

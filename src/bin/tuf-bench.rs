@@ -22,6 +22,7 @@ use package_signing::client::coverage::{Coverage, Expected};
 use package_signing::client::submit::{Route, Sink};
 use package_signing::jobs::{NewTarget, TargetHashes, TargetsJob};
 use package_signing::keys::SigningKey;
+use package_signing::progress::{Progress, Show};
 use package_signing::repository::Layout;
 use package_signing::role::Role;
 
@@ -755,6 +756,12 @@ impl Bench {
     async fn prefill(&self, count: usize, job_size: usize) {
         let start = Instant::now();
         let lot = if count > 1_000_000 { 500_000 } else { 100_000 };
+        let mut prefilled = Progress::new(
+            "prefilled",
+            " targets",
+            count as u64,
+            Show::for_stderr(false),
+        );
         for first in (0..count).step_by(lot) {
             let end = count.min(first + lot);
             let mut last = Vec::new();
@@ -769,8 +776,9 @@ impl Bench {
                 self.sink.send(&job, 0).await.unwrap();
             }
             wait_covered(&self.layout, expected(&last)).await;
-            eprintln!("tuf-bench: prefilled {end} of {count} targets");
+            prefilled.set(end as u64);
         }
+        prefilled.finish();
         let took = start.elapsed().as_secs_f64();
         println!(
             "prefill {count} targets, {job_size} per job   {:>10.0} targets/s ({took:.1} s)",

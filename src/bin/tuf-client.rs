@@ -8,6 +8,7 @@ use package_signing::cli;
 use package_signing::client::composer::{self, Remote};
 use package_signing::client::send::{self, Sending};
 use package_signing::client::{dead_letters, serve, status, validate};
+use package_signing::progress::Show;
 use package_signing::repository::Layout;
 use package_signing::role::Role;
 use package_signing::Result;
@@ -133,6 +134,10 @@ enum Operate {
         /// files are published elsewhere, e.g. by the Composer repository's web server).
         #[arg(long)]
         no_target_files: bool,
+        /// Progress (bins checked) as a plain line every few seconds instead of a bar, as
+        /// when stderr is not a terminal.
+        #[arg(long)]
+        quiet: bool,
     },
     /// Show each role's version, expiry (yellow when close, red when expired) and key ids,
     /// the number of targets, whether signing is paused and, with a broker, the jobs waiting
@@ -292,6 +297,10 @@ struct SendArgs {
     /// With --wait: the root the published metadata is checked from.
     #[command(flatten)]
     root: cli::RootArgs,
+    /// Progress (files hashed, then names decided with --wait) as a plain line every few
+    /// seconds instead of a bar, as when stderr is not a terminal.
+    #[arg(long)]
+    quiet: bool,
 }
 
 impl From<SendArgs> for Sending {
@@ -304,6 +313,7 @@ impl From<SendArgs> for Sending {
             timeout: args.timeout,
             batch_size: args.batch_size,
             root: args.root,
+            show: Show::for_stderr(args.quiet),
         }
     }
 }
@@ -363,11 +373,13 @@ impl Operate {
                 expires_within,
                 expiry,
                 no_target_files,
+                quiet,
             } => validate::run(
                 &Layout::new(repo),
                 &root.pin(None, "validate")?,
                 &validate::Window::new(expires_within, expiry.expiries()),
                 !no_target_files,
+                Show::for_stderr(quiet),
             ),
             Operate::Status {
                 repo,

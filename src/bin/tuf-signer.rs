@@ -9,6 +9,7 @@ use package_signing::cli;
 use package_signing::keys::KeyIdRule;
 use package_signing::ops::init::{find_key, init, InitOptions};
 use package_signing::ops::root;
+use package_signing::progress::{Progress, Show};
 use package_signing::repository::deployment::Deployment;
 use package_signing::repository::expiry::parse_duration;
 use package_signing::repository::prune::Retention;
@@ -65,6 +66,10 @@ enum Command {
         key_id_rule: KeyIdRule,
         #[command(flatten)]
         expiry: cli::ExpiryArgs,
+        /// Progress (bins signed) as a plain line every few seconds instead of a bar, as when
+        /// stderr is not a terminal.
+        #[arg(long)]
+        quiet: bool,
     },
     /// Run a signer (or all three) until stopped with Ctrl-C or SIGTERM.
     ///
@@ -351,6 +356,7 @@ async fn dispatch(command: Command) -> Result<()> {
             repo_group,
             key_id_rule,
             expiry,
+            quiet,
         } => {
             let opts = InitOptions {
                 repo,
@@ -364,11 +370,17 @@ async fn dispatch(command: Command) -> Result<()> {
                 },
                 key_id_rule,
             };
+            let mut signed = None;
             let report = init(&opts, |done, total| {
-                if total >= 4096 && done % 4096 == 0 {
-                    eprintln!("signed {done}/{total} bins");
-                }
+                signed
+                    .get_or_insert_with(|| {
+                        Progress::new("signed", " bins", total as u64, Show::for_stderr(quiet))
+                    })
+                    .set(done as u64);
             })?;
+            if let Some(signed) = signed {
+                signed.finish();
+            }
             print!("{}", report.summary(&opts));
             Ok(())
         }

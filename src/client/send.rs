@@ -17,6 +17,7 @@ use crate::broker::{Publisher, Queue, Via};
 use crate::jobs::{check_target_name, NewTarget, SnapshotJob, TargetsJob, TimestampJob};
 use crate::keys::SigningKey;
 use crate::pin::Pin;
+use crate::progress::{Progress, Show};
 use crate::repository::Layout;
 use crate::role::Role;
 use crate::{Error, Result};
@@ -42,6 +43,8 @@ pub struct Sending {
     pub timeout: Duration,
     /// Targets per job.
     pub batch_size: usize,
+    /// How progress shows on stderr (hashing, and the wait).
+    pub show: Show,
 }
 
 impl Sending {
@@ -83,7 +86,7 @@ impl Sending {
     pub fn checked_wait(&self) -> Result<Option<Wait>> {
         Ok(self
             .checked_repo()?
-            .map(|(layout, pin)| Wait::new(layout.clone(), pin)))
+            .map(|(layout, pin)| Wait::new(layout.clone(), pin).showing(self.show)))
     }
 
     /// Connects (waiting for a broker that is down, see [`crate::broker::Waiting`]).
@@ -154,16 +157,16 @@ pub async fn add_targets(
     let started = Instant::now();
     let targets_dir = targets_dir.map(TargetsFolder::open).transpose()?;
     let mut described = Vec::with_capacity(releases.len());
-    for (i, release) in releases.iter().enumerate() {
+    let mut hashed = Progress::new("hashed", " files", releases.len() as u64, sending.show);
+    for release in &releases {
         let target = describe(release)?;
         if let Some(dir) = &targets_dir {
             dir.publish(release, &target)?;
         }
         described.push(target);
-        if releases.len() >= 1000 && (i + 1) % 1000 == 0 {
-            eprintln!("hashed {}/{}", i + 1, releases.len());
-        }
+        hashed.inc(1);
     }
+    hashed.finish();
     let expected: Expected = described
         .iter()
         .map(|t| (t.name.clone(), Some((t.length, t.hashes.sha256.clone()))))

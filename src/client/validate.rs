@@ -14,6 +14,7 @@ use tough::schema::RoleType;
 
 use crate::keys::KeyIdRule;
 use crate::pin::Pin;
+use crate::progress::{Progress, Show};
 use crate::repository::expiry::show_duration;
 use crate::repository::{Expiries, Layout};
 use crate::role::Role;
@@ -121,9 +122,16 @@ impl Window {
     }
 }
 
-/// `tuf-client validate`: prints the report; fails when it found problems.
-pub fn run(layout: &Layout, pin: &Pin, window: &Window, target_files: bool) -> Result<()> {
-    let report = validate(layout, pin, window, target_files)?;
+/// `tuf-client validate`: prints the report, with progress over the bins on stderr as `show`
+/// says; fails when it found problems.
+pub fn run(
+    layout: &Layout,
+    pin: &Pin,
+    window: &Window,
+    target_files: bool,
+    show: Show,
+) -> Result<()> {
+    let report = validate_showing(layout, pin, window, target_files, Some(show))?;
     print!("{}", report.render());
     if report.is_ok() {
         Ok(())
@@ -140,11 +148,23 @@ pub fn run(layout: &Layout, pin: &Pin, window: &Window, target_files: bool) -> R
 /// signed target must be in `targets/` (as `DIR/SHA256.FILE`) with its signed length and
 /// hashes, as clients will download it.
 pub fn validate(layout: &Layout, pin: &Pin, window: &Window, target_files: bool) -> Result<Report> {
+    validate_showing(layout, pin, window, target_files, None)
+}
+
+/// [`validate`], showing progress over the bins as `show` says (none without).
+fn validate_showing(
+    layout: &Layout,
+    pin: &Pin,
+    window: &Window,
+    target_files: bool,
+    show: Option<Show>,
+) -> Result<Report> {
     layout.require_initialised()?;
     let mut check = Check {
         layout,
         window,
         report: Report::default(),
+        show,
     };
     // The checks a client makes (the updater's trusted set), on the files on disk: the root
     // chain, then timestamp, snapshot, targets and every bin; a failure in the chain or the
@@ -188,6 +208,8 @@ struct Check<'a> {
     layout: &'a Layout,
     window: &'a Window,
     report: Report,
+    /// How progress over the bins shows, if it does.
+    show: Option<Show>,
 }
 
 impl Check<'_> {
@@ -365,7 +387,14 @@ impl Check<'_> {
     ) -> usize {
         let mut targets = 0;
         let mut file_problems = 0;
+        let total = delegations.roles.len() as u64;
+        let mut checked = self
+            .show
+            .map(|show| Progress::new("checked", " bins", total, show));
         for role in &delegations.roles {
+            if let Some(checked) = &mut checked {
+                checked.inc(1);
+            }
             // Not listed, the problem is the snapshot's.
             let file = published_file(set, self.layout, &role.name);
             let bin =
@@ -395,6 +424,9 @@ impl Check<'_> {
                     }
                 }
             }
+        }
+        if let Some(checked) = checked {
+            checked.finish();
         }
         if file_problems > MAX_FILE_PROBLEMS {
             self.report.problems.push(format!(

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use super::coverage::{Coverage, Expected};
 use crate::pin::Pin;
+use crate::progress::{Progress, Show};
 use crate::repository::receipts::{ReceiptReader, Receipts};
 use crate::repository::Layout;
 use crate::{Error, Result};
@@ -67,40 +68,6 @@ pub async fn poll_saying<T>(
 
 const SAY_EVERY: Duration = Duration::from_secs(10);
 
-/// How a wait for more than one name says on stderr how many are decided: when some were
-/// decided since the last poll and half a second has passed since it last said, and once
-/// every name is.
-struct Progress {
-    total: usize,
-    last_said: Instant,
-}
-
-impl Progress {
-    fn new(total: usize) -> Progress {
-        Progress {
-            total,
-            last_said: Instant::now(),
-        }
-    }
-
-    /// After a poll that took the decided names from `before` to `now`, with the newest
-    /// timestamp version seen (0: none yet).
-    fn say(&mut self, before: usize, now: usize, all: bool, timestamp_version: u64) {
-        let moved = now > before && self.last_said.elapsed() > Duration::from_millis(500);
-        if self.total <= 1 || !(moved || all) {
-            return;
-        }
-        // No timestamp seen yet (every name decided by a receipt): none named.
-        let seen = if timestamp_version > 0 {
-            format!(" (timestamp v{timestamp_version})")
-        } else {
-            String::new()
-        };
-        eprintln!("done {now}/{}{seen}", self.total);
-        self.last_said = Instant::now();
-    }
-}
-
 /// What became of one name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -124,6 +91,8 @@ pub struct Wait {
     landed: HashMap<String, std::sync::Arc<BTreeMap<String, u64>>>,
     /// The names decided so far.
     pub outcomes: BTreeMap<String, Outcome>,
+    /// How a wait for more than one name shows how many are decided.
+    show: Show,
 }
 
 impl Wait {
@@ -137,7 +106,13 @@ impl Wait {
             unreceipted: HashSet::new(),
             landed: HashMap::new(),
             outcomes: BTreeMap::new(),
+            show: Show::Lines,
         }
+    }
+
+    /// The same, showing progress as `show` says (plain lines by default).
+    pub fn showing(self, show: Show) -> Wait {
+        Wait { show, ..self }
     }
 
     /// Submission `id` carried `names`.
@@ -221,25 +196,28 @@ impl Wait {
         timeout: Duration,
     ) -> Result<()> {
         let total = pending.len();
-        let mut progress = Progress::new(total);
+        // One name is decided or not: no progress to show.
+        let mut progress =
+            (total > 1).then(|| Progress::new("done", " names", total as u64, self.show));
         // The last check that failed, said if the wait times out (a read can race with a
         // signer's rename, which the next poll gets past; a repository that does not verify
         // does not).
         let mut last_error: Option<Error> = None;
         let every = Duration::from_millis(20);
         let done = poll(started, timeout, every, || {
-            let decided = self.outcomes.len();
             match self.poll(&mut pending) {
                 Err(e) => last_error = Some(e),
-                Ok(timestamp_version) => {
-                    last_error = None;
-                    let now = self.outcomes.len();
-                    progress.say(decided, now, pending.is_empty(), timestamp_version);
-                }
+                Ok(_) => last_error = None,
+            }
+            if let Some(progress) = &mut progress {
+                progress.set((total - pending.len()) as u64);
             }
             pending.is_empty().then_some(())
         })
         .await;
+        if let Some(progress) = progress {
+            progress.finish();
+        }
         if done.is_none() {
             return Err(self.timed_out(last_error.as_ref(), pending.len(), total, timeout));
         }
