@@ -5,6 +5,9 @@
 //! - `cfg(composer)` when `COMPOSER_CHROOT` names a chroot made by `tests/composer/chroot.sh`,
 //!   so that the Composer end-to-end test (`tests/composer.rs`) runs; without it, it is ignored
 //!   with the reason "skipped: no Composer chroot".
+//! - `cfg(promtool)` when `PROMTOOL` names Prometheus's `promtool` (Debian's `prometheus`
+//!   package), so that the alert rules are checked and unit-tested (`tests/metrics.rs`);
+//!   without it that test is ignored with the reason "skipped: no promtool".
 //! - `PACKAGE_SIGNING_BUILD`, what `--version`, the signers' start-up line and their receipts
 //!   name (`src/provenance.rs`): the crate version and, when `PACKAGE_SIGNING_COMMIT` is set (the
 //!   flake sets it to the commit, scripts/repro to the commit it builds), that commit. Nothing
@@ -15,6 +18,8 @@ fn main() {
     println!("cargo::rerun-if-env-changed=PHP_TUF_CHECKOUTS");
     println!("cargo::rustc-check-cfg=cfg(composer)");
     println!("cargo::rerun-if-env-changed=COMPOSER_CHROOT");
+    println!("cargo::rustc-check-cfg=cfg(promtool)");
+    println!("cargo::rerun-if-env-changed=PROMTOOL");
     println!("cargo::rerun-if-env-changed=PACKAGE_SIGNING_COMMIT");
     println!("cargo::rerun-if-changed=build.rs");
     if std::env::var_os("PHP_TUF_CHECKOUTS").is_some_and(|d| std::path::Path::new(&d).is_dir()) {
@@ -26,6 +31,9 @@ fn main() {
             .exists()
     }) {
         println!("cargo::rustc-cfg=composer");
+    }
+    if std::env::var_os("PROMTOOL").is_some_and(|p| std::path::Path::new(&p).is_file()) {
+        println!("cargo::rustc-cfg=promtool");
     }
     let version = std::env::var("CARGO_PKG_VERSION").unwrap_or_default();
     let commit = std::env::var("PACKAGE_SIGNING_COMMIT").unwrap_or_default();

@@ -42,6 +42,7 @@ pub mod high_water;
 pub mod jobs;
 pub mod keys;
 pub mod logging;
+pub mod metrics;
 pub mod ops;
 pub mod pin;
 pub mod progress;

@@ -19,6 +19,8 @@ pub enum Show {
     Bar,
     /// A line on stderr at most every [`Progress::EVERY`], and the last one.
     Lines,
+    /// Nothing (a library caller, or work too small to follow).
+    Hidden,
 }
 
 impl Show {
@@ -47,6 +49,7 @@ pub struct Progress {
 enum Shown {
     Bar(ProgressBar),
     Lines { said: Instant, said_done: u64 },
+    Hidden,
 }
 
 impl Progress {
@@ -70,6 +73,7 @@ impl Progress {
                 said: Instant::now(),
                 said_done: 0,
             },
+            Show::Hidden => Shown::Hidden,
         };
         Progress {
             what: what.to_string(),
@@ -94,6 +98,7 @@ impl Progress {
                 bar.set_position(done);
                 false
             }
+            Shown::Hidden => false,
             Shown::Lines { said, said_done } => {
                 let due = done > *said_done && said.elapsed() >= Self::EVERY && done < self.total;
                 if due {
@@ -116,8 +121,10 @@ impl Progress {
     /// The work is over: the bar is cleared, and the last line says how far it got and how
     /// long it took.
     pub fn finish(self) {
-        if let Shown::Bar(bar) = &self.shown {
-            bar.finish_and_clear();
+        match &self.shown {
+            Shown::Bar(bar) => bar.finish_and_clear(),
+            Shown::Lines { .. } => {}
+            Shown::Hidden => return,
         }
         eprintln!(
             "{} in {:.1} s",

@@ -262,6 +262,12 @@ struct RunArgs {
     /// serve). See README, "Choosing a bin count".
     #[arg(long)]
     no_gzip_copies: bool,
+    /// Serve Prometheus metrics on http://ADDR/metrics (e.g. 127.0.0.1:9464; off by
+    /// default): jobs by outcome, batch latency, each role's version and seconds until its
+    /// metadata expires, last publish, broker connection, active or standby. See README,
+    /// "Monitoring".
+    #[arg(long, value_name = "ADDR")]
+    metrics_listen: Option<String>,
     /// Re-sign a role when less than this percentage of its lifetime is left (50: a 1-day
     /// timestamp is re-signed once 12 hours are left). Checked at start, then regularly.
     #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u8).range(1..=99))]
@@ -486,5 +492,8 @@ async fn run(args: RunArgs) -> Result<()> {
         state: args.root.state.clone(),
         gzip_copies: !args.no_gzip_copies,
     };
+    if let Some(addr) = &args.metrics_listen {
+        package_signing::metrics::listen(addr).await?;
+    }
     signers.run(Transport::start(via), stop).await
 }

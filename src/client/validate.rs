@@ -131,7 +131,7 @@ pub fn run(
     target_files: bool,
     show: Show,
 ) -> Result<()> {
-    let report = validate_showing(layout, pin, window, target_files, Some(show))?;
+    let report = validate_showing(layout, pin, window, target_files, show)?;
     print!("{}", report.render());
     if report.is_ok() {
         Ok(())
@@ -148,16 +148,16 @@ pub fn run(
 /// signed target must be in `targets/` (as `DIR/SHA256.FILE`) with its signed length and
 /// hashes, as clients will download it.
 pub fn validate(layout: &Layout, pin: &Pin, window: &Window, target_files: bool) -> Result<Report> {
-    validate_showing(layout, pin, window, target_files, None)
+    validate_showing(layout, pin, window, target_files, Show::Hidden)
 }
 
-/// [`validate`], showing progress over the bins as `show` says (none without).
+/// [`validate`], showing progress over the bins as `show` says.
 fn validate_showing(
     layout: &Layout,
     pin: &Pin,
     window: &Window,
     target_files: bool,
-    show: Option<Show>,
+    show: Show,
 ) -> Result<Report> {
     layout.require_initialised()?;
     let mut check = Check {
@@ -208,8 +208,8 @@ struct Check<'a> {
     layout: &'a Layout,
     window: &'a Window,
     report: Report,
-    /// How progress over the bins shows, if it does.
-    show: Option<Show>,
+    /// How progress over the bins shows.
+    show: Show,
 }
 
 impl Check<'_> {
@@ -388,13 +388,9 @@ impl Check<'_> {
         let mut targets = 0;
         let mut file_problems = 0;
         let total = delegations.roles.len() as u64;
-        let mut checked = self
-            .show
-            .map(|show| Progress::new("checked", " bins", total, show));
+        let mut checked = Progress::new("checked", " bins", total, self.show);
         for role in &delegations.roles {
-            if let Some(checked) = &mut checked {
-                checked.inc(1);
-            }
+            checked.inc(1);
             // Not listed, the problem is the snapshot's.
             let file = published_file(set, self.layout, &role.name);
             let bin =
@@ -425,9 +421,7 @@ impl Check<'_> {
                 }
             }
         }
-        if let Some(checked) = checked {
-            checked.finish();
-        }
+        checked.finish();
         if file_problems > MAX_FILE_PROBLEMS {
             self.report.problems.push(format!(
                 "... and {} more target files missing or not as signed",

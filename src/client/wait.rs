@@ -197,8 +197,8 @@ impl Wait {
     ) -> Result<()> {
         let total = pending.len();
         // One name is decided or not: no progress to show.
-        let mut progress =
-            (total > 1).then(|| Progress::new("done", " names", total as u64, self.show));
+        let show = if total > 1 { self.show } else { Show::Hidden };
+        let mut progress = Progress::new("done", " names", total as u64, show);
         // The last check that failed, said if the wait times out (a read can race with a
         // signer's rename, which the next poll gets past; a repository that does not verify
         // does not).
@@ -209,15 +209,11 @@ impl Wait {
                 Err(e) => last_error = Some(e),
                 Ok(_) => last_error = None,
             }
-            if let Some(progress) = &mut progress {
-                progress.set((total - pending.len()) as u64);
-            }
+            progress.set((total - pending.len()) as u64);
             pending.is_empty().then_some(())
         })
         .await;
-        if let Some(progress) = progress {
-            progress.finish();
-        }
+        progress.finish();
         if done.is_none() {
             return Err(self.timed_out(last_error.as_ref(), pending.len(), total, timeout));
         }

@@ -85,6 +85,10 @@ impl SnapshotRole {
 }
 
 impl Stage for SnapshotRole {
+    fn published(&self) -> Vec<(&'static str, u64, jiff::Timestamp)> {
+        vec![(Role::Snapshot.name(), self.version, self.expires)]
+    }
+
     const ROLE: Role = Role::Snapshot;
     type Job = SnapshotJob;
     type Next = TimestampJob;

@@ -58,6 +58,11 @@ pub trait Stage: Send + 'static {
     fn resync(&self) -> Result<Option<Self::Next>>;
     /// Whether another replica has written newer files since this state was loaded.
     fn is_stale(&self) -> Result<bool>;
+    /// This role's current files for the metrics: `(what, version, expires)`, e.g.
+    /// `("timestamp", 12, …)`; the targets signer also gives `bins` (the newest bin's version,
+    /// the first bin to expire).
+    fn published(&self) -> Vec<(&'static str, u64, jiff::Timestamp)>;
+
     /// The lifetimes of the metadata this role signs, which set how often it looks for
     /// metadata about to expire: its own file's, unless it signs several kinds.
     fn lifetimes(&self) -> Vec<Duration> {

@@ -187,6 +187,20 @@ impl TargetsRole {
 }
 
 impl Stage for TargetsRole {
+    fn published(&self) -> Vec<(&'static str, u64, jiff::Timestamp)> {
+        let mut out = vec![(
+            Role::Targets.name(),
+            self.top.version.get(),
+            self.top.expires,
+        )];
+        let newest = self.state.iter().map(|b| b.version).max();
+        let first_to_expire = self.state.iter().map(|b| b.expires).min();
+        if let (Some(version), Some(expires)) = (newest, first_to_expire) {
+            out.push((Role::Bins.name(), version, expires));
+        }
+        out
+    }
+
     const ROLE: Role = Role::Targets;
     const PAUSABLE: bool = true;
     type Job = TargetsJob;

@@ -55,6 +55,10 @@ impl TimestampRole {
 }
 
 impl Stage for TimestampRole {
+    fn published(&self) -> Vec<(&'static str, u64, jiff::Timestamp)> {
+        vec![(Role::Timestamp.name(), self.version, self.expires)]
+    }
+
     const ROLE: Role = Role::Timestamp;
     type Job = TimestampJob;
     type Next = Last;

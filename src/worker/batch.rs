@@ -10,6 +10,7 @@ use super::{expiry_interval, hand_on, prune_interval, Queued, State, Transport, 
 use crate::broker::backoff::Backoff;
 use crate::broker::{Delivery, Endpoint};
 use crate::jobs::{ExpiryCheck, Job};
+use crate::metrics::Outcome;
 use crate::roles::Stage;
 use crate::Result;
 
@@ -29,7 +30,9 @@ pub(super) async fn consume<S: Stage, L: Fn() -> Result<S>>(
         _ = shutdown.changed() => return Ok(State::Stopped),
     };
     let opened = Instant::now();
+    crate::metrics::connected(S::ROLE.name(), true);
     let state = consume_from(&mut endpoint, writer, options, shutdown).await;
+    crate::metrics::connected(S::ROLE.name(), false);
     endpoint.close().await;
     if opened.elapsed() >= Backoff::STABLE {
         *backoff = Backoff::default();
@@ -52,6 +55,7 @@ async fn consume_from<S: Stage, L: Fn() -> Result<S>>(
         image = crate::provenance::image().as_deref().unwrap_or("(not named: TUF_IMAGE unset)"),
         "signer ready"
     );
+    observe_published(&writer.stage);
     // Expiry is checked at once (a signer that was down may find its metadata expired), then
     // regularly, through this role's own queue: see `ExpiryCheck`.
     let mut expiry_check = expiry_interval(&writer.stage);
@@ -99,7 +103,6 @@ async fn process<S: Stage, L: Fn() -> Result<S>>(
     let mut jobs = Vec::with_capacity(batch.len());
     // Which delivery each job came from.
     let mut from_delivery = Vec::with_capacity(batch.len());
-    let mut rejected = 0;
     for (d, delivery) in batch.iter().enumerate() {
         let job = stage
             .decode(&delivery.body)
@@ -110,7 +113,6 @@ async fn process<S: Stage, L: Fn() -> Result<S>>(
                 from_delivery.push(d);
             }
             Err(e) if e.is_job_fault() => {
-                rejected += 1;
                 let reason = e.to_string();
                 tracing::warn!(role = %S::ROLE, reason = %reason, "job sent to the dead-letter queue");
                 endpoint.dead_letter(delivery, &reason).await?;
@@ -121,12 +123,10 @@ async fn process<S: Stage, L: Fn() -> Result<S>>(
             Err(e) => return Err(e),
         }
     }
-    let items: usize = jobs.iter().map(Job::items).sum();
     let done = tokio::task::block_in_place(|| writer.apply_locked(&jobs))?;
     hand_on::<S>(endpoint, done.downstream).await?;
     let applied = done.applied;
     for refusal in &applied.refused {
-        rejected += 1;
         tracing::warn!(role = %S::ROLE, reason = %refusal.reason,
             "job refused in part: sent to the dead-letter queue");
         endpoint
@@ -134,14 +134,47 @@ async fn process<S: Stage, L: Fn() -> Result<S>>(
             .await?;
     }
     endpoint.ack(batch).await?;
-    tracing::info!(
-        role = %S::ROLE,
-        jobs = batch.len(),
-        items,
-        rejected,
-        files_written = applied.written,
-        ms = started.elapsed().as_secs_f64() * 1000.0,
-        "batch done"
+    batch_done(
+        &writer.stage,
+        batch.len(),
+        &jobs,
+        &applied,
+        started.elapsed(),
     );
     Ok(())
+}
+
+/// Says what became of a batch of `taken` jobs, `jobs` of which were applied (in part, when
+/// `applied` refused some), in `took`: in the log, and to the metrics with the role's files
+/// after it.
+fn batch_done<S: Stage>(
+    stage: &S,
+    taken: usize,
+    jobs: &[S::Job],
+    applied: &crate::roles::Applied<S::Next>,
+    took: Duration,
+) {
+    let role = S::ROLE.name();
+    let refused_in_part = applied.refused.len();
+    tracing::info!(
+        role = %S::ROLE,
+        jobs = taken,
+        items = jobs.iter().map(Job::items).sum::<usize>(),
+        rejected = taken - jobs.len() + refused_in_part,
+        files_written = applied.written,
+        ms = took.as_secs_f64() * 1000.0,
+        "batch done"
+    );
+    crate::metrics::jobs(role, Outcome::applied, jobs.len() - refused_in_part);
+    crate::metrics::jobs(role, Outcome::refused_in_part, refused_in_part);
+    crate::metrics::jobs(role, Outcome::dead_lettered, taken - jobs.len());
+    crate::metrics::batch(role, taken, took, applied.written);
+    observe_published(stage);
+}
+
+/// Tells the metrics what `stage`'s current files are (version, expiry).
+fn observe_published<S: Stage>(stage: &S) {
+    for (role, version, expires) in stage.published() {
+        crate::metrics::published(role, version, expires);
+    }
 }

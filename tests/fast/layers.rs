@@ -227,7 +227,8 @@ fn no_module_joins_an_import_circle() {
 /// returns it, and it names every layer's failures.
 const LAYERS: &[(&str, &[&str])] = &[
     (
-        "model: the TUF types, canonical JSON, keys and the signing seam, bins, no I/O",
+        "model: the TUF types, canonical JSON, keys and the signing seam, bins, no I/O; and \
+         the logs, progress and metrics every layer reports to",
         &[
             "canonical",
             "bins",
@@ -237,6 +238,8 @@ const LAYERS: &[(&str, &[&str])] = &[
             "failpoint",
             "provenance",
             "logging",
+            "progress",
+            "metrics",
         ],
     ),
     (
