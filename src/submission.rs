@@ -402,9 +402,10 @@ impl Ledger {
             let Some(issued) = line.issued.filter(|t| *t >= horizon) else {
                 continue;
             };
+            let issued = nanos(issued);
             for key in line.keys {
-                let newest = self.last.entry(slot(&key)).or_insert(nanos(issued));
-                *newest = (*newest).max(nanos(issued));
+                let newest = self.last.entry(slot(&key)).or_insert(issued);
+                *newest = (*newest).max(issued);
             }
         }
         Ok(since)
@@ -549,7 +550,8 @@ impl Ledger {
             // Forget what rule 1 covers now, so that memory and file stay bounded.
             self.commits = 0;
             let horizon = self.horizon();
-            self.last.retain(|_, t| *t >= nanos(horizon));
+            let oldest = nanos(horizon);
+            self.last.retain(|_, t| *t >= oldest);
             self.since = self.since.max(horizon);
             if self.lines > 10_000 && self.lines > 4 * self.last.len() {
                 return self.compact();
@@ -576,10 +578,11 @@ impl Ledger {
         for (n, line) in whole_lines(file, &self.path)?.lines().enumerate() {
             let line = self.parse(n, line)?;
             let Some(issued) = line.issued else { continue };
+            let newest = Some(nanos(issued));
             let keys: Vec<String> = line
                 .keys
                 .into_iter()
-                .filter(|key| self.last.get(&slot(key)) == Some(&nanos(issued)))
+                .filter(|key| self.last.get(&slot(key)).copied() == newest)
                 .collect();
             if !keys.is_empty() {
                 bytes.extend(encode_line(&Line {

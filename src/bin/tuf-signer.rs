@@ -376,17 +376,10 @@ async fn dispatch(command: Command) -> Result<()> {
                 },
                 key_id_rule,
             };
-            let mut signed = None;
-            let report = init(&opts, |done, total| {
-                signed
-                    .get_or_insert_with(|| {
-                        Progress::new("signed", " bins", total as u64, Show::for_stderr(quiet))
-                    })
-                    .set(done as u64);
-            })?;
-            if let Some(signed) = signed {
-                signed.finish();
-            }
+            let show = Show::for_stderr(quiet);
+            let mut signed = Progress::new("signed", " bins", u64::from(opts.bins), show);
+            let report = init(&opts, |done, _| signed.set(done as u64))?;
+            signed.finish();
             print!("{}", report.summary(&opts));
             Ok(())
         }
