@@ -6,7 +6,8 @@ use std::process::ExitCode;
 use clap::{Args, Subcommand, ValueEnum};
 use package_signing::broker::Via;
 use package_signing::cli;
-use package_signing::keys::KeyIdRule;
+use package_signing::keys::token::TokenUri;
+use package_signing::keys::{Holder, KeyIdRule};
 use package_signing::ops::init::{find_key, init, InitOptions};
 use package_signing::ops::root;
 use package_signing::progress::{Progress, Show};
@@ -70,6 +71,33 @@ enum Command {
         /// stderr is not a terminal.
         #[arg(long)]
         quiet: bool,
+        /// Make every key inside this PKCS#11 token (an HSM, SoftHSM2) instead of key files:
+        /// each is generated in the token, not extractable, and KEYS/ROLE.pkcs11 names it
+        /// (a pkcs11: URI, no secret). The PIN comes from the URI's pin-source file or
+        /// TUF_PKCS11_PIN, never from here. See README, "Keys in an HSM".
+        /// Example: 'pkcs11:token=tuf?module-path=/usr/lib/softhsm/libsofthsm2.so&pin-source=file:/run/secrets/pin'
+        #[arg(long, value_name = "URI")]
+        token: Option<String>,
+        /// With --token: what every key's label starts with (tuf-timestamp, tuf-root, ...).
+        #[arg(long, default_value = "tuf-", requires = "token")]
+        token_label_prefix: String,
+    },
+    /// Make one new signing key, for a key rotation: a key file, or with --token a key
+    /// generated inside a PKCS#11 token and a reference file naming it.
+    ///
+    /// Writes OUT (the key file or the token reference, private) and OUT's public half as
+    /// NAME.pub.pem beside it, and prints the key id. Then add it to the root
+    /// (`root new --add-key ROLE=OUT`) and follow README, "Rotating an online key".
+    ///   tuf-signer new-key --out ./keys/timestamp.next.pkcs11 \
+    ///       --token 'pkcs11:token=tuf;object=tuf-timestamp-2?module-path=/usr/lib/softhsm/libsofthsm2.so'
+    #[command(verbatim_doc_comment)]
+    NewKey {
+        /// Where to write the key file (NAME.pem) or the token reference (NAME.pkcs11).
+        #[arg(long)]
+        out: PathBuf,
+        /// Generate the key inside this token; object= in the URI is its label.
+        #[arg(long, value_name = "URI")]
+        token: Option<String>,
     },
     /// Run a signer (or all three) until stopped with Ctrl-C or SIGTERM.
     ///
@@ -363,7 +391,16 @@ async fn dispatch(command: Command) -> Result<()> {
             key_id_rule,
             expiry,
             quiet,
+            token,
+            token_label_prefix,
         } => {
+            let holder = match token {
+                Some(uri) => Holder::Token {
+                    uri: TokenUri::parse(&uri)?,
+                    label_prefix: token_label_prefix,
+                },
+                None => Holder::File,
+            };
             let opts = InitOptions {
                 repo,
                 keys,
@@ -375,12 +412,17 @@ async fn dispatch(command: Command) -> Result<()> {
                     repo_group,
                 },
                 key_id_rule,
+                holder,
             };
             let show = Show::for_stderr(quiet);
             let mut signed = Progress::new("signed", " bins", u64::from(opts.bins), show);
             let report = init(&opts, |done, _| signed.set(done as u64))?;
             signed.finish();
             print!("{}", report.summary(&opts));
+            Ok(())
+        }
+        Command::NewKey { out, token } => {
+            print!("{}", new_key(&out, token.as_deref())?);
             Ok(())
         }
         Command::Run(args) => run(*args).await,
@@ -400,6 +442,44 @@ async fn dispatch(command: Command) -> Result<()> {
         }
         Command::Root(command) => root_command(command),
     }
+}
+
+/// `new-key`: one key, in a file or a token, with its public half beside it.
+fn new_key(out: &std::path::Path, token: Option<&str>) -> Result<String> {
+    let holder = match token {
+        Some(text) => {
+            let uri = TokenUri::parse(text)?;
+            let label = uri.object.clone().ok_or_else(|| {
+                Error::Usage(format!(
+                    "--token {text}: name the new key's label with object=LABEL in the URI"
+                ))
+            })?;
+            Holder::Token {
+                uri: uri.with_object(""),
+                label_prefix: label,
+            }
+        }
+        None => Holder::File,
+    };
+    let wanted = holder.extension();
+    if out.extension().is_none_or(|e| e != wanted) {
+        return Err(Error::Usage(format!(
+            "--out {}: name it NAME.{wanted}, so that what it holds is plain from its name",
+            out.display()
+        )));
+    }
+    let key = holder.make("", out)?;
+    let public = out.with_extension("pub.pem");
+    let pem = package_signing::keys::public_pem(key.public()).expect("an ed25519 key");
+    package_signing::durable::write_durably(&public, pem.as_bytes())?;
+    Ok(format!(
+        "New key {} in {}; its public half is in {}.\nNext: tuf-signer root new --add-key \
+         ROLE={}, then README \"Rotating an online key\".\n",
+        key.key_id(),
+        out.display(),
+        public.display(),
+        out.display()
+    ))
 }
 
 fn root_command(command: RootCommand) -> Result<()> {

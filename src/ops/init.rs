@@ -9,8 +9,8 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use crate::bins::HashBins;
-use crate::durable::{create_dir, create_private_dir, write_durably, write_secret_durably};
-use crate::keys::{self, KeyIdRule, SigningKey};
+use crate::durable::{create_dir, create_private_dir, write_durably};
+use crate::keys::{self, Holder, KeyIdRule, SigningKey};
 use crate::repository::build;
 use crate::repository::deployment::Deployment;
 use crate::repository::signed::sign;
@@ -34,6 +34,8 @@ pub struct InitOptions {
     pub deployment: Deployment,
     /// How the root names its keys (and the targets role its bins' key).
     pub key_id_rule: KeyIdRule,
+    /// Where the keys are made: files, or inside a PKCS#11 token (`--token`).
+    pub holder: Holder,
 }
 
 impl InitOptions {
@@ -48,6 +50,7 @@ impl InitOptions {
             expiries: Expiries::default(),
             deployment: Deployment::default(),
             key_id_rule: KeyIdRule::default(),
+            holder: Holder::default(),
         }
     }
 }
@@ -68,21 +71,31 @@ pub fn key_path(keys_dir: &Path, role: &str) -> PathBuf {
 }
 
 /// Where init put a role's key: `KEYS/<role>.pem`, or `KEYS/<role>/<role>.pem` with
-/// `--key-folders`.
+/// `--key-folders`; `.pkcs11` in place of `.pem` for a key in a token (`--token`).
 pub fn find_key(keys_dir: &Path, role: &str) -> PathBuf {
-    let in_folder = keys_dir.join(role).join(format!("{role}.pem"));
-    if in_folder.is_file() {
-        in_folder
-    } else {
-        key_path(keys_dir, role)
+    let places = [keys_dir.join(role), keys_dir.to_path_buf()];
+    let extensions = [Holder::File, token_holder()].map(|h| h.extension());
+    places
+        .iter()
+        .flat_map(|dir| extensions.map(|ext| dir.join(format!("{role}.{ext}"))))
+        .find(|path| path.is_file())
+        .unwrap_or_else(|| key_path(keys_dir, role))
+}
+
+/// A token holder, for its extension.
+fn token_holder() -> Holder {
+    Holder::Token {
+        uri: Default::default(),
+        label_prefix: String::new(),
     }
 }
 
 fn new_key_path(opts: &InitOptions, role: &str) -> PathBuf {
+    let file = format!("{role}.{}", opts.holder.extension());
     if opts.deployment.key_folders {
-        opts.keys.join(role).join(format!("{role}.pem"))
+        opts.keys.join(role).join(file)
     } else {
-        key_path(&opts.keys, role)
+        opts.keys.join(file)
     }
 }
 
@@ -172,7 +185,7 @@ fn refuse_existing(opts: &InitOptions, layout: &Layout) -> Result<()> {
     // Each top-level role has its own key file `KEYS/<role>.pem` (`Role::key_file`); root's
     // belongs offline: move it away once init is done.
     for name in Role::TOP_LEVEL.map(Role::name).iter().chain(&[SUBMITTER]) {
-        let path = new_key_path(opts, name);
+        let path = find_key(&opts.keys, name);
         if path.exists() {
             return Err(Error::Key {
                 path,
@@ -206,13 +219,12 @@ fn make_keys(
 ) -> Result<(HashMap<Role, SigningKey>, SigningKey)> {
     let deployment = &opts.deployment;
     let new_key = |name: &str| -> Result<SigningKey> {
-        let (key, pem) = SigningKey::generate()?;
         let path = new_key_path(opts, name);
         if deployment.key_folders {
             create_private_dir(path.parent().expect("key files have a folder"), 0o700)?;
         }
         // Private from its first byte, never replacing a file.
-        write_secret_durably(&path, pem.as_bytes())?;
+        let key = opts.holder.make(name, &path)?;
         deployment.give_key(name, &path)?;
         Ok(key)
     };

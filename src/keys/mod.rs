@@ -11,6 +11,12 @@
 //!
 //! We sign with ed25519 only (php-tuf verifies nothing else); [`verify`] checks every key
 //! type of the specification, as a verifying client must.
+//!
+//! A key held in a PKCS#11 token ([`token`]) is named by a *reference file* in the key
+//! file's place, holding a `pkcs11:` URI and no secret; [`SigningKey::load`] opens either, so
+//! every command that takes a key file takes a token key.
+
+pub mod token;
 
 use std::fmt;
 use std::path::Path;
@@ -88,14 +94,13 @@ impl FileKey {
 
     /// Loads a key file (PKCS#8, PEM or DER).
     pub fn load(path: &Path) -> Result<FileKey> {
-        let bytes = std::fs::read(path).map_err(|source| Error::Key {
-            path: path.into(),
-            reason: format!(
-                "cannot read it ({source}); pass the key file `tuf-signer init` wrote for this role"
-            ),
-        })?;
+        Self::from_bytes(&read_key_file(path)?, path)
+    }
+
+    /// A key file's contents (PKCS#8, PEM or DER); `path` is for errors.
+    fn from_bytes(bytes: &[u8], path: &Path) -> Result<FileKey> {
         let der = if bytes.starts_with(b"-----BEGIN") {
-            let parsed = pem::parse(&bytes).map_err(|e| Error::Key {
+            let parsed = pem::parse(bytes).map_err(|e| Error::Key {
                 path: path.into(),
                 reason: format!("not a PEM file: {e}"),
             })?;
@@ -110,7 +115,7 @@ impl FileKey {
             }
             parsed.into_contents()
         } else {
-            bytes
+            bytes.to_vec()
         };
         Self::from_der(&der, path)
     }
@@ -166,9 +171,15 @@ impl SigningKey {
         Ok((Self::new(Box::new(key))?, pem))
     }
 
-    /// Loads a key file (PKCS#8, PEM or DER).
+    /// Loads a key file (PKCS#8, PEM or DER), or opens the token key a reference file
+    /// names ([`token`]).
     pub fn load(path: &Path) -> Result<SigningKey> {
-        Self::new(Box::new(FileKey::load(path)?))
+        let bytes = read_key_file(path)?;
+        if token::is_reference(&bytes) {
+            let uri = token::read_reference(path, &bytes)?;
+            return Self::new(Box::new(token::TokenKey::open(&uri)?));
+        }
+        Self::new(Box::new(FileKey::from_bytes(&bytes, path)?))
     }
 
     /// The public key, as metadata lists it.
@@ -190,6 +201,50 @@ impl SigningKey {
     /// The signature of `message`; fails when the key's holder cannot sign (a token gone).
     pub fn sign(&self, message: &[u8]) -> Result<Vec<u8>> {
         self.signer.sign(message)
+    }
+}
+
+/// Where new keys are made: key files (`NAME.pem`), or inside a PKCS#11 token, named by a
+/// reference file (`NAME.pkcs11`, see [`token`]).
+#[derive(Debug, Clone, Default)]
+pub enum Holder {
+    /// A PKCS#8 PEM file per key, private from its first byte.
+    #[default]
+    File,
+    /// Keys generated inside this token (not extractable), labelled `PREFIX + name`.
+    Token {
+        /// The token (its `object=` and `id=` are ignored: each key gets its own).
+        uri: token::TokenUri,
+        /// What every key's label starts with (`tuf-`: `tuf-timestamp`).
+        label_prefix: String,
+    },
+}
+
+impl Holder {
+    /// The extension of what names a key this holder made: `pem` or `pkcs11`.
+    pub fn extension(&self) -> &'static str {
+        match self {
+            Holder::File => "pem",
+            Holder::Token { .. } => token::REFERENCE_EXTENSION,
+        }
+    }
+
+    /// Makes a new key called `name` and writes what names it at `path`: the key itself, or
+    /// the token reference (private from its first byte, never replacing a file).
+    pub fn make(&self, name: &str, path: &Path) -> Result<SigningKey> {
+        match self {
+            Holder::File => {
+                let (key, pem) = SigningKey::generate()?;
+                crate::durable::write_secret_durably(path, pem.as_bytes())?;
+                Ok(key)
+            }
+            Holder::Token { uri, label_prefix } => {
+                let made = token::create(uri, &format!("{label_prefix}{name}"))?;
+                let key = SigningKey::new(Box::new(token::TokenKey::open(&made)?))?;
+                crate::durable::write_secret_durably(path, format!("{made}\n").as_bytes())?;
+                Ok(key)
+            }
+        }
     }
 }
 
@@ -267,12 +322,28 @@ impl KeySource {
 }
 
 /// Where the key that `key_file` replaced is kept while a rotation settles, beside it:
-/// `keys/timestamp.pem` → `keys/timestamp.previous.pem`.
+/// `keys/timestamp.pem` → `keys/timestamp.previous.pem`; a token key's reference file
+/// `keys/timestamp.pkcs11` → `keys/timestamp.previous.pkcs11`.
 pub fn previous_key_file(key_file: &Path) -> std::path::PathBuf {
     let stem = key_file
         .file_stem()
         .map_or_else(String::new, |s| s.to_string_lossy().into_owned());
-    key_file.with_file_name(format!("{stem}.previous.pem"))
+    let extension = match key_file.extension() {
+        Some(e) if e == token::REFERENCE_EXTENSION => token::REFERENCE_EXTENSION,
+        _ => "pem",
+    };
+    key_file.with_file_name(format!("{stem}.previous.{extension}"))
+}
+
+/// A key file's bytes, or an error saying which file init wrote for the role.
+fn read_key_file(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|source| Error::Key {
+        path: path.into(),
+        reason: format!(
+            "cannot read it ({source}); pass the key file (or token reference) `tuf-signer init` \
+             wrote for this role"
+        ),
+    })
 }
 
 /// The DER prefix of an ed25519 SubjectPublicKeyInfo (RFC 8410): the 32 key bytes follow.
