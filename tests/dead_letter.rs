@@ -276,17 +276,7 @@ async fn dead_letters_go_where_their_body_says_and_print_no_escape_sequences() {
         wait_ready(s);
     }
     let releases = make_releases(&repo.path("rel"), 2, "forged");
-    let add: Vec<serde_json::Value> = releases
-        .iter()
-        .map(|(name, path)| {
-            let bytes = std::fs::read(path).unwrap();
-            let hash = |alg| hex::encode(aws_lc_rs::digest::digest(alg, &bytes));
-            json!({"name": name, "length": bytes.len(), "hashes": {
-                "sha256": hash(&aws_lc_rs::digest::SHA256),
-                "sha512": hash(&aws_lc_rs::digest::SHA512)}})
-        })
-        .collect();
-    let submission = repo.submission(&json!({ "add": add }));
+    let submission = repo.submission(&add_job(&releases));
     let timestamp_job = serde_json::to_vec(
         &json!({"snapshot": {"version": 9999, "length": 10, "sha256": "a".repeat(64)}}),
     )

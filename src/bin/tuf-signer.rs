@@ -6,9 +6,9 @@ use std::process::ExitCode;
 use clap::{Args, Subcommand, ValueEnum};
 use package_signing::broker::Via;
 use package_signing::cli;
-use package_signing::keys::token::TokenUri;
-use package_signing::keys::{Holder, KeyIdRule};
+use package_signing::keys::KeyIdRule;
 use package_signing::ops::init::{find_key, init, InitOptions};
+use package_signing::ops::new_key::{self, Holder};
 use package_signing::ops::root;
 use package_signing::progress::{Progress, Show};
 use package_signing::repository::deployment::Deployment;
@@ -394,13 +394,6 @@ async fn dispatch(command: Command) -> Result<()> {
             token,
             token_label_prefix,
         } => {
-            let holder = match token {
-                Some(uri) => Holder::Token {
-                    uri: TokenUri::parse(&uri)?,
-                    label_prefix: token_label_prefix,
-                },
-                None => Holder::File,
-            };
             let opts = InitOptions {
                 repo,
                 keys,
@@ -412,7 +405,7 @@ async fn dispatch(command: Command) -> Result<()> {
                     repo_group,
                 },
                 key_id_rule,
-                holder,
+                holder: Holder::new(token.as_deref(), token_label_prefix)?,
             };
             let show = Show::for_stderr(quiet);
             let mut signed = Progress::new("signed", " bins", u64::from(opts.bins), show);
@@ -422,7 +415,7 @@ async fn dispatch(command: Command) -> Result<()> {
             Ok(())
         }
         Command::NewKey { out, token } => {
-            print!("{}", new_key(&out, token.as_deref())?);
+            print!("{}", new_key::new_key(&out, token.as_deref())?);
             Ok(())
         }
         Command::Run(args) => run(*args).await,
@@ -442,44 +435,6 @@ async fn dispatch(command: Command) -> Result<()> {
         }
         Command::Root(command) => root_command(command),
     }
-}
-
-/// `new-key`: one key, in a file or a token, with its public half beside it.
-fn new_key(out: &std::path::Path, token: Option<&str>) -> Result<String> {
-    let holder = match token {
-        Some(text) => {
-            let uri = TokenUri::parse(text)?;
-            let label = uri.object.clone().ok_or_else(|| {
-                Error::Usage(format!(
-                    "--token {text}: name the new key's label with object=LABEL in the URI"
-                ))
-            })?;
-            Holder::Token {
-                uri: uri.with_object(""),
-                label_prefix: label,
-            }
-        }
-        None => Holder::File,
-    };
-    let wanted = holder.extension();
-    if out.extension().is_none_or(|e| e != wanted) {
-        return Err(Error::Usage(format!(
-            "--out {}: name it NAME.{wanted}, so that what it holds is plain from its name",
-            out.display()
-        )));
-    }
-    let key = holder.make("", out)?;
-    let public = out.with_extension("pub.pem");
-    let pem = package_signing::keys::public_pem(key.public()).expect("an ed25519 key");
-    package_signing::durable::write_durably(&public, pem.as_bytes())?;
-    Ok(format!(
-        "New key {} in {}; its public half is in {}.\nNext: tuf-signer root new --add-key \
-         ROLE={}, then README \"Rotating an online key\".\n",
-        key.key_id(),
-        out.display(),
-        public.display(),
-        out.display()
-    ))
 }
 
 fn root_command(command: RootCommand) -> Result<()> {

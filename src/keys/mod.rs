@@ -204,50 +204,6 @@ impl SigningKey {
     }
 }
 
-/// Where new keys are made: key files (`NAME.pem`), or inside a PKCS#11 token, named by a
-/// reference file (`NAME.pkcs11`, see [`token`]).
-#[derive(Debug, Clone, Default)]
-pub enum Holder {
-    /// A PKCS#8 PEM file per key, private from its first byte.
-    #[default]
-    File,
-    /// Keys generated inside this token (not extractable), labelled `PREFIX + name`.
-    Token {
-        /// The token (its `object=` and `id=` are ignored: each key gets its own).
-        uri: token::TokenUri,
-        /// What every key's label starts with (`tuf-`: `tuf-timestamp`).
-        label_prefix: String,
-    },
-}
-
-impl Holder {
-    /// The extension of what names a key this holder made: `pem` or `pkcs11`.
-    pub fn extension(&self) -> &'static str {
-        match self {
-            Holder::File => "pem",
-            Holder::Token { .. } => token::REFERENCE_EXTENSION,
-        }
-    }
-
-    /// Makes a new key called `name` and writes what names it at `path`: the key itself, or
-    /// the token reference (private from its first byte, never replacing a file).
-    pub fn make(&self, name: &str, path: &Path) -> Result<SigningKey> {
-        match self {
-            Holder::File => {
-                let (key, pem) = SigningKey::generate()?;
-                crate::durable::write_secret_durably(path, pem.as_bytes())?;
-                Ok(key)
-            }
-            Holder::Token { uri, label_prefix } => {
-                let made = token::create(uri, &format!("{label_prefix}{name}"))?;
-                let key = SigningKey::new(Box::new(token::TokenKey::open(&made)?))?;
-                crate::durable::write_secret_durably(path, format!("{made}\n").as_bytes())?;
-                Ok(key)
-            }
-        }
-    }
-}
-
 /// A signer's keys: its role's key and, while a rotation of that key settles, the key it
 /// replaced. The previous key co-signs the role's top-level file (timestamp, snapshot,
 /// top-level targets; never the bins), so that a client that checks a refresh against the

@@ -124,54 +124,50 @@ impl TokenUri {
             let (name, value) = pair
                 .split_once('=')
                 .ok_or_else(|| bad(format!("{pair:?} has no '='")))?;
-            let value = percent_decode_str(value).collect::<Vec<u8>>();
-            let text = || {
-                String::from_utf8(value.clone()).map_err(|_| bad(format!("{name} is not UTF-8")))
-            };
-            match name {
-                "module-path" => uri.module = Some(PathBuf::from(text()?)),
-                "token" => uri.token = Some(text()?),
-                "serial" => uri.serial = Some(text()?),
-                "slot-id" => {
-                    uri.slot = Some(
-                        text()?
-                            .parse()
-                            .map_err(|_| bad("slot-id is not a number".into()))?,
-                    );
-                }
-                "object" => uri.object = Some(text()?),
-                "id" => uri.id = Some(value),
-                "type" if text()? == "private" => {}
-                "pin-source" => {
-                    let source = text()?;
-                    let file = source.strip_prefix("file:").unwrap_or(&source);
-                    uri.pin_source = Some(PathBuf::from(file.trim_start_matches("//")));
-                }
-                "pin-value" => {
-                    return Err(bad(format!(
-                        "pin-value would put the PIN where anyone reading the URI sees it; put \
-                         the PIN in a file readable by this agent only and name it with \
-                         pin-source=file:/path, or set {PIN_ENV}"
-                    )))
-                }
-                other => {
-                    return Err(bad(format!(
-                        "unknown attribute {other:?} (known: token, serial, slot-id, object, id, \
-                         type=private, module-path, pin-source)"
-                    )))
-                }
-            }
+            uri.set(name, percent_decode_str(value).collect(), &bad)?;
         }
         Ok(uri)
     }
 
-    /// This URI naming the key labelled `label` (and no id).
-    pub fn with_object(&self, label: &str) -> TokenUri {
-        TokenUri {
-            object: Some(label.into()),
-            id: None,
-            ..self.clone()
+    /// Sets attribute `name` to its decoded `value`; `bad` words the error.
+    fn set(&mut self, name: &str, value: Vec<u8>, bad: &dyn Fn(String) -> Error) -> Result<()> {
+        let uri = self;
+        let text =
+            || String::from_utf8(value.clone()).map_err(|_| bad(format!("{name} is not UTF-8")));
+        match name {
+            "module-path" => uri.module = Some(PathBuf::from(text()?)),
+            "token" => uri.token = Some(text()?),
+            "serial" => uri.serial = Some(text()?),
+            "slot-id" => {
+                uri.slot = Some(
+                    text()?
+                        .parse()
+                        .map_err(|_| bad("slot-id is not a number".into()))?,
+                );
+            }
+            "object" => uri.object = Some(text()?),
+            "id" => uri.id = Some(value),
+            "type" if text()? == "private" => {}
+            "pin-source" => {
+                let source = text()?;
+                let file = source.strip_prefix("file:").unwrap_or(&source);
+                uri.pin_source = Some(PathBuf::from(file.trim_start_matches("//")));
+            }
+            "pin-value" => {
+                return Err(bad(format!(
+                    "pin-value would put the PIN where anyone reading the URI sees it; put \
+                     the PIN in a file readable by this agent only and name it with \
+                     pin-source=file:/path, or set {PIN_ENV}"
+                )))
+            }
+            other => {
+                return Err(bad(format!(
+                    "unknown attribute {other:?} (known: token, serial, slot-id, object, id, \
+                     type=private, module-path, pin-source)"
+                )))
+            }
         }
+        Ok(())
     }
 
     /// The module to load: `module-path`, else [`MODULE_ENV`].
@@ -311,7 +307,10 @@ impl Sign for TokenKey {
     }
 
     fn sign(&self, message: &[u8]) -> Result<Vec<u8>> {
-        let session = self.session.lock().unwrap_or_else(|e| e.into_inner());
+        let session = self
+            .session
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let mechanism = Mechanism::Eddsa(EddsaParams::new(EddsaSignatureScheme::Pure));
         let sig = session.sign(&mechanism, self.key, message).map_err(|e| {
             Error::Signing(format!(
@@ -388,7 +387,7 @@ fn module(uri: &TokenUri) -> Result<Pkcs11> {
     let mut modules = MODULES
         .get_or_init(Default::default)
         .lock()
-        .unwrap_or_else(|e| e.into_inner());
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     if let Some(module) = modules.get(&path) {
         return Ok(module.clone());
     }
@@ -415,9 +414,19 @@ fn slot(uri: &TokenUri, module: &Pkcs11) -> Result<Slot> {
     let mut seen = Vec::new();
     let mut found = Vec::new();
     for slot in slots {
-        let info = module
-            .get_token_info(slot)
-            .map_err(|e| device(uri, "read a token's label", &e))?;
+        // A token going away as it is listed (or another one failing) does not hide this one;
+        // one being written by another process as it is read is read again.
+        let read = |_| {
+            let info = module.get_token_info(slot);
+            if info.is_err() {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            info.ok()
+        };
+        let Some(info) = (0..3).find_map(read) else {
+            seen.push(format!("an unreadable token (slot-id {})", slot.id()));
+            continue;
+        };
         let label = info.label().trim_end().to_string();
         let serial = info.serial_number().trim_end().to_string();
         let fits = uri.token.as_ref().is_none_or(|t| *t == label)

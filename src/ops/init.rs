@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 
 use crate::bins::HashBins;
 use crate::durable::{create_dir, create_private_dir, write_durably};
-use crate::keys::{self, Holder, KeyIdRule, SigningKey};
+use crate::keys::{self, KeyIdRule, SigningKey};
+use crate::ops::new_key::Holder;
 use crate::repository::build;
 use crate::repository::deployment::Deployment;
 use crate::repository::signed::sign;

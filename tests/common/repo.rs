@@ -55,7 +55,7 @@ impl TestRepo {
 
     /// The packaging pipeline's key, which signs every targets job.
     pub fn submitter_key(&self) -> PathBuf {
-        self.keys.join("submitter.pem")
+        self.key("submitter")
     }
 
     /// `job` (any JSON, well-formed or not) signed as a submission issued now, as the
@@ -88,8 +88,9 @@ impl TestRepo {
         package_signing::pin::Pin::new(self.pin_file())
     }
 
+    /// The key (or token reference) init wrote for `role`.
     pub fn key(&self, role: &str) -> PathBuf {
-        self.keys.join(format!("{role}.pem"))
+        package_signing::ops::init::find_key(&self.keys, role)
     }
 
     pub fn path(&self, rel: &str) -> PathBuf {
@@ -287,6 +288,22 @@ pub fn make_releases(dir: &Path, count: usize, tag: &str) -> Vec<(String, PathBu
 }
 
 /// What coverage must see for these files.
+/// The targets job adding `releases`, as the packaging pipeline writes it (to be signed with
+/// [`TestRepo::submission`]).
+pub fn add_job(releases: &[(String, PathBuf)]) -> serde_json::Value {
+    let add: Vec<serde_json::Value> = releases
+        .iter()
+        .map(|(name, path)| {
+            let bytes = std::fs::read(path).unwrap();
+            let hash = |alg| hex::encode(aws_lc_rs::digest::digest(alg, &bytes));
+            serde_json::json!({"name": name, "length": bytes.len(), "hashes": {
+                "sha256": hash(&aws_lc_rs::digest::SHA256),
+                "sha512": hash(&aws_lc_rs::digest::SHA512)}})
+        })
+        .collect();
+    serde_json::json!({ "add": add })
+}
+
 pub fn expected_for(releases: &[(String, PathBuf)]) -> Expected {
     releases
         .iter()

@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 use super::*;
 
@@ -160,4 +161,51 @@ pub fn rotate_every_key(
 
 fn strs(v: &[String]) -> Vec<&str> {
     v.iter().map(String::as_str).collect()
+}
+
+/// Waits until the newest file of `role` is signed by `id` alone.
+pub fn wait_signed_by(repo: &TestRepo, role: &str, id: &str) {
+    let start = Instant::now();
+    while newest_signer(repo, role) != [id] {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "{role} never re-signed with the new key"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Our own verifying client (`tuf-client download`), keeping its trusted metadata in
+/// `trusted` between calls: it must follow the same rotations as python-tuf.
+pub fn our_client_downloads(repo: &TestRepo, releases: &[(String, PathBuf)]) {
+    let trusted = repo.path("our-client");
+    if !trusted.join("root.json").exists() {
+        ok(run(Command::new(CLIENT)
+            .args(["init", "--metadata-dir"])
+            .arg(&trusted)
+            .arg(repo.repo.join("metadata/1.root.json"))));
+    }
+    let out_dir = repo.path("our-downloads");
+    let _ = std::fs::remove_dir_all(&out_dir);
+    let sample: Vec<&str> = releases
+        .iter()
+        .step_by(7)
+        .map(|(n, _)| n.as_str())
+        .collect();
+    ok(run(Command::new(CLIENT)
+        .args(["download", "--metadata-dir"])
+        .arg(&trusted)
+        .arg("--metadata-url")
+        .arg(repo.repo.join("metadata"))
+        .arg("--targets-url")
+        .arg(repo.repo.join("targets"))
+        .arg("-o")
+        .arg(&out_dir)
+        .args(&sample)));
+    for (name, file) in releases.iter().step_by(7) {
+        assert_eq!(
+            std::fs::read(out_dir.join(name)).unwrap(),
+            std::fs::read(file).unwrap()
+        );
+    }
 }
