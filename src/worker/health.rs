@@ -1,0 +1,229 @@
+//! What a running signer says of its health ([`crate::health`]): its record in its state
+//! folder, `STATE/health.ROLE.json`, kept here and rewritten whole every [`HEARTBEAT`] by a
+//! task of its own, whatever the worker is doing (a long batch, a wait for the broker), so an
+//! old heartbeat means the process is gone or its runtime is stuck. The worker tells it what
+//! it does (standby, active, paused, reconnecting), what it published, and how its key fared:
+//! the key is probed every `--key-probe` (it signs [`PROBE`], and the signature is checked
+//! against the key's public key), so that a key that cannot sign is seen while no job comes.
+//!
+//! Invariant: nothing here can fail or slow a job: the record is written by its own task, a
+//! write that fails is logged once (and again once it works), never retried in the signing
+//! path; the key's failures are logged by reason, never the key.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use jiff::Timestamp;
+
+use crate::health::{Activity, Kept, Record, HEARTBEAT, PROBE};
+use crate::keys::SigningKey;
+use crate::role::Role;
+use crate::roles::Stage;
+use crate::Error;
+
+/// A signer's health record, shared with the task that writes it.
+pub(super) struct Health {
+    role: Role,
+    record: Arc<Mutex<Record>>,
+    state: PathBuf,
+    beat: tokio::task::JoinHandle<()>,
+    probe_every: Duration,
+    last_probe: Option<Instant>,
+}
+
+impl Health {
+    /// Starts `stage`'s record (starting, with the files it loaded) and its heartbeat, the
+    /// key probed every `probe_every`.
+    pub fn start<S: Stage>(stage: &S, probe_every: Duration) -> Health {
+        let settings = &stage.core().settings;
+        let mut record = Record::new(
+            S::ROLE,
+            stage.key().key_id(),
+            settings.refresh_window,
+            Timestamp::now(),
+        );
+        record.kept = kept(stage);
+        let state = settings.state.clone();
+        let record = Arc::new(Mutex::new(record));
+        let beat = tokio::spawn(beat(S::ROLE, record.clone(), state.clone()));
+        Health {
+            role: S::ROLE,
+            record,
+            state,
+            beat,
+            probe_every,
+            last_probe: None,
+        }
+    }
+
+    fn update(&self, change: impl FnOnce(&mut Record)) {
+        if let Ok(mut record) = self.record.lock() {
+            change(&mut record);
+        }
+    }
+
+    /// The signer now does `activity`.
+    pub fn set(&self, activity: Activity) {
+        self.update(|r| r.activity = activity);
+    }
+
+    /// A batch of `stage` is done, having written `written` files: the signer is active (or
+    /// paused), and its files are as `stage` holds them now.
+    pub fn batch_done<S: Stage>(&self, stage: &S, written: usize) {
+        let kept = kept(stage);
+        self.update(|r| {
+            if r.activity != Activity::Paused {
+                r.activity = Activity::Active;
+            }
+            r.kept = kept;
+            if written > 0 {
+                let now = Timestamp::now();
+                r.published_at = Some(now);
+                // What it wrote was signed.
+                r.key.signed_at = Some(now);
+            }
+        });
+    }
+
+    /// The files `stage` holds now (after a load or a reload).
+    pub fn loaded<S: Stage>(&self, stage: &S) {
+        let kept = kept(stage);
+        self.update(|r| r.kept = kept);
+    }
+
+    /// Signs [`PROBE`] with `key` and checks the signature against its public key.
+    pub fn probe(&mut self, key: &SigningKey) {
+        self.last_probe = Some(Instant::now());
+        let signed = tokio::task::block_in_place(|| key.sign(PROBE)).and_then(|signature| {
+            if crate::keys::verify(key.public(), PROBE, &signature) {
+                Ok(())
+            } else {
+                Err(Error::Signing(
+                    "its signature does not verify against its public key".into(),
+                ))
+            }
+        });
+        match signed {
+            Ok(()) => self.key_signed(key),
+            Err(e) => self.key_failed(key.key_id(), &e),
+        }
+    }
+
+    /// [`Health::probe`], if the last probe was `--key-probe` ago or more.
+    pub fn probe_if_due(&mut self, key: &SigningKey) {
+        if self
+            .last_probe
+            .is_none_or(|at| at.elapsed() >= self.probe_every)
+        {
+            self.probe(key);
+        }
+    }
+
+    /// How often the key is probed.
+    pub fn probe_every(&self) -> Duration {
+        self.probe_every
+    }
+
+    fn key_signed(&self, key: &SigningKey) {
+        let role = self.role;
+        self.update(|r| {
+            if r.key.fails() {
+                tracing::info!(role = %role, key_id = key.key_id(), "key can sign again");
+            }
+            r.key.key_id = key.key_id().to_string();
+            r.key.signed_at = Some(Timestamp::now());
+        });
+    }
+
+    /// The key `key_id` could not sign (a probe, or a batch's signature) for `error`.
+    pub fn key_failed(&self, key_id: &str, error: &Error) {
+        let reason = error.to_string();
+        let role = self.role;
+        self.update(|r| {
+            // Said when it starts failing and when the reason changes, not every probe.
+            if !r.key.fails() || r.key.error.as_deref() != Some(reason.as_str()) {
+                tracing::warn!(role = %role, key_id, error = %reason,
+                    "key cannot sign: nothing is signed until it can (`tuf-signer health` \
+                     reports it); check the key's token or service");
+            }
+            r.key.key_id = key_id.to_string();
+            r.key.failed_at = Some(Timestamp::now());
+            r.key.error = Some(reason);
+        });
+    }
+
+    /// The signer stops: says so in the record at once, and stops the heartbeat.
+    pub fn stopped(&self) {
+        self.beat.abort();
+        self.update(|r| {
+            r.activity = Activity::Stopped;
+            r.heartbeat = Timestamp::now();
+        });
+        if let Ok(record) = self.record.lock() {
+            if let Err(e) = record.write(&self.state) {
+                tracing::warn!(role = %self.role, error = %e, "cannot write the health record");
+            }
+        }
+    }
+}
+
+impl Drop for Health {
+    fn drop(&mut self) {
+        self.beat.abort();
+    }
+}
+
+/// Writes `record` into `state` every [`HEARTBEAT`], the heartbeat set to now; a write
+/// that fails is logged when it starts failing and when it works again.
+async fn beat(role: Role, record: Arc<Mutex<Record>>, state: PathBuf) {
+    let mut tick = tokio::time::interval(HEARTBEAT);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut failing = false;
+    loop {
+        tick.tick().await;
+        let now = {
+            let Ok(mut record) = record.lock() else {
+                return;
+            };
+            record.heartbeat = Timestamp::now();
+            record.clone()
+        };
+        match now.write(&state) {
+            Ok(()) if failing => {
+                failing = false;
+                tracing::info!(role = %role, "the health record is written again");
+            }
+            Ok(()) => {}
+            Err(e) if !failing => {
+                failing = true;
+                tracing::warn!(role = %role, error = %e,
+                    "cannot write the health record: `tuf-signer health` will call this \
+                     signer dead; is its state folder (--state, TUF_STATE) writable?");
+            }
+            Err(_) => {}
+        }
+    }
+}
+
+/// The files `stage` keeps current, with the lifetime it signs each with.
+fn kept<S: Stage>(stage: &S) -> Vec<Kept> {
+    let expiries = stage.core().settings.expiries;
+    stage
+        .published()
+        .into_iter()
+        .map(|(what, version, expires)| {
+            let role = if what == Role::Bins.name() {
+                Role::Bins
+            } else {
+                Role::of_metadata(what).unwrap_or(S::ROLE)
+            };
+            Kept {
+                what: what.to_string(),
+                version,
+                expires,
+                lifetime_seconds: expiries.of(role).as_secs(),
+            }
+        })
+        .collect()
+}
