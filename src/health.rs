@@ -278,7 +278,7 @@ fn alive(record: &Record, now: Timestamp, rules: &Rules) -> Finding {
     if record.activity == Activity::Stopped {
         return Finding::fail(format!(
             "alive: no, the signer (pid {pid}) stopped at {}: its log says why; start it again",
-            record.heartbeat
+            whole(record.heartbeat)
         ));
     }
     if ago > rules.stale_after {
@@ -286,7 +286,7 @@ fn alive(record: &Record, now: Timestamp, rules: &Rules) -> Finding {
             "alive: no heartbeat for {} (last at {}; more than --stale-after {}): the signer \
              (pid {pid}) is dead or hung; see its log, then restart it",
             show(ago),
-            record.heartbeat,
+            whole(record.heartbeat),
             show(rules.stale_after)
         ));
     }
@@ -306,7 +306,8 @@ fn key(key: &KeyHealth, now: Timestamp) -> Finding {
             "key {id}: cannot sign since {} ({}): nothing is signed and jobs wait in the queue \
              (the signer retries); check the key's token or service, then look for \"key can \
              sign again\" in the signer's log",
-            key.failed_at.map_or_else(|| "?".into(), |t| t.to_string()),
+            key.failed_at
+                .map_or_else(|| "?".into(), |t| whole(t).to_string()),
             key.error.as_deref().unwrap_or("no reason given")
         ));
     }
@@ -363,6 +364,11 @@ fn metadata(
 fn show(d: Duration) -> String {
     let all = show_duration(d);
     all.split(' ').take(2).collect::<Vec<_>>().join(" ")
+}
+
+/// `at` to the whole second, as the findings show times.
+fn whole(at: Timestamp) -> Timestamp {
+    Timestamp::from_second(at.as_second()).unwrap_or(at)
 }
 
 /// A kept file as the findings name it.

@@ -1,7 +1,8 @@
 //! What a running signer says of its health ([`crate::health`]): its record in its state
 //! folder, `STATE/health.ROLE.json`, kept here and rewritten whole every [`HEARTBEAT`] by a
 //! task of its own, whatever the worker is doing (a long batch, a wait for the broker), so an
-//! old heartbeat means the process is gone or its runtime is stuck. The worker tells it what
+//! old heartbeat means the process is gone or its runtime is stuck; a change of what it does
+//! or of its key's state is written at once, at most once a second. The worker tells it what
 //! it does (standby, active, paused, reconnecting), what it published, and how its key fared:
 //! the key is probed every `--key-probe` (it signs [`PROBE`], and the signature is checked
 //! against the key's public key), so that a key that cannot sign is seen while no job comes.
@@ -26,6 +27,7 @@ use crate::Error;
 pub(super) struct Health {
     role: Role,
     record: Arc<Mutex<Record>>,
+    changed: Arc<tokio::sync::Notify>,
     state: PathBuf,
     beat: tokio::task::JoinHandle<()>,
     probe_every: Duration,
@@ -46,10 +48,17 @@ impl Health {
         record.kept = kept(stage);
         let state = settings.state.clone();
         let record = Arc::new(Mutex::new(record));
-        let beat = tokio::spawn(beat(S::ROLE, record.clone(), state.clone()));
+        let changed = Arc::new(tokio::sync::Notify::new());
+        let beat = tokio::spawn(beat(
+            S::ROLE,
+            record.clone(),
+            changed.clone(),
+            state.clone(),
+        ));
         Health {
             role: S::ROLE,
             record,
+            changed,
             state,
             beat,
             probe_every,
@@ -57,9 +66,16 @@ impl Health {
         }
     }
 
+    /// Applies `change` to the record; written at once (at most once a second) when what
+    /// the signer does or whether its key signs changed.
     fn update(&self, change: impl FnOnce(&mut Record)) {
-        if let Ok(mut record) = self.record.lock() {
-            change(&mut record);
+        let Ok(mut record) = self.record.lock() else {
+            return;
+        };
+        let before = (record.activity, record.key.fails());
+        change(&mut record);
+        if (record.activity, record.key.fails()) != before {
+            self.changed.notify_one();
         }
     }
 
@@ -174,14 +190,29 @@ impl Drop for Health {
     }
 }
 
-/// Writes `record` into `state` every [`HEARTBEAT`], the heartbeat set to now; a write
-/// that fails is logged when it starts failing and when it works again.
-async fn beat(role: Role, record: Arc<Mutex<Record>>, state: PathBuf) {
+/// Writes `record` into `state` every [`HEARTBEAT`] and when it `changed` (at most once a
+/// second), the heartbeat set to now; a write that fails is logged when it starts failing
+/// and when it works again.
+async fn beat(
+    role: Role,
+    record: Arc<Mutex<Record>>,
+    changed: Arc<tokio::sync::Notify>,
+    state: PathBuf,
+) {
     let mut tick = tokio::time::interval(HEARTBEAT);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut failing = false;
+    let mut last = None::<std::time::Instant>;
     loop {
-        tick.tick().await;
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = changed.notified() => {
+                if let Some(wait) = last.and_then(|at| Duration::from_secs(1).checked_sub(at.elapsed())) {
+                    tokio::time::sleep(wait).await;
+                }
+            }
+        }
+        last = Some(std::time::Instant::now());
         let now = {
             let Ok(mut record) = record.lock() else {
                 return;
