@@ -26,12 +26,39 @@ use crate::Error;
 /// A signer's health record, shared with the task that writes it.
 pub(super) struct Health {
     role: Role,
-    record: Arc<Mutex<Record>>,
-    changed: Arc<tokio::sync::Notify>,
-    state: PathBuf,
+    shared: Arc<Shared>,
     beat: tokio::task::JoinHandle<()>,
     probe_every: Duration,
     last_probe: Option<Instant>,
+}
+
+/// What the worker and the heartbeat task share.
+struct Shared {
+    role: Role,
+    /// The state folder the record goes in.
+    state: PathBuf,
+    record: Mutex<Record>,
+    /// Told when the record should be written before the next heartbeat.
+    changed: tokio::sync::Notify,
+    /// Held while writing: the last write (stopped) cannot be overtaken by a heartbeat.
+    writing: Mutex<()>,
+}
+
+impl Shared {
+    /// Writes the record with its heartbeat set to now; `None` when there is nothing to write
+    /// any more (the record says stopped, unless this is that last write).
+    fn write(&self, last: bool) -> Option<crate::Result<()>> {
+        let _writing = self.writing.lock().ok()?;
+        let record = {
+            let mut record = self.record.lock().ok()?;
+            if record.activity == Activity::Stopped && !last {
+                return None;
+            }
+            record.heartbeat = Timestamp::now();
+            record.clone()
+        };
+        Some(record.write(&self.state))
+    }
 }
 
 impl Health {
@@ -46,20 +73,17 @@ impl Health {
             Timestamp::now(),
         );
         record.kept = kept(stage);
-        let state = settings.state.clone();
-        let record = Arc::new(Mutex::new(record));
-        let changed = Arc::new(tokio::sync::Notify::new());
-        let beat = tokio::spawn(beat(
-            S::ROLE,
-            record.clone(),
-            changed.clone(),
-            state.clone(),
-        ));
+        let shared = Arc::new(Shared {
+            role: S::ROLE,
+            state: settings.state.clone(),
+            record: Mutex::new(record),
+            changed: tokio::sync::Notify::new(),
+            writing: Mutex::new(()),
+        });
+        let beat = tokio::spawn(beat(shared.clone()));
         Health {
             role: S::ROLE,
-            record,
-            changed,
-            state,
+            shared,
             beat,
             probe_every,
             last_probe: None,
@@ -69,13 +93,13 @@ impl Health {
     /// Applies `change` to the record; written at once (at most once a second) when what
     /// the signer does or whether its key signs changed.
     fn update(&self, change: impl FnOnce(&mut Record)) {
-        let Ok(mut record) = self.record.lock() else {
+        let Ok(mut record) = self.shared.record.lock() else {
             return;
         };
         let before = (record.activity, record.key.fails());
         change(&mut record);
         if (record.activity, record.key.fails()) != before {
-            self.changed.notify_one();
+            self.shared.changed.notify_one();
         }
     }
 
@@ -172,14 +196,9 @@ impl Health {
     /// The signer stops: says so in the record at once, and stops the heartbeat.
     pub fn stopped(&self) {
         self.beat.abort();
-        self.update(|r| {
-            r.activity = Activity::Stopped;
-            r.heartbeat = Timestamp::now();
-        });
-        if let Ok(record) = self.record.lock() {
-            if let Err(e) = record.write(&self.state) {
-                tracing::warn!(role = %self.role, error = %e, "cannot write the health record");
-            }
+        self.update(|r| r.activity = Activity::Stopped);
+        if let Some(Err(e)) = self.shared.write(true) {
+            tracing::warn!(role = %self.role, error = %e, "cannot write the health record");
         }
     }
 }
@@ -190,49 +209,40 @@ impl Drop for Health {
     }
 }
 
-/// Writes `record` into `state` every [`HEARTBEAT`] and when it `changed` (at most once a
-/// second), the heartbeat set to now; a write that fails is logged when it starts failing
-/// and when it works again.
-async fn beat(
-    role: Role,
-    record: Arc<Mutex<Record>>,
-    changed: Arc<tokio::sync::Notify>,
-    state: PathBuf,
-) {
+/// Writes the record every [`HEARTBEAT`] and when it changed (at most once a second),
+/// until it says stopped; a write that fails is logged when it starts failing and when it
+/// works again.
+async fn beat(shared: Arc<Shared>) {
+    let role = shared.role;
     let mut tick = tokio::time::interval(HEARTBEAT);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut failing = false;
-    let mut last = None::<std::time::Instant>;
+    let mut last = None::<Instant>;
     loop {
         tokio::select! {
             _ = tick.tick() => {}
-            () = changed.notified() => {
-                if let Some(wait) = last.and_then(|at| Duration::from_secs(1).checked_sub(at.elapsed())) {
+            () = shared.changed.notified() => {
+                let gap = last.and_then(|at| Duration::from_secs(1).checked_sub(at.elapsed()));
+                if let Some(wait) = gap {
                     tokio::time::sleep(wait).await;
                 }
             }
         }
-        last = Some(std::time::Instant::now());
-        let now = {
-            let Ok(mut record) = record.lock() else {
-                return;
-            };
-            record.heartbeat = Timestamp::now();
-            record.clone()
-        };
-        match now.write(&state) {
-            Ok(()) if failing => {
+        last = Some(Instant::now());
+        match shared.write(false) {
+            None => return,
+            Some(Ok(())) if failing => {
                 failing = false;
                 tracing::info!(role = %role, "the health record is written again");
             }
-            Ok(()) => {}
-            Err(e) if !failing => {
+            Some(Ok(())) => {}
+            Some(Err(e)) if !failing => {
                 failing = true;
                 tracing::warn!(role = %role, error = %e,
                     "cannot write the health record: `tuf-signer health` will call this \
                      signer dead; is its state folder (--state, TUF_STATE) writable?");
             }
-            Err(_) => {}
+            Some(Err(_)) => {}
         }
     }
 }
