@@ -6,6 +6,8 @@
 //! - [`bins`]: hashed-bin arithmetic: which bin holds a target, and the bins' names.
 //! - [`schema`]: root and targets as plain serde types that keep key ids as written.
 //! - [`high_water`]: the highest version a signer signed of each file, in its own state folder.
+//! - [`health`]: a signer's health record in its state folder, and the rules
+//!   `tuf-signer health` judges it by (heartbeat, key, metadata within its window).
 //! - [`pin`]: the pinned root, outside the repository: where every check starts.
 //! - [`verify`]: signatures, thresholds and meta checks, for the client, `validate` and root.
 //! - [`trusted`]: what an agent trusts on the shared volume: the root chain from its pin, the
@@ -38,6 +40,7 @@ pub mod client;
 pub mod durable;
 pub mod error;
 pub mod failpoint;
+pub mod health;
 pub mod high_water;
 pub mod jobs;
 pub mod keys;

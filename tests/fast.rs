@@ -33,6 +33,9 @@ mod long_functions;
 #[path = "fast/signing.rs"]
 mod signing;
 
+#[path = "fast/health.rs"]
+mod health;
+
 #[path = "fast/held.rs"]
 mod held;
 

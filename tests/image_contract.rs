@@ -67,6 +67,55 @@ fn command(agent: &Agent, repo: &TestRepo, prefix: &str) -> Command {
     cmd
 }
 
+/// The health check `.ddev/docker-compose.NAME.yaml` gives agent `name` (its `test:` line, a
+/// flow sequence that is JSON too), without the leading "CMD".
+fn compose_health_check(name: &str) -> Vec<String> {
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join(format!(".ddev/docker-compose.{name}.yaml"));
+    let text = std::fs::read_to_string(&path).unwrap();
+    let line = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("test: "))
+        .unwrap_or_else(|| panic!("{}: no healthcheck test", path.display()));
+    let test: Vec<String> = serde_json::from_str(line).unwrap();
+    assert_eq!(test[0], "CMD", "{}: {line}", path.display());
+    test[1..].to_vec()
+}
+
+/// Runs agent `name`'s compose health check in its image's environment until it passes (a
+/// signer is healthy once it has taken its first batch and probed its key).
+fn wait_healthy(name: &str, agent: &Agent, repo: &TestRepo) {
+    let check = compose_health_check(name);
+    let binary = check[0]
+        .strip_prefix("/bin/")
+        .expect("the health check runs a /bin program");
+    assert_eq!(
+        binary, agent.program,
+        "{name}'s health check runs its own program"
+    );
+    let start = std::time::Instant::now();
+    loop {
+        let mut cmd = Command::new(program(binary));
+        cmd.args(&check[1..])
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default());
+        for (k, v) in &agent.env {
+            cmd.env(k, map_path(v, repo));
+        }
+        let out = cmd.stdin(Stdio::null()).output().unwrap();
+        if out.status.success() {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "{name}: its health check {check:?} never passed:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn every_agent_runs_from_its_image_contract_against_the_broker() {
     let agents = agents();
@@ -118,6 +167,8 @@ async fn every_agent_runs_from_its_image_contract_against_the_broker() {
             .unwrap();
         let mut proc = Proc { child, log };
         wait_ready(&mut proc);
+        // The compose file's health check, with only what the image sets (TUF_STATE, TUF_REPO).
+        wait_healthy(name, agent, &repo);
         // TUF_LOG_FORMAT=json from the image: every log line is JSON.
         let text = proc.log_text();
         for line in text.lines() {

@@ -1,6 +1,6 @@
 //! `tuf-signer`: create a TUF repository, and run its online signers.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand, ValueEnum};
@@ -111,6 +111,20 @@ enum Command {
     ///   tuf-signer run --all --repo ./repo --keys ./keys --inbox ./inbox
     #[command(verbatim_doc_comment)]
     Run(Box<RunArgs>),
+    /// Say whether a running signer is healthy, for a container's health check: one line
+    /// per check, exit 0 when all pass, 1 when one fails.
+    ///
+    /// Reads the record the signer rewrites every 5 s in its state folder
+    /// (STATE/health.ROLE.json) and the role's newest metadata in the repository. Unhealthy:
+    ///   alive     no record, the signer stopped, or no heartbeat for --stale-after (dead or hung)
+    ///   key       the key's last probe (every run --key-probe) or signature failed
+    ///   metadata  (not for a hot standby) a file it keeps expires within half its refresh
+    ///             margin: a quarter of its lifetime by default (6h for a 1-day timestamp),
+    ///             or within --expires-within
+    /// Example (the images' health check, TUF_REPO and TUF_STATE from their environment):
+    ///   tuf-signer health --role timestamp
+    #[command(verbatim_doc_comment)]
+    Health(HealthArgs),
     /// Make a new root version offline: new keys, thresholds, expiry.
     ///
     /// The ceremony, one step per keyholder, each on their own machine with their own key:
@@ -300,6 +314,10 @@ struct RunArgs {
     /// timestamp is re-signed once 12 hours are left). Checked at start, then regularly.
     #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u8).range(1..=99))]
     refresh_left_percent: u8,
+    /// How often the key signs a probe message (checked against its public key), so that a
+    /// key that cannot sign (a token gone) shows in `tuf-signer health` while no job comes.
+    #[arg(long, default_value = "30s", value_parser = cli::duration)]
+    key_probe: std::time::Duration,
     /// How many targets the targets signer keeps in memory, at most (about 250 bytes each).
     /// Bins beyond it stay on disk and are read back, checked against what this signer
     /// recorded writing, when a job touches them: memory does not grow with the repository.
@@ -332,6 +350,31 @@ struct RunArgs {
     mutable_targets: String,
     #[command(flatten)]
     expiry: cli::ExpiryArgs,
+}
+
+#[derive(Args)]
+struct HealthArgs {
+    /// The role whose signer to check; without it, every signer with a record in the state
+    /// folder (`run --all` keeps three).
+    #[arg(long, value_enum)]
+    role: Option<RoleArg>,
+    /// The repository folder the signer signs.
+    #[arg(long, env = "TUF_REPO")]
+    repo: PathBuf,
+    /// The signer's state folder (its --state). Default: state/ beside --key, as for `run`.
+    #[arg(long, env = "TUF_STATE", value_name = "DIR")]
+    state: Option<PathBuf>,
+    /// The signer's key file, to find its default state folder (the key is not read).
+    #[arg(long, env = "TUF_KEY", value_name = "FILE")]
+    key: Option<PathBuf>,
+    /// A heartbeat older than this means the signer is dead or hung (it beats every 5 s).
+    #[arg(long, default_value = "60s", value_parser = cli::duration)]
+    stale_after: std::time::Duration,
+    /// Unhealthy when a file the signer keeps expires within this, whatever its lifetime.
+    /// Default: half its refresh margin (the signer re-signs at --refresh-left-percent, 50:
+    /// so a quarter of its lifetime).
+    #[arg(long, value_parser = cli::duration)]
+    expires_within: Option<std::time::Duration>,
 }
 
 /// The online roles, as `--role` takes them.
@@ -419,6 +462,7 @@ async fn dispatch(command: Command) -> Result<()> {
             Ok(())
         }
         Command::Run(args) => run(*args).await,
+        Command::Health(args) => health(&args),
         Command::BrokerSecrets {
             out,
             owners,
@@ -462,6 +506,42 @@ fn root_command(command: RootCommand) -> Result<()> {
         RootCommand::Publish { draft, force } => draft.ceremony().publish(force)?,
     };
     print!("{text}");
+    Ok(())
+}
+
+/// `tuf-signer health`: prints each check, fails when one did.
+fn health(args: &HealthArgs) -> Result<()> {
+    use package_signing::health::{check, Rules};
+    let state = match (&args.state, &args.key) {
+        (Some(state), _) => state.clone(),
+        (None, Some(key)) => key.parent().unwrap_or(Path::new(".")).join("state"),
+        (None, None) => {
+            return Err(Error::Usage(
+                "where is the signer's state folder? pass --state DIR (or TUF_STATE), or its \
+                 --key (TUF_KEY) when it keeps the default, state/ beside its key"
+                    .into(),
+            ))
+        }
+    };
+    let rules = Rules {
+        stale_after: args.stale_after,
+        expires_within: args.expires_within,
+    };
+    let role = args.role.map(Role::from);
+    let mut failed = 0;
+    for (role, findings) in check(&state, &Layout::new(&args.repo), role, &rules)? {
+        for finding in findings {
+            let verdict = if finding.healthy { "ok  " } else { "FAIL" };
+            failed += usize::from(!finding.healthy);
+            println!("{role}: {verdict} {}", finding.says);
+        }
+    }
+    if failed > 0 {
+        return Err(Error::Refused(format!(
+            "unhealthy: {failed} check(s) failed (see above)"
+        )));
+    }
+    println!("healthy");
     Ok(())
 }
 
@@ -515,6 +595,7 @@ async fn run(args: RunArgs) -> Result<()> {
         },
         options: WorkerOptions {
             batch_max: args.batch_max.max(1),
+            key_probe: args.key_probe,
         },
         root: args.root.root.clone(),
         state: args.root.state.clone(),

@@ -38,6 +38,32 @@ pub fn write_durably(path: &Path, bytes: &[u8]) -> Result<()> {
     folder.sync()
 }
 
+/// Writes `bytes` to `path` so that a reader sees the old content or the new, whole, never
+/// half (a temp file beside it, then a rename), with no fsync: after the machine crashes the
+/// file may be the old one, or missing. For records rewritten every few seconds that mean
+/// nothing after a restart (a signer's health record). Never written
+/// through a symlink: the temp file is created new, with `O_NOFOLLOW`, and renamed over.
+pub fn write_whole(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let name = name_of(path)?;
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = folder_of(path).join(format!(".{name}.tmp-{}-{n}", std::process::id()));
+    let _ = fs::remove_file(&tmp);
+    let written = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&tmp)
+        .and_then(|mut file| file.write_all(bytes))
+        .map_err(Error::io("cannot write", &tmp))
+        .and_then(|()| fs::rename(&tmp, path).map_err(Error::io("cannot rename into place", path)));
+    if written.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    written
+}
+
 /// Appends `bytes` (whole lines) to `path` (made if missing, never through a symlink) and
 /// flushes it, and its folder when the file is new: for the append-only records a signer
 /// keeps (the versions it signed, the tombstones). A last line cut short by a crash is cut off
@@ -216,6 +242,19 @@ pub fn create_dir(dir: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_whole_write_replaces_the_file_and_leaves_no_temp_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("health.timestamp.json");
+        write_whole(&file, b"one").unwrap();
+        write_whole(&file, b"two").unwrap();
+        assert_eq!(fs::read(&file).unwrap(), b"two");
+        let names: Vec<_> = fs::read_dir(dir.path()).unwrap().flatten().collect();
+        assert_eq!(names.len(), 1, "no temp file left");
+        // Into a folder that is not there: an error naming the file, nothing left behind.
+        assert!(write_whole(&dir.path().join("gone/health.json"), b"x").is_err());
+    }
 
     #[cfg(unix)]
     #[test]

@@ -6,9 +6,13 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 use super::writer::Writer;
-use super::{expiry_interval, hand_on, prune_interval, Queued, State, Transport, WorkerOptions};
+use super::{
+    expiry_interval, hand_on, key_probe_interval, prune_interval, Queued, State, Transport,
+    WorkerOptions,
+};
 use crate::broker::backoff::Backoff;
 use crate::broker::{Delivery, Endpoint};
+use crate::health::Activity;
 use crate::jobs::{ExpiryCheck, Job};
 use crate::metrics::Outcome;
 use crate::roles::Stage;
@@ -31,8 +35,10 @@ pub(super) async fn consume<S: Stage, L: Fn() -> Result<S>>(
     };
     let opened = Instant::now();
     crate::metrics::connected(S::ROLE.name(), true);
+    writer.health.set(Activity::Standby);
     let state = consume_from(&mut endpoint, writer, options, shutdown).await;
     crate::metrics::connected(S::ROLE.name(), false);
+    writer.health.set(Activity::Reconnecting);
     endpoint.close().await;
     if opened.elapsed() >= Backoff::STABLE {
         *backoff = Backoff::default();
@@ -56,15 +62,21 @@ async fn consume_from<S: Stage, L: Fn() -> Result<S>>(
         "signer ready"
     );
     observe_published(&writer.stage);
+    writer.health.loaded(&writer.stage);
     // Expiry is checked at once (a signer that was down may find its metadata expired), then
     // regularly, through this role's own queue: see `ExpiryCheck`.
     let mut expiry_check = expiry_interval(&writer.stage);
     let mut pause_poll = tokio::time::interval(Duration::from_millis(500));
     let mut prune = prune_interval();
+    let mut key_probe = key_probe_interval(&writer.health);
     loop {
         let batch = tokio::select! {
             _ = prune.tick() => {
                 writer.prune();
+                continue;
+            }
+            _ = key_probe.tick() => {
+                writer.health.probe(writer.stage.key());
                 continue;
             }
             b = endpoint.next_batch(options.batch_max as usize) => b?,
@@ -141,6 +153,7 @@ async fn process<S: Stage, L: Fn() -> Result<S>>(
         &applied,
         started.elapsed(),
     );
+    writer.health.batch_done(&writer.stage, applied.written);
     Ok(())
 }
 

@@ -18,9 +18,11 @@
 //!   not verify: [`crate::Error::restart_cannot_fix`]) stops the loop with an error.
 //!
 //! Whatever the state, superseded versions are pruned every few seconds, and a write that
-//! fails for want of space prunes and retries ([`crate::repository::prune`]).
+//! fails for want of space prunes and retries ([`crate::repository::prune`]); the signer's
+//! health record is rewritten every few seconds and its key probed on a timer ([`health`]).
 
 mod batch;
+mod health;
 mod paused;
 mod writer;
 
@@ -33,8 +35,10 @@ use crate::broker::amqp::AmqpConfig;
 use crate::broker::backoff::Backoff;
 use crate::broker::inbox::Inbox;
 use crate::broker::{Endpoint, Queue, Via};
+use crate::health::Activity;
 use crate::roles::Stage;
-use crate::Result;
+use crate::{Error, Result};
+use health::Health;
 use writer::Writer;
 
 /// How a signer reaches its queues: a broker, or the embedded mode's in-process queues fed
@@ -75,11 +79,16 @@ impl Transport {
 pub struct WorkerOptions {
     /// Most jobs folded into one batch (also the broker prefetch).
     pub batch_max: u16,
+    /// How often the signer's key signs a probe (`--key-probe`), for its health record.
+    pub key_probe: Duration,
 }
 
 impl Default for WorkerOptions {
     fn default() -> Self {
-        WorkerOptions { batch_max: 1000 }
+        WorkerOptions {
+            batch_max: 1000,
+            key_probe: crate::health::KEY_PROBE,
+        }
     }
 }
 
@@ -101,12 +110,26 @@ pub async fn run<S: Stage>(
     options: WorkerOptions,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<()> {
-    let mut writer = Writer::new(load()?, load);
+    let stage = load()?;
+    let health = Health::start(&stage, options.key_probe);
+    let mut writer = Writer::new(stage, load, health);
     // Opening the staging folder removes what writers stopped mid-write left there.
     if let Err(e) = writer.stage.layout().staging() {
         tracing::warn!(role = %S::ROLE, error = %e,
             "cannot open the staging folder yet; trying again at the first write");
     }
+    let ended = drive(&transport, &mut writer, options, &mut shutdown).await;
+    writer.health.stopped();
+    ended
+}
+
+/// The state machine itself, from the resting state until stopped or failed for good.
+async fn drive<S: Stage, L: Fn() -> Result<S>>(
+    transport: &Transport,
+    writer: &mut Writer<S, L>,
+    options: WorkerOptions,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Result<()> {
     let mut backoff = Backoff::default();
     let mut state = writer.resting_state()?;
     loop {
@@ -116,11 +139,12 @@ pub async fn run<S: Stage>(
         let next = match state {
             State::Stopped => return Ok(()),
             State::Consuming => {
-                let (writer, shutdown) = (&mut writer, &mut shutdown);
-                batch::consume(&transport, writer, options, shutdown, &mut backoff).await
+                batch::consume(transport, writer, options, shutdown, &mut backoff).await
             }
-            State::Paused => paused::hold(&transport, &mut writer, &mut shutdown).await,
+            State::Paused => paused::hold(transport, writer, shutdown).await,
             State::Reconnecting(delay) => {
+                writer.health.set(Activity::Reconnecting);
+                writer.health.probe_if_due(writer.stage.key());
                 tokio::select! {
                     () = tokio::time::sleep(delay) => writer.resting_state(),
                     _ = shutdown.changed() => Ok(State::Stopped),
@@ -131,6 +155,9 @@ pub async fn run<S: Stage>(
             Ok(next) => next,
             Err(e) if e.restart_cannot_fix() => return Err(e),
             Err(e) => {
+                if matches!(e, Error::Signing(_)) {
+                    writer.health.key_failed(writer.stage.key().key_id(), &e);
+                }
                 let delay = backoff.next_delay();
                 tracing::warn!(role = %S::ROLE, error = %e, retry_in_ms = delay.as_millis() as u64,
                     "signer lost its queue or could not write; reconnecting (unacknowledged jobs come back)");
@@ -146,6 +173,13 @@ fn prune_interval() -> tokio::time::Interval {
     let mut prune = tokio::time::interval(Duration::from_secs(5));
     prune.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     prune
+}
+
+/// How often the key signs a probe: every `--key-probe`, the first at once.
+fn key_probe_interval(health: &Health) -> tokio::time::Interval {
+    let mut probe = tokio::time::interval(health.probe_every());
+    probe.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    probe
 }
 
 /// How often a signer looks for metadata about to expire (see [`crate::jobs::ExpiryCheck`]).

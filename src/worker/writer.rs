@@ -8,13 +8,15 @@ use crate::repository::prune::{space_is_low, still_named};
 use crate::roles::{Applied, Stage};
 use crate::Result;
 
+use super::health::Health;
 use super::State;
 
 /// A role's state, how to load it again, the name it records in the role's lock file when it
-/// writes, and the newest root version it has checked its key against.
+/// writes, the newest root version it has checked its key against, and its health record.
 pub(super) struct Writer<S, L> {
     pub stage: S,
     load: L,
+    pub health: Health,
     pub control: Control,
     id: String,
     root_version: u64,
@@ -39,11 +41,12 @@ fn writer_id() -> String {
 }
 
 impl<S: Stage, L: Fn() -> Result<S>> Writer<S, L> {
-    pub fn new(stage: S, load: L) -> Writer<S, L> {
+    pub fn new(stage: S, load: L, health: Health) -> Writer<S, L> {
         Writer {
             control: stage.control(),
             stage,
             load,
+            health,
             id: writer_id(),
             root_version: 0,
         }

@@ -254,8 +254,16 @@ const LAYERS: &[(&str, &[&str])] = &[
         ],
     ),
     (
-        "store: durable writes, the repository's files, the pin and what it trusts there",
-        &["durable", "repository", "high_water", "pin", "trusted"],
+        "store: durable writes, the repository's files, the pin and what it trusts there, a \
+         signer's health record",
+        &[
+            "durable",
+            "repository",
+            "high_water",
+            "pin",
+            "trusted",
+            "health",
+        ],
     ),
     (
         "work: the jobs a role takes, and the submissions they come in",

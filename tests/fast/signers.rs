@@ -104,6 +104,16 @@ impl Signers {
         settings: RoleSettings,
         keys: impl Fn(Role) -> KeySource,
     ) -> Signers {
+        Signers::start_with_options(inbox, settings, keys, WorkerOptions::default())
+    }
+
+    /// The same with each signer's loop given `options` (a key probed often, say).
+    pub fn start_with_options(
+        inbox: &Path,
+        settings: RoleSettings,
+        keys: impl Fn(Role) -> KeySource,
+        options: WorkerOptions,
+    ) -> Signers {
         let broker = Inbox::new();
         let feeder = tokio::spawn(broker.clone().feed_from_inbox(inbox.to_path_buf()));
         let transport = Transport::Inbox(broker.clone());
@@ -128,7 +138,7 @@ impl Signers {
                 transport.clone(),
                 settings.clone(),
                 (key, source),
-                WorkerOptions::default(),
+                options,
                 stop_rx.clone(),
             );
             (

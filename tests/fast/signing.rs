@@ -16,9 +16,9 @@ use crate::signers::Signers;
 
 /// A key on a token that can be pulled out: signs while `plugged`, else fails as a token
 /// does.
-struct Unplugged {
-    key: FileKey,
-    plugged: Arc<AtomicBool>,
+pub(crate) struct Unplugged {
+    pub(crate) key: FileKey,
+    pub(crate) plugged: Arc<AtomicBool>,
 }
 
 impl Sign for Unplugged {
