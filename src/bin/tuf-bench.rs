@@ -22,9 +22,10 @@ use package_signing::client::coverage::{Coverage, Expected};
 use package_signing::client::submit::{Route, Sink};
 use package_signing::jobs::{NewTarget, TargetHashes, TargetsJob};
 use package_signing::keys::SigningKey;
+use package_signing::ops::init::find_key;
 use package_signing::progress::{Progress, Show};
 use package_signing::repository::Layout;
-use package_signing::role::Role;
+use package_signing::role::{Role, SUBMITTER};
 
 /// Measures throughput, latency under load, per-add cost as the repository grows, and the
 /// signers' peak memory.
@@ -82,6 +83,12 @@ struct Args {
     /// The python-tuf program (relative as --python-tuf).
     #[arg(long, default_value = "tests/python/bench_python_tuf.py")]
     python_bench: PathBuf,
+    /// Make every key inside this PKCS#11 token (`tuf-signer init --token URI`) instead of
+    /// key files, to measure signing with token-held keys against key files, back to back
+    /// (README, "Keys in an HSM"). The signers start one after the other (SoftHSM2 reads its
+    /// tokens as each process opens it).
+    #[arg(long, value_name = "URI")]
+    token: Option<String>,
 }
 
 /// A user's repository and how its releases arrive.
@@ -402,6 +409,8 @@ struct Rig {
     keys: PathBuf,
     amqp: String,
     prefix: String,
+    /// `--token`: the keys are in this PKCS#11 token.
+    token: Option<String>,
 }
 
 impl Rig {
@@ -417,6 +426,7 @@ impl Rig {
             tmp,
             amqp: args.amqp.clone(),
             prefix: format!("bench.{}.", std::process::id()),
+            token: args.token.clone(),
         }
     }
 
@@ -429,11 +439,14 @@ impl Rig {
             Role::Timestamp.name(),
         ];
         let children = roles.iter().map(|role| {
+            if self.token.is_some() {
+                self.wait_for_ready_log();
+            }
             let child = Command::new(self.exe_dir.join("tuf-signer"))
                 .args(["run", "--role", role, "--repo"])
                 .arg(&self.repo)
                 .arg("--key")
-                .arg(self.keys.join(format!("{role}.pem")))
+                .arg(find_key(&self.keys, role))
                 .args(["--amqp", &self.amqp, "--queue-prefix", &self.prefix])
                 .env("RUST_LOG", "info")
                 .stdout(Stdio::null())
@@ -443,6 +456,60 @@ impl Rig {
             (role.to_string(), child)
         });
         Signers(children.collect(), spawned)
+    }
+
+    /// Waits until every signer log in the work folder says `signer ready` (a token's
+    /// signers start one at a time).
+    fn wait_for_ready_log(&self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let logs = || {
+            [Role::Targets, Role::Snapshot, Role::Timestamp]
+                .map(|r| std::fs::read_to_string(self.work.join(format!("{}.log", r.name()))))
+        };
+        while logs()
+            .iter()
+            .any(|log| log.as_ref().is_ok_and(|l| !l.contains("signer ready")))
+        {
+            assert!(Instant::now() < deadline, "a signer did not start in 60 s");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// `tuf-signer init` of the repository (with `--token`, every key in the token), timed,
+    /// and how fast the targets key signs.
+    fn init(&self, bins: u32) {
+        let t = Instant::now();
+        let mut init = Command::new(self.exe_dir.join("tuf-signer"));
+        init.args(["init", "--repo"])
+            .arg(&self.repo)
+            .arg("--keys")
+            .arg(&self.keys)
+            .args(["--bins", &bins.to_string(), "--quiet"])
+            .stdout(Stdio::null());
+        if let Some(token) = &self.token {
+            init.args(["--token", token]);
+        }
+        assert!(init.status().unwrap().success(), "init failed");
+        println!(
+            "init ({bins} bins)                         {:>10.2} s",
+            t.elapsed().as_secs_f64()
+        );
+        let key = SigningKey::load(&find_key(&self.keys, Role::Targets.name())).unwrap();
+        let where_ = if self.token.is_some() {
+            "token"
+        } else {
+            "file"
+        };
+        let message = vec![7u8; 4096];
+        let (start, mut signed) = (Instant::now(), 0u32);
+        while start.elapsed() < Duration::from_secs(1) {
+            key.sign(&message).unwrap();
+            signed += 1;
+        }
+        println!(
+            "targets key ({where_}): signatures of 4 kB     {:>10.0} /s",
+            f64::from(signed) / start.elapsed().as_secs_f64()
+        );
     }
 
     /// Renames each signer's log to ROLE.`suffix`.log, so that a restart starts a new one.
@@ -482,7 +549,7 @@ async fn default_runs(args: &Args, rig: &Rig) {
         args.bins,
         rig.work.display()
     );
-    init(&rig.exe_dir, &rig.repo, &rig.keys, args.bins);
+    rig.init(args.bins);
     let signers = rig.spawn();
     let bench = rig.bench().await;
     wait_ready(&rig.work, &signers);
@@ -517,7 +584,7 @@ async fn run_scenario(args: &Args, rig: &Rig, scenario: Scenario) {
     };
     println!("scenario {name}: {targets} targets{scaled} at {bins} bins, releases {schedule}");
     println!("work folder {}", rig.work.display());
-    init(&rig.exe_dir, &rig.repo, &rig.keys, bins);
+    rig.init(bins);
     let signers = rig.spawn();
     print_startup("empty repository", &wait_ready(&rig.work, &signers));
     let bench = rig.bench().await;
@@ -654,25 +721,6 @@ fn side_by_side(ours: &Figures, python: &serde_json::Value) {
     );
 }
 
-/// `tuf-signer init` of the repository, timed.
-fn init(exe_dir: &Path, repo: &Path, keys: &Path, bins: u32) {
-    let t = Instant::now();
-    let status = Command::new(exe_dir.join("tuf-signer"))
-        .args(["init", "--repo"])
-        .arg(repo)
-        .arg("--keys")
-        .arg(keys)
-        .args(["--bins", &bins.to_string()])
-        .stdout(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(status.success(), "init failed");
-    println!(
-        "init ({bins} bins)                         {:>10.2} s",
-        t.elapsed().as_secs_f64()
-    );
-}
-
 /// Where jobs go: the broker, every job signed with the submitter key, as the packaging
 /// pipeline sends them.
 async fn connect(amqp: &str, prefix: &str, keys: &Path) -> Sink {
@@ -684,7 +732,7 @@ async fn connect(amqp: &str, prefix: &str, keys: &Path) -> Sink {
     .unwrap();
     Sink {
         route: Route::Broker(publisher),
-        key: SigningKey::load(&keys.join("submitter.pem")).unwrap(),
+        key: SigningKey::load(&find_key(keys, SUBMITTER)).unwrap(),
     }
 }
 
