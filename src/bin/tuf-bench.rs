@@ -487,7 +487,8 @@ impl Rig {
             .args(["--bins", &bins.to_string(), "--quiet"])
             .stdout(Stdio::null());
         if let Some(token) = &self.token {
-            init.args(["--token", token]);
+            // Labels of this run's own: a token keeps the keys of earlier runs.
+            init.args(["--token", token, "--token-label-prefix", &self.prefix]);
         }
         assert!(init.status().unwrap().success(), "init failed");
         println!(
