@@ -15,6 +15,15 @@
 //! | `tuf_broker_connected{role}` | 1 while connected to the broker (or using the inbox) |
 //! | `tuf_signer_active{role}` | 1 once this replica has taken a batch since it connected, 0 while it has not: a hot standby (the broker gives a queue to one consumer at a time) |
 //!
+//! `tuf-client serve --metrics-listen ADDR` serves, from the same registry:
+//!
+//! | family | what |
+//! |---|---|
+//! | `tuf_served_requests_total{status}` | requests answered, by HTTP status |
+//! | `tuf_served_bytes_total` | body bytes sent |
+//! | `tuf_served_seconds` | a request from read to its last byte sent (histogram) |
+//! | `tuf_metadata_version{role="timestamp"}`, `tuf_metadata_expires_in_seconds{role="timestamp"}` | the `timestamp.json` it serves: what clients see |
+//!
 //! Invariant: recording is lock-free but for the expiry table (one short lock a batch), and
 //! nothing here can fail a job: metrics are observed, never waited on.
 
@@ -49,6 +58,11 @@ struct ByRole {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ByStatus {
+    status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ByOutcome {
     role: String,
     outcome: Outcome,
@@ -75,6 +89,9 @@ struct Metrics {
     last_publish: Family<ByRole, Gauge<f64, std::sync::atomic::AtomicU64>>,
     connected: Family<ByRole, Gauge>,
     active: Family<ByRole, Gauge>,
+    served: Family<ByStatus, Counter>,
+    served_bytes: Counter,
+    served_seconds: Histogram,
     /// When each role's current metadata expires: `expires_in` is worked out from it at
     /// scrape time.
     expiries: Mutex<BTreeMap<String, jiff::Timestamp>>,
@@ -130,8 +147,29 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         "1 once this replica has taken a batch since it connected; 0: a hot standby",
         Family::default(),
     );
+    let served = registered(
+        &mut registry,
+        "tuf_served_requests",
+        "Requests tuf-client serve answered, by HTTP status",
+        Family::default(),
+    );
+    let served_bytes = registered(
+        &mut registry,
+        "tuf_served_bytes",
+        "Body bytes tuf-client serve sent",
+        Counter::default(),
+    );
+    let served_seconds = registered(
+        &mut registry,
+        "tuf_served_seconds",
+        "Seconds from a request read to its last byte sent",
+        seconds_histogram(),
+    );
     Metrics {
         registry,
+        served,
+        served_bytes,
+        served_seconds,
         jobs,
         batch_seconds,
         batch_jobs,
@@ -199,6 +237,14 @@ pub fn connected(role: &str, up: bool) {
     let m = &*METRICS;
     m.connected.get_or_create(&by(role)).set(i64::from(up));
     m.active.get_or_create(&by(role)).set(0);
+}
+
+/// `tuf-client serve` answered a request with `status`, sending `bytes` of body in `took`.
+pub fn served(status: u16, bytes: u64, took: Duration) {
+    let m = &*METRICS;
+    m.served.get_or_create(&ByStatus { status }).inc();
+    m.served_bytes.inc_by(bytes);
+    m.served_seconds.observe(took.as_secs_f64());
 }
 
 /// The text exposition of every family, `tuf_metadata_expires_in_seconds` as of now.

@@ -174,3 +174,77 @@ fn the_example_alert_rules_pass_promtool() {
         );
     }
 }
+
+/// `tuf-client serve --metrics-listen`: requests counted by status as they are answered, the
+/// bytes sent, and the version and expiry of the `timestamp.json` it serves.
+#[test]
+fn serve_counts_what_it_answers_and_shows_the_timestamp_it_serves() {
+    let repo = TestRepo::init(2, &[]);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let log = repo.path("serve.log");
+    let child = std::process::Command::new(CLIENT)
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .args(["--metrics-listen", "127.0.0.1:0"])
+        .arg(&repo.repo)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let mut serve = Proc { child, log };
+    let addr = metrics_address(&mut serve);
+    let get = |path: &str| {
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response).unwrap();
+        response.len()
+    };
+    let timestamp = std::fs::read(repo.layout().timestamp()).unwrap();
+    assert!(get("/metadata/timestamp.json") > timestamp.len());
+    get("/metadata/timestamp.json");
+    get("/metadata/no-such.json");
+
+    let start = Instant::now();
+    let body = loop {
+        let (status, body) = scrape(&addr);
+        assert!(status.contains("200"), "{status}");
+        // The timestamp served is read every few seconds.
+        if sample(&body, "tuf_metadata_version", r#"role="timestamp""#).is_some() {
+            break body;
+        }
+        assert!(start.elapsed() < Duration::from_secs(20), "{body}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(
+        value(&body, "tuf_served_requests_total", r#"status="200""#),
+        2.0
+    );
+    assert_eq!(
+        value(&body, "tuf_served_requests_total", r#"status="404""#),
+        1.0
+    );
+    let bytes = body
+        .lines()
+        .find_map(|l| l.strip_prefix("tuf_served_bytes_total "))
+        .map(|v| v.trim().parse::<f64>().unwrap())
+        .unwrap_or_else(|| panic!("no tuf_served_bytes_total in:\n{body}"));
+    assert_eq!(bytes, (2 * timestamp.len() + "not found\n".len()) as f64);
+    assert_eq!(
+        value(&body, "tuf_metadata_version", r#"role="timestamp""#),
+        1.0
+    );
+    let left = value(
+        &body,
+        "tuf_metadata_expires_in_seconds",
+        r#"role="timestamp""#,
+    );
+    assert!(left > 0.0 && left <= 86_400.0, "{left}");
+}

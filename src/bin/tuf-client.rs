@@ -245,6 +245,11 @@ enum Clients {
         /// The repository folder (its metadata/ and targets/ are served).
         #[arg(env = "TUF_REPO")]
         repo: PathBuf,
+        /// Serve Prometheus metrics on http://ADDR/metrics (e.g. 127.0.0.1:9465; off by
+        /// default): requests by status, bytes and response time, and the version and expiry
+        /// of the timestamp.json served. See README, "Monitoring".
+        #[arg(long, value_name = "ADDR")]
+        metrics_listen: Option<String>,
     },
     /// Wait until stopped (SIGTERM or Ctrl-C): keeps the packaging-pipeline container up so
     /// that commands can be run in it (`ddev tuf-client ...`); the image has no shell.
@@ -427,11 +432,19 @@ impl Clients {
                 listen,
                 composer,
                 repo,
-            } => tokio::select! {
-                biased;
-                () = cli::stop_signal() => Ok(()),
-                served = serve::serve(repo, composer, &listen) => served,
-            },
+                metrics_listen,
+            } => {
+                if let Some(addr) = &metrics_listen {
+                    package_signing::metrics::listen(addr).await?;
+                    let layout = package_signing::repository::Layout::new(repo.clone());
+                    tokio::spawn(serve::watch_timestamp(layout));
+                }
+                tokio::select! {
+                    biased;
+                    () = cli::stop_signal() => Ok(()),
+                    served = serve::serve(repo, composer, &listen) => served,
+                }
+            }
             Clients::Idle => {
                 cli::stop_signal().await;
                 Ok(())

@@ -267,8 +267,15 @@ async fn handle(
             None | Some(Ok(Ok(None)) | Err(_)) => break,
             Some(Ok(Err(e))) => return Err(e),
         };
+        let started = std::time::Instant::now();
         let response = respond(published, &request).await;
         write_all(&mut write, &response.head(request.keep_alive)).await?;
+        let sent = if request.method == "HEAD" || response.status.starts_with("304") {
+            0
+        } else {
+            response.body.len()
+        };
+        let status = response.status.get(..3).and_then(|s| s.parse().ok());
         if request.method != "HEAD" {
             match response.body {
                 Body::Text(text) => write_all(&mut write, text.as_bytes()).await?,
@@ -287,11 +294,34 @@ async fn handle(
                 }
             }
         }
+        crate::metrics::served(status.unwrap_or(0), sent, started.elapsed());
         if !request.keep_alive {
             break;
         }
     }
     write.shutdown().await
+}
+
+/// Every few seconds, the version and expiry of the `timestamp.json` being served, for the
+/// metrics: what clients see, whatever the signers think they wrote.
+pub async fn watch_timestamp(layout: crate::repository::Layout) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+    loop {
+        tick.tick().await;
+        let Ok(bytes) = tokio::fs::read(layout.timestamp()).await else {
+            continue;
+        };
+        let signed = serde_json::from_slice::<serde_json::Value>(&bytes)
+            .ok()
+            .map(|v| v["signed"].clone());
+        let version = signed.as_ref().and_then(|s| s["version"].as_u64());
+        let expires = signed
+            .as_ref()
+            .and_then(|s| s["expires"].as_str()?.parse::<jiff::Timestamp>().ok());
+        if let (Some(version), Some(expires)) = (version, expires) {
+            crate::metrics::published("timestamp", version, expires);
+        }
+    }
 }
 
 /// Reads one request's line and headers; `None` at end of stream. A line longer than
