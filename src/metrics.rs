@@ -9,6 +9,7 @@
 //! | `tuf_jobs_total{role,outcome}` | jobs taken off the queue: `applied`, `dead_lettered` (refused whole), `refused_in_part` |
 //! | `tuf_batch_seconds{role}` | a batch from taken to written and handed on (histogram) |
 //! | `tuf_batch_jobs{role}` | jobs in a batch: the queue depth the signer saw (histogram) |
+//! | `tuf_submission_seconds` | a submission from its issue (signed by the packaging pipeline) to its bins written: queue wait and signing (histogram; the targets signer) |
 //! | `tuf_metadata_version{role}` | the version of the role's current file (`bins`: the newest bin) |
 //! | `tuf_metadata_expires_in_seconds{role}` | seconds until it expires (`bins`: the first to expire), at scrape time |
 //! | `tuf_last_publish_timestamp_seconds{role}` | when this signer last wrote a file |
@@ -89,6 +90,7 @@ struct Metrics {
     last_publish: Family<ByRole, Gauge<f64, std::sync::atomic::AtomicU64>>,
     connected: Family<ByRole, Gauge>,
     active: Family<ByRole, Gauge>,
+    submission_seconds: Histogram,
     served: Family<ByStatus, Counter>,
     served_bytes: Counter,
     served_seconds: Histogram,
@@ -147,6 +149,12 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         "1 once this replica has taken a batch since it connected; 0: a hot standby",
         Family::default(),
     );
+    let submission_seconds = registered(
+        &mut registry,
+        "tuf_submission_seconds",
+        "Seconds from a submission's issue (signed by the packaging pipeline) to its bins written",
+        seconds_histogram(),
+    );
     let served = registered(
         &mut registry,
         "tuf_served_requests",
@@ -167,6 +175,7 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     );
     Metrics {
         registry,
+        submission_seconds,
         served,
         served_bytes,
         served_seconds,
@@ -237,6 +246,12 @@ pub fn connected(role: &str, up: bool) {
     let m = &*METRICS;
     m.connected.get_or_create(&by(role)).set(i64::from(up));
     m.active.get_or_create(&by(role)).set(0);
+}
+
+/// A submission issued at `issued` has its bins written now (durably).
+pub fn submission_written(issued: jiff::Timestamp) {
+    let age = jiff::Timestamp::now().duration_since(issued).as_secs_f64();
+    METRICS.submission_seconds.observe(age.max(0.0));
 }
 
 /// `tuf-client serve` answered a request with `status`, sending `bytes` of body in `took`.

@@ -128,6 +128,12 @@ async fn each_signer_serves_metrics_that_move_as_jobs_are_signed() {
         ) > 0.0
     );
     assert!(value(&after, "tuf_batch_seconds_count", "role=\"targets\"") >= 1.0);
+    // The release's submission, from its issue to its bins written.
+    let submissions = after
+        .lines()
+        .find_map(|l| l.strip_prefix("tuf_submission_seconds_count "))
+        .map(|v| v.trim().parse::<f64>().unwrap());
+    assert!(submissions >= Some(1.0), "{after}");
     // Downstream, each role published a newer version for the release.
     for (i, (role, addr)) in addrs.iter().enumerate().skip(1) {
         let of = format!("role=\"{role}\"");

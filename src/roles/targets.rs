@@ -289,6 +289,9 @@ impl Stage for TargetsRole {
             }
         }
         self.ledger.commit()?;
+        for issued in jobs.iter().filter_map(|job| job.issued) {
+            crate::metrics::submission_written(issued);
+        }
         let by_id = |list: Vec<(usize, String)>| {
             let mut map: BTreeMap<String, Vec<String>> = BTreeMap::new();
             for (i, name) in list {
