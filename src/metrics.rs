@@ -9,6 +9,7 @@
 //! | `tuf_jobs_total{role,outcome}` | jobs taken off the queue: `applied`, `dead_lettered` (refused whole), `refused_in_part` |
 //! | `tuf_batch_seconds{role}` | a batch from taken to written and handed on (histogram) |
 //! | `tuf_batch_jobs{role}` | jobs in a batch: the queue depth the signer saw (histogram) |
+//! | `tuf_queue_messages{role}` | jobs waiting in the role's queue, as the broker counts them (asked every 15 s) |
 //! | `tuf_submission_seconds` | a submission from its issue (signed by the packaging pipeline) to its bins written: queue wait and signing (histogram; the targets signer) |
 //! | `tuf_metadata_version{role}` | the version of the role's current file (`bins`: the newest bin) |
 //! | `tuf_metadata_expires_in_seconds{role}` | seconds until it expires (`bins`: the first to expire), at scrape time |
@@ -91,6 +92,7 @@ struct Metrics {
     connected: Family<ByRole, Gauge>,
     active: Family<ByRole, Gauge>,
     submission_seconds: Histogram,
+    waiting: Family<ByRole, Gauge>,
     served: Family<ByStatus, Counter>,
     served_bytes: Counter,
     served_seconds: Histogram,
@@ -149,6 +151,12 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         "1 once this replica has taken a batch since it connected; 0: a hot standby",
         Family::default(),
     );
+    let waiting = registered(
+        &mut registry,
+        "tuf_queue_messages",
+        "Jobs waiting in the role's queue, as the broker counts them (asked every 15 s)",
+        Family::default(),
+    );
     let submission_seconds = registered(
         &mut registry,
         "tuf_submission_seconds",
@@ -176,6 +184,7 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     Metrics {
         registry,
         submission_seconds,
+        waiting,
         served,
         served_bytes,
         served_seconds,
@@ -246,6 +255,14 @@ pub fn connected(role: &str, up: bool) {
     let m = &*METRICS;
     m.connected.get_or_create(&by(role)).set(i64::from(up));
     m.active.get_or_create(&by(role)).set(0);
+}
+
+/// `waiting` jobs wait in `role`'s queue, as the broker counts them.
+pub fn waiting(role: &str, waiting: u32) {
+    METRICS
+        .waiting
+        .get_or_create(&by(role))
+        .set(i64::from(waiting));
 }
 
 /// A submission issued at `issued` has its bins written now (durably).

@@ -128,6 +128,8 @@ async fn each_signer_serves_metrics_that_move_as_jobs_are_signed() {
         ) > 0.0
     );
     assert!(value(&after, "tuf_batch_seconds_count", "role=\"targets\"") >= 1.0);
+    // The broker's count of the targets queue, asked at once and every 15 s: nothing waits.
+    assert_eq!(value(&after, "tuf_queue_messages", "role=\"targets\""), 0.0);
     // The release's submission, from its issue to its bins written.
     let submissions = after
         .lines()

@@ -560,6 +560,20 @@ impl Unrouted {
 }
 
 /// `(messages, consumers)` of a queue, without declaring it.
+impl AmqpEndpoint {
+    /// Messages ready in the queue this endpoint consumes, as the broker counts them (taken
+    /// but unacknowledged ones not included); `None` when it consumes none or the broker
+    /// does not answer. A passive look on a channel of its own: it needs no permission, and
+    /// a failed look closes only that channel.
+    pub async fn waiting(&self) -> Option<u32> {
+        let queue = self.consumes?;
+        let channel = self.connection.create_channel().await.ok()?;
+        let found = passive_declare(&channel, &queue.name(&self.config.prefix)).await;
+        let _ = channel.close(200, "done".into()).await;
+        found.ok().map(|(messages, _)| messages)
+    }
+}
+
 async fn passive_declare(channel: &Channel, name: &str) -> lapin::Result<(u32, u32)> {
     let q = channel
         .queue_declare(

@@ -286,6 +286,15 @@ impl Endpoint {
         }
     }
 
+    /// Messages waiting in the queue consumed, as the broker counts them; `None` for the
+    /// inbox (nothing to ask) or when the broker does not answer.
+    pub async fn waiting(&self) -> Option<u32> {
+        match self {
+            Endpoint::Amqp(e) => e.waiting().await,
+            Endpoint::Inbox(_) => None,
+        }
+    }
+
     /// Publishes persistently and returns once the broker has confirmed it.
     pub async fn publish(&self, queue: Queue, body: &[u8]) -> Result<()> {
         match self {

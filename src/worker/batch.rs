@@ -69,10 +69,17 @@ async fn consume_from<S: Stage, L: Fn() -> Result<S>>(
     let mut pause_poll = tokio::time::interval(Duration::from_millis(500));
     let mut prune = prune_interval();
     let mut key_probe = key_probe_interval(&writer.health);
+    let mut depth = tokio::time::interval(Duration::from_secs(15));
     loop {
         let batch = tokio::select! {
             _ = prune.tick() => {
                 writer.prune();
+                continue;
+            }
+            _ = depth.tick() => {
+                if let Some(waiting) = endpoint.waiting().await {
+                    crate::metrics::waiting(S::ROLE.name(), waiting);
+                }
                 continue;
             }
             _ = key_probe.tick() => {
