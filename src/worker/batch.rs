@@ -53,16 +53,7 @@ async fn consume_from<S: Stage, L: Fn() -> Result<S>>(
     shutdown: &mut watch::Receiver<bool>,
 ) -> Result<State> {
     hand_on::<S>(endpoint, writer.resync()?.into_iter().collect()).await?;
-    // The key id is the one the root gives this signer's key, whichever rule made it.
-    tracing::info!(
-        role = %S::ROLE,
-        key_id = writer.stage.key().key_id(),
-        build = crate::provenance::BUILD,
-        image = crate::provenance::image().as_deref().unwrap_or("(not named: TUF_IMAGE unset)"),
-        "signer ready"
-    );
-    observe_published(&writer.stage);
-    writer.health.loaded(&writer.stage);
+    announce_ready(writer);
     // Expiry is checked at once (a signer that was down may find its metadata expired), then
     // regularly, through this role's own queue: see `ExpiryCheck`.
     let mut expiry_check = expiry_interval(&writer.stage);
@@ -109,6 +100,21 @@ async fn consume_from<S: Stage, L: Fn() -> Result<S>>(
         }
         process(endpoint, writer, &batch).await?;
     }
+}
+
+/// Says the signer is ready (the line tests and operators wait for), and reports what it
+/// holds to the metrics and the health record.
+fn announce_ready<S: Stage, L: Fn() -> Result<S>>(writer: &mut Writer<S, L>) {
+    // The key id is the one the root gives this signer's key, whichever rule made it.
+    tracing::info!(
+        role = %S::ROLE,
+        key_id = writer.stage.key().key_id(),
+        build = crate::provenance::BUILD,
+        image = crate::provenance::image().as_deref().unwrap_or("(not named: TUF_IMAGE unset)"),
+        "signer ready"
+    );
+    observe_published(&writer.stage);
+    writer.health.loaded(&writer.stage);
 }
 
 /// One batch, start to acknowledgement.
