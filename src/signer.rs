@@ -187,7 +187,9 @@ impl Signers {
         let mut keys = Vec::with_capacity(self.keys.len());
         for (role, file) in &self.keys {
             let source = KeySource::file(file.clone());
-            let key = source.load()?;
+            let Some(key) = load_waiting(*role, &source, &mut stop).await? else {
+                return Ok(());
+            };
             tracing::info!(role = %role, key_file = %file.display(),
                 previous_key = key.previous.is_some(), "loaded signing key");
             keys.push((*role, source, key));
@@ -212,6 +214,31 @@ impl Signers {
             done.map_err(|e| Error::Internal(format!("a signer task panicked: {e}")))??;
         }
         Ok(())
+    }
+}
+
+/// `role`'s keys from `source`; while their holder cannot be reached (a token not plugged
+/// in yet, an HSM not answering: [`Error::Signing`]), tries again every few seconds, as the
+/// signer waits for its broker; `None` when stopped meanwhile. A mistake (no such key, a
+/// wrong PIN, an unreadable file) fails at once.
+async fn load_waiting(
+    role: Role,
+    source: &KeySource,
+    stop: &mut watch::Receiver<bool>,
+) -> Result<Option<RoleKeys>> {
+    loop {
+        match source.load() {
+            Ok(keys) => return Ok(Some(keys)),
+            Err(Error::Signing(reason)) => {
+                tracing::warn!(role = %role, reason,
+                    "cannot reach the key's token yet; trying again in 5 s");
+                tokio::select! {
+                    () = tokio::time::sleep(Duration::from_secs(5)) => {}
+                    _ = stop.changed() => return Ok(None),
+                }
+            }
+            Err(e) => return Err(e),
+        }
     }
 }
 

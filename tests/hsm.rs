@@ -23,7 +23,7 @@ use package_signing::broker::Queue;
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// The tokens the tests use, each test its own.
-const TOKENS: [&str; 3] = ["all", "gone", "wrong"];
+const TOKENS: [&str; 4] = ["all", "gone", "wrong", "late"];
 
 /// This process's SoftHSM2 configuration: a token folder of its own, named to every child
 /// process (and to this one's module) by `SOFTHSM2_CONF`, with every test's token made up
@@ -97,6 +97,15 @@ fn spawn_signers_in_turn(repo: &TestRepo, prefix: &str) -> Vec<Proc> {
             signer
         })
         .collect()
+}
+
+/// Where a token's folder goes while it is unplugged: out of SoftHSM2's token folder, which
+/// it reads whole.
+fn unplugged(folder: &Path) -> PathBuf {
+    softhsm().join(format!(
+        "unplugged-{}",
+        folder.file_name().unwrap().to_string_lossy()
+    ))
 }
 
 /// `tuf-signer new-key --token URI;object=LABEL --out OUT`: a new key inside the token.
@@ -273,7 +282,7 @@ async fn a_token_that_disappears_fails_the_batch_writes_nothing_and_loses_no_job
 
     // The token goes away (its folder, as SoftHSM2 keeps it), then the job comes.
     let folder = token_folder(&token);
-    let hidden = folder.with_extension("unplugged");
+    let hidden = unplugged(&folder);
     std::fs::rename(&folder, &hidden).unwrap();
     publish_raw(&prefix, Queue::Targets, &job).await;
     let start = std::time::Instant::now();
@@ -359,4 +368,37 @@ fn wait_exit(signer: &mut Proc) -> String {
         std::thread::sleep(Duration::from_millis(100));
     }
     signer.log_text()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[cfg_attr(not(softhsm), ignore = "skipped: no SoftHSM2")]
+async fn a_signer_whose_token_is_not_there_yet_waits_for_it_then_starts() {
+    let _serial = SERIAL.lock().await;
+    let token = token("late");
+    let repo = TestRepo::init(2, &["--token", &token]);
+    let prefix = unique_prefix("hsm-late");
+    let folder = token_folder(&token);
+    let hidden = unplugged(&folder);
+    std::fs::rename(&folder, &hidden).unwrap();
+    let mut signer = repo.spawn_signer("timestamp", &prefix, &[]);
+    let start = std::time::Instant::now();
+    while !signer
+        .log_text()
+        .contains("cannot reach the key's token yet")
+    {
+        assert!(signer.is_running(), "{}", signer.log_text());
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "{}",
+            signer.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(signer.is_running(), "{}", signer.log_text());
+    // Plugged in: the module is opened afresh (it lists tokens only as it starts) and the
+    // signer starts.
+    std::fs::rename(&hidden, &folder).unwrap();
+    wait_ready(&mut signer);
+    drop(signer);
+    delete_queues(&prefix).await;
 }

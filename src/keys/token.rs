@@ -28,7 +28,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::error::{Error as P11Error, RvError};
@@ -262,6 +262,8 @@ pub struct TokenKey {
     key: ObjectHandle,
     public: Vec<u8>,
     uri: TokenUri,
+    /// The module, kept loaded while the key is (dropped after the session).
+    _module: Arc<Pkcs11>,
 }
 
 impl TokenKey {
@@ -269,7 +271,7 @@ impl TokenKey {
     /// finds exactly one ed25519 private key and its public half, and checks the two belong
     /// together by a signature.
     pub fn open(uri: &TokenUri) -> Result<TokenKey> {
-        let session = login(uri, false)?;
+        let (session, module) = login(uri, false)?;
         let key = only_key(uri, &session)?;
         let public = public_half(uri, &session, key)?;
         let token = TokenKey {
@@ -277,6 +279,7 @@ impl TokenKey {
             key,
             public,
             uri: uri.clone(),
+            _module: module,
         };
         token.check_pair()?;
         Ok(token)
@@ -334,7 +337,7 @@ impl Sign for TokenKey {
 /// id: sensitive and not extractable, so its private half never leaves the token. Refuses a
 /// label already used by a key on the token. Returns the URI naming it (label and id).
 pub fn create(uri: &TokenUri, label: &str) -> Result<TokenUri> {
-    let session = login(uri, true)?;
+    let (session, _module) = login(uri, true)?;
     let taken = session
         .find_objects(&[Attribute::Label(label.as_bytes().to_vec())])
         .map_err(|e| device(uri, "look for existing keys", &e))?;
@@ -380,14 +383,21 @@ pub fn create(uri: &TokenUri, label: &str) -> Result<TokenUri> {
     })
 }
 
-/// The process's one context per module, initialised once.
-fn module(uri: &TokenUri) -> Result<Pkcs11> {
-    static MODULES: OnceLock<Mutex<HashMap<PathBuf, Pkcs11>>> = OnceLock::new();
-    let path = uri.module()?;
-    let mut modules = MODULES
+/// The modules this process has loaded, each initialised once; a key holds its module's
+/// `Arc`, so that one no key uses can be opened afresh ([`rescan`]).
+static MODULES: OnceLock<Mutex<HashMap<PathBuf, Arc<Pkcs11>>>> = OnceLock::new();
+
+fn modules() -> std::sync::MutexGuard<'static, HashMap<PathBuf, Arc<Pkcs11>>> {
+    MODULES
         .get_or_init(Default::default)
         .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The process's one context per module, initialised once.
+fn module(uri: &TokenUri) -> Result<Arc<Pkcs11>> {
+    let path = uri.module()?;
+    let mut modules = modules();
     if let Some(module) = modules.get(&path) {
         return Ok(module.clone());
     }
@@ -402,8 +412,26 @@ fn module(uri: &TokenUri) -> Result<Pkcs11> {
         Ok(()) | Err(P11Error::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => {}
         Err(e) => return Err(device(uri, "initialise the module", &e)),
     }
+    let module = Arc::new(module);
     modules.insert(path, module.clone());
     Ok(module)
+}
+
+/// The module `uri` names finalised and initialised again, when no key of this process uses
+/// it: a module may list its tokens only as it is initialised (SoftHSM2 does), so a token
+/// plugged in since is then seen. `None` while a key still uses it.
+fn rescan(uri: &TokenUri) -> Result<Option<Arc<Pkcs11>>> {
+    let path = uri.module()?;
+    {
+        let mut modules = modules();
+        if modules.get(&path).is_none_or(|m| Arc::strong_count(m) > 1) {
+            return Ok(None);
+        }
+        if let Some(Ok(old)) = modules.remove(&path).map(Arc::try_unwrap) {
+            let _ = old.finalize();
+        }
+    }
+    module(uri).map(Some)
 }
 
 /// The slot holding the token `uri` names: exactly one must match.
@@ -460,9 +488,19 @@ fn slot(uri: &TokenUri, module: &Pkcs11) -> Result<Slot> {
 }
 
 /// A session on the token `uri` names, logged in as its user.
-fn login(uri: &TokenUri, read_write: bool) -> Result<Session> {
-    let module = module(uri)?;
-    let slot = slot(uri, &module)?;
+fn login(uri: &TokenUri, read_write: bool) -> Result<(Session, Arc<Pkcs11>)> {
+    let mut module = module(uri)?;
+    let slot = match slot(uri, &module) {
+        Err(Error::Signing(reason)) => {
+            drop(module);
+            let Some(fresh) = rescan(uri)? else {
+                return Err(Error::Signing(reason));
+            };
+            module = fresh;
+            slot(uri, &module)?
+        }
+        found => found?,
+    };
     let session = if read_write {
         module.open_rw_session(slot)
     } else {
@@ -470,7 +508,7 @@ fn login(uri: &TokenUri, read_write: bool) -> Result<Session> {
     }
     .map_err(|e| device(uri, "open a session", &e))?;
     match session.login(UserType::User, Some(&uri.pin()?)) {
-        Ok(()) | Err(P11Error::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => Ok(session),
+        Ok(()) | Err(P11Error::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => Ok((session, module)),
         Err(
             e @ P11Error::Pkcs11(
                 RvError::PinIncorrect
