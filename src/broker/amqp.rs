@@ -567,10 +567,17 @@ impl AmqpEndpoint {
     /// a failed look closes only that channel.
     pub async fn waiting(&self) -> Option<u32> {
         let queue = self.consumes?;
-        let channel = self.connection.create_channel().await.ok()?;
-        let found = passive_declare(&channel, &queue.name(&self.config.prefix)).await;
-        let _ = channel.close(200, "done".into()).await;
-        found.ok().map(|(messages, _)| messages)
+        let ask = async {
+            let channel = self.connection.create_channel().await.ok()?;
+            let found = passive_declare(&channel, &queue.name(&self.config.prefix)).await;
+            let _ = channel.close(200, "done".into()).await;
+            found.ok().map(|(messages, _)| messages)
+        };
+        // Never holds up the signer's loop: no answer in time is no figure.
+        tokio::time::timeout(Duration::from_secs(5), ask)
+            .await
+            .ok()
+            .flatten()
     }
 }
 
@@ -591,11 +598,37 @@ async fn passive_declare(channel: &Channel, name: &str) -> lapin::Result<(u32, u
 /// Messages waiting in and consumers attached to each queue, `None` for a queue that does
 /// not exist yet. Declares nothing (each look is passive, on its own channel, because the
 /// broker closes a channel that asks after a missing queue).
+///
+/// A look that gets no answer within [`LOOK_TIMEOUT`] (seen once: the client dropping its
+/// socket mid-look and the call left waiting) is made again on a new connection, once.
 pub async fn inspect_queues(
     config: &AmqpConfig,
     queues: &[Queue],
 ) -> Result<Vec<(Queue, Option<(u32, u32)>)>> {
-    let connection = super::Waiting::retry(config, || config.connect()).await?;
+    for _ in 0..2 {
+        let connection = super::Waiting::retry(config, || config.connect()).await?;
+        match tokio::time::timeout(LOOK_TIMEOUT, look(connection, config, queues)).await {
+            Ok(found) => return found,
+            Err(_) => {
+                tracing::warn!("the broker did not answer a look at its queues; asking again");
+            }
+        }
+    }
+    Err(Error::Broker {
+        context: "look at the queues".into(),
+        reason: format!("no answer in {} s, twice", LOOK_TIMEOUT.as_secs()),
+        unreachable: true,
+    })
+}
+
+/// How long a passive look at queues may take before it is given up.
+pub const LOOK_TIMEOUT: Duration = Duration::from_secs(15);
+
+async fn look(
+    connection: Connection,
+    config: &AmqpConfig,
+    queues: &[Queue],
+) -> Result<Vec<(Queue, Option<(u32, u32)>)>> {
     let mut out = Vec::with_capacity(queues.len());
     for &queue in queues {
         let channel = connection
